@@ -1,0 +1,213 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/config"
+	"github.com/drainctl/drainctl/pkg/forward"
+)
+
+var flagErr = regexp.MustCompile(`^flag provided but not defined|^flag needs an argument|^invalid value|^Required flag`)
+
+// defaultForward is the pattern of DESIGN.md: HAProxy checks 81, Apache
+// listens on 80.
+var defaultForward = forward.Forward{From: 81, To: 80}
+
+func forwardFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "backend", Value: forward.BackendAuto, EnvVars: []string{"DRAINCTL_BACKEND"},
+			Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy (auto follows the host's firewall)"},
+		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
+			Usage: "a forward `FROM:TO` (forward port : service port); repeat for several"},
+		&cli.IntFlag{Name: "from", Usage: "forward `PORT` (with --to; same as --forward FROM:TO)"},
+		&cli.IntFlag{Name: "to", Usage: "service `PORT` (with --from)"},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"},
+			Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
+	}
+}
+
+func forwardCommand() *cli.Command {
+	sub := func(name, usage, desc string, act func(*cli.Context, forward.Forwarder, []forward.Forward, bool) error) *cli.Command {
+		return &cli.Command{
+			Name: name, Usage: usage, Description: desc,
+			Flags: forwardFlags(),
+			Action: func(c *cli.Context) error {
+				fs, explicit, backend, err := forwardsFrom(c)
+				if err != nil {
+					return err
+				}
+				f, choice, err := forward.New(c.Context, backend, nil)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := act(c, f, fs, explicit); err != nil {
+					return fmt.Errorf("%s %s (backend %s): %w", name, fwList(fs), f.Backend(), err)
+				}
+				what := fwList(fs)
+				if name == "remove" && !explicit {
+					what = "all forwards"
+				}
+				if name != "status" {
+					fmt.Printf("%s %s: done (backend %s: %s)\n", name, what, f.Backend(), choice.Reason)
+				}
+				return nil
+			},
+		}
+	}
+	return &cli.Command{
+		Name:  "forward",
+		Usage: "manage the forward (81→80) directly, without the agent",
+		Description: "Low-level commands for operators and tests. They change netfilter at once;\n" +
+			"while an agent runs it owns the forwards and puts back what it expects.\n\n" +
+			"Forwards come from --forward/--from/--to, else the config file, else 81:80.\n" +
+			"Every command is idempotent: running it twice changes nothing more.",
+		Subcommands: []*cli.Command{
+			sub("apply", "install the REDIRECT (IPv4 and IPv6, from the network and from this host)",
+				"A withdrawn forward stays withdrawn; use restore to put it back in service.",
+				func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, _ bool) error {
+					return f.Apply(c.Context, fs...)
+				}),
+			sub("withdraw", "refuse NEW connections to the forward port; established ones keep working",
+				"HAProxy's check of the forward port then fails and the server goes DOWN for new\n"+
+					"users, while users with its cookie reach it through the backup entry. The\n"+
+					"REDIRECT stays, so live connections through it are not reset.",
+				func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, _ bool) error {
+					return f.Withdraw(c.Context, fs...)
+				}),
+			sub("restore", "accept new connections again (installs the forward if missing)", "",
+				func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, _ bool) error {
+					return f.Restore(c.Context, fs...)
+				}),
+			sub("remove", "delete drainctl's rules (all of them unless forwards are given)",
+				"Deletes drainctl's nftables table or iptables chains and jump rules, nothing\n"+
+					"else. Connections that came through the forward may be reset.",
+				func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, explicit bool) error {
+					if !explicit {
+						return f.Remove(c.Context)
+					}
+					return f.Remove(c.Context, fs...)
+				}),
+			statusCommand(sub),
+		},
+	}
+}
+
+func statusCommand(sub func(string, string, string, func(*cli.Context, forward.Forwarder, []forward.Forward, bool) error) *cli.Command) *cli.Command {
+	cmd := sub("status", "show drainctl's forwards: applied, withdrawn, packet counters", "",
+		func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, explicit bool) error {
+			st, err := f.Status(c.Context)
+			if err != nil {
+				return err
+			}
+			if explicit {
+				st = only(st, fs)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Backend  string           `json:"backend"`
+					Forwards []forward.Status `json:"forwards"`
+				}{f.Backend(), st})
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(w, "backend: %s\n", f.Backend())
+			fmt.Fprintln(w, "FORWARD\tSTATE\tREDIRECTED\tREFUSED\tRULES")
+			for _, s := range st {
+				fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\t%d/%d\n", s.Forward.From, s.Forward.To, s.State(), s.Redirected, s.Refused, s.Rules, s.Want)
+			}
+			if len(st) == 0 {
+				fmt.Fprintln(w, "(no forward installed)")
+			}
+			return w.Flush()
+		})
+	cmd.Flags = append(cmd.Flags, &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"})
+	return cmd
+}
+
+// only keeps the statuses of fs, reporting absent ones as such.
+func only(st []forward.Status, fs []forward.Forward) []forward.Status {
+	by := map[forward.Forward]forward.Status{}
+	for _, s := range st {
+		by[s.Forward] = s
+	}
+	out := make([]forward.Status, 0, len(fs))
+	for _, f := range fs {
+		s, ok := by[f]
+		if !ok {
+			s = forward.Status{Forward: f, Want: 2}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// forwardsFrom gathers the forwards and backend from flags, then the config
+// file, then defaults. explicit is false when the defaults were used.
+func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend string, err error) {
+	if c.NArg() > 0 {
+		return nil, false, "", usagef("unexpected argument %q (forwards are given with --forward FROM:TO)", c.Args().First())
+	}
+	for _, s := range c.StringSlice("forward") {
+		f, err := forward.Parse(s)
+		if err != nil {
+			return nil, false, "", usageError{err}
+		}
+		fs = append(fs, f)
+	}
+	if c.IsSet("from") || c.IsSet("to") {
+		if !c.IsSet("from") || !c.IsSet("to") {
+			return nil, false, "", usagef("--from and --to go together")
+		}
+		f, err := forward.FromPorts(fmt.Sprint(c.Int("from")), fmt.Sprint(c.Int("to")))
+		if err != nil {
+			return nil, false, "", usageError{err}
+		}
+		fs = append(fs, f)
+	}
+	var file *config.File
+	if p := c.String("config"); p != "" {
+		file, err = config.Load(p)
+	} else {
+		file, err = config.LoadDefault()
+	}
+	if err != nil {
+		return nil, false, "", usageError{err}
+	}
+	backend = c.String("backend")
+	if !c.IsSet("backend") && file.Backend != "" {
+		backend = file.Backend
+	}
+	if _, err := forward.Choose(backend, forward.HostRules{}); err != nil {
+		return nil, false, "", usageError{err}
+	}
+	explicit = len(fs) > 0
+	if !explicit && len(file.Forwards) > 0 {
+		fs, explicit = file.Forwards, true
+	}
+	if !explicit {
+		fs = []forward.Forward{defaultForward}
+	}
+	if err := forward.CheckSet(fs); err != nil {
+		return nil, false, "", usageError{err}
+	}
+	return fs, explicit, backend, nil
+}
+
+func fwList(fs []forward.Forward) string {
+	s := ""
+	for i, f := range fs {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%d→%d", f.From, f.To)
+	}
+	return s
+}

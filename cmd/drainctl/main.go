@@ -1,0 +1,85 @@
+// Command drainctl takes an app server out of an HAProxy pool, restarts its
+// web server, and puts it back, without failing a request or losing a
+// sticky session. See README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, documented in README.md. Scripts branch on them.
+const (
+	exitOK    = 0
+	exitError = 1 // the operation failed (netfilter, permissions, ...)
+	exitUsage = 2 // bad flags, bad config: nothing was changed
+)
+
+// usageError marks errors in what the user asked for, as opposed to
+// failures while doing it.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	app := newApp()
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCLIUsage(err) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// isCLIUsage recognises urfave/cli's own flag errors, which are plain
+// errors: an unknown flag or a missing value.
+func isCLIUsage(err error) bool {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return false
+	}
+	return flagErr.MatchString(err.Error())
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "drainctl",
+		Usage: "take an app server out of an HAProxy pool and back, without losing a request",
+		Description: "drainctl owns a NAT forward (81→80 by default) that HAProxy health-checks.\n" +
+			"Withdrawing it takes the server out for new users while users with a\n" +
+			"persistence cookie still reach it through HAProxy's backup entry.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}},
+		},
+		Before: func(c *cli.Context) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+			return nil
+		},
+		Commands:        []*cli.Command{forwardCommand()},
+		HideHelpCommand: true,
+		// Errors are printed once, by run.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+	}
+}

@@ -1,0 +1,172 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/google/nftables"
+)
+
+// Backend names accepted by New (and --backend).
+const (
+	BackendAuto           = "auto"
+	BackendNftables       = "nftables"
+	BackendIptables       = "iptables" // the host's iptables command, nft or legacy
+	BackendIptablesNft    = "iptables-nft"
+	BackendIptablesLegacy = "iptables-legacy"
+)
+
+// Backends lists the accepted backend names, for help and errors.
+var Backends = []string{BackendAuto, BackendNftables, BackendIptables, BackendIptablesNft, BackendIptablesLegacy}
+
+// HostRules is what a host already has, as counted by Probe. The choice of
+// backend follows it.
+type HostRules struct {
+	IptablesCmd bool // an iptables command is installed
+	Legacy      int  // rules in iptables-legacy tables (IPv4 + IPv6)
+	IptablesNft int  // rules in nftables tables made by iptables-nft
+	Native      int  // rules in other nftables tables (nft, firewalld)
+}
+
+// Choice is the backend to use and why, for logs and `forward status`.
+type Choice struct {
+	Backend string `json:"backend"`
+	Reason  string `json:"reason"`
+}
+
+// Choose picks a backend. An explicit name wins; with "auto", drainctl
+// follows the side of netfilter the host already uses, so an operator who
+// lists the firewall with their usual tool sees drainctl's rules there too:
+//   - no iptables command: nftables (nothing else can work);
+//   - the most rules are iptables-legacy's: iptables-legacy;
+//   - the most are iptables-nft's: iptables-nft;
+//   - otherwise (native nftables, or no rules at all): nftables, which
+//     changes rules atomically over one netlink socket.
+func Choose(name string, h HostRules) (Choice, error) {
+	switch name {
+	case BackendNftables, BackendIptablesNft, BackendIptablesLegacy:
+		return Choice{name, "chosen with --backend"}, nil
+	case BackendIptables:
+		return Choice{name, "chosen with --backend; the host's iptables command decides nft or legacy"}, nil
+	case BackendAuto, "":
+	default:
+		return Choice{}, fmt.Errorf("backend %q: want one of %s", name, strings.Join(Backends, ", "))
+	}
+	counts := fmt.Sprintf("(rules on this host: iptables-legacy %d, iptables-nft %d, native nftables %d)", h.Legacy, h.IptablesNft, h.Native)
+	switch {
+	case !h.IptablesCmd:
+		return Choice{BackendNftables, "no iptables command installed " + counts}, nil
+	case h.Legacy > 0 && h.Legacy >= h.IptablesNft && h.Legacy >= h.Native:
+		return Choice{BackendIptablesLegacy, "the host's firewall uses iptables-legacy " + counts}, nil
+	case h.IptablesNft > 0 && h.IptablesNft >= h.Native:
+		return Choice{BackendIptablesNft, "the host's firewall uses iptables-nft " + counts}, nil
+	case h.Native > 0:
+		return Choice{BackendNftables, "the host's firewall uses nftables " + counts}, nil
+	}
+	return Choice{BackendNftables, "no firewall rules yet; nftables is the default " + counts}, nil
+}
+
+// iptablesNftTables are the names iptables-nft gives its tables.
+var iptablesNftTables = map[string]bool{"filter": true, "nat": true, "mangle": true, "raw": true, "security": true}
+
+// Probe counts the rules the host already has on each side. conn reads
+// nftables; drainctl's own table and chains are not counted.
+func Probe(conn *nftables.Conn) (HostRules, error) {
+	var h HostRules
+	_, err := exec.LookPath("iptables")
+	h.IptablesCmd = err == nil
+	h.Legacy = countLegacy()
+	tables, err := conn.ListTables()
+	if err != nil {
+		return h, fmt.Errorf("probe nftables: %w", err)
+	}
+	chains, err := conn.ListChains()
+	if err != nil {
+		return h, fmt.Errorf("probe nftables chains: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == NftTable && t.Family == nftables.TableFamilyINet {
+			continue
+		}
+		iptNft := (t.Family == nftables.TableFamilyIPv4 || t.Family == nftables.TableFamilyIPv6) && iptablesNftTables[t.Name]
+		for _, c := range chains {
+			if c.Table.Name != t.Name || c.Table.Family != t.Family || strings.HasPrefix(c.Name, "DRAINCTL-") {
+				continue
+			}
+			n := 1 // a rule google/nftables cannot decode still counts
+			if rs, err := conn.GetRules(t, c); err == nil {
+				n = len(rs)
+			}
+			if iptNft {
+				h.IptablesNft += n
+			} else {
+				h.Native += n
+			}
+		}
+	}
+	return h, nil
+}
+
+// countLegacy counts iptables-legacy rules. The kernel lists the legacy
+// tables in use in /proc/net/ip{,6}_tables_names; only when there are any
+// is iptables-legacy-save run (running it otherwise would load modules).
+func countLegacy() int {
+	n := 0
+	for _, v := range []struct{ proc, cmd string }{
+		{"/proc/net/ip_tables_names", "iptables-legacy-save"},
+		{"/proc/net/ip6_tables_names", "ip6tables-legacy-save"},
+	} {
+		names, err := os.ReadFile(v.proc)
+		if err != nil || len(strings.TrimSpace(string(names))) == 0 {
+			continue
+		}
+		out, err := exec.Command(v.cmd).Output()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "-A ") && !strings.Contains(l, commentPrefix) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// New opens the backend called name ("auto" to detect) and says which it
+// chose and why. It never returns a nil Forwarder without an error.
+func New(ctx context.Context, name string, log *slog.Logger) (Forwarder, Choice, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if _, err := Choose(name, HostRules{}); err != nil {
+		return nil, Choice{}, err
+	}
+	conn, err := nftables.New(nftables.AsLasting())
+	if err != nil {
+		return nil, Choice{}, fmt.Errorf("open netlink for nftables: %w", err)
+	}
+	var host HostRules
+	if name == BackendAuto || name == "" {
+		if host, err = Probe(conn); err != nil {
+			conn.CloseLasting()
+			return nil, Choice{}, err
+		}
+	}
+	choice, _ := Choose(name, host)
+	log.Debug("forward backend chosen", "backend", choice.Backend, "reason", choice.Reason)
+	if choice.Backend == BackendNftables {
+		return NewNftables(conn, log), choice, nil
+	}
+	conn.CloseLasting()
+	variant := strings.TrimPrefix(strings.TrimPrefix(choice.Backend, BackendIptables), "-")
+	f, err := NewIptables(variant, log)
+	if err != nil {
+		return nil, choice, err
+	}
+	return f, choice, nil
+}

@@ -1,0 +1,175 @@
+// Package forward owns the host side of drainctl's pattern: a NAT REDIRECT
+// from a forward port (81, health-checked by HAProxy) to the service port
+// (80), and the switch that takes the server out of rotation for new users.
+//
+// Two backends implement [Forwarder]: nftables over netlink
+// (github.com/google/nftables) and iptables through the iptables binaries
+// (github.com/coreos/go-iptables; iptables-nft and iptables-legacy).
+//
+// Withdrawing never deletes the REDIRECT. Deleting it resets every
+// keep-alive connection that came through it when it is the last NAT rule in
+// the namespace (see DESIGN.md); instead a filter rule rejects only NEW
+// connections whose conntrack original destination port is the forward port,
+// so established connections keep their NAT mapping and keep working.
+package forward
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Forward is one forward-port → service-port redirect, e.g. 81→80.
+type Forward struct {
+	// From is the port the load balancer health-checks (and, in some
+	// HAProxy setups, sends traffic to). Nothing listens on it.
+	From uint16 `json:"from"`
+	// To is the port the real service listens on.
+	To uint16 `json:"to"`
+}
+
+// String renders the forward as FROM:TO, the form Parse accepts.
+func (f Forward) String() string { return fmt.Sprintf("%d:%d", f.From, f.To) }
+
+// Validate reports whether the forward can be installed.
+func (f Forward) Validate() error {
+	if f.From == 0 || f.To == 0 {
+		return fmt.Errorf("forward %s: ports must be between 1 and 65535", f)
+	}
+	if f.From == f.To {
+		return fmt.Errorf("forward %s: forward port and service port must differ", f)
+	}
+	return nil
+}
+
+// Parse reads a forward written as FROM:TO (e.g. "81:80").
+func Parse(s string) (Forward, error) {
+	from, to, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return Forward{}, fmt.Errorf("forward %q: want FROM:TO, e.g. 81:80", s)
+	}
+	f, err := FromPorts(from, to)
+	if err != nil {
+		return Forward{}, fmt.Errorf("forward %q: %w", s, err)
+	}
+	return f, nil
+}
+
+// FromPorts builds and validates a forward from two port strings.
+func FromPorts(from, to string) (Forward, error) {
+	fp, err := parsePort("forward port", from)
+	if err != nil {
+		return Forward{}, err
+	}
+	tp, err := parsePort("service port", to)
+	if err != nil {
+		return Forward{}, err
+	}
+	f := Forward{From: fp, To: tp}
+	return f, f.Validate()
+}
+
+func parsePort(what, s string) (uint16, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%s %q: must be a number between 1 and 65535", what, s)
+	}
+	return uint16(n), nil
+}
+
+// CheckSet validates a set of forwards that will be installed together: each
+// must be valid, and no port may be used as a forward port twice or as both a
+// forward port and a service port (that would chain redirects).
+func CheckSet(fs []Forward) error {
+	if len(fs) == 0 {
+		return fmt.Errorf("no forward given: use --forward FROM:TO (e.g. 81:80) or a config file")
+	}
+	from := map[uint16]Forward{}
+	to := map[uint16]bool{}
+	for _, f := range fs {
+		if err := f.Validate(); err != nil {
+			return err
+		}
+		if g, dup := from[f.From]; dup {
+			if g == f {
+				return fmt.Errorf("forward %s: given twice", f)
+			}
+			return fmt.Errorf("forward %s: port %d is already forwarded by %s", f, f.From, g)
+		}
+		from[f.From] = f
+		to[f.To] = true
+	}
+	for _, f := range fs {
+		if to[f.From] {
+			return fmt.Errorf("forward %s: port %d is also a service port of another forward", f, f.From)
+		}
+	}
+	return nil
+}
+
+// Status is what the kernel says about one forward drainctl owns.
+type Status struct {
+	Forward Forward `json:"forward"`
+	// Applied is true when every REDIRECT rule of the forward is installed
+	// (IPv4 and IPv6; traffic from the network and from the host itself).
+	Applied bool `json:"applied"`
+	// Withdrawn is true when new connections to the forward port are
+	// refused (for every address family).
+	Withdrawn bool `json:"withdrawn"`
+	// Redirected counts packets that matched a REDIRECT rule: the first
+	// packet of each connection that went through the forward.
+	Redirected uint64 `json:"redirected_packets"`
+	// Refused counts new connections refused while withdrawn.
+	Refused uint64 `json:"refused_packets"`
+	// Rules is how many rules drainctl has installed for this forward, and
+	// Want how many a complete applied (and, if withdrawn, withdrawn) forward
+	// has; they differ when something removed part of it.
+	Rules int `json:"rules"`
+	Want  int `json:"want_rules"`
+}
+
+// State names the forward's condition in one word for people.
+func (s Status) State() string {
+	switch {
+	case s.Rules == 0:
+		return "absent"
+	case s.Rules < s.Want:
+		return "partial"
+	case s.Withdrawn:
+		return "withdrawn"
+	case s.Applied:
+		return "in-service"
+	}
+	return "partial"
+}
+
+// Forwarder installs and switches forwards. Implementations are safe for use
+// by one goroutine at a time; callers serialise (the agent owns one).
+//
+// Every method is idempotent: calling it twice leaves the same rules as
+// calling it once. Each call changes the rules of the forwards it is given
+// only, in one step where the backend allows (nftables: one atomic batch).
+type Forwarder interface {
+	// Apply installs the REDIRECT of each forward. It does not undo a
+	// withdraw: a withdrawn forward stays withdrawn.
+	Apply(ctx context.Context, fs ...Forward) error
+	// Withdraw makes sure each forward is installed and that new
+	// connections to its forward port are refused with a TCP reset, while
+	// established connections keep working.
+	Withdraw(ctx context.Context, fs ...Forward) error
+	// Restore makes sure each forward is installed and accepts new
+	// connections again.
+	Restore(ctx context.Context, fs ...Forward) error
+	// Remove deletes the rules of the given forwards, or of every forward
+	// drainctl owns when none is given. Once no forward is left it deletes
+	// drainctl's table or chains too. Rules of other software are untouched.
+	Remove(ctx context.Context, fs ...Forward) error
+	// Status lists every forward drainctl has rules for, sorted by port.
+	Status(ctx context.Context) ([]Status, error)
+	// Backend names the implementation: "nftables", "iptables-nft" or
+	// "iptables-legacy".
+	Backend() string
+	// Close releases the backend's resources (netlink sockets).
+	Close() error
+}

@@ -1,0 +1,148 @@
+package forward
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ruleKind names the job of one rule drainctl installs for a forward.
+type ruleKind string
+
+const (
+	// kindPre redirects traffic arriving from the network (PREROUTING).
+	kindPre ruleKind = "redirect-in"
+	// kindOut redirects connections made on the host itself (OUTPUT), so
+	// a local check of :81 behaves like the load balancer's.
+	kindOut ruleKind = "redirect-local"
+	// kindWithdraw refuses new connections to the forward port (iptables:
+	// all of them; nftables: those from the network).
+	kindWithdraw ruleKind = "withdraw"
+	// kindWithdrawOut refuses new connections to the forward port made on
+	// the host itself (nftables only, see nftables.go).
+	kindWithdrawOut ruleKind = "withdraw-local"
+)
+
+// commentPrefix starts the comment of every rule drainctl owns; deletion
+// and status find rules by it, never by position.
+const commentPrefix = "drainctl:"
+
+// ruleComment is the comment stored with a rule, e.g.
+// "drainctl:81:80:redirect-in".
+func ruleComment(f Forward, k ruleKind) string {
+	return fmt.Sprintf("%s%d:%d:%s", commentPrefix, f.From, f.To, k)
+}
+
+// parseComment reads a comment written by ruleComment.
+func parseComment(c string) (Forward, ruleKind, bool) {
+	rest, ok := strings.CutPrefix(c, commentPrefix)
+	if !ok {
+		return Forward{}, "", false
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 3 {
+		return Forward{}, "", false
+	}
+	from, err1 := strconv.ParseUint(parts[0], 10, 16)
+	to, err2 := strconv.ParseUint(parts[1], 10, 16)
+	if err1 != nil || err2 != nil {
+		return Forward{}, "", false
+	}
+	switch k := ruleKind(parts[2]); k {
+	case kindPre, kindOut, kindWithdraw, kindWithdrawOut:
+		return Forward{From: uint16(from), To: uint16(to)}, k, true
+	}
+	return Forward{}, "", false
+}
+
+// mode says what a sync does to the withdraw rule of each forward.
+type mode int
+
+const (
+	modeKeep     mode = iota // Apply: leave the withdraw state as it is
+	modeWithdraw             // Withdraw: make sure new connections are refused
+	modeRestore              // Restore: make sure they are accepted
+)
+
+// found is one installed rule, as a backend read it back.
+type found struct {
+	fwd     Forward
+	kind    ruleKind
+	family  string // "", "ipv4" or "ipv6"; nftables' inet rules have none
+	packets uint64
+}
+
+// layout says which rules make a forward complete on one backend.
+type layout struct {
+	apply    []ruleKind // rules of an applied forward
+	withdraw []ruleKind // rules added when it is withdrawn
+	families int        // copies of each rule (iptables: one per IP family)
+}
+
+// summarize folds installed rules into per-forward statuses. plumbingOK
+// reports whether shared plumbing (iptables' jump rules) is in place,
+// without which nothing is applied.
+func summarize(rules []found, l layout, plumbingOK bool) []Status {
+	type key struct {
+		f Forward
+		k ruleKind
+	}
+	have := map[key]int{}
+	byFwd := map[Forward]*Status{}
+	for _, r := range rules {
+		s := byFwd[r.fwd]
+		if s == nil {
+			s = &Status{Forward: r.fwd}
+			byFwd[r.fwd] = s
+		}
+		s.Rules++
+		have[key{r.fwd, r.kind}]++
+		switch r.kind {
+		case kindPre, kindOut:
+			s.Redirected += r.packets
+		default:
+			s.Refused += r.packets
+		}
+	}
+	all := func(f Forward, ks []ruleKind) (every, any bool) {
+		every = true
+		for _, k := range ks {
+			n := have[key{f, k}]
+			every = every && n >= l.families
+			any = any || n > 0
+		}
+		return every, any
+	}
+	out := make([]Status, 0, len(byFwd))
+	for f, s := range byFwd {
+		applied, _ := all(f, l.apply)
+		withdrawn, someWithdraw := all(f, l.withdraw)
+		s.Applied = plumbingOK && applied
+		s.Withdrawn = withdrawn
+		s.Want = len(l.apply) * l.families
+		if someWithdraw {
+			s.Want += len(l.withdraw) * l.families
+		}
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Forward.From != out[j].Forward.From {
+			return out[i].Forward.From < out[j].Forward.From
+		}
+		return out[i].Forward.To < out[j].Forward.To
+	})
+	return out
+}
+
+// wantWithdraw decides whether a forward should carry the withdraw rule
+// after a sync in mode m, given whether it has one now.
+func wantWithdraw(m mode, has bool) bool {
+	switch m {
+	case modeWithdraw:
+		return true
+	case modeRestore:
+		return false
+	}
+	return has
+}

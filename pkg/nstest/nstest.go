@@ -1,0 +1,147 @@
+// Package nstest gives tests their own network namespaces: hosts joined by
+// veth links, with no route out. Each namespace has a unique name so tests
+// can run in parallel and a crashed run cannot break the next one; each is
+// deleted when its test ends.
+//
+// Kernel tests need root. They skip without it, unless RequireEnv is set
+// (CI sets it): then a skip would hide a suite that did not run, so they
+// fail instead.
+package nstest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// RequireEnv, when "1", turns every would-be skip of a kernel test into a
+// failure.
+const RequireEnv = "DRAINCTL_REQUIRE_KERNEL_TESTS"
+
+// Skip skips the test with reason, or fails it when RequireEnv is set.
+func Skip(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s, and %s=1 forbids skipping", reason, RequireEnv)
+	}
+	t.Skip(reason)
+}
+
+// RequireRoot skips (or fails, see RequireEnv) unless running as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "kernel test needs root (network namespaces, netfilter)")
+	}
+}
+
+// RequireCmd skips (or fails) unless every command is installed.
+func RequireCmd(t testing.TB, cmds ...string) {
+	t.Helper()
+	for _, c := range cmds {
+		if _, err := exec.LookPath(c); err != nil {
+			Skip(t, fmt.Sprintf("command %s not installed", c))
+		}
+	}
+}
+
+// NS is one network namespace made for a test.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+}
+
+// New makes a namespace named "dct-PREFIX-RANDOM" with loopback up, and
+// deletes it when the test ends.
+func New(t testing.TB, prefix string) *NS {
+	t.Helper()
+	RequireRoot(t)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("dct-%s-%s", prefix, hex.EncodeToString(b[:]))
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		_ = exec.Command("ip", "netns", "del", name).Run()
+		t.Fatalf("open namespace %s: %v", name, err)
+	}
+	ns := &NS{Name: name, handle: h}
+	t.Cleanup(func() {
+		h.Close()
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ns.MustExec(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// FD is the namespace's file descriptor (for nftables.WithNetNSFd).
+func (n *NS) FD() int { return int(n.handle) }
+
+// Do runs f on an OS thread switched into the namespace. Sockets f opens
+// belong to the namespace for good and can be used from any goroutine
+// afterwards; processes f starts run in it. The thread is never handed back
+// to the Go scheduler: the goroutine exits locked, so the runtime destroys
+// the thread instead of reusing it in the wrong namespace.
+func (n *NS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(n.handle); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", n.Name, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// Exec runs a command in the namespace and returns its combined output.
+func (n *NS) Exec(args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w: %s", n.Name, strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// MustExec is Exec that fails the test on error.
+func (n *NS) MustExec(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := n.Exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Link joins a and b with a veth pair and gives each end an IPv4 and an
+// IPv6 address (CIDR notation). IPv6 addresses skip duplicate address
+// detection so they work at once.
+func Link(t testing.TB, a, b *NS, a4, a6, b4, b6 string) {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", a.Name, "link", "add", "veth0", "type", "veth",
+		"peer", "name", "veth0", "netns", b.Name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("veth %s<->%s: %v: %s", a.Name, b.Name, err, out)
+	}
+	for _, side := range []struct {
+		ns     *NS
+		v4, v6 string
+	}{{a, a4, a6}, {b, b4, b6}} {
+		side.ns.MustExec(t, "ip", "addr", "add", side.v4, "dev", "veth0")
+		side.ns.MustExec(t, "ip", "-6", "addr", "add", side.v6, "dev", "veth0", "nodad")
+		side.ns.MustExec(t, "ip", "link", "set", "veth0", "up")
+	}
+}
