@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -173,13 +172,13 @@ var (
 // Chains are looked up by listing the table first: iptables-nft 1.8.9
 // answers "-S CHAIN" for a missing chain with "incompatible", the same
 // words it uses for a chain it cannot parse, so the error cannot tell.
-func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, err error) {
+func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, exists map[string]bool, err error) {
 	plumbing = true
-	exists := map[string]bool{}
+	exists = map[string]bool{}
 	for _, table := range []string{"nat", "filter"} {
 		chains, err := fam.ipt.ListChains(table)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: list chains of %s: %w", fam.name, table, err)
+			return nil, false, nil, fmt.Errorf("%s: list chains of %s: %w", fam.name, table, err)
 		}
 		for _, c := range chains {
 			exists[table+"/"+c] = true
@@ -192,7 +191,7 @@ func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, err 
 		}
 		lines, err := fam.ipt.ListWithCounters(h.table, h.chain)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: list %s %s: %w", fam.name, h.table, h.chain, err)
+			return nil, false, nil, fmt.Errorf("%s: list %s %s: %w", fam.name, h.table, h.chain, err)
 		}
 		pos := 0
 		for _, l := range lines {
@@ -217,26 +216,22 @@ func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, err 
 		}
 		ok, err := fam.ipt.Exists(h.table, h.builtin, jumpSpec(h.chain)...)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: check jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
+			return nil, false, nil, fmt.Errorf("%s: check jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
 		}
 		plumbing = plumbing && ok
 	}
-	return rules, plumbing, nil
-}
-
-// isNotExist reports an iptables error for a chain that does not exist.
-func isNotExist(err error) bool {
-	var e *iptables.Error
-	return errors.As(err, &e) && e.IsNotExist()
+	return rules, plumbing, exists, nil
 }
 
 // ensurePlumbing creates drainctl's chains and their jump rules where they
 // are missing. Jumps go first in the built-in chain (position 1) so that an
 // earlier ACCEPT or DNAT of other software cannot bypass them.
-func (b *iptForwarder) ensurePlumbing(fam iptFamily) error {
+func (b *iptForwarder) ensurePlumbing(fam iptFamily, exists map[string]bool) error {
 	for _, h := range iptHooks {
-		if err := fam.ipt.NewChain(h.table, h.chain); err != nil && !isChainExists(err) {
-			return fmt.Errorf("%s: create chain %s %s: %w", fam.name, h.table, h.chain, err)
+		if !exists[h.table+"/"+h.chain] {
+			if err := fam.ipt.NewChain(h.table, h.chain); err != nil {
+				return fmt.Errorf("%s: create chain %s %s: %w", fam.name, h.table, h.chain, err)
+			}
 		}
 		ok, err := fam.ipt.Exists(h.table, h.builtin, jumpSpec(h.chain)...)
 		if err != nil {
@@ -249,12 +244,6 @@ func (b *iptForwarder) ensurePlumbing(fam iptFamily) error {
 		}
 	}
 	return nil
-}
-
-// isChainExists reports iptables' "Chain already exists" (exit status 1).
-func isChainExists(err error) bool {
-	var e *iptables.Error
-	return errors.As(err, &e) && e.ExitStatus() == 1 && strings.Contains(e.Error(), "already exists")
 }
 
 func (b *iptForwarder) Apply(ctx context.Context, fs ...Forward) error {
@@ -281,12 +270,12 @@ func (b *iptForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rules, plumbing, err := b.list(fam)
+		rules, plumbing, exists, err := b.list(fam)
 		if err != nil {
 			return err
 		}
 		if !plumbing {
-			if err := b.ensurePlumbing(fam); err != nil {
+			if err := b.ensurePlumbing(fam, exists); err != nil {
 				return err
 			}
 		}
@@ -350,7 +339,7 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rules, _, err := b.list(fam)
+		rules, _, _, err := b.list(fam)
 		if err != nil {
 			return err
 		}
@@ -369,7 +358,7 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 		// Nothing of ours is left in this family: unhook and delete the
 		// chains (with any rule someone added to them by hand).
 		for _, h := range iptHooks {
-			if err := fam.ipt.DeleteIfExists(h.table, h.builtin, jumpSpec(h.chain)...); err != nil && !isNotExist(err) {
+			if err := fam.ipt.DeleteIfExists(h.table, h.builtin, jumpSpec(h.chain)...); err != nil {
 				return fmt.Errorf("%s: delete jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
 			}
 			if err := fam.ipt.ClearAndDeleteChain(h.table, h.chain); err != nil {
@@ -387,7 +376,7 @@ func (b *iptForwarder) Status(ctx context.Context) ([]Status, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rules, plumbing, err := b.list(fam)
+		rules, plumbing, _, err := b.list(fam)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/drainctl/drainctl/pkg/forward"
+)
+
+func TestLoadGood(t *testing.T) {
+	f, err := Load(filepath.Join("..", "..", "testdata", "config", "good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []forward.Forward{{From: 81, To: 80}, {From: 444, To: 443}}
+	if f.Backend != "auto" || len(f.Forwards) != 2 || f.Forwards[0] != want[0] || f.Forwards[1] != want[1] {
+		t.Fatalf("got %+v", f)
+	}
+}
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct {
+		doc, want string
+	}{
+		{"backend: auto\nforward:\n  - 81:80\n", "line 2: field forward not found"},
+		{"backend: pf\n", "line 1: backend \"pf\""},
+		{"forwards:\n  - 81:80\n  - 81\n", "line 3: forward \"81\": want FROM:TO"},
+		{"forwards:\n  - 81:80\n  - 0:80\n", "line 3: forward \"0:80\""},
+		{"forwards:\n  - {from: 81}\n", "line 2: forwards: each entry is FROM:TO"},
+		{"forwards:\n  - 81:80\n  - 81:8080\n", "already forwarded"},
+		{"backend: [\n", "line 1"},
+	} {
+		_, err := Parse([]byte(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) error = %v, want it to contain %q", tc.doc, err, tc.want)
+		}
+	}
+}
+
+func TestEmptyAndMissing(t *testing.T) {
+	if f, err := Parse(nil); err != nil || len(f.Forwards) != 0 {
+		t.Errorf("empty document: %+v, %v", f, err)
+	}
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file error = %v", err)
+	}
+}

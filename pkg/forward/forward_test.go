@@ -1,0 +1,277 @@
+package forward
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Forward
+		wantErr string
+	}{
+		{in: "81:80", want: Forward{81, 80}},
+		{in: " 444 : 443 ", want: Forward{444, 443}},
+		{in: "81", wantErr: "want FROM:TO"},
+		{in: "0:80", wantErr: "between 1 and 65535"},
+		{in: "81:70000", wantErr: "between 1 and 65535"},
+		{in: "http:80", wantErr: `forward port "http"`},
+		{in: "81:-1", wantErr: `service port "-1"`},
+		{in: "80:80", wantErr: "must differ"},
+	} {
+		got, err := Parse(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Parse(%q) error = %v, want it to contain %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Parse(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestCheckSet(t *testing.T) {
+	for _, tc := range []struct {
+		fs      []Forward
+		wantErr string
+	}{
+		{fs: []Forward{{81, 80}, {444, 443}}},
+		{fs: nil, wantErr: "no forward given"},
+		{fs: []Forward{{81, 80}, {81, 80}}, wantErr: "given twice"},
+		{fs: []Forward{{81, 80}, {81, 8080}}, wantErr: "already forwarded by 81:80"},
+		{fs: []Forward{{81, 80}, {80, 8080}}, wantErr: "also a service port"},
+		{fs: []Forward{{81, 0}}, wantErr: "between 1 and 65535"},
+	} {
+		err := CheckSet(tc.fs)
+		if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("CheckSet(%v) = %v, want error containing %q", tc.fs, err, tc.wantErr)
+		}
+	}
+}
+
+func TestCommentRoundTrip(t *testing.T) {
+	for _, k := range []ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut} {
+		f := Forward{65535, 1}
+		gf, gk, ok := parseComment(ruleComment(f, k))
+		if !ok || gf != f || gk != k {
+			t.Errorf("round trip of %v %s = %v %s %v", f, k, gf, gk, ok)
+		}
+	}
+	for _, c := range []string{"", "drainctl:jump", "drainctl:81:80:bogus", "other:81:80:withdraw", "drainctl:x:80:withdraw"} {
+		if _, _, ok := parseComment(c); ok {
+			t.Errorf("parseComment(%q) accepted a comment drainctl does not write", c)
+		}
+	}
+}
+
+func TestChoose(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		host HostRules
+		want string
+	}{
+		{"nftables", HostRules{IptablesCmd: true, Legacy: 9}, BackendNftables},
+		{"iptables-legacy", HostRules{}, BackendIptablesLegacy},
+		{"", HostRules{}, BackendNftables},
+		{"auto", HostRules{IptablesCmd: false, Legacy: 5}, BackendNftables},
+		{"auto", HostRules{IptablesCmd: true}, BackendNftables},
+		{"auto", HostRules{IptablesCmd: true, Legacy: 5, IptablesNft: 2}, BackendIptablesLegacy},
+		{"auto", HostRules{IptablesCmd: true, Legacy: 1, IptablesNft: 7}, BackendIptablesNft},
+		{"auto", HostRules{IptablesCmd: true, IptablesNft: 3, Native: 2}, BackendIptablesNft},
+		{"auto", HostRules{IptablesCmd: true, IptablesNft: 3, Native: 40}, BackendNftables},
+	} {
+		c, err := Choose(tc.name, tc.host)
+		if err != nil || c.Backend != tc.want || c.Reason == "" {
+			t.Errorf("Choose(%q, %+v) = %+v, %v; want %s with a reason", tc.name, tc.host, c, err, tc.want)
+		}
+	}
+	if _, err := Choose("ipfw", HostRules{}); err == nil || !strings.Contains(err.Error(), "want one of auto, nftables") {
+		t.Errorf("Choose(ipfw) error = %v, want the list of backends", err)
+	}
+}
+
+// seeded returns a fake with rules of other software in the chains
+// drainctl hooks into.
+func seeded() *fakeIPT {
+	f := newFakeIPT()
+	_ = f.Append("nat", "PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "8081")
+	_ = f.Append("filter", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	return f
+}
+
+func fakeBackend(fams ...*fakeIPT) *iptForwarder {
+	var fs []iptFamily
+	for i, f := range fams {
+		fs = append(fs, iptFamily{name: []string{"ipv4", "ipv6"}[i], ipt: f})
+	}
+	return newIptables("iptables-fake", fs, nil)
+}
+
+func TestIptablesFakeGolden(t *testing.T) {
+	v4, v6 := seeded(), seeded()
+	b := fakeBackend(v4, v6)
+	ctx := context.Background()
+	if err := b.Withdraw(ctx, Forward{81, 80}, Forward{444, 443}); err != nil {
+		t.Fatal(err)
+	}
+	if v4.dump() != v6.dump() {
+		t.Errorf("IPv4 and IPv6 rules differ:\n%s\n%s", v4.dump(), v6.dump())
+	}
+	golden(t, "iptables-fake.golden", v4.dump())
+	// Jumps run before other software's rules, so an ACCEPT cannot bypass.
+	for _, c := range []string{"nat/PREROUTING", "nat/OUTPUT", "filter/INPUT"} {
+		if first := v4.chains[c][0]; !strings.Contains(first, "drainctl:jump") {
+			t.Errorf("%s starts with %q, want drainctl's jump", c, first)
+		}
+	}
+}
+
+func TestIptablesFakeIdempotentAndRemove(t *testing.T) {
+	v4 := seeded()
+	before := v4.dump()
+	b := fakeBackend(v4)
+	ctx := context.Background()
+	fs := []Forward{{81, 80}, {444, 443}}
+	for _, op := range []func(context.Context, ...Forward) error{b.Apply, b.Withdraw, b.Apply, b.Restore} {
+		if err := op(ctx, fs...); err != nil {
+			t.Fatal(err)
+		}
+		once := v4.dump()
+		if err := op(ctx, fs...); err != nil {
+			t.Fatal(err)
+		}
+		if twice := v4.dump(); twice != once {
+			t.Fatalf("operation twice changed rules:\n%s\n---\n%s", once, twice)
+		}
+	}
+	if err := b.Remove(ctx, fs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.Status(ctx); len(st) != 1 || st[0].Forward != fs[0] || st[0].State() != "in-service" {
+		t.Fatalf("status after removing one forward = %+v", st)
+	}
+	if err := b.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after := v4.dump(); after != before {
+		t.Fatalf("remove left the host changed:\n--- before\n%s--- after\n%s", before, after)
+	}
+}
+
+func TestIptablesFakeStatusAndRepair(t *testing.T) {
+	v4, v6 := newFakeIPT(), newFakeIPT()
+	b := fakeBackend(v4, v6)
+	ctx := context.Background()
+	f := Forward{81, 80}
+	if err := b.Withdraw(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Status(ctx)
+	if err != nil || len(st) != 1 {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	s := st[0]
+	// Rules per family: redirect-in (pos 1), redirect-local (pos 1),
+	// withdraw (pos 1): the fake counts 1 packet each.
+	if !s.Applied || !s.Withdrawn || s.Rules != 6 || s.Want != 6 || s.Redirected != 4 || s.Refused != 2 {
+		t.Fatalf("status = %+v, want applied, withdrawn, 6/6 rules, 4 redirected, 2 refused", s)
+	}
+
+	// Someone deletes the IPv6 withdraw rule: withdrawn no longer holds.
+	v6.chains["filter/DRAINCTL-INPUT"] = nil
+	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" {
+		t.Fatalf("after losing the IPv6 withdraw rule, status = %+v, want partial and not withdrawn", st[0])
+	}
+	// A duplicate of a redirect appears (a second tool, an old version).
+	dup := strings.Join(iptSpec(f, kindPre), " ")
+	v4.chains["nat/DRAINCTL-PREROUTING"] = append(v4.chains["nat/DRAINCTL-PREROUTING"], dup)
+	// A flush removes the jump: nothing is applied any more.
+	v4.chains["nat/PREROUTING"] = nil
+	if st, _ := b.Status(ctx); st[0].Applied {
+		t.Fatalf("with the PREROUTING jump gone, status = %+v, want not applied", st[0])
+	}
+	if err := b.Withdraw(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(v4.chains["nat/DRAINCTL-PREROUTING"]); n != 1 {
+		t.Errorf("duplicate redirect not cleaned up: %d rules", n)
+	}
+	if st, _ := b.Status(ctx); !st[0].Applied || !st[0].Withdrawn || st[0].Rules != 6 {
+		t.Fatalf("after repair, status = %+v, want applied and withdrawn with 6 rules", st[0])
+	}
+	if err := b.Restore(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.Status(ctx); st[0].State() != "in-service" || st[0].Want != 4 {
+		t.Fatalf("after restore, status = %+v, want in-service with 4 rules", st[0])
+	}
+}
+
+func TestIptablesFakeBadInputChangesNothing(t *testing.T) {
+	v4 := seeded()
+	v4.calls = 0
+	before := v4.dump()
+	b := fakeBackend(v4)
+	for _, fs := range [][]Forward{nil, {{81, 81}}, {{81, 80}, {81, 8080}}} {
+		if err := b.Apply(context.Background(), fs...); err == nil {
+			t.Errorf("Apply(%v) accepted bad input", fs)
+		}
+	}
+	if v4.calls != 0 || v4.dump() != before {
+		t.Fatalf("bad input ran %d iptables commands", v4.calls)
+	}
+}
+
+func TestSummarizeStates(t *testing.T) {
+	f := Forward{81, 80}
+	for _, tc := range []struct {
+		kinds []ruleKind
+		want  string
+	}{
+		{nil, "absent"},
+		{[]ruleKind{kindPre}, "partial"},
+		{[]ruleKind{kindPre, kindOut}, "in-service"},
+		{[]ruleKind{kindPre, kindOut, kindWithdraw}, "partial"},
+		{[]ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut}, "withdrawn"},
+	} {
+		var rs []found
+		for _, k := range tc.kinds {
+			rs = append(rs, found{fwd: f, kind: k})
+		}
+		st := summarize(rs, nftLayout, true)
+		got := "absent"
+		if len(st) == 1 {
+			got = st[0].State()
+		}
+		if got != tc.want {
+			t.Errorf("rules %v: state %s, want %s", tc.kinds, got, tc.want)
+		}
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "..", "testdata", "forward", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create): %v", err)
+	}
+	if got != string(want) {
+		t.Fatalf("differs from %s (run with -update if intended):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what drainctl's tests, demo and lab need, from Debian's packages,
+# when something is missing. Pass --always to update and install anyway
+# (CI does). Go itself is expected at /usr/local/go or on PATH.
+set -euo pipefail
+PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${1:-}" = --always ] || [ ${#missing[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || { echo "install-deps: missing ${missing[*]}; run as root" >&2; exit 2; }
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${PKGS[@]}" >/dev/null
+fi
+# Debian enables apache2 and haproxy as services on install; the lab runs
+# its own instances in namespaces and does not need the host's.

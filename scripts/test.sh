@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test suite: format and vet checks, then every Go test, unit and
+# kernel (kernel tests make network namespaces; they need root). Kernel
+# tests that cannot run fail instead of skipping (DRAINCTL_REQUIRE_KERNEL_TESTS),
+# and any "--- SKIP" left in the output fails the run as well, so a green
+# run means every suite ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+[ "$(id -u)" = 0 ] || { echo "test: run as root (kernel tests need network namespaces): sudo make test" >&2; exit 2; }
+
+unformatted=$(gofmt -l cmd pkg)
+[ -z "$unformatted" ] || { echo "gofmt needed:" >&2; echo "$unformatted" >&2; exit 1; }
+go vet ./...
+
+log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
+trap 'rm -f "$log"' EXIT
+status=0
+DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./... >"$log" 2>&1 || status=$?
+# Show failures in full, and every test's verdict.
+grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|panic)|_test\.go:[0-9]+' "$log" || true
+if grep -q -- '--- SKIP' "$log"; then
+	echo "test: some tests were skipped; every suite must run (see above)" >&2
+	exit 1
+fi
+if [ $status -ne 0 ]; then
+	echo "test: FAILED" >&2
+	exit $status
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log")
+echo "$passed passed, 0 failed"
