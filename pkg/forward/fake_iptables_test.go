@@ -36,13 +36,37 @@ func (f *fakeIPT) get(table, chain string) ([]string, error) {
 	return rs, nil
 }
 
+// checkTarget fails like iptables does for a rule whose -j names a chain
+// that does not exist, even when only checking (-C) or deleting (-D).
+func (f *fakeIPT) checkTarget(table string, spec []string) error {
+	i := slices.Index(spec, "-j")
+	if i < 0 || i+1 >= len(spec) {
+		return nil
+	}
+	switch t := spec[i+1]; t {
+	case "ACCEPT", "DROP", "RETURN", "REJECT", "REDIRECT", "MASQUERADE", "DNAT", "SNAT":
+		return nil
+	default:
+		if _, ok := f.chains[key(table, t)]; !ok {
+			return fmt.Errorf("fake: Couldn't load target `%s'", t)
+		}
+	}
+	return nil
+}
+
 func (f *fakeIPT) Exists(table, chain string, spec ...string) (bool, error) {
 	rs, err := f.get(table, chain)
-	return slices.Contains(rs, strings.Join(spec, " ")), err
+	if err == nil {
+		err = f.checkTarget(table, spec)
+	}
+	return err == nil && slices.Contains(rs, strings.Join(spec, " ")), err
 }
 
 func (f *fakeIPT) Insert(table, chain string, pos int, spec ...string) error {
 	rs, err := f.get(table, chain)
+	if err == nil {
+		err = f.checkTarget(table, spec)
+	}
 	if err != nil {
 		return err
 	}
@@ -52,6 +76,9 @@ func (f *fakeIPT) Insert(table, chain string, pos int, spec ...string) error {
 
 func (f *fakeIPT) Append(table, chain string, spec ...string) error {
 	rs, err := f.get(table, chain)
+	if err == nil {
+		err = f.checkTarget(table, spec)
+	}
 	if err != nil {
 		return err
 	}
@@ -61,6 +88,9 @@ func (f *fakeIPT) Append(table, chain string, spec ...string) error {
 
 func (f *fakeIPT) DeleteIfExists(table, chain string, spec ...string) error {
 	rs, err := f.get(table, chain)
+	if err == nil {
+		err = f.checkTarget(table, spec)
+	}
 	if err != nil {
 		return err
 	}

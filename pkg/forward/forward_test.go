@@ -162,6 +162,9 @@ func TestIptablesFakeIdempotentAndRemove(t *testing.T) {
 	if err := b.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := b.Remove(ctx); err != nil {
+		t.Fatalf("remove when nothing is installed: %v", err)
+	}
 	if after := v4.dump(); after != before {
 		t.Fatalf("remove left the host changed:\n--- before\n%s--- after\n%s", before, after)
 	}

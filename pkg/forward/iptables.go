@@ -339,7 +339,7 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rules, _, _, err := b.list(fam)
+		rules, _, exists, err := b.list(fam)
 		if err != nil {
 			return err
 		}
@@ -358,6 +358,11 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 		// Nothing of ours is left in this family: unhook and delete the
 		// chains (with any rule someone added to them by hand).
 		for _, h := range iptHooks {
+			if !exists[h.table+"/"+h.chain] {
+				// No chain, so no jump to it either: iptables refuses to
+				// even look for a jump to a chain that does not exist.
+				continue
+			}
 			if err := fam.ipt.DeleteIfExists(h.table, h.builtin, jumpSpec(h.chain)...); err != nil {
 				return fmt.Errorf("%s: delete jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
 			}
