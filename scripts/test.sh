@@ -24,6 +24,8 @@ if grep -q -- '--- SKIP' "$log"; then
 	exit 1
 fi
 if [ $status -ne 0 ]; then
+	echo "---- full output of the failed run, less the passing tests ----" >&2
+	grep -vE '^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS)' "$log" >&2 || true
 	echo "test: FAILED" >&2
 	exit $status
 fi
