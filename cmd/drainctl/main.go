@@ -17,6 +17,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // the operation failed (netfilter, permissions, ...)
 	exitUsage = 2 // bad flags, bad config: nothing was changed
+	// exitDeadline: the drain deadline passed with active connections and
+	// the policy said abort.
+	exitDeadline = 3
 )
 
 // usageError marks errors in what the user asked for, as opposed to
@@ -37,6 +40,11 @@ func run(args []string) int {
 	err := app.Run(args)
 	if err == nil {
 		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		fmt.Fprintln(os.Stderr, ec.Error())
+		return ec.ExitCode()
 	}
 	fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
 	var ue usageError
@@ -74,7 +82,7 @@ func newApp() *cli.App {
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
-		Commands:        []*cli.Command{forwardCommand()},
+		Commands:        []*cli.Command{forwardCommand(), connectionsCommand(), waitDrainedCommand()},
 		HideHelpCommand: true,
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},

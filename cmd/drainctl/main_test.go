@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/nstest"
@@ -138,5 +139,74 @@ func TestAutoBackendFollowsTheHost(t *testing.T) {
 		if code != 0 || !strings.Contains(out, tc.want) {
 			t.Errorf("seeded with %s: exit %d, %s%s; want %q", tc.seed[0], code, out, stderr, tc.want)
 		}
+	}
+}
+
+func TestConnectionsAndWaitDrained(t *testing.T) {
+	srv, cli := nstest.Pair(t, "cli")
+	srv.ServeHTTP(t, ":80")
+	if _, stderr, code := drainctl(t, srv, "forward", "apply"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	through := cli.Dial(t, "198.18.0.1:81")
+	through.MustGet(t)
+	direct := cli.Dial(t, "[fd00:dc::1]:80")
+	direct.MustGet(t)
+
+	out, stderr, code := drainctl(t, srv, "connections", "--json")
+	var got struct {
+		Ports       []uint16
+		Connections []struct {
+			Peer string
+			Path string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 {
+		t.Fatalf("connections --json: exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	paths := map[string]string{}
+	for _, c := range got.Connections {
+		paths[c.Peer] = c.Path
+	}
+	if paths[through.Peer().String()] != "forward" || paths[direct.Peer().String()] != "direct" || len(paths) != 2 {
+		t.Fatalf("paths %v, want %s forward and %s direct", paths, through.Peer(), direct.Peer())
+	}
+	if out, _, _ := drainctl(t, srv, "connections"); !strings.Contains(out, "2 connections on :80: forward 1, direct 1") {
+		t.Fatalf("connections table:\n%s", out)
+	}
+
+	// A client that keeps working holds the drain open: abort at the deadline.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if err := through.Get(); err != nil {
+				t.Errorf("busy client: %v", err)
+				return
+			}
+		}
+	}()
+	out, stderr, code = drainctl(t, srv, "wait-drained", "--min-wait", "0s", "--deadline", "1500ms", "--idle-after", "500ms", "--on-deadline", "abort", "--poll", "100ms")
+	close(stop)
+	<-done
+	if code != exitDeadline || !strings.Contains(stderr, "drain deadline passed with active connections: 1 left") {
+		t.Fatalf("wait-drained with a busy client: exit %d, want %d\n%s%s", code, exitDeadline, out, stderr)
+	}
+	// Now both are silent: drained once they count as idle.
+	out, stderr, code = drainctl(t, srv, "wait-drained", "--min-wait", "0s", "--quiet", "300ms", "--idle-after", "500ms", "--poll", "100ms", "--json")
+	if code != 0 || !strings.Contains(out, `"outcome":"drained"`) {
+		t.Fatalf("wait-drained when idle: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := drainctl(t, srv, "connections", "--port", "0"); code != exitUsage || !strings.Contains(stderr, "--port 0") {
+		t.Fatalf("--port 0: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := drainctl(t, srv, "wait-drained", "--on-deadline", "later"); code != exitUsage || !strings.Contains(stderr, `on-deadline "later"`) {
+		t.Fatalf("--on-deadline later: exit %d, %s", code, stderr)
 	}
 }

@@ -24,13 +24,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
-// Addresses of the two test hosts. 198.18.0.0/15 is the benchmarking range
-// (RFC 2544) and fd00:dc::/64 a unique local prefix: neither is routed, and
-// the namespaces have no route out anyway.
-const (
-	srv4, srv6 = "198.18.0.1", "fd00:dc::1"
-	cli4, cli6 = "198.18.0.2", "fd00:dc::2"
-)
+const srv4, srv6 = nstest.Srv4, nstest.Srv6
 
 var fwd = forward.Forward{From: 81, To: 80}
 
@@ -130,8 +124,8 @@ func newLab(t *testing.T, b backend) *lab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, b.cmds...)
-	l := &lab{srv: nstest.New(t, "srv"), cli: nstest.New(t, "cli"), b: b}
-	nstest.Link(t, l.srv, l.cli, srv4+"/24", srv6+"/64", cli4+"/24", cli6+"/64")
+	l := &lab{b: b}
+	l.srv, l.cli = nstest.Pair(t, "fw")
 	f, err := b.open(l.srv)
 	if err != nil {
 		t.Fatalf("open %s backend: %v", b.name, err)

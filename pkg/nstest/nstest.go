@@ -11,11 +11,15 @@ package nstest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/vishvananda/netns"
@@ -58,14 +62,17 @@ type NS struct {
 	handle netns.NsHandle
 }
 
-// New makes a namespace named "dct-PREFIX-RANDOM" with loopback up, and
-// deletes it when the test ends.
+// New makes a namespace named "dct-PREFIX-PID-RANDOM" with loopback up,
+// and deletes it when the test ends. The first call in a process also
+// deletes namespaces left by test processes that died (killed, crashed):
+// the PID in their name is no longer running.
 func New(t testing.TB, prefix string) *NS {
 	t.Helper()
 	RequireRoot(t)
+	sweepOnce.Do(sweep)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("dct-%s-%s", prefix, hex.EncodeToString(b[:]))
+	name := fmt.Sprintf("dct-%s-%d-%s", prefix, os.Getpid(), hex.EncodeToString(b[:]))
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
@@ -83,6 +90,29 @@ func New(t testing.TB, prefix string) *NS {
 	})
 	ns.MustExec(t, "ip", "link", "set", "lo", "up")
 	return ns
+}
+
+var sweepOnce sync.Once
+
+// sweep deletes "dct-*-PID-*" namespaces whose PID is not running.
+func sweep() {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		parts := strings.Split(e.Name(), "-")
+		if len(parts) < 4 || parts[0] != "dct" {
+			continue
+		}
+		pid, err := strconv.Atoi(parts[len(parts)-2])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+		}
+	}
 }
 
 // FD is the namespace's file descriptor (for nftables.WithNetNSFd).
@@ -144,4 +174,21 @@ func Link(t testing.TB, a, b *NS, a4, a6, b4, b6 string) {
 		side.ns.MustExec(t, "ip", "-6", "addr", "add", side.v6, "dev", "veth0", "nodad")
 		side.ns.MustExec(t, "ip", "link", "set", "veth0", "up")
 	}
+}
+
+// Addresses of the two hosts Pair makes. 198.18.0.0/15 is the benchmarking
+// range (RFC 2544) and fd00:dc::/64 a unique local prefix: neither is
+// routed, and the namespaces have no route out anyway.
+const (
+	Srv4, Srv6 = "198.18.0.1", "fd00:dc::1"
+	Cli4, Cli6 = "198.18.0.2", "fd00:dc::2"
+)
+
+// Pair makes a server and a client host joined by a veth link, with the
+// addresses above.
+func Pair(t testing.TB, prefix string) (srv, cli *NS) {
+	t.Helper()
+	srv, cli = New(t, prefix+"-srv"), New(t, prefix+"-cli")
+	Link(t, srv, cli, Srv4+"/24", Srv6+"/64", Cli4+"/24", Cli6+"/64")
+	return srv, cli
 }

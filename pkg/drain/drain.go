@@ -1,0 +1,274 @@
+// Package drain decides when a withdrawn server is quiet: it polls the
+// connection table and reports progress as a stream of events until no
+// active connection has been left for a quiet period, or a deadline passes.
+//
+// What counts (DESIGN.md, "What counts as drained"): every established
+// connection of the service port, through the forward or direct, except
+//   - idle ones: no data either way for IdleAfter (HAProxy's pooled
+//     connections, a user's open keep-alive between clicks);
+//   - short ones: a connection must be seen by two polls in a row to count,
+//     so the load balancer's health checks (a new connection every second,
+//     open for milliseconds) never hold a drain open;
+//   - connections from Ignore (monitoring).
+package drain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/conntable"
+)
+
+// Outcome is how a drain ended.
+type Outcome string
+
+const (
+	// Drained: no active connection for the quiet period.
+	Drained Outcome = "drained"
+	// DeadlineProceed: the deadline passed with active connections and
+	// the policy says go on (the graceful restart lets them finish).
+	DeadlineProceed Outcome = "deadline-proceed"
+	// DeadlineAbort: the deadline passed and the policy says stop.
+	DeadlineAbort Outcome = "deadline-abort"
+)
+
+// OnDeadline says what to do when the deadline passes.
+type OnDeadline string
+
+const (
+	Proceed OnDeadline = "proceed"
+	Abort   OnDeadline = "abort"
+)
+
+// ErrDeadline is returned (wrapped) when a drain ends DeadlineAbort.
+var ErrDeadline = errors.New("drain deadline passed with active connections")
+
+// Policy says when a server is drained. The zero value is not valid; start
+// from DefaultPolicy.
+type Policy struct {
+	// Poll is how often the connection table is read.
+	Poll time.Duration `json:"poll"`
+	// MinWait is the least time a drain takes, whatever the table says: it
+	// covers the load balancer's time to notice the withdrawn forward
+	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
+	MinWait time.Duration `json:"min_wait"`
+	// Quiet is how long no active connection must be seen.
+	Quiet time.Duration `json:"quiet"`
+	// IdleAfter: a connection that carried no data for this long is idle,
+	// not a user at work.
+	IdleAfter time.Duration `json:"idle_after"`
+	// Deadline ends the drain even if it is not quiet.
+	Deadline time.Duration `json:"deadline"`
+	// OnDeadline: proceed (the default) or abort.
+	OnDeadline OnDeadline `json:"on_deadline"`
+	// Ignore lists peers whose connections never count (monitoring).
+	Ignore []netip.Prefix `json:"ignore,omitempty"`
+}
+
+// DefaultPolicy fits the recommended HAProxy pattern of DESIGN.md (check
+// inter 500ms fall 2 on the forward port; a backup entry that keeps
+// serving sticky users). Sticky users keep using the server through the
+// backup, so a busy server often reaches the deadline; proceeding is then
+// safe, because the graceful restart finishes requests in flight and
+// HAProxy's retry-on covers idle keep-alives the restart closes.
+func DefaultPolicy() Policy {
+	return Policy{
+		Poll:       250 * time.Millisecond,
+		MinWait:    2 * time.Second,
+		Quiet:      2 * time.Second,
+		IdleAfter:  5 * time.Second,
+		Deadline:   60 * time.Second,
+		OnDeadline: Proceed,
+	}
+}
+
+// Validate reports a policy that cannot work, naming the setting.
+func (p Policy) Validate() error {
+	switch {
+	case p.Poll <= 0:
+		return fmt.Errorf("drain poll interval %v: must be positive", p.Poll)
+	case p.MinWait < 0 || p.Quiet < 0:
+		return fmt.Errorf("drain min-wait %v and quiet %v: must not be negative", p.MinWait, p.Quiet)
+	case p.IdleAfter <= p.Poll:
+		return fmt.Errorf("drain idle-after %v: must be longer than the poll interval %v", p.IdleAfter, p.Poll)
+	case p.Deadline <= 0:
+		return fmt.Errorf("drain deadline %v: must be positive", p.Deadline)
+	case p.Deadline < p.MinWait:
+		return fmt.Errorf("drain deadline %v: must not be shorter than min-wait %v", p.Deadline, p.MinWait)
+	case p.OnDeadline != Proceed && p.OnDeadline != Abort:
+		return fmt.Errorf("drain on-deadline %q: want proceed or abort", p.OnDeadline)
+	}
+	return nil
+}
+
+// Lister reads the connection table (conntable.Table does).
+type Lister interface {
+	Each(ctx context.Context, fn func(c *conntable.Conn)) error
+}
+
+// Clock is time, injectable for tests.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// RealClock is the wall clock.
+var RealClock Clock = realClock{}
+
+// ConnSummary describes one remaining connection.
+type ConnSummary struct {
+	Peer netip.AddrPort `json:"peer"`
+	Path conntable.Path `json:"path"`
+	// Age is how long drainctl has seen it (since the first poll that
+	// listed it).
+	Age  time.Duration `json:"age"`
+	Idle time.Duration `json:"idle"`
+}
+
+// PeerCount is the number of active connections of one peer address.
+type PeerCount struct {
+	Peer  netip.Addr `json:"peer"`
+	Count int        `json:"count"`
+}
+
+// Event is one poll's view, for live displays and the API.
+type Event struct {
+	Time    time.Time     `json:"time"`
+	Elapsed time.Duration `json:"elapsed"`
+	// Active connections hold the drain open; by path and by peer (the 10
+	// busiest peers).
+	Active int                    `json:"active"`
+	ByPath map[conntable.Path]int `json:"by_path"`
+	ByPeer []PeerCount            `json:"by_peer"`
+	// Oldest is the active connection seen longest, if any.
+	Oldest *ConnSummary `json:"oldest,omitempty"`
+	// Connections that do not count: idle, too new to count (seen by one
+	// poll only, as health checks are), or ignored.
+	Idle    int `json:"idle"`
+	New     int `json:"new"`
+	Ignored int `json:"ignored"`
+	// QuietFor is how long no active connection has been seen.
+	QuietFor time.Duration `json:"quiet_for"`
+	// DeadlineIn is the time left before the deadline.
+	DeadlineIn time.Duration `json:"deadline_in"`
+	// Outcome is set on the last event.
+	Outcome Outcome `json:"outcome,omitempty"`
+}
+
+// Result is how a drain ended.
+type Result struct {
+	Outcome Outcome       `json:"outcome"`
+	Elapsed time.Duration `json:"elapsed"`
+	// Remaining is the number of active connections at the end.
+	Remaining int   `json:"remaining"`
+	Last      Event `json:"last"`
+}
+
+// Wait polls l until the server is drained or the deadline passes, calling
+// progress (if not nil) with an event after every poll. It returns an error
+// wrapping ErrDeadline when the deadline passes and the policy says abort,
+// the context's error if it is cancelled, or the table's error.
+func Wait(ctx context.Context, l Lister, p Policy, clock Clock, progress func(Event)) (Result, error) {
+	if err := p.Validate(); err != nil {
+		return Result{}, err
+	}
+	if clock == nil {
+		clock = RealClock
+	}
+	start := clock.Now()
+	seen := map[uint64]time.Time{} // cookie → first seen, for live connections
+	lastActive := start
+	for {
+		now := clock.Now()
+		ev := Event{Time: now, Elapsed: now.Sub(start), ByPath: map[conntable.Path]int{}}
+		peers := map[netip.Addr]int{}
+		next := make(map[uint64]time.Time, len(seen))
+		err := l.Each(ctx, func(c *conntable.Conn) {
+			first, known := seen[c.Cookie]
+			if !known {
+				first = now
+			}
+			next[c.Cookie] = first
+			switch {
+			case ignored(p.Ignore, c.Peer.Addr()):
+				ev.Ignored++
+			case c.Idle() >= p.IdleAfter:
+				ev.Idle++
+			case !known:
+				ev.New++
+			default:
+				ev.Active++
+				ev.ByPath[c.Path]++
+				peers[c.Peer.Addr()]++
+				if ev.Oldest == nil || now.Sub(first) > ev.Oldest.Age {
+					ev.Oldest = &ConnSummary{Peer: c.Peer, Path: c.Path, Age: now.Sub(first), Idle: c.Idle()}
+				}
+			}
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("read connection table: %w", err)
+		}
+		seen = next
+		if ev.Active > 0 {
+			lastActive = now
+		}
+		ev.ByPeer = topPeers(peers, 10)
+		ev.QuietFor = now.Sub(lastActive)
+		ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
+		switch {
+		case ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
+			ev.Outcome = Drained
+		case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
+			ev.Outcome = DeadlineAbort
+		case ev.Elapsed >= p.Deadline:
+			ev.Outcome = DeadlineProceed
+		}
+		if progress != nil {
+			progress(ev)
+		}
+		if ev.Outcome != "" {
+			res := Result{Outcome: ev.Outcome, Elapsed: ev.Elapsed, Remaining: ev.Active, Last: ev}
+			if ev.Outcome == DeadlineAbort {
+				return res, fmt.Errorf("%w: %d left after %v", ErrDeadline, ev.Active, p.Deadline)
+			}
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Result{Elapsed: ev.Elapsed, Remaining: ev.Active, Last: ev}, ctx.Err()
+		case <-clock.After(p.Poll):
+		}
+	}
+}
+
+func ignored(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func topPeers(m map[netip.Addr]int, n int) []PeerCount {
+	out := make([]PeerCount, 0, len(m))
+	for a, c := range m {
+		out = append(out, PeerCount{a, c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Peer.Less(out[j].Peer)
+	})
+	return out[:min(n, len(out))]
+}

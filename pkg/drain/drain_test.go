@@ -1,0 +1,226 @@
+package drain
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/drainctl/drainctl/pkg/conntable"
+)
+
+// fakeClock advances only when Wait sleeps, so a drain of minutes runs in
+// microseconds and every timing is exact.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.t }
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.t = c.t.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.t
+	return ch
+}
+
+// conn is a scripted connection: present from..until (elapsed time), idle
+// for the given time whenever listed.
+type conn struct {
+	cookie      uint64
+	peer        string
+	path        conntable.Path
+	from, until time.Duration
+	idle        time.Duration
+}
+
+// script lists the connections present at each moment of the drain.
+type script struct {
+	clock *fakeClock
+	start time.Time
+	conns []conn
+	err   error
+}
+
+func (s *script) Each(_ context.Context, fn func(*conntable.Conn)) error {
+	if s.err != nil {
+		return s.err
+	}
+	at := s.clock.Now().Sub(s.start)
+	for _, c := range s.conns {
+		if at < c.from || at >= c.until {
+			continue
+		}
+		ms := uint32(c.idle / time.Millisecond)
+		fn(&conntable.Conn{
+			Socket: conntable.Socket{
+				Local:  netip.MustParseAddrPort("198.18.0.1:80"),
+				Peer:   netip.MustParseAddrPort(c.peer),
+				Cookie: c.cookie,
+				Info:   unix.TCPInfo{Last_data_recv: ms, Last_data_sent: ms},
+			},
+			Path: c.path,
+		})
+	}
+	return nil
+}
+
+func run(t *testing.T, p Policy, conns ...conn) (Result, []Event, error) {
+	t.Helper()
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	s := &script{clock: clock, start: clock.t, conns: conns}
+	var evs []Event
+	res, err := Wait(context.Background(), s, p, clock, func(e Event) { evs = append(evs, e) })
+	return res, evs, err
+}
+
+const forever = time.Hour
+
+func TestEmptyTableDrainsAfterMinWaitAndQuiet(t *testing.T) {
+	p := DefaultPolicy()
+	p.MinWait, p.Quiet = 3*time.Second, time.Second
+	res, evs, err := run(t, p)
+	if err != nil || res.Outcome != Drained || res.Elapsed != 3*time.Second {
+		t.Fatalf("got %+v, %v; want drained at exactly min-wait 3s", res, err)
+	}
+	if len(evs) != 13 { // polls at 0, 0.25, ..., 3.0 s
+		t.Errorf("%d events, want 13", len(evs))
+	}
+}
+
+func TestDrainsOnceTheLastActiveClientCloses(t *testing.T) {
+	p := DefaultPolicy()
+	res, _, err := run(t, p,
+		conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: 5 * time.Second},
+		conn{cookie: 2, peer: "198.18.0.3:40000", path: conntable.PathForward, until: 7 * time.Second},
+	)
+	// Last seen active at 6.75 s; quiet 2 s later.
+	if err != nil || res.Outcome != Drained || res.Elapsed != 8750*time.Millisecond {
+		t.Fatalf("got %+v, %v; want drained at 8.75s", res, err)
+	}
+}
+
+func TestIdleKeepAliveDoesNotHoldTheDrain(t *testing.T) {
+	p := DefaultPolicy()
+	res, evs, err := run(t, p, conn{cookie: 1, peer: "198.18.0.2:40000", until: forever, idle: 30 * time.Second})
+	if err != nil || res.Outcome != Drained || res.Elapsed != p.MinWait {
+		t.Fatalf("got %+v, %v; want drained at min-wait", res, err)
+	}
+	if last := evs[len(evs)-1]; last.Idle != 1 || last.Active != 0 {
+		t.Errorf("last event %+v, want 1 idle, 0 active", last)
+	}
+}
+
+func TestHealthChecksDoNotHoldTheDrain(t *testing.T) {
+	p := DefaultPolicy()
+	var checks []conn
+	// A new connection every second, open 10 ms: each poll that lands on
+	// one sees it once.
+	for i := 0; i < 120; i++ {
+		at := time.Duration(i) * time.Second
+		checks = append(checks, conn{cookie: uint64(100 + i), peer: "198.18.0.9:5000", from: at, until: at + 10*time.Millisecond})
+	}
+	res, evs, err := run(t, p, checks...)
+	if err != nil || res.Outcome != Drained {
+		t.Fatalf("got %+v, %v; health checks held the drain open", res, err)
+	}
+	news := 0
+	for _, e := range evs {
+		news += e.New
+	}
+	if news == 0 {
+		t.Fatal("the script produced no health check the drain could see: the test proves nothing")
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	busy := conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: forever}
+	p := DefaultPolicy()
+	p.Deadline = 10 * time.Second
+
+	res, _, err := run(t, p, busy)
+	if err != nil || res.Outcome != DeadlineProceed || res.Elapsed != 10*time.Second || res.Remaining != 1 {
+		t.Fatalf("proceed: got %+v, %v", res, err)
+	}
+
+	p.OnDeadline = Abort
+	res, _, err = run(t, p, busy)
+	if !errors.Is(err, ErrDeadline) || res.Outcome != DeadlineAbort || res.Remaining != 1 {
+		t.Fatalf("abort: got %+v, %v; want ErrDeadline", res, err)
+	}
+}
+
+func TestIgnoredPeersDoNotCount(t *testing.T) {
+	p := DefaultPolicy()
+	p.Ignore = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	res, evs, err := run(t, p, conn{cookie: 1, peer: "203.0.113.5:9100", until: forever})
+	if err != nil || res.Outcome != Drained || evs[len(evs)-1].Ignored != 1 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+}
+
+func TestEventsDescribeTheRemainingConnections(t *testing.T) {
+	p := DefaultPolicy()
+	p.Deadline = 3 * time.Second
+	_, evs, _ := run(t, p,
+		conn{cookie: 1, peer: "198.18.0.2:40001", path: conntable.PathForward, until: forever},
+		conn{cookie: 2, peer: "198.18.0.2:40002", path: conntable.PathDirect, from: time.Second, until: forever},
+		conn{cookie: 3, peer: "198.18.0.3:40003", path: conntable.PathDirect, until: forever},
+		conn{cookie: 4, peer: "198.18.0.4:40004", path: conntable.PathDirect, until: forever, idle: time.Minute},
+	)
+	last := evs[len(evs)-1]
+	if last.Active != 3 || last.Idle != 1 || last.ByPath[conntable.PathForward] != 1 || last.ByPath[conntable.PathDirect] != 2 {
+		t.Errorf("counts: %+v", last)
+	}
+	if len(last.ByPeer) != 2 || last.ByPeer[0].Peer != netip.MustParseAddr("198.18.0.2") || last.ByPeer[0].Count != 2 {
+		t.Errorf("by peer: %+v", last.ByPeer)
+	}
+	if last.Oldest == nil || last.Oldest.Age != 3*time.Second || (last.Oldest.Peer.Port() != 40001 && last.Oldest.Peer.Port() != 40003) {
+		t.Errorf("oldest: %+v", last.Oldest)
+	}
+	for i := 1; i < len(evs); i++ {
+		if evs[i].DeadlineIn > evs[i-1].DeadlineIn {
+			t.Fatalf("deadline countdown went up: %v then %v", evs[i-1].DeadlineIn, evs[i].DeadlineIn)
+		}
+	}
+	if last.DeadlineIn != 0 || last.Outcome != DeadlineProceed {
+		t.Errorf("last event: deadline in %v, outcome %q", last.DeadlineIn, last.Outcome)
+	}
+}
+
+func TestCancelAndErrors(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	clock := &fakeClock{t: time.Unix(0, 0)}
+	s := &script{clock: clock, start: clock.t, conns: []conn{{cookie: 1, peer: "198.18.0.2:1", until: forever}}}
+	_, err := Wait(ctx, s, DefaultPolicy(), clock, func(Event) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancel: %v", err)
+	}
+	s.err = errors.New("netlink: permission denied")
+	if _, err := Wait(context.Background(), s, DefaultPolicy(), clock, nil); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("table error: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		mod  func(*Policy)
+		want string
+	}{
+		{func(p *Policy) { p.Poll = 0 }, "poll interval"},
+		{func(p *Policy) { p.IdleAfter = p.Poll }, "idle-after"},
+		{func(p *Policy) { p.Deadline = time.Second }, "shorter than min-wait"},
+		{func(p *Policy) { p.OnDeadline = "retry" }, `on-deadline "retry"`},
+		{func(p *Policy) { p.Quiet = -1 }, "must not be negative"},
+	} {
+		p := DefaultPolicy()
+		tc.mod(&p)
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate = %v, want %q", err, tc.want)
+		}
+	}
+	if err := DefaultPolicy().Validate(); err != nil {
+		t.Errorf("default policy: %v", err)
+	}
+}
