@@ -19,9 +19,11 @@ test: deps
 unit:
 	$(GO) test ./...
 
-## bench: withdraw/restore latency per backend (root); see docs/benchmarks.md
+## bench: forward latency per backend, connection table at 1k/10k/50k
+## connections (root, a few minutes); figures in docs/benchmarks.md
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkForward -benchtime 200x -count 3 ./pkg/forward
+	$(GO) test -run '^$$' -bench BenchmarkConnTable -benchtime 20x ./pkg/conntable
 
 deps:
 	scripts/install-deps.sh
