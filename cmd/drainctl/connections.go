@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -247,9 +246,6 @@ func waitDrainedCommand() *cli.Command {
 			defer t.Close()
 			show := progressPrinter(c.Bool("json"))
 			res, err := drain.Wait(c.Context, t, p, nil, show)
-			if errors.Is(err, drain.ErrDeadline) {
-				return cli.Exit(fmt.Sprintf("drainctl: %v", err), exitDeadline)
-			}
 			if err != nil {
 				return err
 			}

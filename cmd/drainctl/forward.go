@@ -94,12 +94,12 @@ func forwardCommand() *cli.Command {
 					}
 					return f.Remove(c.Context, fs...)
 				}),
-			statusCommand(sub),
+			forwardStatusCommand(sub),
 		},
 	}
 }
 
-func statusCommand(sub func(string, string, string, func(*cli.Context, forward.Forwarder, []forward.Forward, bool) error) *cli.Command) *cli.Command {
+func forwardStatusCommand(sub func(string, string, string, func(*cli.Context, forward.Forwarder, []forward.Forward, bool) error) *cli.Command) *cli.Command {
 	cmd := sub("status", "show drainctl's forwards: applied, withdrawn, packet counters", "",
 		func(c *cli.Context, f forward.Forwarder, fs []forward.Forward, explicit bool) error {
 			st, err := f.Status(c.Context)

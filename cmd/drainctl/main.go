@@ -10,17 +10,60 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 // Exit codes, documented in README.md. Scripts branch on them.
 const (
 	exitOK    = 0
-	exitError = 1 // the operation failed (netfilter, permissions, ...)
+	exitError = 1 // the operation failed (netfilter, ...)
 	exitUsage = 2 // bad flags, bad config: nothing was changed
 	// exitDeadline: the drain deadline passed with active connections and
 	// the policy said abort.
-	exitDeadline = 3
+	exitDeadline    = 3
+	exitUnreachable = 4 // no agent answers on the socket
+	exitBusy        = 5 // another operation, or a held maintenance
+	exitConfigTest  = 6 // config test failed: nothing restarted, server back
+	exitNotReady    = 7 // readiness check failed: the server stays out
+	exitPermission  = 8 // the socket refused this user
+	exitRestart     = 9 // the restart command failed: the server stays out
 )
+
+// exitCode maps an error to the exit code scripts see.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue) || isCLIUsage(err):
+		return exitUsage
+	case errors.Is(err, api.ErrUnreachable):
+		return exitUnreachable
+	case errors.Is(err, api.ErrPermission):
+		return exitPermission
+	case errors.Is(err, drain.ErrDeadline):
+		return exitDeadline
+	}
+	var me *maintenance.Error
+	if errors.As(err, &me) {
+		switch me.Code {
+		case maintenance.CodeBusy:
+			return exitBusy
+		case maintenance.CodeDeadline:
+			return exitDeadline
+		case maintenance.CodeConfigTest:
+			return exitConfigTest
+		case maintenance.CodeNotReady:
+			return exitNotReady
+		case maintenance.CodeRestart:
+			return exitRestart
+		case maintenance.CodeBadRequest:
+			return exitUsage
+		}
+	}
+	return exitError
+}
 
 // usageError marks errors in what the user asked for, as opposed to
 // failures while doing it.
@@ -41,17 +84,8 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		fmt.Fprintln(os.Stderr, ec.Error())
-		return ec.ExitCode()
-	}
 	fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || isCLIUsage(err) {
-		return exitUsage
-	}
-	return exitError
+	return exitCode(err)
 }
 
 // isCLIUsage recognises urfave/cli's own flag errors, which are plain
@@ -64,6 +98,15 @@ func isCLIUsage(err error) bool {
 	return flagErr.MatchString(err.Error())
 }
 
+// logLevel is the agent's log level: info unless --log-level says.
+func logLevel(c *cli.Context) slog.Level {
+	lvl := slog.LevelInfo
+	if c.IsSet("log-level") {
+		lvl.UnmarshalText([]byte(c.String("log-level")))
+	}
+	return lvl
+}
+
 func newApp() *cli.App {
 	return &cli.App{
 		Name:  "drainctl",
@@ -72,7 +115,8 @@ func newApp() *cli.App {
 			"Withdrawing it takes the server out for new users while users with a\n" +
 			"persistence cookie still reach it through HAProxy's backup entry.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error (the agent logs at info unless set)", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}},
+			socketFlag(),
 		},
 		Before: func(c *cli.Context) error {
 			var lvl slog.Level
@@ -82,7 +126,8 @@ func newApp() *cli.App {
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
-		Commands:        []*cli.Command{forwardCommand(), connectionsCommand(), waitDrainedCommand()},
+		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), agentCommand(), configCommand(),
+			forwardCommand(), connectionsCommand(), waitDrainedCommand()},
 		HideHelpCommand: true,
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},

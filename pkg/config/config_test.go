@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
 )
@@ -30,6 +31,12 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"forwards:\n  - {from: 81}\n", "line 2: forwards: each entry is FROM:TO"},
 		{"forwards:\n  - 81:80\n  - 81:8080\n", "already forwarded"},
 		{"backend: [\n", "line 1"},
+		{"drain:\n  deadline: soon\n", `line 2: "soon" is not a duration`},
+		{"drain:\n  on_deadline: later\n", `line 2: on_deadline "later"`},
+		{"drain:\n  ignore:\n    - 10.0.0.0/33\n", `line 3: "10.0.0.0/33"`},
+		{"ready:\n  url: localhost\n", `line 2: ready url "localhost"`},
+		{"ready:\n  status: 42\n", "ready.status 42"},
+		{"restart:\n  restart_command: x\n", "line 2: field restart_command not found"},
 	} {
 		_, err := Parse([]byte(tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -45,5 +52,16 @@ func TestEmptyAndMissing(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing file error = %v", err)
+	}
+}
+
+func TestFullExampleIsValid(t *testing.T) {
+	f, err := Load(filepath.Join("..", "..", "testdata", "config", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Restart.RestartCmd != "apache2ctl -k graceful" || time.Duration(f.Drain.Deadline) != time.Minute ||
+		f.Ready.Status != 200 || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second {
+		t.Fatalf("%+v", f)
 	}
 }

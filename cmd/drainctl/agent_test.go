@@ -1,0 +1,337 @@
+package main
+
+// Tests of the real agent binary in network namespaces.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// host is an app server namespace with an HTTP server on :80 and a
+// directory for the agent's socket, state and marker files.
+type host struct {
+	ns, cli *nstest.NS
+	dir     string
+	sock    string
+}
+
+func newHost(t *testing.T) *host {
+	t.Helper()
+	h := &host{}
+	h.ns, h.cli = nstest.Pair(t, "ag")
+	h.ns.ServeHTTP(t, ":80")
+	// Straight under /tmp, mode 0755: the permission test reaches the
+	// socket as nobody, and t.TempDir's parent is 0700.
+	dir, err := os.MkdirTemp("", "drainctl-agent-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	h.dir = dir
+	h.sock = filepath.Join(h.dir, "agent.sock")
+	return h
+}
+
+// agent starts `drainctl agent` in the namespace with fast test settings
+// (plus extra flags) and waits until its socket answers.
+func (h *host) agent(t *testing.T, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"netns", "exec", h.ns.Name, binary, "agent", "--socket", h.sock,
+		"--state-dir", filepath.Join(h.dir, "state"), "--reconcile-interval", "200ms",
+		"--min-wait", "300ms", "--quiet", "300ms", "--poll", "100ms", "--idle-after", "1s", "--deadline", "10s",
+		"--configtest-cmd", "true", "--restart-cmd", "touch " + h.marker("restarted"),
+		"--ready-timeout", "5s"}, extra...)
+	cmd := exec.Command("ip", args...)
+	log, _ := os.Create(filepath.Join(h.dir, "agent.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("unix", h.sock); err == nil {
+			c.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(h.dir, "agent.log"))
+	t.Fatalf("agent did not start:\n%s", b)
+	return nil
+}
+
+func (h *host) marker(name string) string { return filepath.Join(h.dir, name) }
+
+func (h *host) exists(name string) bool {
+	_, err := os.Stat(h.marker(name))
+	return err == nil
+}
+
+// ctl runs a CLI command against this host's agent.
+func (h *host) ctl(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	return drainctl(t, nil, append([]string{"--socket", h.sock}, args...)...)
+}
+
+func (h *host) status(t *testing.T) maintenance.Status {
+	t.Helper()
+	out, stderr, code := h.ctl(t, "status", "--json")
+	var st maintenance.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status: exit %d %v\n%s%s", code, err, out, stderr)
+	}
+	return st
+}
+
+// phaseOnDisk reads the state file directly (what a killed agent left).
+func (h *host) phaseOnDisk() (state.Op, state.Phase) {
+	b, err := os.ReadFile(filepath.Join(h.dir, "state", "state.json"))
+	if err != nil {
+		return "", ""
+	}
+	var st state.State
+	json.Unmarshal(b, &st)
+	return st.Op, st.Phase
+}
+
+func (h *host) waitPhase(t *testing.T, op state.Op, phase state.Phase) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if o, p := h.phaseOnDisk(); o == op && p == phase {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	o, p := h.phaseOnDisk()
+	t.Fatalf("state never reached %s/%s (last %s/%s)", op, phase, o, p)
+}
+
+func withdrawn(st maintenance.Status) bool {
+	return len(st.Forwards) == 1 && st.Forwards[0].Applied && st.Forwards[0].Withdrawn
+}
+
+func inService(st maintenance.Status) bool {
+	return st.State.Phase == state.InService && len(st.Forwards) == 1 && st.Forwards[0].State() == "in-service"
+}
+
+// TestAgentKilledAtEachStepConverges kills the agent with SIGKILL while an
+// operation is at a given step, starts it again, and checks where the
+// server ends up (the table in pkg/maintenance's doc).
+func TestAgentKilledAtEachStepConverges(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cmd       []string
+		extra     []string
+		op        state.Op
+		at        state.Phase
+		wantPhase state.Phase
+		restarted bool // the restart command ran
+	}{
+		{"restart/draining", []string{"restart"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpRestart, state.Draining, state.InService, false},
+		{"restart/configtest", []string{"restart"}, []string{"--configtest-cmd", "sleep 30"}, state.OpRestart, state.ConfigTest, state.InService, false},
+		{"restart/restarting", []string{"restart"}, []string{"--restart-cmd", "touch RESTARTED; sleep 30"}, state.OpRestart, state.Restarting, state.InService, false},
+		{"restart/ready-check", []string{"restart"}, []string{"--ready-url", "http://127.0.0.1:8080/"}, state.OpRestart, state.ReadyCheck, state.InService, true},
+		{"enter/draining", []string{"maintenance", "enter"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpEnter, state.Draining, state.Held, false},
+		{"held", []string{"maintenance", "enter"}, nil, state.OpNone, state.Held, state.Held, false},
+		{"exit/ready-check", []string{"maintenance", "exit"}, []string{"--ready-url", "http://127.0.0.1:8080/"}, state.OpExit, state.ReadyCheck, state.InService, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHost(t)
+			slow := 0
+			if strings.Contains(strings.Join(tc.extra, " "), ":8080") {
+				// A readiness endpoint that answers 200 after 1.5 s at first
+				// (the window to kill the agent in), then at once.
+				var mu sync.Mutex
+				var ln net.Listener
+				h.ns.Do(func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:8080"); return err })
+				srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					slow++
+					n := slow
+					mu.Unlock()
+					if n == 1 {
+						time.Sleep(1500 * time.Millisecond)
+					}
+				})}
+				go srv.Serve(ln)
+				t.Cleanup(func() { srv.Close() })
+			}
+			if tc.op == state.OpExit {
+				a := h.agent(t)
+				if _, stderr, code := h.ctl(t, "maintenance", "enter"); code != 0 {
+					t.Fatal(stderr)
+				}
+				a.Process.Kill()
+				a.Wait()
+			}
+			a := h.agent(t, tc.extra...)
+			go h.ctl(t, tc.cmd...) // fails when the agent dies: expected
+			h.waitPhase(t, tc.op, tc.at)
+			if err := a.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			a.Wait()
+			// Start again with plain settings: converging must not depend
+			// on what the slow commands were.
+			h.agent(t)
+			deadline := time.Now().Add(10 * time.Second)
+			var st maintenance.Status
+			for time.Now().Before(deadline) {
+				st = h.status(t)
+				if !st.Running && st.State.Phase == tc.wantPhase {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if st.State.Phase != tc.wantPhase || st.State.Op != state.OpNone {
+				t.Fatalf("after kill -9 at %s: %s/%s, want %s", tc.at, st.State.Op, st.State.Phase, tc.wantPhase)
+			}
+			switch tc.wantPhase {
+			case state.InService:
+				if !inService(st) {
+					t.Fatalf("in service but the forward is %+v", st.Forwards)
+				}
+			case state.Held:
+				if !withdrawn(st) || st.State.Holder == nil {
+					t.Fatalf("held but forward %+v, holder %+v", st.Forwards, st.State.Holder)
+				}
+			}
+			if h.exists("restarted") != tc.restarted {
+				t.Fatalf("restart command ran: %v, want %v (resume must never restart the web server)", h.exists("restarted"), tc.restarted)
+			}
+		})
+	}
+}
+
+func TestAgentRepairsAFlushedRuleset(t *testing.T) {
+	h := newHost(t)
+	h.agent(t)
+	for _, held := range []bool{false, true} {
+		if held {
+			h.ctl(t, "maintenance", "enter")
+		}
+		h.ns.MustExec(t, "nft", "flush", "ruleset")
+		ok := false
+		for i := 0; i < 50 && !ok; i++ { // up to 5 s; the interval is 200 ms
+			time.Sleep(100 * time.Millisecond)
+			st := h.status(t)
+			ok = (held && withdrawn(st)) || (!held && inService(st))
+		}
+		if !ok {
+			t.Fatalf("held=%v: the forward did not come back after nft flush ruleset: %+v", held, h.status(t).Forwards)
+		}
+	}
+}
+
+func TestAgentTwoConcurrentEntersOneWins(t *testing.T) {
+	h := newHost(t)
+	h.agent(t, "--min-wait", "1500ms")
+	codes := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			_, _, code := h.ctl(t, "maintenance", "enter", "--reason", fmt.Sprint("job ", i))
+			codes <- code
+		}()
+	}
+	a, b := <-codes, <-codes
+	if !((a == 0 && b == exitBusy) || (a == exitBusy && b == 0)) {
+		t.Fatalf("exit codes %d and %d, want one 0 and one %d (busy)", a, b, exitBusy)
+	}
+	// Entering again once held is not busy: it changes nothing.
+	if out, _, code := h.ctl(t, "maintenance", "enter"); code != 0 || !strings.Contains(out, "already in maintenance") {
+		t.Fatalf("third enter: exit %d: %s", code, out)
+	}
+}
+
+func TestAgentSocketRefusesUsersOutsideTheGroup(t *testing.T) {
+	nstest.RequireCmd(t, "setpriv")
+	h := newHost(t)
+	h.agent(t, "--socket-group", "nogroup")
+	fi, err := os.Stat(h.sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v, %v; want 0660", fi.Mode(), err)
+	}
+	as := func(gid string) (string, int) {
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid="+gid, "--clear-groups", binary, "--socket", h.sock, "status")
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	if out, code := as("65534"); code != 0 {
+		t.Fatalf("member of the socket's group refused: exit %d: %s", code, out)
+	}
+	out, code := as("12345")
+	if code != exitPermission || !strings.Contains(out, "run with sudo, or join the socket's group") {
+		t.Fatalf("outsider: exit %d: %s", code, out)
+	}
+}
+
+func TestAgentBadConfigChangesNothing(t *testing.T) {
+	h := newHost(t)
+	cfg := filepath.Join(h.dir, "drainctl.yaml")
+	os.WriteFile(cfg, []byte("forwards:\n  - 81:80\ndrain:\n  deadline: soon\n"), 0o644)
+	before := h.ns.MustExec(t, "nft", "list", "ruleset")
+	_, stderr, code := drainctl(t, h.ns, "agent", "--config", cfg, "--socket", h.sock, "--state-dir", filepath.Join(h.dir, "state"))
+	if code != exitUsage || !strings.Contains(stderr, `line 4: "soon" is not a duration`) {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(h.sock); err == nil {
+		t.Fatal("the socket was created")
+	}
+	if after := h.ns.MustExec(t, "nft", "list", "ruleset"); after != before {
+		t.Fatalf("the ruleset changed:\n%s", after)
+	}
+	if _, stderr, code := drainctl(t, nil, "config", "check", "--config", cfg); code != exitUsage || !strings.Contains(stderr, "line 4") {
+		t.Fatalf("config check: exit %d: %s", code, stderr)
+	}
+}
+
+func TestAgentFailedConfigTestRestartsNothing(t *testing.T) {
+	h := newHost(t)
+	h.agent(t, "--configtest-cmd", "echo 'AH00526: Syntax error on line 7' >&2; exit 1")
+	out, stderr, code := h.ctl(t, "restart")
+	if code != exitConfigTest || !strings.Contains(out+stderr, "AH00526: Syntax error on line 7") || !strings.Contains(stderr, "nothing was restarted") {
+		t.Fatalf("exit %d:\n%s%s", code, out, stderr)
+	}
+	if h.exists("restarted") {
+		t.Fatal("the restart command ran after a failed config test")
+	}
+	if st := h.status(t); !inService(st) {
+		t.Fatalf("after a failed config test the server should be back: %+v", st)
+	}
+}
+
+func TestAgentFailedReadinessStaysOut(t *testing.T) {
+	h := newHost(t)
+	h.agent(t, "--ready-url", "http://127.0.0.1:8099/", "--ready-timeout", "1s")
+	_, stderr, code := h.ctl(t, "restart")
+	if code != exitNotReady || !strings.Contains(stderr, "stays out of rotation") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	st := h.status(t)
+	if st.State.Phase != state.Held || !withdrawn(st) || !strings.Contains(st.State.LastError, "connection refused") {
+		t.Fatalf("after failed readiness: %+v", st)
+	}
+	if _, _, code := h.ctl(t, "maintenance", "exit"); code != exitNotReady {
+		t.Fatalf("exit while still not ready: exit %d, want %d", code, exitNotReady)
+	}
+}

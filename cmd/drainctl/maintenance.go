@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/config"
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+func forwardParse(s string) (forward.Forward, error) {
+	f, err := forward.Parse(s)
+	if err != nil {
+		return f, usageError{err}
+	}
+	return f, nil
+}
+
+func netipPrefix(p config.Prefix) netip.Prefix { return netip.Prefix(p) }
+
+func client(c *cli.Context) *api.Client { return &api.Client{Socket: socketPathOr(c, "")} }
+
+// socketFlag is --socket on each command that talks to the agent, so it
+// works before or after the command name.
+func socketFlag() cli.Flag {
+	return &cli.StringFlag{Name: "socket", EnvVars: []string{"DRAINCTL_SOCKET"},
+		Usage: "the agent's control socket `PATH` (default: " + api.DefaultSocket + ")"}
+}
+
+// socketPathOr finds --socket where it was set (this command or the
+// global flag, or DRAINCTL_SOCKET), else fromFile, else the default.
+func socketPathOr(c *cli.Context, fromFile string) string {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet("socket") {
+			return cc.String("socket")
+		}
+	}
+	if fromFile != "" {
+		return fromFile
+	}
+	return api.DefaultSocket
+}
+
+// label says who asked, beyond the uid the agent sees: the sudo user.
+func label() string {
+	if u := os.Getenv("SUDO_USER"); u != "" {
+		return "via sudo by " + u
+	}
+	return ""
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "status",
+		Usage:  "show the agent's state: in service or in maintenance, who and why, the forwards",
+		Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: showStatus,
+	}
+}
+
+func showStatus(c *cli.Context) error {
+	st, err := client(c).Status(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(st)
+	}
+	s := st.State
+	fmt.Printf("state:    %s", s.Phase)
+	if st.Running {
+		fmt.Printf(" (%s in progress)", s.Op)
+	}
+	fmt.Println()
+	if h := s.Holder; h != nil {
+		fmt.Printf("holder:   %s since %s", h.Who, h.Since.Local().Format(time.DateTime))
+		if !h.Until.IsZero() {
+			fmt.Printf(", until %s", h.Until.Local().Format(time.DateTime))
+		}
+		fmt.Println()
+		if h.Reason != "" {
+			fmt.Printf("reason:   %s\n", h.Reason)
+		}
+	}
+	if s.LastError != "" {
+		fmt.Printf("error:    %s\n", s.LastError)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
+	fmt.Fprintln(w, "FORWARD\tSTATE\tREDIRECTED\tREFUSED")
+	for _, f := range st.Forwards {
+		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, f.State(), f.Redirected, f.Refused)
+	}
+	w.Flush()
+	if n := len(s.History); n > 0 {
+		last := s.History[n-1]
+		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, last.Note)
+	}
+	return nil
+}
+
+func opFlags(withTTL bool) []cli.Flag {
+	fs := []cli.Flag{
+		socketFlag(),
+		&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (recorded with who and when)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "stop waiting for the drain after `DURATION` (default: the agent's)"},
+		&cli.StringFlag{Name: "on-deadline", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
+		&cli.BoolFlag{Name: "json", Usage: "print progress and the result as JSON lines"},
+	}
+	if withTTL {
+		fs = append(fs, &cli.DurationFlag{Name: "ttl", Usage: "end the maintenance by itself after `DURATION` (default: never)"})
+	}
+	return fs
+}
+
+func request(c *cli.Context) (maintenance.Request, error) {
+	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
+		OnDeadline: drain.OnDeadline(c.String("on-deadline")), TTL: c.Duration("ttl")}
+	if c.NArg() > 0 {
+		return r, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
+	}
+	if r.OnDeadline != "" && r.OnDeadline != drain.Proceed && r.OnDeadline != drain.Abort {
+		return r, usagef("--on-deadline %q: want proceed or abort", r.OnDeadline)
+	}
+	if r.Deadline < 0 || r.TTL < 0 {
+		return r, usagef("--deadline and --ttl must not be negative")
+	}
+	return r, nil
+}
+
+type opFunc func(context.Context, maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+
+func runOp(c *cli.Context, op opFunc) error {
+	req, err := request(c)
+	if err != nil {
+		return err
+	}
+	asJSON := c.Bool("json")
+	enc := json.NewEncoder(os.Stdout)
+	drainLine := progressPrinter(false)
+	res, err := op(c.Context, req, func(ev maintenance.Event) {
+		switch {
+		case asJSON:
+			enc.Encode(api.Line{Event: &ev})
+		case ev.Drain != nil:
+			drainLine(*ev.Drain)
+		case ev.Output != nil:
+			fmt.Printf("  %s (exit %d, %s)\n", ev.Output.Command, ev.Output.ExitCode, dur(ev.Output.Duration))
+			for _, l := range strings.Split(strings.TrimSpace(ev.Output.Output), "\n") {
+				if l != "" {
+					fmt.Printf("    | %s\n", l)
+				}
+			}
+		default:
+			fmt.Printf("%s %s", ev.Time.Local().Format(time.TimeOnly), ev.Phase)
+			if ev.Message != "" {
+				fmt.Printf(": %s", ev.Message)
+			}
+			fmt.Println()
+		}
+	})
+	if asJSON {
+		var me *maintenance.Error
+		errors.As(err, &me)
+		if err == nil || me != nil {
+			enc.Encode(api.Line{Result: &res, Error: me})
+		}
+	} else if err == nil {
+		fmt.Printf("done: %s", res.Phase)
+		if res.Note != "" {
+			fmt.Printf(" — %s", res.Note)
+		}
+		fmt.Println()
+	}
+	return err
+}
+
+func maintenanceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "maintenance",
+		Usage: "take the server out of rotation and hold it out, or put it back",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "enter",
+				Usage: "withdraw the forward, wait for the drain, hold the server out",
+				Description: "New users go to other servers at once; users with this server's cookie keep\n" +
+					"reaching it through HAProxy's backup entry. Returns when the server is drained\n" +
+					"(or the drain deadline passed) and keeps it out until `maintenance exit` or\n" +
+					"--ttl. Entering again changes nothing and says who holds the server.",
+				Flags:  opFlags(true),
+				Action: func(c *cli.Context) error { return runOp(c, client(c).Enter) },
+			},
+			{
+				Name:  "exit",
+				Usage: "check the web server answers, then restore the forward",
+				Description: "If the readiness check fails the server stays out and the command fails\n" +
+					"(exit 7). Exiting a server that is in service changes nothing.",
+				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print progress and the result as JSON lines"}},
+				Action: func(c *cli.Context) error { return runOp(c, client(c).Exit) },
+			},
+			{
+				Name:   "status",
+				Usage:  "same as drainctl status",
+				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+				Action: showStatus,
+			},
+		},
+	}
+}
+
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restart",
+		Usage: "the full cycle: withdraw, drain, config test, graceful restart, readiness, restore",
+		Description: "A failed config test restarts nothing and puts the server back (exit 6). A\n" +
+			"failed restart command or readiness check leaves the server out (exit 9, 7):\n" +
+			"fix it, then `drainctl maintenance exit`.",
+		Flags:  opFlags(false),
+		Action: func(c *cli.Context) error { return runOp(c, client(c).Restart) },
+	}
+}
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "configuration file tools",
+		Subcommands: []*cli.Command{{
+			Name:  "check",
+			Usage: "validate the configuration file (and flags) and print the agent's settings",
+			Flags: agentCommand().Flags,
+			Action: func(c *cli.Context) error {
+				s, err := agentSettings(c)
+				if err != nil {
+					return err
+				}
+				if err := printJSON(s); err != nil {
+					return err
+				}
+				fmt.Fprintln(os.Stderr, "configuration OK")
+				return nil
+			},
+		}},
+	}
+}

@@ -1,0 +1,168 @@
+// Package agent runs drainctl on an app server: it owns the forwards,
+// converges from the state file at start, repairs the rules when a
+// firewall reload removes them, and serves the control API.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/user"
+	"strconv"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/conntable"
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/ready"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Settings are everything the agent needs; see config.File for the file
+// form and `drainctl agent --help` for the flags.
+type Settings struct {
+	Socket      string
+	SocketGroup string // a group name or number; "" = "drainctl" if it exists, else root only
+	StateDir    string
+	Backend     string
+	Forwards    []forward.Forward
+	Reconcile   time.Duration
+	Policy      drain.Policy
+	ConfigTest  runner.Command
+	Restart     runner.Command
+	Ready       ready.Check
+}
+
+// Defaults for the settings the agent needs.
+const (
+	DefaultStateDir    = "/var/lib/drainctl"
+	DefaultSocketGroup = "drainctl"
+	DefaultReconcile   = 2 * time.Second
+)
+
+// Validate checks the settings before anything is touched.
+func (s Settings) Validate() error {
+	if err := forward.CheckSet(s.Forwards); err != nil {
+		return err
+	}
+	if err := s.Policy.Validate(); err != nil {
+		return err
+	}
+	if s.Reconcile < 100*time.Millisecond {
+		return fmt.Errorf("reconcile interval %v: must be at least 100ms", s.Reconcile)
+	}
+	if s.ConfigTest.Timeout <= 0 || s.Restart.Timeout <= 0 || s.Ready.Timeout <= 0 {
+		return errors.New("configtest, restart and ready timeouts must be positive")
+	}
+	if s.ConfigTest.Line == "" || s.Restart.Line == "" {
+		return errors.New("configtest and restart commands must be set")
+	}
+	if s.Ready.Status < 100 || s.Ready.Status > 599 {
+		return fmt.Errorf("ready status %d: want an HTTP status", s.Ready.Status)
+	}
+	if _, err := groupID(s.SocketGroup); err != nil {
+		return err
+	}
+	return nil
+}
+
+// groupID resolves the socket's group. The default group may be missing
+// (then only root can use the socket); a group asked for must exist.
+func groupID(name string) (int, error) {
+	if name == "" {
+		name = DefaultSocketGroup
+		if g, err := user.LookupGroup(name); err == nil {
+			return strconv.Atoi(g.Gid)
+		}
+		return 0, nil
+	}
+	if g, err := user.LookupGroup(name); err == nil {
+		return strconv.Atoi(g.Gid)
+	}
+	if g, err := user.LookupGroupId(name); err == nil {
+		return strconv.Atoi(g.Gid)
+	}
+	return 0, fmt.Errorf("socket group %q does not exist (create it with groupadd, or choose another)", name)
+}
+
+type commands struct{ test, restart runner.Command }
+
+func (c commands) ConfigTest(ctx context.Context) (runner.Output, error) { return c.test.Run(ctx) }
+func (c commands) Restart(ctx context.Context) (runner.Output, error)    { return c.restart.Run(ctx) }
+
+// Run runs the agent until ctx ends. ready, if not nil, is called once the
+// socket is served (systemd is notified as well).
+func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	gid, _ := groupID(s.SocketGroup)
+	if s.SocketGroup == "" && gid == 0 {
+		log.Warn("group drainctl does not exist: only root can use the socket", "socket", s.Socket)
+	}
+	store, err := state.Open(s.StateDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fw, choice, err := forward.New(ctx, s.Backend, log)
+	if err != nil {
+		return fmt.Errorf("forward backend: %w", err)
+	}
+	defer fw.Close()
+	log.Info("forward backend", "backend", fw.Backend(), "reason", choice.Reason)
+	table, err := conntable.Open(conntable.Options{Forwards: s.Forwards})
+	if err != nil {
+		return err
+	}
+	defer table.Close()
+
+	eng := maintenance.New(ctx, maintenance.Deps{
+		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
+		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, Log: log,
+	})
+	note, err := eng.Resume()
+	if err != nil {
+		return fmt.Errorf("resume from %s: %w", store.Path(), err)
+	}
+	log.Info("resumed", "state", note)
+
+	ln, err := api.Listen(s.Socket, gid)
+	if err != nil {
+		return err
+	}
+	srv := api.NewServer(eng, log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Debug("sd_notify", "err", err)
+	}
+	log.Info("agent ready", "socket", s.Socket, "forwards", s.Forwards, "state_dir", s.StateDir)
+	if onReady != nil {
+		onReady()
+	}
+
+	tick := time.NewTicker(s.Reconcile)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+			return <-errc
+		case err := <-errc:
+			return err
+		case <-tick.C:
+			if repaired, err := eng.Reconcile(ctx); err != nil {
+				log.Error("reconcile", "err", err)
+			} else if repaired {
+				log.Warn("forward repaired: something had removed drainctl's rules")
+			}
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+// Engine is what the server drives (maintenance.Engine).
+type Engine interface {
+	Status(ctx context.Context) (maintenance.Status, error)
+	Enter(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	Exit(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	Subscribe() (<-chan maintenance.Event, func())
+}
+
+// Server serves the API for one engine.
+type Server struct {
+	e   Engine
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewServer routes the API.
+func NewServer(e Engine, log *slog.Logger) *Server {
+	s := &Server{e: e, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET "+PathStatus, s.status)
+	s.mux.HandleFunc("POST "+PathEnter, s.op(e.Enter))
+	s.mux.HandleFunc("POST "+PathExit, s.op(e.Exit))
+	s.mux.HandleFunc("POST "+PathRestart, s.op(e.Restart))
+	s.mux.HandleFunc("GET "+PathEvents, s.events)
+	return s
+}
+
+// Listen creates the unix socket at path: mode 0660, owned by root and
+// group gid. A stale socket (no agent answers on it) is replaced; a live
+// agent's is not.
+func Listen(path string, gid int) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another drainctl agent is already listening on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	// Created with no access, then opened up: no moment where others can
+	// connect.
+	old := syscall.Umask(0o777)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := os.Chown(path, 0, gid); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket group: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+type credKey struct{}
+
+// Serve serves on ln until ctx ends. Every connection carries its peer's
+// credentials (SO_PEERCRED), from which requests are attributed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if uc, ok := c.(*net.UnixConn); ok {
+				if raw, err := uc.SyscallConn(); err == nil {
+					var cred *syscall.Ucred
+					raw.Control(func(fd uintptr) {
+						cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+					})
+					if cred != nil {
+						return context.WithValue(ctx, credKey{}, cred)
+					}
+				}
+			}
+			return ctx
+		},
+	}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// caller names the peer: "alice (uid 1000)", plus what the client says
+// (e.g. "via cron") — the uid comes from the kernel, the label does not.
+func caller(r *http.Request, label string) string {
+	cred, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
+	who := "unknown"
+	if cred != nil {
+		name := strconv.Itoa(int(cred.Uid))
+		if u, err := user.LookupId(name); err == nil {
+			name = u.Username
+		}
+		who = fmt.Sprintf("%s (uid %d, pid %d)", name, cred.Uid, cred.Pid)
+	}
+	if label != "" {
+		who += " " + label
+	}
+	return who
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.e.Status(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{&maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// op runs an operation and streams its progress as JSON lines. The
+// operation runs in its own goroutine: if the client goes away it goes on.
+func (s *Server) op(run func(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req maintenance.Request
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, ErrorBody{&maintenance.Error{Code: maintenance.CodeBadRequest, Msg: "bad request body: " + err.Error()}})
+			return
+		}
+		req.Who = caller(r, req.Who)
+		events := make(chan maintenance.Event, 256)
+		done := make(chan Line, 1)
+		go func() {
+			res, err := run(req, func(ev maintenance.Event) {
+				select {
+				case events <- ev:
+				default: // a slow client misses progress, never the result
+				}
+			})
+			l := Line{Result: &res}
+			if err != nil {
+				var me *maintenance.Error
+				if !errors.As(err, &me) {
+					me = &maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}
+				}
+				l.Error = me
+			}
+			done <- l
+			s.log.Info("operation ended", "who", req.Who, "phase", res.Phase, "err", err)
+		}()
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		enc := json.NewEncoder(w)
+		flush := func() {
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		flush()
+		for {
+			select {
+			case ev := <-events:
+				enc.Encode(Line{Event: &ev})
+				flush()
+			case l := <-done:
+				for len(events) > 0 {
+					ev := <-events
+					enc.Encode(Line{Event: &ev})
+				}
+				enc.Encode(l)
+				flush()
+				return
+			case <-r.Context().Done():
+				return // the client left; the operation goes on
+			}
+		}
+	}
+}
+
+// events streams every engine event until the client goes away.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	ch, cancel := s.e.Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			enc.Encode(Line{Event: &ev})
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}

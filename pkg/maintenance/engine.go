@@ -1,0 +1,458 @@
+// Package maintenance runs the maintenance cycle on one app server:
+//
+//	in-service → withdrawing → draining → [held] → configtest → restarting
+//	           → ready-check → restoring → in-service
+//
+// "maintenance enter" stops at held (withdrawn, drained) until "maintenance
+// exit" (ready-check → restoring) or a TTL. "restart" runs the whole cycle.
+// Every transition is written to the state file before it is acted on, so
+// an agent killed at any step converges when it starts again (Resume):
+//
+//	held, or entering (withdrawing/draining)   → withdrawn and held, as asked
+//	restart before the web server was touched  → rolled back: ready-check, restore
+//	  (withdrawing, draining, configtest)
+//	restart after it (restarting, ready-check,  → finished: ready-check, restore
+//	  restoring), or an exit in progress
+//
+// A forward is restored only after the readiness check passes; when it
+// fails, the server stays out (held) and the failure is reported loudly. So
+// a server is out of rotation only because someone asked, or because it
+// does not answer.
+package maintenance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Runner runs the web server's config test and graceful restart.
+type Runner interface {
+	ConfigTest(ctx context.Context) (runner.Output, error)
+	Restart(ctx context.Context) (runner.Output, error)
+}
+
+// Readiness waits until the web server answers on its real port.
+type Readiness interface {
+	Wait(ctx context.Context) error
+}
+
+// Store persists the state (state.Store does).
+type Store interface {
+	Load() (state.State, error)
+	Save(state.State) error
+}
+
+// Deps are what the engine drives.
+type Deps struct {
+	Forwarder forward.Forwarder
+	Forwards  []forward.Forward
+	Table     drain.Lister
+	Policy    drain.Policy
+	Runner    Runner
+	Ready     Readiness
+	Store     Store
+	Clock     drain.Clock // nil: the wall clock
+	Log       *slog.Logger
+}
+
+// Request is one operation's request.
+type Request struct {
+	Who    string        `json:"who"`
+	Reason string        `json:"reason,omitempty"`
+	TTL    time.Duration `json:"ttl,omitempty"` // enter: end the hold by itself
+	// Deadline and OnDeadline override the drain policy's, when set.
+	Deadline   time.Duration    `json:"deadline,omitempty"`
+	OnDeadline drain.OnDeadline `json:"on_deadline,omitempty"`
+}
+
+// Event is progress of the engine, for live displays and /v1/events.
+type Event struct {
+	Time    time.Time      `json:"time"`
+	Op      state.Op       `json:"op,omitempty"`
+	Phase   state.Phase    `json:"phase"`
+	Message string         `json:"message,omitempty"`
+	Drain   *drain.Event   `json:"drain,omitempty"`
+	Output  *runner.Output `json:"output,omitempty"`
+}
+
+// Result is what an operation did.
+type Result struct {
+	Op         state.Op       `json:"op"`
+	Phase      state.Phase    `json:"phase"` // where the server is now
+	Holder     *state.Holder  `json:"holder,omitempty"`
+	Note       string         `json:"note,omitempty"`
+	Drain      *drain.Result  `json:"drain,omitempty"`
+	ConfigTest *runner.Output `json:"configtest,omitempty"`
+	Restart    *runner.Output `json:"restart,omitempty"`
+	Elapsed    time.Duration  `json:"elapsed"`
+}
+
+// Status is the engine's state for `drainctl status`.
+type Status struct {
+	State     state.State      `json:"state"`
+	Running   bool             `json:"running"` // an operation is in progress
+	Forwards  []forward.Status `json:"forwards"`
+	Backend   string           `json:"backend"`
+	LastDrain *drain.Event     `json:"last_drain,omitempty"`
+}
+
+// Engine runs operations one at a time and keeps the forwards as the state
+// says. Its methods are safe for concurrent use.
+type Engine struct {
+	d     Deps
+	ctx   context.Context // the agent's lifetime: operations outlive requests
+	clock drain.Clock
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	st        state.State
+	running   bool
+	lastDrain *drain.Event
+	subs      map[chan Event]struct{}
+
+	// fwMu serialises forwarder calls, and makes "write the phase, then
+	// act" one step as seen by Reconcile: otherwise a reconcile that read
+	// the phase just before a withdraw could undo it.
+	fwMu sync.Mutex
+}
+
+// New makes an engine; call Resume before anything else. ctx bounds the
+// operations (the agent's lifetime), not any one request.
+func New(ctx context.Context, d Deps) *Engine {
+	if d.Clock == nil {
+		d.Clock = drain.RealClock
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}}
+}
+
+// Subscribe returns a channel of every event until cancel is called. Slow
+// readers miss events rather than block the engine.
+func (e *Engine) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 64)
+	e.mu.Lock()
+	e.subs[ch] = struct{}{}
+	e.mu.Unlock()
+	return ch, func() {
+		e.mu.Lock()
+		if _, ok := e.subs[ch]; ok {
+			delete(e.subs, ch)
+			close(ch)
+		}
+		e.mu.Unlock()
+	}
+}
+
+func (e *Engine) publish(ev Event, progress func(Event)) {
+	ev.Time = e.clock.Now()
+	e.mu.Lock()
+	if ev.Drain != nil {
+		d := *ev.Drain
+		e.lastDrain = &d
+	}
+	for ch := range e.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+	e.mu.Unlock()
+	if progress != nil {
+		progress(ev)
+	}
+}
+
+// Status reports the state and what the kernel says of the forwards.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	e.fwMu.Lock()
+	fs, err := e.d.Forwarder.Status(ctx)
+	e.fwMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}, err
+}
+
+// transition writes the new phase to the state file; only then may the
+// caller act on it. It must be called with fwMu held when the action
+// touches the forwards.
+func (e *Engine) transition(op state.Op, phase state.Phase, note string, progress func(Event)) error {
+	e.mu.Lock()
+	st := e.st
+	st.Op, st.Phase = op, phase
+	st.History = append(append([]state.Transition(nil), st.History...), state.Transition{Time: e.clock.Now(), Op: op, Phase: phase, Note: note})
+	if err := e.d.Store.Save(st); err != nil {
+		e.mu.Unlock()
+		// Not written, so not acted on: the state file stays the truth.
+		return fail(CodeInternal, e.st.Phase, "cannot write the state file, so not going on to %s: %v", phase, err)
+	}
+	e.st = st
+	e.mu.Unlock()
+	e.log.Info("maintenance transition", "op", op, "phase", phase, "note", note)
+	e.publish(Event{Op: op, Phase: phase, Message: note}, progress)
+	return nil
+}
+
+// setHolder and setError change the state; the next transition writes it.
+func (e *Engine) setHolder(h *state.Holder) { e.mu.Lock(); e.st.Holder = h; e.mu.Unlock() }
+func (e *Engine) setError(msg string)       { e.mu.Lock(); e.st.LastError = msg; e.mu.Unlock() }
+
+// begin claims the engine for one operation, or says who holds it.
+func (e *Engine) begin(op state.Op) (state.State, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return e.st, &Error{Code: CodeBusy, Holder: e.st.Holder, Phase: e.st.Phase,
+			Msg: fmt.Sprintf("busy: %s in progress (%s)%s", e.st.Op, e.st.Phase, holderText(e.st.Holder))}
+	}
+	e.running = true
+	return e.st, nil
+}
+
+func (e *Engine) end() { e.mu.Lock(); e.running = false; e.mu.Unlock() }
+
+func holderText(h *state.Holder) string {
+	if h == nil {
+		return ""
+	}
+	s := fmt.Sprintf(", held by %s since %s", h.Who, h.Since.Format(time.RFC3339))
+	if h.Reason != "" {
+		s += fmt.Sprintf(" (%s)", h.Reason)
+	}
+	return s
+}
+
+// withdraw and restore change the forwards in the same step as the
+// transition that announces them.
+func (e *Engine) withdraw(op state.Op, note string, progress func(Event)) error {
+	e.fwMu.Lock()
+	defer e.fwMu.Unlock()
+	if err := e.transition(op, state.Withdrawing, note, progress); err != nil {
+		return err
+	}
+	if err := e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...); err != nil {
+		return fail(CodeInternal, state.Withdrawing, "withdraw the forward: %v", err)
+	}
+	return nil
+}
+
+// readyAndRestore checks the web server, then restores the forward. When
+// the server is not ready it stays out: held, with the error recorded.
+func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event)) error {
+	if err := e.transition(op, state.ReadyCheck, note, progress); err != nil {
+		return err
+	}
+	if err := e.d.Ready.Wait(e.ctx); err != nil {
+		msg := fmt.Sprintf("web server not ready, so the server stays out of rotation: %v", err)
+		e.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg, progress)
+		return fail(CodeNotReady, state.Held, "%s", msg)
+	}
+	e.fwMu.Lock()
+	defer e.fwMu.Unlock()
+	if err := e.transition(op, state.Restoring, "", progress); err != nil {
+		return err
+	}
+	if err := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); err != nil {
+		return fail(CodeInternal, state.Restoring, "restore the forward: %v", err)
+	}
+	e.setHolder(nil)
+	e.setError("")
+	return e.transition(state.OpNone, state.InService, "forward restored", progress)
+}
+
+// hold leaves the server out of rotation with no operation in progress.
+// A new holder (the one a failure names) replaces the old; nil keeps it.
+func (e *Engine) hold(h *state.Holder, errMsg string, progress func(Event)) {
+	e.mu.Lock()
+	if h != nil {
+		e.st.Holder = h
+	}
+	e.st.LastError = errMsg
+	e.mu.Unlock()
+	if err := e.transition(state.OpNone, state.Held, errMsg, progress); err != nil {
+		e.log.Error("cannot record the hold", "err", err)
+	}
+}
+
+// drain waits for the server to be quiet, with the request's overrides.
+func (e *Engine) drain(op state.Op, req Request, progress func(Event)) (drain.Result, error) {
+	if err := e.transition(op, state.Draining, "", progress); err != nil {
+		return drain.Result{}, err
+	}
+	p := e.d.Policy
+	if req.Deadline > 0 {
+		p.Deadline = req.Deadline
+	}
+	if req.OnDeadline != "" {
+		p.OnDeadline = req.OnDeadline
+	}
+	return drain.Wait(e.ctx, e.d.Table, p, e.clock, func(ev drain.Event) {
+		e.publish(Event{Op: op, Phase: state.Draining, Drain: &ev}, progress)
+	})
+}
+
+func (e *Engine) holderOf(req Request) *state.Holder {
+	h := &state.Holder{Who: req.Who, Reason: req.Reason, Since: e.clock.Now()}
+	if req.TTL > 0 {
+		h.Until = h.Since.Add(req.TTL)
+	}
+	return h
+}
+
+func validate(req Request) error {
+	if req.Who == "" {
+		return fail(CodeBadRequest, "", "who is required")
+	}
+	if req.TTL < 0 || req.Deadline < 0 {
+		return fail(CodeBadRequest, "", "ttl and deadline must not be negative")
+	}
+	if req.OnDeadline != "" && req.OnDeadline != drain.Proceed && req.OnDeadline != drain.Abort {
+		return fail(CodeBadRequest, "", "on-deadline %q: want proceed or abort", req.OnDeadline)
+	}
+	return nil
+}
+
+// Enter withdraws the forward, waits for the drain, and holds the server
+// out until Exit (or the TTL). Entering a held server changes nothing.
+func (e *Engine) Enter(req Request, progress func(Event)) (Result, error) {
+	start := e.clock.Now()
+	if err := validate(req); err != nil {
+		return Result{}, err
+	}
+	st, err := e.begin(state.OpEnter)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.end()
+	if st.Phase == state.Held {
+		return Result{Op: state.OpEnter, Phase: state.Held, Holder: st.Holder,
+			Note: "already in maintenance" + holderText(st.Holder)}, nil
+	}
+	e.setHolder(e.holderOf(req))
+	if err := e.withdraw(state.OpEnter, "maintenance enter: "+req.Reason, progress); err != nil {
+		return Result{}, err
+	}
+	dr, err := e.drain(state.OpEnter, req, progress)
+	res := Result{Op: state.OpEnter, Drain: &dr}
+	if err != nil {
+		return e.rollback(state.OpEnter, res, err, progress)
+	}
+	e.hold(nil, "", progress)
+	res.Phase, res.Holder, res.Elapsed = state.Held, e.currentHolder(), e.clock.Now().Sub(start)
+	res.Note = fmt.Sprintf("drained (%s after %s); held out of rotation until maintenance exit", dr.Outcome, dr.Elapsed.Round(time.Millisecond))
+	return res, nil
+}
+
+func (e *Engine) currentHolder() *state.Holder {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.Holder
+}
+
+// rollback puts the server back after a failed drain (deadline with abort,
+// or the table could not be read): the web server was not touched.
+func (e *Engine) rollback(op state.Op, res Result, cause error, progress func(Event)) (Result, error) {
+	code := CodeInternal
+	if CodeOf(cause) == CodeDeadline || isDeadline(cause) {
+		code = CodeDeadline
+	}
+	if err := e.readyAndRestore(op, "rolling back: "+cause.Error(), progress); err != nil {
+		res.Phase = state.Held
+		return res, err
+	}
+	res.Phase = state.InService
+	return res, fail(code, state.InService, "%v; the forward was restored, nothing was restarted", cause)
+}
+
+// Exit checks the web server and restores the forward. Exiting a server
+// that is in service changes nothing.
+func (e *Engine) Exit(req Request, progress func(Event)) (Result, error) {
+	start := e.clock.Now()
+	if err := validate(req); err != nil {
+		return Result{}, err
+	}
+	st, err := e.begin(state.OpExit)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.end()
+	if st.Phase == state.InService {
+		return Result{Op: state.OpExit, Phase: state.InService, Note: "not in maintenance"}, nil
+	}
+	if err := e.readyAndRestore(state.OpExit, "maintenance exit by "+req.Who, progress); err != nil {
+		return Result{Op: state.OpExit, Phase: state.Held, Holder: e.currentHolder()}, err
+	}
+	return Result{Op: state.OpExit, Phase: state.InService, Elapsed: e.clock.Now().Sub(start), Note: "back in rotation"}, nil
+}
+
+// Restart runs the whole cycle: withdraw, drain, config test, graceful
+// restart, readiness check, restore. A held server is busy: exit first.
+func (e *Engine) Restart(req Request, progress func(Event)) (Result, error) {
+	start := e.clock.Now()
+	if err := validate(req); err != nil {
+		return Result{}, err
+	}
+	st, err := e.begin(state.OpRestart)
+	if err != nil {
+		return Result{}, err
+	}
+	defer e.end()
+	if st.Phase == state.Held {
+		return Result{}, &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
+			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
+	}
+	op := state.OpRestart
+	res := Result{Op: op}
+	e.setHolder(e.holderOf(req))
+	if err := e.withdraw(op, "restart: "+req.Reason, progress); err != nil {
+		return res, err
+	}
+	dr, err := e.drain(op, req, progress)
+	res.Drain = &dr
+	if err != nil {
+		return e.rollback(op, res, err, progress)
+	}
+	if err := e.transition(op, state.ConfigTest, "", progress); err != nil {
+		return res, err
+	}
+	out, err := e.d.Runner.ConfigTest(e.ctx)
+	res.ConfigTest = &out
+	e.publish(Event{Op: op, Phase: state.ConfigTest, Output: &out}, progress)
+	if err != nil {
+		// Nothing was restarted: the old configuration still serves.
+		if rerr := e.readyAndRestore(op, "config test failed, nothing restarted", progress); rerr != nil {
+			res.Phase = state.Held
+			return res, rerr
+		}
+		res.Phase = state.InService
+		return res, fail(CodeConfigTest, state.InService, "config test failed, nothing was restarted and the forward was restored: %v", err)
+	}
+	if err := e.transition(op, state.Restarting, "", progress); err != nil {
+		return res, err
+	}
+	out, err = e.d.Runner.Restart(e.ctx)
+	res.Restart = &out
+	e.publish(Event{Op: op, Phase: state.Restarting, Output: &out}, progress)
+	if err != nil {
+		msg := fmt.Sprintf("restart command failed, so the server stays out of rotation: %v", err)
+		e.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg, progress)
+		res.Phase, res.Holder = state.Held, e.currentHolder()
+		return res, fail(CodeRestart, state.Held, "%s", msg)
+	}
+	if err := e.readyAndRestore(op, "restarted", progress); err != nil {
+		res.Phase, res.Holder = state.Held, e.currentHolder()
+		return res, err
+	}
+	res.Phase, res.Elapsed = state.InService, e.clock.Now().Sub(start)
+	res.Note = "restarted and back in rotation"
+	return res, nil
+}

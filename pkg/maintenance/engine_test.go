@@ -1,0 +1,325 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+type rig struct {
+	e     *Engine
+	store *memStore
+	fw    *fakeForwarder
+	table *fakeTable
+	run   *fakeRunner
+	ready *fakeReady
+	clock *fakeClock
+}
+
+func newRig(t *testing.T, initial *state.State) *rig {
+	t.Helper()
+	r := &rig{store: &memStore{}, table: &fakeTable{}, run: &fakeRunner{}, ready: &fakeReady{},
+		clock: &fakeClock{t: time.Unix(1_700_000_000, 0).UTC()}}
+	if initial != nil {
+		r.store.st = *initial
+	}
+	r.fw = &fakeForwarder{store: r.store}
+	p := drain.DefaultPolicy()
+	p.Deadline = 10 * time.Second
+	r.e = New(context.Background(), Deps{
+		Forwarder: r.fw, Forwards: []forward.Forward{fwd}, Table: r.table, Policy: p,
+		Runner: r.run, Ready: r.ready, Store: r.store, Clock: r.clock,
+	})
+	if _, err := r.e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.fw.calls, r.store.saves = nil, nil
+	return r
+}
+
+var alice = Request{Who: "alice", Reason: "kernel update"}
+
+func phases(ps ...state.Phase) []state.Phase { return ps }
+
+func wantCode(t *testing.T, err error, code Code) {
+	t.Helper()
+	if CodeOf(err) != code {
+		t.Fatalf("error %v: code %s, want %s", err, CodeOf(err), code)
+	}
+}
+
+func TestRestartHappyPath(t *testing.T) {
+	r := newRig(t, nil)
+	var seen []state.Phase
+	res, err := r.e.Restart(alice, func(ev Event) {
+		if ev.Drain == nil && ev.Output == nil {
+			seen = append(seen, ev.Phase)
+		}
+	})
+	if err != nil || res.Phase != state.InService || res.ConfigTest == nil || res.Restart == nil {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	want := phases(state.Withdrawing, state.Draining, state.ConfigTest, state.Restarting, state.ReadyCheck, state.Restoring, state.InService)
+	if !reflect.DeepEqual(r.store.saves, want) || !reflect.DeepEqual(seen, want) {
+		t.Errorf("phases written %v, announced %v; want %v", r.store.saves, seen, want)
+	}
+	// Each change of the forward came after the phase announcing it was written.
+	if got := r.fw.Calls(); !reflect.DeepEqual(got, []string{"withdraw@withdrawing", "restore@restoring"}) {
+		t.Errorf("forwarder calls %v", got)
+	}
+	if !reflect.DeepEqual(r.run.calls, []string{"configtest", "restart"}) || r.ready.calls != 1 {
+		t.Errorf("runner %v, ready checks %d", r.run.calls, r.ready.calls)
+	}
+	if st := r.store.st; st.Holder != nil || st.Op != state.OpNone || len(st.History) != 7 {
+		t.Errorf("final state %+v", st)
+	}
+}
+
+func TestConfigTestFailureRestartsNothing(t *testing.T) {
+	r := newRig(t, nil)
+	r.run.configErr = errors.New(`"apache2ctl -t" failed: AH00526: Syntax error on line 12`)
+	res, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeConfigTest)
+	if !strings.Contains(err.Error(), "nothing was restarted") || !strings.Contains(err.Error(), "AH00526") {
+		t.Errorf("message: %v", err)
+	}
+	if !reflect.DeepEqual(r.run.calls, []string{"configtest"}) {
+		t.Errorf("runner calls %v: the restart ran", r.run.calls)
+	}
+	if res.Phase != state.InService || r.fw.withdrawn {
+		t.Errorf("phase %s, withdrawn %v: want back in service", res.Phase, r.fw.withdrawn)
+	}
+}
+
+func TestRestartCommandFailureKeepsTheServerOut(t *testing.T) {
+	r := newRig(t, nil)
+	r.run.restartErr = errBoom
+	res, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeRestart)
+	if res.Phase != state.Held || !r.fw.withdrawn || r.ready.calls != 0 || r.store.st.LastError == "" {
+		t.Fatalf("%+v withdrawn=%v ready=%d state=%+v", res, r.fw.withdrawn, r.ready.calls, r.store.st)
+	}
+}
+
+func TestNotReadyAfterRestartKeepsTheServerOut(t *testing.T) {
+	r := newRig(t, nil)
+	r.ready.err = errors.New("connection refused")
+	res, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeNotReady)
+	if res.Phase != state.Held || !r.fw.withdrawn || !strings.Contains(r.store.st.LastError, "connection refused") {
+		t.Fatalf("%+v withdrawn=%v state=%+v", res, r.fw.withdrawn, r.store.st)
+	}
+	for _, c := range r.fw.Calls() {
+		if strings.HasPrefix(c, "restore") {
+			t.Fatalf("restored although not ready: %v", r.fw.Calls())
+		}
+	}
+	// Once the web server answers, exit puts it back.
+	r.ready.err = nil
+	if res, err := r.e.Exit(Request{Who: "bob"}, nil); err != nil || res.Phase != state.InService || r.fw.withdrawn {
+		t.Fatalf("exit after fixing: %+v, %v", res, err)
+	}
+}
+
+func TestDrainDeadlineAbortRollsBack(t *testing.T) {
+	r := newRig(t, nil)
+	r.table.busy = true
+	req := alice
+	req.OnDeadline = drain.Abort
+	res, err := r.e.Restart(req, nil)
+	wantCode(t, err, CodeDeadline)
+	if res.Phase != state.InService || r.fw.withdrawn || len(r.run.calls) != 0 {
+		t.Fatalf("%+v withdrawn=%v runner=%v", res, r.fw.withdrawn, r.run.calls)
+	}
+	// With the default policy (proceed) the same drain goes on to restart.
+	if res, err := r.e.Restart(alice, nil); err != nil || res.Drain.Outcome != drain.DeadlineProceed || len(r.run.calls) != 2 {
+		t.Fatalf("proceed: %+v, %v, runner %v", res, err, r.run.calls)
+	}
+}
+
+func TestEnterHoldExit(t *testing.T) {
+	r := newRig(t, nil)
+	req := alice
+	req.TTL = time.Hour
+	res, err := r.e.Enter(req, nil)
+	if err != nil || res.Phase != state.Held || res.Holder == nil || res.Holder.Who != "alice" || res.Holder.Reason != "kernel update" {
+		t.Fatalf("enter: %+v, %v", res, err)
+	}
+	if want := res.Holder.Since.Add(time.Hour); !res.Holder.Until.Equal(want) {
+		t.Errorf("TTL: until %v, want %v", res.Holder.Until, want)
+	}
+	// Enter again: nothing changes, and it says who holds the server.
+	calls := len(r.fw.Calls())
+	if res, err := r.e.Enter(Request{Who: "cron"}, nil); err != nil || !strings.Contains(res.Note, "already in maintenance, held by alice") || len(r.fw.Calls()) != calls {
+		t.Fatalf("second enter: %+v, %v", res, err)
+	}
+	// A restart is refused, naming the holder.
+	if _, err := r.e.Restart(Request{Who: "cron"}, nil); CodeOf(err) != CodeBusy || !strings.Contains(err.Error(), "alice") {
+		t.Fatalf("restart while held: %v", err)
+	}
+	if res, err := r.e.Exit(Request{Who: "alice"}, nil); err != nil || res.Phase != state.InService || r.fw.withdrawn || r.store.st.Holder != nil {
+		t.Fatalf("exit: %+v, %v, %+v", res, err, r.store.st)
+	}
+	if res, err := r.e.Exit(Request{Who: "alice"}, nil); err != nil || res.Note != "not in maintenance" {
+		t.Fatalf("second exit: %+v, %v", res, err)
+	}
+}
+
+func TestExitNotReadyStaysOut(t *testing.T) {
+	r := newRig(t, &state.State{Phase: state.Held, Holder: &state.Holder{Who: "alice"}})
+	r.ready.err = errBoom
+	res, err := r.e.Exit(Request{Who: "alice"}, nil)
+	wantCode(t, err, CodeNotReady)
+	if res.Phase != state.Held || !r.fw.withdrawn {
+		t.Fatalf("%+v, withdrawn %v", res, r.fw.withdrawn)
+	}
+}
+
+func TestOneOperationAtATime(t *testing.T) {
+	r := newRig(t, nil)
+	gate := make(chan struct{})
+	r.table.gate = gate
+	done := make(chan error)
+	go func() { _, err := r.e.Enter(alice, nil); done <- err }()
+	// Wait until the first enter is draining (blocked on the gate).
+	for i := 0; r.store.last() != state.Draining; i++ {
+		if i > 2000 {
+			t.Fatal("first enter never started draining")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, op := range []func(Request, func(Event)) (Result, error){r.e.Enter, r.e.Restart, r.e.Exit} {
+		_, err := op(Request{Who: "cron"}, nil)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeBusy || e.Holder == nil || e.Holder.Who != "alice" || !strings.Contains(e.Msg, "held by alice") {
+			t.Fatalf("second operation: %v", err)
+		}
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStateWriteFailureActsOnNothing(t *testing.T) {
+	r := newRig(t, nil)
+	r.store.fail = errors.New("no space left on device")
+	_, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeInternal)
+	if len(r.fw.Calls()) != 0 || len(r.run.calls) != 0 {
+		t.Fatalf("acted without writing the state: %v %v", r.fw.Calls(), r.run.calls)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	r := newRig(t, nil)
+	for _, req := range []Request{{}, {Who: "a", TTL: -1}, {Who: "a", OnDeadline: "later"}} {
+		if _, err := r.e.Enter(req, nil); CodeOf(err) != CodeBadRequest {
+			t.Errorf("Enter(%+v) = %v", req, err)
+		}
+	}
+	if len(r.fw.Calls()) != 0 {
+		t.Fatal("bad request changed the forward")
+	}
+}
+
+// TestResumeConverges starts the engine from the state file an agent killed
+// at each step would leave, and checks where the server ends up.
+func TestResumeConverges(t *testing.T) {
+	alice := &state.Holder{Who: "alice"}
+	for _, tc := range []struct {
+		op        state.Op
+		phase     state.Phase
+		notReady  bool
+		want      state.Phase
+		wantCalls []string
+	}{
+		{state.OpNone, state.InService, false, state.InService, []string{"restore@"}},
+		{state.OpNone, state.Held, false, state.Held, []string{"withdraw@held"}},
+		{state.OpEnter, state.Withdrawing, false, state.Held, []string{"withdraw@withdrawing"}},
+		{state.OpEnter, state.Draining, false, state.Held, []string{"withdraw@draining"}},
+		{state.OpRestart, state.Withdrawing, false, state.InService, []string{"withdraw@withdrawing", "restore@restoring"}},
+		{state.OpRestart, state.Draining, false, state.InService, []string{"withdraw@draining", "restore@restoring"}},
+		{state.OpRestart, state.ConfigTest, false, state.InService, []string{"withdraw@configtest", "restore@restoring"}},
+		{state.OpRestart, state.Restarting, false, state.InService, []string{"withdraw@restarting", "restore@restoring"}},
+		{state.OpRestart, state.Restarting, true, state.Held, []string{"withdraw@restarting"}},
+		{state.OpRestart, state.ReadyCheck, false, state.InService, []string{"withdraw@ready-check", "restore@restoring"}},
+		{state.OpRestart, state.Restoring, false, state.InService, []string{"withdraw@restoring", "restore@restoring"}},
+		{state.OpExit, state.ReadyCheck, false, state.InService, []string{"withdraw@ready-check", "restore@restoring"}},
+		{state.OpExit, state.Restoring, true, state.Held, []string{"withdraw@restoring"}},
+	} {
+		name := string(tc.op) + "/" + string(tc.phase)
+		if tc.notReady {
+			name += "/not-ready"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := &rig{store: &memStore{st: state.State{Version: 1, Op: tc.op, Phase: tc.phase, Holder: alice}},
+				table: &fakeTable{}, run: &fakeRunner{}, ready: &fakeReady{}, clock: &fakeClock{t: time.Unix(0, 0)}}
+			if tc.phase == state.InService {
+				r.store.st.Holder = nil
+			}
+			if tc.notReady {
+				r.ready.err = errBoom
+			}
+			r.fw = &fakeForwarder{store: r.store}
+			r.e = New(context.Background(), Deps{Forwarder: r.fw, Forwards: []forward.Forward{fwd}, Table: r.table,
+				Policy: drain.DefaultPolicy(), Runner: r.run, Ready: r.ready, Store: r.store, Clock: r.clock})
+			note, err := r.e.Resume()
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := r.fw.Calls()
+			if tc.phase == state.InService { // nothing written: the call sees the initial phase
+				calls = []string{strings.SplitAfter(calls[0], "@")[0]}
+			}
+			if st := r.store.st; st.Phase != tc.want || st.Op != state.OpNone || !reflect.DeepEqual(calls, tc.wantCalls) {
+				t.Fatalf("ended %s/%s with calls %v (%s); want %s with %v", st.Op, st.Phase, r.fw.Calls(), note, tc.want, tc.wantCalls)
+			}
+			if len(r.run.calls) != 0 {
+				t.Fatalf("resume ran %v: it must never restart the web server", r.run.calls)
+			}
+			if tc.want == state.Held && r.store.st.Holder == nil {
+				t.Fatal("held with no holder")
+			}
+		})
+	}
+}
+
+func TestReconcileRepairsAndExpiresTTL(t *testing.T) {
+	r := newRig(t, nil)
+	ctx := context.Background()
+	if repaired, err := r.e.Reconcile(ctx); err != nil || repaired {
+		t.Fatalf("nothing to repair: %v %v", repaired, err)
+	}
+	r.fw.applied = false // a firewall reload flushed the rules
+	if repaired, err := r.e.Reconcile(ctx); err != nil || !repaired || !r.fw.applied || r.fw.withdrawn {
+		t.Fatalf("in service: repaired=%v err=%v fw=%+v", repaired, err, r.fw)
+	}
+	req := alice
+	req.TTL = time.Minute
+	if _, err := r.e.Enter(req, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.fw.withdrawn = false // the reload took the withdraw rule away: still held
+	if repaired, _ := r.e.Reconcile(ctx); !repaired || !r.fw.withdrawn {
+		t.Fatalf("held: the forward was not withdrawn again")
+	}
+	r.clock.advance(2 * time.Minute)
+	r.e.Reconcile(ctx)
+	for i := 0; r.store.last() != state.InService; i++ {
+		if i > 2000 {
+			t.Fatalf("TTL passed but the server is %s", r.store.last())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if r.fw.withdrawn || r.ready.calls == 0 {
+		t.Fatal("TTL exit did not check readiness and restore")
+	}
+}

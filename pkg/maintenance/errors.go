@@ -1,0 +1,47 @@
+package maintenance
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Code classifies an operation's failure; the API sends it and the CLI
+// maps it to an exit code.
+type Code string
+
+const (
+	CodeBusy       Code = "busy"              // another operation, or a held maintenance
+	CodeDeadline   Code = "drain-deadline"    // the drain deadline passed and the policy said abort
+	CodeConfigTest Code = "configtest-failed" // nothing was restarted
+	CodeRestart    Code = "restart-failed"    // the restart command failed; the server stays out
+	CodeNotReady   Code = "not-ready"         // the readiness check failed; the server stays out
+	CodeBadRequest Code = "bad-request"
+	CodeInternal   Code = "internal"
+)
+
+// Error is an operation's failure.
+type Error struct {
+	Code Code   `json:"code"`
+	Msg  string `json:"message"`
+	// Holder names who holds the server, for CodeBusy.
+	Holder *state.Holder `json:"holder,omitempty"`
+	// Phase is where the server was left.
+	Phase state.Phase `json:"phase,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// CodeOf returns the Code of an *Error in err's chain, or CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+func fail(code Code, phase state.Phase, format string, a ...any) *Error {
+	return &Error{Code: code, Phase: phase, Msg: fmt.Sprintf(format, a...)}
+}

@@ -1,0 +1,183 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/conntable"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// memStore is a state file in memory; it can be made to fail.
+type memStore struct {
+	mu    sync.Mutex
+	st    state.State
+	saves []state.Phase
+	fail  error
+}
+
+func (m *memStore) Load() (state.State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st.Phase == "" {
+		return state.Fresh(), nil
+	}
+	return m.st, nil
+}
+
+func (m *memStore) Save(st state.State) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.st = st
+	m.saves = append(m.saves, st.Phase)
+	return nil
+}
+
+func (m *memStore) last() state.Phase {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.st.Phase
+}
+
+// fakeForwarder keeps one forward's state and records every call with the
+// phase the state file held at that moment.
+type fakeForwarder struct {
+	mu        sync.Mutex
+	store     *memStore
+	applied   bool
+	withdrawn bool
+	calls     []string
+	err       error
+}
+
+func (f *fakeForwarder) record(op string) error {
+	f.calls = append(f.calls, fmt.Sprintf("%s@%s", op, f.store.last()))
+	return f.err
+}
+func (f *fakeForwarder) Apply(_ context.Context, _ ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = true
+	return f.record("apply")
+}
+func (f *fakeForwarder) Withdraw(_ context.Context, _ ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied, f.withdrawn = true, true
+	return f.record("withdraw")
+}
+func (f *fakeForwarder) Restore(_ context.Context, _ ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied, f.withdrawn = true, false
+	return f.record("restore")
+}
+func (f *fakeForwarder) Remove(context.Context, ...forward.Forward) error { return nil }
+func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.applied {
+		return nil, nil
+	}
+	s := forward.Status{Forward: fwd, Applied: true, Withdrawn: f.withdrawn, Rules: 2, Want: 2}
+	if f.withdrawn {
+		s.Rules, s.Want = 4, 4
+	}
+	return []forward.Status{s}, nil
+}
+func (f *fakeForwarder) Backend() string { return "fake" }
+func (f *fakeForwarder) Close() error    { return nil }
+func (f *fakeForwarder) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+var fwd = forward.Forward{From: 81, To: 80}
+
+// fakeTable lists one busy connection while busy is set, else nothing. A
+// gate, when set, blocks listing until it is closed (to hold an operation
+// in progress).
+type fakeTable struct {
+	mu   sync.Mutex
+	busy bool
+	gate chan struct{}
+}
+
+func (t *fakeTable) Each(ctx context.Context, fn func(*conntable.Conn)) error {
+	t.mu.Lock()
+	gate, busy := t.gate, t.busy
+	t.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if busy {
+		fn(&conntable.Conn{Socket: conntable.Socket{Cookie: 1, Peer: netip.MustParseAddrPort("198.18.0.2:4000")}, Path: conntable.PathDirect})
+	}
+	return nil
+}
+
+type fakeRunner struct {
+	mu                    sync.Mutex
+	configErr, restartErr error
+	calls                 []string
+}
+
+func (r *fakeRunner) ConfigTest(context.Context) (runner.Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "configtest")
+	return runner.Output{Command: "apache2ctl -t", Output: "Syntax OK"}, r.configErr
+}
+func (r *fakeRunner) Restart(context.Context) (runner.Output, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "restart")
+	return runner.Output{Command: "apache2ctl -k graceful"}, r.restartErr
+}
+
+type fakeReady struct {
+	mu    sync.Mutex
+	err   error
+	calls int
+}
+
+func (r *fakeReady) Wait(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	return r.err
+}
+
+// fakeClock advances only when the engine (the drain) sleeps.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	t := c.t
+	c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	ch <- t
+	return ch
+}
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+var errBoom = errors.New("boom")

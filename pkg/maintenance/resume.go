@@ -1,0 +1,128 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+func isDeadline(err error) bool { return errors.Is(err, drain.ErrDeadline) }
+
+// Resume reads the state file and converges (see the package doc). It is
+// called once, when the agent starts, before requests are served. It
+// returns what it did, for the log.
+func (e *Engine) Resume() (string, error) {
+	st, err := e.d.Store.Load()
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	e.st = st
+	e.running = true
+	e.mu.Unlock()
+	defer e.end()
+	withdrawn := func() error {
+		e.fwMu.Lock()
+		defer e.fwMu.Unlock()
+		return e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...)
+	}
+	switch {
+	case st.Phase == state.InService:
+		e.fwMu.Lock()
+		defer e.fwMu.Unlock()
+		if err := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); err != nil {
+			return "", fmt.Errorf("apply the forward: %w", err)
+		}
+		return "in service: forward applied", nil
+
+	case st.Op == state.OpNone && st.Phase == state.Held, st.Op == state.OpEnter:
+		if err := withdrawn(); err != nil {
+			return "", fmt.Errorf("withdraw the forward: %w", err)
+		}
+		note := "agent restarted: still in maintenance"
+		if st.Op == state.OpEnter {
+			note = "agent restarted while entering maintenance: withdrawn and held, as asked"
+		}
+		e.hold(nil, st.LastError, nil)
+		return note + holderText(st.Holder), nil
+
+	case st.Op == state.OpRestart && (st.Phase == state.Withdrawing || st.Phase == state.Draining || st.Phase == state.ConfigTest):
+		if err := withdrawn(); err != nil {
+			return "", fmt.Errorf("withdraw the forward: %w", err)
+		}
+		if err := e.readyAndRestore(state.OpRestart, "agent restarted before the web server was restarted: rolling back", nil); err != nil {
+			return "restart interrupted; rollback failed: " + err.Error(), nil
+		}
+		return "restart interrupted before the web server was restarted: rolled back, in service", nil
+
+	default: // a restart after the web server was touched, or an exit
+		if err := withdrawn(); err != nil {
+			return "", fmt.Errorf("withdraw the forward: %w", err)
+		}
+		what := fmt.Sprintf("agent restarted during %s (%s): finishing", st.Op, st.Phase)
+		if err := e.readyAndRestore(st.Op, what, nil); err != nil {
+			return what + "; the server stays out: " + err.Error(), nil
+		}
+		return what + "; in service", nil
+	}
+}
+
+// Reconcile makes the forwards match the state: in service → restored,
+// otherwise → withdrawn. A firewall reload or flush that removed them is
+// repaired here. It also ends a held maintenance whose TTL has passed.
+// The agent calls it every few seconds.
+func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
+	e.fwMu.Lock()
+	e.mu.Lock()
+	phase, running, holder := e.st.Phase, e.running, e.st.Holder
+	e.mu.Unlock()
+	if phase == state.Restoring {
+		e.fwMu.Unlock()
+		return false, nil // the operation is putting it back right now
+	}
+	fs, err := e.d.Forwarder.Status(ctx)
+	if err == nil {
+		repaired, err = e.repair(ctx, phase, fs)
+	}
+	e.fwMu.Unlock()
+	if err != nil {
+		return repaired, err
+	}
+	if phase == state.Held && !running && holder != nil && !holder.Until.IsZero() && !e.clock.Now().Before(holder.Until) {
+		go func() {
+			if _, err := e.Exit(Request{Who: "drainctl (maintenance TTL expired)"}, nil); err != nil && CodeOf(err) != CodeBusy {
+				e.log.Error("TTL exit failed", "err", err)
+			}
+		}()
+	}
+	return repaired, nil
+}
+
+func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Status) (bool, error) {
+	have := map[forward.Forward]forward.Status{}
+	for _, s := range fs {
+		have[s.Forward] = s
+	}
+	want := phase != state.InService // withdrawn
+	for _, f := range e.d.Forwards {
+		s, ok := have[f]
+		if ok && s.Applied && s.Withdrawn == want && s.Rules == s.Want {
+			continue
+		}
+		e.log.Warn("forward not as expected (firewall reload or flush?): putting it back",
+			"forward", f, "state", s.State(), "phase", phase)
+		op := e.d.Forwarder.Restore
+		if want {
+			op = e.d.Forwarder.Withdraw
+		}
+		if err := op(ctx, e.d.Forwards...); err != nil {
+			return false, fmt.Errorf("repair the forward: %w", err)
+		}
+		return true, nil
+	}
+	return false, nil
+}

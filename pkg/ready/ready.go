@@ -1,0 +1,75 @@
+// Package ready checks that the web server answers on its real port before
+// the forward is restored: a server that does not answer must stay out.
+package ready
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Check is an HTTP readiness check.
+type Check struct {
+	URL string `json:"url"`
+	// Status is the expected HTTP status.
+	Status int `json:"status"`
+	// Timeout bounds the whole check; it retries until then.
+	Timeout time.Duration `json:"timeout"`
+	// Interval between attempts.
+	Interval time.Duration `json:"interval"`
+}
+
+// Wait retries the check until it passes or the timeout passes, and returns
+// the last failure.
+func (c Check) Wait(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	client := &http.Client{
+		// Redirects are answers: a 302 is what the server says.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	}
+	interval := c.Interval
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
+	var last error
+	for attempt := 1; ; attempt++ {
+		err := c.once(ctx, client)
+		if err == nil {
+			return nil
+		}
+		// An attempt cut short by the overall timeout says nothing about
+		// the server: report the attempt before it, if there was one.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("readiness check %s: not ready after %v (%d attempts): %w", c.URL, c.Timeout, attempt, last)
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (c Check) once(ctx context.Context, client *http.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "drainctl-readiness")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != c.Status {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, c.Status)
+	}
+	return nil
+}

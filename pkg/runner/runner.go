@@ -1,0 +1,79 @@
+// Package runner runs the web server's config test and graceful restart:
+// shell commands (Apache by default; nginx, a systemd unit, anything), each
+// with a timeout, keeping their output for the operator.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Defaults for Apache on Debian.
+const (
+	DefaultConfigTest = "apache2ctl -t"
+	DefaultRestart    = "apache2ctl -k graceful"
+)
+
+// Command is one shell command with a time limit.
+type Command struct {
+	Line    string        `json:"command"`
+	Timeout time.Duration `json:"timeout"`
+}
+
+// Output is what a command printed and how it ended.
+type Output struct {
+	Command  string        `json:"command"`
+	Output   string        `json:"output"` // stdout and stderr, the last 16 KiB
+	ExitCode int           `json:"exit_code"`
+	Duration time.Duration `json:"duration"`
+}
+
+const keep = 16 << 10
+
+// Run runs c with sh -c. A non-zero exit, a failure to start, or the
+// timeout is an error; the output is returned in every case.
+func (c Command) Run(ctx context.Context) (Output, error) {
+	if strings.TrimSpace(c.Line) == "" {
+		return Output{}, errors.New("no command configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Line)
+	// Its own process group, so a timeout kills what the shell started too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	start := time.Now()
+	err := cmd.Run()
+	out := Output{Command: c.Line, Output: tail(buf.String()), ExitCode: cmd.ProcessState.ExitCode(), Duration: time.Since(start)}
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return out, fmt.Errorf("%q timed out after %v", c.Line, c.Timeout)
+	case err != nil:
+		return out, fmt.Errorf("%q failed (%v): %s", c.Line, err, lastLine(out.Output))
+	}
+	return out, nil
+}
+
+func tail(s string) string {
+	if len(s) > keep {
+		return "…" + s[len(s)-keep:]
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

@@ -1,0 +1,168 @@
+// Package state keeps the agent's maintenance state in a file that
+// survives crashes: every change is written to a new file, fsync'd, and
+// renamed over the old one (then the directory is fsync'd), so after a
+// crash the file holds either the old state or the new one, never a mix.
+// The agent writes each transition before it acts on it.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Phase is where the server is in the maintenance cycle.
+type Phase string
+
+const (
+	InService   Phase = "in-service"  // forward restored, taking new users
+	Withdrawing Phase = "withdrawing" // refusing new connections from now
+	Draining    Phase = "draining"    // waiting for the server to be quiet
+	Held        Phase = "held"        // out of rotation until maintenance exit
+	ConfigTest  Phase = "configtest"  // web server config test running
+	Restarting  Phase = "restarting"  // graceful restart issued
+	ReadyCheck  Phase = "ready-check" // checking the real service port
+	Restoring   Phase = "restoring"   // putting the forward back
+)
+
+// Op is the operation in progress, if any.
+type Op string
+
+const (
+	OpNone    Op = ""
+	OpEnter   Op = "enter"   // maintenance enter: withdraw, drain, hold
+	OpExit    Op = "exit"    // maintenance exit: ready check, restore
+	OpRestart Op = "restart" // the full cycle
+)
+
+// Holder records who took the server out, when and why.
+type Holder struct {
+	Who    string    `json:"who"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+	// Until ends a held maintenance by itself (TTL); zero means never.
+	Until time.Time `json:"until,omitzero"`
+}
+
+// Transition is one line of the state's history.
+type Transition struct {
+	Time  time.Time `json:"time"`
+	Op    Op        `json:"op,omitempty"`
+	Phase Phase     `json:"phase"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// State is the content of the state file.
+type State struct {
+	Version int     `json:"version"`
+	Phase   Phase   `json:"phase"`
+	Op      Op      `json:"op,omitempty"`
+	Holder  *Holder `json:"holder,omitempty"`
+	// LastError is the failure that left the server where it is, if any.
+	LastError string       `json:"last_error,omitempty"`
+	History   []Transition `json:"history,omitempty"`
+}
+
+// historyLen bounds the history kept in the file.
+const historyLen = 50
+
+// Fresh is the state of a server drainctl has never taken out.
+func Fresh() State { return State{Version: 1, Phase: InService} }
+
+// Store is a state file in a directory the agent owns, locked so that a
+// second agent cannot use the same directory.
+type Store struct {
+	dir  string
+	lock *os.File
+}
+
+const fileName = "state.json"
+
+// Open locks dir (creating it, mode 0700) for this process. It fails if
+// another process holds the lock: two agents must not share a state.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state dir %s is in use by another drainctl agent", dir)
+		}
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	return &Store{dir: dir, lock: f}, nil
+}
+
+// Close releases the lock.
+func (s *Store) Close() error { return s.lock.Close() }
+
+// Path is the state file's path.
+func (s *Store) Path() string { return filepath.Join(s.dir, fileName) }
+
+// Load reads the state; a missing file is a fresh state.
+func (s *Store) Load() (State, error) {
+	b, err := os.ReadFile(s.Path())
+	if errors.Is(err, os.ErrNotExist) {
+		return Fresh(), nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("read state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return State{}, fmt.Errorf("state file %s is corrupt (%w); move it away to start fresh", s.Path(), err)
+	}
+	if st.Phase == "" {
+		st.Phase = InService
+	}
+	return st, nil
+}
+
+// Save writes st atomically and durably: temporary file, fsync, rename,
+// fsync of the directory.
+func (s *Store) Save(st State) error {
+	if len(st.History) > historyLen {
+		st.History = st.History[len(st.History)-historyLen:]
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.dir, fileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("fsync state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
+		return fmt.Errorf("replace state: %w", err)
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("fsync state dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync state dir: %w", err)
+	}
+	return nil
+}
