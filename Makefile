@@ -1,15 +1,26 @@
 # drainctl. `sudo make demo` shows it working; `sudo make test` runs every test.
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
-.PHONY: build demo test unit bench deps fmt vet clean
+.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean
 
 build:
 	$(GO) build -o bin/drainctl ./cmd/drainctl
+	$(GO) build -o bin/drainctl-lab ./cmd/drainctl-lab
 
-## demo: a user on a keep-alive connection through the forward, withdrawn
-## the drainctl way and the naive way (root; installs what is missing)
-demo: deps
+## demo: real HAProxy and Apache in namespaces, users under load, web1
+## restarted by drainctl and the naive way, a report side by side (root;
+## installs what is missing; removes everything it made, also on Ctrl-C)
+demo: deps build
+	bin/drainctl-lab -drainctl bin/drainctl
+
+## demo-forward: just the forward: one keep-alive user, withdrawn
+## drainctl's way and the naive way
+demo-forward: deps
 	scripts/demo.sh
+
+## e2e: the end-to-end tests alone (part of make test)
+e2e: deps
+	$(GO) test -count=1 -v -run 'TestE2E' ./pkg/lab
 
 ## test: gofmt, go vet, unit and kernel tests; fails if any test skips (root)
 test: deps

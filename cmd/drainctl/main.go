@@ -34,6 +34,10 @@ const (
 
 // exitCode maps an error to the exit code scripts see.
 func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue) || isCLIUsage(err):
@@ -84,7 +88,12 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		fmt.Fprintln(os.Stderr, ec.Error())
+	} else {
+		fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
+	}
 	return exitCode(err)
 }
 
@@ -127,7 +136,7 @@ func newApp() *cli.App {
 			return nil
 		},
 		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), agentCommand(), configCommand(),
-			forwardCommand(), connectionsCommand(), waitDrainedCommand()},
+			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand()},
 		HideHelpCommand: true,
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,241 @@
+// Command drainctl-lab runs the demo: real HAProxy and two real Apache
+// servers in network namespaces, users under load, and one app server
+// restarted twice over — by drainctl, and the naive way of the original
+// blog post — with a report side by side. `make demo` runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/lab"
+	"github.com/drainctl/drainctl/pkg/loadgen"
+)
+
+type outcome struct {
+	res                    loadgen.Result
+	down, drain, restart   time.Duration
+	up, total              time.Duration
+	downOK, upOK, restarts bool
+}
+
+func main() {
+	binary := flag.String("drainctl", "bin/drainctl", "the drainctl binary")
+	backend := flag.String("backend", "nftables", "nftables or iptables")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "drainctl-lab: run as root (it makes network namespaces): sudo make demo")
+		os.Exit(2)
+	}
+	bin, err := filepath.Abs(*binary)
+	if err != nil {
+		fail(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	title("drainctl: restart web1 under load, with the recommended HAProxy pattern")
+	good, err := run(ctx, bin, *backend, lab.Recommended)
+	if err != nil {
+		fail(err)
+	}
+	title("the naive way (the blog post): traffic through 81, plain checks, delete the REDIRECT, restart, add it back")
+	naive, err := run(ctx, bin, *backend, lab.Naive)
+	if err != nil {
+		fail(err)
+	}
+	title("report")
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, "\tdrainctl\tnaive")
+	row := func(name string, f func(outcome) string) { fmt.Fprintf(w, "%s\t%s\t%s\n", name, f(good), f(naive)) }
+	row("requests served", func(o outcome) string { return fmt.Sprint(o.res.Requests - o.res.Failed) })
+	row("failed requests", func(o outcome) string { return fmt.Sprint(o.res.Failed) })
+	row("sticky users moved (of 20)", func(o outcome) string { return fmt.Sprint(o.res.Moved) })
+	row("time to HAProxy DOWN", func(o outcome) string { return dur(o.down, o.downOK) })
+	row("drain time", func(o outcome) string { return dur(o.drain, true) })
+	row("restart time", func(o outcome) string { return dur(o.restart, true) })
+	row("time back UP", func(o outcome) string { return dur(o.up, o.upOK) })
+	row("whole cycle", func(o outcome) string { return dur(o.total, true) })
+	w.Flush()
+	fmt.Println()
+	for _, f := range naive.res.Failures {
+		if f.User >= 0 {
+			fmt.Printf("naive: first failure: user %d got %s %s\n", f.User, f.Kind, f.Err)
+			break
+		}
+	}
+	fmt.Println("drainctl's drain ran to its deadline on purpose: web1's sticky users keep using it through")
+	fmt.Println("the backup entry (that is what keeps their sessions), so it is never quiet; the graceful")
+	fmt.Println("restart then finishes their requests in flight.")
+	fmt.Println("drainctl refuses only NEW connections to :81 (live ones keep their NAT mapping), HAProxy sends")
+	fmt.Println("web1's users to its backup entry on :80 (same cookie), and retry-on covers the keep-alive")
+	fmt.Println("connections Apache's graceful restart closes. Everything this demo made is now removed.")
+}
+
+func title(s string) { fmt.Printf("\n\033[1m== %s\033[0m\n", s) }
+
+func dur(d time.Duration, ok bool) string {
+	if !ok {
+		return "—"
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "drainctl-lab:", err)
+	os.Exit(1)
+}
+
+func run(ctx context.Context, bin, backend string, p lab.Pattern) (outcome, error) {
+	var o outcome
+	id := fmt.Sprintf("demo%d", os.Getpid()%100000)
+	if p == lab.Naive {
+		id = fmt.Sprintf("naive%d", os.Getpid()%100000)
+	}
+	l, err := lab.Start(ctx, lab.Options{Binary: bin, Backend: backend, Pattern: p, ID: id,
+		Dir: filepath.Join(os.TempDir(), "drainctl-"+id), Deadline: 5 * time.Second})
+	if err != nil {
+		return o, err
+	}
+	defer l.Close()
+	for _, line := range strings.Split(l.HAProxyConfig(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "server ") {
+			fmt.Println("  haproxy:", strings.TrimSpace(line))
+		}
+	}
+	load := loadgen.Start(ctx, loadgen.Config{URL: lab.Frontend, Users: 20, UserInterval: 50 * time.Millisecond,
+		Anon: 4, AnonInterval: 20 * time.Millisecond, Duration: 2 * time.Minute, Dial: l.Dial})
+	fmt.Println("  load: 20 users with a cookie, a request every 50 ms each; 4 anonymous streams")
+	time.Sleep(2 * time.Second)
+	web1 := l.Webs[0]
+	start := time.Now()
+	at := func() string { return fmt.Sprintf("+%5.2fs", time.Since(start).Seconds()) }
+
+	// Watch HAProxy's view of web1.
+	mctx, mstop := context.WithCancel(ctx)
+	defer mstop()
+	var mu sync.Mutex
+	var downAt, upAt time.Duration
+	go func() {
+		last := "UP"
+		for mctx.Err() == nil {
+			s, err := l.Status(web1.Name)
+			if err == nil && s != last && (s == "UP" || s == "DOWN") {
+				mu.Lock()
+				if s == "DOWN" && downAt == 0 {
+					downAt = time.Since(start)
+				} else if s == "UP" && downAt != 0 && upAt == 0 {
+					upAt = time.Since(start)
+				}
+				mu.Unlock()
+				fmt.Printf("  %s HAProxy marks web1 %s\n", at(), s)
+				last = s
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	var restoredAt time.Duration
+	if p == lab.Naive {
+		fmt.Printf("  %s delete the REDIRECT (drainctl forward remove)\n", at())
+		if err := web1.Forward("remove"); err != nil {
+			return o, err
+		}
+		time.Sleep(3 * time.Second)
+		o.drain = time.Since(start)
+		fmt.Printf("  %s apache2 -k graceful\n", at())
+		t0 := time.Now()
+		if err := web1.Graceful(); err != nil {
+			return o, err
+		}
+		o.restart = time.Since(t0)
+		time.Sleep(3 * time.Second)
+		fmt.Printf("  %s add the REDIRECT back\n", at())
+		if err := web1.Forward("apply"); err != nil {
+			return o, err
+		}
+		restoredAt = time.Since(start)
+	} else {
+		var err error
+		if o.drain, o.restart, restoredAt, err = drainctlRestart(ctx, bin, web1.Socket, start, at); err != nil {
+			return o, err
+		}
+	}
+	if _, err := l.WaitStatus(ctx, web1.Name, "UP", 20*time.Second); err != nil {
+		return o, err
+	}
+	time.Sleep(time.Second)
+	mstop()
+	o.res = load.Stop()
+	o.total = time.Since(start)
+	mu.Lock()
+	o.down, o.downOK = downAt, downAt != 0
+	if upAt != 0 {
+		o.up, o.upOK = upAt-restoredAt, true
+	}
+	mu.Unlock()
+	fmt.Printf("  result: %d requests, %d failed, %d users moved\n", o.res.Requests, o.res.Failed, o.res.Moved)
+	return o, nil
+}
+
+// drainctlRestart runs `drainctl restart --json` against the agent and
+// prints its progress; it returns the drain time, the restart command's
+// time and when the forward was restored.
+func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, at func() string) (drain, restart, restored time.Duration, err error) {
+	cmd := exec.CommandContext(ctx, bin, "--socket", socket, "restart", "--reason", "demo", "--json")
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, err
+	}
+	lastDrain := time.Duration(-time.Hour)
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var l api.Line
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		switch e := l.Event; {
+		case e == nil:
+		case e.Drain != nil:
+			if e.Drain.Elapsed-lastDrain >= time.Second || e.Drain.Outcome != "" {
+				fmt.Printf("  %s draining: %d active connections (forward %d, direct %d), %d idle; deadline in %.1fs %s\n", at(),
+					e.Drain.Active, e.Drain.ByPath["forward"], e.Drain.ByPath["direct"], e.Drain.Idle, e.Drain.DeadlineIn.Seconds(), e.Drain.Outcome)
+				lastDrain = e.Drain.Elapsed
+			}
+			if e.Drain.Outcome != "" {
+				drain = e.Drain.Elapsed
+			}
+		case e.Output != nil:
+			fmt.Printf("  %s %s: exit %d in %s\n", at(), e.Output.Command, e.Output.ExitCode, e.Output.Duration.Round(time.Millisecond))
+			if e.Phase == "restarting" {
+				restart = e.Output.Duration
+			}
+		default:
+			fmt.Printf("  %s drainctl: %s %s\n", at(), e.Phase, e.Message)
+			if e.Phase == "in-service" {
+				restored = time.Since(start)
+			}
+		}
+		if l.Error != nil {
+			err = fmt.Errorf("drainctl restart: %s", l.Error.Msg)
+		}
+	}
+	if werr := cmd.Wait(); werr != nil && err == nil {
+		err = fmt.Errorf("drainctl restart: %w", werr)
+	}
+	return drain, restart, restored, err
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/haproxy"
+)
+
+func haproxyConfigCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "haproxy-config",
+		Usage: "print the HAProxy backend for drainctl's pattern",
+		Description: "Each app server is listed twice with one cookie: the primary entry sends\n" +
+			"traffic to the service port and health-checks the forward port (withdrawing\n" +
+			"the forward takes it out for new users); the backup entry, with a tolerant\n" +
+			"check, keeps serving users whose cookie names the server. retry-on and option\n" +
+			"redispatch cover the keep-alive connections a graceful restart closes.\n\n" +
+			"  drainctl haproxy-config --server web1=10.0.0.11 --server web2=10.0.0.12",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Required: true, Usage: "app server `NAME=ADDRESS`; repeat for each"},
+			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: defaultForward.String(), Usage: "the forward `FROM:TO` (checked port : service port)"},
+			&cli.StringFlag{Name: "backend", Value: "app", Usage: "backend `NAME`"},
+			&cli.StringFlag{Name: "cookie", Value: "SRV", Usage: "persistence cookie `NAME`"},
+			&cli.StringFlag{Name: "check-path", Value: "/", Usage: "health check `PATH`"},
+			&cli.BoolFlag{Name: "through-forward", Usage: "send traffic through the forward port (the other pattern: users move; for comparison)"},
+		},
+		Action: func(c *cli.Context) error {
+			f, err := forwardParse(c.String("forward"))
+			if err != nil {
+				return err
+			}
+			o := haproxy.Options{Backend: c.String("backend"), Cookie: c.String("cookie"), CheckPath: c.String("check-path"),
+				ServicePort: f.To, ForwardPort: f.From, ThroughForward: c.Bool("through-forward")}
+			for _, s := range c.StringSlice("server") {
+				name, addr, ok := strings.Cut(s, "=")
+				if !ok || name == "" || addr == "" || strings.ContainsAny(name+addr, " \t") {
+					return usagef("--server %q: want NAME=ADDRESS, e.g. web1=10.0.0.11", s)
+				}
+				o.Servers = append(o.Servers, haproxy.Server{Name: name, Host: addr})
+			}
+			be, err := haproxy.Backend(o)
+			if err != nil {
+				return usageError{err}
+			}
+			fmt.Print(be)
+			return nil
+		},
+	}
+}
+
+func haproxyCheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "haproxy-check",
+		Usage:     "check a haproxy.cfg: what will lose requests or sessions during maintenance",
+		ArgsUsage: "FILE",
+		Description: "Reads an HAProxy configuration and reports, per backend and server, what will\n" +
+			"fail requests or move sticky users while drainctl withdraws a server, with the\n" +
+			"line to change. Exit status: 0 nothing found, 1 problems found, 2 unreadable.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: defaultForward.String(), Usage: "the forward `FROM:TO`"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("give one haproxy.cfg, e.g. drainctl haproxy-check /etc/haproxy/haproxy.cfg")
+			}
+			f, err := forwardParse(c.String("forward"))
+			if err != nil {
+				return err
+			}
+			fh, err := os.Open(c.Args().First())
+			if err != nil {
+				return usageError{err}
+			}
+			defer fh.Close()
+			fs, err := haproxy.Check(fh, int(f.From), int(f.To))
+			if err != nil {
+				return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
+			}
+			if c.Bool("json") {
+				if fs == nil {
+					fs = []haproxy.Finding{}
+				}
+				if err := printJSON(fs); err != nil {
+					return err
+				}
+			} else {
+				for _, x := range fs {
+					who := "backend " + x.Backend
+					if x.Server != "" {
+						who += ", server " + x.Server
+					}
+					fmt.Printf("%s:%d: %s: %s\n    change to: %s\n", c.Args().First(), x.Line, who, x.Problem, x.Fix)
+				}
+			}
+			if len(fs) > 0 {
+				return cli.Exit(fmt.Sprintf("drainctl: %d problem(s) found", len(fs)), 1)
+			}
+			if !c.Bool("json") {
+				fmt.Println("no problem found: withdrawing a server will not lose requests or sessions")
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,256 @@
+package haproxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Finding is one thing in a haproxy.cfg that will lose requests or sessions
+// during maintenance, and the line to change.
+type Finding struct {
+	Backend string `json:"backend"`
+	Server  string `json:"server,omitempty"`
+	Line    int    `json:"line"`
+	Problem string `json:"problem"`
+	Fix     string `json:"fix"`
+}
+
+type directive struct {
+	line   int
+	fields []string
+}
+
+type section struct {
+	kind, name string
+	line       int
+	dirs       []directive
+	defaults   *section // the defaults section in force
+}
+
+// proxy sections hold servers; the others are skipped.
+var sectionKinds = map[string]bool{"global": true, "defaults": true, "frontend": true, "backend": true, "listen": true,
+	"peers": true, "resolvers": true, "userlist": true, "program": true, "http-errors": true, "ring": true,
+	"mailers": true, "cache": true, "crt-store": true, "log-forward": true, "fcgi-app": true}
+
+func parse(r io.Reader) ([]*section, error) {
+	var secs []*section
+	var cur, defs *section
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if sectionKinds[f[0]] {
+			cur = &section{kind: f[0], line: n, defaults: defs}
+			if len(f) > 1 {
+				cur.name = f[1]
+			}
+			if f[0] == "defaults" {
+				defs = cur
+			}
+			secs = append(secs, cur)
+			continue
+		}
+		if cur == nil {
+			return nil, fmt.Errorf("line %d: %q outside any section", n, f[0])
+		}
+		cur.dirs = append(cur.dirs, directive{n, f})
+	}
+	return secs, sc.Err()
+}
+
+// find returns the first directive whose fields start with words, in the
+// section or else in its defaults.
+func (s *section) find(words ...string) (directive, bool) {
+	for _, sec := range []*section{s, s.defaults} {
+		if sec == nil {
+			continue
+		}
+	next:
+		for _, d := range sec.dirs {
+			if len(d.fields) < len(words) {
+				continue
+			}
+			for i, w := range words {
+				if d.fields[i] != w {
+					continue next
+				}
+			}
+			return d, true
+		}
+	}
+	return directive{}, false
+}
+
+type server struct {
+	directive
+	name, host string
+	port       int
+	cookie     string
+	check      bool
+	checkPort  int
+	inter      time.Duration
+	fall       int
+	backup     bool
+}
+
+func parseServer(d directive, defInter time.Duration, defFall int) (server, bool) {
+	if len(d.fields) < 3 || d.fields[0] != "server" {
+		return server{}, false
+	}
+	s := server{directive: d, name: d.fields[1], inter: defInter, fall: defFall}
+	host, port, err := net.SplitHostPort(d.fields[2])
+	if err != nil {
+		host = d.fields[2]
+	}
+	s.host = host
+	s.port, _ = strconv.Atoi(port)
+	args := d.fields[3:]
+	for i := 0; i < len(args); i++ {
+		val := ""
+		if i+1 < len(args) {
+			val = args[i+1]
+		}
+		switch args[i] {
+		case "check":
+			s.check = true
+		case "backup":
+			s.backup = true
+		case "cookie":
+			s.cookie, i = val, i+1
+		case "port":
+			s.checkPort, _ = strconv.Atoi(val)
+			i++
+		case "inter":
+			if v, err := parseTime(val); err == nil {
+				s.inter = v
+			}
+			i++
+		case "fall":
+			s.fall, _ = strconv.Atoi(val)
+			i++
+		}
+	}
+	return s, true
+}
+
+// parseTime reads HAProxy times: a number of milliseconds, or with a unit.
+func parseTime(s string) (time.Duration, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Millisecond, nil
+	}
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		return time.Duration(n) * 24 * time.Hour, err
+	}
+	return time.ParseDuration(s)
+}
+
+// Check reads a haproxy.cfg and lists what will lose requests or sessions
+// when drainctl withdraws a server: forwardPort is the forward (81),
+// servicePort the web server's port (80).
+func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
+	secs, err := parse(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, sec := range secs {
+		if sec.kind != "backend" && sec.kind != "listen" {
+			continue
+		}
+		// default-server sets check timings for every server.
+		defInter, defFall := 2*time.Second, 3
+		if d, ok := sec.find("default-server"); ok {
+			s, _ := parseServer(directive{d.line, append([]string{"server", "default", "x:0"}, d.fields[1:]...)}, defInter, defFall)
+			defInter, defFall = s.inter, s.fall
+		}
+		var servers []server
+		for _, d := range sec.dirs {
+			if s, ok := parseServer(d, defInter, defFall); ok {
+				servers = append(servers, s)
+			}
+		}
+		if len(servers) == 0 {
+			continue
+		}
+		add := func(srv string, line int, problem, fix string) {
+			out = append(out, Finding{Backend: sec.name, Server: srv, Line: line, Problem: problem, Fix: fix})
+		}
+		cookie, hasCookie := sec.find("cookie")
+		if !hasCookie || len(cookie.fields) < 3 || !(contains(cookie.fields[2:], "insert") || contains(cookie.fields[2:], "rewrite") || contains(cookie.fields[2:], "prefix")) {
+			add("", sec.line, "no cookie persistence: every user may land on another server at any time, and all users of a withdrawn server are moved",
+				"cookie SRV insert indirect nocache  (and cookie NAME on each server line)")
+		}
+		if _, ok := sec.find("option", "redispatch"); !ok {
+			add("", sec.line, "no option redispatch: a request whose server is down fails instead of going to another server",
+				"option redispatch")
+		}
+		if _, ok := sec.find("retry-on"); !ok {
+			add("", sec.line, "no retry-on: a request sent on a keep-alive connection that the graceful restart closes returns an error to the user",
+				"retry-on conn-failure empty-response response-timeout")
+		}
+		if d, ok := sec.find("http-reuse"); !ok || len(d.fields) < 2 || d.fields[1] != "never" {
+			add("", sec.line, "server connections are shared between client sessions (http-reuse): the graceful restart closes them all at once, and a request whose retries all draw dead ones is redispatched: a moved user",
+				"http-reuse never")
+		}
+		for _, s := range servers {
+			if s.backup {
+				continue
+			}
+			fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, orDefault(s.cookie, s.name), forwardPort)
+			switch {
+			case s.port == forwardPort:
+				add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: users with this server's cookie who open a new connection while it is withdrawn are moved to another server", forwardPort), fix)
+			case !s.check:
+				add(s.name, s.line, "not health-checked: withdrawing the forward does not take it out of rotation", fix)
+			case s.checkPort != forwardPort:
+				add(s.name, s.line, fmt.Sprintf("its health check does not use the forward port %d: withdrawing the forward does not take it out of rotation", forwardPort), fix)
+			}
+			var bak *server
+			for i := range servers {
+				if b := &servers[i]; b.backup && b.host == s.host {
+					bak = b
+				}
+			}
+			bakFix := fmt.Sprintf("server %s-bak %s:%d cookie %s check inter 1s fall 3 rise 2 backup", s.name, s.host, servicePort, orDefault(s.cookie, s.name))
+			switch {
+			case bak == nil:
+				add(s.name, s.line, "no backup entry for this server sharing its cookie: its users are moved to other servers while it is withdrawn", bakFix)
+			case s.cookie != "" && bak.cookie != s.cookie:
+				add(bak.name, bak.line, fmt.Sprintf("backup entry without the primary's cookie (%q): users of %s are moved while it is withdrawn", s.cookie, s.name), bakFix)
+			case bak.port == forwardPort:
+				add(bak.name, bak.line, fmt.Sprintf("backup entry goes through the forward port %d: it is refused while withdrawn", forwardPort), bakFix)
+			case bak.check && time.Duration(bak.fall)*bak.inter < 3*time.Second:
+				add(bak.name, bak.line, fmt.Sprintf("backup check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(bak.fall)*bak.inter, bak.fall, bak.inter, s.name), bakFix)
+			}
+		}
+	}
+	return out, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

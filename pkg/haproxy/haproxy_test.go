@@ -1,0 +1,94 @@
+package haproxy
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// render prints findings as `drainctl haproxy-check` does.
+func render(fs []Finding) string {
+	var b strings.Builder
+	for _, f := range fs {
+		who := "backend " + f.Backend
+		if f.Server != "" {
+			who += ", server " + f.Server
+		}
+		fmt.Fprintf(&b, "line %d: %s: %s\n    change to: %s\n", f.Line, who, f.Problem, f.Fix)
+	}
+	return b.String()
+}
+
+func TestCheckTestdata(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "haproxy", "*.cfg"))
+	if len(files) < 3 {
+		t.Fatalf("found %d test configs", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			fh, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fh.Close()
+			fs, err := Check(fh, 81, 80)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(fs)
+			golden := strings.TrimSuffix(f, ".cfg") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+				return
+			}
+			want, _ := os.ReadFile(golden)
+			if got != string(want) {
+				t.Fatalf("findings differ from %s (-update to rewrite):\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// The generated backend is what the checker wants, in both pattern knobs.
+func TestGeneratedBackendPassesTheCheck(t *testing.T) {
+	be, err := Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}, {"web2", "198.18.2.2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := Check(strings.NewReader("defaults\n    mode http\n"+be), 81, 80)
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("generated backend has findings: %v %s\n%s", err, render(fs), be)
+	}
+	for _, want := range []string{
+		"server web1 198.18.1.2:80 cookie web1 check port 81 inter 500ms fall 2 rise 2",
+		"server web1-bak 198.18.1.2:80 cookie web1 check inter 1s fall 3 rise 2 backup",
+		"retry-on conn-failure empty-response response-timeout", "option redispatch", "cookie SRV insert indirect nocache",
+	} {
+		if !strings.Contains(be, want) {
+			t.Errorf("generated backend lacks %q", want)
+		}
+	}
+	// The other pattern is flagged for what it is.
+	be, _ = Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, ThroughForward: true})
+	fs, _ = Check(strings.NewReader(be), 81, 80)
+	if len(fs) != 1 || !strings.Contains(fs[0].Problem, "traffic goes through the forward port 81") {
+		t.Fatalf("through-forward backend: %s", render(fs))
+	}
+	if _, err := Backend(Options{}); err == nil {
+		t.Fatal("no servers accepted")
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]time.Duration{"500": 500 * time.Millisecond, "2s": 2 * time.Second, "1m": time.Minute, "1d": 24 * time.Hour} {
+		if got, err := parseTime(in); err != nil || got != want {
+			t.Errorf("parseTime(%q) = %v, %v", in, got, err)
+		}
+	}
+}

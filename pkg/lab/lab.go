@@ -1,0 +1,463 @@
+// Package lab builds the end-to-end lab the tests and the demo share:
+// a load balancer namespace running real HAProxy, and app server
+// namespaces each running real Apache (Debian's apache2, its own config
+// and pid file) and the drainctl agent, joined by veth links with no
+// route out. Close removes every process (by PID) and namespace it made.
+package lab
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/haproxy"
+)
+
+// Pattern is how HAProxy reaches the app servers.
+type Pattern string
+
+const (
+	// Recommended: traffic to 80, check port 81, backup entry sharing the
+	// cookie, retry-on (DESIGN.md's last row).
+	Recommended Pattern = "recommended"
+	// ThroughForward: traffic through 81, same backup and retry-on.
+	ThroughForward Pattern = "through-forward"
+	// Naive: the blog post's setup: traffic through 81, plain checks, no
+	// backup, no retry-on; withdrawn by deleting the REDIRECT.
+	Naive Pattern = "naive"
+)
+
+// Options describe a lab.
+type Options struct {
+	Binary   string  // the drainctl binary
+	Backend  string  // nftables or iptables (agents' --backend)
+	Pattern  Pattern // default Recommended
+	Servers  int     // app servers; default 2
+	Deadline time.Duration
+	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
+	ID  string
+	Dir string // work directory; removed by Close
+}
+
+// Web is one app server.
+type Web struct {
+	Name, Addr string
+	ns         *ns
+	dir, conf  string
+	Socket     string // its agent's control socket
+	binary     string
+	backend    string
+}
+
+// Lab is a running lab.
+type Lab struct {
+	o     Options
+	lb    *ns
+	Webs  []*Web
+	stats string // HAProxy's stats socket
+	pids  []int
+}
+
+// Frontend is where the load generator sends requests (inside the load
+// balancer's namespace; use Dial).
+const Frontend = "http://127.0.0.1:8000/"
+
+// Start builds the lab. On error everything made so far is removed.
+func Start(ctx context.Context, o Options) (l *Lab, err error) {
+	if o.Pattern == "" {
+		o.Pattern = Recommended
+	}
+	if o.Servers == 0 {
+		o.Servers = 2
+	}
+	if o.Deadline == 0 {
+		o.Deadline = 5 * time.Second
+	}
+	l = &Lab{o: o}
+	defer func() {
+		if err != nil {
+			l.Close()
+			l = nil
+		}
+	}()
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return l, err
+	}
+	if l.lb, err = newNS("dl-" + o.ID + "-lb"); err != nil {
+		return l, err
+	}
+	var servers []haproxy.Server
+	for i := 1; i <= o.Servers; i++ {
+		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend}
+		if w.ns, err = newNS(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
+			return l, err
+		}
+		l.Webs = append(l.Webs, w)
+		// 198.18.0.0/15: the benchmarking range, never routed; no route out.
+		veth := fmt.Sprintf("veth%d", i)
+		if _, err := l.lb.exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.name); err != nil {
+			return l, err
+		}
+		for _, c := range [][]string{
+			{"lb", "ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", veth},
+			{"lb", "ip", "link", "set", veth, "up"},
+			{"web", "ip", "addr", "add", w.Addr + "/24", "dev", "eth0"},
+			{"web", "ip", "link", "set", "eth0", "up"},
+		} {
+			n := l.lb
+			if c[0] == "web" {
+				n = w.ns
+			}
+			if _, err := n.exec(c[1:]...); err != nil {
+				return l, err
+			}
+		}
+		if err := l.startWeb(w); err != nil {
+			return l, err
+		}
+		servers = append(servers, haproxy.Server{Name: w.Name, Host: w.Addr})
+	}
+	if err := l.startHAProxy(servers); err != nil {
+		return l, err
+	}
+	for _, w := range l.Webs {
+		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
+}
+
+func (l *Lab) startWeb(w *Web) error {
+	w.dir = filepath.Join(l.o.Dir, w.Name)
+	run := filepath.Join(w.dir, "run")
+	if err := os.MkdirAll(filepath.Join(w.dir, "www"), 0o755); err != nil {
+		return err
+	}
+	os.MkdirAll(run, 0o755)
+	exec.Command("chown", "www-data:www-data", run).Run()
+	if err := os.WriteFile(filepath.Join(w.dir, "www", "index.html"), []byte(w.Name+"\n"), 0o644); err != nil {
+		return err
+	}
+	w.conf = filepath.Join(w.dir, "apache2.conf")
+	conf := fmt.Sprintf(`ServerRoot /etc/apache2
+ServerName %[1]s
+Listen 80
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
+LoadModule status_module /usr/lib/apache2/modules/mod_status.so
+User www-data
+Group www-data
+PidFile %[2]s/apache.pid
+Mutex file:%[2]s/run default
+DefaultRuntimeDir %[2]s/run
+ErrorLog %[2]s/error.log
+LogLevel notice
+TypesConfig /etc/mime.types
+DocumentRoot %[2]s/www
+DirectoryIndex index.html
+KeepAlive On
+KeepAliveTimeout 5
+MaxKeepAliveRequests 1000
+<Directory %[2]s/www>
+  Require all granted
+</Directory>
+<Location /server-status>
+  SetHandler server-status
+  Require local
+</Location>
+`, w.Name, w.dir)
+	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if _, err := w.ns.exec("apache2", "-f", w.conf, "-k", "start"); err != nil {
+		return err
+	}
+	pid, err := waitPidFile(filepath.Join(w.dir, "apache.pid"))
+	if err != nil {
+		b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
+		return fmt.Errorf("apache in %s: %w: %s", w.ns.name, err, b)
+	}
+	l.pids = append(l.pids, pid)
+	if _, err := w.ns.exec(l.o.Binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
+		return err
+	}
+	if l.o.Pattern == Naive {
+		return nil // no agent: the naive procedure edits the rules by hand
+	}
+	w.Socket = filepath.Join(w.dir, "agent.sock")
+	cmd := w.ns.cmd(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
+		"--backend", l.o.Backend, "--forward", "81:80",
+		"--configtest-cmd", "apache2 -f "+w.conf+" -t", "--restart-cmd", "apache2 -f "+w.conf+" -k graceful",
+		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
+		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
+		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String())
+	logf, err := os.Create(filepath.Join(w.dir, "agent.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	l.pids = append(l.pids, cmd.Process.Pid)
+	go cmd.Wait()
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("unix", w.Socket); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(w.dir, "agent.log"))
+	return fmt.Errorf("agent of %s did not start: %s", w.Name, b)
+}
+
+func waitPidFile(path string) (int, error) {
+	for i := 0; i < 100; i++ {
+		if b, err := os.ReadFile(path); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				return pid, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return 0, errors.New("no pid file")
+}
+
+func (l *Lab) startHAProxy(servers []haproxy.Server) error {
+	l.stats = filepath.Join(l.o.Dir, "haproxy.sock")
+	var backend string
+	if l.o.Pattern == Naive {
+		var b strings.Builder
+		b.WriteString("backend app\n    balance roundrobin\n    cookie SRV insert indirect nocache\n")
+		for _, s := range servers {
+			fmt.Fprintf(&b, "    server %s %s:81 cookie %s check\n", s.Name, s.Host, s.Name)
+		}
+		backend = b.String()
+	} else {
+		var err error
+		if backend, err = haproxy.Backend(haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward}); err != nil {
+			return err
+		}
+	}
+	// The log (haproxy.log in the lab dir) names each sticky user, for
+	// tracing a lost session; errors are counted from the stats and the
+	// load generator, not from it (it drops lines under load).
+	cfg := fmt.Sprintf(`global
+    maxconn 4096
+    stats socket %s mode 600 level admin
+    log stdout format raw local0
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 10s
+frontend www
+    bind 127.0.0.1:8000
+    http-request capture req.hdr(X-Drainctl-User) len 4
+    default_backend app
+%s`, l.stats, backend)
+	path := filepath.Join(l.o.Dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	if out, err := l.lb.exec("haproxy", "-c", "-f", path); err != nil {
+		return fmt.Errorf("haproxy config: %v: %s", err, out)
+	}
+	cmd := l.lb.cmd("haproxy", "-db", "-f", path)
+	logf, _ := os.Create(filepath.Join(l.o.Dir, "haproxy.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	l.pids = append(l.pids, cmd.Process.Pid)
+	go cmd.Wait()
+	for i := 0; i < 100; i++ {
+		if _, err := haproxy.Command(l.stats, "show info"); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("haproxy did not start")
+}
+
+// HAProxyConfig is the configuration HAProxy runs with.
+func (l *Lab) HAProxyConfig() string {
+	b, _ := os.ReadFile(filepath.Join(l.o.Dir, "haproxy.cfg"))
+	return string(b)
+}
+
+// Close stops every process the lab started (by PID) and deletes its
+// namespaces and directory. Safe to call twice.
+func (l *Lab) Close() {
+	for _, pid := range l.pids {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	for _, pid := range l.pids {
+		for i := 0; i < 30 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	l.pids = nil
+	for _, w := range l.Webs {
+		if w.ns != nil {
+			w.ns.close()
+		}
+	}
+	if l.lb != nil {
+		l.lb.close()
+	}
+	l.Webs, l.lb = nil, nil
+	if l.o.Dir != "" {
+		os.RemoveAll(l.o.Dir)
+	}
+}
+
+// Dial opens a connection from the load balancer's namespace (to reach
+// the HAProxy frontend on its loopback).
+func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := l.lb.do(func() (err error) {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// Status is HAProxy's status of a server ("UP", "DOWN", "UP 1/2"...).
+func (l *Lab) Status(server string) (string, error) {
+	st, err := haproxy.ShowStat(l.stats)
+	if err != nil {
+		return "", err
+	}
+	s, ok := st["app/"+server]
+	if !ok {
+		return "", fmt.Errorf("haproxy has no server app/%s", server)
+	}
+	return s["status"], nil
+}
+
+// Stat is HAProxy's stats row of a server (or "BACKEND").
+func (l *Lab) Stat(server string) (haproxy.Stat, error) {
+	st, err := haproxy.ShowStat(l.stats)
+	if err != nil {
+		return nil, err
+	}
+	return st["app/"+server], nil
+}
+
+// WaitStatus waits until HAProxy reports server as want (exactly "UP" or
+// "DOWN"; transitions like "UP 1/2" do not count) and says how long it took.
+func (l *Lab) WaitStatus(ctx context.Context, server, want string, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	var last string
+	for time.Since(start) < timeout {
+		s, err := l.Status(server)
+		if err == nil && s == want {
+			return time.Since(start), nil
+		}
+		last = s
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return 0, fmt.Errorf("haproxy: %s still %q after %v, want %s", server, last, timeout, want)
+}
+
+// Drainctl runs the drainctl CLI against w's agent and returns its output
+// and exit code.
+func (w *Web) Drainctl(ctx context.Context, args ...string) (string, int, error) {
+	cmd := exec.CommandContext(ctx, w.binary, append([]string{"--socket", w.Socket}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode(), nil
+	}
+	return string(out), 0, err
+}
+
+// Forward runs `drainctl forward ARGS` in w's namespace (no agent).
+func (w *Web) Forward(args ...string) error {
+	_, err := w.ns.exec(append([]string{w.binary, "forward"}, append(args, "--backend", w.backend)...)...)
+	return err
+}
+
+// Graceful runs `apache2 -k graceful` in w's namespace.
+func (w *Web) Graceful() error {
+	_, err := w.ns.exec("apache2", "-f", w.conf, "-k", "graceful")
+	return err
+}
+
+// Generation is Apache's parent config generation (mod_status): it goes
+// up by one with every (graceful) restart.
+func (w *Web) Generation() (int, error) {
+	// http.Transport dials on goroutines of its own: the dial itself must
+	// run on a thread in the namespace.
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = w.ns.do(func() error {
+				var d net.Dialer
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		}}}
+	resp, err := c.Get("http://127.0.0.1/server-status?auto")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "ParentServerConfigGeneration: "); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("no ParentServerConfigGeneration in server-status of %s", w.Name)
+}
+
+// ErrorLog is w's Apache error log.
+func (w *Web) ErrorLog() string {
+	b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
+	return string(b)
+}
+
+// NaiveCycle is what a reader of the original blog post does: delete the
+// REDIRECT, wait 3 s, restart Apache gracefully, wait 3 s, add it back.
+func NaiveCycle(w *Web) error {
+	if err := w.Forward("remove"); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	if err := w.Graceful(); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	return w.Forward("apply")
+}
