@@ -335,3 +335,38 @@ func TestAgentFailedReadinessStaysOut(t *testing.T) {
 		t.Fatalf("exit while still not ready: exit %d, want %d", code, exitNotReady)
 	}
 }
+
+func TestAgentEventStream(t *testing.T) {
+	h := newHost(t)
+	h.agent(t)
+	cmd := exec.Command(binary, "--socket", h.sock, "events", "--json")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	time.Sleep(200 * time.Millisecond) // subscribed before the operation starts
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "watch me"); code != 0 {
+		t.Fatal(stderr)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	var phases []string
+	drains := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ev maintenance.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("bad event line %q: %v", line, err)
+		}
+		if ev.Drain != nil {
+			drains++
+		} else {
+			phases = append(phases, string(ev.Phase))
+		}
+	}
+	if strings.Join(phases, ",") != "withdrawing,draining,held" || drains == 0 {
+		t.Fatalf("events: phases %v, %d drain events\n%s", phases, drains, out.String())
+	}
+}

@@ -135,7 +135,7 @@ func newApp() *cli.App {
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
-		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), agentCommand(), configCommand(),
+		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), eventsCommand(), agentCommand(), configCommand(),
 			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand()},
 		HideHelpCommand: true,
 		// Errors are printed once, by run.

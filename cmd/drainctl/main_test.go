@@ -17,17 +17,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "drainctl-cli-test-")
+	bin, cleanup, err := nstest.BuildBinary(".", "drainctl")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "drainctl")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		panic("build drainctl: " + err.Error() + "\n" + string(out))
-	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

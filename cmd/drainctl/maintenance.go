@@ -232,6 +232,33 @@ func restartCommand() *cli.Command {
 	}
 }
 
+func eventsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "events",
+		Usage: "follow the agent's progress events as they happen (any operation, by anyone)",
+		Description: "Prints every transition, drain progress line and command output of the agent\n" +
+			"until interrupted: follow from a second terminal a restart that cron or a\n" +
+			"colleague started. --json prints the events as JSON lines.",
+		Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
+		Action: func(c *cli.Context) error {
+			enc := json.NewEncoder(os.Stdout)
+			drainLine := progressPrinter(false)
+			return client(c).Events(c.Context, func(ev maintenance.Event) {
+				switch {
+				case c.Bool("json"):
+					enc.Encode(ev)
+				case ev.Drain != nil:
+					drainLine(*ev.Drain)
+				case ev.Output != nil:
+					fmt.Printf("%s %s: exit %d\n", ev.Time.Local().Format(time.TimeOnly), ev.Output.Command, ev.Output.ExitCode)
+				default:
+					fmt.Printf("%s %s %s %s\n", ev.Time.Local().Format(time.TimeOnly), ev.Op, ev.Phase, ev.Message)
+				}
+			})
+		},
+	}
+}
+
 func configCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "config",

@@ -23,16 +23,13 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "drainctl-e2e-bin-")
+	bin, cleanup, err := nstest.BuildBinary("../../cmd/drainctl", "drainctl")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "drainctl")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/drainctl").CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("build drainctl: %v\n%s", err, out))
-	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
