@@ -370,3 +370,24 @@ func TestAgentEventStream(t *testing.T) {
 		t.Fatalf("events: phases %v, %d drain events\n%s", phases, drains, out.String())
 	}
 }
+
+func TestAgentTTLEndsTheMaintenance(t *testing.T) {
+	h := newHost(t)
+	h.agent(t)
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--ttl", "1s", "--reason", "short"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if st := h.status(t); st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Until.IsZero() {
+		t.Fatalf("after enter: %+v", st.State)
+	}
+	for i := 0; i < 50; i++ { // up to 5 s: TTL 1 s, reconcile every 200 ms
+		if st := h.status(t); inService(st) {
+			if n := len(st.State.History); n == 0 || !strings.Contains(st.State.History[n-3].Note, "TTL expired") {
+				t.Fatalf("back in service, but the history does not say why: %+v", st.State.History)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("TTL passed, server still %+v", h.status(t).State)
+}
