@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/namespace"
 )
 
 // Pattern is how HAProxy reaches the app servers.
@@ -53,7 +54,7 @@ type Options struct {
 // Web is one app server.
 type Web struct {
 	Name, Addr string
-	ns         *ns
+	ns         *namespace.NS
 	dir, conf  string
 	Socket     string // its agent's control socket
 	binary     string
@@ -63,7 +64,7 @@ type Web struct {
 // Lab is a running lab.
 type Lab struct {
 	o     Options
-	lb    *ns
+	lb    *namespace.NS
 	Webs  []*Web
 	stats string // HAProxy's stats socket
 	pids  []int
@@ -94,19 +95,19 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return l, err
 	}
-	if l.lb, err = newNS("dl-" + o.ID + "-lb"); err != nil {
+	if l.lb, err = namespace.New("dl-" + o.ID + "-lb"); err != nil {
 		return l, err
 	}
 	var servers []haproxy.Server
 	for i := 1; i <= o.Servers; i++ {
 		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend}
-		if w.ns, err = newNS(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
+		if w.ns, err = namespace.New(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
 			return l, err
 		}
 		l.Webs = append(l.Webs, w)
 		// 198.18.0.0/15: the benchmarking range, never routed; no route out.
 		veth := fmt.Sprintf("veth%d", i)
-		if _, err := l.lb.exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.name); err != nil {
+		if _, err := l.lb.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.Name); err != nil {
 			return l, err
 		}
 		for _, c := range [][]string{
@@ -119,7 +120,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			if c[0] == "web" {
 				n = w.ns
 			}
-			if _, err := n.exec(c[1:]...); err != nil {
+			if _, err := n.Exec(c[1:]...); err != nil {
 				return l, err
 			}
 		}
@@ -184,23 +185,23 @@ MaxKeepAliveRequests 1000
 	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	if _, err := w.ns.exec("apache2", "-f", w.conf, "-k", "start"); err != nil {
+	if _, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "start"); err != nil {
 		return err
 	}
 	pid, err := waitPidFile(filepath.Join(w.dir, "apache.pid"))
 	if err != nil {
 		b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
-		return fmt.Errorf("apache in %s: %w: %s", w.ns.name, err, b)
+		return fmt.Errorf("apache in %s: %w: %s", w.ns.Name, err, b)
 	}
 	l.pids = append(l.pids, pid)
-	if _, err := w.ns.exec(l.o.Binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
+	if _, err := w.ns.Exec(l.o.Binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
 		return err
 	}
 	if l.o.Pattern == Naive {
 		return nil // no agent: the naive procedure edits the rules by hand
 	}
 	w.Socket = filepath.Join(w.dir, "agent.sock")
-	cmd := w.ns.cmd(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
+	cmd := w.ns.Command(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
 		"--backend", l.o.Backend, "--forward", "81:80",
 		"--configtest-cmd", "apache2 -f "+w.conf+" -t", "--restart-cmd", "apache2 -f "+w.conf+" -k graceful",
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
@@ -279,10 +280,10 @@ frontend www
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	if out, err := l.lb.exec("haproxy", "-c", "-f", path); err != nil {
+	if out, err := l.lb.Exec("haproxy", "-c", "-f", path); err != nil {
 		return fmt.Errorf("haproxy config: %v: %s", err, out)
 	}
-	cmd := l.lb.cmd("haproxy", "-db", "-f", path)
+	cmd := l.lb.Command("haproxy", "-db", "-f", path)
 	logf, _ := os.Create(filepath.Join(l.o.Dir, "haproxy.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -320,11 +321,11 @@ func (l *Lab) Close() {
 	l.pids = nil
 	for _, w := range l.Webs {
 		if w.ns != nil {
-			w.ns.close()
+			w.ns.Close()
 		}
 	}
 	if l.lb != nil {
-		l.lb.close()
+		l.lb.Close()
 	}
 	l.Webs, l.lb = nil, nil
 	if l.o.Dir != "" {
@@ -335,13 +336,7 @@ func (l *Lab) Close() {
 // Dial opens a connection from the load balancer's namespace (to reach
 // the HAProxy frontend on its loopback).
 func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := l.lb.do(func() (err error) {
-		var d net.Dialer
-		c, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
+	return l.lb.DialContext(ctx, network, addr)
 }
 
 // Status is HAProxy's status of a server ("UP", "DOWN", "UP 1/2"...).
@@ -400,13 +395,13 @@ func (w *Web) Drainctl(ctx context.Context, args ...string) (string, int, error)
 
 // Forward runs `drainctl forward ARGS` in w's namespace (no agent).
 func (w *Web) Forward(args ...string) error {
-	_, err := w.ns.exec(append([]string{w.binary, "forward"}, append(args, "--backend", w.backend)...)...)
+	_, err := w.ns.Exec(append([]string{w.binary, "forward"}, append(args, "--backend", w.backend)...)...)
 	return err
 }
 
 // Graceful runs `apache2 -k graceful` in w's namespace.
 func (w *Web) Graceful() error {
-	_, err := w.ns.exec("apache2", "-f", w.conf, "-k", "graceful")
+	_, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "graceful")
 	return err
 }
 
@@ -416,14 +411,7 @@ func (w *Web) Generation() (int, error) {
 	// http.Transport dials on goroutines of its own: the dial itself must
 	// run on a thread in the namespace.
 	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
-			err = w.ns.do(func() error {
-				var d net.Dialer
-				conn, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return conn, err
-		}}}
+		DialContext: w.ns.DialContext}}
 	resp, err := c.Get("http://127.0.0.1/server-status?auto")
 	if err != nil {
 		return 0, err

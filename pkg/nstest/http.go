@@ -2,6 +2,7 @@ package nstest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -39,8 +40,10 @@ type Client struct {
 // the test ends.
 func (n *NS) Dial(t testing.TB, addr string) *Client {
 	t.Helper()
-	var c net.Conn
-	if err := n.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr, 3*time.Second); return err }); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := n.DialContext(ctx, "tcp", addr)
+	if err != nil {
 		t.Fatalf("dial %s from %s: %v", addr, n.Name, err)
 	}
 	t.Cleanup(func() { c.Close() })

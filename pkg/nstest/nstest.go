@@ -15,14 +15,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/drainctl/drainctl/pkg/namespace"
 )
 
 // RequireEnv, when "1", turns every would-be skip of a kernel test into a
@@ -58,8 +57,7 @@ func RequireCmd(t testing.TB, cmds ...string) {
 
 // NS is one network namespace made for a test.
 type NS struct {
-	Name   string
-	handle netns.NsHandle
+	*namespace.NS
 }
 
 // New makes a namespace named "dct-PREFIX-PID-RANDOM" with loopback up,
@@ -73,22 +71,16 @@ func New(t testing.TB, prefix string) *NS {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := fmt.Sprintf("dct-%s-%d-%s", prefix, os.Getpid(), hex.EncodeToString(b[:]))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	h, err := netns.GetFromName(name)
+	n, err := namespace.New(name)
 	if err != nil {
-		_ = exec.Command("ip", "netns", "del", name).Run()
-		t.Fatalf("open namespace %s: %v", name, err)
+		t.Fatal(err)
 	}
-	ns := &NS{Name: name, handle: h}
+	ns := &NS{n}
 	t.Cleanup(func() {
-		h.Close()
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		if err := n.Close(); err != nil {
+			t.Error(err)
 		}
 	})
-	ns.MustExec(t, "ip", "link", "set", "lo", "up")
 	return ns
 }
 
@@ -113,37 +105,6 @@ func sweep() {
 			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
 		}
 	}
-}
-
-// FD is the namespace's file descriptor (for nftables.WithNetNSFd).
-func (n *NS) FD() int { return int(n.handle) }
-
-// Do runs f on an OS thread switched into the namespace. Sockets f opens
-// belong to the namespace for good and can be used from any goroutine
-// afterwards; processes f starts run in it. The thread is never handed back
-// to the Go scheduler: the goroutine exits locked, so the runtime destroys
-// the thread instead of reusing it in the wrong namespace.
-func (n *NS) Do(f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(n.handle); err != nil {
-			errc <- fmt.Errorf("enter namespace %s: %w", n.Name, err)
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
-
-// Exec runs a command in the namespace and returns its combined output.
-func (n *NS) Exec(args ...string) (string, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in %s: %s: %w: %s", n.Name, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
 }
 
 // MustExec is Exec that fails the test on error.
