@@ -26,10 +26,10 @@ import (
 )
 
 type outcome struct {
-	res                    loadgen.Result
-	down, drain, restart   time.Duration
-	up, total              time.Duration
-	downOK, upOK, restarts bool
+	res                  loadgen.Result
+	down, drain, restart time.Duration
+	up, total            time.Duration
+	downOK, upOK         bool
 }
 
 func main() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 )
@@ -206,13 +207,9 @@ func policyFrom(c *cli.Context) (drain.Policy, error) {
 		OnDeadline: drain.OnDeadline(c.String("on-deadline")),
 	}
 	for _, s := range c.StringSlice("ignore") {
-		pfx, err := netip.ParsePrefix(s)
+		pfx, err := config.ParsePrefix(s)
 		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return p, usagef("--ignore %q: want an address or CIDR, e.g. 203.0.113.0/24", s)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
+			return p, usagef("--ignore %w", err)
 		}
 		p.Ignore = append(p.Ignore, pfx)
 	}

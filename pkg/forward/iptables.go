@@ -208,7 +208,7 @@ func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, exis
 			if !ok {
 				continue
 			}
-			r := iptRule{found: found{fwd: f, kind: k, family: fam.name}, hook: h, pos: pos}
+			r := iptRule{found: found{fwd: f, kind: k}, hook: h, pos: pos}
 			if c := reCounters.FindStringSubmatch(l); c != nil {
 				r.packets, _ = strconv.ParseUint(c[1], 10, 64)
 			}

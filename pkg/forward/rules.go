@@ -69,7 +69,6 @@ const (
 type found struct {
 	fwd     Forward
 	kind    ruleKind
-	family  string // "", "ipv4" or "ipv6"; nftables' inet rules have none
 	packets uint64
 }
 

@@ -352,15 +352,6 @@ func (l *Lab) Status(server string) (string, error) {
 	return s["status"], nil
 }
 
-// Stat is HAProxy's stats row of a server (or "BACKEND").
-func (l *Lab) Stat(server string) (haproxy.Stat, error) {
-	st, err := haproxy.ShowStat(l.stats)
-	if err != nil {
-		return nil, err
-	}
-	return st["app/"+server], nil
-}
-
 // WaitStatus waits until HAProxy reports server as want (exactly "UP" or
 // "DOWN"; transitions like "UP 1/2" do not count) and says how long it took.
 func (l *Lab) WaitStatus(ctx context.Context, server, want string, timeout time.Duration) (time.Duration, error) {

@@ -362,7 +362,7 @@ func (e *Engine) currentHolder() *state.Holder {
 // or the table could not be read): the web server was not touched.
 func (e *Engine) rollback(op state.Op, res Result, cause error, progress func(Event)) (Result, error) {
 	code := CodeInternal
-	if CodeOf(cause) == CodeDeadline || isDeadline(cause) {
+	if isDeadline(cause) {
 		code = CodeDeadline
 	}
 	if err := e.readyAndRestore(op, "rolling back: "+cause.Error(), progress); err != nil {
