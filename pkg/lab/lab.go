@@ -217,25 +217,41 @@ MaxKeepAliveRequests 1000
 	}
 	l.pids = append(l.pids, cmd.Process.Pid)
 	go cmd.Wait()
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("unix", w.Socket); err == nil {
+	if waitFor(func() bool {
+		c, err := net.Dial("unix", w.Socket)
+		if err == nil {
 			c.Close()
-			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}) {
+		return nil
 	}
 	b, _ := os.ReadFile(filepath.Join(w.dir, "agent.log"))
 	return fmt.Errorf("agent of %s did not start: %s", w.Name, b)
 }
 
-func waitPidFile(path string) (int, error) {
+// waitFor checks cond every 50 ms for up to 5 s, and says whether it
+// became true: daemons the lab starts answer within that.
+func waitFor(cond func() bool) bool {
 	for i := 0; i < 100; i++ {
-		if b, err := os.ReadFile(path); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				return pid, nil
-			}
+		if cond() {
+			return true
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+func waitPidFile(path string) (pid int, err error) {
+	if waitFor(func() bool {
+		b, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	}) {
+		return pid, nil
 	}
 	return 0, errors.New("no pid file")
 }
@@ -291,11 +307,8 @@ frontend www
 	}
 	l.pids = append(l.pids, cmd.Process.Pid)
 	go cmd.Wait()
-	for i := 0; i < 100; i++ {
-		if _, err := haproxy.Command(l.stats, "show info"); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if waitFor(func() bool { _, err := haproxy.Command(l.stats, "show info"); return err == nil }) {
+		return nil
 	}
 	return errors.New("haproxy did not start")
 }
