@@ -1,173 +1,169 @@
 package forward
 
 import (
+	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
 
-// fakeIPT is an in-memory iptables for unit tests: tables of chains of rule
-// specs, with iptables' positions and errors.
-type fakeIPT struct {
-	chains map[string][]string // "table/chain" -> rules (joined specs)
-	order  []string            // chain creation order, for stable dumps
+// fakeXT is an in-memory iptables for unit tests, reached the way the
+// backend reaches the real one: a save dump out, a restore batch in. A
+// batch is checked whole and applies entirely or not at all, like
+// iptables-restore.
+type fakeXT struct {
+	tables map[string]*fakeTable
 	calls  int
 }
 
-var _ iptablesAPI = (*fakeIPT)(nil)
+type fakeTable struct {
+	order []string            // chains, built-ins first, in creation order
+	rules map[string][]string // chain -> "[p:b] spec"
+	user  map[string]bool     // user-defined chains
+}
 
-func newFakeIPT() *fakeIPT {
-	f := &fakeIPT{chains: map[string][]string{}}
-	for _, c := range []string{"nat/PREROUTING", "nat/INPUT", "nat/OUTPUT", "nat/POSTROUTING", "filter/INPUT", "filter/FORWARD", "filter/OUTPUT"} {
-		f.chains[c] = nil
-		f.order = append(f.order, c)
+var _ xtables = (*fakeXT)(nil)
+
+func newFakeXT() *fakeXT {
+	f := &fakeXT{tables: map[string]*fakeTable{}}
+	for t, chains := range map[string][]string{
+		"filter": {"INPUT", "FORWARD", "OUTPUT"},
+		"nat":    {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
+	} {
+		f.tables[t] = &fakeTable{order: chains, rules: map[string][]string{}, user: map[string]bool{}}
 	}
 	return f
 }
 
-func key(table, chain string) string { return table + "/" + chain }
+// add appends a rule of other software, as a test's setup.
+func (f *fakeXT) add(table, chain, spec string) {
+	f.tables[table].rules[chain] = append(f.tables[table].rules[chain], "[0:0] "+spec)
+}
 
-func (f *fakeIPT) get(table, chain string) ([]string, error) {
+func (f *fakeXT) Save(context.Context) (string, error) {
 	f.calls++
-	rs, ok := f.chains[key(table, chain)]
-	if !ok {
-		return nil, fmt.Errorf("fake: chain %s/%s does not exist", table, chain)
-	}
-	return rs, nil
+	return f.dump(), nil
 }
 
-// checkTarget fails like iptables does for a rule whose -j names a chain
-// that does not exist, even when only checking (-C) or deleting (-D).
-func (f *fakeIPT) checkTarget(table string, spec []string) error {
-	i := slices.Index(spec, "-j")
-	if i < 0 || i+1 >= len(spec) {
-		return nil
-	}
-	switch t := spec[i+1]; t {
-	case "ACCEPT", "DROP", "RETURN", "REJECT", "REDIRECT", "MASQUERADE", "DNAT", "SNAT":
-		return nil
-	default:
-		if _, ok := f.chains[key(table, t)]; !ok {
-			return fmt.Errorf("fake: Couldn't load target `%s'", t)
-		}
-	}
-	return nil
-}
-
-func (f *fakeIPT) Exists(table, chain string, spec ...string) (bool, error) {
-	rs, err := f.get(table, chain)
-	if err == nil {
-		err = f.checkTarget(table, spec)
-	}
-	return err == nil && slices.Contains(rs, strings.Join(spec, " ")), err
-}
-
-func (f *fakeIPT) Insert(table, chain string, pos int, spec ...string) error {
-	rs, err := f.get(table, chain)
-	if err == nil {
-		err = f.checkTarget(table, spec)
-	}
-	if err != nil {
-		return err
-	}
-	f.chains[key(table, chain)] = slices.Insert(rs, pos-1, strings.Join(spec, " "))
-	return nil
-}
-
-func (f *fakeIPT) Append(table, chain string, spec ...string) error {
-	rs, err := f.get(table, chain)
-	if err == nil {
-		err = f.checkTarget(table, spec)
-	}
-	if err != nil {
-		return err
-	}
-	f.chains[key(table, chain)] = append(rs, strings.Join(spec, " "))
-	return nil
-}
-
-func (f *fakeIPT) DeleteIfExists(table, chain string, spec ...string) error {
-	rs, err := f.get(table, chain)
-	if err == nil {
-		err = f.checkTarget(table, spec)
-	}
-	if err != nil {
-		return err
-	}
-	if i := slices.Index(rs, strings.Join(spec, " ")); i >= 0 {
-		f.chains[key(table, chain)] = slices.Delete(rs, i, i+1)
-	}
-	return nil
-}
-
-func (f *fakeIPT) DeleteById(table, chain string, id int) error {
-	rs, err := f.get(table, chain)
-	if err != nil {
-		return err
-	}
-	if id < 1 || id > len(rs) {
-		return fmt.Errorf("fake: no rule %d in %s/%s", id, table, chain)
-	}
-	f.chains[key(table, chain)] = slices.Delete(rs, id-1, id)
-	return nil
-}
-
-// ListWithCounters renders rules like "iptables -S -v": "-A CHAIN spec -c
-// PKTS BYTES", with counters that grow with position so tests can check
-// they are summed.
-func (f *fakeIPT) ListWithCounters(table, chain string) ([]string, error) {
-	rs, err := f.get(table, chain)
-	if err != nil {
-		return nil, err
-	}
-	out := []string{"-N " + chain}
-	for i, r := range rs {
-		out = append(out, fmt.Sprintf("-A %s %s -c %d %d", chain, r, i+1, 60*(i+1)))
-	}
-	return out, nil
-}
-
-func (f *fakeIPT) ListChains(table string) ([]string, error) {
-	f.calls++
-	var out []string
-	for _, k := range f.order {
-		if t, c, _ := strings.Cut(k, "/"); t == table {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeIPT) NewChain(table, chain string) error {
-	f.calls++
-	k := key(table, chain)
-	if _, ok := f.chains[k]; ok {
-		return fmt.Errorf("fake: chain %s already exists", k)
-	}
-	f.chains[k] = nil
-	f.order = append(f.order, k)
-	return nil
-}
-
-func (f *fakeIPT) ClearAndDeleteChain(table, chain string) error {
-	f.calls++
-	k := key(table, chain)
-	if _, ok := f.chains[k]; !ok {
-		return nil
-	}
-	delete(f.chains, k)
-	f.order = slices.DeleteFunc(f.order, func(s string) bool { return s == k })
-	return nil
-}
-
-// dump renders the whole fake, chain by chain, for goldens.
-func (f *fakeIPT) dump() string {
+func (f *fakeXT) dump() string {
 	var b strings.Builder
-	for _, k := range f.order {
-		fmt.Fprintf(&b, ":%s\n", k)
-		for _, r := range f.chains[k] {
-			fmt.Fprintf(&b, "  %s\n", r)
+	for _, name := range []string{"filter", "nat"} {
+		t := f.tables[name]
+		fmt.Fprintf(&b, "*%s\n", name)
+		for _, c := range t.order {
+			policy := "ACCEPT"
+			if t.user[c] {
+				policy = "-"
+			}
+			fmt.Fprintf(&b, ":%s %s [0:0]\n", c, policy)
 		}
+		for _, c := range t.order {
+			for _, r := range t.rules[c] {
+				cnt, spec, _ := strings.Cut(r, " ")
+				fmt.Fprintf(&b, "%s -A %s %s\n", cnt, c, spec)
+			}
+		}
+		b.WriteString("COMMIT\n")
 	}
 	return b.String()
+}
+
+func (t *fakeTable) clone() *fakeTable {
+	c := &fakeTable{order: slices.Clone(t.order), rules: map[string][]string{}, user: map[string]bool{}}
+	for k, v := range t.rules {
+		c.rules[k] = slices.Clone(v)
+	}
+	for k, v := range t.user {
+		c.user[k] = v
+	}
+	return c
+}
+
+var reInsert = regexp.MustCompile(`^-I (\S+) (\d+) (.*)$`)
+
+func (f *fakeXT) Restore(_ context.Context, batch string) error {
+	f.calls++
+	next := map[string]*fakeTable{}
+	for k, v := range f.tables {
+		next[k] = v.clone()
+	}
+	var t *fakeTable
+	exists := func(c string) bool { return slices.Contains(t.order, c) }
+	for n, line := range strings.Split(strings.TrimSpace(batch), "\n") {
+		bad := func(why string) error { return fmt.Errorf("fake iptables-restore: line %d %q: %s", n+1, line, why) }
+		if t == nil && !strings.HasPrefix(line, "*") {
+			return bad("outside a table")
+		}
+		cnt := "[0:0]"
+		if strings.HasPrefix(line, "[") {
+			cnt, line, _ = strings.Cut(line, " ")
+		}
+		switch {
+		case strings.HasPrefix(line, "*"):
+			t = next[line[1:]]
+		case line == "COMMIT":
+			t = nil
+		case strings.HasPrefix(line, ":"):
+			c, _, _ := strings.Cut(line[1:], " ")
+			if !exists(c) {
+				t.order = append(t.order, c)
+				t.user[c] = true
+			}
+			t.rules[c] = nil // --noflush still flushes a declared chain
+		case strings.HasPrefix(line, "-A "):
+			c, spec, _ := strings.Cut(line[3:], " ")
+			if !exists(c) {
+				return bad("no such chain")
+			}
+			t.rules[c] = append(t.rules[c], cnt+" "+spec)
+		case strings.HasPrefix(line, "-I "):
+			m := reInsert.FindStringSubmatch(line)
+			if m == nil || !exists(m[1]) || m[2] != "1" {
+				return bad("bad insert")
+			}
+			t.rules[m[1]] = append([]string{cnt + " " + m[3]}, t.rules[m[1]]...)
+		case strings.HasPrefix(line, "-D "):
+			c, spec, _ := strings.Cut(line[3:], " ")
+			i := slices.IndexFunc(t.rules[c], func(r string) bool { _, s, _ := strings.Cut(r, " "); return s == spec })
+			if i < 0 {
+				return bad("Bad rule (does a matching rule exist in that chain?)")
+			}
+			t.rules[c] = slices.Delete(t.rules[c], i, i+1)
+		case strings.HasPrefix(line, "-X "):
+			c := line[3:]
+			if !t.user[c] || len(t.rules[c]) > 0 {
+				return bad("cannot delete chain")
+			}
+			for _, rs := range t.rules {
+				for _, r := range rs {
+					if strings.HasSuffix(r, "-j "+c) {
+						return bad("chain in use")
+					}
+				}
+			}
+			t.order = slices.DeleteFunc(t.order, func(s string) bool { return s == c })
+			delete(t.rules, c)
+			delete(t.user, c)
+		default:
+			return bad("not understood")
+		}
+	}
+	if t != nil {
+		return fmt.Errorf("fake iptables-restore: no COMMIT")
+	}
+	f.tables = next
+	return nil
+}
+
+// count sets every rule's packet counter to n, as traffic would.
+func (f *fakeXT) count(n int) {
+	for _, t := range f.tables {
+		for c, rs := range t.rules {
+			for i, r := range rs {
+				_, spec, _ := strings.Cut(r, " ")
+				t.rules[c][i] = fmt.Sprintf("[%d:%d] %s", n, 60*n, spec)
+			}
+		}
+	}
 }

@@ -127,14 +127,20 @@ type Status struct {
 	// has; they differ when something removed part of it.
 	Rules int `json:"rules"`
 	Want  int `json:"want_rules"`
+	// Problems say why the rules may not work as installed: a jump that
+	// other rules come before, or drainctl's rules in another backend
+	// too. Apply, Withdraw and Restore fix them.
+	Problems []string `json:"problems,omitempty"`
 }
 
-// State names the forward's condition in one word for people.
+// State names the forward's condition in one word for people: absent,
+// in-service, withdrawn, or partial (rules missing, or a problem that may
+// make the kernel do other than the rules say).
 func (s Status) State() string {
 	switch {
 	case s.Rules == 0:
 		return "absent"
-	case s.Rules < s.Want:
+	case s.Rules < s.Want || len(s.Problems) > 0:
 		return "partial"
 	case s.Withdrawn:
 		return "withdrawn"

@@ -101,17 +101,17 @@ func TestChoose(t *testing.T) {
 
 // seeded returns a fake with rules of other software in the chains
 // drainctl hooks into.
-func seeded() *fakeIPT {
-	f := newFakeIPT()
-	_ = f.Append("nat", "PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "REDIRECT", "--to-ports", "8081")
-	_ = f.Append("filter", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+func seeded() *fakeXT {
+	f := newFakeXT()
+	f.add("nat", "PREROUTING", "-p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 8081")
+	f.add("filter", "INPUT", "-p tcp -m tcp --dport 22 -j ACCEPT")
 	return f
 }
 
-func fakeBackend(fams ...*fakeIPT) *iptForwarder {
+func fakeBackend(fams ...*fakeXT) *iptForwarder {
 	var fs []iptFamily
 	for i, f := range fams {
-		fs = append(fs, iptFamily{name: []string{"ipv4", "ipv6"}[i], ipt: f})
+		fs = append(fs, iptFamily{name: []string{"ipv4", "ipv6"}[i], x: f})
 	}
 	return newIptables("iptables-fake", fs, nil)
 }
@@ -129,7 +129,8 @@ func TestIptablesFakeGolden(t *testing.T) {
 	golden(t, "iptables-fake.golden", v4.dump())
 	// Jumps run before other software's rules, so an ACCEPT cannot bypass.
 	for _, c := range []string{"nat/PREROUTING", "nat/OUTPUT", "filter/INPUT"} {
-		if first := v4.chains[c][0]; !strings.Contains(first, "drainctl:jump") {
+		table, chain, _ := strings.Cut(c, "/")
+		if first := v4.tables[table].rules[chain][0]; !strings.Contains(first, "drainctl:jump") {
 			t.Errorf("%s starts with %q, want drainctl's jump", c, first)
 		}
 	}
@@ -146,11 +147,15 @@ func TestIptablesFakeIdempotentAndRemove(t *testing.T) {
 			t.Fatal(err)
 		}
 		once := v4.dump()
+		calls := v4.calls
 		if err := op(ctx, fs...); err != nil {
 			t.Fatal(err)
 		}
 		if twice := v4.dump(); twice != once {
 			t.Fatalf("operation twice changed rules:\n%s\n---\n%s", once, twice)
+		}
+		if v4.calls != calls+1 {
+			t.Fatalf("an operation with nothing to change ran %d commands, want 1 (the save)", v4.calls-calls)
 		}
 	}
 	if err := b.Remove(ctx, fs[1]); err != nil {
@@ -171,45 +176,57 @@ func TestIptablesFakeIdempotentAndRemove(t *testing.T) {
 }
 
 func TestIptablesFakeStatusAndRepair(t *testing.T) {
-	v4, v6 := newFakeIPT(), newFakeIPT()
+	v4, v6 := newFakeXT(), newFakeXT()
 	b := fakeBackend(v4, v6)
 	ctx := context.Background()
 	f := Forward{81, 80}
 	if err := b.Withdraw(ctx, f); err != nil {
 		t.Fatal(err)
 	}
+	v4.count(1)
+	v6.count(1)
 	st, err := b.Status(ctx)
 	if err != nil || len(st) != 1 {
 		t.Fatalf("status = %+v, %v", st, err)
 	}
 	s := st[0]
-	// Rules per family: redirect-in (pos 1), redirect-local (pos 1),
-	// withdraw (pos 1): the fake counts 1 packet each.
-	if !s.Applied || !s.Withdrawn || s.Rules != 6 || s.Want != 6 || s.Redirected != 4 || s.Refused != 2 {
-		t.Fatalf("status = %+v, want applied, withdrawn, 6/6 rules, 4 redirected, 2 refused", s)
+	// Per family: two redirects, two nat RETURNs and the filter REJECT,
+	// one packet each; a refused SYN passes a RETURN and the REJECT and
+	// is counted once.
+	if !s.Applied || !s.Withdrawn || s.Rules != 10 || s.Want != 10 || s.Redirected != 4 || s.Refused != 4 {
+		t.Fatalf("status = %+v, want applied, withdrawn, 10/10 rules, 4 redirected, 4 refused", s)
 	}
 
-	// Someone deletes the IPv6 withdraw rule: withdrawn no longer holds.
-	v6.chains["filter/DRAINCTL-INPUT"] = nil
+	// Someone deletes the IPv6 withdraw rules: withdrawn no longer holds.
+	v6.tables["filter"].rules["DRAINCTL-INPUT"] = nil
 	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" {
 		t.Fatalf("after losing the IPv6 withdraw rule, status = %+v, want partial and not withdrawn", st[0])
 	}
+	// An ACCEPT is inserted ahead of the jump: status says so, and the
+	// next change puts the jump first again.
+	v4.tables["filter"].rules["INPUT"] = append([]string{"[0:0] -p tcp -m tcp --dport 80 -j ACCEPT"}, v4.tables["filter"].rules["INPUT"]...)
+	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" || !strings.Contains(strings.Join(st[0].Problems, "\n"), "rule 2 of filter INPUT") {
+		t.Fatalf("with an ACCEPT ahead of the jump, status = %+v, want partial naming the jump's position", st[0])
+	}
 	// A duplicate of a redirect appears (a second tool, an old version).
-	dup := strings.Join(iptSpec(f, kindPre), " ")
-	v4.chains["nat/DRAINCTL-PREROUTING"] = append(v4.chains["nat/DRAINCTL-PREROUTING"], dup)
+	dup := "[0:0] " + iptSpec(f, kindPre)
+	v4.tables["nat"].rules["DRAINCTL-PREROUTING"] = append(v4.tables["nat"].rules["DRAINCTL-PREROUTING"], dup)
 	// A flush removes the jump: nothing is applied any more.
-	v4.chains["nat/PREROUTING"] = nil
+	v4.tables["nat"].rules["PREROUTING"] = nil
 	if st, _ := b.Status(ctx); st[0].Applied {
 		t.Fatalf("with the PREROUTING jump gone, status = %+v, want not applied", st[0])
 	}
 	if err := b.Withdraw(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(v4.chains["nat/DRAINCTL-PREROUTING"]); n != 1 {
-		t.Errorf("duplicate redirect not cleaned up: %d rules", n)
+	if n := len(v4.tables["nat"].rules["DRAINCTL-PREROUTING"]); n != 2 {
+		t.Errorf("duplicate redirect not cleaned up: %d rules, want the RETURN and one REDIRECT", n)
 	}
-	if st, _ := b.Status(ctx); !st[0].Applied || !st[0].Withdrawn || st[0].Rules != 6 {
-		t.Fatalf("after repair, status = %+v, want applied and withdrawn with 6 rules", st[0])
+	if first := v4.tables["filter"].rules["INPUT"][0]; !strings.Contains(first, "drainctl:jump") {
+		t.Errorf("after repair filter INPUT starts with %q, want drainctl's jump", first)
+	}
+	if st, _ := b.Status(ctx); !st[0].Applied || !st[0].Withdrawn || st[0].Rules != 10 || len(st[0].Problems) != 0 {
+		t.Fatalf("after repair, status = %+v, want applied and withdrawn with 10 rules", st[0])
 	}
 	if err := b.Restore(ctx, f); err != nil {
 		t.Fatal(err)
@@ -219,9 +236,29 @@ func TestIptablesFakeStatusAndRepair(t *testing.T) {
 	}
 }
 
+// An upgrade from a version that withdrew with the filter REJECT alone
+// keeps the forward withdrawn and adds the nat RETURNs.
+func TestIptablesFakeOldWithdrawStaysWithdrawn(t *testing.T) {
+	v4 := newFakeXT()
+	b := fakeBackend(v4)
+	ctx := context.Background()
+	f := Forward{81, 80}
+	if err := b.Withdraw(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"DRAINCTL-PREROUTING", "DRAINCTL-OUTPUT"} {
+		v4.tables["nat"].rules[c] = v4.tables["nat"].rules[c][1:] // drop the RETURN
+	}
+	if err := b.Apply(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.Status(ctx); !st[0].Withdrawn || st[0].State() != "withdrawn" {
+		t.Fatalf("after apply, status = %+v, want withdrawn", st[0])
+	}
+}
+
 func TestIptablesFakeBadInputChangesNothing(t *testing.T) {
 	v4 := seeded()
-	v4.calls = 0
 	before := v4.dump()
 	b := fakeBackend(v4)
 	for _, fs := range [][]Forward{nil, {{81, 81}}, {{81, 80}, {81, 8080}}} {

@@ -8,18 +8,18 @@ import (
 	"os/exec"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
 )
 
 // Chains drainctl creates with the iptables backend, each reached from the
-// built-in chain by one jump rule carrying the comment jumpComment.
+// built-in chain by one jump rule carrying the comment jumpComment, first
+// in that chain.
 const (
-	iptChainPre   = "DRAINCTL-PREROUTING" // nat: REDIRECT from the network
-	iptChainOut   = "DRAINCTL-OUTPUT"     // nat: REDIRECT of local connections
-	iptChainInput = "DRAINCTL-INPUT"      // filter: withdraw (reject NEW)
+	iptChainPre   = "DRAINCTL-PREROUTING" // nat: withdraw, then REDIRECT, from the network
+	iptChainOut   = "DRAINCTL-OUTPUT"     // nat: the same for connections made on this host
+	iptChainInput = "DRAINCTL-INPUT"      // filter: withdraw (reject NEW with a reset)
 	jumpComment   = commentPrefix + "jump"
 )
 
@@ -32,41 +32,40 @@ var iptHooks = []iptHook{
 	{"filter", "INPUT", iptChainInput},
 }
 
+// iptChainOf places each kind of rule in its chain.
 var iptChainOf = map[ruleKind]iptHook{
-	kindPre:      iptHooks[0],
-	kindOut:      iptHooks[1],
-	kindWithdraw: iptHooks[2],
+	kindWithdrawNat:    iptHooks[0],
+	kindPre:            iptHooks[0],
+	kindWithdrawNatOut: iptHooks[1],
+	kindOut:            iptHooks[1],
+	kindWithdraw:       iptHooks[2],
 }
 
-// The withdraw rule sits in INPUT, after NAT, and matches the conntrack
-// ORIGINAL destination port: connections from the network and from the host
-// itself both pass INPUT, so one rule per family covers them. (REJECT is not
-// allowed before NAT in iptables, unlike nftables.)
+// A withdrawn forward is refused twice over, and each way alone refuses:
+//
+//   - in nat, a RETURN ahead of the REDIRECT: a new connection to 81 is not
+//     redirected and meets the closed port 81, which the kernel answers
+//     with a reset. The nat table sees only the first packet of a
+//     connection, so established ones keep their mapping; and no filter
+//     rule of other software (an ACCEPT inserted ahead, ufw, a Docker host's
+//     chains) can undo it, because the connection never reaches port 80.
+//   - in filter INPUT, after NAT, a REJECT of NEW connections whose
+//     conntrack original destination port is 81: a reset even where the
+//     INPUT policy is DROP and port 81 is not allowed (the RETURN alone
+//     would then leave the load balancer's check to time out).
+//
+// (REJECT is not allowed in nat, unlike nftables' filter chains at -150.)
 var iptLayout = layout{
 	apply:    []ruleKind{kindPre, kindOut},
-	withdraw: []ruleKind{kindWithdraw},
+	withdraw: []ruleKind{kindWithdrawNat, kindWithdrawNatOut, kindWithdraw},
+	// A refused SYN passes the RETURN and then the REJECT: count it once.
+	refused: []ruleKind{kindWithdrawNat, kindWithdrawNatOut},
 }
 
-// iptablesAPI is the part of *iptables.IPTables drainctl uses; a fake
-// implements it in unit tests.
-type iptablesAPI interface {
-	Exists(table, chain string, rulespec ...string) (bool, error)
-	Insert(table, chain string, pos int, rulespec ...string) error
-	Append(table, chain string, rulespec ...string) error
-	DeleteIfExists(table, chain string, rulespec ...string) error
-	DeleteById(table, chain string, id int) error
-	ListWithCounters(table, chain string) ([]string, error)
-	ListChains(table string) ([]string, error)
-	NewChain(table, chain string) error
-	ClearAndDeleteChain(table, chain string) error
-}
-
-var _ iptablesAPI = (*iptables.IPTables)(nil)
-
-// iptFamily is one IP family's iptables command.
+// iptFamily is one IP family's iptables.
 type iptFamily struct {
 	name string // "ipv4" or "ipv6"
-	ipt  iptablesAPI
+	x    xtables
 }
 
 type iptForwarder struct {
@@ -79,6 +78,10 @@ type iptForwarder struct {
 // pick iptables-nft or iptables-legacy, or "" for whatever the host's
 // "iptables" command is. IPv6 rules are installed when the host has IPv6
 // and an ip6tables command; otherwise the backend logs and works with IPv4.
+//
+// Rules are read with iptables-save and changed with one
+// iptables-restore --noflush batch per family and change: atomic, and
+// rules are deleted by what they are, never by position.
 func NewIptables(variant string, log *slog.Logger) (Forwarder, error) {
 	if log == nil {
 		log = slog.Default()
@@ -91,159 +94,154 @@ func NewIptables(variant string, log *slog.Logger) (Forwarder, error) {
 	default:
 		return nil, fmt.Errorf("iptables variant %q: want nft or legacy", variant)
 	}
-	ipt4, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Path(v4), iptables.Timeout(5))
+	// go-iptables finds the command and checks that it works here.
+	ipt4, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Path(v4))
 	if err != nil {
 		return nil, fmt.Errorf("iptables backend: %s: %w", v4, err)
 	}
-	fams := []iptFamily{{"ipv4", ipt4}}
-	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
-		log.Warn("IPv6 is disabled on this host: installing IPv4 rules only")
-	} else if ipt6, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Path(v6), iptables.Timeout(5)); err != nil {
-		log.Warn("no usable ip6tables: installing IPv4 rules only", "command", v6, "err", err)
-	} else {
-		fams = append(fams, iptFamily{"ipv6", ipt6})
+	if _, err := ipt4.ListChains("filter"); err != nil {
+		return nil, fmt.Errorf("iptables backend: %s cannot list rules: %w", v4, err)
 	}
 	mode, err := iptablesMode(v4)
 	if err != nil {
 		return nil, err
 	}
+	if variant == "" {
+		// The save and restore commands of the same flavour as "iptables".
+		v4, v6 = v4+"-"+mode, v6+"-"+mode
+	}
+	fams := []iptFamily{{"ipv4", execXtables{v4 + "-save", v4 + "-restore"}}}
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		log.Warn("IPv6 is disabled on this host: installing IPv4 rules only")
+	} else if _, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Path(v6)); err != nil {
+		log.Warn("no usable ip6tables: installing IPv4 rules only", "command", v6, "err", err)
+	} else {
+		fams = append(fams, iptFamily{"ipv6", execXtables{v6 + "-save", v6 + "-restore"}})
+	}
 	return newIptables("iptables-"+mode, fams, log), nil
 }
 
 func newIptables(variant string, fams []iptFamily, log *slog.Logger) *iptForwarder {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &iptForwarder{variant: variant, fams: fams, log: log}
-}
-
-// iptablesMode runs "CMD --version" and says whether CMD is the nf_tables
-// or the legacy flavour ("iptables v1.8.9 (nf_tables)").
-func iptablesMode(cmd string) (string, error) {
-	out, err := exec.Command(cmd, "--version").Output()
-	if err != nil {
-		return "", fmt.Errorf("iptables backend: %s --version: %w", cmd, err)
-	}
-	if strings.Contains(string(out), "nf_tables") {
-		return "nft", nil
-	}
-	return "legacy", nil
 }
 
 func (b *iptForwarder) Backend() string { return b.variant }
 
 func (b *iptForwarder) Close() error { return nil }
 
-// Rule specs. In iptables-save syntax, for 81:80:
+// Rule specs, as iptables-save prints them, for 81:80:
 //
-//	nat DRAINCTL-PREROUTING: -p tcp --dport 81 -m addrtype --dst-type LOCAL -j REDIRECT --to-ports 80
-//	nat DRAINCTL-OUTPUT:     the same, for connections made on the host
-//	filter DRAINCTL-INPUT:   -p tcp -m conntrack --ctstate NEW --ctorigdstport 81 -j REJECT --reject-with tcp-reset
+//	nat DRAINCTL-PREROUTING (withdrawn only):
+//	    -p tcp -m tcp --dport 81 -m comment --comment drainctl:81:80:withdraw-nat-in -j RETURN
+//	nat DRAINCTL-PREROUTING:
+//	    -p tcp -m tcp --dport 81 -m addrtype --dst-type LOCAL -m comment --comment drainctl:81:80:redirect-in -j REDIRECT --to-ports 80
+//	nat DRAINCTL-OUTPUT: the same two, for connections made on the host
+//	filter DRAINCTL-INPUT (withdrawn only):
+//	    -p tcp -m conntrack --ctstate NEW --ctorigdstport 81 -m comment --comment drainctl:81:80:withdraw -j REJECT --reject-with tcp-reset
 //
 // "--dst-type LOCAL" limits the redirect to packets addressed to this host.
-func iptSpec(f Forward, k ruleKind) []string {
-	comment := []string{"-m", "comment", "--comment", ruleComment(f, k)}
-	if k == kindWithdraw {
-		return append(append([]string{"-p", "tcp", "-m", "conntrack", "--ctstate", "NEW",
-			"--ctorigdstport", strconv.Itoa(int(f.From))}, comment...),
-			"-j", "REJECT", "--reject-with", "tcp-reset")
+func iptSpec(f Forward, k ruleKind) string {
+	comment := "-m comment --comment " + ruleComment(f, k)
+	switch k {
+	case kindWithdraw:
+		return fmt.Sprintf("-p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j REJECT --reject-with tcp-reset", f.From, comment)
+	case kindWithdrawNat, kindWithdrawNatOut:
+		return fmt.Sprintf("-p tcp -m tcp --dport %d %s -j RETURN", f.From, comment)
 	}
-	return append(append([]string{"-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(int(f.From)),
-		"-m", "addrtype", "--dst-type", "LOCAL"}, comment...),
-		"-j", "REDIRECT", "--to-ports", strconv.Itoa(int(f.To)))
+	return fmt.Sprintf("-p tcp -m tcp --dport %d -m addrtype --dst-type LOCAL %s -j REDIRECT --to-ports %d", f.From, comment, f.To)
 }
 
-func jumpSpec(chain string) []string {
-	return []string{"-m", "comment", "--comment", jumpComment, "-j", chain}
+func jumpSpec(chain string) string {
+	return "-m comment --comment " + jumpComment + " -j " + chain
 }
 
-// iptRule is one rule of a drainctl chain, as listed.
-type iptRule struct {
-	found
-	hook iptHook
-	pos  int // 1-based position in its chain, for DeleteById
+var reComment = regexp.MustCompile(`--comment "?([^" ]+)"?`)
+
+// iptView is what one family's save says about drainctl's rules.
+type iptView struct {
+	tables map[string]*savedTable
+	rules  []found
+	// withdrawn holds the forwards with any withdraw rule: a forward
+	// caught half-withdrawn is completed, never restored by accident.
+	withdrawn map[Forward]bool
+	forwards  map[Forward]bool
+	// problems say why the rules do not work as installed: a chain or a
+	// jump missing, or a jump that other rules come before.
+	problems []string
 }
 
-var (
-	reComment  = regexp.MustCompile(`--comment "?([^" ]+)"?`)
-	reCounters = regexp.MustCompile(`(?:^| )-c (\d+) (\d+)`)
-)
-
-// list reads drainctl's chains of one family. A missing chain lists empty.
-// plumbing reports whether every chain exists and is jumped to.
-//
-// Chains are looked up by listing the table first: iptables-nft 1.8.9
-// answers "-S CHAIN" for a missing chain with "incompatible", the same
-// words it uses for a chain it cannot parse, so the error cannot tell.
-func (b *iptForwarder) list(fam iptFamily) (rules []iptRule, plumbing bool, exists map[string]bool, err error) {
-	plumbing = true
-	exists = map[string]bool{}
-	for _, table := range []string{"nat", "filter"} {
-		chains, err := fam.ipt.ListChains(table)
-		if err != nil {
-			return nil, false, nil, fmt.Errorf("%s: list chains of %s: %w", fam.name, table, err)
-		}
-		for _, c := range chains {
-			exists[table+"/"+c] = true
-		}
+func (b *iptForwarder) read(ctx context.Context, fam iptFamily) (*iptView, error) {
+	text, err := fam.x.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read rules: %w", fam.name, err)
 	}
+	tables, err := parseSave(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fam.name, err)
+	}
+	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, forwards: map[Forward]bool{}}
 	for _, h := range iptHooks {
-		if !exists[h.table+"/"+h.chain] {
-			plumbing = false
+		t := tables[h.table]
+		if t == nil || !t.chains[h.chain] {
 			continue
 		}
-		lines, err := fam.ipt.ListWithCounters(h.table, h.chain)
-		if err != nil {
-			return nil, false, nil, fmt.Errorf("%s: list %s %s: %w", fam.name, h.table, h.chain, err)
-		}
-		pos := 0
-		for _, l := range lines {
-			if !strings.HasPrefix(l, "-A ") {
+		for _, r := range t.rules[h.chain] {
+			f, k, ok := parseComment(r.comment())
+			if !ok || iptChainOf[k] != h {
+				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam.name, "chain", h.chain, "rule", r.spec)
 				continue
 			}
-			pos++
-			m := reComment.FindStringSubmatch(l)
-			if m == nil {
-				b.log.Warn("rule without a drainctl comment in a drainctl chain", "family", fam.name, "chain", h.chain, "rule", l)
-				continue
+			v.rules = append(v.rules, found{fwd: f, kind: k, packets: r.packets()})
+			v.forwards[f] = true
+			if k != kindPre && k != kindOut {
+				v.withdrawn[f] = true
 			}
-			f, k, ok := parseComment(m[1])
-			if !ok {
-				continue
-			}
-			r := iptRule{found: found{fwd: f, kind: k}, hook: h, pos: pos}
-			if c := reCounters.FindStringSubmatch(l); c != nil {
-				r.packets, _ = strconv.ParseUint(c[1], 10, 64)
-			}
-			rules = append(rules, r)
 		}
-		ok, err := fam.ipt.Exists(h.table, h.builtin, jumpSpec(h.chain)...)
-		if err != nil {
-			return nil, false, nil, fmt.Errorf("%s: check jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
-		}
-		plumbing = plumbing && ok
 	}
-	return rules, plumbing, exists, nil
+	if len(v.rules) > 0 {
+		v.problems = jumpProblems(fam.name, tables)
+	}
+	return v, nil
 }
 
-// ensurePlumbing creates drainctl's chains and their jump rules where they
-// are missing. Jumps go first in the built-in chain (position 1) so that an
-// earlier ACCEPT or DNAT of other software cannot bypass them.
-func (b *iptForwarder) ensurePlumbing(fam iptFamily, exists map[string]bool) error {
+// jumpProblems checks that each of drainctl's chains exists and is jumped
+// to exactly once, by the first rule of its built-in chain. A rule ahead of
+// the jump could ACCEPT (or redirect) a connection drainctl means to refuse
+// or to forward, so a jump in second place is a problem, not a detail.
+func jumpProblems(fam string, tables map[string]*savedTable) []string {
+	var ps []string
 	for _, h := range iptHooks {
-		if !exists[h.table+"/"+h.chain] {
-			if err := fam.ipt.NewChain(h.table, h.chain); err != nil {
-				return fmt.Errorf("%s: create chain %s %s: %w", fam.name, h.table, h.chain, err)
-			}
+		t := tables[h.table]
+		if t == nil || !t.chains[h.chain] {
+			ps = append(ps, fmt.Sprintf("%s: chain %s %s is missing", fam, h.table, h.chain))
+			continue
 		}
-		ok, err := fam.ipt.Exists(h.table, h.builtin, jumpSpec(h.chain)...)
-		if err != nil {
-			return fmt.Errorf("%s: check jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
-		}
-		if !ok {
-			if err := fam.ipt.Insert(h.table, h.builtin, 1, jumpSpec(h.chain)...); err != nil {
-				return fmt.Errorf("%s: add jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
-			}
+		pos := jumpPositions(t, h)
+		switch {
+		case len(pos) == 0:
+			ps = append(ps, fmt.Sprintf("%s: no jump from %s %s to %s", fam, h.table, h.builtin, h.chain))
+		case pos[0] != 0:
+			ps = append(ps, fmt.Sprintf("%s: the jump to %s is rule %d of %s %s: the rules ahead of it can bypass drainctl", fam, h.chain, pos[0]+1, h.table, h.builtin))
+		case len(pos) > 1:
+			ps = append(ps, fmt.Sprintf("%s: %d jumps to %s in %s %s", fam, len(pos), h.chain, h.table, h.builtin))
 		}
 	}
-	return nil
+	return ps
+}
+
+// jumpPositions lists the 0-based positions of drainctl's jumps in h's
+// built-in chain.
+func jumpPositions(t *savedTable, h iptHook) []int {
+	var pos []int
+	for i, r := range t.rules[h.builtin] {
+		if r.comment() == jumpComment && strings.HasSuffix(r.spec, "-j "+h.chain) {
+			pos = append(pos, i)
+		}
+	}
+	return pos
 }
 
 func (b *iptForwarder) Apply(ctx context.Context, fs ...Forward) error {
@@ -258,76 +256,20 @@ func (b *iptForwarder) Restore(ctx context.Context, fs ...Forward) error {
 	return b.sync(ctx, fs, modeRestore)
 }
 
-// sync brings the rules of fs to what mode asks, family by family. iptables
-// has no transaction across commands; the order makes every intermediate
-// state safe: redirects are added before a withdraw rule is removed, and a
-// withdraw rule is added before anything else changes.
 func (b *iptForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
-	for _, fam := range b.fams {
-		if err := ctx.Err(); err != nil {
-			return err
+	return b.converge(ctx, func(v *iptView) map[Forward]bool {
+		want := map[Forward]bool{}
+		for f := range v.forwards {
+			want[f] = v.withdrawn[f] // other forwards keep their state
 		}
-		rules, plumbing, exists, err := b.list(fam)
-		if err != nil {
-			return err
-		}
-		if !plumbing {
-			if err := b.ensurePlumbing(fam, exists); err != nil {
-				return err
-			}
-		}
-		have := map[string][]iptRule{}
-		for _, r := range rules {
-			c := ruleComment(r.fwd, r.kind)
-			have[c] = append(have[c], r)
-		}
-		var add []iptRule
-		var del []iptRule
 		for _, f := range fs {
-			withdrawOn := wantWithdraw(m, len(have[ruleComment(f, kindWithdraw)]) > 0)
-			for _, k := range []ruleKind{kindWithdraw, kindPre, kindOut} {
-				on := k != kindWithdraw || withdrawOn
-				got := have[ruleComment(f, k)]
-				keep := 0
-				if on {
-					keep = 1
-				}
-				del = append(del, got[min(keep, len(got)):]...)
-				if on && len(got) == 0 {
-					add = append(add, iptRule{found: found{fwd: f, kind: k}, hook: iptChainOf[k]})
-				}
-			}
+			want[f] = wantWithdraw(m, v.withdrawn[f])
 		}
-		for _, r := range add {
-			if err := fam.ipt.Append(r.hook.table, r.hook.chain, iptSpec(r.fwd, r.kind)...); err != nil {
-				return fmt.Errorf("%s: add %s rule of %s: %w", fam.name, r.kind, r.fwd, err)
-			}
-		}
-		if err := b.deleteRules(fam, del); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deleteRules deletes listed rules by position, the highest first in each
-// chain so that earlier positions stay valid.
-func (b *iptForwarder) deleteRules(fam iptFamily, del []iptRule) error {
-	sort.Slice(del, func(i, j int) bool {
-		if del[i].hook.chain != del[j].hook.chain {
-			return del[i].hook.chain < del[j].hook.chain
-		}
-		return del[i].pos > del[j].pos
+		return want
 	})
-	for _, r := range del {
-		if err := fam.ipt.DeleteById(r.hook.table, r.hook.chain, r.pos); err != nil {
-			return fmt.Errorf("%s: delete %s rule of %s: %w", fam.name, r.kind, r.fwd, err)
-		}
-	}
-	return nil
 }
 
 func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
@@ -335,62 +277,158 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 	for _, f := range fs {
 		drop[f] = true
 	}
+	return b.converge(ctx, func(v *iptView) map[Forward]bool {
+		want := map[Forward]bool{}
+		for f := range v.forwards {
+			if len(fs) > 0 && !drop[f] {
+				want[f] = v.withdrawn[f]
+			}
+		}
+		return want
+	})
+}
+
+// converge reads each family's rules, asks want which forwards to have
+// (and which of them withdrawn), and writes the difference in one
+// iptables-restore batch per family. Nothing is run when nothing differs.
+func (b *iptForwarder) converge(ctx context.Context, want func(*iptView) map[Forward]bool) error {
 	for _, fam := range b.fams {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rules, _, exists, err := b.list(fam)
+		v, err := b.read(ctx, fam)
 		if err != nil {
 			return err
 		}
-		var del []iptRule
-		for _, r := range rules {
-			if len(fs) == 0 || drop[r.fwd] {
-				del = append(del, r)
-			}
-		}
-		if len(fs) > 0 && len(del) < len(rules) {
-			if err := b.deleteRules(fam, del); err != nil {
-				return err
-			}
+		batch := iptBatch(v.tables, want(v))
+		if batch == "" {
 			continue
 		}
-		// Nothing of ours is left in this family: unhook and delete the
-		// chains (with any rule someone added to them by hand).
-		for _, h := range iptHooks {
-			if !exists[h.table+"/"+h.chain] {
-				// No chain, so no jump to it either: iptables refuses to
-				// even look for a jump to a chain that does not exist.
-				continue
-			}
-			if err := fam.ipt.DeleteIfExists(h.table, h.builtin, jumpSpec(h.chain)...); err != nil {
-				return fmt.Errorf("%s: delete jump %s -> %s: %w", fam.name, h.builtin, h.chain, err)
-			}
-			if err := fam.ipt.ClearAndDeleteChain(h.table, h.chain); err != nil {
-				return fmt.Errorf("%s: delete chain %s %s: %w", fam.name, h.table, h.chain, err)
-			}
+		b.log.Debug("iptables-restore", "family", fam.name, "batch", batch)
+		if err := fam.x.Restore(ctx, batch); err != nil {
+			return fmt.Errorf("%s: change rules: %w", fam.name, err)
 		}
 	}
 	return nil
 }
 
+// iptBatch writes the iptables-restore input that turns tables into
+// drainctl's rules for want (forward → withdrawn), or "" when they are so
+// already. A chain whose content differs is declared (which, with
+// --noflush, empties it) and written whole, in order, keeping the packet
+// counters of the rules it keeps; the REDIRECT is re-added in the same
+// transaction, so the NAT of live connections is never without a rule.
+// With no forward left, the jumps and chains are deleted.
+func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
+	fs := make([]Forward, 0, len(want))
+	for f := range want {
+		fs = append(fs, f)
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].From < fs[j].From })
+	var out strings.Builder
+	for _, table := range []string{"filter", "nat"} {
+		t := tables[table]
+		if t == nil {
+			t = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
+		}
+		var decl, body []string
+		for _, h := range iptHooks {
+			if h.table != table {
+				continue
+			}
+			pos := jumpPositions(t, h)
+			if len(fs) == 0 {
+				if !t.chains[h.chain] {
+					continue
+				}
+				for range pos {
+					body = append(body, "-D "+h.builtin+" "+jumpSpec(h.chain))
+				}
+				decl = append(decl, ":"+h.chain+" - [0:0]")
+				body = append(body, "-X "+h.chain)
+				continue
+			}
+			counters := map[string]string{}
+			var have []string
+			for _, r := range t.rules[h.chain] {
+				counters[r.comment()] = r.counters
+				have = append(have, r.comment())
+			}
+			var rules []string
+			var wantComments []string
+			for _, f := range fs {
+				for _, k := range iptOrder {
+					if iptChainOf[k] != h || (!want[f] && k != kindPre && k != kindOut) {
+						continue
+					}
+					c := ruleComment(f, k)
+					cnt := counters[c]
+					if cnt == "" {
+						cnt = "[0:0]"
+					}
+					wantComments = append(wantComments, c)
+					rules = append(rules, cnt+" -A "+h.chain+" "+iptSpec(f, k))
+				}
+			}
+			if !t.chains[h.chain] || strings.Join(have, " ") != strings.Join(wantComments, " ") {
+				decl = append(decl, ":"+h.chain+" - [0:0]")
+				body = append(body, rules...)
+			}
+			if len(pos) != 1 || pos[0] != 0 {
+				for range pos {
+					body = append(body, "-D "+h.builtin+" "+jumpSpec(h.chain))
+				}
+				body = append(body, "-I "+h.builtin+" 1 "+jumpSpec(h.chain))
+			}
+		}
+		if len(decl)+len(body) == 0 {
+			continue
+		}
+		out.WriteString("*" + table + "\n")
+		for _, l := range append(decl, body...) {
+			out.WriteString(l + "\n")
+		}
+		out.WriteString("COMMIT\n")
+	}
+	return out.String()
+}
+
+// iptOrder is the order of a forward's rules in its chains: the RETURN of
+// a withdraw must come before the REDIRECT it bypasses.
+var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw}
+
 func (b *iptForwarder) Status(ctx context.Context) ([]Status, error) {
 	var all []found
-	plumbingOK := true
+	var problems []string
 	for _, fam := range b.fams {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rules, plumbing, _, err := b.list(fam)
+		v, err := b.read(ctx, fam)
 		if err != nil {
 			return nil, err
 		}
-		plumbingOK = plumbingOK && plumbing
-		for _, r := range rules {
-			all = append(all, r.found)
-		}
+		all = append(all, v.rules...)
+		problems = append(problems, v.problems...)
 	}
 	l := iptLayout
 	l.families = len(b.fams)
-	return summarize(all, l, plumbingOK), nil
+	st := summarize(all, l, len(problems) == 0)
+	for i := range st {
+		st[i].Problems = append(st[i].Problems, problems...)
+	}
+	return st, nil
+}
+
+// iptablesMode runs "CMD --version" and says whether CMD is the nf_tables
+// or the legacy flavour ("iptables v1.8.9 (nf_tables)").
+func iptablesMode(cmd string) (string, error) {
+	out, err := exec.Command(cmd, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("iptables backend: %s --version: %w", cmd, err)
+	}
+	if strings.Contains(string(out), "nf_tables") {
+		return "nft", nil
+	}
+	return "legacy", nil
 }

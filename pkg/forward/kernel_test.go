@@ -485,3 +485,81 @@ func normalize(s string) string {
 
 // stripComments drops iptables-save's "# Generated ... on DATE" lines.
 func stripComments(s string) string { return reComments.ReplaceAllString(s, "") }
+
+// honest asserts that status agrees with what the kernel does to a new
+// connection from the client host: never "withdrawn" while a connection
+// is accepted, never "in-service" while it is refused. It returns
+// whether the connection was accepted.
+func (l *lab) honest(t *testing.T, when string) bool {
+	t.Helper()
+	c, err := dial(l.cli, srv4+":81")
+	accepted := err == nil && c.get() == nil
+	if c != nil {
+		c.close()
+	}
+	s := l.status(t)
+	switch {
+	case accepted && s.State() == "withdrawn":
+		t.Fatalf("%s: status says withdrawn, but a new connection to :81 was served (%+v)", when, s)
+	case !accepted && s.State() == "in-service":
+		t.Fatalf("%s: status says in-service, but a new connection to :81 failed: %v (%+v)", when, err, s)
+	}
+	return accepted
+}
+
+// Other software's rules that come before drainctl's cannot make a
+// withdrawn forward accept; where they could change what the kernel does,
+// status says so, and the next withdraw or restore puts drainctl first.
+func TestKernelOtherRulesAhead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		l := newLab(t, b)
+		l.serve(t)
+		ctx := context.Background()
+		must(t, "withdraw", l.f.Withdraw(ctx, fwd))
+		ipt := "iptables-nft"
+		if b.name == "iptables-legacy" {
+			ipt = "iptables-legacy"
+		}
+		if b.name == "nftables" {
+			// An accept in another table's base chain ends only that
+			// chain: drainctl's reject still runs.
+			l.srv.MustExec(t, "nft", "add table inet other")
+			l.srv.MustExec(t, "nft", "add chain inet other pre { type filter hook prerouting priority -300; }")
+			l.srv.MustExec(t, "nft", "add rule inet other pre tcp dport { 80, 81 } accept")
+			l.srv.MustExec(t, "nft", "add chain inet other in { type filter hook input priority -300; }")
+			l.srv.MustExec(t, "nft", "add rule inet other in tcp dport { 80, 81 } accept")
+		} else {
+			// The ACCEPT of the bug report, ahead of drainctl's jump.
+			l.srv.MustExec(t, ipt, "-I", "INPUT", "1", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")
+			l.srv.MustExec(t, ipt, "-I", "INPUT", "1", "-p", "tcp", "--dport", "81", "-j", "ACCEPT")
+		}
+		if l.honest(t, "withdrawn, other software's ACCEPT ahead") {
+			t.Fatal("withdrawn, other software's ACCEPT ahead: a new connection to :81 was served")
+		}
+		must(t, "withdraw again", l.f.Withdraw(ctx, fwd))
+		if l.honest(t, "withdrawn again") {
+			t.Fatal("withdrawn again: a new connection to :81 was served")
+		}
+		if s := l.status(t); s.State() != "withdrawn" {
+			t.Fatalf("after withdraw again, status = %+v, want withdrawn", s)
+		}
+		must(t, "restore", l.f.Restore(ctx, fwd))
+		if !l.honest(t, "restored") {
+			t.Fatal("restored: a new connection to :81 failed")
+		}
+		if b.name == "nftables" {
+			return
+		}
+		// In service, a nat rule ahead of drainctl's jump that stops nat
+		// processing for :81: the kernel now refuses, so status must not
+		// say in-service; restore puts the jump first again.
+		l.srv.MustExec(t, ipt, "-t", "nat", "-I", "PREROUTING", "1", "-p", "tcp", "--dport", "81", "-j", "ACCEPT")
+		if l.honest(t, "nat ACCEPT ahead of the jump") {
+			t.Log("a nat ACCEPT ahead of the jump did not stop the redirect")
+		}
+		must(t, "restore again", l.f.Restore(ctx, fwd))
+		if !l.honest(t, "restored again") {
+			t.Fatal("restored again: a new connection to :81 failed")
+		}
+	})
+}

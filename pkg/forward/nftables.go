@@ -38,6 +38,7 @@ var nftChainOf = map[ruleKind]string{
 var nftLayout = layout{
 	apply:    []ruleKind{kindPre, kindOut},
 	withdraw: []ruleKind{kindWithdraw, kindWithdrawOut},
+	refused:  []ruleKind{kindWithdraw, kindWithdrawOut},
 	families: 1,
 }
 

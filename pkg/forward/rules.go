@@ -2,6 +2,7 @@ package forward
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,10 @@ const (
 	// kindWithdrawOut refuses new connections to the forward port made on
 	// the host itself (nftables only, see nftables.go).
 	kindWithdrawOut ruleKind = "withdraw-local"
+	// kindWithdrawNat and kindWithdrawNatOut skip the REDIRECT of new
+	// connections (iptables only, see iptables.go).
+	kindWithdrawNat    ruleKind = "withdraw-nat-in"
+	kindWithdrawNatOut ruleKind = "withdraw-nat-local"
 )
 
 // commentPrefix starts the comment of every rule drainctl owns; deletion
@@ -50,7 +55,7 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 		return Forward{}, "", false
 	}
 	switch k := ruleKind(parts[2]); k {
-	case kindPre, kindOut, kindWithdraw, kindWithdrawOut:
+	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut:
 		return Forward{From: uint16(from), To: uint16(to)}, k, true
 	}
 	return Forward{}, "", false
@@ -76,6 +81,7 @@ type found struct {
 type layout struct {
 	apply    []ruleKind // rules of an applied forward
 	withdraw []ruleKind // rules added when it is withdrawn
+	refused  []ruleKind // withdraw rules whose counters count refusals
 	families int        // copies of each rule (iptables: one per IP family)
 }
 
@@ -97,10 +103,10 @@ func summarize(rules []found, l layout, plumbingOK bool) []Status {
 		}
 		s.Rules++
 		have[key{r.fwd, r.kind}]++
-		switch r.kind {
-		case kindPre, kindOut:
+		switch {
+		case r.kind == kindPre || r.kind == kindOut:
 			s.Redirected += r.packets
-		default:
+		case slices.Contains(l.refused, r.kind):
 			s.Refused += r.packets
 		}
 	}
@@ -118,7 +124,7 @@ func summarize(rules []found, l layout, plumbingOK bool) []Status {
 		applied, _ := all(f, l.apply)
 		withdrawn, someWithdraw := all(f, l.withdraw)
 		s.Applied = plumbingOK && applied
-		s.Withdrawn = withdrawn
+		s.Withdrawn = plumbingOK && withdrawn
 		s.Want = len(l.apply) * l.families
 		if someWithdraw {
 			s.Want += len(l.withdraw) * l.families
