@@ -391,3 +391,136 @@ func TestAgentTTLEndsTheMaintenance(t *testing.T) {
 	}
 	t.Fatalf("TTL passed, server still %+v", h.status(t).State)
 }
+
+// connects reports whether a new connection from the client host to
+// port reaches the web server.
+func (h *host) connects(t *testing.T, port int) bool {
+	t.Helper()
+	var c net.Conn
+	err := h.cli.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", fmt.Sprintf("%s:%d", nstest.Srv4, port), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+	buf := make([]byte, 12)
+	n, _ := c.Read(buf)
+	return strings.HasPrefix(string(buf[:n]), "HTTP/1.")
+}
+
+// stop sends SIGTERM (systemctl stop) and waits for the agent to exit.
+func stop(t *testing.T, a *exec.Cmd) {
+	t.Helper()
+	a.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- a.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent exited with %v after SIGTERM", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent still running 15 s after SIGTERM")
+	}
+}
+
+// The bug report's case 1, through the agent: held with nftables (auto on
+// a clean host), then an upgrade restarts the agent after iptables-legacy
+// rules appeared. The agent keeps the backend its state records, so the
+// server stays held, and comes back for real on exit.
+func TestAgentKeepsItsBackendWhenTheHostChanges(t *testing.T) {
+	nstest.RequireCmd(t, "iptables-legacy")
+	h := newHost(t)
+	a := h.agent(t)
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "kernel"); code != 0 {
+		t.Fatal(stderr)
+	}
+	stop(t, a)
+	for i := 0; i < 5; i++ {
+		h.ns.MustExec(t, "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", fmt.Sprint(2000+i), "-j", "ACCEPT")
+	}
+	h.agent(t)
+	st := h.status(t)
+	if st.Backend != "nftables" || st.State.Backend != "nftables" || st.State.Phase != state.Held || !withdrawn(st) {
+		t.Fatalf("after the restart: backend %s (state %s), %s, forwards %+v; want nftables, held, withdrawn", st.Backend, st.State.Backend, st.State.Phase, st.Forwards)
+	}
+	if h.connects(t, 81) {
+		t.Fatal("held, but a new connection to :81 was served")
+	}
+	if _, stderr, code := h.ctl(t, "maintenance", "exit"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if !h.connects(t, 81) || !inService(h.status(t)) {
+		t.Fatalf("after exit: connects=%v status=%+v", h.connects(t, 81), h.status(t))
+	}
+}
+
+// SIGTERM during an operation leaves the state file as a kill -9 would:
+// the phase written before the signal, no hold recorded that nobody asked
+// for; the next start finishes or rolls back.
+func TestAgentSIGTERMDuringAnOperation(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		cmd       []string
+		extra     []string
+		op        state.Op
+		at        state.Phase
+		wantPhase state.Phase
+	}{
+		{"restart/ready-check", []string{"restart"}, []string{"--ready-url", "http://127.0.0.1:8099/", "--ready-timeout", "60s"}, state.OpRestart, state.ReadyCheck, state.InService},
+		{"restart/draining", []string{"restart"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpRestart, state.Draining, state.InService},
+		{"enter/draining", []string{"maintenance", "enter"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpEnter, state.Draining, state.Held},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHost(t)
+			a := h.agent(t, tc.extra...)
+			go h.ctl(t, tc.cmd...)
+			h.waitPhase(t, tc.op, tc.at)
+			time.Sleep(200 * time.Millisecond) // inside the step
+			stop(t, a)
+			b, _ := os.ReadFile(filepath.Join(h.dir, "state", "state.json"))
+			var st state.State
+			json.Unmarshal(b, &st)
+			if st.Op != tc.op || st.Phase != tc.at || st.LastError != "" {
+				t.Fatalf("after SIGTERM the state file says %s/%s, error %q; want %s/%s as before the signal, no error", st.Op, st.Phase, st.LastError, tc.op, tc.at)
+			}
+			h.agent(t)
+			var now maintenance.Status
+			for i := 0; i < 100; i++ {
+				if now = h.status(t); !now.Running && now.State.Phase == tc.wantPhase {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if now.State.Phase != tc.wantPhase || now.State.LastError != "" {
+				t.Fatalf("after the next start: %s, error %q; want %s", now.State.Phase, now.State.LastError, tc.wantPhase)
+			}
+		})
+	}
+}
+
+// A forward removed from (or changed in) the config is removed when the
+// agent starts: the old REDIRECT would keep answering the checks.
+func TestAgentRemovesForwardsNoLongerConfigured(t *testing.T) {
+	h := newHost(t)
+	a := h.agent(t, "--forward", "81:80")
+	if !h.connects(t, 81) {
+		t.Fatal("81→80 does not forward")
+	}
+	stop(t, a)
+	h.agent(t, "--forward", "82:80")
+	if !h.connects(t, 82) {
+		t.Fatal("82→80 does not forward")
+	}
+	if h.connects(t, 81) {
+		t.Fatal("81→80, no longer configured, still forwards")
+	}
+	if st := h.status(t); len(st.Forwards) != 1 || st.Forwards[0].Forward.From != 82 {
+		t.Fatalf("forwards %+v, want 82→80 only", st.Forwards)
+	}
+}

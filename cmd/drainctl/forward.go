@@ -42,7 +42,7 @@ func forwardCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				f, choice, err := forward.New(c.Context, backend, nil)
+				f, choice, err := forward.New(c.Context, forward.Options{Backend: backend})
 				if err != nil {
 					return err
 				}
@@ -126,7 +126,15 @@ func forwardStatusCommand(sub func(string, string, string, func(*cli.Context, fo
 			if len(st) == 0 {
 				fmt.Fprintln(w, "(no forward installed)")
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, s := range st {
+				for _, p := range s.Problems {
+					fmt.Printf("%d→%d: %s\n", s.Forward.From, s.Forward.To, p)
+				}
+			}
+			return nil
 		})
 	cmd.Flags = append(cmd.Flags, &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"})
 	return cmd

@@ -111,7 +111,14 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		return err
 	}
 	defer store.Close()
-	fw, choice, err := forward.New(ctx, s.Backend, log)
+	// The state names the backend that holds drainctl's rules; auto keeps
+	// it, so rules of other software appearing later (Docker adds
+	// iptables-legacy rules) do not move a held server's rules.
+	recorded, err := store.Load()
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	fw, choice, err := forward.New(ctx, forward.Options{Backend: s.Backend, Recorded: recorded.Backend, Log: log})
 	if err != nil {
 		return fmt.Errorf("forward backend: %w", err)
 	}
@@ -123,6 +130,9 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	}
 	defer table.Close()
 
+	// The engine's context ends with the agent's: on SIGTERM an operation
+	// stops where it is, records nothing more, and resumes at the next
+	// start, as after a kill -9.
 	eng := maintenance.New(ctx, maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, Log: log,
@@ -154,7 +164,15 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		select {
 		case <-ctx.Done():
 			daemon.SdNotify(false, daemon.SdNotifyStopping)
-			return <-errc
+			err := <-errc
+			// Exit only once the operation in progress has stopped, so no
+			// change of the rules is cut in half by the exit.
+			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if werr := eng.WaitIdle(wctx); werr != nil {
+				log.Error("stopping", "err", werr)
+			}
+			return err
 		case err := <-errc:
 			return err
 		case <-tick.C:

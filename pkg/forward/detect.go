@@ -30,6 +30,11 @@ type HostRules struct {
 	Legacy      int  // rules in iptables-legacy tables (IPv4 + IPv6)
 	IptablesNft int  // rules in nftables tables made by iptables-nft
 	Native      int  // rules in other nftables tables (nft, firewalld)
+	// Drainctl lists the backends that hold drainctl's rules already.
+	Drainctl []string
+	// Recorded is the backend drainctl's state file says holds its rules
+	// (the agent's; "" for the CLI or a fresh agent).
+	Recorded string
 }
 
 // Choice is the backend to use and why, for logs and `forward status`.
@@ -38,9 +43,13 @@ type Choice struct {
 	Reason  string `json:"reason"`
 }
 
-// Choose picks a backend. An explicit name wins; with "auto", drainctl
-// follows the side of netfilter the host already uses, so an operator who
-// lists the firewall with their usual tool sees drainctl's rules there too:
+// Choose picks a backend. An explicit name wins. With "auto", the backend
+// that holds drainctl's rules stays (the one the state file records, else
+// the only one with drainctl's rules): a host where Docker or a firewall
+// script adds iptables-legacy rules later does not move a held server's
+// rules. Otherwise drainctl follows the side of netfilter the host already
+// uses, so an operator who lists the firewall with their usual tool sees
+// drainctl's rules there too:
 //   - no iptables command: nftables (nothing else can work);
 //   - the most rules are iptables-legacy's: iptables-legacy;
 //   - the most are iptables-nft's: iptables-nft;
@@ -55,6 +64,12 @@ func Choose(name string, h HostRules) (Choice, error) {
 	case BackendAuto, "":
 	default:
 		return Choice{}, fmt.Errorf("backend %q: want one of %s", name, strings.Join(Backends, ", "))
+	}
+	if h.Recorded != "" && (h.IptablesCmd || h.Recorded == BackendNftables) {
+		return Choice{h.Recorded, "drainctl's state records its rules there"}, nil
+	}
+	if len(h.Drainctl) == 1 && (h.IptablesCmd || h.Drainctl[0] == BackendNftables) {
+		return Choice{h.Drainctl[0], "drainctl's rules are there already"}, nil
 	}
 	counts := fmt.Sprintf("(rules on this host: iptables-legacy %d, iptables-nft %d, native nftables %d)", h.Legacy, h.IptablesNft, h.Native)
 	switch {
@@ -80,6 +95,20 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 	_, err := exec.LookPath("iptables")
 	h.IptablesCmd = err == nil
 	h.Legacy = countLegacy()
+	for _, p := range []struct {
+		name    string
+		present func() (bool, error)
+	}{
+		{BackendNftables, func() (bool, error) { return nftTablePresent(conn) }},
+		{BackendIptablesNft, func() (bool, error) { return iptNftChainsPresent(conn) }},
+		{BackendIptablesLegacy, legacyChainsPresent},
+	} {
+		if ok, err := p.present(); err != nil {
+			return h, fmt.Errorf("probe: %w", err)
+		} else if ok {
+			h.Drainctl = append(h.Drainctl, p.name)
+		}
+	}
 	tables, err := conn.ListTables()
 	if err != nil {
 		return h, fmt.Errorf("probe nftables: %w", err)
@@ -117,8 +146,8 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 func countLegacy() int {
 	n := 0
 	for _, v := range []struct{ proc, cmd string }{
-		{"/proc/net/ip_tables_names", "iptables-legacy-save"},
-		{"/proc/net/ip6_tables_names", "ip6tables-legacy-save"},
+		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy-save"},
+		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save"},
 	} {
 		names, err := os.ReadFile(v.proc)
 		if err != nil || len(strings.TrimSpace(string(names))) == 0 {
@@ -137,36 +166,56 @@ func countLegacy() int {
 	return n
 }
 
-// New opens the backend called name ("auto" to detect) and says which it
-// chose and why. It never returns a nil Forwarder without an error.
-func New(ctx context.Context, name string, log *slog.Logger) (Forwarder, Choice, error) {
+// Options say which backend New opens.
+type Options struct {
+	// Backend is a name of Backends; "" or "auto" to detect.
+	Backend string
+	// Recorded is the backend drainctl's state says holds its rules; auto
+	// keeps it.
+	Recorded string
+	Log      *slog.Logger
+}
+
+// New opens the backend o asks for ("auto" to detect), wrapped in a Host
+// that also finds and moves drainctl's rules in the other backends, and
+// says which it chose and why. It never returns a nil Host without an
+// error. Call it on a thread in the network namespace to work in.
+func New(ctx context.Context, o Options) (*Host, Choice, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	if _, err := Choose(name, HostRules{}); err != nil {
+	if _, err := Choose(o.Backend, HostRules{}); err != nil {
 		return nil, Choice{}, err
 	}
 	conn, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return nil, Choice{}, fmt.Errorf("open netlink for nftables: %w", err)
 	}
-	var host HostRules
-	if name == BackendAuto || name == "" {
+	host := HostRules{Recorded: o.Recorded}
+	if o.Backend == BackendAuto || o.Backend == "" {
 		if host, err = Probe(conn); err != nil {
 			conn.CloseLasting()
 			return nil, Choice{}, err
 		}
+		host.Recorded = o.Recorded
 	}
-	choice, _ := Choose(name, host)
+	choice, _ := Choose(o.Backend, host)
 	log.Debug("forward backend chosen", "backend", choice.Backend, "reason", choice.Reason)
+	var primary Forwarder
 	if choice.Backend == BackendNftables {
-		return NewNftables(conn, log), choice, nil
+		c, err := nftables.New(nftables.AsLasting())
+		if err != nil {
+			conn.CloseLasting()
+			return nil, choice, fmt.Errorf("open netlink for nftables: %w", err)
+		}
+		primary = NewNftables(c, log)
+	} else {
+		variant := strings.TrimPrefix(strings.TrimPrefix(choice.Backend, BackendIptables), "-")
+		if primary, err = NewIptables(variant, log); err != nil {
+			conn.CloseLasting()
+			return nil, choice, err
+		}
 	}
-	conn.CloseLasting()
-	variant := strings.TrimPrefix(strings.TrimPrefix(choice.Backend, BackendIptables), "-")
-	f, err := NewIptables(variant, log)
-	if err != nil {
-		return nil, choice, err
-	}
-	return f, choice, nil
+	return newHost(primary, conn, log), choice, nil
 }

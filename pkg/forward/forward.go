@@ -131,6 +131,9 @@ type Status struct {
 	// other rules come before, or drainctl's rules in another backend
 	// too. Apply, Withdraw and Restore fix them.
 	Problems []string `json:"problems,omitempty"`
+	// withdrawing: some withdraw rule is there (a partial withdraw is
+	// completed rather than undone).
+	withdrawing bool
 }
 
 // State names the forward's condition in one word for people: absent,
@@ -138,9 +141,11 @@ type Status struct {
 // make the kernel do other than the rules say).
 func (s Status) State() string {
 	switch {
+	case len(s.Problems) > 0:
+		return "partial"
 	case s.Rules == 0:
 		return "absent"
-	case s.Rules < s.Want || len(s.Problems) > 0:
+	case s.Rules < s.Want:
 		return "partial"
 	case s.Withdrawn:
 		return "withdrawn"

@@ -59,7 +59,7 @@ func TestCheckSet(t *testing.T) {
 }
 
 func TestCommentRoundTrip(t *testing.T) {
-	for _, k := range []ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut} {
+	for _, k := range []ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut} {
 		f := Forward{65535, 1}
 		gf, gk, ok := parseComment(ruleComment(f, k))
 		if !ok || gf != f || gk != k {
@@ -88,6 +88,14 @@ func TestChoose(t *testing.T) {
 		{"auto", HostRules{IptablesCmd: true, Legacy: 1, IptablesNft: 7}, BackendIptablesNft},
 		{"auto", HostRules{IptablesCmd: true, IptablesNft: 3, Native: 2}, BackendIptablesNft},
 		{"auto", HostRules{IptablesCmd: true, IptablesNft: 3, Native: 40}, BackendNftables},
+		// Where drainctl's rules are, they stay: a held server's rules do
+		// not move because Docker added iptables-legacy rules.
+		{"auto", HostRules{IptablesCmd: true, Legacy: 50, Drainctl: []string{BackendNftables}}, BackendNftables},
+		{"auto", HostRules{IptablesCmd: true, Legacy: 50, Recorded: BackendIptablesNft}, BackendIptablesNft},
+		{"auto", HostRules{IptablesCmd: true, Recorded: BackendIptablesNft, Drainctl: []string{BackendNftables}}, BackendIptablesNft},
+		{"auto", HostRules{IptablesCmd: true, Legacy: 50, Drainctl: []string{BackendNftables, BackendIptablesNft}}, BackendIptablesLegacy},
+		{"auto", HostRules{IptablesCmd: false, Recorded: BackendIptablesNft}, BackendNftables},
+		{"nftables", HostRules{IptablesCmd: true, Recorded: BackendIptablesNft}, BackendNftables},
 	} {
 		c, err := Choose(tc.name, tc.host)
 		if err != nil || c.Backend != tc.want || c.Reason == "" {

@@ -125,6 +125,7 @@ func summarize(rules []found, l layout, plumbingOK bool) []Status {
 		withdrawn, someWithdraw := all(f, l.withdraw)
 		s.Applied = plumbingOK && applied
 		s.Withdrawn = plumbingOK && withdrawn
+		s.withdrawing = someWithdraw
 		s.Want = len(l.apply) * l.families
 		if someWithdraw {
 			s.Want += len(l.withdraw) * l.families

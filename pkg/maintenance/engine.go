@@ -186,6 +186,13 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 // caller act on it. It must be called with fwMu held when the action
 // touches the forwards.
 func (e *Engine) transition(op state.Op, phase state.Phase, note string, progress func(Event)) error {
+	if e.ctx.Err() != nil {
+		// The agent is stopping (SIGTERM): the state file stays as it is,
+		// as after a kill -9, and the next start resumes from it. Writing
+		// the failures a cancelled step reports would record a hold
+		// nobody asked for.
+		return errStopping
+	}
 	e.mu.Lock()
 	st := e.st
 	st.Op, st.Phase = op, phase
@@ -210,6 +217,9 @@ func (e *Engine) setError(msg string)       { e.mu.Lock(); e.st.LastError = msg;
 func (e *Engine) begin(op state.Op) (state.State, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ctx.Err() != nil {
+		return e.st, &Error{Code: CodeBusy, Phase: e.st.Phase, Msg: "busy: the agent is stopping"}
+	}
 	if e.running {
 		return e.st, &Error{Code: CodeBusy, Holder: e.st.Holder, Phase: e.st.Phase,
 			Msg: fmt.Sprintf("busy: %s in progress (%s)%s", e.st.Op, e.st.Phase, holderText(e.st.Holder))}
@@ -219,6 +229,25 @@ func (e *Engine) begin(op state.Op) (state.State, error) {
 }
 
 func (e *Engine) end() { e.mu.Lock(); e.running = false; e.mu.Unlock() }
+
+// WaitIdle waits, up to ctx, until no operation runs. The agent calls it
+// when it stops, after cancelling the engine's context, so that it does
+// not exit in the middle of a change of the forwards.
+func (e *Engine) WaitIdle(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		running := e.running
+		e.mu.Unlock()
+		if !running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("an operation is still running: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
 
 func holderText(h *state.Holder) string {
 	if h == nil {
@@ -239,10 +268,46 @@ func (e *Engine) withdraw(op state.Op, note string, progress func(Event)) error 
 	if err := e.transition(op, state.Withdrawing, note, progress); err != nil {
 		return err
 	}
-	if err := e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...); err != nil {
-		return fail(CodeInternal, state.Withdrawing, "withdraw the forward: %v", err)
+	err := retry(e.ctx, func() error { return e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...) })
+	if err == nil {
+		return nil
 	}
-	return nil
+	if e.ctx.Err() != nil {
+		return errStopping
+	}
+	// Roll back: the server stays in service, and the state says so.
+	msg := fmt.Sprintf("withdraw the forward failed (%v): the server stays in service", err)
+	if rerr := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); rerr != nil {
+		msg += fmt.Sprintf("; putting the forward back failed too (%v), and the agent retries it", rerr)
+	}
+	e.setHolder(nil)
+	e.setError(msg)
+	if terr := e.transition(state.OpNone, state.InService, "rolled back: "+msg, progress); terr != nil {
+		return terr
+	}
+	return fail(CodeInternal, state.InService, "%s", msg)
+}
+
+// errStopping ends an operation cut short by the agent stopping. Nothing
+// is recorded after it: the state file keeps the last phase written.
+var errStopping = &Error{Code: CodeInternal, Msg: "the agent is stopping: the operation ends here and resumes when the agent starts again"}
+
+// retry runs a change of the forwards up to three times: a firewall
+// reload that changes the ruleset at the same moment makes one attempt
+// fail, not the operation.
+func retry(ctx context.Context, f func() error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = f(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // readyAndRestore checks the web server, then restores the forward. When
@@ -252,6 +317,9 @@ func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event))
 		return err
 	}
 	if err := e.d.Ready.Wait(e.ctx); err != nil {
+		if e.ctx.Err() != nil {
+			return errStopping
+		}
 		msg := fmt.Sprintf("web server not ready, so the server stays out of rotation: %v", err)
 		e.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg, progress)
 		return fail(CodeNotReady, state.Held, "%s", msg)
@@ -261,10 +329,23 @@ func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event))
 	if err := e.transition(op, state.Restoring, "", progress); err != nil {
 		return err
 	}
-	if err := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); err != nil {
-		return fail(CodeInternal, state.Restoring, "restore the forward: %v", err)
+	err := retry(e.ctx, func() error { return e.d.Forwarder.Restore(e.ctx, e.d.Forwards...) })
+	if err != nil && e.ctx.Err() != nil {
+		return errStopping
 	}
 	e.setHolder(nil)
+	if err != nil {
+		// The web server is ready and the user asked for it back: the
+		// state says in service, and the agent's reconcile retries the
+		// forward until the kernel takes it (status shows the forward as
+		// it really is meanwhile).
+		msg := fmt.Sprintf("restore the forward failed (%v); the agent retries it", err)
+		e.setError(msg)
+		if terr := e.transition(state.OpNone, state.InService, msg, progress); terr != nil {
+			return terr
+		}
+		return fail(CodeInternal, state.InService, "%s", msg)
+	}
 	e.setError("")
 	return e.transition(state.OpNone, state.InService, "forward restored", progress)
 }
@@ -278,7 +359,7 @@ func (e *Engine) hold(h *state.Holder, errMsg string, progress func(Event)) {
 	}
 	e.st.LastError = errMsg
 	e.mu.Unlock()
-	if err := e.transition(state.OpNone, state.Held, errMsg, progress); err != nil {
+	if err := e.transition(state.OpNone, state.Held, errMsg, progress); err != nil && err != errStopping {
 		e.log.Error("cannot record the hold", "err", err)
 	}
 }
@@ -361,6 +442,9 @@ func (e *Engine) currentHolder() *state.Holder {
 // rollback puts the server back after a failed drain (deadline with abort,
 // or the table could not be read): the web server was not touched.
 func (e *Engine) rollback(op state.Op, res Result, cause error, progress func(Event)) (Result, error) {
+	if e.ctx.Err() != nil {
+		return res, errStopping
+	}
 	code := CodeInternal
 	if isDeadline(cause) {
 		code = CodeDeadline
@@ -427,6 +511,9 @@ func (e *Engine) Restart(req Request, progress func(Event)) (Result, error) {
 	out, err := e.d.Runner.ConfigTest(e.ctx)
 	res.ConfigTest = &out
 	e.publish(Event{Op: op, Phase: state.ConfigTest, Output: &out}, progress)
+	if err != nil && e.ctx.Err() != nil {
+		return res, errStopping
+	}
 	if err != nil {
 		// Nothing was restarted: the old configuration still serves.
 		if rerr := e.readyAndRestore(op, "config test failed, nothing restarted", progress); rerr != nil {
@@ -442,6 +529,9 @@ func (e *Engine) Restart(req Request, progress func(Event)) (Result, error) {
 	out, err = e.d.Runner.Restart(e.ctx)
 	res.Restart = &out
 	e.publish(Event{Op: op, Phase: state.Restarting, Output: &out}, progress)
+	if err != nil && e.ctx.Err() != nil {
+		return res, errStopping
+	}
 	if err != nil {
 		msg := fmt.Sprintf("restart command failed, so the server stays out of rotation: %v", err)
 		e.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg, progress)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,13 @@ type rig struct {
 
 func newRig(t *testing.T, initial *state.State) *rig {
 	t.Helper()
+	return newRigCtx(t, context.Background(), initial)
+}
+
+// newRigCtx makes a rig whose engine lives as long as ctx (the agent's
+// lifetime: cancelling it is SIGTERM).
+func newRigCtx(t *testing.T, ctx context.Context, initial *state.State) *rig {
+	t.Helper()
 	r := &rig{store: &memStore{}, table: &fakeTable{}, run: &fakeRunner{}, ready: &fakeReady{},
 		clock: &fakeClock{t: time.Unix(1_700_000_000, 0).UTC()}}
 	if initial != nil {
@@ -33,7 +41,7 @@ func newRig(t *testing.T, initial *state.State) *rig {
 	r.fw = &fakeForwarder{store: r.store}
 	p := drain.DefaultPolicy()
 	p.Deadline = 10 * time.Second
-	r.e = New(context.Background(), Deps{
+	r.e = New(ctx, Deps{
 		Forwarder: r.fw, Forwards: []forward.Forward{fwd}, Table: r.table, Policy: p,
 		Runner: r.run, Ready: r.ready, Store: r.store, Clock: r.clock,
 	})
@@ -321,5 +329,170 @@ func TestReconcileRepairsAndExpiresTTL(t *testing.T) {
 	}
 	if r.fw.withdrawn || r.ready.calls == 0 {
 		t.Fatal("TTL exit did not check readiness and restore")
+	}
+}
+
+// A withdraw that fails once (a firewall reload at that moment) is
+// retried; one that keeps failing is rolled back, and the state says the
+// server is in service and why.
+func TestWithdrawFailureRetriedThenRolledBack(t *testing.T) {
+	r := newRig(t, nil)
+	r.fw.failWithdraw = 1
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatalf("a withdraw that failed once: %v", err)
+	}
+	if r.store.last() != state.Held || !r.fw.withdrawn {
+		t.Fatalf("after a retried withdraw: %s, withdrawn=%v", r.store.last(), r.fw.withdrawn)
+	}
+
+	r = newRig(t, nil)
+	r.fw.failWithdraw = 100
+	res, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeInternal)
+	st := r.store.st
+	if st.Phase != state.InService || st.Op != state.OpNone || !strings.Contains(st.LastError, "withdraw the forward failed") || st.Holder != nil {
+		t.Fatalf("after a failed withdraw the state is %+v, want in service with the error", st)
+	}
+	if res.Restart != nil || len(r.run.calls) != 0 {
+		t.Fatalf("a failed withdraw went on to %v", r.run.calls)
+	}
+	if !strings.Contains(err.Error(), "stays in service") {
+		t.Errorf("error %q does not say where the server is", err)
+	}
+}
+
+// A restore that keeps failing leaves the state in service with the error
+// (the user asked for it back and the web server is ready), and reconcile
+// puts the forward back once netfilter takes it. Before, the state stayed
+// "restoring" and reconcile skipped it for ever.
+func TestRestoreFailureIsRetriedByReconcile(t *testing.T) {
+	r := newRig(t, nil)
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.fw.failRestore = 100
+	_, err := r.e.Exit(alice, nil)
+	wantCode(t, err, CodeInternal)
+	if st := r.store.st; st.Phase != state.InService || !strings.Contains(st.LastError, "restore the forward failed") {
+		t.Fatalf("after a failed restore the state is %+v", st)
+	}
+	if !r.fw.withdrawn {
+		t.Fatal("the fake restored although it failed")
+	}
+	r.fw.failRestore = 0
+	if repaired, err := r.e.Reconcile(context.Background()); err != nil || !repaired || r.fw.withdrawn {
+		t.Fatalf("reconcile after the failed restore: repaired=%v err=%v withdrawn=%v", repaired, err, r.fw.withdrawn)
+	}
+}
+
+// Reconcile repairs a server left in a transient phase with no operation
+// running (a failed state write): before, "restoring" was skipped for ever.
+func TestReconcileDoesNotSkipRestoring(t *testing.T) {
+	r := newRig(t, nil)
+	r.e.mu.Lock()
+	r.e.st.Phase, r.e.st.Op = state.Restoring, state.OpExit
+	r.e.mu.Unlock()
+	r.fw.applied = false
+	if repaired, err := r.e.Reconcile(context.Background()); err != nil || !repaired {
+		t.Fatalf("reconcile in restoring with nothing running: repaired=%v err=%v", repaired, err)
+	}
+}
+
+// Forwards installed but no longer configured are removed, at start and
+// by reconcile.
+func TestUnconfiguredForwardsAreRemoved(t *testing.T) {
+	old := forward.Forward{From: 82, To: 8080}
+	r := &rig{}
+	r = newRigWith(t, func(f *fakeForwarder) { f.extra = []forward.Forward{old} })
+	if !slices.Contains(r.fw.removed, old) {
+		t.Fatalf("resume left %v installed (removed %v)", old, r.fw.removed)
+	}
+	r.fw.extra = []forward.Forward{old} // a second agent's config, a hand-made rule
+	if repaired, err := r.e.Reconcile(context.Background()); err != nil || !repaired || len(r.fw.extra) != 0 {
+		t.Fatalf("reconcile left %v: repaired=%v err=%v", r.fw.extra, repaired, err)
+	}
+}
+
+// newRigWith lets a test set up the forwarder before Resume.
+func newRigWith(t *testing.T, setup func(*fakeForwarder)) *rig {
+	t.Helper()
+	r := &rig{store: &memStore{}, table: &fakeTable{}, run: &fakeRunner{}, ready: &fakeReady{},
+		clock: &fakeClock{t: time.Unix(1_700_000_000, 0).UTC()}}
+	r.fw = &fakeForwarder{store: r.store}
+	setup(r.fw)
+	r.e = New(context.Background(), Deps{
+		Forwarder: r.fw, Forwards: []forward.Forward{fwd}, Table: r.table, Policy: drain.DefaultPolicy(),
+		Runner: r.run, Ready: r.ready, Store: r.store, Clock: r.clock,
+	})
+	if _, err := r.e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// SIGTERM (the agent's context cancelled) during an operation leaves the
+// state file as a kill -9 would: the last phase written, no hold recorded
+// that nobody asked for, and the forwards untouched after it.
+func TestStopDuringOperationRecordsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		op    func(*Engine) (Result, error)
+		setup func(*rig)
+		at    state.Phase
+	}{
+		{"enter, while draining", func(e *Engine) (Result, error) { return e.Enter(alice, nil) },
+			func(r *rig) { r.table.gate = make(chan struct{}) }, state.Draining},
+		{"restart, during the readiness check", func(e *Engine) (Result, error) { return e.Restart(alice, nil) },
+			func(r *rig) { r.ready.block = true }, state.ReadyCheck},
+		{"exit, during the readiness check", func(e *Engine) (Result, error) { return e.Exit(alice, nil) },
+			func(r *rig) {
+				if _, err := r.e.Enter(alice, nil); err != nil {
+					t.Fatal(err)
+				}
+				r.ready.block = true
+			}, state.ReadyCheck},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			r := newRigCtx(t, ctx, nil)
+			r.ready.started = make(chan struct{})
+			tc.setup(r)
+			done := make(chan error, 1)
+			go func() { _, err := tc.op(r.e); done <- err }()
+			// Wait until the operation is in the phase, then stop.
+			for i := 0; r.store.last() != tc.at; i++ {
+				if i > 5000 {
+					t.Fatalf("operation never reached %s (at %s)", tc.at, r.store.last())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if tc.at == state.ReadyCheck {
+				<-r.ready.started
+			}
+			calls := len(r.fw.Calls())
+			stop()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("an operation cut short by the agent stopping reported success")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the operation did not end when the agent stopped")
+			}
+			if err := r.e.WaitIdle(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			st := r.store.st
+			if st.Phase != tc.at || st.LastError != "" {
+				t.Fatalf("after the stop the state file says %s (error %q), want %s as written before the stop", st.Phase, st.LastError, tc.at)
+			}
+			if got := r.fw.Calls(); len(got) != calls {
+				t.Fatalf("the forwards changed after the stop: %v", got[calls:])
+			}
+			if _, err := r.e.Enter(alice, nil); CodeOf(err) != CodeBusy {
+				t.Fatalf("a new operation while stopping: %v, want busy", err)
+			}
+		})
 	}
 }

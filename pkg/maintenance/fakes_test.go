@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +58,11 @@ type fakeForwarder struct {
 	withdrawn bool
 	calls     []string
 	err       error
+	// failWithdraw and failRestore make that many next calls fail.
+	failWithdraw, failRestore int
+	// extra are forwards installed but not configured; Remove drops them.
+	extra   []forward.Forward
+	removed []forward.Forward
 }
 
 func (f *fakeForwarder) record(op string) error {
@@ -72,27 +78,49 @@ func (f *fakeForwarder) Apply(_ context.Context, _ ...forward.Forward) error {
 func (f *fakeForwarder) Withdraw(_ context.Context, _ ...forward.Forward) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failWithdraw > 0 {
+		f.failWithdraw--
+		f.record("withdraw-failed")
+		return errBoom
+	}
 	f.applied, f.withdrawn = true, true
 	return f.record("withdraw")
 }
 func (f *fakeForwarder) Restore(_ context.Context, _ ...forward.Forward) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failRestore > 0 {
+		f.failRestore--
+		f.record("restore-failed")
+		return errBoom
+	}
 	f.applied, f.withdrawn = true, false
 	return f.record("restore")
 }
-func (f *fakeForwarder) Remove(context.Context, ...forward.Forward) error { return nil }
+func (f *fakeForwarder) Remove(_ context.Context, fs ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, x := range fs {
+		f.extra = slices.DeleteFunc(f.extra, func(y forward.Forward) bool { return x == y })
+		f.removed = append(f.removed, x)
+	}
+	return f.record("remove")
+}
 func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var out []forward.Status
+	for _, x := range f.extra {
+		out = append(out, forward.Status{Forward: x, Applied: true, Rules: 2, Want: 2})
+	}
 	if !f.applied {
-		return nil, nil
+		return out, nil
 	}
 	s := forward.Status{Forward: fwd, Applied: true, Withdrawn: f.withdrawn, Rules: 2, Want: 2}
 	if f.withdrawn {
 		s.Rules, s.Want = 4, 4
 	}
-	return []forward.Status{s}, nil
+	return append(out, s), nil
 }
 func (f *fakeForwarder) Backend() string { return "fake" }
 func (f *fakeForwarder) Close() error    { return nil }
@@ -153,12 +181,24 @@ type fakeReady struct {
 	mu    sync.Mutex
 	err   error
 	calls int
+	// block, when set, makes Wait wait for its context (a server that
+	// does not answer yet), after closing started.
+	block   bool
+	started chan struct{}
 }
 
-func (r *fakeReady) Wait(context.Context) error {
+func (r *fakeReady) Wait(ctx context.Context) error {
+	r.mu.Lock()
+	r.calls++
+	block, started := r.block, r.started
+	r.mu.Unlock()
+	if block {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls++
 	return r.err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -25,6 +26,28 @@ func (e *Engine) Resume() (string, error) {
 	e.running = true
 	e.mu.Unlock()
 	defer e.end()
+	if b := e.d.Forwarder.Backend(); st.Backend != b {
+		// Record which backend holds the rules from now on, before they
+		// move there (the first change below moves them): an agent
+		// restarted with backend auto keeps it.
+		if st.Backend != "" {
+			e.log.Warn("forward backend changed: drainctl's rules move", "from", st.Backend, "to", b)
+		}
+		st.Backend = b
+		if err := e.d.Store.Save(st); err != nil {
+			return "", fmt.Errorf("record the forward backend: %w", err)
+		}
+		e.mu.Lock()
+		e.st = st
+		e.mu.Unlock()
+	}
+	defer func() {
+		// Forwards no longer configured go, after the configured ones
+		// are in place (so NAT always has a rule for live connections).
+		if err := e.dropUnconfigured(e.ctx); err != nil {
+			e.log.Error("remove forwards that are no longer configured", "err", err)
+		}
+	}()
 	withdrawn := func() error {
 		e.fwMu.Lock()
 		defer e.fwMu.Unlock()
@@ -76,14 +99,13 @@ func (e *Engine) Resume() (string, error) {
 // repaired here. It also ends a held maintenance whose TTL has passed.
 // The agent calls it every few seconds.
 func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
+	// An operation changes the forwards and writes the phase announcing
+	// it in one step under fwMu, so the phase read here is what the rules
+	// should be.
 	e.fwMu.Lock()
 	e.mu.Lock()
 	phase, running, holder := e.st.Phase, e.running, e.st.Holder
 	e.mu.Unlock()
-	if phase == state.Restoring {
-		e.fwMu.Unlock()
-		return false, nil // the operation is putting it back right now
-	}
 	fs, err := e.d.Forwarder.Status(ctx)
 	if err == nil {
 		repaired, err = e.repair(ctx, phase, fs)
@@ -108,13 +130,14 @@ func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Sta
 		have[s.Forward] = s
 	}
 	want := phase != state.InService // withdrawn
+	repaired := false
 	for _, f := range e.d.Forwards {
 		s, ok := have[f]
-		if ok && s.Applied && s.Withdrawn == want && s.Rules == s.Want {
+		if ok && s.Applied && s.Withdrawn == want && s.Rules == s.Want && len(s.Problems) == 0 {
 			continue
 		}
 		e.log.Warn("forward not as expected (firewall reload or flush?): putting it back",
-			"forward", f, "state", s.State(), "phase", phase)
+			"forward", f, "state", s.State(), "phase", phase, "problems", s.Problems)
 		op := e.d.Forwarder.Restore
 		if want {
 			op = e.d.Forwarder.Withdraw
@@ -122,7 +145,38 @@ func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Sta
 		if err := op(ctx, e.d.Forwards...); err != nil {
 			return false, fmt.Errorf("repair the forward: %w", err)
 		}
-		return true, nil
+		repaired = true
+		break
 	}
-	return false, nil
+	for _, s := range fs {
+		if !slices.Contains(e.d.Forwards, s.Forward) {
+			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward)
+			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
+				return repaired, fmt.Errorf("remove forward %s, no longer configured: %w", s.Forward, err)
+			}
+			repaired = true
+		}
+	}
+	return repaired, nil
+}
+
+// dropUnconfigured removes the rules of forwards that are installed but
+// no longer configured: left in place, an old REDIRECT would keep
+// answering the load balancer's checks.
+func (e *Engine) dropUnconfigured(ctx context.Context) error {
+	e.fwMu.Lock()
+	defer e.fwMu.Unlock()
+	fs, err := e.d.Forwarder.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range fs {
+		if !slices.Contains(e.d.Forwards, s.Forward) {
+			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward, "state", s.State())
+			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
+				return fmt.Errorf("remove forward %s: %w", s.Forward, err)
+			}
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -62,6 +63,10 @@ type State struct {
 	Phase   Phase   `json:"phase"`
 	Op      Op      `json:"op,omitempty"`
 	Holder  *Holder `json:"holder,omitempty"`
+	// Backend is the forward backend that holds drainctl's rules
+	// (nftables, iptables-nft, iptables-legacy); an agent started with
+	// backend auto keeps it.
+	Backend string `json:"backend,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`
 	History   []Transition `json:"history,omitempty"`
@@ -71,7 +76,7 @@ type State struct {
 const historyLen = 50
 
 // Fresh is the state of a server drainctl has never taken out.
-func Fresh() State { return State{Version: 1, Phase: InService} }
+func Fresh() State { return State{Version: Version, Phase: InService} }
 
 // Store is a state file in a directory the agent owns, locked so that a
 // second agent cannot use the same directory.
@@ -117,12 +122,54 @@ func (s *Store) Load() (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("read state: %w", err)
 	}
+	st, err := Parse(b)
+	if err != nil {
+		// Starting fresh could put a held server back in rotation: stop,
+		// and let a person decide.
+		return State{}, fmt.Errorf("state file %s: %w; fix it, or move it away to start in service", s.Path(), err)
+	}
+	return st, nil
+}
+
+// Version is the state file format this drainctl reads and writes.
+const Version = 1
+
+var (
+	phases = []Phase{InService, Withdrawing, Draining, Held, ConfigTest, Restarting, ReadyCheck, Restoring}
+	ops    = []Op{OpNone, OpEnter, OpExit, OpRestart}
+)
+
+// Parse reads a state file's content and checks that it is a state this
+// drainctl can act on: an object of a known version, a known phase and
+// operation, and a phase that fits the operation. Anything else is an
+// error that says what is wrong, never a fresh state.
+func Parse(b []byte) (State, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return State{}, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if raw == nil {
+		return State{}, errors.New("holds null, not a state")
+	}
+	if _, ok := raw["version"]; !ok {
+		return State{}, errors.New("no version: not a drainctl state")
+	}
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return State{}, fmt.Errorf("state file %s is corrupt (%w); move it away to start fresh", s.Path(), err)
+		return State{}, fmt.Errorf("not a drainctl state: %w", err)
 	}
-	if st.Phase == "" {
-		st.Phase = InService
+	if st.Version != Version {
+		return State{}, fmt.Errorf("version %d: this drainctl reads version %d", st.Version, Version)
+	}
+	if !slices.Contains(phases, st.Phase) {
+		return State{}, fmt.Errorf("unknown phase %q", st.Phase)
+	}
+	if !slices.Contains(ops, st.Op) {
+		return State{}, fmt.Errorf("unknown operation %q", st.Op)
+	}
+	idle := st.Phase == InService || st.Phase == Held
+	if idle != (st.Op == OpNone) {
+		return State{}, fmt.Errorf("phase %q with operation %q: no step of drainctl writes that", st.Phase, st.Op)
 	}
 	return st, nil
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -56,12 +57,54 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	s2.Close()
 }
 
-func TestCorruptFileIsAnErrorNotAFreshStart(t *testing.T) {
+// A state file that is not a valid state is an error naming the file and
+// what is wrong, never a fresh (in service) start.
+func TestInvalidFileIsAnErrorNotAFreshStart(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := Open(dir)
 	defer s.Close()
-	os.WriteFile(s.Path(), []byte("{half a file"), 0o600)
-	if _, err := s.Load(); err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Fatalf("corrupt file: %v", err)
+	for _, tc := range []struct{ content, want string }{
+		{"{half a file", "not valid JSON"},
+		{"null", "null"},
+		{"{}", "no version"},
+		{"[]", "not valid JSON"},
+		{`{"version": 2, "phase": "held"}`, "version 2"},
+		{`{"version": 1, "phase": "parked"}`, `unknown phase "parked"`},
+		{`{"version": 1, "phase": ""}`, `unknown phase ""`},
+		{`{"version": 1, "phase": "held", "op": "reboot"}`, `unknown operation "reboot"`},
+		{`{"version": 1, "phase": "draining"}`, `phase "draining" with operation ""`},
+		{`{"version": 1, "phase": "in-service", "op": "restart"}`, `phase "in-service" with operation "restart"`},
+		{`{"version": "1", "phase": "held"}`, "not a drainctl state"},
+	} {
+		os.WriteFile(s.Path(), []byte(tc.content), 0o600)
+		_, err := s.Load()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), s.Path()) {
+			t.Errorf("state file %q: error %v, want one naming the file and %q", tc.content, err, tc.want)
+		}
 	}
+	os.WriteFile(s.Path(), []byte(`{"version": 1, "phase": "held", "backend": "iptables-nft"}`), 0o600)
+	if st, err := s.Load(); err != nil || st.Phase != Held || st.Backend != "iptables-nft" {
+		t.Errorf("a valid held state: %+v, %v", st, err)
+	}
+}
+
+// FuzzParse: no input makes Parse panic, and what it accepts is a state
+// the engine can act on, which saves and reads back the same.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{`{"version":1,"phase":"held"}`, `{"version":1,"phase":"draining","op":"enter"}`, "null", "{}", `{"version":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, err := Parse(b)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(again); err != nil {
+			t.Fatalf("accepted %q, but not its own encoding %q: %v", b, again, err)
+		}
+	})
 }

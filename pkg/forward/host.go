@@ -1,0 +1,369 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+// Host is drainctl's forwards on one host (one network namespace),
+// whichever backend holds them. It works through one backend, the
+// primary, and looks for drainctl's rules in the others too: rules left
+// in another backend would still act (a withdraw chain left in nftables
+// refuses every new connection whatever iptables says), so Status reports
+// them as a problem and every change moves them to the primary: it
+// installs them there first, in the state they were in, and only then
+// removes them from the other backend, so a live connection's NAT never
+// lacks a rule and a withdrawn forward never comes back by accident.
+//
+// Every call holds a lock shared by every drainctl process of the network
+// namespace (the CLI's forward commands and the agent), so their changes
+// do not interleave.
+type Host struct {
+	primary Forwarder
+	others  []*otherBackend
+	probe   *nftables.Conn // netlink, to see nftables and iptables-nft cheaply
+	log     *slog.Logger
+	// lockName is the abstract unix socket used as the namespace's lock.
+	lockName string
+}
+
+var _ Forwarder = (*Host)(nil)
+
+// otherBackend is a backend that is not the primary but may hold rules.
+type otherBackend struct {
+	name    string
+	present func() (bool, error)
+	open    func() (Forwarder, error)
+	f       Forwarder
+}
+
+func (o *otherBackend) get() (Forwarder, error) {
+	if o.f == nil {
+		f, err := o.open()
+		if err != nil {
+			return nil, err
+		}
+		o.f = f
+	}
+	return o.f, nil
+}
+
+// DefaultLock names the lock that drainctl processes share in one network
+// namespace: an abstract unix socket, so it belongs to the namespace and
+// is released when its holder dies, however it dies.
+const DefaultLock = "@drainctl-forward-lock"
+
+// lockTimeout bounds the wait for another drainctl's change.
+const lockTimeout = 15 * time.Second
+
+// newHost wraps primary; conn (lasting) sees the ruleset for the presence
+// probes and is closed with the host.
+func newHost(primary Forwarder, conn *nftables.Conn, log *slog.Logger) *Host {
+	h := &Host{primary: primary, probe: conn, log: log, lockName: DefaultLock}
+	for _, name := range []string{BackendNftables, BackendIptablesNft, BackendIptablesLegacy} {
+		if name == primary.Backend() {
+			continue
+		}
+		o := &otherBackend{name: name}
+		switch name {
+		case BackendNftables:
+			o.present = func() (bool, error) { return nftTablePresent(conn) }
+			o.open = func() (Forwarder, error) {
+				c, err := nftables.New(nftables.AsLasting())
+				if err != nil {
+					return nil, err
+				}
+				return NewNftables(c, log), nil
+			}
+		case BackendIptablesNft:
+			if _, err := exec.LookPath("iptables-nft"); err != nil {
+				continue
+			}
+			o.present = func() (bool, error) { return iptNftChainsPresent(conn) }
+			o.open = func() (Forwarder, error) { return NewIptables("nft", log) }
+		case BackendIptablesLegacy:
+			if _, err := exec.LookPath("iptables-legacy"); err != nil {
+				continue
+			}
+			o.present = legacyChainsPresent
+			o.open = func() (Forwarder, error) { return NewIptables("legacy", log) }
+		}
+		h.others = append(h.others, o)
+	}
+	return h
+}
+
+// nftTablePresent reports whether drainctl's nftables table exists.
+func nftTablePresent(conn *nftables.Conn) (bool, error) {
+	ts, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("nftables: list tables: %w", err)
+	}
+	return slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == NftTable }), nil
+}
+
+// iptNftChainsPresent reports whether iptables-nft holds a DRAINCTL-
+// chain. iptables-nft keeps its rules in nftables, so netlink sees them
+// without running a command.
+func iptNftChainsPresent(conn *nftables.Conn) (bool, error) {
+	cs, err := conn.ListChains()
+	if err != nil {
+		return false, fmt.Errorf("nftables: list chains: %w", err)
+	}
+	return slices.ContainsFunc(cs, func(c *nftables.Chain) bool {
+		fam := c.Table.Family
+		return (fam == nftables.TableFamilyIPv4 || fam == nftables.TableFamilyIPv6) &&
+			iptablesNftTables[c.Table.Name] && strings.HasPrefix(c.Name, "DRAINCTL-")
+	}), nil
+}
+
+// legacyChainsPresent reports whether iptables-legacy holds a DRAINCTL-
+// chain. The kernel lists the legacy tables in use in /proc; only when
+// nat or filter is among them is iptables-legacy-save run. (thread-self:
+// /proc/net is the main thread's namespace, and a caller may have moved
+// only its own thread into another.)
+func legacyChainsPresent() (bool, error) {
+	for _, v := range []struct{ proc, cmd string }{
+		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy-save"},
+		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save"},
+	} {
+		names, err := os.ReadFile(v.proc)
+		if err != nil || !slices.ContainsFunc(strings.Fields(string(names)), func(s string) bool { return s == "nat" || s == "filter" }) {
+			continue
+		}
+		out, err := exec.Command(v.cmd).Output()
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", v.cmd, err)
+		}
+		if strings.Contains(string(out), "\n:DRAINCTL-") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (h *Host) Backend() string { return h.primary.Backend() }
+
+func (h *Host) Close() error {
+	errs := []error{h.primary.Close()}
+	for _, o := range h.others {
+		if o.f != nil {
+			errs = append(errs, o.f.Close())
+		}
+	}
+	if h.probe != nil {
+		errs = append(errs, h.probe.CloseLasting())
+	}
+	return errors.Join(errs...)
+}
+
+// lock takes the namespace's lock, waiting for another holder up to
+// lockTimeout.
+func (h *Host) lock(ctx context.Context) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, lockTimeout)
+	defer cancel()
+	for {
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: h.lockName, Net: "unix"})
+		if err == nil {
+			return func() { l.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("take drainctl's rule lock %s: %w", h.lockName, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("another drainctl process has been changing the rules for %v (lock %s): %w", lockTimeout, h.lockName, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// stray is another backend that holds drainctl's rules.
+type stray struct {
+	name string
+	f    Forwarder
+	st   []Status
+}
+
+// strays finds drainctl's rules in the other backends.
+func (h *Host) strays(ctx context.Context) ([]stray, error) {
+	var out []stray
+	for _, o := range h.others {
+		ok, err := o.present()
+		if err != nil {
+			return nil, fmt.Errorf("look for drainctl's rules in %s: %w", o.name, err)
+		}
+		if !ok {
+			continue
+		}
+		f, err := o.get()
+		if err != nil {
+			return nil, fmt.Errorf("open %s, which holds drainctl's rules: %w", o.name, err)
+		}
+		st, err := f.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read drainctl's rules in %s: %w", o.name, err)
+		}
+		out = append(out, stray{o.name, f, st})
+	}
+	return out, nil
+}
+
+func (h *Host) Apply(ctx context.Context, fs ...Forward) error {
+	return h.change(ctx, fs, modeKeep)
+}
+
+func (h *Host) Withdraw(ctx context.Context, fs ...Forward) error {
+	return h.change(ctx, fs, modeWithdraw)
+}
+
+func (h *Host) Restore(ctx context.Context, fs ...Forward) error {
+	return h.change(ctx, fs, modeRestore)
+}
+
+func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
+	if err := CheckSet(fs); err != nil {
+		return err
+	}
+	unlock, err := h.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	strays, err := h.strays(ctx)
+	if err != nil {
+		return err
+	}
+	if len(strays) == 0 {
+		return h.op(m)(ctx, fs...)
+	}
+	// Move what the other backends hold: forwards asked for keep a
+	// withdraw they have there (apply must not undo it); the others come
+	// over in their state.
+	mine, err := h.primary.Status(ctx)
+	if err != nil {
+		return err
+	}
+	onPrimary := map[Forward]bool{}
+	for _, s := range mine {
+		onPrimary[s.Forward] = s.Rules > 0
+	}
+	var carryApply, carryWithdraw []Forward
+	asked := map[Forward]bool{}
+	for _, f := range fs {
+		asked[f] = true
+	}
+	for _, s := range strays {
+		for _, st := range s.st {
+			f := st.Forward
+			switch {
+			case asked[f] && m == modeKeep && st.withdrawing:
+				carryWithdraw = append(carryWithdraw, f)
+			case !asked[f] && !onPrimary[f] && !slices.Contains(carryApply, f) && !slices.Contains(carryWithdraw, f):
+				if st.withdrawing {
+					carryWithdraw = append(carryWithdraw, f)
+				} else {
+					carryApply = append(carryApply, f)
+				}
+			}
+		}
+	}
+	rest := slices.DeleteFunc(slices.Clone(fs), func(f Forward) bool { return slices.Contains(carryWithdraw, f) })
+	if len(rest) > 0 {
+		if err := h.op(m)(ctx, rest...); err != nil {
+			return err
+		}
+	}
+	if len(carryWithdraw) > 0 {
+		if err := h.primary.Withdraw(ctx, carryWithdraw...); err != nil {
+			return fmt.Errorf("carry the withdraw of %v over from another backend: %w", carryWithdraw, err)
+		}
+	}
+	if len(carryApply) > 0 {
+		if err := h.primary.Apply(ctx, carryApply...); err != nil {
+			return fmt.Errorf("carry %v over from another backend: %w", carryApply, err)
+		}
+	}
+	for _, s := range strays {
+		h.log.Warn("moving drainctl's rules to the backend in use", "from", s.name, "to", h.primary.Backend())
+		if err := s.f.Remove(ctx); err != nil {
+			return fmt.Errorf("remove drainctl's rules from %s (now in %s): %w", s.name, h.primary.Backend(), err)
+		}
+	}
+	return nil
+}
+
+func (h *Host) op(m mode) func(context.Context, ...Forward) error {
+	switch m {
+	case modeWithdraw:
+		return h.primary.Withdraw
+	case modeRestore:
+		return h.primary.Restore
+	}
+	return h.primary.Apply
+}
+
+// Remove deletes drainctl's rules of fs (all with none given) from every
+// backend.
+func (h *Host) Remove(ctx context.Context, fs ...Forward) error {
+	unlock, err := h.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := h.primary.Remove(ctx, fs...); err != nil {
+		return err
+	}
+	strays, err := h.strays(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range strays {
+		if err := s.f.Remove(ctx, fs...); err != nil {
+			return fmt.Errorf("remove drainctl's rules from %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// Status is the primary's status, with drainctl's rules in other backends
+// reported as problems of the forwards they concern.
+func (h *Host) Status(ctx context.Context) ([]Status, error) {
+	unlock, err := h.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := h.primary.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	strays, err := h.strays(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range strays {
+		for _, o := range s.st {
+			i := slices.IndexFunc(st, func(x Status) bool { return x.Forward == o.Forward })
+			if i < 0 {
+				st = append(st, Status{Forward: o.Forward, Want: o.Want})
+				i = len(st) - 1
+			}
+			st[i].Problems = append(st[i].Problems, fmt.Sprintf("%s also has drainctl's rules for %s (%s), and the kernel applies them too; any change moves them to %s",
+				s.name, o.Forward, o.State(), h.primary.Backend()))
+		}
+	}
+	slices.SortFunc(st, func(a, b Status) int { return int(a.Forward.From) - int(b.Forward.From) })
+	return st, nil
+}
