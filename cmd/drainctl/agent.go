@@ -38,10 +38,11 @@ func agentCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "check the rules are still there every `DURATION`"},
 			&cli.StringFlag{Name: "configtest-cmd", Value: runner.DefaultConfigTest, Usage: "config test `COMMAND` (run with sh -c)"},
 			&cli.DurationFlag{Name: "configtest-timeout", Value: 30 * time.Second, Usage: "`DURATION`"},
-			&cli.StringFlag{Name: "restart-cmd", Value: runner.DefaultRestart, Usage: "graceful restart `COMMAND` (run with sh -c)"},
+			&cli.StringFlag{Name: "restart-cmd", Value: runner.AutoRestart, Usage: "graceful restart `COMMAND` (run with sh -c); auto: \"" + runner.SystemdRestart + "\" where systemd runs Apache, else \"" + runner.ApachectlRestart + "\""},
 			&cli.DurationFlag{Name: "restart-timeout", Value: 60 * time.Second, Usage: "`DURATION`"},
 			&cli.StringFlag{Name: "ready-url", Usage: "readiness check `URL` (default: http://127.0.0.1:PORT/, PORT the first forward's service port)"},
-			&cli.IntFlag{Name: "ready-status", Value: 200, Usage: "expected HTTP `STATUS`"},
+			&cli.StringFlag{Name: "ready-status", Value: ready.DefaultStatuses, Usage: "HTTP `STATUSES` that mean ready: codes and ranges, e.g. 200 or 200,301 (redirects are not followed)"},
+			&cli.StringFlag{Name: "ready-host", Usage: "`HOST` header of the readiness check (the site's name, when the URL is an address)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: 15 * time.Second, Usage: "give the web server `DURATION` to answer"},
 		}, policyFlags()...), &cli.BoolFlag{Name: "check", Usage: "validate the settings, print them, and exit"}),
 		Action: runAgent,
@@ -122,19 +123,21 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 	}
 	s.ConfigTest = runner.Command{Line: str("configtest-cmd", file.Restart.ConfigTestCmd, runner.DefaultConfigTest),
 		Timeout: dur("configtest-timeout", file.Restart.ConfigTestTimeout, 30*time.Second)}
-	s.Restart = runner.Command{Line: str("restart-cmd", file.Restart.RestartCmd, runner.DefaultRestart),
+	s.Restart = runner.Command{Line: str("restart-cmd", file.Restart.RestartCmd, runner.AutoRestart),
 		Timeout: dur("restart-timeout", file.Restart.RestartTimeout, 60*time.Second)}
+	if s.Restart.Line == runner.AutoRestart {
+		s.Restart.Line, s.RestartReason = runner.DetectRestart(c.Context)
+	}
 	s.Ready = ready.Check{
 		URL:     str("ready-url", string(file.Ready.URL), fmt.Sprintf("http://127.0.0.1:%d/", s.Forwards[0].To)),
-		Status:  200,
+		Host:    str("ready-host", file.Ready.Host, ""),
 		Timeout: dur("ready-timeout", file.Ready.Timeout, 15*time.Second),
 	}
-	if file.Ready.Status != 0 {
-		s.Ready.Status = file.Ready.Status
+	accept, err := ready.ParseStatuses(str("ready-status", string(file.Ready.Status), ready.DefaultStatuses))
+	if err != nil {
+		return s, usageError{err}
 	}
-	if c.IsSet("ready-status") {
-		s.Ready.Status = c.Int("ready-status")
-	}
+	s.Ready.Accept = accept
 	if c.IsSet("ready-url") {
 		if err := config.CheckURL(s.Ready.URL); err != nil {
 			return s, usageError{err}

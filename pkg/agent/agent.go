@@ -36,6 +36,8 @@ type Settings struct {
 	Policy      drain.Policy
 	ConfigTest  runner.Command
 	Restart     runner.Command
+	// RestartReason says why the restart command was chosen, when it was.
+	RestartReason string `json:",omitempty"`
 	Ready       ready.Check
 }
 
@@ -63,8 +65,8 @@ func (s Settings) Validate() error {
 	if s.ConfigTest.Line == "" || s.Restart.Line == "" {
 		return errors.New("configtest and restart commands must be set")
 	}
-	if s.Ready.Status < 100 || s.Ready.Status > 599 {
-		return fmt.Errorf("ready status %d: want an HTTP status", s.Ready.Status)
+	if len(s.Ready.Accept) == 0 {
+		return errors.New("ready: no accepted status")
 	}
 	if _, err := groupID(s.SocketGroup); err != nil {
 		return err
@@ -153,7 +155,8 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Debug("sd_notify", "err", err)
 	}
-	log.Info("agent ready", "socket", s.Socket, "forwards", s.Forwards, "state_dir", s.StateDir)
+	log.Info("agent ready", "socket", s.Socket, "forwards", s.Forwards, "state_dir", s.StateDir,
+		"restart_cmd", s.Restart.Line, "restart_cmd_reason", s.RestartReason)
 	if onReady != nil {
 		onReady()
 	}

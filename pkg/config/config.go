@@ -12,12 +12,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/ready"
 )
 
 // DefaultPath is where drainctl looks for its configuration when no
@@ -59,9 +61,32 @@ type Restart struct {
 
 // Ready is the readiness check section.
 type Ready struct {
-	URL     URL      `yaml:"url"`
-	Status  int      `yaml:"status"`
+	URL URL `yaml:"url"`
+	// Status: the accepted statuses, a code, a list or ranges ("200-399").
+	Status Statuses `yaml:"status"`
+	// Host is the Host header to send (the site's name), if not the URL's.
+	Host    string   `yaml:"host"`
 	Timeout Duration `yaml:"timeout"`
+}
+
+// Statuses is a list of HTTP codes and ranges: 200, "200-399", or a YAML
+// list [200, 301, "500-599"].
+type Statuses string
+
+func (s *Statuses) UnmarshalYAML(n *yaml.Node) error {
+	v := n.Value
+	if n.Kind == yaml.SequenceNode {
+		var parts []string
+		for _, c := range n.Content {
+			parts = append(parts, c.Value)
+		}
+		v = strings.Join(parts, ",")
+	}
+	if _, err := ready.ParseStatuses(v); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Statuses(v)
+	return nil
 }
 
 // Duration is a YAML duration ("2s", "500ms").
@@ -188,9 +213,6 @@ func Parse(b []byte) (*File, error) {
 		if err := forward.CheckSet(f.Forwards); err != nil {
 			return nil, fmt.Errorf("line %d: %w", d.Forwards[0].Line, err)
 		}
-	}
-	if f.Ready.Status != 0 && (f.Ready.Status < 100 || f.Ready.Status > 599) {
-		return nil, fmt.Errorf("ready.status %d: want an HTTP status, 100-599", f.Ready.Status)
 	}
 	return &f, nil
 }

@@ -35,7 +35,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"drain:\n  on_deadline: later\n", `line 2: on_deadline "later"`},
 		{"drain:\n  ignore:\n    - 10.0.0.0/33\n", `line 3: "10.0.0.0/33"`},
 		{"ready:\n  url: localhost\n", `line 2: ready url "localhost"`},
-		{"ready:\n  status: 42\n", "ready.status 42"},
+		{"ready:\n  status: 42\n", `line 2: ready status "42"`},
 		{"restart:\n  restart_command: x\n", "line 2: field restart_command not found"},
 	} {
 		_, err := Parse([]byte(tc.doc))
@@ -60,8 +60,24 @@ func TestFullExampleIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Restart.RestartCmd != "apache2ctl -k graceful" || time.Duration(f.Drain.Deadline) != time.Minute ||
-		f.Ready.Status != 200 || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second {
+	if f.Restart.RestartCmd != "auto" || time.Duration(f.Drain.Deadline) != time.Minute ||
+		f.Ready.Status != "200-399" || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestReadyStatuses(t *testing.T) {
+	for doc, want := range map[string]Statuses{
+		"ready:\n  status: 200\n":                 "200",
+		"ready:\n  status: 200-399\n":             "200-399",
+		"ready:\n  status: [200, 301, 500-599]\n": "200,301,500-599",
+	} {
+		f, err := Parse([]byte(doc))
+		if err != nil || f.Ready.Status != want {
+			t.Errorf("%q: %q, %v; want %q", doc, f.Ready.Status, err, want)
+		}
+	}
+	if _, err := Parse([]byte("backend: auto\nready:\n  status: 700\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("status 700: %v, want an error on line 3", err)
 	}
 }

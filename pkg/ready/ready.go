@@ -13,8 +13,11 @@ import (
 // Check is an HTTP readiness check.
 type Check struct {
 	URL string `json:"url"`
-	// Status is the expected HTTP status.
-	Status int `json:"status"`
+	// Accept lists the statuses that mean ready (default 200-399).
+	Accept Statuses `json:"accept"`
+	// Host, when set, is sent as the Host header: the name of the site
+	// (virtual host) to ask for, while URL names the address to ask.
+	Host string `json:"host,omitempty"`
 	// Timeout bounds the whole check; it retries until then.
 	Timeout time.Duration `json:"timeout"`
 	// Interval between attempts.
@@ -27,7 +30,8 @@ func (c Check) Wait(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	client := &http.Client{
-		// Redirects are answers: a 302 is what the server says.
+		// Redirects are answers, not followed: a 301 to the login page is
+		// what this server says, and where it points may be elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
 	}
@@ -62,14 +66,21 @@ func (c Check) once(ctx context.Context, client *http.Client) error {
 		return err
 	}
 	req.Header.Set("User-Agent", "drainctl-readiness")
+	if c.Host != "" {
+		req.Host = c.Host
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	if resp.StatusCode != c.Status {
-		return fmt.Errorf("status %d, want %d", resp.StatusCode, c.Status)
+	accept := c.Accept
+	if len(accept) == 0 {
+		accept = MustStatuses(DefaultStatuses)
+	}
+	if !accept.Has(resp.StatusCode) {
+		return fmt.Errorf("status %d, want %s", resp.StatusCode, accept)
 	}
 	return nil
 }

@@ -20,17 +20,65 @@ func TestWait(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	c := Check{URL: srv.URL, Status: 200, Timeout: 5 * time.Second, Interval: 10 * time.Millisecond}
+	c := Check{URL: srv.URL, Timeout: 5 * time.Second, Interval: 10 * time.Millisecond}
 	if err := c.Wait(context.Background()); err != nil || n.Load() != 3 {
 		t.Fatalf("%v after %d attempts", err, n.Load())
 	}
-	c.Status = 204
+	c.Accept = MustStatuses("204")
 	c.Timeout = 200 * time.Millisecond
 	if err := c.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "status 200, want 204") {
 		t.Fatalf("wrong status: %v", err)
 	}
-	c = Check{URL: "http://127.0.0.1:1/", Status: 200, Timeout: 200 * time.Millisecond}
+	c = Check{URL: "http://127.0.0.1:1/", Timeout: 200 * time.Millisecond}
 	if err := c.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("refused: %v", err)
+	}
+}
+
+// A site that answers "/" with a 301 (to its login page, to https) is up
+// by default; the redirect is not followed (its target here answers 500),
+// and the Host header names the virtual host to ask for.
+func TestRedirectingSiteIsReady(t *testing.T) {
+	var followed atomic.Int32
+	var hosts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hosts = append(hosts, r.Host)
+		if r.URL.Path == "/login" {
+			followed.Add(1)
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, "/login", http.StatusMovedPermanently)
+	}))
+	defer srv.Close()
+	c := Check{URL: srv.URL + "/", Host: "shop.example", Timeout: time.Second}
+	if err := c.Wait(context.Background()); err != nil {
+		t.Fatalf("a site answering 301: %v", err)
+	}
+	if followed.Load() != 0 || len(hosts) != 1 || hosts[0] != "shop.example" {
+		t.Fatalf("redirect followed %d times, Host headers %v", followed.Load(), hosts)
+	}
+	c.Accept = MustStatuses("200")
+	c.Timeout = 200 * time.Millisecond
+	if err := c.Wait(context.Background()); err == nil || !strings.Contains(err.Error(), "status 301, want 200") {
+		t.Fatalf("with only 200 accepted: %v", err)
+	}
+}
+
+func TestParseStatuses(t *testing.T) {
+	for in, want := range map[string]string{"200-399": "200-399", "200": "200", " 200 , 301,302 ": "200,301,302", "200-299,401": "200-299,401"} {
+		s, err := ParseStatuses(in)
+		if err != nil || s.String() != want {
+			t.Errorf("ParseStatuses(%q) = %v, %v; want %s", in, s, err, want)
+		}
+	}
+	for _, bad := range []string{"", "ok", "99", "600", "399-200", "200-", "-200", "200,,301"} {
+		if _, err := ParseStatuses(bad); err == nil {
+			t.Errorf("ParseStatuses(%q) accepted", bad)
+		}
+	}
+	s := MustStatuses("200-299,404")
+	if !s.Has(204) || !s.Has(404) || s.Has(301) || s.Has(403) {
+		t.Errorf("Has is wrong for %v", s)
 	}
 }

@@ -8,17 +8,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Defaults for Apache on Debian.
+// Defaults for Apache on Debian. The restart command is chosen when the
+// agent starts (DetectRestart) unless configured.
 const (
 	DefaultConfigTest = "apache2ctl -t"
-	DefaultRestart    = "apache2ctl -k graceful"
+	// AutoRestart asks DetectRestart to choose.
+	AutoRestart = "auto"
+	// SystemdRestart reloads Apache through systemd: the new children are
+	// in apache2.service's cgroup, whatever runs the command.
+	SystemdRestart = "systemctl reload apache2.service"
+	// ApachectlRestart is Apache's own graceful restart, for hosts where
+	// systemd does not run Apache.
+	ApachectlRestart = "apache2ctl -k graceful"
 )
+
+// DetectRestart chooses the graceful restart command, and says why.
+// Where systemd runs Apache, "apache2ctl -k graceful" run by the agent
+// would, if Apache were down, start it inside drainctl.service's cgroup,
+// and the next "systemctl stop drainctl" would kill it: so systemd does
+// the reload. systemctl is asked whether it knows apache2.service.
+func DetectRestart(ctx context.Context) (cmd, reason string) {
+	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		return ApachectlRestart, "systemd is not running: Apache's own graceful restart"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=LoadState", "--value", "apache2.service").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "loaded" {
+		return ApachectlRestart, "systemd does not know apache2.service: Apache's own graceful restart"
+	}
+	return SystemdRestart, "systemd runs apache2.service: reload it through systemd"
+}
 
 // Command is one shell command with a time limit.
 type Command struct {
