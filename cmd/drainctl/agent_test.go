@@ -29,7 +29,7 @@ type host struct {
 	sock    string
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	t.Helper()
 	h := &host{}
 	h.ns, h.cli = nstest.Pair(t, "ag")
@@ -49,7 +49,7 @@ func newHost(t *testing.T) *host {
 
 // agent starts `drainctl agent` in the namespace with fast test settings
 // (plus extra flags) and waits until its socket answers.
-func (h *host) agent(t *testing.T, extra ...string) *exec.Cmd {
+func (h *host) agent(t testing.TB, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := append([]string{"netns", "exec", h.ns.Name, binary, "agent", "--socket", h.sock,
 		"--state-dir", filepath.Join(h.dir, "state"), "--reconcile-interval", "200ms",

@@ -161,8 +161,37 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		onReady()
 	}
 
+	return watchAndRepair(ctx, s, eng, log, errc)
+}
+
+// fullCheckEvery is how often the agent reads its rules even when nothing
+// told it of a change: the safety net under the nftables monitor and the
+// iptables-legacy fingerprint (a rule replaced by one of the same size
+// leaves the fingerprint as it was).
+const fullCheckEvery = 30 * time.Second
+
+// watchAndRepair keeps the rules as the state says until ctx ends. The
+// kernel tells of nftables changes (iptables-nft's too): the rules are
+// checked, and repaired, as soon as one arrives. iptables-legacy tells
+// nothing, so its fingerprint is polled every s.Reconcile (one getsockopt
+// per table, no command run), and the rules read only when it changed. An
+// idle agent thus runs no command at all between full checks.
+func watchAndRepair(ctx context.Context, s Settings, eng *maintenance.Engine, log *slog.Logger, errc <-chan error) error {
+	changes, err := forward.Watch(ctx, log)
+	if err != nil {
+		log.Warn("cannot watch the ruleset: checking the rules every reconcile interval instead", "err", err)
+	}
+	reconcile := func(why string) {
+		if repaired, err := eng.Reconcile(ctx); err != nil {
+			log.Error("reconcile", "err", err, "trigger", why)
+		} else if repaired {
+			log.Warn("forward repaired: something had changed drainctl's rules", "trigger", why)
+		}
+	}
 	tick := time.NewTicker(s.Reconcile)
 	defer tick.Stop()
+	fingerprint := forward.LegacyFingerprint()
+	lastFull := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -178,12 +207,32 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 			return err
 		case err := <-errc:
 			return err
-		case <-tick.C:
-			if repaired, err := eng.Reconcile(ctx); err != nil {
-				log.Error("reconcile", "err", err)
-			} else if repaired {
-				log.Warn("forward repaired: something had removed drainctl's rules")
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
 			}
+			reconcile("ruleset changed")
+			fingerprint = forward.LegacyFingerprint()
+			lastFull = time.Now()
+		case <-tick.C:
+			eng.ExpireTTL()
+			fp := forward.LegacyFingerprint()
+			switch {
+			case changes == nil:
+				reconcile("poll")
+			case fp != fingerprint:
+				reconcile("iptables-legacy changed")
+			case time.Since(lastFull) >= fullCheckEvery:
+				reconcile("periodic check")
+			default:
+				continue
+			}
+			// Taken after the reconcile, whose repair changes the rules: a
+			// fingerprint from before it would match the next identical
+			// flush and hide it.
+			fingerprint = forward.LegacyFingerprint()
+			lastFull = time.Now()
 		}
 	}
 }

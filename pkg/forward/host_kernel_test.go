@@ -163,3 +163,46 @@ func TestKernelBackendMoveKeepsConnectionsAndWithdraw(t *testing.T) {
 		})
 	}
 }
+
+// The watch reports a flush by another process at once, and
+// LegacyFingerprint changes with iptables-legacy's rules.
+func TestKernelWatchAndLegacyFingerprint(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "nft", "iptables-legacy")
+	ns := nstest.New(t, "watch")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ch <-chan struct{}
+	must(t, "watch", ns.Do(func() (err error) { ch, err = forward.Watch(ctx, nil); return err }))
+	ns.MustExec(t, "nft", "add table inet someone")
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notice of another process's change")
+	}
+	ns.MustExec(t, "nft", "flush ruleset")
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notice of a flush")
+	}
+
+	var fp []string
+	print := func() { ns.Do(func() error { fp = append(fp, forward.LegacyFingerprint()); return nil }) }
+	print()
+	ns.MustExec(t, "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+	print()
+	print()
+	ns.MustExec(t, "iptables-legacy", "-R", "INPUT", "1", "-p", "tcp", "--dport", "23", "-j", "DROP")
+	print()
+	ns.MustExec(t, "iptables-legacy", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "81", "-j", "REDIRECT", "--to-ports", "80")
+	print()
+	ns.MustExec(t, "iptables-legacy", "-F", "INPUT")
+	print()
+	if fp[0] == fp[1] || fp[1] != fp[2] || fp[3] == fp[4] || fp[4] == fp[5] {
+		t.Fatalf("fingerprints %q: want a change with each rule change, none without", fp)
+	}
+	if fp[2] != fp[3] {
+		t.Logf("replacing a rule by one of the same size changed the fingerprint too")
+	}
+}

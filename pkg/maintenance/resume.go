@@ -114,6 +114,21 @@ func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 	if err != nil {
 		return repaired, err
 	}
+	e.expireTTL(phase, running, holder)
+	return repaired, nil
+}
+
+// ExpireTTL ends a held maintenance whose TTL has passed (in the
+// background: Exit checks readiness first). The agent calls it every
+// reconcile interval; Reconcile calls it too.
+func (e *Engine) ExpireTTL() {
+	e.mu.Lock()
+	phase, running, holder := e.st.Phase, e.running, e.st.Holder
+	e.mu.Unlock()
+	e.expireTTL(phase, running, holder)
+}
+
+func (e *Engine) expireTTL(phase state.Phase, running bool, holder *state.Holder) {
 	if phase == state.Held && !running && holder != nil && !holder.Until.IsZero() && !e.clock.Now().Before(holder.Until) {
 		go func() {
 			if _, err := e.Exit(Request{Who: "drainctl (maintenance TTL expired)"}, nil); err != nil && CodeOf(err) != CodeBusy {
@@ -121,7 +136,6 @@ func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 			}
 		}()
 	}
-	return repaired, nil
 }
 
 func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Status) (bool, error) {
