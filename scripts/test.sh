@@ -21,8 +21,17 @@ status=0
 pkgs=$(go list ./... | grep -v '/pkg/lab$')
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v $pkgs >"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/lab >>"$log" 2>&1 || status=$?
+# Fuzz targets, briefly: the parsers of what drainctl reads from clients,
+# files and the kernel. A crash fails the run (its input is saved under
+# the package's testdata/fuzz for a regression test).
+for target in "pkg/api FuzzDecodeRequest" "pkg/config FuzzParse" "pkg/state FuzzParse" \
+	"pkg/haproxy FuzzCheck" "pkg/conntable FuzzNetlinkDecoders" "pkg/forward FuzzParseSave"; do
+	set -- $target
+	echo "=== FUZZ $1 $2" >>"$log"
+	go test "./$1" -run '^$' -fuzz "^$2\$" -fuzztime "${DRAINCTL_FUZZTIME:-5s}" >>"$log" 2>&1 || { echo "--- FAIL: fuzz $1 $2" >>"$log"; status=1; }
+done
 # Show failures in full, and every test's verdict.
-grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|panic)|_test\.go:[0-9]+' "$log" || true
+grep -E '^\s*--- (PASS|FAIL|SKIP)|^(ok|FAIL|panic)|_test\.go:[0-9]+|^=== FUZZ' "$log" || true
 if grep -q -- '--- SKIP' "$log"; then
 	echo "test: some tests were skipped; every suite must run (see above)" >&2
 	exit 1

@@ -90,9 +90,9 @@ func run(args []string) int {
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
-		fmt.Fprintln(os.Stderr, ec.Error())
+		fmt.Fprintln(os.Stderr, safeText(ec.Error()))
 	} else {
-		fmt.Fprintf(os.Stderr, "drainctl: %v\n", err)
+		fmt.Fprintf(os.Stderr, "drainctl: %s\n", safeText(err.Error()))
 	}
 	return exitCode(err)
 }

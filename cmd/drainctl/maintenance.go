@@ -85,17 +85,17 @@ func showStatus(c *cli.Context) error {
 	}
 	fmt.Println()
 	if h := s.Holder; h != nil {
-		fmt.Printf("holder:   %s since %s", h.Who, h.Since.Local().Format(time.DateTime))
+		fmt.Printf("holder:   %s since %s", safeLine(h.Who), h.Since.Local().Format(time.DateTime))
 		if !h.Until.IsZero() {
 			fmt.Printf(", until %s", h.Until.Local().Format(time.DateTime))
 		}
 		fmt.Println()
 		if h.Reason != "" {
-			fmt.Printf("reason:   %s\n", h.Reason)
+			fmt.Printf("reason:   %s\n", safeLine(h.Reason))
 		}
 	}
 	if s.LastError != "" {
-		fmt.Printf("error:    %s\n", s.LastError)
+		fmt.Printf("error:    %s\n", safeLine(s.LastError))
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
@@ -106,7 +106,7 @@ func showStatus(c *cli.Context) error {
 	w.Flush()
 	if n := len(s.History); n > 0 {
 		last := s.History[n-1]
-		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, last.Note)
+		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, safeLine(last.Note))
 	}
 	return nil
 }
@@ -160,13 +160,13 @@ func runOp(c *cli.Context, op opFunc) error {
 			fmt.Printf("  %s (exit %d, %s)\n", ev.Output.Command, ev.Output.ExitCode, dur(ev.Output.Duration))
 			for _, l := range strings.Split(strings.TrimSpace(ev.Output.Output), "\n") {
 				if l != "" {
-					fmt.Printf("    | %s\n", l)
+					fmt.Printf("    | %s\n", safeLine(l))
 				}
 			}
 		default:
 			fmt.Printf("%s %s", ev.Time.Local().Format(time.TimeOnly), ev.Phase)
 			if ev.Message != "" {
-				fmt.Printf(": %s", ev.Message)
+				fmt.Printf(": %s", safeLine(ev.Message))
 			}
 			fmt.Println()
 		}
@@ -180,7 +180,7 @@ func runOp(c *cli.Context, op opFunc) error {
 	} else if err == nil {
 		fmt.Printf("done: %s", res.Phase)
 		if res.Note != "" {
-			fmt.Printf(" — %s", res.Note)
+			fmt.Printf(" — %s", safeLine(res.Note))
 		}
 		fmt.Println()
 	}
@@ -252,7 +252,7 @@ func eventsCommand() *cli.Command {
 				case ev.Output != nil:
 					fmt.Printf("%s %s: exit %d\n", ev.Time.Local().Format(time.TimeOnly), ev.Output.Command, ev.Output.ExitCode)
 				default:
-					fmt.Printf("%s %s %s %s\n", ev.Time.Local().Format(time.TimeOnly), ev.Op, ev.Phase, ev.Message)
+					fmt.Printf("%s %s %s %s\n", ev.Time.Local().Format(time.TimeOnly), ev.Op, ev.Phase, safeLine(ev.Message))
 				}
 			})
 		},

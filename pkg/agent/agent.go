@@ -38,7 +38,7 @@ type Settings struct {
 	Restart     runner.Command
 	// RestartReason says why the restart command was chosen, when it was.
 	RestartReason string `json:",omitempty"`
-	Ready       ready.Check
+	Ready         ready.Check
 }
 
 // Defaults for the settings the agent needs.

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"syscall"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
@@ -34,10 +36,22 @@ func (c *Client) socket() string {
 	return DefaultSocket
 }
 
+// Client time limits. Answers that stream (operations, events) have no
+// overall limit: an operation lasts as long as its drain and commands.
+const (
+	dialTimeout = 5 * time.Second
+	// headerTimeout bounds the wait for the agent's first answer: it
+	// answers at once, then streams.
+	headerTimeout = 15 * time.Second
+	// statusTimeout bounds a whole status request.
+	statusTimeout = 30 * time.Second
+)
+
 func (c *Client) http() *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		ResponseHeaderTimeout: headerTimeout,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
+			d := net.Dialer{Timeout: dialTimeout}
 			conn, err := d.DialContext(ctx, "unix", c.socket())
 			switch {
 			case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
@@ -63,6 +77,8 @@ func unwrapDial(err error) error {
 // Status asks the agent for its status.
 func (c *Client) Status(ctx context.Context) (maintenance.Status, error) {
 	var st maintenance.Status
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://drainctl"+PathStatus, nil)
 	resp, err := c.http().Do(req)
 	if err != nil {
@@ -110,12 +126,20 @@ func (c *Client) op(ctx context.Context, path string, r maintenance.Request, pro
 	if resp.StatusCode != http.StatusOK {
 		return maintenance.Result{}, decodeError(resp)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
+	// A JSON decoder, not a line scanner: a line of any length (a
+	// command's output) is read whole.
+	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	for {
 		var l Line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return maintenance.Result{}, fmt.Errorf("bad line from the agent: %w", err)
+		if err := dec.Decode(&l); err != nil {
+			if errors.Is(err, io.EOF) {
+				return maintenance.Result{}, errors.New("the agent ended the answer without a result (see drainctl status)")
+			}
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				return maintenance.Result{}, fmt.Errorf("bad answer from the agent: %w", err)
+			}
+			return maintenance.Result{}, fmt.Errorf("connection to the agent lost: %w (the operation goes on in the agent; see drainctl status)", err)
 		}
 		switch {
 		case l.Event != nil && progress != nil:
@@ -127,10 +151,6 @@ func (c *Client) op(ctx context.Context, path string, r maintenance.Request, pro
 			return *l.Result, nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return maintenance.Result{}, fmt.Errorf("connection to the agent lost: %w (the operation goes on in the agent; see drainctl status)", err)
-	}
-	return maintenance.Result{}, errors.New("the agent ended the answer without a result (see drainctl status)")
 }
 
 // Events streams every engine event to fn until ctx ends.
@@ -141,12 +161,23 @@ func (c *Client) Events(ctx context.Context, fn func(maintenance.Event)) error {
 		return unwrapDial(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
+	if resp.StatusCode != http.StatusOK {
+		return decodeError(resp)
+	}
+	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	for {
 		var l Line
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Event != nil {
+		if err := dec.Decode(&l); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return errors.New("the agent closed the event stream (it stopped or restarted)")
+			}
+			return fmt.Errorf("event stream from the agent: %w", err)
+		}
+		if l.Event != nil {
 			fn(*l.Event)
 		}
 	}
-	return ctx.Err()
 }

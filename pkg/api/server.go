@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,7 +90,10 @@ type credKey struct{}
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: bodyTimeout,
+		MaxHeaderBytes:    maxBody,
+		// No ReadTimeout or WriteTimeout: answers stream for as long as
+		// an operation runs. Each handler bounds the body it reads.
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if uc, ok := c.(*net.UnixConn); ok {
 				if raw, err := uc.SyscallConn(); err == nil {
@@ -150,17 +154,44 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// Limits on what a client sends.
+const (
+	maxBody     = 64 << 10
+	bodyTimeout = 5 * time.Second
+)
+
+// DecodeRequest reads an operation's request body: one JSON object with
+// known fields only, nothing after it.
+func DecodeRequest(r io.Reader) (maintenance.Request, error) {
+	var req maintenance.Request
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, err
+	}
+	if dec.More() {
+		return req, errors.New("more than one JSON value")
+	}
+	return req, nil
+}
+
 // op runs an operation and streams its progress as JSON lines. The
 // operation runs in its own goroutine: if the client goes away it goes on.
 func (s *Server) op(run func(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req maintenance.Request
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		// The body must arrive within bodyTimeout: a client that sends it
+		// slowly, or never finishes, is cut off instead of holding a
+		// connection (and, with many, the agent's descriptors). The
+		// deadline is lifted once it is read: the answer streams for as
+		// long as the operation runs.
+		rc := http.NewResponseController(w)
+		rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+		req, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
 			writeJSON(w, http.StatusBadRequest, ErrorBody{&maintenance.Error{Code: maintenance.CodeBadRequest, Msg: "bad request body: " + err.Error()}})
 			return
 		}
+		rc.SetReadDeadline(time.Time{})
 		req.Who = caller(r, req.Who)
 		events := make(chan maintenance.Event, 256)
 		done := make(chan Line, 1)
