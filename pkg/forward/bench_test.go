@@ -2,6 +2,8 @@ package forward_test
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"testing"
 
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -33,7 +35,13 @@ func BenchmarkForward(b *testing.B) {
 			if err := ns.Do(func() error { return f.Apply(ctx, fw) }); err != nil {
 				b.Fatal(err)
 			}
-			for _, op := range []string{"withdraw", "restore", "status"} {
+			ops := []string{"withdraw", "restore", "status"}
+			if be.execs {
+				// What one iptables command costs on this machine, for
+				// comparison: deleting one rule of another chain.
+				ops = append(ops, "one-command-delete")
+			}
+			for _, op := range ops {
 				b.Run(op, func(b *testing.B) {
 					run := func(f func() error) error { return f() }
 					if be.execs {
@@ -51,8 +59,19 @@ func BenchmarkForward(b *testing.B) {
 							if err := prep(ctx, fw); err != nil {
 								return err
 							}
+							rule := []string{"-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"}
+							if op == "one-command-delete" {
+								if out, err := exec.Command(be.cmds[0], rule...).CombinedOutput(); err != nil {
+									return fmt.Errorf("%v: %s", err, out)
+								}
+							}
 							b.StartTimer()
 							switch op {
+							case "one-command-delete":
+								rule[0] = "-D"
+								if out, err := exec.Command(be.cmds[0], rule...).CombinedOutput(); err != nil {
+									return fmt.Errorf("%v: %s", err, out)
+								}
 							case "withdraw":
 								err = f.Withdraw(ctx, fw)
 							case "restore":

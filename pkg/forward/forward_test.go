@@ -117,9 +117,9 @@ func seeded() *fakeXT {
 }
 
 func fakeBackend(fams ...*fakeXT) *iptForwarder {
-	var fs []iptFamily
+	var fs []*iptFamily
 	for i, f := range fams {
-		fs = append(fs, iptFamily{name: []string{"ipv4", "ipv6"}[i], x: f})
+		fs = append(fs, &iptFamily{name: []string{"ipv4", "ipv6"}[i], x: f})
 	}
 	return newIptables("iptables-fake", fs, nil)
 }
@@ -138,7 +138,7 @@ func TestIptablesFakeGolden(t *testing.T) {
 	// Jumps run before other software's rules, so an ACCEPT cannot bypass.
 	for _, c := range []string{"nat/PREROUTING", "nat/OUTPUT", "filter/INPUT"} {
 		table, chain, _ := strings.Cut(c, "/")
-		if first := v4.tables[table].rules[chain][0]; !strings.Contains(first, "drainctl:jump") {
+		if first := v4.rule(table, chain, 0); !strings.Contains(first, "drainctl:jump") {
 			t.Errorf("%s starts with %q, want drainctl's jump", c, first)
 		}
 	}
@@ -212,12 +212,12 @@ func TestIptablesFakeStatusAndRepair(t *testing.T) {
 	}
 	// An ACCEPT is inserted ahead of the jump: status says so, and the
 	// next change puts the jump first again.
-	v4.tables["filter"].rules["INPUT"] = append([]string{"[0:0] -p tcp -m tcp --dport 80 -j ACCEPT"}, v4.tables["filter"].rules["INPUT"]...)
+	v4.tables["filter"].rules["INPUT"] = append([]savedRule{{"[0:0]", "-p tcp -m tcp --dport 80 -j ACCEPT"}}, v4.tables["filter"].rules["INPUT"]...)
 	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" || !strings.Contains(strings.Join(st[0].Problems, "\n"), "rule 2 of filter INPUT") {
 		t.Fatalf("with an ACCEPT ahead of the jump, status = %+v, want partial naming the jump's position", st[0])
 	}
 	// A duplicate of a redirect appears (a second tool, an old version).
-	dup := "[0:0] " + iptSpec(f, kindPre)
+	dup := savedRule{"[0:0]", iptSpec(f, kindPre)}
 	v4.tables["nat"].rules["DRAINCTL-PREROUTING"] = append(v4.tables["nat"].rules["DRAINCTL-PREROUTING"], dup)
 	// A flush removes the jump: nothing is applied any more.
 	v4.tables["nat"].rules["PREROUTING"] = nil
@@ -230,7 +230,7 @@ func TestIptablesFakeStatusAndRepair(t *testing.T) {
 	if n := len(v4.tables["nat"].rules["DRAINCTL-PREROUTING"]); n != 2 {
 		t.Errorf("duplicate redirect not cleaned up: %d rules, want the RETURN and one REDIRECT", n)
 	}
-	if first := v4.tables["filter"].rules["INPUT"][0]; !strings.Contains(first, "drainctl:jump") {
+	if first := v4.rule("filter", "INPUT", 0); !strings.Contains(first, "drainctl:jump") {
 		t.Errorf("after repair filter INPUT starts with %q, want drainctl's jump", first)
 	}
 	if st, _ := b.Status(ctx); !st[0].Applied || !st[0].Withdrawn || st[0].Rules != 10 || len(st[0].Problems) != 0 {
@@ -262,6 +262,19 @@ func TestIptablesFakeOldWithdrawStaysWithdrawn(t *testing.T) {
 	}
 	if st, _ := b.Status(ctx); !st[0].Withdrawn || st[0].State() != "withdrawn" {
 		t.Fatalf("after apply, status = %+v, want withdrawn", st[0])
+	}
+	// A RETURN moved behind its REDIRECT bypasses nothing: status says
+	// so, and the next change puts it first.
+	rs := v4.tables["nat"].rules["DRAINCTL-PREROUTING"]
+	rs[0], rs[1] = rs[1], rs[0]
+	if st, _ := b.Status(ctx); st[0].Withdrawn || !strings.Contains(strings.Join(st[0].Problems, " "), "comes after its REDIRECT") {
+		t.Fatalf("with the RETURN behind the REDIRECT, status = %+v", st[0])
+	}
+	if err := b.Withdraw(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := b.Status(ctx); st[0].State() != "withdrawn" || !strings.Contains(v4.rule("nat", "DRAINCTL-PREROUTING", 0), "withdraw-nat-in") {
+		t.Fatalf("after withdraw, status = %+v:\n%s", st[0], v4.dump())
 	}
 }
 
@@ -321,5 +334,69 @@ func golden(t *testing.T, name, got string) {
 	}
 	if got != string(want) {
 		t.Fatalf("differs from %s (run with -update if intended):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// With iptables-nft, a change reads the rules from what the backend knows
+// while the nftables generation shows no other commit: no iptables-save.
+// Any other commit makes it read afresh, and an external change between
+// two operations is seen.
+func TestIptablesCacheFollowsTheGeneration(t *testing.T) {
+	gen := uint32(7)
+	v4, v6 := newFakeXT(), newFakeXT()
+	v4.gen, v6.gen = &gen, &gen
+	b := fakeBackend(v4, v6)
+	b.generation = func() (uint32, error) { return gen, nil }
+	ctx := context.Background()
+	f := Forward{81, 80}
+	calls := func() int { return v4.calls + v6.calls }
+
+	c := calls()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.Withdraw(ctx, f))
+	if got := calls() - c; got != 4 {
+		t.Fatalf("first withdraw ran %d commands, want 2 saves and 2 restores", got)
+	}
+	c = calls()
+	must(b.Restore(ctx, f))
+	if got := calls() - c; got != 2 {
+		t.Fatalf("restore with nothing else changed ran %d commands, want the 2 restores only", got)
+	}
+	c = calls()
+	must(b.Restore(ctx, f))
+	if got := calls() - c; got != 0 {
+		t.Fatalf("restore of a restored forward ran %d commands, want none", got)
+	}
+
+	// Another process deletes the IPv4 REDIRECTs (one commit): the next
+	// operation must see it and put them back.
+	v4.tables["nat"].rules["DRAINCTL-PREROUTING"] = nil
+	gen++
+	c = calls()
+	must(b.Restore(ctx, f))
+	if got := calls() - c; got != 3 {
+		t.Fatalf("after another process's change, restore ran %d commands, want 2 saves and the IPv4 restore", got)
+	}
+	if !strings.Contains(v4.rule("nat", "DRAINCTL-PREROUTING", 0), "redirect-in") {
+		t.Fatalf("the deleted REDIRECT was not put back:\n%s", v4.dump())
+	}
+
+	// A commit by someone else during an operation: the backend's view
+	// after it cannot be trusted, and the next operation reads afresh.
+	v6.onRestore = func() { gen++ }
+	must(b.Withdraw(ctx, f))
+	v6.onRestore = nil
+	c = calls()
+	must(b.Withdraw(ctx, f))
+	if got := calls() - c; got != 2 {
+		t.Fatalf("after a foreign commit during the last change, withdraw ran %d commands, want 2 saves", got)
+	}
+	if st, _ := b.Status(ctx); st[0].State() != "withdrawn" {
+		t.Fatalf("status %+v", st[0])
 	}
 }

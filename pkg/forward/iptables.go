@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -66,12 +67,20 @@ var iptLayout = layout{
 type iptFamily struct {
 	name string // "ipv4" or "ipv6"
 	x    xtables
+	// cache is the family's tables as of nftables generation gen
+	// (iptables-nft only): a change reads them from it, without running
+	// iptables-save, while the generation is still gen.
+	cache map[string]*savedTable
+	gen   uint32
 }
 
 type iptForwarder struct {
 	variant string // "iptables-nft" or "iptables-legacy"
-	fams    []iptFamily
+	fams    []*iptFamily
 	log     *slog.Logger
+	// generation reads the nftables ruleset's generation; nil where it
+	// says nothing about the rules (iptables-legacy).
+	generation func() (uint32, error)
 }
 
 // NewIptables returns the iptables backend. variant is "nft" or "legacy" to
@@ -110,18 +119,22 @@ func NewIptables(variant string, log *slog.Logger) (Forwarder, error) {
 		// The save and restore commands of the same flavour as "iptables".
 		v4, v6 = v4+"-"+mode, v6+"-"+mode
 	}
-	fams := []iptFamily{{"ipv4", execXtables{v4 + "-save", v4 + "-restore"}}}
+	fams := []*iptFamily{{name: "ipv4", x: execXtables{v4 + "-save", v4 + "-restore"}}}
 	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
 		log.Warn("IPv6 is disabled on this host: installing IPv4 rules only")
 	} else if _, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Path(v6)); err != nil {
 		log.Warn("no usable ip6tables: installing IPv4 rules only", "command", v6, "err", err)
 	} else {
-		fams = append(fams, iptFamily{"ipv6", execXtables{v6 + "-save", v6 + "-restore"}})
+		fams = append(fams, &iptFamily{name: "ipv6", x: execXtables{v6 + "-save", v6 + "-restore"}})
 	}
-	return newIptables("iptables-"+mode, fams, log), nil
+	b := newIptables("iptables-"+mode, fams, log)
+	if mode == "nft" {
+		b.generation = nftGeneration
+	}
+	return b, nil
 }
 
-func newIptables(variant string, fams []iptFamily, log *slog.Logger) *iptForwarder {
+func newIptables(variant string, fams []*iptFamily, log *slog.Logger) *iptForwarder {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -173,26 +186,75 @@ type iptView struct {
 	problems []string
 }
 
-func (b *iptForwarder) read(ctx context.Context, fam iptFamily) (*iptView, error) {
-	text, err := fam.x.Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: read rules: %w", fam.name, err)
+// read reads every family's rules, the families' iptables-save at the
+// same time. With cached, a family whose cache is as new as the ruleset
+// (the nftables generation has not moved) is read from the cache; Status
+// reads afresh for the packet counters. gen is the generation the views
+// are as of, when genOK.
+func (b *iptForwarder) read(ctx context.Context, cached bool) (views []*iptView, gen uint32, genOK bool, err error) {
+	if b.generation != nil {
+		gen, err = b.generation()
+		genOK = err == nil
 	}
-	tables, err := parseSave(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fam.name, err)
+	views = make([]*iptView, len(b.fams))
+	waits := make([]func() (string, error), len(b.fams))
+	for i, fam := range b.fams {
+		if cached && genOK && fam.cache != nil && fam.gen == gen {
+			views[i] = b.view(fam.name, fam.cache)
+			continue
+		}
+		if waits[i], err = fam.x.StartSave(ctx); err != nil {
+			break
+		}
 	}
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for i, wait := range waits {
+		if wait == nil {
+			continue
+		}
+		fam := b.fams[i]
+		fam.cache = nil
+		text, err := wait()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: read rules: %w", fam.name, err))
+			continue
+		}
+		tables, err := parseSave(text)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", fam.name, err))
+			continue
+		}
+		views[i] = b.view(fam.name, tables)
+		if genOK {
+			fam.cache, fam.gen = tables, gen
+		}
+	}
+	return views, gen, genOK, errors.Join(errs...)
+}
+
+// view finds drainctl's rules in one family's tables.
+func (b *iptForwarder) view(fam string, tables map[string]*savedTable) *iptView {
 	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, forwards: map[Forward]bool{}}
+	var misplaced []string
 	for _, h := range iptHooks {
 		t := tables[h.table]
 		if t == nil || !t.chains[h.chain] {
 			continue
 		}
+		redirected := map[Forward]bool{}
 		for _, r := range t.rules[h.chain] {
 			f, k, ok := parseComment(r.comment())
 			if !ok || iptChainOf[k] != h {
-				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam.name, "chain", h.chain, "rule", r.spec)
+				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam, "chain", h.chain, "rule", r.spec)
 				continue
+			}
+			if k == kindPre || k == kindOut {
+				redirected[f] = true
+			} else if k != kindWithdraw && redirected[f] {
+				misplaced = append(misplaced, fmt.Sprintf("%s: the withdraw of %s comes after its REDIRECT in %s: new connections are not refused", fam, f, h.chain))
 			}
 			v.rules = append(v.rules, found{fwd: f, kind: k, packets: r.packets()})
 			v.forwards[f] = true
@@ -202,9 +264,9 @@ func (b *iptForwarder) read(ctx context.Context, fam iptFamily) (*iptView, error
 		}
 	}
 	if len(v.rules) > 0 {
-		v.problems = jumpProblems(fam.name, tables)
+		v.problems = append(jumpProblems(fam, tables), misplaced...)
 	}
-	return v, nil
+	return v
 }
 
 // jumpProblems checks that each of drainctl's chains exists and is jumped
@@ -290,26 +352,73 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 
 // converge reads each family's rules, asks want which forwards to have
 // (and which of them withdrawn), and writes the difference in one
-// iptables-restore batch per family. Nothing is run when nothing differs.
+// iptables-restore batch per family.
+// Nothing is run when nothing differs. With iptables-nft, the rules after
+// the change are known without reading them again when the nftables
+// generation moved by exactly drainctl's own commits (one per table in a
+// batch): no other process changed anything meanwhile.
 func (b *iptForwarder) converge(ctx context.Context, want func(*iptView) map[Forward]bool) error {
-	for _, fam := range b.fams {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		v, err := b.read(ctx, fam)
-		if err != nil {
-			return err
-		}
-		batch := iptBatch(v.tables, want(v))
-		if batch == "" {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	views, gen, genOK, err := b.read(ctx, true)
+	if err != nil {
+		return err
+	}
+	batches := make([]string, len(b.fams))
+	commits := uint32(0)
+	var errs []error
+	for i, fam := range b.fams {
+		batches[i] = iptBatch(views[i].tables, want(views[i]))
+		if batches[i] == "" {
 			continue
 		}
-		b.log.Debug("iptables-restore", "family", fam.name, "batch", batch)
-		if err := fam.x.Restore(ctx, batch); err != nil {
-			return fmt.Errorf("%s: change rules: %w", fam.name, err)
+		b.log.Debug("iptables-restore", "family", fam.name, "batch", batches[i])
+		// One family after the other: iptables-nft commits in one
+		// nftables generation for the whole namespace, and two commits at
+		// once make one of them fetch and try again (measured here: two
+		// at once took longer than one after the other); iptables-legacy
+		// takes one lock for both.
+		wait, err := fam.x.StartRestore(ctx, batches[i])
+		if err == nil {
+			err = wait()
 		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: change rules: %w", fam.name, err))
+			break
+		}
+		commits += uint32(strings.Count(batches[i], "COMMIT\n"))
+	}
+	if len(errs) > 0 || commits == 0 {
+		if len(errs) > 0 {
+			b.dropCache()
+		}
+		return errors.Join(errs...)
+	}
+	if !genOK {
+		return nil
+	}
+	if now, err := b.generation(); err != nil || now != gen+commits {
+		b.dropCache() // someone else committed too: read afresh next time
+		return nil
+	}
+	for i, fam := range b.fams {
+		tables := views[i].tables
+		if batches[i] != "" {
+			if tables, err = applyBatch(tables, batches[i]); err != nil {
+				b.dropCache()
+				return nil
+			}
+		}
+		fam.cache, fam.gen = tables, gen+commits
 	}
 	return nil
+}
+
+func (b *iptForwarder) dropCache() {
+	for _, fam := range b.fams {
+		fam.cache = nil
+	}
 }
 
 // iptBatch writes the iptables-restore input that turns tables into
@@ -348,32 +457,9 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 				body = append(body, "-X "+h.chain)
 				continue
 			}
-			counters := map[string]string{}
-			var have []string
-			for _, r := range t.rules[h.chain] {
-				counters[r.comment()] = r.counters
-				have = append(have, r.comment())
-			}
-			var rules []string
-			var wantComments []string
-			for _, f := range fs {
-				for _, k := range iptOrder {
-					if iptChainOf[k] != h || (!want[f] && k != kindPre && k != kindOut) {
-						continue
-					}
-					c := ruleComment(f, k)
-					cnt := counters[c]
-					if cnt == "" {
-						cnt = "[0:0]"
-					}
-					wantComments = append(wantComments, c)
-					rules = append(rules, cnt+" -A "+h.chain+" "+iptSpec(f, k))
-				}
-			}
-			if !t.chains[h.chain] || strings.Join(have, " ") != strings.Join(wantComments, " ") {
-				decl = append(decl, ":"+h.chain+" - [0:0]")
-				body = append(body, rules...)
-			}
+			decl1, body1 := chainBatch(t, h, fs, want)
+			decl = append(decl, decl1...)
+			body = append(body, body1...)
 			if len(pos) != 1 || pos[0] != 0 {
 				for range pos {
 					body = append(body, "-D "+h.builtin+" "+jumpSpec(h.chain))
@@ -393,21 +479,91 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 	return out.String()
 }
 
-// iptOrder is the order of a forward's rules in its chains: the RETURN of
-// a withdraw must come before the REDIRECT it bypasses.
+// chainBatch writes the lines that turn drainctl's chain h into the rules
+// of fs (want: forward → withdrawn). The usual change, a withdraw or a
+// restore, only adds or deletes rules: a RETURN is inserted first in its
+// chain (so before every REDIRECT), a REJECT appended, and a rule that
+// must go deleted by what it is (its saved spec), so the REDIRECTs of
+// live connections are never touched. Anything else (a chain missing,
+// duplicates, a rule not drainctl's, a RETURN behind its REDIRECT) has the
+// chain declared, which empties it, and written whole in order, keeping
+// the counters of the rules it keeps.
+func chainBatch(t *savedTable, h iptHook, fs []Forward, want map[Forward]bool) (decl, body []string) {
+	wanted := map[string]Forward{}
+	var order []string
+	for _, f := range fs {
+		for _, k := range iptOrder {
+			if iptChainOf[k] == h && (want[f] || k == kindPre || k == kindOut) {
+				c := ruleComment(f, k)
+				wanted[c] = f
+				order = append(order, c)
+			}
+		}
+	}
+	have := map[string]savedRule{}
+	clean := t.chains[h.chain]
+	redirectSeen := map[Forward]bool{}
+	for _, r := range t.rules[h.chain] {
+		c := r.comment()
+		f, k, ok := parseComment(c)
+		if _, dup := have[c]; dup || !ok {
+			clean = false
+		}
+		if ok && (k == kindPre || k == kindOut) {
+			redirectSeen[f] = true
+		}
+		if ok && (k == kindWithdrawNat || k == kindWithdrawNatOut) && redirectSeen[f] {
+			clean = false // a RETURN behind its REDIRECT bypasses nothing
+		}
+		have[c] = r
+	}
+	if clean {
+		for c, r := range have {
+			if _, ok := wanted[c]; !ok {
+				body = append(body, "-D "+h.chain+" "+r.spec)
+			}
+		}
+		sort.Strings(body)
+		for _, c := range order {
+			if _, ok := have[c]; ok {
+				continue
+			}
+			_, k, _ := parseComment(c)
+			if k == kindWithdrawNat || k == kindWithdrawNatOut {
+				body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
+			} else {
+				body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
+			}
+		}
+		return nil, body
+	}
+	decl = []string{":" + h.chain + " - [0:0]"}
+	for _, c := range order {
+		cnt := "[0:0]"
+		if r, ok := have[c]; ok && r.counters != "" {
+			cnt = r.counters
+		}
+		_, k, _ := parseComment(c)
+		body = append(body, cnt+" -A "+h.chain+" "+iptSpec(wanted[c], k))
+	}
+	return decl, body
+}
+
+// iptOrder is the order of a forward's rules in a chain written whole:
+// the RETURN of a withdraw must come before the REDIRECT it bypasses.
 var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw}
 
 func (b *iptForwarder) Status(ctx context.Context) ([]Status, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	views, _, _, err := b.read(ctx, false)
+	if err != nil {
+		return nil, err
+	}
 	var all []found
 	var problems []string
-	for _, fam := range b.fams {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		v, err := b.read(ctx, fam)
-		if err != nil {
-			return nil, err
-		}
+	for _, v := range views {
 		all = append(all, v.rules...)
 		problems = append(problems, v.problems...)
 	}
