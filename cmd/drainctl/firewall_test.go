@@ -157,8 +157,14 @@ func TestAgentUnderFirewalls(t *testing.T) {
 				refusedOnly := backend == "nftables"
 				h.settle(t, "started", "served", false)
 
+				repairs := func() int {
+					b, _ := os.ReadFile(h.marker("agent.log"))
+					return strings.Count(string(b), "forward repaired")
+				}
+				before := repairs()
 				fw.load(t, h)
 				h.settle(t, "in service, after "+fw.name, "served", false)
+				t.Logf("in service, after %s: %d repairs", fw.name, repairs()-before)
 
 				if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "patch"); code != 0 {
 					t.Fatal(stderr)

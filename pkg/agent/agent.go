@@ -165,15 +165,17 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 }
 
 // fullCheckEvery is how often the agent reads its rules even when nothing
-// told it of a change: the safety net under the nftables monitor and the
-// iptables-legacy fingerprint (a rule replaced by one of the same size
-// leaves the fingerprint as it was).
-const fullCheckEvery = 30 * time.Second
+// told it of a change. The nftables monitor reports every commit (and a
+// lost event breaks the subscription, which triggers a check), and the
+// iptables-legacy fingerprint hashes the rules themselves, so this is a
+// last resort, kept rare: reading the rules runs two commands with the
+// iptables backends.
+const fullCheckEvery = 10 * time.Minute
 
 // watchAndRepair keeps the rules as the state says until ctx ends. The
 // kernel tells of nftables changes (iptables-nft's too): the rules are
 // checked, and repaired, as soon as one arrives. iptables-legacy tells
-// nothing, so its fingerprint is polled every s.Reconcile (one getsockopt
+// nothing, so its fingerprint is polled every s.Reconcile (two getsockopt
 // per table, no command run), and the rules read only when it changed. An
 // idle agent thus runs no command at all between full checks.
 func watchAndRepair(ctx context.Context, s Settings, eng *maintenance.Engine, log *slog.Logger, errc <-chan error) error {

@@ -6,6 +6,8 @@ package forward_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -199,10 +201,50 @@ func TestKernelWatchAndLegacyFingerprint(t *testing.T) {
 	print()
 	ns.MustExec(t, "iptables-legacy", "-F", "INPUT")
 	print()
-	if fp[0] == fp[1] || fp[1] != fp[2] || fp[3] == fp[4] || fp[4] == fp[5] {
-		t.Fatalf("fingerprints %q: want a change with each rule change, none without", fp)
+	// Traffic through the rules moves their counters, not the fingerprint.
+	ns.MustExec(t, "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "REJECT", "--reject-with", "tcp-reset")
+	print()
+	ns.Do(func() error {
+		for i := 0; i < 3; i++ {
+			if c, err := net.DialTimeout("tcp", "127.0.0.1:9", time.Second); err == nil {
+				c.Close()
+			}
+		}
+		return nil
+	})
+	if out := ns.MustExec(t, "iptables-legacy", "-L", "INPUT", "-v", "-n", "-x"); !strings.Contains(out, "reject-with tcp-reset") {
+		t.Fatalf("no REJECT rule:\n%s", out)
 	}
-	if fp[2] != fp[3] {
-		t.Logf("replacing a rule by one of the same size changed the fingerprint too")
+	print()
+	if fp[0] == fp[1] || fp[1] != fp[2] || fp[2] == fp[3] || fp[3] == fp[4] || fp[4] == fp[5] || fp[5] == fp[6] {
+		t.Fatalf("fingerprints %q: want a change with each rule change (a rule replaced by one of the same size too), none without", fp)
+	}
+	if fp[6] != fp[7] {
+		t.Fatalf("traffic through the rules changed the fingerprint: %q, %q", fp[6], fp[7])
+	}
+	counters := ns.MustExec(t, "iptables-legacy", "-L", "INPUT", "-v", "-n", "-x")
+	if !regexp.MustCompile(`(?m)^\s*[1-9]\d*\s+\d+\s+REJECT`).MatchString(counters) {
+		t.Fatalf("the test's traffic did not reach the REJECT rule, so it shows nothing:\n%s", counters)
+	}
+
+	// The same for IPv6, whose entries are laid out differently.
+	fp = nil
+	print()
+	ns.MustExec(t, "ip6tables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "REJECT", "--reject-with", "tcp-reset")
+	print()
+	ns.Do(func() error {
+		for i := 0; i < 3; i++ {
+			if c, err := net.DialTimeout("tcp", "[::1]:9", time.Second); err == nil {
+				c.Close()
+			}
+		}
+		return nil
+	})
+	print()
+	counters = ns.MustExec(t, "ip6tables-legacy", "-L", "INPUT", "-v", "-n", "-x")
+	ns.MustExec(t, "ip6tables-legacy", "-R", "INPUT", "1", "-p", "tcp", "--dport", "8", "-j", "REJECT", "--reject-with", "tcp-reset")
+	print()
+	if fp[0] == fp[1] || fp[1] != fp[2] || fp[2] == fp[3] || !regexp.MustCompile(`(?m)^\s*[1-9]\d*\s+\d+\s+REJECT`).MatchString(counters) {
+		t.Fatalf("IPv6 fingerprints %q (want: change, same after traffic, change)\n%s", fp, counters)
 	}
 }

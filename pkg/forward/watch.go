@@ -2,6 +2,8 @@ package forward
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -88,21 +90,15 @@ func Watch(ctx context.Context, log *slog.Logger) (<-chan struct{}, error) {
 
 // LegacyFingerprint summarises the iptables-legacy ruleset of this
 // network namespace without running a command: the legacy tables the
-// kernel lists, and for nat and filter their entry count, size and chain
-// offsets (IPT_SO_GET_INFO, one getsockopt each). Any change of their
-// rules changes it; the agent polls it, and reads the rules only when it
-// changed. Tables not listed are not asked for: asking would load them.
+// kernel lists and, for nat and filter, a hash of their rules as the
+// kernel holds them (IPT_SO_GET_INFO and IPT_SO_GET_ENTRIES, IPv4 and
+// IPv6), packet counters left out so that traffic does not change it.
+// Any change of those tables' rules changes it; the agent polls it and
+// reads the rules only when it changed. Tables not listed are not asked
+// for: asking would load them.
 func LegacyFingerprint() string {
 	var b strings.Builder
-	for _, fam := range []struct {
-		proc    string
-		domain  int
-		level   int
-		getInfo int
-	}{
-		{"/proc/thread-self/net/ip_tables_names", unix.AF_INET, unix.SOL_IP, iptSoGetInfo},
-		{"/proc/thread-self/net/ip6_tables_names", unix.AF_INET6, unix.SOL_IPV6, iptSoGetInfo},
-	} {
+	for _, fam := range legacyFamilies {
 		names, err := os.ReadFile(fam.proc)
 		if err != nil {
 			continue
@@ -112,39 +108,90 @@ func LegacyFingerprint() string {
 			if t != "nat" && t != "filter" {
 				continue
 			}
-			info, err := legacyInfo(fam.domain, fam.level, fam.getInfo, t)
+			sum, err := legacyHash(fam, t)
 			if err != nil {
 				// Unreadable: make the fingerprint change every time, so
 				// the caller reads the rules instead of trusting it.
 				fmt.Fprintf(&b, "%s=err%d;", t, time.Now().UnixNano())
 				continue
 			}
-			fmt.Fprintf(&b, "%s=%x;", t, info)
+			fmt.Fprintf(&b, "%s=%x;", t, sum)
 		}
 	}
 	return b.String()
 }
 
-// iptSoGetInfo is IPT_SO_GET_INFO and IP6T_SO_GET_INFO (IPT_BASE_CTL,
-// linux/netfilter_ipv4/ip_tables.h), which x/sys/unix does not name.
-const iptSoGetInfo = 64
+// legacyFamily describes one family's legacy tables: where the kernel
+// lists them, the socket to ask on, and the layout of its rule entries.
+type legacyFamily struct {
+	proc   string
+	domain int
+	level  int
+	// entryCounters is the offset of struct xt_counters in an ipt_entry
+	// (96) or ip6t_entry (152); nextOffset that of next_offset (90, 142).
+	entryCounters, nextOffset int
+}
 
-// legacyInfo returns struct ipt_getinfo after its name: valid_hooks,
-// hook_entry[5], underflow[5], num_entries, size (ip6t_getinfo has the
-// same layout).
-func legacyInfo(domain, level, opt int, table string) ([]byte, error) {
-	fd, err := unix.Socket(domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
+var legacyFamilies = []legacyFamily{
+	{"/proc/thread-self/net/ip_tables_names", unix.AF_INET, unix.SOL_IP, 96, 90},
+	{"/proc/thread-self/net/ip6_tables_names", unix.AF_INET6, unix.SOL_IPV6, 152, 142},
+}
+
+// IPT_SO_GET_INFO and IPT_SO_GET_ENTRIES (IPT_BASE_CTL, IPT_BASE_CTL+1 in
+// linux/netfilter_ipv4/ip_tables.h; the same for IPv6), which x/sys/unix
+// does not name.
+const (
+	iptSoGetInfo    = 64
+	iptSoGetEntries = 65
+)
+
+// legacyHash hashes a legacy table's hook offsets and rule entries with
+// their counters zeroed.
+func legacyHash(fam legacyFamily, table string) ([32]byte, error) {
+	fd, err := unix.Socket(fam.domain, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 	if err != nil {
-		return nil, err
+		return [32]byte{}, err
 	}
 	defer unix.Close(fd)
+	// struct ipt_getinfo: name[32], valid_hooks, hook_entry[5],
+	// underflow[5], num_entries, size.
 	var info [32 + 4*13]byte
 	copy(info[:32], table)
-	size := uint32(len(info))
-	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
-		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
-	if errno != 0 {
-		return nil, errno
+	if err := getsockopt(fd, fam.level, iptSoGetInfo, info[:]); err != nil {
+		return [32]byte{}, err
 	}
-	return info[32:], nil
+	size := binary.NativeEndian.Uint32(info[32+4*12:])
+	// struct ipt_get_entries: name[32], size, then the entries, 8-aligned.
+	const head = 40
+	buf := make([]byte, head+int(size))
+	copy(buf[:32], table)
+	binary.NativeEndian.PutUint32(buf[32:], size)
+	if err := getsockopt(fd, fam.level, iptSoGetEntries, buf); err != nil {
+		return [32]byte{}, err
+	}
+	entries := buf[head:]
+	for off := 0; off+fam.entryCounters+16 <= len(entries); {
+		clear(entries[off+fam.entryCounters : off+fam.entryCounters+16])
+		next := int(binary.NativeEndian.Uint16(entries[off+fam.nextOffset:]))
+		if next <= 0 {
+			break
+		}
+		off += next
+	}
+	h := sha256.New()
+	h.Write(info[32:])
+	h.Write(entries)
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+func getsockopt(fd, level, opt int, buf []byte) error {
+	size := uint32(len(buf))
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
