@@ -164,7 +164,7 @@ func TestAgentUnderFirewalls(t *testing.T) {
 				before := repairs()
 				fw.load(t, h)
 				h.settle(t, "in service, after "+fw.name, "served", false)
-				t.Logf("in service, after %s: %d repairs", fw.name, repairs()-before)
+				t.Logf("%s: in service, after %s: %d repairs", backend, fw.name, repairs()-before)
 
 				if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "patch"); code != 0 {
 					t.Fatal(stderr)
@@ -175,7 +175,7 @@ func TestAgentUnderFirewalls(t *testing.T) {
 					t.Fatalf("held, just after %s: a new connection was served", fw.name)
 				}
 				got := h.settle(t, "held, after "+fw.name, "out", refusedOnly)
-				t.Logf("held, after %s: a new connection is %s", fw.name, got)
+				t.Logf("%s: held, after %s: a new connection is %s", backend, fw.name, got)
 
 				if _, stderr, code := h.ctl(t, "maintenance", "exit"); code != 0 {
 					t.Fatal(stderr)
