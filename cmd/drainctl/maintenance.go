@@ -104,6 +104,11 @@ func showStatus(c *cli.Context) error {
 		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, f.State(), f.Redirected, f.Refused)
 	}
 	w.Flush()
+	for _, f := range st.Forwards {
+		for _, p := range f.Problems {
+			fmt.Printf("problem:  %d→%d: %s\n", f.Forward.From, f.Forward.To, safeLine(p))
+		}
+	}
 	if n := len(s.History); n > 0 {
 		last := s.History[n-1]
 		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, safeLine(last.Note))

@@ -35,12 +35,18 @@ const (
 // and the next "systemctl stop drainctl" would kill it: so systemd does
 // the reload. systemctl is asked whether it knows apache2.service.
 func DetectRestart(ctx context.Context) (cmd, reason string) {
-	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+	return detectRestart(ctx, "/run/systemd/system", "systemctl")
+}
+
+// detectRestart is DetectRestart with systemd's run directory (present
+// when systemd is PID 1) and the systemctl command as parameters.
+func detectRestart(ctx context.Context, runDir, systemctl string) (cmd, reason string) {
+	if fi, err := os.Stat(runDir); err != nil || !fi.IsDir() {
 		return ApachectlRestart, "systemd is not running: Apache's own graceful restart"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "systemctl", "show", "--property=LoadState", "--value", "apache2.service").Output()
+	out, err := exec.CommandContext(ctx, systemctl, "show", "--property=LoadState", "--value", "apache2.service").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "loaded" {
 		return ApachectlRestart, "systemd does not know apache2.service: Apache's own graceful restart"
 	}

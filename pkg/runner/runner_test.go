@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,5 +28,32 @@ func TestRun(t *testing.T) {
 	}
 	if _, err := (Command{Timeout: time.Second}).Run(context.Background()); err == nil {
 		t.Fatal("empty command accepted")
+	}
+}
+
+// Where systemd runs Apache the restart goes through systemd (the new
+// children then belong to apache2.service, not to drainctl.service);
+// elsewhere, apache2ctl.
+func TestDetectRestart(t *testing.T) {
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "systemd-system")
+	fake := func(loadState string) string {
+		p := filepath.Join(dir, "systemctl-"+loadState)
+		os.WriteFile(p, []byte("#!/bin/sh\n[ \"$*\" = \"show --property=LoadState --value apache2.service\" ] || exit 9\necho "+loadState+"\n"), 0o755)
+		return p
+	}
+	ctx := context.Background()
+	if cmd, why := detectRestart(ctx, runDir, fake("loaded")); cmd != ApachectlRestart || !strings.Contains(why, "not running") {
+		t.Errorf("without systemd: %q (%s)", cmd, why)
+	}
+	os.Mkdir(runDir, 0o755)
+	if cmd, why := detectRestart(ctx, runDir, fake("loaded")); cmd != SystemdRestart || !strings.Contains(why, "systemd runs apache2.service") {
+		t.Errorf("systemd with apache2.service: %q (%s)", cmd, why)
+	}
+	if cmd, _ := detectRestart(ctx, runDir, fake("not-found")); cmd != ApachectlRestart {
+		t.Errorf("systemd without apache2.service: %q", cmd)
+	}
+	if cmd, _ := detectRestart(ctx, runDir, filepath.Join(dir, "no-such-systemctl")); cmd != ApachectlRestart {
+		t.Errorf("no systemctl: %q", cmd)
 	}
 }
