@@ -144,7 +144,7 @@ func TestAgentKilledAtEachStepConverges(t *testing.T) {
 	}{
 		{"restart/draining", []string{"restart"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpRestart, state.Draining, state.InService, false},
 		{"restart/configtest", []string{"restart"}, []string{"--configtest-cmd", "sleep 30"}, state.OpRestart, state.ConfigTest, state.InService, false},
-		{"restart/restarting", []string{"restart"}, []string{"--restart-cmd", "touch RESTARTED; sleep 30"}, state.OpRestart, state.Restarting, state.InService, false},
+		{"restart/restarting", []string{"restart"}, []string{"--restart-cmd", "sleep 30"}, state.OpRestart, state.Restarting, state.InService, false},
 		{"restart/ready-check", []string{"restart"}, []string{"--ready-url", "http://127.0.0.1:8080/"}, state.OpRestart, state.ReadyCheck, state.InService, true},
 		{"enter/draining", []string{"maintenance", "enter"}, []string{"--min-wait", "30s", "--deadline", "60s"}, state.OpEnter, state.Draining, state.Held, false},
 		{"held", []string{"maintenance", "enter"}, nil, state.OpNone, state.Held, state.Held, false},

@@ -22,6 +22,11 @@ func render(fs []Finding) string {
 		}
 		fmt.Fprintf(&b, "line %d: %s: %s\n    change to: %s\n", f.Line, who, f.Problem, f.Fix)
 	}
+	if len(fs) == 0 {
+		// Written out, so that a golden that is missing or empty (which
+		// reads as "") cannot pass for a clean config.
+		return "no findings\n"
+	}
 	return b.String()
 }
 
@@ -47,7 +52,10 @@ func TestCheckTestdata(t *testing.T) {
 				os.WriteFile(golden, []byte(got), 0o644)
 				return
 			}
-			want, _ := os.ReadFile(golden)
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("read golden (run with -update to write it): %v", err)
+			}
 			if got != string(want) {
 				t.Fatalf("findings differ from %s (-update to rewrite):\n--- got\n%s--- want\n%s", golden, got, want)
 			}
