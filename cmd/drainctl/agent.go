@@ -29,7 +29,7 @@ func agentCommand() *cli.Command {
 			"and every flag overrides the file. Several agents can run side by side (one\n" +
 			"per network namespace) with their own --socket and --state-dir.",
 		Flags: append(append([]cli.Flag{
-			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"}, Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
 			socketFlag(),
 			&cli.StringFlag{Name: "socket-group", Usage: "`GROUP` allowed to use the socket (default: drainctl if it exists, else root only)"},
 			&cli.StringFlag{Name: "state-dir", Value: agent.DefaultStateDir, Usage: "`DIR` for the state file"},

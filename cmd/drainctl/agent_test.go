@@ -57,6 +57,7 @@ func (h *host) agent(t testing.TB, extra ...string) *exec.Cmd {
 		"--configtest-cmd", "true", "--restart-cmd", "touch " + h.marker("restarted"),
 		"--ready-timeout", "5s"}, extra...)
 	cmd := exec.Command("ip", args...)
+	cmd.Env = testEnv
 	log, _ := os.Create(filepath.Join(h.dir, "agent.log"))
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -23,7 +23,7 @@ func tableFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
 			Usage: "forward `FROM:TO`: list port TO and tell connections that came through FROM (default: the config's forwards, else 81:80)"},
 		&cli.UintSliceFlag{Name: "port", Aliases: []string{"p"}, Usage: "also list service `PORT` (classified direct); repeatable"},
-		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "configuration `FILE`"},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"}, Usage: "configuration `FILE`"},
 		&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 	}
 }

@@ -27,7 +27,7 @@ func forwardFlags() []cli.Flag {
 			Usage: "a forward `FROM:TO` (forward port : service port); repeat for several"},
 		&cli.IntFlag{Name: "from", Usage: "forward `PORT` (with --to; same as --forward FROM:TO)"},
 		&cli.IntFlag{Name: "to", Usage: "service `PORT` (with --from)"},
-		&cli.StringFlag{Name: "config", Aliases: []string{"c"},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"},
 			Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
 	}
 }

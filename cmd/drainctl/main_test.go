@@ -16,14 +16,26 @@ import (
 
 var binary string
 
+// testEnv is the environment of every drainctl the tests run: the
+// configuration is an empty file of the test's own (DRAINCTL_CONFIG), never
+// the host's /etc/drainctl/drainctl.yaml.
+var testEnv []string
+
 func TestMain(m *testing.M) {
 	bin, cleanup, err := nstest.BuildBinary(".", "drainctl")
 	if err != nil {
 		panic(err)
 	}
 	binary = bin
+	empty, err := os.CreateTemp("", "drainctl-test-config-*.yaml")
+	if err != nil {
+		panic(err)
+	}
+	empty.Close()
+	testEnv = append(os.Environ(), "DRAINCTL_CONFIG="+empty.Name())
 	code := m.Run()
 	cleanup()
+	os.Remove(empty.Name())
 	os.Exit(code)
 }
 
@@ -36,6 +48,7 @@ func drainctl(t *testing.T, ns *nstest.NS, args ...string) (stdout, stderr strin
 		cmdline = append([]string{"ip", "netns", "exec", ns.Name}, cmdline...)
 	}
 	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+	cmd.Env = testEnv
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
