@@ -11,8 +11,8 @@ require (
 	github.com/ti-mo/netfilter v0.5.3
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/vishvananda/netns v0.0.5
+	go.yaml.in/yaml/v3 v3.0.4
 	golang.org/x/sys v0.33.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
