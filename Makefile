@@ -3,8 +3,13 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
 .PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean
 
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 build:
-	$(GO) build -o bin/drainctl ./cmd/drainctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/drainctl ./cmd/drainctl
 	$(GO) build -o bin/drainctl-lab ./cmd/drainctl-lab
 
 ## demo: real HAProxy and Apache in namespaces, users under load, web1

@@ -117,9 +117,12 @@ func logLevel(c *cli.Context) slog.Level {
 }
 
 func newApp() *cli.App {
+	cli.VersionPrinter = func(*cli.Context) { fmt.Println(versionText()) }
+	v, _, _ := versionInfo()
 	return &cli.App{
-		Name:  "drainctl",
-		Usage: "take an app server out of an HAProxy pool and back, without losing a request",
+		Name:    "drainctl",
+		Version: v,
+		Usage:   "take an app server out of an HAProxy pool and back, without losing a request",
 		Description: "drainctl owns a NAT forward (81→80 by default) that HAProxy health-checks.\n" +
 			"Withdrawing it takes the server out for new users while users with a\n" +
 			"persistence cookie still reach it through HAProxy's backup entry.",

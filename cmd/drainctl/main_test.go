@@ -219,3 +219,14 @@ func TestConnectionsAndWaitDrained(t *testing.T) {
 		t.Fatalf("--on-deadline later: exit %d, %s", code, stderr)
 	}
 }
+
+// --version says the version, the commit, when it was built and with
+// which Go, for bug reports.
+func TestVersion(t *testing.T) {
+	out, _, code := drainctl(t, nil, "--version")
+	for _, want := range []string{"drainctl ", "\ncommit:  ", "\nbuilt:   ", "\ngo:      go1."} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("--version (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+}
