@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/nstest"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -523,5 +524,47 @@ func TestAgentRemovesForwardsNoLongerConfigured(t *testing.T) {
 	}
 	if st := h.status(t); len(st.Forwards) != 1 || st.Forwards[0].Forward.From != 82 {
 		t.Fatalf("forwards %+v, want 82→80 only", st.Forwards)
+	}
+}
+
+// The agent keeps every operation in its state directory: drainctl
+// history shows who, why and how it ended, and it survives an agent
+// restart.
+func TestAgentHistory(t *testing.T) {
+	h := newHost(t)
+	a := h.agent(t)
+	if _, stderr, code := h.ctl(t, "restart", "--reason", "config change"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "kernel\x1b[2J"); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, _, code := h.ctl(t, "restart"); code != exitBusy {
+		t.Fatalf("restart while held: exit %d", code)
+	}
+	stop(t, a)
+	h.agent(t)
+	if _, stderr, code := h.ctl(t, "maintenance", "exit"); code != 0 {
+		t.Fatal(stderr)
+	}
+	out, stderr, code := h.ctl(t, "history", "--json")
+	var entries []history.Entry
+	if err := json.Unmarshal([]byte(out), &entries); err != nil || code != 0 {
+		t.Fatalf("history --json: exit %d, %v\n%s%s", code, err, out, stderr)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Op+"/"+e.Outcome+"/"+e.Phase)
+	}
+	if strings.Join(got, " ") != "restart/ok/in-service enter/ok/held restart/busy/held exit/ok/in-service" {
+		t.Fatalf("history: %v\n%s", got, out)
+	}
+	r := entries[0]
+	if r.Reason != "config change" || r.ConfigTestExit == nil || *r.ConfigTestExit != 0 || r.RestartExit == nil || len(r.Phases) != 7 || r.DurationMS <= 0 {
+		t.Fatalf("the restart's entry: %+v", r)
+	}
+	text, _, code := h.ctl(t, "history", "-n", "2")
+	if code != 0 || strings.Count(text, "\n") != 3 || !strings.Contains(text, "exit") || strings.Contains(text, "\x1b") {
+		t.Fatalf("history -n 2:\n%q", text)
 	}
 }

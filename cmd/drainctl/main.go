@@ -138,7 +138,7 @@ func newApp() *cli.App {
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
-		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), eventsCommand(), agentCommand(), configCommand(),
+		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), eventsCommand(), historyCommand(), agentCommand(), configCommand(),
 			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand()},
 		HideHelpCommand: true,
 		// Errors are printed once, by run.

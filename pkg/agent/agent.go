@@ -18,6 +18,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
@@ -135,9 +136,13 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	// The engine's context ends with the agent's: on SIGTERM an operation
 	// stops where it is, records nothing more, and resumes at the next
 	// start, as after a kill -9.
+	hist, err := history.Open(s.StateDir, history.Max)
+	if err != nil {
+		return err
+	}
 	eng := maintenance.New(ctx, maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
-		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, Log: log,
+		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist, Log: log,
 	})
 	note, err := eng.Resume()
 	if err != nil {

@@ -18,6 +18,7 @@ const (
 	PathExit    = "/v1/maintenance/exit"
 	PathRestart = "/v1/restart"
 	PathEvents  = "/v1/events"
+	PathHistory = "/v1/history" // ?n=N: the last N operations
 )
 
 // Line is one line of an operation's answer: an event, or the final

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
@@ -89,6 +90,23 @@ func (c *Client) Status(ctx context.Context) (maintenance.Status, error) {
 		return st, decodeError(resp)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// History asks the agent for its last n operations (all with n <= 0).
+func (c *Client) History(ctx context.Context, n int) ([]history.Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://drainctl%s?n=%d", PathHistory, max(n, 0)), nil)
+	resp, err := c.http().Do(req)
+	if err != nil {
+		return nil, unwrapDial(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeError(resp)
+	}
+	var out []history.Entry
+	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
 func decodeError(resp *http.Response) error {

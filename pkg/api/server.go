@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
@@ -26,6 +27,7 @@ type Engine interface {
 	Exit(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Subscribe() (<-chan maintenance.Event, func())
+	History(n int) ([]history.Entry, error)
 }
 
 // Server serves the API for one engine.
@@ -43,6 +45,7 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+PathExit, s.op(e.Exit))
 	s.mux.HandleFunc("POST "+PathRestart, s.op(e.Restart))
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
+	s.mux.HandleFunc("GET "+PathHistory, s.history)
 	return s
 }
 
@@ -240,6 +243,26 @@ func (s *Server) op(run func(maintenance.Request, func(maintenance.Event)) (main
 			}
 		}
 	}
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	if v := r.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, ErrorBody{&maintenance.Error{Code: maintenance.CodeBadRequest, Msg: "n: want a number of entries, 0 for all"}})
+			return
+		}
+	}
+	entries, err := s.e.History(n)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, ErrorBody{&maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}})
+		return
+	}
+	if entries == nil {
+		entries = []history.Entry{}
+	}
+	writeJSON(w, http.StatusOK, entries)
 }
 
 // events streams every engine event until the client goes away.

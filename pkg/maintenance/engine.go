@@ -29,6 +29,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -59,8 +60,17 @@ type Deps struct {
 	Runner    Runner
 	Ready     Readiness
 	Store     Store
-	Clock     drain.Clock // nil: the wall clock
-	Log       *slog.Logger
+	// History records every operation; nil records nothing.
+	History History
+	Clock   drain.Clock // nil: the wall clock
+	Log     *slog.Logger
+}
+
+// History keeps the record of operations (history.Store does).
+type History interface {
+	Append(history.Entry) error
+	// List returns the last n entries (all with n <= 0), oldest first.
+	List(n int) ([]history.Entry, error)
 }
 
 // Request is one operation's request.
@@ -115,6 +125,7 @@ type Engine struct {
 	mu        sync.Mutex
 	st        state.State
 	running   bool
+	rec       *recording // the running operation's, for the history
 	lastDrain *drain.Event
 	subs      map[chan Event]struct{}
 
@@ -203,6 +214,9 @@ func (e *Engine) transition(op state.Op, phase state.Phase, note string, progres
 		return fail(CodeInternal, e.st.Phase, "cannot write the state file, so not going on to %s: %v", phase, err)
 	}
 	e.st = st
+	if e.rec != nil {
+		e.rec.phases = append(e.rec.phases, history.Phase{Phase: string(phase), Start: e.clock.Now()})
+	}
 	e.mu.Unlock()
 	e.log.Info("maintenance transition", "op", op, "phase", phase, "note", note)
 	e.publish(Event{Op: op, Phase: phase, Message: note}, progress)
@@ -214,7 +228,7 @@ func (e *Engine) setHolder(h *state.Holder) { e.mu.Lock(); e.st.Holder = h; e.mu
 func (e *Engine) setError(msg string)       { e.mu.Lock(); e.st.LastError = msg; e.mu.Unlock() }
 
 // begin claims the engine for one operation, or says who holds it.
-func (e *Engine) begin(op state.Op) (state.State, error) {
+func (e *Engine) begin(op state.Op, rec *recording) (state.State, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
@@ -225,10 +239,14 @@ func (e *Engine) begin(op state.Op) (state.State, error) {
 			Msg: fmt.Sprintf("busy: %s in progress (%s)%s", e.st.Op, e.st.Phase, holderText(e.st.Holder))}
 	}
 	e.running = true
+	if rec != nil {
+		rec.began, rec.start = true, e.clock.Now()
+		e.rec = rec
+	}
 	return e.st, nil
 }
 
-func (e *Engine) end() { e.mu.Lock(); e.running = false; e.mu.Unlock() }
+func (e *Engine) end() { e.mu.Lock(); e.running = false; e.rec = nil; e.mu.Unlock() }
 
 // WaitIdle waits, up to ctx, until no operation runs. The agent calls it
 // when it stops, after cancelling the engine's context, so that it does
@@ -405,11 +423,15 @@ func validate(req Request) error {
 // Enter withdraws the forward, waits for the drain, and holds the server
 // out until Exit (or the TTL). Entering a held server changes nothing.
 func (e *Engine) Enter(req Request, progress func(Event)) (Result, error) {
+	return e.recorded(state.OpEnter, req, func(rec *recording) (Result, error) { return e.enter(req, progress, rec) })
+}
+
+func (e *Engine) enter(req Request, progress func(Event), rec *recording) (Result, error) {
 	start := e.clock.Now()
 	if err := validate(req); err != nil {
 		return Result{}, err
 	}
-	st, err := e.begin(state.OpEnter)
+	st, err := e.begin(state.OpEnter, rec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -460,11 +482,15 @@ func (e *Engine) rollback(op state.Op, res Result, cause error, progress func(Ev
 // Exit checks the web server and restores the forward. Exiting a server
 // that is in service changes nothing.
 func (e *Engine) Exit(req Request, progress func(Event)) (Result, error) {
+	return e.recorded(state.OpExit, req, func(rec *recording) (Result, error) { return e.exit(req, progress, rec) })
+}
+
+func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result, error) {
 	start := e.clock.Now()
 	if err := validate(req); err != nil {
 		return Result{}, err
 	}
-	st, err := e.begin(state.OpExit)
+	st, err := e.begin(state.OpExit, rec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -481,11 +507,15 @@ func (e *Engine) Exit(req Request, progress func(Event)) (Result, error) {
 // Restart runs the whole cycle: withdraw, drain, config test, graceful
 // restart, readiness check, restore. A held server is busy: exit first.
 func (e *Engine) Restart(req Request, progress func(Event)) (Result, error) {
+	return e.recorded(state.OpRestart, req, func(rec *recording) (Result, error) { return e.restart(req, progress, rec) })
+}
+
+func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Result, error) {
 	start := e.clock.Now()
 	if err := validate(req); err != nil {
 		return Result{}, err
 	}
-	st, err := e.begin(state.OpRestart)
+	st, err := e.begin(state.OpRestart, rec)
 	if err != nil {
 		return Result{}, err
 	}

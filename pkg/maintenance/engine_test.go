@@ -6,11 +6,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -494,5 +496,58 @@ func TestStopDuringOperationRecordsNothing(t *testing.T) {
 				t.Fatalf("a new operation while stopping: %v, want busy", err)
 			}
 		})
+	}
+}
+
+type memHistory struct {
+	mu      sync.Mutex
+	entries []history.Entry
+}
+
+func (h *memHistory) List(int) ([]history.Entry, error) { return h.entries, nil }
+
+func (h *memHistory) Append(e history.Entry) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.entries = append(h.entries, e)
+	return nil
+}
+
+// Every operation that ran is in the history: who, why, the outcome, each
+// phase with its duration, and the commands' exit statuses. Refused
+// requests are not operations.
+func TestHistoryRecordsOperations(t *testing.T) {
+	r := newRig(t, nil)
+	h := &memHistory{}
+	r.e.d.History = h
+	if _, err := r.e.Restart(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	r.run.configErr = errBoom
+	if _, err := r.e.Restart(Request{Who: "cron", Reason: "nightly"}, nil); CodeOf(err) != CodeConfigTest {
+		t.Fatal(err)
+	}
+	r.run.configErr = nil
+	if _, err := r.e.Enter(Request{}, nil); CodeOf(err) != CodeBadRequest {
+		t.Fatal(err)
+	}
+	if len(h.entries) != 2 {
+		t.Fatalf("history has %d entries, want 2 (a bad request is not an operation): %+v", len(h.entries), h.entries)
+	}
+	ok, failed := h.entries[0], h.entries[1]
+	var names []string
+	for _, p := range ok.Phases {
+		names = append(names, p.Phase)
+	}
+	if ok.Op != "restart" || ok.Who != "alice" || ok.Reason != "kernel update" || ok.Outcome != "ok" || ok.Phase != "in-service" ||
+		strings.Join(names, ",") != "withdrawing,draining,configtest,restarting,ready-check,restoring,in-service" ||
+		ok.ConfigTestExit == nil || ok.RestartExit == nil || ok.End.Before(ok.Start) {
+		t.Fatalf("entry of a restart: %+v", ok)
+	}
+	if ok.Phases[1].DurationMS <= 0 {
+		t.Fatalf("the drain took no time: %+v", ok.Phases)
+	}
+	if failed.Outcome != "configtest-failed" || failed.Who != "cron" || failed.RestartExit != nil || !strings.Contains(failed.Error, "config test failed") {
+		t.Fatalf("entry of a failed config test: %+v", failed)
 	}
 }

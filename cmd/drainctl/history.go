@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func historyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "history",
+		Usage: "the last maintenance operations: who, when, why, how they ended",
+		Description: "The agent keeps the last 1,000 operations (maintenance enter and exit,\n" +
+			"restart, TTL expiry) in its state directory, and logs each as structured\n" +
+			"fields. --json prints every field: each phase with its duration, the\n" +
+			"config test's and restart command's exit statuses, the error.",
+		Flags: []cli.Flag{
+			socketFlag(),
+			&cli.IntFlag{Name: "n", Value: 20, Usage: "show the last `N` operations (0: all)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unexpected argument %q", c.Args().First())
+			}
+			if c.Int("n") < 0 {
+				return usagef("-n %d: want a number of operations, 0 for all", c.Int("n"))
+			}
+			entries, err := client(c).History(c.Context, c.Int("n"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(entries)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "START\tOP\tOUTCOME\tTOOK\tNOW\tWHO\tREASON")
+			for _, e := range entries {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
+					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, safeLine(e.Who), safeLine(e.Reason))
+			}
+			if len(entries) == 0 {
+				fmt.Fprintln(w, "(no operation yet)")
+			}
+			return w.Flush()
+		},
+	}
+}

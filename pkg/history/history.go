@@ -1,0 +1,181 @@
+// Package history keeps a record of every maintenance operation on this
+// server: who, when, why, how it ended, how long each phase took, and
+// the web server commands' exit statuses. It is a JSON-lines file in the
+// agent's state directory, bounded to the last Max entries.
+package history
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Phase is one phase of an operation and how long it lasted.
+type Phase struct {
+	Phase      string    `json:"phase"`
+	Start      time.Time `json:"start"`
+	DurationMS int64     `json:"duration_ms"`
+}
+
+// Entry is one operation.
+type Entry struct {
+	Op     string    `json:"op"`
+	Who    string    `json:"who"`
+	Reason string    `json:"reason,omitempty"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	// DurationMS is End - Start in milliseconds.
+	DurationMS int64 `json:"duration_ms"`
+	// Outcome is "ok", or the failure's code (busy, drain-deadline,
+	// configtest-failed, restart-failed, not-ready, internal).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+	// Phase is where the operation left the server (in-service, held).
+	Phase  string  `json:"phase"`
+	Phases []Phase `json:"phases,omitempty"`
+	// The web server commands' exit statuses, when they ran.
+	ConfigTestExit *int `json:"configtest_exit,omitempty"`
+	RestartExit    *int `json:"restart_exit,omitempty"`
+}
+
+// Max is how many entries the file keeps.
+const Max = 1000
+
+// Store is the history file. Its methods are safe for concurrent use.
+type Store struct {
+	path string
+	max  int
+
+	mu    sync.Mutex
+	lines int // entries in the file, counted at Open
+}
+
+const fileName = "history.jsonl"
+
+// Open opens (or will create) the history file in dir, keeping the last
+// max entries.
+func Open(dir string, max int) (*Store, error) {
+	s := &Store{path: filepath.Join(dir, fileName), max: max}
+	b, err := os.ReadFile(s.path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	s.lines = bytes.Count(b, []byte("\n"))
+	return s, nil
+}
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Append adds an entry. The file is appended to and synced; once it holds
+// a tenth more than max entries it is rewritten with the last max (a new
+// file, renamed over the old: a crash leaves one or the other).
+func (s *Store) Append(e Entry) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	// A write cut by a crash leaves a line without its newline: end it,
+	// so that this entry is a line of its own.
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+			line = append([]byte{'\n'}, line...)
+		}
+	}
+	_, werr := f.Write(append(line, '\n'))
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	s.lines++
+	if s.lines > s.max+s.max/10 {
+		return s.compact()
+	}
+	return nil
+}
+
+func (s *Store) compact() error {
+	all, err := s.read()
+	if err != nil {
+		return err
+	}
+	if len(all) > s.max {
+		all = all[len(all)-s.max:]
+	}
+	var buf bytes.Buffer
+	for _, l := range all {
+		buf.Write(l)
+		buf.WriteByte('\n')
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), fileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(buf.Bytes())
+	serr := tmp.Sync()
+	if err := errors.Join(werr, serr, tmp.Close()); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	s.lines = len(all)
+	return nil
+}
+
+// read returns the file's lines; a line that is not JSON (a write cut by
+// a crash) is skipped.
+func (s *Store) read() ([][]byte, error) {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if json.Valid(sc.Bytes()) {
+			out = append(out, append([]byte(nil), sc.Bytes()...))
+		}
+	}
+	return out, sc.Err()
+}
+
+// List returns the last n entries (all with n <= 0), oldest first.
+func (s *Store) List(n int) ([]Entry, error) {
+	s.mu.Lock()
+	lines, err := s.read()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 && len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	out := make([]Entry, 0, len(lines))
+	for _, l := range lines {
+		var e Entry
+		if json.Unmarshal(l, &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

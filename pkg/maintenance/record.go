@@ -1,0 +1,74 @@
+package maintenance
+
+import (
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// recording is what the history keeps of an operation while it runs: it
+// began (it was not refused as busy or bad), when, and its phases.
+type recording struct {
+	began  bool
+	start  time.Time
+	phases []history.Phase
+}
+
+// recorded runs an operation and, once it has run, writes its entry to
+// the history and to the log as structured fields. Requests refused
+// before they began (bad, or another operation running) are not
+// operations; one cut short by the
+// agent stopping is not recorded either: like the state file, the history
+// is left as a kill -9 would leave it.
+func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result, error)) (Result, error) {
+	rec := &recording{}
+	res, err := run(rec)
+	if !rec.began || err == errStopping {
+		return res, err
+	}
+	end := e.clock.Now()
+	entry := history.Entry{
+		Op: string(op), Who: req.Who, Reason: req.Reason,
+		Start: rec.start, End: end, DurationMS: end.Sub(rec.start).Milliseconds(),
+		Outcome: "ok", Phase: string(res.Phase), Phases: rec.phases,
+	}
+	if entry.Phase == "" {
+		e.mu.Lock()
+		entry.Phase = string(e.st.Phase)
+		e.mu.Unlock()
+	}
+	for i := range entry.Phases {
+		next := end
+		if i+1 < len(entry.Phases) {
+			next = entry.Phases[i+1].Start
+		}
+		entry.Phases[i].DurationMS = next.Sub(entry.Phases[i].Start).Milliseconds()
+	}
+	if err != nil {
+		entry.Outcome, entry.Error = string(CodeOf(err)), err.Error()
+	}
+	if res.ConfigTest != nil {
+		entry.ConfigTestExit = &res.ConfigTest.ExitCode
+	}
+	if res.Restart != nil {
+		entry.RestartExit = &res.Restart.ExitCode
+	}
+	e.log.Info("operation", "op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
+		"error", entry.Error, "phase", entry.Phase, "duration_ms", entry.DurationMS, "phases", entry.Phases,
+		"configtest_exit", entry.ConfigTestExit, "restart_exit", entry.RestartExit)
+	if e.d.History != nil {
+		if herr := e.d.History.Append(entry); herr != nil {
+			e.log.Error("cannot write the history", "err", herr)
+		}
+	}
+	return res, err
+}
+
+// History returns the last n operations (all with n <= 0), oldest first.
+func (e *Engine) History(n int) ([]history.Entry, error) {
+	if e.d.History == nil {
+		return nil, nil
+	}
+	return e.d.History.List(n)
+}
