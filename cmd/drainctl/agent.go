@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
 )
@@ -35,7 +37,8 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Value: agent.DefaultStateDir, Usage: "`DIR` for the state file"},
 			&cli.StringFlag{Name: "backend", Value: "auto", Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy"},
 			&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"}, Usage: "forward `FROM:TO`; repeat for several (default: 81:80)"},
-			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "check the rules are still there every `DURATION`"},
+			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
+			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (Prometheus) on TCP `HOST:PORT`, e.g. 127.0.0.1:9188 (the socket always serves it)"},
 			&cli.StringFlag{Name: "configtest-cmd", Value: runner.DefaultConfigTest, Usage: "config test `COMMAND` (run with sh -c)"},
 			&cli.DurationFlag{Name: "configtest-timeout", Value: 30 * time.Second, Usage: "`DURATION`"},
 			&cli.StringFlag{Name: "restart-cmd", Value: runner.AutoRestart, Usage: "graceful restart `COMMAND` (run with sh -c); auto: \"" + runner.SystemdRestart + "\" where systemd runs Apache, else \"" + runner.ApachectlRestart + "\""},
@@ -86,6 +89,9 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 		Backend:     str("backend", file.Backend, "auto"),
 		Reconcile:   dur("reconcile-interval", file.Reconcile, agent.DefaultReconcile),
 	}
+	s.MetricsListen = str("metrics-listen", file.MetricsListen, "")
+	v, commit, _ := versionInfo()
+	s.Build = metrics.Build{Version: v, Commit: commit, GoVersion: runtime.Version()}
 	if c.IsSet("forward") {
 		for _, f := range c.StringSlice("forward") {
 			fw, err := forwardParse(f)

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/user"
 	"strconv"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -39,7 +42,12 @@ type Settings struct {
 	Restart     runner.Command
 	// RestartReason says why the restart command was chosen, when it was.
 	RestartReason string `json:",omitempty"`
-	Ready         ready.Check
+	// MetricsListen, when set, is a TCP address (host:port) that serves
+	// /metrics too; the control socket always does.
+	MetricsListen string `json:",omitempty"`
+	// Build describes this binary, for drainctl_build_info.
+	Build metrics.Build
+	Ready ready.Check
 }
 
 // Defaults for the settings the agent needs.
@@ -72,6 +80,11 @@ func (s Settings) Validate() error {
 	if _, err := groupID(s.SocketGroup); err != nil {
 		return err
 	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			return fmt.Errorf("metrics listen %q: want HOST:PORT, e.g. 127.0.0.1:9188 or :9188", s.MetricsListen)
+		}
+	}
 	return nil
 }
 
@@ -95,6 +108,17 @@ func groupID(name string) (int, error) {
 }
 
 type commands struct{ test, restart runner.Command }
+
+// metricsSource is what the metrics read: the engine, set once it exists.
+type metricsSource struct{ *maintenance.Engine }
+
+// metricsOnly serves h at /metrics and nothing else: the TCP listener
+// must not expose the control API.
+func metricsOnly(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+api.PathMetrics, h)
+	return mux
+}
 
 func (c commands) ConfigTest(ctx context.Context) (runner.Output, error) { return c.test.Run(ctx) }
 func (c commands) Restart(ctx context.Context) (runner.Output, error)    { return c.restart.Run(ctx) }
@@ -140,10 +164,14 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	if err != nil {
 		return err
 	}
+	var src metricsSource
+	met := metrics.New(&src, s.Build)
 	eng := maintenance.New(ctx, maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
-		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist, Log: log,
+		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
+		Observer: met, Log: log,
 	})
+	src.Engine = eng
 	note, err := eng.Resume()
 	if err != nil {
 		return fmt.Errorf("resume from %s: %w", store.Path(), err)
@@ -155,8 +183,19 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		return err
 	}
 	srv := api.NewServer(eng, log)
+	srv.HandleMetrics(met.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, ln) }()
+	if s.MetricsListen != "" {
+		mln, err := net.Listen("tcp", s.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		ms := &http.Server{Handler: metricsOnly(met.Handler()), ReadHeaderTimeout: 5 * time.Second}
+		go ms.Serve(mln)
+		go func() { <-ctx.Done(); ms.Close() }()
+		log.Info("metrics", "listen", mln.Addr().String())
+	}
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Debug("sd_notify", "err", err)
 	}

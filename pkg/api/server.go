@@ -37,6 +37,13 @@ type Server struct {
 	mux *http.ServeMux
 }
 
+// PathMetrics serves the metrics (Prometheus' text format), when the
+// server is given them.
+const PathMetrics = "/metrics"
+
+// HandleMetrics serves h at /metrics.
+func (s *Server) HandleMetrics(h http.Handler) { s.mux.Handle("GET "+PathMetrics, h) }
+
 // NewServer routes the API.
 func NewServer(e Engine, log *slog.Logger) *Server {
 	s := &Server{e: e, log: log, mux: http.NewServeMux()}

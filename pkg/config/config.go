@@ -35,9 +35,12 @@ type File struct {
 	SocketGroup string            `yaml:"socket_group"`
 	StateDir    string            `yaml:"state_dir"`
 	Reconcile   Duration          `yaml:"reconcile_interval"`
-	Drain       Drain             `yaml:"drain"`
-	Restart     Restart           `yaml:"restart"`
-	Ready       Ready             `yaml:"ready"`
+	// MetricsListen is a TCP address for /metrics (the socket serves it
+	// always).
+	MetricsListen string  `yaml:"metrics_listen"`
+	Drain         Drain   `yaml:"drain"`
+	Restart       Restart `yaml:"restart"`
+	Ready         Ready   `yaml:"ready"`
 }
 
 // Drain is the drain policy section.

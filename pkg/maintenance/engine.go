@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
@@ -62,8 +63,11 @@ type Deps struct {
 	Store     Store
 	// History records every operation; nil records nothing.
 	History History
-	Clock   drain.Clock // nil: the wall clock
-	Log     *slog.Logger
+	// Observer is told of every operation that ran (the metrics); nil for
+	// none.
+	Observer interface{ Observe(history.Entry) }
+	Clock    drain.Clock // nil: the wall clock
+	Log      *slog.Logger
 }
 
 // History keeps the record of operations (history.Store does).
@@ -122,12 +126,15 @@ type Engine struct {
 	clock drain.Clock
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	st        state.State
-	running   bool
-	rec       *recording // the running operation's, for the history
-	lastDrain *drain.Event
-	subs      map[chan Event]struct{}
+	mu      sync.Mutex
+	st      state.State
+	running bool
+	rec     *recording // the running operation's, for the history
+	// lastForwards is the forwards as last read (Status, Reconcile), for
+	// Snapshot: a scrape must not run iptables commands.
+	lastForwards []forward.Status
+	lastDrain    *drain.Event
+	subs         map[chan Event]struct{}
 
 	// fwMu serialises forwarder calls, and makes "write the phase, then
 	// act" one step as seen by Reconcile: otherwise a reconcile that read
@@ -190,7 +197,23 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	e.fwMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if err == nil {
+		e.lastForwards = fs
+	}
 	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}, err
+}
+
+// Snapshot is the state, and the forwards as last read, without reading
+// netfilter.
+func (e *Engine) Snapshot() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Status{State: e.st, Running: e.running, Forwards: e.lastForwards, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}
+}
+
+// Connections lists the service port's established connections.
+func (e *Engine) Connections(ctx context.Context, fn func(*conntable.Conn)) error {
+	return e.d.Table.Each(ctx, fn)
 }
 
 // transition writes the new phase to the state file; only then may the

@@ -57,6 +57,9 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	e.log.Info("operation", "op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
 		"error", entry.Error, "phase", entry.Phase, "duration_ms", entry.DurationMS, "phases", entry.Phases,
 		"configtest_exit", entry.ConfigTestExit, "restart_exit", entry.RestartExit)
+	if e.d.Observer != nil {
+		e.d.Observer.Observe(entry)
+	}
 	if e.d.History != nil {
 		if herr := e.d.History.Append(entry); herr != nil {
 			e.log.Error("cannot write the history", "err", herr)

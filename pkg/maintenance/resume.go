@@ -108,7 +108,17 @@ func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 	e.mu.Unlock()
 	fs, err := e.d.Forwarder.Status(ctx)
 	if err == nil {
+		e.mu.Lock()
+		e.lastForwards = fs
+		e.mu.Unlock()
 		repaired, err = e.repair(ctx, phase, fs)
+		if repaired {
+			if after, err := e.d.Forwarder.Status(ctx); err == nil {
+				e.mu.Lock()
+				e.lastForwards = after
+				e.mu.Unlock()
+			}
+		}
 	}
 	e.fwMu.Unlock()
 	if err != nil {

@@ -1,0 +1,175 @@
+// Package metrics exposes the agent's state and history in Prometheus'
+// format, for /metrics on the control socket and an optional TCP
+// listener. Names follow Prometheus' conventions: a drainctl_ prefix,
+// _total for counters, _seconds for durations.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/drainctl/drainctl/pkg/conntable"
+	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Source is what the metrics read at each scrape.
+type Source interface {
+	// Snapshot is the state and the forwards as last read, without
+	// reading netfilter (a scrape must not run iptables commands).
+	Snapshot() maintenance.Status
+	// Connections lists the service port's established connections.
+	Connections(ctx context.Context, fn func(*conntable.Conn)) error
+}
+
+// Build describes the binary, for drainctl_build_info.
+type Build struct{ Version, Commit, GoVersion string }
+
+// Metrics is the registry and the counters fed by finished operations.
+type Metrics struct {
+	reg       *prometheus.Registry
+	ops       *prometheus.CounterVec
+	cycle     *prometheus.HistogramVec
+	drain     prometheus.Histogram
+	lastOpEnd prometheus.Gauge
+}
+
+// phases lists every state, so that each has its series (1 for the
+// current one, 0 for the others).
+var phases = []state.Phase{state.InService, state.Withdrawing, state.Draining, state.Held,
+	state.ConfigTest, state.Restarting, state.ReadyCheck, state.Restoring}
+
+// New registers the metrics of src and b.
+func New(src Source, b Build) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.ops = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drainctl_operations_total",
+		Help: "Maintenance operations that ran, by operation (enter, exit, restart) and outcome (ok or the failure's code).",
+	}, []string{"op", "outcome"})
+	m.cycle = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "drainctl_operation_duration_seconds",
+		Help:    "How long maintenance operations took, by operation.",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
+	}, []string{"op"})
+	m.drain = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "drainctl_drain_duration_seconds",
+		Help:    "How long drains took, from the withdraw to quiet (or the deadline).",
+		Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120},
+	})
+	m.lastOpEnd = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "drainctl_last_operation_end_timestamp_seconds",
+		Help: "When the last maintenance operation ended (Unix time).",
+	})
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "drainctl_build_info",
+		Help:        "The drainctl binary: version, commit, Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	})
+	info.Set(1)
+	m.reg.MustRegister(m.ops, m.cycle, m.drain, m.lastOpEnd, info, &scraper{src: src},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every label pair of the counter exists from the start at 0, so a
+	// rate() sees the first one.
+	for _, op := range []string{"enter", "exit", "restart"} {
+		m.ops.WithLabelValues(op, "ok")
+	}
+	return m
+}
+
+// Observe counts a finished operation (the engine's observer).
+func (m *Metrics) Observe(e history.Entry) {
+	m.ops.WithLabelValues(e.Op, e.Outcome).Inc()
+	m.cycle.WithLabelValues(e.Op).Observe(float64(e.DurationMS) / 1000)
+	for _, p := range e.Phases {
+		if p.Phase == string(state.Draining) {
+			m.drain.Observe(float64(p.DurationMS) / 1000)
+		}
+	}
+	m.lastOpEnd.Set(float64(e.End.UnixMilli()) / 1000)
+}
+
+// Handler serves the metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// scraper reads the state, the forwards and the connections at each
+// scrape.
+type scraper struct{ src Source }
+
+var (
+	descState = prometheus.NewDesc("drainctl_state",
+		"The server's maintenance state: 1 for the current one.", []string{"state"}, nil)
+	descHeld = prometheus.NewDesc("drainctl_operation_running",
+		"1 while an operation runs.", nil, nil)
+	descTransition = prometheus.NewDesc("drainctl_last_transition_timestamp_seconds",
+		"When the state last changed (Unix time).", nil, nil)
+	descForward = prometheus.NewDesc("drainctl_forward_state",
+		"Each forward's state as last read: 1 for the current one (in-service, withdrawn, partial, absent).",
+		[]string{"forward", "backend", "state"}, nil)
+	descRedirected = prometheus.NewDesc("drainctl_forward_redirected_packets_total",
+		"Packets that matched the forward's REDIRECT rules (one per connection through it), as last read.",
+		[]string{"forward"}, nil)
+	descRefused = prometheus.NewDesc("drainctl_forward_refused_packets_total",
+		"New connections refused while withdrawn, as last read.", []string{"forward"}, nil)
+	descConns = prometheus.NewDesc("drainctl_connections",
+		"Established connections to the service port, by how they arrived: forward (through the forward port), direct, unknown (not classified).",
+		[]string{"path"}, nil)
+	descScrapeErr = prometheus.NewDesc("drainctl_connections_scrape_error",
+		"1 when the connection table could not be read at this scrape.", nil, nil)
+)
+
+func (s *scraper) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descHeld, descTransition, descForward, descRedirected, descRefused, descConns, descScrapeErr} {
+		ch <- d
+	}
+}
+
+func (s *scraper) Collect(ch chan<- prometheus.Metric) {
+	st := s.src.Snapshot()
+	for _, p := range phases {
+		v := 0.0
+		if st.State.Phase == p {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, string(p))
+	}
+	running := 0.0
+	if st.Running {
+		running = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, running)
+	if n := len(st.State.History); n > 0 {
+		ch <- prometheus.MustNewConstMetric(descTransition, prometheus.GaugeValue, float64(st.State.History[n-1].Time.UnixMilli())/1000)
+	}
+	for _, f := range st.Forwards {
+		for _, name := range []string{"in-service", "withdrawn", "partial", "absent"} {
+			v := 0.0
+			if f.State() == name {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descForward, prometheus.GaugeValue, v, f.Forward.String(), st.Backend, name)
+		}
+		ch <- prometheus.MustNewConstMetric(descRedirected, prometheus.CounterValue, float64(f.Redirected), f.Forward.String())
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(f.Refused), f.Forward.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts := map[string]float64{string(conntable.PathForward): 0, string(conntable.PathDirect): 0, string(conntable.PathUnknown): 0}
+	err := s.src.Connections(ctx, func(c *conntable.Conn) { counts[string(c.Path)]++ })
+	failed := 0.0
+	if err != nil {
+		failed = 1
+	} else {
+		for path, n := range counts {
+			ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, n, path)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descScrapeErr, prometheus.GaugeValue, failed)
+}
