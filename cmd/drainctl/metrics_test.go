@@ -96,6 +96,9 @@ func TestAgentMetrics(t *testing.T) {
 	if bi := m["drainctl_build_info"]; bi == nil || !strings.Contains(fmt.Sprint(bi.GetMetric()[0].GetLabel()), `value:"go1.`) {
 		t.Fatalf("build info: %v", bi)
 	}
+	if value(m, "drainctl_forward_state", "forward=81:80", "state=in-service") != 1 {
+		t.Fatalf("right after the start, the forward's state: %v", m["drainctl_forward_state"])
+	}
 	if value(m, "drainctl_operations_total", "op=restart", "outcome=ok") != 0 {
 		t.Fatal("operations counted before any ran")
 	}

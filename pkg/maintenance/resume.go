@@ -194,13 +194,20 @@ func (e *Engine) dropUnconfigured(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kept := fs[:0:0]
 	for _, s := range fs {
 		if !slices.Contains(e.d.Forwards, s.Forward) {
 			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward, "state", s.State())
 			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
 				return fmt.Errorf("remove forward %s: %w", s.Forward, err)
 			}
+			continue
 		}
+		kept = append(kept, s)
 	}
+	// What the metrics show until the next read.
+	e.mu.Lock()
+	e.lastForwards = kept
+	e.mu.Unlock()
 	return nil
 }
