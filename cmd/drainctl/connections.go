@@ -186,7 +186,7 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// policyFlags set the drain policy; defaults fit DESIGN.md's HAProxy pattern.
+// policyFlags set the drain policy; defaults fit the recommended HAProxy pattern (docs/design.md).
 func policyFlags() []cli.Flag {
 	d := drain.DefaultPolicy()
 	return []cli.Flag{

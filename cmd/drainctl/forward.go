@@ -15,7 +15,7 @@ import (
 
 var flagErr = regexp.MustCompile(`^flag provided but not defined|^flag needs an argument|^invalid value|^Required flag`)
 
-// defaultForward is the pattern of DESIGN.md: HAProxy checks 81, Apache
+// defaultForward is the recommended pattern (docs/design.md): HAProxy checks 81, Apache
 // listens on 80.
 var defaultForward = forward.Forward{From: 81, To: 80}
 

@@ -46,7 +46,7 @@ type pair struct{ local, peer netip.AddrPort }
 // destination port is the forward port.
 //
 // Conntrack is only asked how a live socket arrived, never whether the
-// server is drained: its entries outlive the connections (DESIGN.md).
+// server is drained: its entries outlive the connections (docs/design.md).
 type classifier struct {
 	nf *streamConn     // filtered dumps, read as a stream
 	ct *conntrack.Conn // per-connection lookups

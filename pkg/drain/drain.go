@@ -2,7 +2,7 @@
 // connection table and reports progress as a stream of events until no
 // active connection has been left for a quiet period, or a deadline passes.
 //
-// What counts (DESIGN.md, "What counts as drained"): every established
+// What counts (docs/design.md, "What counts as drained"): every established
 // connection of the service port, through the forward or direct, except
 //   - idle ones: no data either way for IdleAfter (HAProxy's pooled
 //     connections, a user's open keep-alive between clicks);
@@ -69,7 +69,7 @@ type Policy struct {
 	Ignore []netip.Prefix `json:"ignore,omitempty"`
 }
 
-// DefaultPolicy fits the recommended HAProxy pattern of DESIGN.md (check
+// DefaultPolicy fits the recommended HAProxy pattern of docs/design.md (check
 // inter 500ms fall 2 on the forward port; a backup entry that keeps
 // serving sticky users). Sticky users keep using the server through the
 // backup, so a busy server often reaches the deadline; proceeding is then

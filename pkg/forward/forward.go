@@ -8,7 +8,7 @@
 //
 // Withdrawing never deletes the REDIRECT. Deleting it resets every
 // keep-alive connection that came through it when it is the last NAT rule in
-// the namespace (see DESIGN.md); instead a filter rule rejects only NEW
+// the namespace (see docs/design.md); instead a filter rule rejects only NEW
 // connections whose conntrack original destination port is the forward port,
 // so established connections keep their NAT mapping and keep working.
 package forward

@@ -289,7 +289,7 @@ func TestKernelApplyRedirects(t *testing.T) {
 
 // seedNAT adds a NAT rule of other software that has nothing to do with
 // the forward. With it, even deleting the REDIRECT would not reset
-// connections (DESIGN.md); without it, it would.
+// connections (docs/design.md); without it, it would.
 func seedNAT(t *testing.T, ns *nstest.NS, b backend) {
 	if b.name == "iptables-legacy" {
 		ns.MustExec(t, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "nonexistent0", "-j", "MASQUERADE")
@@ -372,7 +372,7 @@ func TestKernelDeleteResetsControl(t *testing.T) {
 		err := c.get()
 		if err == nil {
 			t.Fatalf("established connection still served after the REDIRECT was deleted; " +
-				"the no-other-nat setup no longer shows the reset DESIGN.md describes")
+				"the no-other-nat setup no longer shows the reset docs/design.md describes")
 		}
 		if !errors.Is(err, syscall.ECONNRESET) {
 			t.Logf("after deleting the REDIRECT the connection failed with %v (not a reset)", err)

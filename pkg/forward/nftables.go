@@ -77,7 +77,7 @@ func (n *nftForwarder) chains() map[string]*nftables.Chain {
 	}
 	// The withdraw chains filter at priority -150: after conntrack (-200),
 	// so "ct state new" is known, and before NAT (-100), so the destination
-	// port is still the forward port. This is the rule DESIGN.md measured.
+	// port is still the forward port (docs/design.md, "How the withdraw is done").
 	// (Matching "ct original proto-dst" after NAT would need one chain, but
 	// google/nftables v0.3.0 cannot read such a rule back.) Policy accept:
 	// these chains decide nothing but the reject.

@@ -16,7 +16,7 @@ type Server struct {
 }
 
 // Options describe the backend. Zero values take the defaults of
-// DESIGN.md's recommended pattern.
+// the recommended pattern of docs/design.md.
 type Options struct {
 	Backend     string // backend name; default "app"
 	Servers     []Server
@@ -29,7 +29,7 @@ type Options struct {
 	Inter      time.Duration // default 500ms
 	Fall, Rise int           // default 2, 2
 	// Backup entry checks: tolerant, so a graceful restart cannot fail
-	// them (DESIGN.md: fall 2 at 300 ms moved every user at once).
+	// them (docs/design.md: a fast fall 2 moved every user at once).
 	BackupInter time.Duration // default 1s
 	BackupFall  int           // default 3
 	// ThroughForward sends the traffic itself through the forward port:

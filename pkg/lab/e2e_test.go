@@ -51,7 +51,7 @@ func startLab(t *testing.T, backend string, p Pattern) *Lab {
 	return l
 }
 
-// users is the load of DESIGN.md's measurements: 20 users who keep their
+// users is the load of docs/design.md's measurements: 20 users who keep their
 // cookie and send a request every 50 ms, and a stream of anonymous ones.
 func users(l *Lab) *loadgen.Run {
 	return loadgen.Start(context.Background(), loadgen.Config{

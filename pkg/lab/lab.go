@@ -30,7 +30,7 @@ type Pattern string
 
 const (
 	// Recommended: traffic to 80, check port 81, backup entry sharing the
-	// cookie, retry-on (DESIGN.md's last row).
+	// cookie, retry-on (docs/design.md, "What each part prevents").
 	Recommended Pattern = "recommended"
 	// ThroughForward: traffic through 81, same backup and retry-on.
 	ThroughForward Pattern = "through-forward"

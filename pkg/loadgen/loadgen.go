@@ -1,4 +1,4 @@
-// Package loadgen drives an HTTP service the way DESIGN.md's measurements
+// Package loadgen drives an HTTP service the way docs/design.md's measurements
 // did: sticky users, each with its own cookie and keep-alive connection,
 // sending a request every few tens of milliseconds, plus a stream of
 // anonymous requests. It records every failed request and every user
