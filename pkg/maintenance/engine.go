@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/conntable"
@@ -130,9 +131,11 @@ type Engine struct {
 	st      state.State
 	running bool
 	rec     *recording // the running operation's, for the history
-	// lastForwards is the forwards as last read (Status, Reconcile), for
-	// Snapshot: a scrape must not run iptables commands.
+	// lastForwards is the forwards as last read, for Snapshot: a scrape
+	// reads them again only when the engine changed them since
+	// (fwChanged), not at every scrape.
 	lastForwards []forward.Status
+	fwChanged    atomic.Bool
 	lastDrain    *drain.Event
 	subs         map[chan Event]struct{}
 
@@ -151,7 +154,48 @@ func New(ctx context.Context, d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}}
+	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}}
+	e.d.Forwarder = marking{d.Forwarder, &e.fwChanged}
+	return e
+}
+
+// marking notes every change the engine makes to the forwards, so that
+// Snapshot knows when its last read is out of date.
+type marking struct {
+	forward.Forwarder
+	changed *atomic.Bool
+}
+
+func (m marking) Apply(ctx context.Context, fs ...forward.Forward) error {
+	m.changed.Store(true)
+	return m.Forwarder.Apply(ctx, fs...)
+}
+func (m marking) Withdraw(ctx context.Context, fs ...forward.Forward) error {
+	m.changed.Store(true)
+	return m.Forwarder.Withdraw(ctx, fs...)
+}
+func (m marking) Restore(ctx context.Context, fs ...forward.Forward) error {
+	m.changed.Store(true)
+	return m.Forwarder.Restore(ctx, fs...)
+}
+func (m marking) Remove(ctx context.Context, fs ...forward.Forward) error {
+	m.changed.Store(true)
+	return m.Forwarder.Remove(ctx, fs...)
+}
+
+// readForwards reads the forwards and keeps them for Snapshot. Call with
+// fwMu held.
+func (e *Engine) readForwards(ctx context.Context) ([]forward.Status, error) {
+	e.fwChanged.Store(false) // a change during the read marks it again
+	fs, err := e.d.Forwarder.Status(ctx)
+	if err != nil {
+		e.fwChanged.Store(true)
+		return nil, err
+	}
+	e.mu.Lock()
+	e.lastForwards = fs
+	e.mu.Unlock()
+	return fs, nil
 }
 
 // Subscribe returns a channel of every event until cancel is called. Slow
@@ -193,19 +237,23 @@ func (e *Engine) publish(ev Event, progress func(Event)) {
 // Status reports the state and what the kernel says of the forwards.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
 	e.fwMu.Lock()
-	fs, err := e.d.Forwarder.Status(ctx)
+	fs, err := e.readForwards(ctx)
 	e.fwMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err == nil {
-		e.lastForwards = fs
-	}
 	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}, err
 }
 
-// Snapshot is the state, and the forwards as last read, without reading
-// netfilter.
+// Snapshot is the state, and the forwards as last read: it reads them
+// again only when the engine has changed them since (or a read failed).
 func (e *Engine) Snapshot() Status {
+	if e.fwChanged.Load() {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		e.fwMu.Lock()
+		e.readForwards(ctx)
+		e.fwMu.Unlock()
+		cancel()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return Status{State: e.st, Running: e.running, Forwards: e.lastForwards, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}

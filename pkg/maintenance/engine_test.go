@@ -551,3 +551,25 @@ func TestHistoryRecordsOperations(t *testing.T) {
 		t.Fatalf("entry of a failed config test: %+v", failed)
 	}
 }
+
+// Snapshot shows the forwards as last read, and reads them again after
+// the engine changed them: never a withdraw that status has not seen.
+func TestSnapshotFollowsTheEnginesChanges(t *testing.T) {
+	r := newRig(t, nil)
+	if s := r.e.Snapshot(); len(s.Forwards) != 1 || s.Forwards[0].Withdrawn {
+		t.Fatalf("after resume: %+v", s.Forwards)
+	}
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.e.Snapshot(); len(s.Forwards) != 1 || !s.Forwards[0].Withdrawn {
+		t.Fatalf("after enter: %+v", s.Forwards)
+	}
+	// Unchanged since: a snapshot reads nothing.
+	reads := r.fw.reads
+	r.e.Snapshot()
+	r.e.Snapshot()
+	if r.fw.reads != reads {
+		t.Fatalf("two snapshots of unchanged forwards read them %d times", r.fw.reads-reads)
+	}
+}

@@ -63,6 +63,7 @@ type fakeForwarder struct {
 	// extra are forwards installed but not configured; Remove drops them.
 	extra   []forward.Forward
 	removed []forward.Forward
+	reads   int // Status calls
 }
 
 func (f *fakeForwarder) record(op string) error {
@@ -109,6 +110,7 @@ func (f *fakeForwarder) Remove(_ context.Context, fs ...forward.Forward) error {
 func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	var out []forward.Status
 	for _, x := range f.extra {
 		out = append(out, forward.Status{Forward: x, Applied: true, Rules: 2, Want: 2})

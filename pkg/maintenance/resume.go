@@ -106,19 +106,9 @@ func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 	e.mu.Lock()
 	phase, running, holder := e.st.Phase, e.running, e.st.Holder
 	e.mu.Unlock()
-	fs, err := e.d.Forwarder.Status(ctx)
+	fs, err := e.readForwards(ctx)
 	if err == nil {
-		e.mu.Lock()
-		e.lastForwards = fs
-		e.mu.Unlock()
 		repaired, err = e.repair(ctx, phase, fs)
-		if repaired {
-			if after, err := e.d.Forwarder.Status(ctx); err == nil {
-				e.mu.Lock()
-				e.lastForwards = after
-				e.mu.Unlock()
-			}
-		}
 	}
 	e.fwMu.Unlock()
 	if err != nil {
@@ -190,24 +180,17 @@ func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Sta
 func (e *Engine) dropUnconfigured(ctx context.Context) error {
 	e.fwMu.Lock()
 	defer e.fwMu.Unlock()
-	fs, err := e.d.Forwarder.Status(ctx)
+	fs, err := e.readForwards(ctx)
 	if err != nil {
 		return err
 	}
-	kept := fs[:0:0]
 	for _, s := range fs {
 		if !slices.Contains(e.d.Forwards, s.Forward) {
 			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward, "state", s.State())
 			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
 				return fmt.Errorf("remove forward %s: %w", s.Forward, err)
 			}
-			continue
 		}
-		kept = append(kept, s)
 	}
-	// What the metrics show until the next read.
-	e.mu.Lock()
-	e.lastForwards = kept
-	e.mu.Unlock()
 	return nil
 }

@@ -21,8 +21,9 @@ import (
 
 // Source is what the metrics read at each scrape.
 type Source interface {
-	// Snapshot is the state and the forwards as last read, without
-	// reading netfilter (a scrape must not run iptables commands).
+	// Snapshot is the state and the forwards as last read (read again
+	// only when drainctl changed them since: a scrape does not run
+	// iptables commands each time).
 	Snapshot() maintenance.Status
 	// Connections lists the service port's established connections.
 	Connections(ctx context.Context, fn func(*conntable.Conn)) error
