@@ -2,10 +2,12 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -94,14 +96,17 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 	var h HostRules
 	_, err := exec.LookPath("iptables")
 	h.IptablesCmd = err == nil
-	h.Legacy = countLegacy()
+	// One save per family serves both the count and the search for
+	// drainctl's own chains (a failed save counts as no rules).
+	saves, _ := legacySaves(anyTable)
+	h.Legacy = countLegacy(saves)
 	for _, p := range []struct {
 		name    string
 		present func() (bool, error)
 	}{
 		{BackendNftables, func() (bool, error) { return nftTablePresent(conn) }},
 		{BackendIptablesNft, func() (bool, error) { return iptNftChainsPresent(conn) }},
-		{BackendIptablesLegacy, legacyChainsPresent},
+		{BackendIptablesLegacy, func() (bool, error) { return hasDrainctlChains(saves), nil }},
 	} {
 		if ok, err := p.present(); err != nil {
 			return h, fmt.Errorf("probe: %w", err)
@@ -140,30 +145,51 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 	return h, nil
 }
 
-// countLegacy counts iptables-legacy rules. The kernel lists the legacy
-// tables in use in /proc/net/ip{,6}_tables_names; only when there are any
-// is iptables-legacy-save run (running it otherwise would load modules).
-func countLegacy() int {
-	n := 0
-	for _, v := range []struct{ proc, cmd string }{
-		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy-save"},
-		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save"},
-	} {
-		names, err := os.ReadFile(v.proc)
-		if err != nil || len(strings.TrimSpace(string(names))) == 0 {
+// legacySaves returns the iptables-legacy-save output of each family
+// whose legacy tables, as the kernel lists them, satisfy want. Only then
+// is the command run: running it otherwise would load modules. An
+// unreadable list is a family without tables.
+func legacySaves(want func(tables []string) bool) ([]string, error) {
+	var out []string
+	var errs []error
+	for _, fam := range legacyFamilies {
+		names, err := os.ReadFile(fam.proc)
+		if err != nil || !want(strings.Fields(string(names))) {
 			continue
 		}
-		out, err := exec.Command(v.cmd).Output()
+		b, err := exec.Command(fam.save).Output()
 		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", fam.save, err))
 			continue
 		}
-		for _, l := range strings.Split(string(out), "\n") {
+		out = append(out, string(b))
+	}
+	return out, errors.Join(errs...)
+}
+
+// anyTable and natOrFilter are legacySaves' usual wants.
+func anyTable(ts []string) bool { return len(ts) > 0 }
+func natOrFilter(ts []string) bool {
+	return slices.ContainsFunc(ts, func(s string) bool { return s == "nat" || s == "filter" })
+}
+
+// countLegacy counts the rules of other software in iptables-legacy's
+// save outputs.
+func countLegacy(saves []string) int {
+	n := 0
+	for _, out := range saves {
+		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, "-A ") && !strings.Contains(l, commentPrefix) {
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// hasDrainctlChains says whether save outputs declare a DRAINCTL- chain.
+func hasDrainctlChains(saves []string) bool {
+	return slices.ContainsFunc(saves, func(s string) bool { return strings.Contains(s, "\n:DRAINCTL-") })
 }
 
 // Options say which backend New opens.

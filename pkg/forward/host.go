@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -129,28 +128,11 @@ func iptNftChainsPresent(conn *nftables.Conn) (bool, error) {
 }
 
 // legacyChainsPresent reports whether iptables-legacy holds a DRAINCTL-
-// chain. The kernel lists the legacy tables in use in /proc; only when
-// nat or filter is among them is iptables-legacy-save run. (thread-self:
-// /proc/net is the main thread's namespace, and a caller may have moved
-// only its own thread into another.)
+// chain; iptables-legacy-save runs only for a family whose nat or filter
+// table the kernel lists.
 func legacyChainsPresent() (bool, error) {
-	for _, v := range []struct{ proc, cmd string }{
-		{"/proc/thread-self/net/ip_tables_names", "iptables-legacy-save"},
-		{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save"},
-	} {
-		names, err := os.ReadFile(v.proc)
-		if err != nil || !slices.ContainsFunc(strings.Fields(string(names)), func(s string) bool { return s == "nat" || s == "filter" }) {
-			continue
-		}
-		out, err := exec.Command(v.cmd).Output()
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", v.cmd, err)
-		}
-		if strings.Contains(string(out), "\n:DRAINCTL-") {
-			return true, nil
-		}
-	}
-	return false, nil
+	saves, err := legacySaves(natOrFilter)
+	return hasDrainctlChains(saves), err
 }
 
 func (h *Host) Backend() string { return h.primary.Backend() }

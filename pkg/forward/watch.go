@@ -124,7 +124,11 @@ func LegacyFingerprint() string {
 // legacyFamily describes one family's legacy tables: where the kernel
 // lists them, the socket to ask on, and the layout of its rule entries.
 type legacyFamily struct {
+	// proc lists the family's legacy tables in use, in the calling
+	// thread's namespace (/proc/net is the main thread's, and a caller
+	// may have moved only its own thread into another).
 	proc   string
+	save   string // the family's iptables-legacy-save
 	domain int
 	level  int
 	// entryCounters is the offset of struct xt_counters in an ipt_entry
@@ -133,8 +137,8 @@ type legacyFamily struct {
 }
 
 var legacyFamilies = []legacyFamily{
-	{"/proc/thread-self/net/ip_tables_names", unix.AF_INET, unix.SOL_IP, 96, 90},
-	{"/proc/thread-self/net/ip6_tables_names", unix.AF_INET6, unix.SOL_IPV6, 152, 142},
+	{"/proc/thread-self/net/ip_tables_names", "iptables-legacy-save", unix.AF_INET, unix.SOL_IP, 96, 90},
+	{"/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save", unix.AF_INET6, unix.SOL_IPV6, 152, 142},
 }
 
 // IPT_SO_GET_INFO and IPT_SO_GET_ENTRIES (IPT_BASE_CTL, IPT_BASE_CTL+1 in
