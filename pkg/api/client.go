@@ -78,35 +78,30 @@ func unwrapDial(err error) error {
 // Status asks the agent for its status.
 func (c *Client) Status(ctx context.Context) (maintenance.Status, error) {
 	var st maintenance.Status
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://drainctl"+PathStatus, nil)
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return st, unwrapDial(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, decodeError(resp)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, c.get(ctx, PathStatus, &st)
 }
 
 // History asks the agent for its last n operations (all with n <= 0).
 func (c *Client) History(ctx context.Context, n int) ([]history.Entry, error) {
+	var out []history.Entry
+	return out, c.get(ctx, fmt.Sprintf("%s?n=%d", PathHistory, max(n, 0)), &out)
+}
+
+// get asks for path and decodes the JSON answer into v, within
+// statusTimeout.
+func (c *Client) get(ctx context.Context, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://drainctl%s?n=%d", PathHistory, max(n, 0)), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://drainctl"+path, nil)
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return nil, unwrapDial(err)
+		return unwrapDial(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, decodeError(resp)
+		return decodeError(resp)
 	}
-	var out []history.Entry
-	return out, json.NewDecoder(resp.Body).Decode(&out)
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func decodeError(resp *http.Response) error {
