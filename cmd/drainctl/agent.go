@@ -35,7 +35,7 @@ func agentCommand() *cli.Command {
 			socketFlag(),
 			&cli.StringFlag{Name: "socket-group", Usage: "`GROUP` allowed to use the socket (default: drainctl if it exists, else root only)"},
 			&cli.StringFlag{Name: "state-dir", Value: agent.DefaultStateDir, Usage: "`DIR` for the state file"},
-			&cli.StringFlag{Name: "backend", Value: "auto", Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy"},
+			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DRAINCTL_BACKEND"}, Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy"},
 			&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"}, Usage: "forward `FROM:TO`; repeat for several (default: 81:80)"},
 			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (Prometheus) on TCP `HOST:PORT`, e.g. 127.0.0.1:9188 (the socket always serves it)"},

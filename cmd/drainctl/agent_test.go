@@ -568,3 +568,35 @@ func TestAgentHistory(t *testing.T) {
 		t.Fatalf("history -n 2:\n%q", text)
 	}
 }
+
+// The exit codes of the README's table that no other test reaches: no
+// agent (4), a failed restart command (9), a drain deadline with
+// --on-deadline abort (3), and where each leaves the server.
+func TestAgentExitCodes(t *testing.T) {
+	if _, stderr, code := drainctl(t, nil, "--socket", filepath.Join(t.TempDir(), "none.sock"), "status"); code != exitUnreachable {
+		t.Fatalf("no agent: exit %d, want %d: %s", code, exitUnreachable, stderr)
+	}
+
+	h := newHost(t)
+	h.agent(t, "--restart-cmd", "echo 'apache2: bad' >&2; exit 3")
+	if _, stderr, code := h.ctl(t, "restart"); code != exitRestart || !strings.Contains(stderr, "apache2: bad") {
+		t.Fatalf("failed restart command: exit %d, want %d: %s", code, exitRestart, stderr)
+	}
+	if st := h.status(t); st.State.Phase != state.Held || !withdrawn(st) {
+		t.Fatalf("after a failed restart command the server stays out: %+v", st)
+	}
+
+	h = newHost(t)
+	h.agent(t)
+	c := h.cli.Dial(t, "198.18.0.1:81")
+	c.MustGet(t)
+	stop := keepBusy(t, c)
+	_, stderr, code := h.ctl(t, "maintenance", "enter", "--deadline", "1500ms", "--on-deadline", "abort")
+	stop()
+	if code != exitDeadline {
+		t.Fatalf("busy server, --on-deadline abort: exit %d, want %d: %s", code, exitDeadline, stderr)
+	}
+	if st := h.status(t); !inService(st) || h.exists("restarted") {
+		t.Fatalf("after an aborted drain the server is back and nothing restarted: %+v", st)
+	}
+}

@@ -43,12 +43,18 @@ func TestMain(m *testing.M) {
 // returns its stdout, stderr and exit code.
 func drainctl(t *testing.T, ns *nstest.NS, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return drainctlEnv(t, nil, ns, args...)
+}
+
+// drainctlEnv is drainctl with more environment variables (NAME=VALUE).
+func drainctlEnv(t *testing.T, env []string, ns *nstest.NS, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmdline := append([]string{binary}, args...)
 	if ns != nil {
 		cmdline = append([]string{"ip", "netns", "exec", ns.Name}, cmdline...)
 	}
 	cmd := exec.Command(cmdline[0], cmdline[1:]...)
-	cmd.Env = testEnv
+	cmd.Env = append(append([]string{}, testEnv...), env...)
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -185,25 +191,9 @@ func TestConnectionsAndWaitDrained(t *testing.T) {
 	}
 
 	// A client that keeps working holds the drain open: abort at the deadline.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; i < 100; i++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			if err := through.Get(); err != nil {
-				t.Errorf("busy client: %v", err)
-				return
-			}
-		}
-	}()
+	stop := keepBusy(t, through)
 	out, stderr, code = drainctl(t, srv, "wait-drained", "--min-wait", "0s", "--deadline", "1500ms", "--idle-after", "500ms", "--on-deadline", "abort", "--poll", "100ms")
-	close(stop)
-	<-done
+	stop()
 	if code != exitDeadline || !strings.Contains(stderr, "drain deadline passed with active connections: 1 left") {
 		t.Fatalf("wait-drained with a busy client: exit %d, want %d\n%s%s", code, exitDeadline, out, stderr)
 	}
@@ -229,4 +219,43 @@ func TestVersion(t *testing.T) {
 			t.Fatalf("--version (exit %d) lacks %q:\n%s", code, want, out)
 		}
 	}
+}
+
+// agent --check prints the settings it would run with: DRAINCTL_BACKEND
+// chooses the backend as the README says, a flag beats it, and durations
+// are milliseconds.
+func TestAgentCheckSettings(t *testing.T) {
+	out, stderr, code := drainctlEnv(t, []string{"DRAINCTL_BACKEND=iptables-nft"}, nil, "agent", "--check", "--restart-cmd", "true")
+	if code != 0 || !strings.Contains(out, `"backend": "iptables-nft"`) || !strings.Contains(out, `"deadline_ms": 60000`) || !strings.Contains(out, `"timeout_ms": 15000`) {
+		t.Fatalf("exit %d: %s%s", code, out, stderr)
+	}
+	out, _, code = drainctlEnv(t, []string{"DRAINCTL_BACKEND=iptables-nft"}, nil, "agent", "--check", "--restart-cmd", "true", "--backend", "nftables")
+	if code != 0 || !strings.Contains(out, `"backend": "nftables"`) {
+		t.Fatalf("--backend beside DRAINCTL_BACKEND: exit %d: %s", code, out)
+	}
+	_, stderr, code = drainctlEnv(t, []string{"DRAINCTL_BACKEND=pf"}, nil, "agent", "--check", "--restart-cmd", "true")
+	if code != exitUsage || !strings.Contains(stderr, `"pf"`) {
+		t.Fatalf("DRAINCTL_BACKEND=pf: exit %d: %s", code, stderr)
+	}
+}
+
+// keepBusy makes c a user at work: a request every 50 ms, at most 100 (5 s),
+// until the returned stop is called (which waits for the last request).
+func keepBusy(t *testing.T, c *nstest.Client) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ {
+			select {
+			case <-quit:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if err := c.Get(); err != nil {
+				t.Errorf("busy client: %v", err)
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }

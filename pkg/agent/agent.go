@@ -5,6 +5,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
@@ -31,23 +33,33 @@ import (
 // Settings are everything the agent needs; see config.File for the file
 // form and `drainctl agent --help` for the flags.
 type Settings struct {
-	Socket      string
-	SocketGroup string // a group name or number; "" = "drainctl" if it exists, else root only
-	StateDir    string
-	Backend     string
-	Forwards    []forward.Forward
-	Reconcile   time.Duration
-	Policy      drain.Policy
-	ConfigTest  runner.Command
-	Restart     runner.Command
+	Socket      string            `json:"socket"`
+	SocketGroup string            `json:"socket_group"` // a group name or number; "" = "drainctl" if it exists, else root only
+	StateDir    string            `json:"state_dir"`
+	Backend     string            `json:"backend"`
+	Forwards    []forward.Forward `json:"forwards"`
+	Reconcile   time.Duration     `json:"-"`
+	Policy      drain.Policy      `json:"drain"`
+	ConfigTest  runner.Command    `json:"configtest"`
+	Restart     runner.Command    `json:"restart"`
 	// RestartReason says why the restart command was chosen, when it was.
-	RestartReason string `json:",omitempty"`
+	RestartReason string `json:"restart_reason,omitempty"`
 	// MetricsListen, when set, is a TCP address (host:port) that serves
 	// /metrics too; the control socket always does.
-	MetricsListen string `json:",omitempty"`
+	MetricsListen string `json:"metrics_listen,omitempty"`
 	// Build describes this binary, for drainctl_build_info.
-	Build metrics.Build
-	Ready ready.Check
+	Build metrics.Build `json:"build"`
+	Ready ready.Check   `json:"ready"`
+}
+
+// MarshalJSON is for `agent --check`: durations in milliseconds, as in
+// all of drainctl's JSON.
+func (s Settings) MarshalJSON() ([]byte, error) {
+	type fields Settings
+	return json.Marshal(struct {
+		fields
+		Reconcile jsonms.Duration `json:"reconcile_interval_ms"`
+	}{fields(s), jsonms.Duration(s.Reconcile)})
 }
 
 // Defaults for the settings the agent needs.
@@ -60,6 +72,10 @@ const (
 // Validate checks the settings before anything is touched.
 func (s Settings) Validate() error {
 	if err := forward.CheckSet(s.Forwards); err != nil {
+		return err
+	}
+	// Only the name: which backend auto picks is the start's business.
+	if _, err := forward.Choose(s.Backend, forward.HostRules{}); err != nil {
 		return err
 	}
 	if err := s.Policy.Validate(); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/state"
 )
 
 // Engine is what the server drives (maintenance.Engine).
@@ -48,9 +49,9 @@ func (s *Server) HandleMetrics(h http.Handler) { s.mux.Handle("GET "+PathMetrics
 func NewServer(e Engine, log *slog.Logger) *Server {
 	s := &Server{e: e, log: log, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET "+PathStatus, s.status)
-	s.mux.HandleFunc("POST "+PathEnter, s.op(e.Enter))
-	s.mux.HandleFunc("POST "+PathExit, s.op(e.Exit))
-	s.mux.HandleFunc("POST "+PathRestart, s.op(e.Restart))
+	s.mux.HandleFunc("POST "+PathEnter, s.op(state.OpEnter, e.Enter))
+	s.mux.HandleFunc("POST "+PathExit, s.op(state.OpExit, e.Exit))
+	s.mux.HandleFunc("POST "+PathRestart, s.op(state.OpRestart, e.Restart))
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
 	s.mux.HandleFunc("GET "+PathHistory, s.history)
 	return s
@@ -187,7 +188,7 @@ func DecodeRequest(r io.Reader) (maintenance.Request, error) {
 
 // op runs an operation and streams its progress as JSON lines. The
 // operation runs in its own goroutine: if the client goes away it goes on.
-func (s *Server) op(run func(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)) http.HandlerFunc {
+func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// The body must arrive within bodyTimeout: a client that sends it
 		// slowly, or never finishes, is cut off instead of holding a
@@ -219,6 +220,14 @@ func (s *Server) op(run func(maintenance.Request, func(maintenance.Event)) (main
 					me = &maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}
 				}
 				l.Error = me
+				// A refused operation (busy) did nothing: the result
+				// still names it and where the server is.
+				if res.Phase == "" {
+					res.Phase = me.Phase
+				}
+			}
+			if res.Op == "" {
+				res.Op = op
 			}
 			done <- l
 			s.log.Info("operation ended", "who", req.Who, "phase", res.Phase, "err", err)

@@ -51,18 +51,18 @@ var ErrDeadline = errors.New("drain deadline passed with active connections")
 // from DefaultPolicy.
 type Policy struct {
 	// Poll is how often the connection table is read.
-	Poll time.Duration `json:"poll"`
+	Poll time.Duration `json:"-"`
 	// MinWait is the least time a drain takes, whatever the table says: it
 	// covers the load balancer's time to notice the withdrawn forward
 	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
-	MinWait time.Duration `json:"min_wait"`
+	MinWait time.Duration `json:"-"`
 	// Quiet is how long no active connection must be seen.
-	Quiet time.Duration `json:"quiet"`
+	Quiet time.Duration `json:"-"`
 	// IdleAfter: a connection that carried no data for this long is idle,
 	// not a user at work.
-	IdleAfter time.Duration `json:"idle_after"`
+	IdleAfter time.Duration `json:"-"`
 	// Deadline ends the drain even if it is not quiet.
-	Deadline time.Duration `json:"deadline"`
+	Deadline time.Duration `json:"-"`
 	// OnDeadline: proceed (the default) or abort.
 	OnDeadline OnDeadline `json:"on_deadline"`
 	// Ignore lists peers whose connections never count (monitoring).
@@ -130,8 +130,8 @@ type ConnSummary struct {
 	Path conntable.Path `json:"path"`
 	// Age is how long drainctl has seen it (since the first poll that
 	// listed it).
-	Age  time.Duration `json:"age"`
-	Idle time.Duration `json:"idle"`
+	Age  time.Duration `json:"-"`
+	Idle time.Duration `json:"-"`
 }
 
 // PeerCount is the number of active connections of one peer address.
@@ -143,7 +143,7 @@ type PeerCount struct {
 // Event is one poll's view, for live displays and the API.
 type Event struct {
 	Time    time.Time     `json:"time"`
-	Elapsed time.Duration `json:"elapsed"`
+	Elapsed time.Duration `json:"-"`
 	// Active connections hold the drain open; by path and by peer (the 10
 	// busiest peers).
 	Active int                    `json:"active"`
@@ -157,9 +157,9 @@ type Event struct {
 	New     int `json:"new"`
 	Ignored int `json:"ignored"`
 	// QuietFor is how long no active connection has been seen.
-	QuietFor time.Duration `json:"quiet_for"`
+	QuietFor time.Duration `json:"-"`
 	// DeadlineIn is the time left before the deadline.
-	DeadlineIn time.Duration `json:"deadline_in"`
+	DeadlineIn time.Duration `json:"-"`
 	// Outcome is set on the last event.
 	Outcome Outcome `json:"outcome,omitempty"`
 }
@@ -167,7 +167,7 @@ type Event struct {
 // Result is how a drain ended.
 type Result struct {
 	Outcome Outcome       `json:"outcome"`
-	Elapsed time.Duration `json:"elapsed"`
+	Elapsed time.Duration `json:"-"`
 	// Remaining is the number of active connections at the end.
 	Remaining int   `json:"remaining"`
 	Last      Event `json:"last"`

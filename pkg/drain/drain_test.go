@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"strings"
@@ -222,5 +223,30 @@ func TestValidate(t *testing.T) {
 	}
 	if err := DefaultPolicy().Validate(); err != nil {
 		t.Errorf("default policy: %v", err)
+	}
+}
+
+// Durations are whole milliseconds in _ms fields, both ways.
+func TestJSONDurationsInMilliseconds(t *testing.T) {
+	ev := Event{Elapsed: 1500 * time.Millisecond, QuietFor: 250 * time.Millisecond, DeadlineIn: time.Minute, Active: 3,
+		Oldest: &ConnSummary{Age: 2 * time.Second, Idle: 10 * time.Millisecond}}
+	r := Result{Outcome: Drained, Elapsed: 3 * time.Second, Remaining: 1, Last: ev}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"elapsed_ms":3000`, `"elapsed_ms":1500`, `"quiet_for_ms":250`, `"deadline_in_ms":60000`, `"age_ms":2000`, `"idle_ms":10`, `"active":3`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: no %s", b, want)
+		}
+	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Elapsed != r.Elapsed || back.Last.DeadlineIn != time.Minute || back.Last.Oldest.Age != 2*time.Second || back.Last.Active != 3 {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	pb, _ := json.Marshal(DefaultPolicy())
+	var p Policy
+	if err := json.Unmarshal(pb, &p); err != nil || p.Deadline != DefaultPolicy().Deadline || p.OnDeadline != Proceed || !strings.Contains(string(pb), `"deadline_ms":60000`) {
+		t.Fatalf("policy %s: %+v, %v", pb, p, err)
 	}
 }

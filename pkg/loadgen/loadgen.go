@@ -10,6 +10,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/drainctl/drainctl/pkg/jsonms"
 )
 
 // Config bounds a run in time and in requests.
@@ -62,7 +65,7 @@ type Result struct {
 	Moved    int              `json:"users_moved"`
 	Moves    []Move           `json:"moves,omitempty"`
 	ByServer map[string]int64 `json:"by_server"`
-	Elapsed  time.Duration    `json:"elapsed"`
+	Elapsed  time.Duration    `json:"-"`
 }
 
 // Run is a load run in progress.
@@ -224,4 +227,14 @@ func (r *Run) Stop() Result {
 	r.cancel()
 	r.wg.Wait()
 	return r.Snapshot()
+}
+
+// MarshalJSON gives Elapsed as whole milliseconds (elapsed_ms), as
+// drainctl's JSON gives every duration.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type fields Result
+	return json.Marshal(struct {
+		fields
+		Elapsed jsonms.Duration `json:"elapsed_ms"`
+	}{fields(r), jsonms.Duration(r.Elapsed)})
 }

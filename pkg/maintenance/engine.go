@@ -82,9 +82,9 @@ type History interface {
 type Request struct {
 	Who    string        `json:"who"`
 	Reason string        `json:"reason,omitempty"`
-	TTL    time.Duration `json:"ttl,omitempty"` // enter: end the hold by itself
+	TTL    time.Duration `json:"-"` // enter: end the hold by itself
 	// Deadline and OnDeadline override the drain policy's, when set.
-	Deadline   time.Duration    `json:"deadline,omitempty"`
+	Deadline   time.Duration    `json:"-"`
 	OnDeadline drain.OnDeadline `json:"on_deadline,omitempty"`
 }
 
@@ -107,7 +107,7 @@ type Result struct {
 	Drain      *drain.Result  `json:"drain,omitempty"`
 	ConfigTest *runner.Output `json:"configtest,omitempty"`
 	Restart    *runner.Output `json:"restart,omitempty"`
-	Elapsed    time.Duration  `json:"elapsed"`
+	Elapsed    time.Duration  `json:"-"`
 }
 
 // Status is the engine's state for `drainctl status`.
@@ -627,9 +627,10 @@ func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Res
 	if err := e.transition(op, state.Restarting, "", progress); err != nil {
 		return res, err
 	}
-	out, err = e.d.Runner.Restart(e.ctx)
-	res.Restart = &out
-	e.publish(Event{Op: op, Phase: state.Restarting, Output: &out}, progress)
+	// A variable of its own: res.ConfigTest points at out.
+	rout, err := e.d.Runner.Restart(e.ctx)
+	res.Restart = &rout
+	e.publish(Event{Op: op, Phase: state.Restarting, Output: &rout}, progress)
 	if err != nil && e.ctx.Err() != nil {
 		return res, errStopping
 	}

@@ -76,6 +76,10 @@ func TestRestartHappyPath(t *testing.T) {
 	if err != nil || res.Phase != state.InService || res.ConfigTest == nil || res.Restart == nil {
 		t.Fatalf("%+v, %v", res, err)
 	}
+	// Each command's own output (the restart's once overwrote the config test's).
+	if res.ConfigTest.Command != "apache2ctl -t" || res.ConfigTest.Output != "Syntax OK" || res.Restart.Command != "apache2ctl -k graceful" {
+		t.Errorf("config test %+v, restart %+v", *res.ConfigTest, *res.Restart)
+	}
 	want := phases(state.Withdrawing, state.Draining, state.ConfigTest, state.Restarting, state.ReadyCheck, state.Restoring, state.InService)
 	if !reflect.DeepEqual(r.store.saves, want) || !reflect.DeepEqual(seen, want) {
 		t.Errorf("phases written %v, announced %v; want %v", r.store.saves, seen, want)

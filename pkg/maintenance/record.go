@@ -1,6 +1,7 @@
 package maintenance
 
 import (
+	"strings"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/history"
@@ -54,9 +55,20 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	if res.Restart != nil {
 		entry.RestartExit = &res.Restart.ExitCode
 	}
-	e.log.Info("operation", "op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
-		"error", entry.Error, "phase", entry.Phase, "duration_ms", entry.DurationMS, "phases", entry.Phases,
-		"configtest_exit", entry.ConfigTestExit, "restart_exit", entry.RestartExit)
+	// One structured line per operation for the journal: plain values
+	// only (a pointer or a struct would print as an address or Go syntax).
+	attrs := []any{"op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
+		"error", entry.Error, "phase", entry.Phase, "duration_ms", entry.DurationMS}
+	for _, p := range entry.Phases {
+		attrs = append(attrs, strings.ReplaceAll(p.Phase, "-", "_")+"_ms", p.DurationMS)
+	}
+	if entry.ConfigTestExit != nil {
+		attrs = append(attrs, "configtest_exit", *entry.ConfigTestExit)
+	}
+	if entry.RestartExit != nil {
+		attrs = append(attrs, "restart_exit", *entry.RestartExit)
+	}
+	e.log.Info("operation", attrs...)
 	if e.d.Observer != nil {
 		e.d.Observer.Observe(entry)
 	}

@@ -30,7 +30,11 @@ type Source interface {
 }
 
 // Build describes the binary, for drainctl_build_info.
-type Build struct{ Version, Commit, GoVersion string }
+type Build struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+}
 
 // Metrics is the registry and the counters fed by finished operations.
 type Metrics struct {

@@ -19,9 +19,9 @@ type Check struct {
 	// (virtual host) to ask for, while URL names the address to ask.
 	Host string `json:"host,omitempty"`
 	// Timeout bounds the whole check; it retries until then.
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration `json:"-"`
 	// Interval between attempts.
-	Interval time.Duration `json:"interval"`
+	Interval time.Duration `json:"-"`
 }
 
 // Wait retries the check until it passes or the timeout passes, and returns

@@ -56,7 +56,7 @@ func detectRestart(ctx context.Context, runDir, systemctl string) (cmd, reason s
 // Command is one shell command with a time limit.
 type Command struct {
 	Line    string        `json:"command"`
-	Timeout time.Duration `json:"timeout"`
+	Timeout time.Duration `json:"-"`
 }
 
 // Output is what a command printed and how it ended.
@@ -64,7 +64,7 @@ type Output struct {
 	Command  string        `json:"command"`
 	Output   string        `json:"output"` // stdout and stderr, the last 16 KiB
 	ExitCode int           `json:"exit_code"`
-	Duration time.Duration `json:"duration"`
+	Duration time.Duration `json:"-"`
 }
 
 const keep = 16 << 10
