@@ -1,7 +1,7 @@
 # drainctl. `sudo make demo` shows it working; `sudo make test` runs every test.
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 
-.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean
+.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean man
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -40,6 +40,12 @@ unit:
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkForward -benchtime 200x -count 3 ./pkg/forward
 	$(GO) test -run '^$$' -bench BenchmarkConnTable -benchtime 20x ./pkg/conntable
+
+## man: write the man pages (docs/man) from the CLI's definitions; make
+## test fails when the committed pages differ from what the code makes
+man:
+	rm -f docs/man/*.8
+	$(GO) run ./cmd/drainctl man docs/man
 
 deps:
 	scripts/install-deps.sh

@@ -32,6 +32,24 @@ const (
 	exitRestart     = 9 // the restart command failed: the server stays out
 )
 
+// exitCodes describes each code for drainctl(8); README.md's table says
+// the same with where each leaves the server.
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{exitOK, "done"},
+	{exitError, "the operation failed (netfilter, the state file); the message says where"},
+	{exitUsage, "bad usage or bad config: nothing was changed"},
+	{exitDeadline, "the drain deadline passed with active connections and --on-deadline abort: back in service, nothing restarted"},
+	{exitUnreachable, "no agent answers on the socket"},
+	{exitBusy, "another operation runs, or a maintenance holds the server (the message names who)"},
+	{exitConfigTest, "the config test failed: nothing restarted, back in service"},
+	{exitNotReady, "the readiness check failed: the server stays out"},
+	{exitPermission, "the socket refused this user: use sudo or join its group"},
+	{exitRestart, "the restart command failed: the server stays out"},
+}
+
 // exitCode maps an error to the exit code scripts see.
 func exitCode(err error) int {
 	var ec cli.ExitCoder
@@ -139,8 +157,12 @@ func newApp() *cli.App {
 			return nil
 		},
 		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), eventsCommand(), historyCommand(), agentCommand(), configCommand(),
-			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand()},
-		HideHelpCommand: true,
+			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand(),
+			completionCommand(), manCommand()},
+		// Completion asks the binary (completion.bash): it lists commands
+		// and flags and runs no action.
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
 		// Errors are printed once, by run.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
