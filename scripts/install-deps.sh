@@ -3,7 +3,9 @@
 # when something is missing. Pass --always to update and install anyway
 # (CI does). Go itself is expected at /usr/local/go or on PATH.
 set -euo pipefail
-PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw)
+# systemd: systemd-analyze and systemd-sysusers for the package tests;
+# rpm: to read the .rpm; util-linux: unshare and nsenter for their sandbox.
+PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

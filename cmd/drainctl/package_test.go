@@ -1,0 +1,265 @@
+package main
+
+// The .deb, installed, upgraded, removed and purged for real by dpkg, in a
+// sandbox: a mount namespace whose root is an overlay of the host's (the
+// writes land in a tmpfs that dies with the test) and a network namespace
+// of its own. The host's packages, files and rules are never touched.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// sandbox is a throw-away copy-on-write root with its own network.
+type sandbox struct {
+	t    *testing.T
+	pid  int    // the process that holds the namespaces
+	dir  string // a tmpfs in the sandbox's mount namespace: upper, work, root
+	root string
+}
+
+const sandboxSetup = `set -e
+mount -t tmpfs tmpfs "$1"
+mkdir "$1/upper" "$1/work" "$1/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$1/upper,workdir=$1/work" "$1/root"
+mount --rbind /dev "$1/root/dev"
+mount -t proc proc "$1/root/proc"
+mount --rbind /sys "$1/root/sys"
+mount -t tmpfs tmpfs "$1/root/run"
+mount -t tmpfs tmpfs "$1/root/tmp"
+ip link set lo up
+echo ready
+exec sleep 600
+`
+
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "drainctl-pkg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cmd := exec.Command("unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", sandboxSetup, "sandbox", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killing the holder ends the namespaces and every mount in them.
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("sandbox: %q, %v", line, err)
+	}
+	return &sandbox{t: t, pid: cmd.Process.Pid, dir: dir, root: filepath.Join(dir, "root")}
+}
+
+// nsenter is the command line that runs args in the sandbox's namespaces,
+// chrooted into its root unless host is set.
+func (s *sandbox) nsenter(host bool, args ...string) []string {
+	line := []string{"nsenter", "-t", fmt.Sprint(s.pid), "-m", "-n"}
+	if !host {
+		line = append(line, "chroot", s.root)
+	}
+	return append(line, args...)
+}
+
+// sh runs a shell command in the sandbox (at most 60 s) and returns its
+// output and exit status.
+func (s *sandbox) sh(script string) (string, int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	line := s.nsenter(false, "sh", "-c", script)
+	cmd := exec.CommandContext(ctx, line[0], line[1:]...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatalf("%s: %v", script, err)
+	}
+	return string(out), 0
+}
+
+func (s *sandbox) must(script string) string {
+	s.t.Helper()
+	out, code := s.sh(script)
+	if code != 0 {
+		s.t.Fatalf("%s: exit %d\n%s", script, code, out)
+	}
+	return out
+}
+
+// copyIn puts a host file into the sandbox's /tmp.
+func (s *sandbox) copyIn(src string) string {
+	s.t.Helper()
+	dst := "/tmp/" + filepath.Base(src)
+	line := s.nsenter(true, "cp", src, filepath.Join(s.root, dst))
+	if out, err := exec.Command(line[0], line[1:]...).CombinedOutput(); err != nil {
+		s.t.Fatalf("copy %s in: %v\n%s", src, err, out)
+	}
+	return dst
+}
+
+// agent starts the installed agent as its unit does (ExecStart, with
+// the packaged config) and waits until it answers; stop sends SIGTERM,
+// as systemctl stop does, and waits for it to exit.
+func (s *sandbox) agent() (stop func()) {
+	s.t.Helper()
+	line := s.nsenter(false, "/usr/bin/drainctl", "agent")
+	cmd := exec.Command(line[0], line[1:]...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	log, _ := os.Create(filepath.Join(s.t.TempDir(), "agent.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+	}
+	s.t.Cleanup(func() { cmd.Process.Kill(); stop() })
+	for i := 0; i < 100; i++ {
+		if _, code := s.sh("drainctl status"); code == 0 {
+			return stop
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(log.Name())
+	s.t.Fatalf("the installed agent did not answer:\n%s", b)
+	return nil
+}
+
+// buildPackages runs `make package` for a version into a temp dir and
+// returns the .deb and .rpm.
+func buildPackages(t *testing.T, version string) (deb, rpm string) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("make", "-C", "../..", "package", "VERSION="+version,
+		"BIN="+filepath.Join(dir, "bin"), "DIST="+filepath.Join(dir, "dist"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make package: %v\n%s", err, out)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "*.deb"))
+	rpms, _ := filepath.Glob(filepath.Join(dir, "dist", "*.rpm"))
+	if len(debs) != 1 || len(rpms) != 1 {
+		t.Fatalf("make package made %v and %v", debs, rpms)
+	}
+	return debs[0], rpms[0]
+}
+
+// The package's life on a host: install (enabled, not started; the unit
+// verifies), a held maintenance through an upgrade, remove (conffile and
+// state stay, and the forward), purge (nothing stays).
+func TestPackageDeb(t *testing.T) {
+	nstest.RequireRoot(t)
+	nstest.RequireCmd(t, "dpkg", "unshare", "nsenter", "systemd-analyze", "nft")
+	oldDeb, _ := buildPackages(t, "0.0.1")
+	newDeb, newRPM := buildPackages(t, "0.0.2")
+	s := newSandbox(t)
+	oldDeb, newDeb = s.copyIn(oldDeb), s.copyIn(newDeb)
+
+	// Install.
+	s.must("dpkg -i " + oldDeb)
+	if out := s.must("drainctl --version"); !strings.HasPrefix(out, "drainctl 0.0.1\n") {
+		t.Fatalf("--version after install:\n%s", out)
+	}
+	s.must("systemd-analyze verify /usr/lib/systemd/system/drainctl.service /usr/lib/systemd/system/drainctl-forward.service")
+	s.must("test -L /etc/systemd/system/multi-user.target.wants/drainctl.service")
+	if out, code := s.sh("test -e /run/drainctl/drainctl.sock || pgrep -x drainctl"); code == 0 {
+		t.Fatalf("the agent was started on install (the config must be edited first):\n%s", out)
+	}
+	s.must("getent group drainctl")
+	if out := s.must("dpkg-query -W -f '${Conffiles}' drainctl"); !strings.Contains(out, "/etc/drainctl/drainctl.yaml") {
+		t.Fatalf("conffiles: %q", out)
+	}
+	s.must("test -s /usr/share/man/man8/drainctl-maintenance-enter.8.gz && test -s /usr/share/bash-completion/completions/drainctl && test -s /usr/share/zsh/vendor-completions/_drainctl")
+	s.must("drainctl config check")
+
+	// A held maintenance, then an upgrade: the operator's config edit and
+	// the hold both survive, and the new agent resumes held.
+	stop := s.agent()
+	s.must("drainctl maintenance enter --reason 'kernel update'")
+	s.must("echo '# edited by the operator' >> /etc/drainctl/drainctl.yaml")
+	stop() // as systemd's try-restart would: SIGTERM, then the new binary
+	s.must("dpkg -i " + newDeb)
+	if out := s.must("drainctl --version"); !strings.HasPrefix(out, "drainctl 0.0.2\n") {
+		t.Fatalf("--version after upgrade:\n%s", out)
+	}
+	s.must("grep -q 'edited by the operator' /etc/drainctl/drainctl.yaml")
+	stop = s.agent()
+	var st maintenance.Status
+	if out := s.must("drainctl status --json"); json.Unmarshal([]byte(out), &st) != nil ||
+		st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Reason != "kernel update" || !withdrawn(st) {
+		t.Fatalf("after the upgrade the server must still be held and withdrawn:\n%s", out)
+	}
+	stop()
+
+	// Remove: the binary goes; the conffile, the state and the forward's
+	// rules (a held server stays out) stay.
+	s.must("dpkg -r drainctl")
+	if out, code := s.sh("test -e /usr/bin/drainctl"); code == 0 {
+		t.Fatalf("/usr/bin/drainctl after dpkg -r\n%s", out)
+	}
+	s.must("test -f /etc/drainctl/drainctl.yaml && test -f /var/lib/drainctl/state.json")
+	s.must("nft list table inet drainctl >/dev/null || nft list table ip drainctl >/dev/null")
+
+	// Purge: nothing of drainctl stays in the root's writable layer
+	// (dpkg's own database and log aside), and the group is gone.
+	s.must("dpkg -P drainctl")
+	if out, code := s.sh("getent group drainctl"); code == 0 {
+		t.Fatalf("group after purge: %s", out)
+	}
+	line := s.nsenter(true, "find", filepath.Join(s.dir, "upper"), "-mindepth", "1", "-printf", "%P\\n")
+	out, err := exec.Command(line[0], line[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("find: %v\n%s", err, out)
+	}
+	var left []string
+	for _, p := range strings.Split(string(out), "\n") {
+		if strings.Contains(p, "drainctl") && !strings.HasPrefix(p, "var/lib/dpkg/") && !strings.HasPrefix(p, "var/log/") {
+			left = append(left, p)
+		}
+	}
+	if len(left) > 0 {
+		t.Fatalf("left after dpkg -P:\n%s", strings.Join(left, "\n"))
+	}
+
+	// The .rpm holds the same files, the config marked as such.
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Fatal("rpm is needed to read the .rpm: apt-get install rpm")
+	}
+	list, err := exec.Command("rpm", "-qlp", newRPM).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rpm -qlp: %v\n%s", err, list)
+	}
+	for _, want := range []string{"/usr/bin/drainctl", "/usr/lib/systemd/system/drainctl.service", "/usr/lib/sysusers.d/drainctl.conf", "/usr/share/man/man8/drainctl.8.gz"} {
+		if !strings.Contains(string(list), want+"\n") {
+			t.Errorf("the .rpm lacks %s:\n%s", want, list)
+		}
+	}
+	if conf, err := exec.Command("rpm", "-qcp", newRPM).CombinedOutput(); err != nil || strings.TrimSpace(string(conf)) != "/etc/drainctl/drainctl.yaml" {
+		t.Errorf("rpm config files: %v\n%s", err, conf)
+	}
+}
