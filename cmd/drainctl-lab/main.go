@@ -1,7 +1,7 @@
 // Command drainctl-lab runs the demo: real HAProxy and two real Apache
 // servers in network namespaces, users under load, and one app server
 // restarted twice over — by drainctl, and the naive way of the original
-// blog post — with a report side by side. `make demo` runs it.
+// blog post (docs/design.md describes it) — with a report side by side. `make demo` runs it.
 package main
 
 import (
@@ -30,6 +30,8 @@ type outcome struct {
 	down, drain, restart time.Duration
 	up, total            time.Duration
 	downOK, upOK         bool
+	drainOutcome         string // drainctl's: drained, deadline-proceed
+	leftover             error  // what Close could not remove
 }
 
 func main() {
@@ -52,7 +54,11 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	title("the naive way (the blog post): traffic through 81, plain checks, delete the REDIRECT, restart, add it back")
+	// The naive way is the procedure drainctl started from, as a blog post
+	// described it (docs/design.md): HAProxy sends traffic to port 81 and
+	// checks it plainly; the operator deletes the REDIRECT, restarts
+	// Apache and adds the REDIRECT back.
+	title("the naive way (a common recipe): traffic through 81, plain checks, delete the REDIRECT, restart, add it back")
 	naive, err := run(ctx, bin, *backend, lab.Naive)
 	if err != nil {
 		fail(err)
@@ -71,18 +77,55 @@ func main() {
 	row("whole cycle", func(o outcome) string { return dur(o.total, true) })
 	w.Flush()
 	fmt.Println()
-	for _, f := range naive.res.Failures {
-		if f.User >= 0 {
-			fmt.Printf("naive: first failure: user %d got %s %s\n", f.User, f.Kind, f.Err)
-			break
+	fmt.Print(conclusion(good, naive))
+}
+
+// conclusion says what this run showed, from its own figures: the claims
+// are made only when the numbers carry them.
+func conclusion(good, naive outcome) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	if good.res.Failed == 0 && good.res.Moved == 0 {
+		p("drainctl: web1 was restarted with %d requests served, none failed, and no sticky user moved.", good.res.Requests)
+	} else {
+		p("drainctl: %d of %d requests failed and %d sticky users moved: NOT what drainctl promises; the lines above show where.",
+			good.res.Failed, good.res.Requests, good.res.Moved)
+	}
+	if naive.res.Failed > 0 || naive.res.Moved > 0 {
+		p("The naive way, under the same load: %d failed requests, %d sticky users moved.", naive.res.Failed, naive.res.Moved)
+		for _, f := range naive.res.Failures {
+			if f.User >= 0 {
+				p("  its first failed user: user %d got %s %s", f.User, f.Kind, f.Err)
+				break
+			}
+		}
+	} else {
+		p("The naive way lost nothing this time either (%d requests): its losses depend on timing; run the demo again.", naive.res.Requests)
+	}
+	switch good.drainOutcome {
+	case "deadline-proceed":
+		p("drainctl's drain ran to its deadline (%.1fs): web1's sticky users keep using it through the backup", good.drain.Seconds())
+		p("entry, which is what keeps their sessions, so it is never quiet; the graceful restart then")
+		p("finishes their requests in flight.")
+	case "drained":
+		p("drainctl's drain ended when web1 was quiet, after %.1fs.", good.drain.Seconds())
+	}
+	if good.downOK {
+		p("HAProxy marked web1 DOWN %.2fs after the withdraw: drainctl refused only new connections to :81,", good.down.Seconds())
+		p("live ones kept their NAT mapping, and web1's users reached it through its backup entry on :80.")
+	}
+	for _, r := range []struct {
+		name string
+		o    outcome
+	}{{"drainctl", good}, {"naive", naive}} {
+		if r.o.leftover != nil {
+			p("Not everything the %s run made could be removed: %v", r.name, r.o.leftover)
 		}
 	}
-	fmt.Println("drainctl's drain ran to its deadline on purpose: web1's sticky users keep using it through")
-	fmt.Println("the backup entry (that is what keeps their sessions), so it is never quiet; the graceful")
-	fmt.Println("restart then finishes their requests in flight.")
-	fmt.Println("drainctl refuses only NEW connections to :81 (live ones keep their NAT mapping), HAProxy sends")
-	fmt.Println("web1's users to its backup entry on :80 (same cookie), and retry-on covers the keep-alive")
-	fmt.Println("connections Apache's graceful restart closes. Everything this demo made is now removed.")
+	if good.leftover == nil && naive.leftover == nil {
+		p("Every namespace, process and file this demo made is removed.")
+	}
+	return b.String()
 }
 
 func title(s string) { fmt.Printf("\n\033[1m== %s\033[0m\n", s) }
@@ -99,8 +142,7 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func run(ctx context.Context, bin, backend string, p lab.Pattern) (outcome, error) {
-	var o outcome
+func run(ctx context.Context, bin, backend string, p lab.Pattern) (o outcome, err error) {
 	id := fmt.Sprintf("demo%d", os.Getpid()%100000)
 	if p == lab.Naive {
 		id = fmt.Sprintf("naive%d", os.Getpid()%100000)
@@ -110,7 +152,7 @@ func run(ctx context.Context, bin, backend string, p lab.Pattern) (outcome, erro
 	if err != nil {
 		return o, err
 	}
-	defer l.Close()
+	defer func() { o.leftover = l.Close() }()
 	for _, line := range strings.Split(l.HAProxyConfig(), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "server ") {
 			fmt.Println("  haproxy:", strings.TrimSpace(line))
@@ -169,8 +211,7 @@ func run(ctx context.Context, bin, backend string, p lab.Pattern) (outcome, erro
 		}
 		restoredAt = time.Since(start)
 	} else {
-		var err error
-		if o.drain, o.restart, restoredAt, err = drainctlRestart(ctx, bin, web1.Socket, start, at); err != nil {
+		if o.drain, o.restart, restoredAt, o.drainOutcome, err = drainctlRestart(ctx, bin, web1.Socket, start, at); err != nil {
 			return o, err
 		}
 	}
@@ -194,12 +235,12 @@ func run(ctx context.Context, bin, backend string, p lab.Pattern) (outcome, erro
 // drainctlRestart runs `drainctl restart --json` against the agent and
 // prints its progress; it returns the drain time, the restart command's
 // time and when the forward was restored.
-func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, at func() string) (drain, restart, restored time.Duration, err error) {
+func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, at func() string) (drain, restart, restored time.Duration, drainOutcome string, err error) {
 	cmd := exec.CommandContext(ctx, bin, "--socket", socket, "restart", "--reason", "demo", "--json")
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, "", err
 	}
 	lastDrain := time.Duration(-time.Hour)
 	sc := bufio.NewScanner(out)
@@ -217,7 +258,7 @@ func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, a
 				lastDrain = e.Drain.Elapsed
 			}
 			if e.Drain.Outcome != "" {
-				drain = e.Drain.Elapsed
+				drain, drainOutcome = e.Drain.Elapsed, string(e.Drain.Outcome)
 			}
 		case e.Output != nil:
 			fmt.Printf("  %s %s: exit %d in %s\n", at(), e.Output.Command, e.Output.ExitCode, e.Output.Duration.Round(time.Millisecond))
@@ -237,5 +278,5 @@ func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, a
 	if werr := cmd.Wait(); werr != nil && err == nil {
 		err = fmt.Errorf("drainctl restart: %w", werr)
 	}
-	return drain, restart, restored, err
+	return drain, restart, restored, drainOutcome, err
 }

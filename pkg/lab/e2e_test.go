@@ -47,7 +47,11 @@ func startLab(t *testing.T, backend string, p Pattern) *Lab {
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	t.Cleanup(l.Close)
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("lab cleanup: %v", err)
+		}
+	})
 	return l
 }
 

@@ -320,8 +320,10 @@ func (l *Lab) HAProxyConfig() string {
 }
 
 // Close stops every process the lab started (by PID) and deletes its
-// namespaces and directory. Safe to call twice.
-func (l *Lab) Close() {
+// namespaces and directory. It returns what it could not remove (the demo
+// says so instead of claiming a clean machine). Safe to call twice.
+func (l *Lab) Close() error {
+	var errs []error
 	for _, pid := range l.pids {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
@@ -331,19 +333,35 @@ func (l *Lab) Close() {
 		}
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	for _, pid := range l.pids {
+		// A killed child is reaped by its Wait; give it a moment.
+		for i := 0; i < 20 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			errs = append(errs, fmt.Errorf("process %d still runs", pid))
+		}
+	}
 	l.pids = nil
 	for _, w := range l.Webs {
 		if w.ns != nil {
-			w.ns.Close()
+			if err := w.ns.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if l.lb != nil {
-		l.lb.Close()
+		if err := l.lb.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	l.Webs, l.lb = nil, nil
 	if l.o.Dir != "" {
-		os.RemoveAll(l.o.Dir)
+		if err := os.RemoveAll(l.o.Dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	return errors.Join(errs...)
 }
 
 // Dial opens a connection from the load balancer's namespace (to reach
