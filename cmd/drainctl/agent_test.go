@@ -3,6 +3,7 @@ package main
 // Tests of the real agent binary in network namespaces.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -270,7 +271,9 @@ func TestAgentSocketRefusesUsersOutsideTheGroup(t *testing.T) {
 		t.Fatalf("socket mode %v, %v; want 0660", fi.Mode(), err)
 	}
 	as := func(gid string) (string, int) {
-		cmd := exec.Command("setpriv", "--reuid=65534", "--regid="+gid, "--clear-groups", binary, "--socket", h.sock, "status")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid="+gid, "--clear-groups", binary, "--socket", h.sock, "status")
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -353,8 +356,7 @@ func TestAgentEventStream(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	time.Sleep(200 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	stopWithin(t, cmd, 5*time.Second)
 	var phases []string
 	drains := 0
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +69,7 @@ func TestAgentEventsLongLines(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	time.Sleep(300 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
+	stopWithin(t, cmd, 5*time.Second)
 	r := bufio.NewReader(strings.NewReader(out.String()))
 	var phases []string
 	longest := 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/nstest"
 )
@@ -89,7 +91,9 @@ func TestBashCompletion(t *testing.T) {
 		t.Helper()
 		line := "source " + filepath.Join(bin, "drainctl.bash") + "; COMP_WORDS=(" + strings.Join(quoteAll(words), " ") +
 			"); COMP_CWORD=" + strconv.Itoa(len(words)-1) + "; _drainctl; printf '%s\\n' \"${COMPREPLY[@]}\""
-		cmd := exec.Command("ip", "netns", "exec", ns.Name, "bash", "-c", line)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, "bash", "-c", line)
 		cmd.Env = append(append([]string{}, testEnv...), "PATH="+bin+":"+os.Getenv("PATH"))
 		out, err := cmd.CombinedOutput()
 		if err != nil {

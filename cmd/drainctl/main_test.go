@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,11 +55,17 @@ func drainctlEnv(t *testing.T, env []string, ns *nstest.NS, args ...string) (std
 	if ns != nil {
 		cmdline = append([]string{"ip", "netns", "exec", ns.Name}, cmdline...)
 	}
-	cmd := exec.Command(cmdline[0], cmdline[1:]...)
+	// Bounded: a command that hangs fails its test, not the whole run.
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
 	cmd.Env = append(append([]string{}, testEnv...), env...)
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("drainctl %s: still running after %v", strings.Join(args, " "), cliTimeout)
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return o.String(), e.String(), ee.ExitCode()
@@ -258,4 +266,24 @@ func keepBusy(t *testing.T, c *nstest.Client) (stop func()) {
 		}
 	}()
 	return func() { close(quit); <-done }
+}
+
+// cliTimeout bounds every CLI command a test runs; the longest (a restart
+// that waits out a drain deadline) takes well under a minute.
+const cliTimeout = 2 * time.Minute
+
+// stopWithin sends SIGTERM to cmd and waits at most d for it to exit; a
+// process still running then is killed and the test fails.
+func stopWithin(t testing.TB, cmd *exec.Cmd, d time.Duration) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s did not exit within %v of SIGTERM", cmd.Path, d)
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -135,8 +134,7 @@ func (s *sandbox) agent() (stop func()) {
 	stop = func() {
 		if !stopped {
 			stopped = true
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
+			stopWithin(s.t, cmd, 20*time.Second)
 		}
 	}
 	s.t.Cleanup(func() { cmd.Process.Kill(); stop() })
@@ -156,7 +154,10 @@ func (s *sandbox) agent() (stop func()) {
 func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("make", "-C", "../..", "package", "VERSION="+version,
+	// Bounded: the first run builds nfpm itself (about 30 s here).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "-C", "../..", "package", "VERSION="+version,
 		"BIN="+filepath.Join(dir, "bin"), "DIST="+filepath.Join(dir, "dist"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make package: %v\n%s", err, out)

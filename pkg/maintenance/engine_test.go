@@ -217,7 +217,7 @@ func TestOneOperationAtATime(t *testing.T) {
 		}
 	}
 	close(gate)
-	if err := <-done; err != nil {
+	if err := within(t, done, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -474,7 +474,7 @@ func TestStopDuringOperationRecordsNothing(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			if tc.at == state.ReadyCheck {
-				<-r.ready.started
+				within(t, r.ready.started, 10*time.Second)
 			}
 			calls := len(r.fw.Calls())
 			stop()
@@ -575,5 +575,18 @@ func TestSnapshotFollowsTheEnginesChanges(t *testing.T) {
 	r.e.Snapshot()
 	if r.fw.reads != reads {
 		t.Fatalf("two snapshots of unchanged forwards read them %d times", r.fw.reads-reads)
+	}
+}
+
+// within receives from ch, failing the test if nothing comes within d.
+func within[T any](t *testing.T, ch <-chan T, d time.Duration) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("nothing within %v", d)
+		var zero T
+		return zero
 	}
 }

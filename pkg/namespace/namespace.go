@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -84,9 +85,21 @@ func (n *NS) Command(args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...)
 }
 
-// Exec runs a command in the namespace and returns its combined output.
+// ExecTimeout bounds Exec: the commands it runs (nft, iptables-save,
+// apache2 -k start, drainctl forward) take well under a second.
+const ExecTimeout = time.Minute
+
+// Exec runs a command in the namespace and returns its combined output,
+// killing it after ExecTimeout.
 func (n *NS) Exec(args ...string) (string, error) {
-	out, err := n.Command(args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), ExecTimeout)
+	defer cancel()
+	cmd := n.Command(args...)
+	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("killed after %v: %w", ExecTimeout, err)
+	}
 	if err != nil {
 		return string(out), fmt.Errorf("in %s: %s: %w: %s", n.Name, strings.Join(args, " "), err, out)
 	}
