@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/nstest"
@@ -360,10 +361,11 @@ func TestAgentEventStream(t *testing.T) {
 	var phases []string
 	drains := 0
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var ev maintenance.Event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		var l api.Line
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Event == nil {
 			t.Fatalf("bad event line %q: %v", line, err)
 		}
+		ev := l.Event
 		if ev.Drain != nil {
 			drains++
 		} else {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api"
 )
 
 // A client that sends its request slowly, or never finishes it, is cut
@@ -79,11 +79,11 @@ func TestAgentEventsLongLines(t *testing.T) {
 			break
 		}
 		longest = max(longest, len(line))
-		var ev maintenance.Event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		var l api.Line
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Event == nil {
 			t.Fatalf("bad event line (%d bytes): %v", len(line), err)
 		}
-		if ev.Drain == nil && ev.Output == nil {
+		if ev := l.Event; ev.Drain == nil && ev.Output == nil {
 			phases = append(phases, string(ev.Phase))
 		}
 	}

@@ -243,7 +243,7 @@ func eventsCommand() *cli.Command {
 		Usage: "follow the agent's progress events as they happen (any operation, by anyone)",
 		Description: "Prints every transition, drain progress line and command output of the agent\n" +
 			"until interrupted: follow from a second terminal a restart that cron or a\n" +
-			"colleague started. --json prints the events as JSON lines.",
+			"colleague started. --json prints the lines of GET /v1/events ({\"event\": …}).",
 		Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
 		Action: func(c *cli.Context) error {
 			enc := json.NewEncoder(os.Stdout)
@@ -251,7 +251,7 @@ func eventsCommand() *cli.Command {
 			return client(c).Events(c.Context, func(ev maintenance.Event) {
 				switch {
 				case c.Bool("json"):
-					enc.Encode(ev)
+					enc.Encode(api.Line{Event: &ev}) // as GET /v1/events sends it
 				case ev.Drain != nil:
 					drainLine(*ev.Drain)
 				case ev.Output != nil:
