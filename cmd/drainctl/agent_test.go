@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -602,5 +603,91 @@ func TestAgentExitCodes(t *testing.T) {
 	}
 	if st := h.status(t); !inService(st) || h.exists("restarted") {
 		t.Fatalf("after an aborted drain the server is back and nothing restarted: %+v", st)
+	}
+}
+
+// maintenance run: the command's outcome decides, whatever happens to the
+// CLI: success puts the server back, failure holds it with the command's
+// last line, others are busy meanwhile, Ctrl-C is passed on to the
+// command and recorded, a lost terminal (SIGHUP) changes nothing.
+func TestAgentMaintenanceRun(t *testing.T) {
+	h := newHost(t)
+	h.agent(t)
+	log := filepath.Join(h.dir, "run.log")
+
+	out, stderr, code := h.ctl(t, "maintenance", "run", "--reason", "patch", "--log", log, "--", "sh", "-c", "echo step one; echo step two")
+	if code != 0 || !strings.Contains(out, "step two") || !inService(h.status(t)) {
+		t.Fatalf("a good command: exit %d\n%s%s", code, out, stderr)
+	}
+	if b, _ := os.ReadFile(log); string(b) != "step one\nstep two\n" {
+		t.Fatalf("log: %q", b)
+	}
+
+	_, stderr, code = h.ctl(t, "maintenance", "run", "--log", log, "--", "sh", "-c", "echo 'E: dpkg was interrupted' >&2; exit 100")
+	st := h.status(t)
+	if code != exitCommand || st.State.Phase != state.Held || !withdrawn(st) || !strings.Contains(st.State.Holder.Reason, "failed with exit status 100") ||
+		!strings.Contains(st.State.LastError, "E: dpkg was interrupted") {
+		t.Fatalf("a failed command: exit %d, %s; status %+v", code, stderr, st.State)
+	}
+	if _, _, code := h.ctl(t, "maintenance", "exit"); code != 0 {
+		t.Fatal("an operator's exit after the failed run")
+	}
+	if _, _, code := h.ctl(t, "maintenance", "run", "--on-failure", "exit", "--log", log, "--", "false"); code != exitCommand || !inService(h.status(t)) {
+		t.Fatalf("--on-failure exit: exit %d, status %+v", code, h.status(t).State)
+	}
+
+	// Ctrl-C reaches the CLI's process group (the terminal's foreground);
+	// the command, in its own group, gets it from drainctl. While it runs
+	// others are busy. A SIGHUP to the CLI's group is ignored.
+	run := func(script string) (*exec.Cmd, *strings.Builder) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		cmd := exec.CommandContext(ctx, binary, "--socket", h.sock, "maintenance", "run", "--log", log, "--", "sh", "-c", script)
+		cmd.Env = testEnv
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100 && !strings.Contains(out.String(), "running sh"); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		return cmd, &out
+	}
+	cmd, out2 := run(`trap 'echo got INT; exit 130' INT; sleep 20 & wait`)
+	for _, args := range [][]string{{"restart"}, {"maintenance", "exit"}, {"maintenance", "enter"}} {
+		if _, stderr, code := h.ctl(t, args...); code != exitBusy || !strings.Contains(stderr, "maintenance run of") {
+			t.Errorf("%v while the command runs: exit %d: %s", args, code, stderr)
+		}
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitCommand || !strings.Contains(out2.String(), "got INT") {
+		t.Fatalf("Ctrl-C: %v\n%s", err, out2)
+	}
+	if st := h.status(t); st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "exit status 130") {
+		t.Fatalf("after Ctrl-C the server stays out with the outcome: %+v", st.State)
+	}
+	h.ctl(t, "maintenance", "exit")
+
+	cmd, out2 = run(`sleep 1; echo finished`)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+	if err := cmd.Wait(); err != nil || !inService(h.status(t)) || !strings.Contains(out2.String(), "finished") {
+		t.Fatalf("SIGHUP (a lost SSH session): %v\n%s", err, out2)
+	}
+
+	entries, _, _ := h.ctl(t, "history", "--json")
+	var hist []history.Entry
+	json.Unmarshal([]byte(entries), &hist)
+	var exits []string
+	for _, e := range hist {
+		if e.Op == "exit" && e.CommandExit != nil {
+			exits = append(exits, fmt.Sprint(*e.CommandExit))
+		}
+	}
+	if strings.Join(exits, " ") != "0 100 1 130 0" {
+		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0:\n%s", exits, entries)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,8 +40,17 @@ func historyCommand() *cli.Command {
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "START\tOP\tOUTCOME\tTOOK\tNOW\tWHO\tREASON")
 			for _, e := range entries {
+				reason := e.Reason
+				if e.Command != "" {
+					// A maintenance run's: the command, and how it ended.
+					reason = strings.TrimSpace(reason + " [run: " + e.Command)
+					if e.CommandExit != nil {
+						reason += fmt.Sprintf(", exit %d", *e.CommandExit)
+					}
+					reason += "]"
+				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
-					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, safeLine(e.Who), safeLine(e.Reason))
+					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, safeLine(e.Who), safeLine(reason))
 			}
 			if len(entries) == 0 {
 				fmt.Fprintln(w, "(no operation yet)")

@@ -48,6 +48,7 @@ var exitCodes = []struct {
 	{exitNotReady, "the readiness check failed: the server stays out"},
 	{exitPermission, "the socket refused this user: use sudo or join its group"},
 	{exitRestart, "the restart command failed: the server stays out"},
+	{exitCommand, "the command of maintenance run failed or was interrupted: the server stays out (put back with --on-failure exit)"},
 }
 
 // exitCode maps an error to the exit code scripts see.
@@ -80,6 +81,8 @@ func exitCode(err error) int {
 			return exitNotReady
 		case maintenance.CodeRestart:
 			return exitRestart
+		case maintenance.CodeCommand:
+			return exitCommand
 		case maintenance.CodeBadRequest:
 			return exitUsage
 		}

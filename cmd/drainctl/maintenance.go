@@ -93,6 +93,12 @@ func showStatus(c *cli.Context) error {
 		if h.Reason != "" {
 			fmt.Printf("reason:   %s\n", safeLine(h.Reason))
 		}
+		if h.Command != "" {
+			fmt.Printf("command:  %s (maintenance run: the hold ends when it ends; exit --force ends it now)\n", safeLine(h.Command))
+		}
+		if h.Log != "" {
+			fmt.Printf("log:      %s\n", safeLine(h.Log))
+		}
 	}
 	if s.LastError != "" {
 		fmt.Printf("error:    %s\n", safeLine(s.LastError))
@@ -132,7 +138,7 @@ func opFlags(withTTL bool) []cli.Flag {
 
 func request(c *cli.Context) (maintenance.Request, error) {
 	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
-		OnDeadline: drain.OnDeadline(c.String("on-deadline")), TTL: c.Duration("ttl")}
+		OnDeadline: drain.OnDeadline(c.String("on-deadline")), TTL: c.Duration("ttl"), Force: c.Bool("force")}
 	if c.NArg() > 0 {
 		return r, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
 	}
@@ -152,10 +158,16 @@ func runOp(c *cli.Context, op opFunc) error {
 	if err != nil {
 		return err
 	}
-	asJSON := c.Bool("json")
+	_, err = showOp(c.Context, c.Bool("json"), op, req)
+	return err
+}
+
+// showOp runs an operation, showing its progress and result: for people,
+// or as the API's JSON lines.
+func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request) (maintenance.Result, error) {
 	enc := json.NewEncoder(os.Stdout)
 	drainLine := progressPrinter(false)
-	res, err := op(c.Context, req, func(ev maintenance.Event) {
+	res, err := op(ctx, req, func(ev maintenance.Event) {
 		switch {
 		case asJSON:
 			enc.Encode(api.Line{Event: &ev})
@@ -189,7 +201,7 @@ func runOp(c *cli.Context, op opFunc) error {
 		}
 		fmt.Println()
 	}
-	return err
+	return res, err
 }
 
 func maintenanceCommand() *cli.Command {
@@ -211,10 +223,14 @@ func maintenanceCommand() *cli.Command {
 				Name:  "exit",
 				Usage: "check the web server answers, then restore the forward",
 				Description: "If the readiness check fails the server stays out and the command fails\n" +
-					"(exit 7). Exiting a server that is in service changes nothing.",
-				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print progress and the result as JSON lines"}},
+					"(exit 7). Exiting a server that is in service changes nothing. While a\n" +
+					"command of maintenance run holds the server, exit is busy (exit 5) unless\n" +
+					"--force.",
+				Flags: []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "json", Usage: "print progress and the result as JSON lines"},
+					&cli.BoolFlag{Name: "force", Usage: "end the hold even while a command of maintenance run owns it (the command goes on)"}},
 				Action: func(c *cli.Context) error { return runOp(c, client(c).Exit) },
 			},
+			runMaintenanceCommand(),
 			{
 				Name:   "status",
 				Usage:  "same as drainctl status",

@@ -42,6 +42,12 @@ type Entry struct {
 	// The web server commands' exit statuses, when they ran.
 	ConfigTestExit *int `json:"configtest_exit,omitempty"`
 	RestartExit    *int `json:"restart_exit,omitempty"`
+	// Command is a `maintenance run`'s command: on its enter, and on its
+	// exit with its exit status (-1: killed by a signal) and the end of its
+	// output.
+	Command       string `json:"command,omitempty"`
+	CommandExit   *int   `json:"command_exit,omitempty"`
+	CommandOutput string `json:"command_output,omitempty"`
 }
 
 // Max is how many entries the file keeps.

@@ -24,6 +24,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,35 @@ type Request struct {
 	// Deadline and OnDeadline override the drain policy's, when set.
 	Deadline   time.Duration    `json:"-"`
 	OnDeadline drain.OnDeadline `json:"on_deadline,omitempty"`
+	// Command (enter) makes the hold a `maintenance run`'s: until the run
+	// says the command ended, enter and exit by others are busy. Log names
+	// where the command's output is kept.
+	Command string `json:"command,omitempty"`
+	Log     string `json:"log,omitempty"`
+	// CommandDone (exit) is how a run ends its hold: with the command's
+	// outcome, then restoring the forward, or (Hold) keeping the server out.
+	CommandDone *CommandDone `json:"command_done,omitempty"`
+	// Force (exit) ends a hold that a running command owns.
+	Force bool `json:"force,omitempty"`
+}
+
+// CommandDone is a `maintenance run` command's outcome.
+type CommandDone struct {
+	Command  string `json:"command"`
+	ExitCode int    `json:"exit_code"` // -1: killed by a signal
+	Signal   string `json:"signal,omitempty"`
+	// Output is the end of what it printed (the whole is in the log).
+	Output string `json:"output,omitempty"`
+	// Hold keeps the server out of rotation instead of restoring it.
+	Hold bool `json:"hold,omitempty"`
+}
+
+// failed says how the command ended, for people.
+func (d *CommandDone) failed() string {
+	if d.Signal != "" {
+		return "was killed by " + d.Signal
+	}
+	return fmt.Sprintf("failed with exit status %d", d.ExitCode)
 }
 
 // Event is progress of the engine, for live displays and /v1/events.
@@ -471,11 +501,22 @@ func (e *Engine) drain(op state.Op, req Request, progress func(Event)) (drain.Re
 }
 
 func (e *Engine) holderOf(req Request) *state.Holder {
-	h := &state.Holder{Who: req.Who, Reason: req.Reason, Since: e.clock.Now()}
+	h := &state.Holder{Who: req.Who, Reason: req.Reason, Since: e.clock.Now(), Command: req.Command, Log: req.Log}
 	if req.TTL > 0 {
 		h.Until = h.Since.Add(req.TTL)
 	}
 	return h
+}
+
+// runBusy is the answer to anyone but the run itself while a command of
+// `maintenance run` holds the server.
+func runBusy(st state.State) error {
+	h := st.Holder
+	msg := fmt.Sprintf("busy: maintenance run of %q%s; it ends the hold when the command ends", h.Command, holderText(h))
+	if h.Log != "" {
+		msg += " (its output: " + h.Log + ")"
+	}
+	return &Error{Code: CodeBusy, Holder: h, Phase: st.Phase, Msg: msg + "; maintenance exit --force ends it now"}
 }
 
 func validate(req Request) error {
@@ -487,6 +528,12 @@ func validate(req Request) error {
 	}
 	if req.OnDeadline != "" && req.OnDeadline != drain.Proceed && req.OnDeadline != drain.Abort {
 		return fail(CodeBadRequest, "", "on-deadline %q: want proceed or abort", req.OnDeadline)
+	}
+	if req.Command != "" && req.TTL > 0 {
+		return fail(CodeBadRequest, "", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
+	}
+	if req.CommandDone != nil && req.CommandDone.Command == "" {
+		return fail(CodeBadRequest, "", "command_done: command is required")
 	}
 	return nil
 }
@@ -508,6 +555,15 @@ func (e *Engine) enter(req Request, progress func(Event), rec *recording) (Resul
 	}
 	defer e.end()
 	if st.Phase == state.Held {
+		// A run must not run its command on a server another holds, and
+		// nobody joins a hold that a running command owns.
+		if st.Holder != nil && st.Holder.Command != "" {
+			return Result{}, runBusy(st)
+		}
+		if req.Command != "" {
+			return Result{}, &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
+				Msg: "busy: the server is already in maintenance" + holderText(st.Holder) + "; maintenance run needs a server in service"}
+		}
 		return Result{Op: state.OpEnter, Phase: state.Held, Holder: st.Holder,
 			Note: "already in maintenance" + holderText(st.Holder)}, nil
 	}
@@ -566,13 +622,59 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 		return Result{}, err
 	}
 	defer e.end()
-	if st.Phase == state.InService {
+	run := st.Holder != nil && st.Holder.Command != ""
+	done := req.CommandDone
+	switch {
+	case done != nil && (!run || st.Holder.Command != done.Command):
+		// The hold is no longer this run's (forced out, and maybe taken
+		// again): its outcome must not end another's hold.
+		return Result{}, &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
+			Msg: fmt.Sprintf("the hold is no longer this run's (the command %q %s; the server is %s%s)",
+				done.Command, doneText(done), st.Phase, holderText(st.Holder))}
+	case st.Phase == state.InService:
 		return Result{Op: state.OpExit, Phase: state.InService, Note: "not in maintenance"}, nil
+	case run && done == nil && !req.Force:
+		return Result{}, runBusy(st)
+	case done != nil && done.Hold:
+		// The command failed: the server stays out, held for people now.
+		h := *st.Holder
+		h.Command, h.Reason = "", fmt.Sprintf("maintenance run: %q %s", done.Command, done.failed())
+		msg := h.Reason
+		if tail := lastLine(done.Output); tail != "" {
+			msg += ": " + tail
+		}
+		e.hold(&h, msg, progress)
+		return Result{Op: state.OpExit, Phase: state.Held, Holder: e.currentHolder(), Note: "held out of rotation: " + msg},
+			&Error{Code: CodeCommand, Holder: e.currentHolder(), Phase: state.Held,
+				Msg: msg + "; the server stays out of rotation until maintenance exit"}
 	}
-	if err := e.readyAndRestore(state.OpExit, "maintenance exit by "+req.Who, progress); err != nil {
+	note := "maintenance exit by " + req.Who
+	if done != nil {
+		note = fmt.Sprintf("maintenance run: %q %s", done.Command, doneText(done))
+	} else if run {
+		note += fmt.Sprintf(" (--force, while %q ran)", st.Holder.Command)
+	}
+	if err := e.readyAndRestore(state.OpExit, note, progress); err != nil {
 		return Result{Op: state.OpExit, Phase: state.Held, Holder: e.currentHolder()}, err
 	}
 	return Result{Op: state.OpExit, Phase: state.InService, Elapsed: e.clock.Now().Sub(start), Note: "back in rotation"}, nil
+}
+
+func doneText(d *CommandDone) string {
+	if d.ExitCode == 0 && d.Signal == "" {
+		return "succeeded"
+	}
+	return d.failed()
+}
+
+// lastLine is the last non-empty line of s, at most 200 bytes.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	if len(l) > 200 {
+		l = l[:200] + "…"
+	}
+	return l
 }
 
 // Restart runs the whole cycle: withdraw, drain, config test, graceful
@@ -591,6 +693,9 @@ func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Res
 		return Result{}, err
 	}
 	defer e.end()
+	if st.Phase == state.Held && st.Holder != nil && st.Holder.Command != "" {
+		return Result{}, runBusy(st)
+	}
 	if st.Phase == state.Held {
 		return Result{}, &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
 			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}

@@ -590,3 +590,66 @@ func within[T any](t *testing.T, ch <-chan T, d time.Duration) T {
 		return zero
 	}
 }
+
+// A `maintenance run` hold is the command's: others are busy until the run
+// ends it, with the command's outcome; a failed command keeps the server
+// out, held for people; --force ends it.
+func TestMaintenanceRunHold(t *testing.T) {
+	r := newRig(t, nil)
+	run := Request{Who: "cron", Reason: "patch", Command: "apt-get -y upgrade", Log: "/var/log/x.log"}
+	if res, err := r.e.Enter(run, nil); err != nil || res.Phase != state.Held || res.Holder.Command != run.Command {
+		t.Fatalf("enter: %+v, %v", res, err)
+	}
+	busy := func(name string, err error) {
+		t.Helper()
+		wantCode(t, err, CodeBusy)
+		if name != "other run's end" && !strings.Contains(err.Error(), `maintenance run of "apt-get -y upgrade"`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	_, err := r.e.Enter(alice, nil)
+	busy("enter", err)
+	_, err = r.e.Restart(alice, nil)
+	busy("restart", err)
+	_, err = r.e.Exit(alice, nil)
+	busy("exit", err)
+	_, err = r.e.Exit(Request{Who: "x", CommandDone: &CommandDone{Command: "other"}}, nil)
+	busy("other run's end", err)
+	if !r.fw.withdrawn {
+		t.Fatal("not withdrawn while the command runs")
+	}
+
+	// The command fails: held, for people now.
+	res, err := r.e.Exit(Request{Who: "cron", CommandDone: &CommandDone{Command: run.Command, ExitCode: 100, Output: "Reading...\nE: dpkg was interrupted\n", Hold: true}}, nil)
+	wantCode(t, err, CodeCommand)
+	if res.Phase != state.Held || res.Holder == nil || res.Holder.Command != "" || !strings.Contains(res.Holder.Reason, "failed with exit status 100") ||
+		!strings.Contains(r.store.st.LastError, "E: dpkg was interrupted") || !r.fw.withdrawn {
+		t.Fatalf("after a failed command: %+v %v; state %+v", res, err, r.store.st)
+	}
+	if _, err := r.e.Exit(alice, nil); err != nil || r.fw.withdrawn {
+		t.Fatalf("an operator's exit after the failed run: %v", err)
+	}
+
+	// It succeeds: back in service.
+	if _, err := r.e.Enter(run, nil); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := r.e.Exit(Request{Who: "cron", CommandDone: &CommandDone{Command: run.Command}}, nil); err != nil || res.Phase != state.InService || r.fw.withdrawn {
+		t.Fatalf("after a good command: %+v, %v", res, err)
+	}
+
+	// A run never starts on a server someone holds; --force ends a run.
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.e.Enter(run, nil)
+	wantCode(t, err, CodeBusy)
+	r.e.Exit(alice, nil)
+	r.e.Enter(run, nil)
+	if res, err := r.e.Exit(Request{Who: "alice", Force: true}, nil); err != nil || res.Phase != state.InService {
+		t.Fatalf("--force: %+v, %v", res, err)
+	}
+	if _, err := r.e.Enter(Request{Who: "x", Command: "true", TTL: time.Hour}, nil); CodeOf(err) != CodeBadRequest {
+		t.Fatalf("a run with a ttl: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ const (
 	CodeConfigTest Code = "configtest-failed" // nothing was restarted
 	CodeRestart    Code = "restart-failed"    // the restart command failed; the server stays out
 	CodeNotReady   Code = "not-ready"         // the readiness check failed; the server stays out
+	CodeCommand    Code = "command-failed"    // maintenance run's command failed; the server stays out
 	CodeBadRequest Code = "bad-request"
 	CodeInternal   Code = "internal"
 )

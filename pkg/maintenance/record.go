@@ -55,6 +55,11 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	if res.Restart != nil {
 		entry.RestartExit = &res.Restart.ExitCode
 	}
+	entry.Command = req.Command
+	if d := req.CommandDone; d != nil {
+		code := d.ExitCode
+		entry.Command, entry.CommandExit, entry.CommandOutput = d.Command, &code, tail(d.Output, 4<<10)
+	}
 	// One structured line per operation for the journal: plain values
 	// only (a pointer or a struct would print as an address or Go syntax).
 	attrs := []any{"op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
@@ -67,6 +72,12 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	}
 	if entry.RestartExit != nil {
 		attrs = append(attrs, "restart_exit", *entry.RestartExit)
+	}
+	if entry.Command != "" {
+		attrs = append(attrs, "command", entry.Command)
+	}
+	if entry.CommandExit != nil {
+		attrs = append(attrs, "command_exit", *entry.CommandExit)
 	}
 	e.log.Info("operation", attrs...)
 	if e.d.Observer != nil {
@@ -86,4 +97,16 @@ func (e *Engine) History(n int) ([]history.Entry, error) {
 		return nil, nil
 	}
 	return e.d.History.List(n)
+}
+
+// tail is the last n bytes of s, from a line start where there is one.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+		s = s[i+1:]
+	}
+	return s
 }

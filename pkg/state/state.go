@@ -47,6 +47,11 @@ type Holder struct {
 	Since  time.Time `json:"since"`
 	// Until ends a held maintenance by itself (TTL); zero means never.
 	Until time.Time `json:"until,omitzero"`
+	// Command is set while `maintenance run` runs it: the hold is the
+	// command's, and others get busy until it ends. Log is where its
+	// output goes.
+	Command string `json:"command,omitempty"`
+	Log     string `json:"log,omitempty"`
 }
 
 // Transition is one line of the state's history.

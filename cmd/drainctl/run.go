@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+// exitCommand: the command of `maintenance run` failed (or was
+// interrupted); the server stays out unless --on-failure exit.
+const exitCommand = 10
+
+func runMaintenanceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "withdraw and drain, run a command, then check and restore; a failed command keeps the server out",
+		ArgsUsage: "-- COMMAND [ARGS...]",
+		Description: "For patch scripts and cron: `maintenance enter`, the command, `maintenance exit`,\n" +
+			"with nothing in between that can leave the server in by mistake.\n\n" +
+			"While the command runs the hold is its own: `restart`, `maintenance enter` and\n" +
+			"`maintenance exit` by others answer busy (exit 5; `maintenance exit --force`\n" +
+			"ends it). Its output is shown as it comes and written to --log. If it\n" +
+			"fails, the server stays out, held with the command, its exit status and the\n" +
+			"last line of its output as the reason, and drainctl exits 10; with\n" +
+			"--on-failure exit it is put back anyway (still exit 10).\n\n" +
+			"The command runs in its own process group with no input. Ctrl-C (SIGINT) or\n" +
+			"SIGTERM is passed on to it; drainctl waits for it to end and records the\n" +
+			"outcome (a second Ctrl-C kills it). A lost SSH session (SIGHUP) changes\n" +
+			"nothing: the command goes on, and drainctl ends the hold when it ends,\n" +
+			"writing to the log when the terminal is gone. If drainctl itself is killed\n" +
+			"(SIGKILL), the server stays out, held by the run, until `maintenance exit --force`.\n\n" +
+			"Example, from cron:\n\n" +
+			"    drainctl maintenance run --reason 'security updates' -- apt-get -y upgrade",
+		Flags: append(opFlags(false),
+			&cli.DurationFlag{Name: "ttl", Usage: "stop the command after `DURATION` (SIGTERM, SIGKILL 10s later); it counts as failed (default: no limit)"},
+			&cli.StringFlag{Name: "on-failure", Value: "hold", Usage: "when the command fails: hold (keep the server out) or exit (put it back)"},
+			&cli.StringFlag{Name: "log", Usage: "write the command's output to `FILE` (default: /var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl)"},
+		),
+		Action: runMaintenance,
+	}
+}
+
+func runMaintenance(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return usagef("maintenance run: no command; give it after --, e.g. drainctl maintenance run -- apt-get -y upgrade")
+	}
+	onFailure := c.String("on-failure")
+	if onFailure != "hold" && onFailure != "exit" {
+		return usagef("--on-failure %q: want hold or exit", onFailure)
+	}
+	ttl := c.Duration("ttl")
+	if ttl < 0 {
+		return usagef("--ttl must not be negative")
+	}
+	req := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
+		OnDeadline: "", Command: shellQuote(args)}
+	if v := c.String("on-deadline"); v != "" {
+		if v != "proceed" && v != "abort" {
+			return usagef("--on-deadline %q: want proceed or abort", v)
+		}
+		req.OnDeadline = drain.OnDeadline(v)
+	}
+	if _, err := exec.LookPath(args[0]); err != nil {
+		return usagef("maintenance run: %v", err)
+	}
+	log, err := openRunLog(c.String("log"))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	req.Log = log.Name()
+	asJSON := c.Bool("json")
+	cl := client(c)
+
+	// A lost terminal must not end the run half-way: the outcome has to
+	// reach the agent. Ctrl-C and SIGTERM go to the command instead.
+	signal.Ignore(syscall.SIGHUP)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	// The enter, and later the exit, are not cancelled by those signals:
+	// the agent finishes what it started either way.
+	ctx := context.WithoutCancel(c.Context)
+	if _, err := showOp(ctx, asJSON, cl.Enter, req); err != nil {
+		return err
+	}
+	say := func(format string, a ...any) {
+		if !asJSON {
+			fmt.Printf(format+"\n", a...)
+		}
+	}
+	say("running %s (output also in %s)", req.Command, log.Name())
+	done := runLogged(args, log, ttl, sigs, asJSON, say)
+	hold := done.ExitCode != 0 || done.Signal != ""
+	if hold {
+		say("%s %s", req.Command, doneWords(done))
+	}
+	done.Hold = hold && onFailure == "hold"
+	_, err = showOp(ctx, asJSON, cl.Exit, maintenance.Request{Who: label(), CommandDone: done})
+	if hold && err == nil {
+		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, doneWords(done)), exitCommand)
+	}
+	return err
+}
+
+// runLogged runs the command with its output going to log (never to a
+// pipe drainctl holds: if drainctl dies, the command goes on), and shows
+// the log as it grows. It returns the outcome and the end of the output.
+func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *maintenance.CommandDone {
+	done := &maintenance.CommandDone{Command: shellQuote(args)}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		done.ExitCode, done.Output = -1, err.Error()
+		return done
+	}
+	defer null.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, log, log
+	// Its own process group: the terminal's SIGINT and SIGHUP reach
+	// drainctl only, which decides what the command gets.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start, _ := log.Seek(0, io.SeekCurrent)
+	if err := cmd.Start(); err != nil {
+		done.ExitCode, done.Output = -1, err.Error()
+		return done
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	show := &logTail{path: log.Name(), off: start, quiet: quiet}
+	var limit <-chan time.Time
+	if ttl > 0 {
+		limit = time.After(ttl)
+	}
+	var kill <-chan time.Time
+	signalled := 0
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			show.read()
+			done.Output = show.tail()
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+			case errors.As(err, &ee):
+				done.ExitCode = ee.ExitCode()
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					done.ExitCode, done.Signal = -1, ws.Signal().String()
+				}
+			default:
+				done.ExitCode, done.Output = -1, err.Error()
+			}
+			return done
+		case s := <-sigs:
+			signalled++
+			if signalled > 1 {
+				say("drainctl: killing %s", done.Command)
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				continue
+			}
+			say("drainctl: %s: passed on to %s; waiting for it to end (again to kill it)", s, done.Command)
+			syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
+		case <-limit:
+			say("drainctl: %s ran out its --ttl %s: SIGTERM", done.Command, ttl)
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			kill = time.After(10 * time.Second)
+		case <-kill:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-tick.C:
+			show.read()
+		}
+	}
+}
+
+// logTail shows what the command appends to its log and keeps the end.
+type logTail struct {
+	path  string
+	off   int64
+	quiet bool // --json: stdout is for JSON; the output goes to stderr
+	last  []byte
+}
+
+const keepOutput = 16 << 10
+
+func (t *logTail) read() {
+	f, err := os.Open(t.path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, t.off, 1<<40))
+	if err != nil || len(b) == 0 {
+		return
+	}
+	t.off += int64(len(b))
+	// Write errors are ignored: with the terminal gone (a lost SSH
+	// session) the output still goes to the log.
+	if t.quiet {
+		os.Stderr.Write(b)
+	} else {
+		os.Stdout.Write(b)
+	}
+	t.last = append(t.last, b...)
+	if len(t.last) > keepOutput {
+		t.last = t.last[len(t.last)-keepOutput:]
+	}
+}
+
+func (t *logTail) tail() string { return string(t.last) }
+
+// openRunLog opens (appending) the run's log: the file given, else one
+// named by the time under /var/log/drainctl (root) or the user's state
+// directory.
+func openRunLog(path string) (*os.File, error) {
+	if path == "" {
+		dir := "/var/log/drainctl"
+		if os.Geteuid() != 0 {
+			base := os.Getenv("XDG_STATE_HOME")
+			if base == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return nil, usagef("maintenance run: no home directory for the log; give --log FILE")
+				}
+				base = filepath.Join(home, ".local", "state")
+			}
+			dir = filepath.Join(base, "drainctl")
+		}
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, usagef("maintenance run: log directory: %v (give --log FILE)", err)
+		}
+		path = filepath.Join(dir, fmt.Sprintf("run-%s-%d.log", time.Now().UTC().Format("20060102T150405Z"), os.Getpid()))
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, usagef("--log: %v", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, usagef("--log: %v", err)
+	}
+	return f, nil
+}
+
+func doneWords(d *maintenance.CommandDone) string {
+	if d.Signal != "" {
+		return "was killed by " + d.Signal
+	}
+	if d.ExitCode == 0 {
+		return "succeeded"
+	}
+	return fmt.Sprintf("failed with exit status %d", d.ExitCode)
+}
+
+// shellQuote writes args as one shell command line, for people and the
+// record (the command itself runs without a shell).
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
