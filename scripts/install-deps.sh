@@ -4,8 +4,10 @@
 # (CI does). Go itself is expected at /usr/local/go or on PATH.
 set -euo pipefail
 # systemd: systemd-analyze and systemd-sysusers for the package tests;
-# rpm: to read the .rpm; util-linux: unshare and nsenter for their sandbox.
-PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux)
+# rpm: to read the .rpm; util-linux: unshare and nsenter for their sandbox;
+# openssh-server, openssh-client, ansible-core, jq: the fleet tools and their tests.
+PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux
+	openssh-server openssh-client ansible-core jq)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

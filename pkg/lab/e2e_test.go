@@ -35,6 +35,12 @@ func TestMain(m *testing.M) {
 
 func startLab(t *testing.T, backend string, p Pattern) *Lab {
 	t.Helper()
+	return startLabN(t, backend, p, 2)
+}
+
+// startLabN is startLab with n app servers.
+func startLabN(t *testing.T, backend string, p Pattern, n int) *Lab {
+	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "haproxy", "apache2", "nft", "iptables")
 	id := fmt.Sprintf("%d%s", os.Getpid()%100000, strings.ReplaceAll(t.Name(), "/", "")[len("TestE2E"):])
@@ -42,7 +48,7 @@ func startLab(t *testing.T, backend string, p Pattern) *Lab {
 	if len(id) > 10 {
 		id = id[:10] // namespace and interface names stay short
 	}
-	l, err := Start(context.Background(), Options{Binary: binary, Backend: backend, Pattern: p, ID: id,
+	l, err := Start(context.Background(), Options{Binary: binary, Backend: backend, Pattern: p, ID: id, Servers: n,
 		Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id), Deadline: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("lab: %v", err)
@@ -57,12 +63,16 @@ func startLab(t *testing.T, backend string, p Pattern) *Lab {
 
 // users is the load of docs/design.md's measurements: 20 users who keep their
 // cookie and send a request every 50 ms, and a stream of anonymous ones.
-func users(l *Lab) *loadgen.Run {
-	return loadgen.Start(context.Background(), loadgen.Config{
+// The load stops when the test ends, before the lab is removed (a test
+// that fails half-way must not leave it dialling into deleted namespaces).
+func users(t *testing.T, l *Lab) *loadgen.Run {
+	run := loadgen.Start(context.Background(), loadgen.Config{
 		URL: Frontend, Users: 20, UserInterval: 50 * time.Millisecond,
 		Anon: 4, AnonInterval: 20 * time.Millisecond,
 		Duration: 10 * time.Minute, MaxRequests: 5_000_000, Dial: l.Dial,
 	})
+	t.Cleanup(func() { run.Stop() })
+	return run
 }
 
 func report(t *testing.T, res loadgen.Result) {
@@ -134,7 +144,7 @@ func TestE2ERecommended(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			l := startLab(t, backend, Recommended)
 			ctx := context.Background()
-			run := users(l)
+			run := users(t, l)
 			time.Sleep(time.Second)
 			for i := 0; i < 12; i++ {
 				restartCycle(t, ctx, l, l.Webs[i%2])
@@ -166,7 +176,7 @@ func TestE2ERecommended(t *testing.T) {
 func TestE2EThroughForward(t *testing.T) {
 	l := startLab(t, "nftables", ThroughForward)
 	ctx := context.Background()
-	run := users(l)
+	run := users(t, l)
 	time.Sleep(time.Second)
 	for i := 0; i < 6; i++ {
 		restartCycle(t, ctx, l, l.Webs[i%2])
@@ -185,7 +195,7 @@ func TestE2EThroughForward(t *testing.T) {
 // harness sees losses, so the zeros above mean something.
 func TestE2ENaiveBaselineLoses(t *testing.T) {
 	l := startLab(t, "nftables", Naive)
-	run := users(l)
+	run := users(t, l)
 	time.Sleep(time.Second)
 	for i := 0; i < 2; i++ {
 		if err := NaiveCycle(l.Webs[i%2]); err != nil {
