@@ -691,3 +691,79 @@ func TestAgentMaintenanceRun(t *testing.T) {
 		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0:\n%s", exits, entries)
 	}
 }
+
+// The cron patch script (scripts/contrib/cron/drainctl-patch) against the
+// real agent, with apt-get and apache2ctl replaced by stand-ins that log
+// their calls: nothing pending changes nothing; an Apache update runs
+// under maintenance run with a graceful restart; an update of other
+// packages restarts nothing; a failed upgrade keeps the server out (10).
+func TestCronPatchScript(t *testing.T) {
+	h := newHost(t)
+	h.agent(t)
+	bin := t.TempDir()
+	calls := filepath.Join(bin, "calls")
+	pending := filepath.Join(bin, "pending")
+	for name, script := range map[string]string{
+		"apt-get": `#!/bin/sh
+echo "apt-get $*" >> ` + calls + `
+case "$*" in
+*" -s "*|"-s "*) cat ` + pending + ` 2>/dev/null ;;
+*upgrade*) [ -e ` + bin + `/fail ] && { echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; } ;;
+esac
+exit 0
+`,
+		"apache2ctl": "#!/bin/sh\necho \"apache2ctl $*\" >> " + calls + "\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script, _ := filepath.Abs("../../scripts/contrib/cron/drainctl-patch")
+	patch := func() (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, script)
+		// No needrestart here: the package list decides.
+		cmd.Env = append(append([]string{}, testEnv...), "PATH="+bin+":/usr/bin:/bin",
+			"DRAINCTL="+binary+" --socket "+h.sock, "HOME="+bin)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	os.Remove(calls)
+	if out, code := patch(); code != 0 || !strings.Contains(out, "nothing to upgrade") {
+		t.Fatalf("nothing pending: exit %d\n%s", code, out)
+	}
+	if hist, _, _ := h.ctl(t, "history", "--json"); strings.TrimSpace(hist) != "[]" {
+		t.Fatalf("nothing pending took the server out:\n%s", hist)
+	}
+
+	os.WriteFile(pending, []byte("Inst apache2 [2.4.62-1] (2.4.65-1 Debian-Security:12/stable-security [amd64])\nInst curl [7.88] (7.88.1-10+deb12u9)\n"), 0o644)
+	os.Remove(calls)
+	out, code := patch()
+	c, _ := os.ReadFile(calls)
+	if code != 0 || !strings.Contains(out, "graceful restart") || !strings.Contains(string(c), "apache2ctl -k graceful") || !inService(h.status(t)) {
+		t.Fatalf("an Apache update: exit %d\n%s\ncalls:\n%s", code, out, c)
+	}
+
+	os.WriteFile(pending, []byte("Inst curl [7.88] (7.88.1-10+deb12u9)\n"), 0o644)
+	os.Remove(calls)
+	out, code = patch()
+	c, _ = os.ReadFile(calls)
+	if code != 0 || strings.Contains(string(c), "apache2ctl") || !strings.Contains(out, "no restart") {
+		t.Fatalf("an update Apache does not use: exit %d\n%s\ncalls:\n%s", code, out, c)
+	}
+
+	os.WriteFile(filepath.Join(bin, "fail"), nil, 0o644)
+	out, code = patch()
+	st := h.status(t)
+	if code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.LastError, "dpkg returned an error code") {
+		t.Fatalf("a failed upgrade: exit %d, state %+v\n%s", code, st.State, out)
+	}
+}
