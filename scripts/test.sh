@@ -12,6 +12,9 @@ export PATH=$PATH:/usr/local/go/bin
 unformatted=$(gofmt -l cmd pkg)
 [ -z "$unformatted" ] || { echo "gofmt needed:" >&2; echo "$unformatted" >&2; exit 1; }
 go vet ./...
+# The shell tools: syntax (their behaviour is tested by the Go tests).
+bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
+sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm
 
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
 trap 'rm -f "$log"' EXIT

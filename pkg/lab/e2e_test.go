@@ -33,17 +33,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startLab(t *testing.T, backend string, p Pattern) *Lab {
+func startLab(t testing.TB, backend string, p Pattern) *Lab {
 	t.Helper()
 	return startLabN(t, backend, p, 2)
 }
 
 // startLabN is startLab with n app servers.
-func startLabN(t *testing.T, backend string, p Pattern, n int) *Lab {
+func startLabN(t testing.TB, backend string, p Pattern, n int) *Lab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "haproxy", "apache2", "nft", "iptables")
-	id := fmt.Sprintf("%d%s", os.Getpid()%100000, strings.ReplaceAll(t.Name(), "/", "")[len("TestE2E"):])
+	id := fmt.Sprintf("%d%s", os.Getpid()%100000, strings.TrimPrefix(strings.TrimPrefix(strings.ReplaceAll(t.Name(), "/", ""), "TestE2E"), "Benchmark"))
 	id = strings.ToLower(id)
 	if len(id) > 10 {
 		id = id[:10] // namespace and interface names stay short
@@ -65,7 +65,7 @@ func startLabN(t *testing.T, backend string, p Pattern, n int) *Lab {
 // cookie and send a request every 50 ms, and a stream of anonymous ones.
 // The load stops when the test ends, before the lab is removed (a test
 // that fails half-way must not leave it dialling into deleted namespaces).
-func users(t *testing.T, l *Lab) *loadgen.Run {
+func users(t testing.TB, l *Lab) *loadgen.Run {
 	run := loadgen.Start(context.Background(), loadgen.Config{
 		URL: Frontend, Users: 20, UserInterval: 50 * time.Millisecond,
 		Anon: 4, AnonInterval: 20 * time.Millisecond,
@@ -75,7 +75,7 @@ func users(t *testing.T, l *Lab) *loadgen.Run {
 	return run
 }
 
-func report(t *testing.T, res loadgen.Result) {
+func report(t testing.TB, res loadgen.Result) {
 	t.Helper()
 	t.Logf("requests %d, failed %d, users moved %d, by server %v", res.Requests, res.Failed, res.Moved, res.ByServer)
 	for _, f := range res.Failures {
@@ -103,7 +103,7 @@ func restartCycle(t *testing.T, ctx context.Context, l *Lab, w *Web) {
 	backInService(t, ctx, l, w)
 }
 
-func backInService(t *testing.T, ctx context.Context, l *Lab, w *Web) {
+func backInService(t testing.TB, ctx context.Context, l *Lab, w *Web) {
 	t.Helper()
 	if _, err := l.WaitStatus(ctx, w.Name, "UP", 10*time.Second); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ type fleet struct {
 	lock  string   // the pool's lock (a directory; a temporary one here)
 }
 
-func startFleet(t *testing.T) *fleet {
+func startFleet(t testing.TB) *fleet {
 	t.Helper()
 	nstest.RequireCmd(t, "sshd", "ssh", "ssh-keygen", "jq", "flock")
 	l := startLabN(t, "nftables", Recommended, 3)
@@ -45,7 +45,7 @@ func startFleet(t *testing.T) *fleet {
 }
 
 // generations is each app server's Apache generation (a restart adds 1).
-func (f *fleet) generations(t *testing.T) []int {
+func (f *fleet) generations(t testing.TB) []int {
 	t.Helper()
 	var gs []int
 	for _, w := range f.l.Webs {
@@ -60,7 +60,7 @@ func (f *fleet) generations(t *testing.T) []int {
 
 // start runs a controller command (bounded to 3 minutes) and returns it
 // running, with its combined output.
-func (f *fleet) start(t *testing.T, env []string, args ...string) (*exec.Cmd, *strings.Builder) {
+func (f *fleet) start(t testing.TB, env []string, args ...string) (*exec.Cmd, *strings.Builder) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -86,7 +86,7 @@ func exitCode(err error) int {
 
 // waitOut waits until HAProxy sees the app server DOWN (a roll has taken
 // it out).
-func (f *fleet) waitOut(t *testing.T, name string) {
+func (f *fleet) waitOut(t testing.TB, name string) {
 	t.Helper()
 	if _, err := f.l.WaitStatus(context.Background(), name, "DOWN", 60*time.Second); err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func (f *fleet) waitOut(t *testing.T, name string) {
 type rollTool struct {
 	name string
 	// roll starts a roll and returns it running.
-	roll func(t *testing.T, f *fleet) (*exec.Cmd, *strings.Builder)
+	roll func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder)
 	// failed is what the tool says of the host that stopped the roll.
 	failed func(host string) string
 	// refused starts what it says when it refuses to roll.
@@ -109,7 +109,7 @@ var playbook, _ = filepath.Abs("../../scripts/contrib/ansible/drainctl-roll.yml"
 
 var sshRoll = rollTool{
 	name: "ssh",
-	roll: func(t *testing.T, f *fleet) (*exec.Cmd, *strings.Builder) {
+	roll: func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder) {
 		return f.start(t, []string{"DRAINCTL_ROLL_SSH=" + f.ssh.Command(), "DRAINCTL_ROLL_DRAINCTL=" + f.ssh.Drainctl, "DRAINCTL_ROLL_LOCK=" + f.lock},
 			append([]string{rollScript, "--reason", "fleet e2e"}, f.hosts...)...)
 	},
@@ -119,26 +119,32 @@ var sshRoll = rollTool{
 
 var ansibleRoll = rollTool{
 	name: "ansible",
-	roll: func(t *testing.T, f *fleet) (*exec.Cmd, *strings.Builder) {
-		dir := t.TempDir()
-		inv := filepath.Join(dir, "inventory")
-		var b strings.Builder
-		b.WriteString("[pool]\n")
-		for i, h := range f.hosts {
-			fmt.Fprintf(&b, "web%d ansible_host=%s\n", i+1, h)
-		}
-		fmt.Fprintf(&b, "[pool:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'\ndrainctl=%s\ndrainctl_reason='fleet e2e'\ndrainctl_lock=%s\n",
-			f.ssh.Key, f.ssh.KnownHosts, f.ssh.Drainctl, f.lock)
-		if err := os.WriteFile(inv, []byte(b.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f.start(t, []string{"ANSIBLE_PIPELINING=True", "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "local"),
-			"ANSIBLE_REMOTE_TEMP=" + filepath.Join(dir, "remote"), "ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3",
-			"ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=False", "ANSIBLE_FORCE_COLOR=0", "HOME=" + dir},
-			"ansible-playbook", "-i", inv, playbook)
+	roll: func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder) {
+		return f.ansible(t, playbook, fmt.Sprintf("drainctl=%s\ndrainctl_reason='fleet e2e'\ndrainctl_lock=%s\n", f.ssh.Drainctl, f.lock))
 	},
 	failed:  func(host string) string { return "drainctl failed on web" + host[len("198.18."):len("198.18.")+1] },
 	refused: "refusing to roll: ",
+}
+
+// ansible runs a playbook over the pool (web1..3 by SSH; localhost is the
+// load balancer's namespace) with more group variables.
+func (f *fleet) ansible(t testing.TB, playbook, vars string) (*exec.Cmd, *strings.Builder) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory")
+	var b strings.Builder
+	b.WriteString("[pool]\n")
+	for i, w := range f.l.Webs {
+		fmt.Fprintf(&b, "web%d ansible_host=%s apache_conf=%s\n", i+1, w.Addr, w.conf)
+	}
+	fmt.Fprintf(&b, "[pool:vars]\nansible_user=root\nansible_ssh_private_key_file=%s\nansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes'\n%s",
+		f.ssh.Key, f.ssh.KnownHosts, vars)
+	if err := os.WriteFile(inv, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f.start(t, []string{"ANSIBLE_PIPELINING=True", "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "local"),
+		"ANSIBLE_REMOTE_TEMP=" + filepath.Join(dir, "remote"), "ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3",
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=False", "ANSIBLE_FORCE_COLOR=0", "HOME=" + dir},
+		"ansible-playbook", "-i", inv, playbook)
 }
 
 // Each fleet tool rolls the pool under load: every host restarted, 0

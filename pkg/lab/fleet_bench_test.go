@@ -1,0 +1,67 @@
+package lab
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/nstest"
+)
+
+// BenchmarkFleetRoll: one roll of a three-host pool under the e2e load (20
+// sticky users, a request every 50 ms each, plus anonymous streams), with
+// each tool: the SSH script and the Ansible playbook (drainctl restart on
+// each host), and Ansible's community.general.haproxy module draining each
+// host's entries on the load balancer's admin socket, a graceful restart,
+// enabling them again (testdata/fleet/haproxy-module-roll.yml). It reports
+// the roll's time, failed requests and users moved; README's "Fleets"
+// section has the figures. Root, Debian's ansible package for the module:
+//
+//	sudo go test -run '^$' -bench FleetRoll -benchtime 1x ./pkg/lab
+func BenchmarkFleetRoll(b *testing.B) {
+	module, _ := filepath.Abs("../../testdata/fleet/haproxy-module-roll.yml")
+	for _, tool := range []struct {
+		name string
+		roll func(testing.TB, *fleet) error
+	}{
+		{"ssh-script", func(t testing.TB, f *fleet) error {
+			cmd, out := sshRoll.roll(t, f)
+			err := cmd.Wait()
+			t.Logf("%s", out)
+			return err
+		}},
+		{"ansible-drainctl", func(t testing.TB, f *fleet) error {
+			cmd, out := ansibleRoll.roll(t, f)
+			err := cmd.Wait()
+			t.Logf("%s", out)
+			return err
+		}},
+		{"ansible-haproxy-module", func(t testing.TB, f *fleet) error {
+			cmd, out := f.ansible(t, module, "haproxy_socket="+f.l.stats+"\n")
+			err := cmd.Wait()
+			t.Logf("%s", out)
+			return err
+		}},
+	} {
+		b.Run(tool.name, func(b *testing.B) {
+			nstest.RequireCmd(b, "ansible-playbook")
+			for i := 0; i < b.N; i++ {
+				f := startFleet(b)
+				run := users(b, f.l)
+				time.Sleep(2 * time.Second)
+				start := time.Now()
+				if err := tool.roll(b, f); err != nil {
+					b.Fatalf("%s: %v", tool.name, err)
+				}
+				took := time.Since(start)
+				time.Sleep(time.Second)
+				res := run.Stop()
+				report(b, res)
+				b.ReportMetric(took.Seconds(), "roll-s")
+				b.ReportMetric(float64(res.Failed), "failed")
+				b.ReportMetric(float64(res.Moved), "moved")
+				b.ReportMetric(float64(res.Requests), "requests")
+			}
+		})
+	}
+}
