@@ -38,6 +38,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DRAINCTL_BACKEND"}, Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy"},
 			&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"}, Usage: "forward `FROM:TO`; repeat for several (default: 81:80)"},
 			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
+			&cli.StringFlag{Name: "agent-check-listen", Usage: "answer HAProxy's agent-check on TCP `HOST:PORT`, e.g. :8081: \"ready up\" in service, \"drain\" while out (haproxy-config --style agent-check)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (Prometheus) on TCP `HOST:PORT`, e.g. 127.0.0.1:9188 (the socket always serves it)"},
 			&cli.StringFlag{Name: "configtest-cmd", Value: runner.DefaultConfigTest, Usage: "config test `COMMAND` (run with sh -c)"},
 			&cli.DurationFlag{Name: "configtest-timeout", Value: 30 * time.Second, Usage: "`DURATION`"},
@@ -90,6 +91,7 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 		Reconcile:   dur("reconcile-interval", file.Reconcile, agent.DefaultReconcile),
 	}
 	s.MetricsListen = str("metrics-listen", file.MetricsListen, "")
+	s.AgentCheckListen = str("agent-check-listen", file.AgentCheckListen, "")
 	v, commit, _ := versionInfo()
 	s.Build = metrics.Build{Version: v, Commit: commit, GoVersion: runtime.Version()}
 	if c.IsSet("forward") {

@@ -19,6 +19,10 @@ func haproxyConfigCommand() *cli.Command {
 			"the forward takes it out for new users); the backup entry, with a tolerant\n" +
 			"check, keeps serving users whose cookie names the server. retry-on and option\n" +
 			"redispatch cover the keep-alive connections a graceful restart closes.\n\n" +
+			"--style agent-check writes the other way in: one entry per server, and\n" +
+			"HAProxy's agent-check asking drainctl's agent (agent_check_listen), which\n" +
+			"answers drain while the server is out; HAProxy's DRAIN keeps the server's\n" +
+			"cookie users on it and sends nobody new.\n\n" +
 			"  drainctl haproxy-config --server web1=10.0.0.11 --server web2=10.0.0.12",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Required: true, Usage: "app server `NAME=ADDRESS`; repeat for each"},
@@ -26,7 +30,10 @@ func haproxyConfigCommand() *cli.Command {
 			&cli.StringFlag{Name: "backend", Value: "app", Usage: "backend `NAME`"},
 			&cli.StringFlag{Name: "cookie", Value: "SRV", Usage: "persistence cookie `NAME`"},
 			&cli.StringFlag{Name: "check-path", Value: "/", Usage: "health check `PATH`"},
-			&cli.BoolFlag{Name: "through-forward", Usage: "send traffic through the forward port (the other pattern: users move; for comparison)"},
+			&cli.StringFlag{Name: "style", Value: "recommended", Usage: "`STYLE`: recommended (two entries per server, the check through the forward), " +
+				"agent-check (one entry per server; drainctl's agent answers HAProxy's agent-check: set agent_check_listen), " +
+				"or through-forward (traffic through the forward port: users move; for comparison)"},
+			&cli.UintFlag{Name: "agent-port", Value: 8081, Usage: "with --style agent-check: the `PORT` of the agents' agent_check_listen"},
 		},
 		Action: func(c *cli.Context) error {
 			f, err := forwardParse(c.String("forward"))
@@ -34,7 +41,20 @@ func haproxyConfigCommand() *cli.Command {
 				return err
 			}
 			o := haproxy.Options{Backend: c.String("backend"), Cookie: c.String("cookie"), CheckPath: c.String("check-path"),
-				ServicePort: f.To, ForwardPort: f.From, ThroughForward: c.Bool("through-forward")}
+				ServicePort: f.To, ForwardPort: f.From}
+			switch c.String("style") {
+			case "recommended":
+			case "through-forward":
+				o.ThroughForward = true
+			case "agent-check":
+				p := c.Uint("agent-port")
+				if p == 0 || p > 65535 {
+					return usagef("--agent-port %d: want a port between 1 and 65535", p)
+				}
+				o.AgentPort = uint16(p)
+			default:
+				return usagef("--style %q: want recommended, agent-check or through-forward", c.String("style"))
+			}
 			for _, s := range c.StringSlice("server") {
 				name, addr, ok := strings.Cut(s, "=")
 				if !ok || name == "" || addr == "" || strings.ContainsAny(name+addr, " \t") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/drainctl/drainctl/pkg/agentcheck"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
@@ -47,6 +48,9 @@ type Settings struct {
 	// MetricsListen, when set, is a TCP address (host:port) that serves
 	// /metrics too; the control socket always does.
 	MetricsListen string `json:"metrics_listen,omitempty"`
+	// AgentCheckListen, when set, is a TCP address (host:port) answering
+	// HAProxy's agent-check: "ready up" in service, "drain" while out.
+	AgentCheckListen string `json:"agent_check_listen,omitempty"`
 	// Build describes this binary, for drainctl_build_info.
 	Build metrics.Build `json:"build"`
 	Ready ready.Check   `json:"ready"`
@@ -95,6 +99,11 @@ func (s Settings) Validate() error {
 	}
 	if _, err := groupID(s.SocketGroup); err != nil {
 		return err
+	}
+	if s.AgentCheckListen != "" {
+		if _, _, err := net.SplitHostPort(s.AgentCheckListen); err != nil {
+			return fmt.Errorf("agent-check listen %q: want HOST:PORT, e.g. :8081", s.AgentCheckListen)
+		}
 	}
 	if s.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
@@ -211,6 +220,24 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		go ms.Serve(mln)
 		go func() { <-ctx.Done(); ms.Close() }()
 		log.Info("metrics", "listen", mln.Addr().String())
+	}
+	if s.AgentCheckListen != "" {
+		aln, err := net.Listen("tcp", s.AgentCheckListen)
+		if err != nil {
+			return fmt.Errorf("agent-check listener: %w", err)
+		}
+		answer := func() string {
+			if eng.Phase() == state.InService {
+				return agentcheck.Ready
+			}
+			return agentcheck.Drain
+		}
+		go func() {
+			if err := agentcheck.Serve(ctx, aln, answer, log); err != nil {
+				log.Error("agent-check listener", "err", err)
+			}
+		}()
+		log.Info("agent-check", "listen", aln.Addr().String())
 	}
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Debug("sd_notify", "err", err)

@@ -37,10 +37,12 @@ type File struct {
 	Reconcile   Duration          `yaml:"reconcile_interval"`
 	// MetricsListen is a TCP address for /metrics (the socket serves it
 	// always).
-	MetricsListen string  `yaml:"metrics_listen"`
-	Drain         Drain   `yaml:"drain"`
-	Restart       Restart `yaml:"restart"`
-	Ready         Ready   `yaml:"ready"`
+	MetricsListen string `yaml:"metrics_listen"`
+	// AgentCheckListen is a TCP address answering HAProxy's agent-check.
+	AgentCheckListen string  `yaml:"agent_check_listen"`
+	Drain            Drain   `yaml:"drain"`
+	Restart          Restart `yaml:"restart"`
+	Ready            Ready   `yaml:"ready"`
 }
 
 // Drain is the drain policy section.

@@ -102,6 +102,8 @@ type server struct {
 	inter      time.Duration
 	fall       int
 	backup     bool
+	agentCheck bool // agent-check: HAProxy asks an agent (drainctl's) for the state
+	agentPort  int
 }
 
 func parseServer(d directive, defInter time.Duration, defFall int) (server, bool) {
@@ -126,6 +128,11 @@ func parseServer(d directive, defInter time.Duration, defFall int) (server, bool
 			s.check = true
 		case "backup":
 			s.backup = true
+		case "agent-check":
+			s.agentCheck = true
+		case "agent-port":
+			s.agentPort, _ = strconv.Atoi(val)
+			i++
 		case "cookie":
 			s.cookie, i = val, i+1
 		case "port":
@@ -208,6 +215,24 @@ func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
 			if s.backup {
 				continue
 			}
+			if s.agentCheck {
+				// The agent-check pattern: drainctl's agent answers
+				// "drain" while the server is out; HAProxy's DRAIN keeps
+				// the server's cookie users on it, so no backup entry.
+				agentFix := fmt.Sprintf("server %s %s:%d cookie %s check inter 1s fall 3 rise 2 agent-check agent-port %d agent-inter 500ms",
+					s.name, s.host, servicePort, orDefault(s.cookie, s.name), orInt(s.agentPort, 8081))
+				switch {
+				case s.agentPort == 0:
+					add(s.name, s.line, "agent-check without agent-port: HAProxy does not know where drainctl's agent answers", agentFix)
+				case s.port == forwardPort:
+					add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: it is refused while the server is withdrawn, and its users are moved", forwardPort), agentFix)
+				case !s.check:
+					add(s.name, s.line, "not health-checked: a server that stops answering stays in rotation", agentFix)
+				case time.Duration(s.fall)*s.inter < 3*time.Second:
+					add(s.name, s.line, fmt.Sprintf("health check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(s.fall)*s.inter, s.fall, s.inter, s.name), agentFix)
+				}
+				continue
+			}
 			fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, orDefault(s.cookie, s.name), forwardPort)
 			switch {
 			case s.port == forwardPort:
@@ -253,4 +278,11 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+func orInt(n, d int) int {
+	if n == 0 {
+		return d
+	}
+	return n
 }

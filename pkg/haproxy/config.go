@@ -35,6 +35,14 @@ type Options struct {
 	// ThroughForward sends the traffic itself through the forward port:
 	// the other pattern, worse (users move). For comparison only.
 	ThroughForward bool
+	// AgentPort, when set, writes the agent-check pattern instead: one
+	// entry per server, health-checked on the service port with the
+	// backup entry's tolerant timings, and HAProxy's agent-check asking
+	// drainctl's agent on this port, which answers "drain" while the
+	// server is withdrawn, draining or held. HAProxy's DRAIN keeps
+	// sending users whose cookie names the server, and no one else.
+	AgentPort  uint16
+	AgentInter time.Duration // default 500ms
 }
 
 func (o *Options) defaults() {
@@ -68,6 +76,9 @@ func (o *Options) defaults() {
 	if o.BackupFall == 0 {
 		o.BackupFall = 3
 	}
+	if o.AgentInter == 0 {
+		o.AgentInter = 500 * time.Millisecond
+	}
 }
 
 // ms renders a duration the way HAProxy reads it.
@@ -88,8 +99,12 @@ func Backend(o Options) (string, error) {
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
 	w("backend %s", o.Backend)
 	w("    balance roundrobin")
-	w("    # One cookie per app server, shared by its two entries: users keep")
-	w("    # their server while it is withdrawn (through the backup entry).")
+	if o.AgentPort != 0 {
+		w("    # One cookie per app server: users keep their server while it drains.")
+	} else {
+		w("    # One cookie per app server, shared by its two entries: users keep")
+		w("    # their server while it is withdrawn (through the backup entry).")
+	}
 	w("    cookie %s insert indirect nocache", o.Cookie)
 	w("    option redispatch")
 	w("    # A request on a keep-alive connection the graceful restart closes is")
@@ -103,6 +118,14 @@ func Backend(o Options) (string, error) {
 	w("    http-reuse never")
 	w("    option httpchk GET %s", o.CheckPath)
 	for _, s := range o.Servers {
+		if o.AgentPort != 0 {
+			w("    # %s: traffic and a tolerant health check on %d (a graceful restart cannot", s.Name, o.ServicePort)
+			w("    # fail it); drainctl's agent on %d answers \"drain\" while the server is", o.AgentPort)
+			w("    # out: users whose cookie names %s stay, nobody new comes.", s.Name)
+			w("    server %s %s:%d cookie %s check inter %s fall %d rise %d agent-check agent-port %d agent-inter %s",
+				s.Name, s.Host, o.ServicePort, s.Name, ms(o.BackupInter), o.BackupFall, o.Rise, o.AgentPort, ms(o.AgentInter))
+			continue
+		}
 		if o.ThroughForward {
 			w("    server %s %s:%d cookie %s check inter %s fall %d rise %d",
 				s.Name, s.Host, o.ForwardPort, s.Name, ms(o.Inter), o.Fall, o.Rise)

@@ -91,6 +91,27 @@ func TestGeneratedBackendPassesTheCheck(t *testing.T) {
 	if _, err := Backend(Options{}); err == nil {
 		t.Fatal("no servers accepted")
 	}
+	// The agent-check pattern: one entry per server, no findings; the
+	// checker flags what breaks it.
+	be, _ = Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, AgentPort: 8081})
+	if fs, _ := Check(strings.NewReader(be), 81, 80); len(fs) != 0 {
+		t.Fatalf("agent-check backend has findings: %s\n%s", render(fs), be)
+	}
+	if want := "server web1 198.18.1.2:80 cookie web1 check inter 1s fall 3 rise 2 agent-check agent-port 8081 agent-inter 500ms"; !strings.Contains(be, want) || strings.Contains(be, "-bak") {
+		t.Fatalf("agent-check backend:\n%s", be)
+	}
+	const agent = "check inter 1s fall 3 rise 2 agent-check agent-port 8081 agent-inter 500ms"
+	for _, tc := range []struct{ line, want string }{
+		{"check inter 500ms fall 2 rise 2 agent-check agent-port 8081", "health check fails after 1s"},
+		{"check inter 1s fall 3 rise 2 agent-check", "agent-check without agent-port"},
+		{"agent-check agent-port 8081", "not health-checked"},
+		{"check inter 1s fall 3 rise 2", "no backup entry"},
+	} {
+		fs, _ := Check(strings.NewReader(strings.Replace(be, agent, tc.line, 1)), 81, 80)
+		if got := render(fs); !strings.Contains(got, tc.want) {
+			t.Errorf("%q: findings %s, want %q", tc.line, got, tc.want)
+		}
+	}
 }
 
 func TestParseTime(t *testing.T) {

@@ -171,6 +171,43 @@ func TestE2ERecommended(t *testing.T) {
 	}
 }
 
+// TestE2EAgentCheck: the agent-check pattern (haproxy-config --style
+// agent-check): one entry per server, the agent answering "drain" while the
+// server is out. 6 restarts and 2 held maintenances under load: 0 failed,
+// 0 moved, HAProxy showing the held server "DRAIN (agent)".
+func TestE2EAgentCheck(t *testing.T) {
+	l := startLab(t, "nftables", AgentCheck)
+	ctx := context.Background()
+	run := users(t, l)
+	time.Sleep(time.Second)
+	for i := 0; i < 6; i++ {
+		restartCycle(t, ctx, l, l.Webs[i%2])
+	}
+	for i := 0; i < 2; i++ {
+		w := l.Webs[i%2]
+		if out, code, err := w.Drainctl(ctx, "maintenance", "enter", "--reason", "e2e agent-check hold"); err != nil || code != 0 {
+			t.Fatalf("enter %s: exit %d %v\n%s", w.Name, code, err, out)
+		}
+		if _, err := l.WaitStatus(ctx, w.Name, "DRAIN (agent)", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second) // held: its sticky users keep being served by it
+		if out, code, err := w.Drainctl(ctx, "maintenance", "exit"); err != nil || code != 0 {
+			t.Fatalf("exit %s: exit %d %v\n%s", w.Name, code, err, out)
+		}
+		backInService(t, ctx, l, w)
+	}
+	time.Sleep(time.Second)
+	res := run.Stop()
+	report(t, res)
+	if res.Failed != 0 || res.Moved != 0 {
+		t.Fatalf("%d failed requests, %d users moved; want 0 and 0", res.Failed, res.Moved)
+	}
+	if res.ByServer["web1"] == 0 || res.ByServer["web2"] == 0 {
+		t.Fatalf("too little load to prove anything: %+v", res)
+	}
+}
+
 // TestE2EThroughForward: traffic through the forward port (the other
 // pattern): drainctl still fails no request; users may move (reported).
 func TestE2EThroughForward(t *testing.T) {

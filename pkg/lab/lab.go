@@ -37,6 +37,9 @@ const (
 	// Naive: the blog post's setup: traffic through 81, plain checks, no
 	// backup, no retry-on; withdrawn by deleting the REDIRECT.
 	Naive Pattern = "naive"
+	// AgentCheck: one entry per server; HAProxy's agent-check asks each
+	// agent (port 8081), which answers "drain" while the server is out.
+	AgentCheck Pattern = "agent-check"
 )
 
 // Options describe a lab.
@@ -60,6 +63,9 @@ type Web struct {
 	binary     string
 	backend    string
 }
+
+// agentPort is where the agents answer HAProxy's agent-check (AgentCheck).
+const agentPort = 8081
 
 // Lab is a running lab.
 type Lab struct {
@@ -207,6 +213,9 @@ MaxKeepAliveRequests 1000
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
 		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
 		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String())
+	if l.o.Pattern == AgentCheck {
+		cmd.Args = append(cmd.Args, "--agent-check-listen", fmt.Sprintf("%s:%d", w.Addr, agentPort))
+	}
 	logf, err := os.Create(filepath.Join(w.dir, "agent.log"))
 	if err != nil {
 		return err
@@ -268,7 +277,11 @@ func (l *Lab) startHAProxy(servers []haproxy.Server) error {
 		backend = b.String()
 	} else {
 		var err error
-		if backend, err = haproxy.Backend(haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward}); err != nil {
+		o := haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward}
+		if l.o.Pattern == AgentCheck {
+			o.AgentPort = agentPort
+		}
+		if backend, err = haproxy.Backend(o); err != nil {
 			return err
 		}
 	}

@@ -190,6 +190,14 @@ func New(ctx context.Context, d Deps) *Engine {
 }
 
 // marking notes every change the engine makes to the forwards, so that
+// Phase is where the server is, from memory (no netfilter read): for
+// answers that must be cheap, HAProxy's agent-check among them.
+func (e *Engine) Phase() state.Phase {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.Phase
+}
+
 // Snapshot knows when its last read is out of date.
 type marking struct {
 	forward.Forwarder
