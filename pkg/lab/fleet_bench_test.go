@@ -25,13 +25,13 @@ func BenchmarkFleetRoll(b *testing.B) {
 		roll func(testing.TB, *fleet) error
 	}{
 		{"ssh-script", func(t testing.TB, f *fleet) error {
-			cmd, out := sshRoll.roll(t, f)
+			cmd, out := sshRoll.roll(t, f, "")
 			err := cmd.Wait()
 			t.Logf("%s", out)
 			return err
 		}},
 		{"ansible-drainctl", func(t testing.TB, f *fleet) error {
-			cmd, out := ansibleRoll.roll(t, f)
+			cmd, out := ansibleRoll.roll(t, f, "")
 			err := cmd.Wait()
 			t.Logf("%s", out)
 			return err

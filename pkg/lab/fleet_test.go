@@ -6,6 +6,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
@@ -96,8 +98,9 @@ func (f *fleet) waitOut(t testing.TB, name string) {
 // rollTool is one fleet tool: how to start a roll of the pool.
 type rollTool struct {
 	name string
-	// roll starts a roll and returns it running.
-	roll func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder)
+	// roll starts a roll (of restarts, or of maintenance runs of the
+	// shell command run when it is set) and returns it running.
+	roll func(t testing.TB, f *fleet, run string) (*exec.Cmd, *strings.Builder)
 	// failed is what the tool says of the host that stopped the roll.
 	failed func(host string) string
 	// refused starts what it says when it refuses to roll.
@@ -109,9 +112,13 @@ var playbook, _ = filepath.Abs("../../scripts/contrib/ansible/drainctl-roll.yml"
 
 var sshRoll = rollTool{
 	name: "ssh",
-	roll: func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder) {
+	roll: func(t testing.TB, f *fleet, run string) (*exec.Cmd, *strings.Builder) {
+		args := []string{rollScript, "--reason", "fleet e2e"}
+		if run != "" {
+			args = append(args, "--run", run)
+		}
 		return f.start(t, []string{"DRAINCTL_ROLL_SSH=" + f.ssh.Command(), "DRAINCTL_ROLL_DRAINCTL=" + f.ssh.Drainctl, "DRAINCTL_ROLL_LOCK=" + f.lock},
-			append([]string{rollScript, "--reason", "fleet e2e"}, f.hosts...)...)
+			append(args, f.hosts...)...)
 	},
 	failed:  func(host string) string { return "FAILED on " + host },
 	refused: "refusing to start: ",
@@ -119,8 +126,12 @@ var sshRoll = rollTool{
 
 var ansibleRoll = rollTool{
 	name: "ansible",
-	roll: func(t testing.TB, f *fleet) (*exec.Cmd, *strings.Builder) {
-		return f.ansible(t, playbook, fmt.Sprintf("drainctl=%s\ndrainctl_reason='fleet e2e'\ndrainctl_lock=%s\n", f.ssh.Drainctl, f.lock))
+	roll: func(t testing.TB, f *fleet, run string) (*exec.Cmd, *strings.Builder) {
+		vars := fmt.Sprintf("drainctl=%s\ndrainctl_reason='fleet e2e'\ndrainctl_lock=%s\n", f.ssh.Drainctl, f.lock)
+		if run != "" {
+			vars += fmt.Sprintf("drainctl_run=%q\n", run)
+		}
+		return f.ansible(t, playbook, vars)
 	},
 	failed:  func(host string) string { return "drainctl failed on web" + host[len("198.18."):len("198.18.")+1] },
 	refused: "refusing to roll: ",
@@ -166,9 +177,9 @@ func testFleet(t *testing.T, tool rollTool) {
 	// A whole roll; a second one started while the first is at its
 	// first host (two more to go) is refused.
 	before := f.generations(t)
-	first, out1 := tool.roll(t, f)
+	first, out1 := tool.roll(t, f, "")
 	f.waitOut(t, f.l.Webs[0].Name)
-	second, out2 := tool.roll(t, f)
+	second, out2 := tool.roll(t, f, "")
 	if code := exitCode(second.Wait()); code == 0 || !strings.Contains(out2.String(), tool.refused) {
 		t.Errorf("a second %s roll during the first: exit %d, want %q\n%s", tool.name, code, tool.refused, out2)
 	}
@@ -186,6 +197,26 @@ func testFleet(t *testing.T, tool rollTool) {
 	}
 	t.Logf("%s roll:\n%s", tool.name, out1)
 
+	// A roll of maintenance runs: the command ran on every host, under a
+	// hold of its own, each host back in service; nothing restarted.
+	before = f.generations(t)
+	runRoll, out := tool.roll(t, f, "echo patched >&2")
+	if err := runRoll.Wait(); err != nil {
+		t.Fatalf("a %s roll of maintenance runs: %v\n%s", tool.name, err, out)
+	}
+	for i, w := range f.l.Webs {
+		out, _, _ := w.Drainctl(context.Background(), "history", "-n", "1", "--json")
+		var hist []history.Entry
+		if err := json.Unmarshal([]byte(out), &hist); err != nil || len(hist) != 1 || hist[0].Op != "exit" ||
+			hist[0].Command != "sh -c 'echo patched >&2'" || hist[0].CommandExit == nil || *hist[0].CommandExit != 0 || hist[0].CommandOutput != "patched\n" {
+			t.Fatalf("%s's last operation is not the run's end (%v):\n%s", w.Name, err, out)
+		}
+		if g := f.generations(t)[i]; g != before[i] {
+			t.Fatalf("%s restarted by a roll of runs", w.Name)
+		}
+		backInService(t, context.Background(), f.l, w)
+	}
+
 	// The pool's lock, held by a roll elsewhere: refused, whoever holds it
 	// named, nothing touched.
 	if err := os.MkdirAll(f.lock, 0o755); err != nil {
@@ -193,7 +224,7 @@ func testFleet(t *testing.T, tool rollTool) {
 	}
 	os.WriteFile(filepath.Join(f.lock, "owner"), []byte("a roll by ops@elsewhere\n"), 0o644)
 	before = f.generations(t)
-	locked, out := tool.roll(t, f)
+	locked, out := tool.roll(t, f, "")
 	code := exitCode(locked.Wait())
 	if code == 0 || !strings.Contains(out.String(), tool.refused+"another roll is running (a roll by ops@elsewhere") {
 		t.Fatalf("a %s roll while the lock is held: exit %d\n%s", tool.name, code, out)
@@ -211,7 +242,7 @@ func testFleet(t *testing.T, tool rollTool) {
 		t.Fatal(err)
 	}
 	before = f.generations(t)
-	roll, out := tool.roll(t, f)
+	roll, out := tool.roll(t, f, "")
 	code = exitCode(roll.Wait())
 	f.l.Webs[1].BreakConfig(false)
 	after = f.generations(t)
