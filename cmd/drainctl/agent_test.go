@@ -678,6 +678,22 @@ func TestAgentMaintenanceRun(t *testing.T) {
 		t.Fatalf("SIGHUP (a lost SSH session): %v\n%s", err, out2)
 	}
 
+	// drainctl killed outright (SIGKILL): the hold stays the command's,
+	// and status says its runner is gone; --force ends it.
+	cmd, _ = run(`sleep 2`)
+	cmd.Process.Kill()
+	cmd.Wait()
+	st = h.status(t)
+	if st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Command != "sh -c 'sleep 2'" || !st.RunnerGone {
+		t.Fatalf("after the run's drainctl was killed: %+v, runner gone %v", st.State, st.RunnerGone)
+	}
+	if out, _, _ := h.ctl(t, "status"); !strings.Contains(out, "which is GONE") {
+		t.Fatalf("status does not say the runner is gone:\n%s", out)
+	}
+	if _, stderr, code := h.ctl(t, "maintenance", "exit", "--force"); code != 0 || !inService(h.status(t)) {
+		t.Fatalf("exit --force: exit %d %s", code, stderr)
+	}
+
 	entries, _, _ := h.ctl(t, "history", "--json")
 	var hist []history.Entry
 	json.Unmarshal([]byte(entries), &hist)
@@ -688,7 +704,7 @@ func TestAgentMaintenanceRun(t *testing.T) {
 		}
 	}
 	if strings.Join(exits, " ") != "0 100 1 130 0" {
-		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0:\n%s", exits, entries)
+		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0 (the killed run recorded none):\n%s", exits, entries)
 	}
 }
 

@@ -93,8 +93,11 @@ func showStatus(c *cli.Context) error {
 		if h.Reason != "" {
 			fmt.Printf("reason:   %s\n", safeLine(h.Reason))
 		}
-		if h.Command != "" {
-			fmt.Printf("command:  %s (maintenance run: the hold ends when it ends; exit --force ends it now)\n", safeLine(h.Command))
+		switch {
+		case h.Command != "" && st.RunnerGone:
+			fmt.Printf("command:  %s (maintenance run by pid %d, which is GONE: nobody will end this hold and the command's outcome is unknown; see its log, then maintenance exit --force)\n", safeLine(h.Command), h.RunnerPID)
+		case h.Command != "":
+			fmt.Printf("command:  %s (maintenance run by pid %d: the hold ends when it ends; exit --force ends it now)\n", safeLine(h.Command), h.RunnerPID)
 		}
 		if h.Log != "" {
 			fmt.Printf("log:      %s\n", safeLine(h.Log))

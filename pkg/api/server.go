@@ -204,6 +204,9 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		}
 		rc.SetReadDeadline(time.Time{})
 		req.Who = caller(r, req.Who)
+		if cred, ok := r.Context().Value(credKey{}).(*syscall.Ucred); ok {
+			req.PID = int(cred.Pid)
+		}
 		events := make(chan maintenance.Event, 256)
 		done := make(chan Line, 1)
 		go func() {

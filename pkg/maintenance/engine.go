@@ -22,11 +22,13 @@ package maintenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/conntable"
@@ -97,6 +99,9 @@ type Request struct {
 	CommandDone *CommandDone `json:"command_done,omitempty"`
 	// Force (exit) ends a hold that a running command owns.
 	Force bool `json:"force,omitempty"`
+	// PID is the caller's process, from the kernel (the API server sets
+	// it from the socket's peer credentials; a client cannot).
+	PID int `json:"-"`
 }
 
 // CommandDone is a `maintenance run` command's outcome.
@@ -147,6 +152,10 @@ type Status struct {
 	Forwards  []forward.Status `json:"forwards"`
 	Backend   string           `json:"backend"`
 	LastDrain *drain.Event     `json:"last_drain,omitempty"`
+	// RunnerGone: the hold is a maintenance run's, and the drainctl
+	// process running its command is gone (killed, the host rebooted):
+	// nobody will end the hold; the command's outcome is unknown.
+	RunnerGone bool `json:"runner_gone,omitempty"`
 }
 
 // Engine runs operations one at a time and keeps the forwards as the state
@@ -279,7 +288,19 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	e.fwMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}, err
+	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
+		RunnerGone: runnerGone(e.st.Holder)}, err
+}
+
+// runnerGone says whether a maintenance run's drainctl process has died
+// with the hold still its command's. A pid reused since would make a dead
+// runner look alive: the hold then stays (the safe side).
+func runnerGone(h *state.Holder) bool {
+	if h == nil || h.Command == "" || h.RunnerPID <= 0 {
+		return false
+	}
+	err := syscall.Kill(h.RunnerPID, 0)
+	return errors.Is(err, syscall.ESRCH)
 }
 
 // Snapshot is the state, and the forwards as last read: it reads them
@@ -294,7 +315,8 @@ func (e *Engine) Snapshot() Status {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Status{State: e.st, Running: e.running, Forwards: e.lastForwards, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain}
+	return Status{State: e.st, Running: e.running, Forwards: e.lastForwards, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
+		RunnerGone: runnerGone(e.st.Holder)}
 }
 
 // Connections lists the service port's established connections.
@@ -510,6 +532,9 @@ func (e *Engine) drain(op state.Op, req Request, progress func(Event)) (drain.Re
 
 func (e *Engine) holderOf(req Request) *state.Holder {
 	h := &state.Holder{Who: req.Who, Reason: req.Reason, Since: e.clock.Now(), Command: req.Command, Log: req.Log}
+	if req.Command != "" {
+		h.RunnerPID = req.PID
+	}
 	if req.TTL > 0 {
 		h.Until = h.Since.Add(req.TTL)
 	}

@@ -52,6 +52,9 @@ type Holder struct {
 	// output goes.
 	Command string `json:"command,omitempty"`
 	Log     string `json:"log,omitempty"`
+	// RunnerPID is the drainctl process running that command: if it is
+	// gone while the hold is still the command's, nobody will end it.
+	RunnerPID int `json:"runner_pid,omitempty"`
 }
 
 // Transition is one line of the state's history.
