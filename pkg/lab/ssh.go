@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // SSH is how the fleet tools reach the lab's app servers: a real sshd in
@@ -122,14 +121,4 @@ func (w *Web) BreakConfig(broken bool) error {
 		text += bad
 	}
 	return os.WriteFile(w.conf, []byte(text), 0o644)
-}
-
-// waitUntil polls cond every 100 ms until it holds or timeout passes.
-func waitUntil(timeout time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return false
 }

@@ -198,7 +198,6 @@ func New(ctx context.Context, d Deps) *Engine {
 	return e
 }
 
-// marking notes every change the engine makes to the forwards, so that
 // Phase is where the server is, from memory (no netfilter read): for
 // answers that must be cheap, HAProxy's agent-check among them.
 func (e *Engine) Phase() state.Phase {
@@ -207,6 +206,7 @@ func (e *Engine) Phase() state.Phase {
 	return e.st.Phase
 }
 
+// marking notes every change the engine makes to the forwards, so that
 // Snapshot knows when its last read is out of date.
 type marking struct {
 	forward.Forwarder
