@@ -139,12 +139,19 @@ func opFlags(withTTL bool) []cli.Flag {
 	return fs
 }
 
+// request is an operation's request from its flags; the operations take
+// no arguments.
 func request(c *cli.Context) (maintenance.Request, error) {
+	if c.NArg() > 0 {
+		return maintenance.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
+	}
+	return flagRequest(c)
+}
+
+// flagRequest reads and checks the flags every operation shares.
+func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
 		OnDeadline: drain.OnDeadline(c.String("on-deadline")), TTL: c.Duration("ttl"), Force: c.Bool("force")}
-	if c.NArg() > 0 {
-		return r, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
-	}
 	if r.OnDeadline != "" && r.OnDeadline != drain.Proceed && r.OnDeadline != drain.Abort {
 		return r, usagef("--on-deadline %q: want proceed or abort", r.OnDeadline)
 	}

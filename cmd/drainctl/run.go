@@ -15,7 +15,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
@@ -62,18 +61,13 @@ func runMaintenance(c *cli.Context) error {
 	if onFailure != "hold" && onFailure != "exit" {
 		return usagef("--on-failure %q: want hold or exit", onFailure)
 	}
-	ttl := c.Duration("ttl")
-	if ttl < 0 {
-		return usagef("--ttl must not be negative")
+	req, err := flagRequest(c)
+	if err != nil {
+		return err
 	}
-	req := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
-		OnDeadline: "", Command: shellQuote(args)}
-	if v := c.String("on-deadline"); v != "" {
-		if v != "proceed" && v != "abort" {
-			return usagef("--on-deadline %q: want proceed or abort", v)
-		}
-		req.OnDeadline = drain.OnDeadline(v)
-	}
+	// The run's --ttl bounds its command; the hold itself has none.
+	ttl := req.TTL
+	req.TTL, req.Command = 0, shellQuote(args)
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return usagef("maintenance run: %v", err)
 	}
@@ -108,12 +102,12 @@ func runMaintenance(c *cli.Context) error {
 	done := runLogged(args, log, ttl, sigs, asJSON, say)
 	hold := done.ExitCode != 0 || done.Signal != ""
 	if hold {
-		say("%s %s", req.Command, doneWords(done))
+		say("%s %s", req.Command, done.Outcome())
 	}
 	done.Hold = hold && onFailure == "hold"
 	_, err = showOp(ctx, asJSON, cl.Exit, maintenance.Request{Who: label(), CommandDone: done})
 	if hold && err == nil {
-		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, doneWords(done)), exitCommand)
+		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, done.Outcome()), exitCommand)
 	}
 	return err
 }
@@ -129,6 +123,13 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 		return done
 	}
 	defer null.Close()
+	// drainctl reads the log through a descriptor of its own.
+	rf, err := os.Open(log.Name())
+	if err != nil {
+		done.ExitCode, done.Output = -1, err.Error()
+		return done
+	}
+	defer rf.Close()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, log, log
 	// Its own process group: the terminal's SIGINT and SIGHUP reach
@@ -141,7 +142,7 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	show := &logTail{path: log.Name(), off: start, quiet: quiet}
+	show := &logTail{f: rf, off: start, quiet: quiet}
 	var limit <-chan time.Time
 	if ttl > 0 {
 		limit = time.After(ttl)
@@ -190,7 +191,7 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 
 // logTail shows what the command appends to its log and keeps the end.
 type logTail struct {
-	path  string
+	f     *os.File // the log, open for reading
 	off   int64
 	quiet bool // --json: stdout is for JSON; the output goes to stderr
 	last  []byte
@@ -199,12 +200,7 @@ type logTail struct {
 const keepOutput = 16 << 10
 
 func (t *logTail) read() {
-	f, err := os.Open(t.path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, t.off, 1<<40))
+	b, err := io.ReadAll(io.NewSectionReader(t.f, t.off, 1<<40))
 	if err != nil || len(b) == 0 {
 		return
 	}
@@ -255,16 +251,6 @@ func openRunLog(path string) (*os.File, error) {
 		return nil, usagef("--log: %v", err)
 	}
 	return f, nil
-}
-
-func doneWords(d *maintenance.CommandDone) string {
-	if d.Signal != "" {
-		return "was killed by " + d.Signal
-	}
-	if d.ExitCode == 0 {
-		return "succeeded"
-	}
-	return fmt.Sprintf("failed with exit status %d", d.ExitCode)
 }
 
 // shellQuote writes args as one shell command line, for people and the

@@ -115,12 +115,16 @@ type CommandDone struct {
 	Hold bool `json:"hold,omitempty"`
 }
 
-// failed says how the command ended, for people.
-func (d *CommandDone) failed() string {
-	if d.Signal != "" {
+// Outcome says how the command ended, for people: "succeeded", "failed
+// with exit status N", "was killed by SIGNAL".
+func (d *CommandDone) Outcome() string {
+	switch {
+	case d.Signal != "":
 		return "was killed by " + d.Signal
+	case d.ExitCode != 0:
+		return fmt.Sprintf("failed with exit status %d", d.ExitCode)
 	}
-	return fmt.Sprintf("failed with exit status %d", d.ExitCode)
+	return "succeeded"
 }
 
 // Event is progress of the engine, for live displays and /v1/events.
@@ -663,7 +667,7 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 		// again): its outcome must not end another's hold.
 		return Result{}, &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
 			Msg: fmt.Sprintf("the hold is no longer this run's (the command %q %s; the server is %s%s)",
-				done.Command, doneText(done), st.Phase, holderText(st.Holder))}
+				done.Command, done.Outcome(), st.Phase, holderText(st.Holder))}
 	case st.Phase == state.InService:
 		return Result{Op: state.OpExit, Phase: state.InService, Note: "not in maintenance"}, nil
 	case run && done == nil && !req.Force:
@@ -671,7 +675,7 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 	case done != nil && done.Hold:
 		// The command failed: the server stays out, held for people now.
 		h := *st.Holder
-		h.Command, h.Reason = "", fmt.Sprintf("maintenance run: %q %s", done.Command, done.failed())
+		h.Command, h.Reason = "", fmt.Sprintf("maintenance run: %q %s", done.Command, done.Outcome())
 		msg := h.Reason
 		if tail := lastLine(done.Output); tail != "" {
 			msg += ": " + tail
@@ -683,7 +687,7 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 	}
 	note := "maintenance exit by " + req.Who
 	if done != nil {
-		note = fmt.Sprintf("maintenance run: %q %s", done.Command, doneText(done))
+		note = fmt.Sprintf("maintenance run: %q %s", done.Command, done.Outcome())
 	} else if run {
 		note += fmt.Sprintf(" (--force, while %q ran)", st.Holder.Command)
 	}
@@ -691,13 +695,6 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 		return Result{Op: state.OpExit, Phase: state.Held, Holder: e.currentHolder()}, err
 	}
 	return Result{Op: state.OpExit, Phase: state.InService, Elapsed: e.clock.Now().Sub(start), Note: "back in rotation"}, nil
-}
-
-func doneText(d *CommandDone) string {
-	if d.ExitCode == 0 && d.Signal == "" {
-		return "succeeded"
-	}
-	return d.failed()
 }
 
 // lastLine is the last non-empty line of s, at most 200 bytes.
