@@ -132,10 +132,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// peer is the credentials of the connection's process, nil if unknown.
+func peer(r *http.Request) *syscall.Ucred {
+	cred, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
+	return cred
+}
+
 // caller names the peer: "alice (uid 1000)", plus what the client says
 // (e.g. "via cron") — the uid comes from the kernel, the label does not.
 func caller(r *http.Request, label string) string {
-	cred, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
+	cred := peer(r)
 	who := "unknown"
 	if cred != nil {
 		name := strconv.Itoa(int(cred.Uid))
@@ -204,7 +210,7 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		}
 		rc.SetReadDeadline(time.Time{})
 		req.Who = caller(r, req.Who)
-		if cred, ok := r.Context().Value(credKey{}).(*syscall.Ucred); ok {
+		if cred := peer(r); cred != nil {
 			req.PID = int(cred.Pid)
 		}
 		events := make(chan maintenance.Event, 256)

@@ -292,8 +292,13 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 	e.fwMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.statusLocked(fs), err
+}
+
+// statusLocked is the state with the forwards fs; e.mu is held.
+func (e *Engine) statusLocked(fs []forward.Status) Status {
 	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
-		RunnerGone: runnerGone(e.st.Holder)}, err
+		RunnerGone: runnerGone(e.st.Holder)}
 }
 
 // runnerGone says whether a maintenance run's drainctl process has died
@@ -319,8 +324,7 @@ func (e *Engine) Snapshot() Status {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Status{State: e.st, Running: e.running, Forwards: e.lastForwards, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
-		RunnerGone: runnerGone(e.st.Holder)}
+	return e.statusLocked(e.lastForwards)
 }
 
 // Connections lists the service port's established connections.
