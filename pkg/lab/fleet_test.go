@@ -259,12 +259,7 @@ func testFleet(t *testing.T, tool rollTool) {
 		t.Fatalf("the failed roll left its lock %s (%v)", f.lock, err)
 	}
 
-	time.Sleep(time.Second)
-	res := run.Stop()
-	report(t, res)
-	if res.Failed != 0 || res.Moved != 0 {
-		t.Fatalf("%d failed requests, %d users moved; want 0 and 0", res.Failed, res.Moved)
-	}
+	noLoss(t, f.l, run)
 }
 
 // maintenance run under load, through the real agent: the command (here a
@@ -287,10 +282,5 @@ func TestE2EMaintenanceRun(t *testing.T) {
 		}
 		backInService(t, ctx, l, w)
 	}
-	time.Sleep(time.Second)
-	res := run.Stop()
-	report(t, res)
-	if res.Failed != 0 || res.Moved != 0 {
-		t.Fatalf("%d failed requests, %d users moved; want 0 and 0", res.Failed, res.Moved)
-	}
+	noLoss(t, l, run)
 }
