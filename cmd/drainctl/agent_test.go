@@ -656,7 +656,7 @@ func TestAgentMaintenanceRun(t *testing.T) {
 		return cmd, &out
 	}
 	cmd, out2 := run(`trap 'echo got INT; exit 130' INT; sleep 20 & wait`)
-	for _, args := range [][]string{{"restart"}, {"maintenance", "exit"}, {"maintenance", "enter"}} {
+	for _, args := range [][]string{{"restart"}, {"maintenance", "exit"}, {"maintenance", "enter"}, {"maintenance", "run", "--log", log, "--", "true"}} {
 		if _, stderr, code := h.ctl(t, args...); code != exitBusy || !strings.Contains(stderr, "maintenance run of") {
 			t.Errorf("%v while the command runs: exit %d: %s", args, code, stderr)
 		}
@@ -677,6 +677,13 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	if err := cmd.Wait(); err != nil || !inService(h.status(t)) || !strings.Contains(out2.String(), "finished") {
 		t.Fatalf("SIGHUP (a lost SSH session): %v\n%s", err, out2)
 	}
+
+	// --ttl bounds the command: SIGTERM at the limit, counted as failed.
+	_, stderr, code = h.ctl(t, "maintenance", "run", "--ttl", "1s", "--log", log, "--", "sleep", "30")
+	if st := h.status(t); code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "was killed by terminated") {
+		t.Fatalf("a command past its --ttl: exit %d, %s; state %+v", code, stderr, st.State)
+	}
+	h.ctl(t, "maintenance", "exit")
 
 	// drainctl killed outright (SIGKILL): the hold stays the command's,
 	// and status says its runner is gone; --force ends it.
@@ -703,8 +710,8 @@ func TestAgentMaintenanceRun(t *testing.T) {
 			exits = append(exits, fmt.Sprint(*e.CommandExit))
 		}
 	}
-	if strings.Join(exits, " ") != "0 100 1 130 0" {
-		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0 (the killed run recorded none):\n%s", exits, entries)
+	if strings.Join(exits, " ") != "0 100 1 130 0 -1" {
+		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0 -1 (the killed run recorded none):\n%s", exits, entries)
 	}
 }
 
