@@ -751,13 +751,7 @@ exit 0
 		cmd.Env = append(append([]string{}, testEnv...), "PATH="+bin+":/usr/bin:/bin",
 			"DRAINCTL="+binary+" --socket "+h.sock, "HOME="+bin)
 		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), 0
+		return string(out), exitCodeOf(t, err)
 	}
 	os.Remove(calls)
 	if out, code := patch(); code != 0 || !strings.Contains(out, "nothing to upgrade") {

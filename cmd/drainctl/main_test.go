@@ -66,13 +66,21 @@ func drainctlEnv(t *testing.T, env []string, ns *nstest.NS, args ...string) (std
 	if ctx.Err() != nil {
 		t.Fatalf("drainctl %s: still running after %v", strings.Join(args, " "), cliTimeout)
 	}
+	return o.String(), e.String(), exitCodeOf(t, err)
+}
+
+// exitCodeOf is a finished command's exit code; any other error (the
+// command did not start) fails the test.
+func exitCodeOf(t testing.TB, err error) int {
+	t.Helper()
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return o.String(), e.String(), ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run drainctl: %v", err)
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run: %v", err)
 	}
-	return o.String(), e.String(), 0
+	return 0
 }
 
 func TestHelpTeaches(t *testing.T) {

@@ -89,12 +89,7 @@ func (s *sandbox) sh(script string) (string, int) {
 	cmd := exec.CommandContext(ctx, line[0], line[1:]...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatalf("%s: %v", script, err)
-	}
-	return string(out), 0
+	return string(out), exitCodeOf(s.t, err)
 }
 
 func (s *sandbox) must(script string) string {
