@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
 	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
@@ -30,7 +31,7 @@ func openHost(t *testing.T, ns *nstest.NS, name, recorded string) (forward.Forwa
 		t.Fatalf("open backend %s: %v", name, err)
 	}
 	t.Cleanup(func() { h.Close() })
-	return inNS{ns, h}, c
+	return forwardtest.InNS(ns, h), c
 }
 
 func hostLab(t *testing.T) *lab {

@@ -21,6 +21,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
 	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
@@ -85,33 +86,6 @@ var backends = []backend{
 	iptablesBackend("legacy"),
 }
 
-// inNS runs every call of a Forwarder inside a namespace: go-iptables
-// execs iptables, which must start in the test host's namespace.
-type inNS struct {
-	ns *nstest.NS
-	f  forward.Forwarder
-}
-
-func (n inNS) do(f func() error) error { return n.ns.Do(f) }
-func (n inNS) Apply(ctx context.Context, fs ...forward.Forward) error {
-	return n.do(func() error { return n.f.Apply(ctx, fs...) })
-}
-func (n inNS) Withdraw(ctx context.Context, fs ...forward.Forward) error {
-	return n.do(func() error { return n.f.Withdraw(ctx, fs...) })
-}
-func (n inNS) Restore(ctx context.Context, fs ...forward.Forward) error {
-	return n.do(func() error { return n.f.Restore(ctx, fs...) })
-}
-func (n inNS) Remove(ctx context.Context, fs ...forward.Forward) error {
-	return n.do(func() error { return n.f.Remove(ctx, fs...) })
-}
-func (n inNS) Status(ctx context.Context) (st []forward.Status, err error) {
-	err = n.do(func() (err error) { st, err = n.f.Status(ctx); return err })
-	return st, err
-}
-func (n inNS) Backend() string { return n.f.Backend() }
-func (n inNS) Close() error    { return n.f.Close() }
-
 // lab is one test's pair of hosts: srv runs the HTTP server on :80 and the
 // forward; cli is a client on the same link.
 type lab struct {
@@ -132,7 +106,7 @@ func newLab(t *testing.T, b backend) *lab {
 	}
 	l.f = f
 	if b.execs {
-		l.f = inNS{l.srv, f}
+		l.f = forwardtest.InNS(l.srv, f)
 	}
 	t.Cleanup(func() { f.Close() })
 	return l

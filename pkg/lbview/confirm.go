@@ -1,0 +1,166 @@
+package lbview
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/jsonms"
+)
+
+// Want is the change a confirmation waits for.
+type Want string
+
+const (
+	// Out: every load balancer had Fall checks refused since the withdraw.
+	Out Want = "out"
+	// Back: every load balancer had Rise checks accepted since the restore.
+	Back Want = "back"
+)
+
+// Confirmation says which load balancers confirmed a change.
+type Confirmation struct {
+	Want Want `json:"want"`
+	// Need is Fall (out) or Rise (back).
+	Need          int         `json:"need"`
+	LoadBalancers []Confirmed `json:"load_balancers"`
+	// Elapsed is the time from the change to the answer.
+	Elapsed jsonms.Duration `json:"elapsed_ms"`
+}
+
+// Confirmed is one load balancer's part of a confirmation.
+type Confirmed struct {
+	Addr      netip.Addr `json:"address"`
+	Port      uint16     `json:"port"`
+	Confirmed bool       `json:"confirmed"`
+	// Answers counts its checks refused (out) or accepted (back) since
+	// the change.
+	Answers int `json:"answers"`
+	// After is when it confirmed, from the change.
+	After jsonms.Duration `json:"after_ms,omitempty"`
+}
+
+// Count returns how many load balancers confirmed, of how many.
+func (c Confirmation) Count() (confirmed, total int) {
+	for _, l := range c.LoadBalancers {
+		if l.Confirmed {
+			confirmed++
+		}
+	}
+	return confirmed, len(c.LoadBalancers)
+}
+
+// All reports whether at least one load balancer was expected and every
+// one confirmed.
+func (c Confirmation) All() bool {
+	n, total := c.Count()
+	return total > 0 && n == total
+}
+
+// Text says it for people: "out of rotation on 2/2 load balancers
+// (10.0.0.2 after 0.62 s, 10.0.0.3 after 0.71 s)". With no load balancer
+// expected it is empty: the caller says why.
+func (c Confirmation) Text() string {
+	n, total := c.Count()
+	if total == 0 {
+		return ""
+	}
+	what, verb := "out of rotation", "refused"
+	if c.Want == Back {
+		what, verb = "back in rotation", "accepted"
+	}
+	var yes, no []string
+	for _, l := range c.LoadBalancers {
+		if l.Confirmed {
+			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(time.Duration(l.After))))
+		} else {
+			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, c.Need, verb, seconds(time.Duration(c.Elapsed))))
+		}
+	}
+	s := fmt.Sprintf("%s on %d/%d load balancers", what, n, total)
+	if len(yes) > 0 {
+		s += " (" + strings.Join(yes, ", ") + ")"
+	}
+	if len(no) > 0 {
+		s += "; not confirmed by " + strings.Join(no, "; ")
+	}
+	return s
+}
+
+// Timeout is how long a confirmation may take at most: for the slowest
+// load balancer, need checks and one more interval (the first check can
+// come just before the change), and half a second for the network. An
+// interval not known yet counts as 2 s. At most a minute.
+func (v *View) Timeout(w Want, lbs []LB) time.Duration {
+	need := v.need(w)
+	var longest time.Duration
+	for _, l := range lbs {
+		i := time.Duration(l.Interval)
+		if i <= 0 {
+			i = 2 * time.Second
+		}
+		longest = max(longest, time.Duration(need+1)*i)
+	}
+	return min(longest+500*time.Millisecond, time.Minute)
+}
+
+func (v *View) need(w Want) int {
+	if w == Back {
+		return v.s.Rise
+	}
+	return v.s.Fall
+}
+
+// Wait waits until every load balancer that was checking at since has
+// confirmed the change made then, or its Timeout passes, or ctx ends, and
+// says who confirmed. With no load balancer checking at since it returns
+// at once, with none listed.
+func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
+	expected := v.Active(since)
+	c := Confirmation{Want: w, Need: v.need(w)}
+	if len(expected) == 0 {
+		return c
+	}
+	timer := time.NewTimer(time.Until(since.Add(v.Timeout(w, expected))))
+	defer timer.Stop()
+	for {
+		v.mu.Lock()
+		c = v.confirmLocked(w, since, expected)
+		changed := v.changed
+		v.mu.Unlock()
+		c.Elapsed = jsonms.Duration(time.Since(since))
+		if c.All() {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+		case <-changed:
+			continue
+		}
+		c.Elapsed = jsonms.Duration(time.Since(since))
+		return c
+	}
+}
+
+func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmation {
+	c := Confirmation{Want: w, Need: v.need(w)}
+	for _, l := range expected {
+		got := Confirmed{Addr: l.Addr, Port: l.Port}
+		if s := v.srcs[l.Key()]; s != nil {
+			for _, a := range s.answers {
+				if a.t.Before(since) || a.refused != (w == Out) {
+					continue
+				}
+				got.Answers++
+				if got.Answers == c.Need {
+					got.Confirmed, got.After = true, jsonms.Duration(a.t.Sub(since))
+				}
+			}
+		}
+		c.LoadBalancers = append(c.LoadBalancers, got)
+	}
+	return c
+}

@@ -1,0 +1,247 @@
+// Package lbview is the load balancers' view of this host, seen from the
+// host: which load balancers health-check the forward port, how often,
+// and whether their checks get through (the forward redirects them) or
+// are refused (the forward is withdrawn). From it drainctl confirms that
+// every load balancer took the server out of rotation after a withdraw
+// (each had its checks refused `fall` times) and put it back after a
+// restore (`rise` checks accepted), instead of waiting a fixed time on
+// the hope that they noticed.
+//
+// A load balancer is known by its address and the forward port it
+// checks. In the recommended HAProxy pattern only health checks arrive on
+// the forward port; where traffic goes through it too, its new
+// connections count as checks (docs/design.md says what that changes).
+package lbview
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/jsonms"
+)
+
+// Settings of a View. Zero values take the defaults.
+type Settings struct {
+	// Fall and Rise are the load balancers' check settings (HAProxy's
+	// fall and rise): refusals that take a server out, acceptances that
+	// put it back. Default 2 and 2.
+	Fall, Rise int
+	// MinChecks is how many checks a source must have sent to count as a
+	// load balancer (one SYN from a port scan does not). Default 3.
+	MinChecks int
+	// Active: a load balancer is expected to confirm a withdraw when its
+	// last check is more recent than max(Active, 4 check intervals).
+	// Default 10 s.
+	Active time.Duration
+	// MaxSources bounds the sources kept; the least recently seen go.
+	// Default 64.
+	MaxSources int
+}
+
+func (s *Settings) defaults() {
+	if s.Fall <= 0 {
+		s.Fall = 2
+	}
+	if s.Rise <= 0 {
+		s.Rise = 2
+	}
+	if s.MinChecks <= 0 {
+		s.MinChecks = 3
+	}
+	if s.Active <= 0 {
+		s.Active = 10 * time.Second
+	}
+	if s.MaxSources <= 0 {
+		s.MaxSources = 64
+	}
+}
+
+// Key names a load balancer: its address and the forward port it checks.
+type Key struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+func (k Key) String() string {
+	if k.Port == 0 {
+		return k.Addr.String()
+	}
+	return fmt.Sprintf("%s (port %d)", k.Addr, k.Port)
+}
+
+// LB is what the view knows of one load balancer.
+type LB struct {
+	Addr     netip.Addr      `json:"address"`
+	Port     uint16          `json:"port"` // the forward port it checks
+	Checks   uint64          `json:"checks"`
+	Accepted uint64          `json:"accepted"`
+	Refused  uint64          `json:"refused"`
+	Interval jsonms.Duration `json:"interval_ms"` // 0: not known yet
+	First    time.Time       `json:"first"`
+	Last     time.Time       `json:"last"`
+}
+
+// Key is the load balancer's key.
+func (l LB) Key() Key { return Key{l.Addr, l.Port} }
+
+// Describe says it for people, e.g. "10.0.0.2 checks port 81 every
+// 0.5 s, last 0.2 s ago (120 checks, 4 refused)".
+func (l LB) Describe(now time.Time) string {
+	every := "interval not known yet"
+	if l.Interval > 0 {
+		every = "every " + seconds(time.Duration(l.Interval))
+	}
+	return fmt.Sprintf("%s checks port %d %s, last %s ago (%d checks, %d refused)",
+		l.Addr, l.Port, every, seconds(now.Sub(l.Last)), l.Checks, l.Refused)
+}
+
+func seconds(d time.Duration) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".") + " s"
+}
+
+// answer is one SYN-ACK or RST sent to a load balancer.
+type answer struct {
+	t       time.Time
+	refused bool
+}
+
+type source struct {
+	LB
+	times   []time.Time // last attempts, oldest first (for the interval)
+	answers []answer    // last answers, oldest first
+	lastPkt Packet      // for dropping copies of one packet
+}
+
+const (
+	keepTimes   = 9  // 8 gaps for the interval's median
+	keepAnswers = 64 // far more than any fall or rise
+)
+
+// View folds captured packets into per-load-balancer state. Its methods
+// are safe for concurrent use.
+type View struct {
+	s       Settings
+	mu      sync.Mutex
+	srcs    map[Key]*source
+	changed chan struct{} // closed and replaced at every packet
+}
+
+// New returns an empty view.
+func New(s Settings) *View {
+	s.defaults()
+	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{})}
+}
+
+// Settings returns the view's settings, defaults filled in.
+func (v *View) Settings() Settings { return v.s }
+
+// Record adds one packet seen on forward port port.
+func (v *View) Record(port uint16, p Packet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := Key{p.Remote.Addr().Unmap(), port}
+	src := v.srcs[k]
+	if src == nil {
+		if len(v.srcs) >= v.s.MaxSources {
+			v.evictLocked()
+		}
+		src = &source{LB: LB{Addr: k.Addr, Port: port, First: p.Time}}
+		v.srcs[k] = src
+	}
+	// A packet crossing a bridge, bond or VLAN device is captured once
+	// per device: the same segment again within a moment is a copy.
+	if src.lastPkt.Remote == p.Remote && src.lastPkt.Kind == p.Kind && p.Time.Sub(src.lastPkt.Time) < 50*time.Millisecond {
+		return
+	}
+	src.lastPkt = p
+	switch p.Kind {
+	case Attempt:
+		src.Checks++
+		src.Last = p.Time
+		src.times = appendBounded(src.times, p.Time, keepTimes)
+		src.Interval = jsonms.Duration(median(src.times))
+	case Accepted, Refused:
+		if p.Kind == Accepted {
+			src.Accepted++
+		} else {
+			src.Refused++
+		}
+		src.answers = appendBounded(src.answers, answer{p.Time, p.Kind == Refused}, keepAnswers)
+	}
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+func appendBounded[T any](s []T, x T, n int) []T {
+	if len(s) >= n {
+		s = slices.Delete(s, 0, len(s)-n+1)
+	}
+	return append(s, x)
+}
+
+// median is the median gap between successive times: the check interval,
+// robust to a lost or extra check.
+func median(ts []time.Time) time.Duration {
+	if len(ts) < 3 {
+		return 0
+	}
+	gaps := make([]time.Duration, 0, len(ts)-1)
+	for i := 1; i < len(ts); i++ {
+		gaps = append(gaps, ts[i].Sub(ts[i-1]))
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
+}
+
+func (v *View) evictLocked() {
+	var oldest *source
+	for _, s := range v.srcs {
+		if oldest == nil || s.Last.Before(oldest.Last) {
+			oldest = s
+		}
+	}
+	delete(v.srcs, oldest.Key())
+}
+
+// LoadBalancers lists the sources that count as load balancers (MinChecks
+// checks or more), by address.
+func (v *View) LoadBalancers() []LB {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []LB
+	for _, s := range v.srcs {
+		if s.Checks >= uint64(v.s.MinChecks) {
+			out = append(out, s.LB)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Addr != out[j].Addr {
+			return out[i].Addr.Less(out[j].Addr)
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out
+}
+
+// activeAt says whether l was checking at t: its last check is recent
+// enough for another to be due.
+func (v *View) activeAt(l LB, t time.Time) bool {
+	window := max(v.s.Active, 4*time.Duration(l.Interval))
+	return l.Checks >= uint64(v.s.MinChecks) && t.Sub(l.Last) <= window
+}
+
+// Active lists the load balancers checking at t.
+func (v *View) Active(t time.Time) []LB {
+	var out []LB
+	for _, l := range v.LoadBalancers() {
+		if v.activeAt(l, t) {
+			out = append(out, l)
+		}
+	}
+	return out
+}

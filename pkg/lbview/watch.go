@@ -1,0 +1,73 @@
+package lbview
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+)
+
+// Watch captures the health checks of some forward ports into a View.
+type Watch struct {
+	*View
+	ports []uint16
+	since time.Time
+	caps  []*Capture
+	done  chan error
+}
+
+// Start captures the checks of ports (duplicates ignored) in the caller's
+// network namespace until Close.
+func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	w := &Watch{View: New(s), since: time.Now()}
+	for _, p := range ports {
+		if slices.Contains(w.ports, p) {
+			continue
+		}
+		c, err := Listen(p)
+		if err != nil {
+			w.closeCaptures()
+			return nil, err
+		}
+		w.ports = append(w.ports, p)
+		w.caps = append(w.caps, c)
+	}
+	w.done = make(chan error, len(w.caps))
+	for i, c := range w.caps {
+		port := w.ports[i]
+		go func() {
+			err := c.Run(func(p Packet) { w.Record(port, p) })
+			if err != nil {
+				log.Error("health check capture stopped", "port", port, "err", err)
+			}
+			w.done <- err
+		}()
+	}
+	return w, nil
+}
+
+// Ports are the forward ports watched.
+func (w *Watch) Ports() []uint16 { return w.ports }
+
+// Since is when the watch started: nothing before is known.
+func (w *Watch) Since() time.Time { return w.since }
+
+func (w *Watch) closeCaptures() error {
+	var err error
+	for _, c := range w.caps {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
+
+// Close stops the capture.
+func (w *Watch) Close() error {
+	err := w.closeCaptures()
+	for range w.caps {
+		err = errors.Join(err, <-w.done)
+	}
+	return err
+}
