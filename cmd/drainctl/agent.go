@@ -39,6 +39,10 @@ func agentCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"}, Usage: "forward `FROM:TO`; repeat for several (default: 81:80)"},
 			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
 			&cli.StringFlag{Name: "agent-check-listen", Usage: "answer HAProxy's agent-check on TCP `HOST:PORT`, e.g. :8081: \"ready up\" in service, \"drain\" while out (haproxy-config --style agent-check)"},
+			&cli.BoolFlag{Name: "watch-checks", Value: true, Usage: "watch the load balancers' health checks of the forward ports: a withdraw ends once each took the server out (fall refusals), a restore once each put it back (rise); --watch-checks=false waits --min-wait and confirms nothing"},
+			&cli.IntFlag{Name: "fall", Value: 2, Usage: "HAProxy's fall of the primary entries: `N` refused checks take the server out"},
+			&cli.IntFlag{Name: "rise", Value: 2, Usage: "HAProxy's rise: `N` accepted checks put it back"},
+			&cli.DurationFlag{Name: "grace", Value: drain.DefaultPolicy().Grace, Usage: "restart: once every load balancer took the server out, wait at most `DURATION` for requests in flight (sticky users who keep coming are not waited for; the graceful restart finishes their requests)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (Prometheus) on TCP `HOST:PORT`, e.g. 127.0.0.1:9188 (the socket always serves it)"},
 			&cli.StringFlag{Name: "configtest-cmd", Value: runner.DefaultConfigTest, Usage: "config test `COMMAND` (run with sh -c)"},
 			&cli.DurationFlag{Name: "configtest-timeout", Value: 30 * time.Second, Usage: "`DURATION`"},
@@ -92,6 +96,16 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 	}
 	s.MetricsListen = str("metrics-listen", file.MetricsListen, "")
 	s.AgentCheckListen = str("agent-check-listen", file.AgentCheckListen, "")
+	count := func(flag string, fromFile config.Count) int {
+		if c.IsSet(flag) || fromFile == 0 {
+			return c.Int(flag)
+		}
+		return int(fromFile)
+	}
+	s.Checks = agent.Checks{Watch: c.Bool("watch-checks"), Fall: count("fall", file.HealthChecks.Fall), Rise: count("rise", file.HealthChecks.Rise)}
+	if !c.IsSet("watch-checks") && file.HealthChecks.Watch != nil {
+		s.Checks.Watch = *file.HealthChecks.Watch
+	}
 	v, commit, _ := versionInfo()
 	s.Build = metrics.Build{Version: v, Commit: commit, GoVersion: runtime.Version()}
 	if c.IsSet("forward") {
@@ -114,6 +128,7 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 		Quiet:      dur("quiet", file.Drain.Quiet, d.Quiet),
 		IdleAfter:  dur("idle-after", file.Drain.IdleAfter, d.IdleAfter),
 		Deadline:   dur("deadline", file.Drain.Deadline, d.Deadline),
+		Grace:      dur("grace", file.Drain.Grace, d.Grace),
 		OnDeadline: drain.OnDeadline(str("on-deadline", string(file.Drain.OnDeadline), string(d.OnDeadline))),
 	}
 	if c.IsSet("ignore") {

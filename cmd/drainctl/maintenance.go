@@ -118,11 +118,39 @@ func showStatus(c *cli.Context) error {
 			fmt.Printf("problem:  %d→%d: %s\n", f.Forward.From, f.Forward.To, safeLine(p))
 		}
 	}
+	showHealthChecks(st.HealthChecks)
 	if n := len(s.History); n > 0 {
 		last := s.History[n-1]
 		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, safeLine(last.Note))
 	}
 	return nil
+}
+
+// showHealthChecks lists the load balancers checking the forward ports,
+// and warns when none does: then withdrawing takes the server out of no
+// rotation drainctl can see.
+func showHealthChecks(hc *maintenance.HealthChecks) {
+	if hc == nil {
+		fmt.Println("checks:   not watched (agent --watch-checks=false, or no CAP_NET_RAW)")
+		return
+	}
+	active := 0
+	for _, l := range hc.LoadBalancers {
+		state := ""
+		if !l.Active {
+			state = " (stopped checking)"
+		} else {
+			active++
+		}
+		fmt.Printf("checked:  %s%s\n", l.Describe(time.Now()), state)
+	}
+	if active == 0 {
+		var ps []string
+		for _, p := range hc.Ports {
+			ps = append(ps, fmt.Sprint(p))
+		}
+		fmt.Printf("warning:  no load balancer health-checks port %s now: withdrawing will not take this server out of any rotation drainctl can see\n", strings.Join(ps, ", "))
+	}
 }
 
 func opFlags(withTTL bool) []cli.Flag {
@@ -210,6 +238,11 @@ func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request
 			fmt.Printf(" — %s", safeLine(res.Note))
 		}
 		fmt.Println()
+	}
+	if !asJSON {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", safeLine(w))
+		}
 	}
 	return res, err
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -11,8 +10,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"github.com/drainctl/drainctl/pkg/metrics/metricstest"
 )
 
 // scrape reads /metrics through the control socket, or over TCP from
@@ -20,11 +19,7 @@ import (
 // Prometheus' own text parser.
 func (h *host) scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", h.sock)
-	}
-	url := "http://drainctl/metrics"
+	dial, url := metricstest.Socket(h.sock), "http://drainctl/metrics"
 	if addr != "" {
 		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var c net.Conn
@@ -33,54 +28,14 @@ func (h *host) scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 		}
 		url = "http://" + addr + "/metrics"
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}
-	resp, err := client.Get(url)
+	mfs, err := metricstest.Scrape(url, dial)
 	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scrape %s: %s\n%s", url, resp.Status, body)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatalf("the metrics do not parse: %v\n%s", err, body)
+		t.Fatal(err)
 	}
 	return mfs
 }
 
-// value is the value of the metric of family name whose labels include
-// labels ("k=v"), or -1 when there is none.
-func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	mf := mfs[name]
-	if mf == nil {
-		return -1
-	}
-next:
-	for _, m := range mf.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for _, kv := range labels {
-			k, v, _ := strings.Cut(kv, "=")
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.GetGauge() != nil:
-			return m.GetGauge().GetValue()
-		case m.GetCounter() != nil:
-			return m.GetCounter().GetValue()
-		case m.GetHistogram() != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return -1
-}
+var value = metricstest.Value
 
 // The agent's metrics, scraped through the socket and the TCP listener
 // and parsed with Prometheus' parser: the state, the forward, operations
@@ -124,6 +79,7 @@ func TestAgentMetrics(t *testing.T) {
 		{"drainctl_connections", []string{"path=forward"}, 0},
 		{"drainctl_connections_scrape_error", nil, 0},
 		{"drainctl_operation_running", nil, 0},
+		{"drainctl_load_balancers_checking", nil, 0}, // none in this test
 	}
 	for _, c := range checks {
 		if got := value(m, c.name, c.labels...); got != c.want {

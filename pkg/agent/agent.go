@@ -24,6 +24,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/jsonms"
+	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
@@ -51,9 +52,19 @@ type Settings struct {
 	// AgentCheckListen, when set, is a TCP address (host:port) answering
 	// HAProxy's agent-check: "ready up" in service, "drain" while out.
 	AgentCheckListen string `json:"agent_check_listen,omitempty"`
+	// Checks is the load balancers' view.
+	Checks Checks `json:"health_checks"`
 	// Build describes this binary, for drainctl_build_info.
 	Build metrics.Build `json:"build"`
 	Ready ready.Check   `json:"ready"`
+}
+
+// Checks says whether and how the agent watches the load balancers'
+// health checks of the forward ports.
+type Checks struct {
+	Watch bool `json:"watch"`
+	Fall  int  `json:"fall"`
+	Rise  int  `json:"rise"`
 }
 
 // MarshalJSON is for `agent --check`: durations in milliseconds, as in
@@ -96,6 +107,9 @@ func (s Settings) Validate() error {
 	}
 	if len(s.Ready.Accept) == 0 {
 		return errors.New("ready: no accepted status")
+	}
+	if s.Checks.Fall < 1 || s.Checks.Fall > 100 || s.Checks.Rise < 1 || s.Checks.Rise > 100 {
+		return fmt.Errorf("fall %d and rise %d: want counts from 1 to 100 (HAProxy's fall and rise of the primary entries)", s.Checks.Fall, s.Checks.Rise)
 	}
 	if _, err := groupID(s.SocketGroup); err != nil {
 		return err
@@ -191,11 +205,26 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	}
 	var src metricsSource
 	met := metrics.New(&src, s.Build)
-	eng := maintenance.New(ctx, maintenance.Deps{
+	deps := maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
 		Observer: met, Log: log,
-	})
+	}
+	if s.Checks.Watch {
+		var ports []uint16
+		for _, f := range s.Forwards {
+			ports = append(ports, f.From)
+		}
+		w, err := lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, log)
+		if err != nil {
+			log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
+		} else {
+			defer w.Close()
+			deps.Rotation = w
+			log.Info("watching health checks", "ports", ports, "fall", s.Checks.Fall, "rise", s.Checks.Rise)
+		}
+	}
+	eng := maintenance.New(ctx, deps)
 	src.Engine = eng
 	note, err := eng.Resume()
 	if err != nil {

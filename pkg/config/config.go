@@ -39,10 +39,32 @@ type File struct {
 	// always).
 	MetricsListen string `yaml:"metrics_listen"`
 	// AgentCheckListen is a TCP address answering HAProxy's agent-check.
-	AgentCheckListen string  `yaml:"agent_check_listen"`
-	Drain            Drain   `yaml:"drain"`
-	Restart          Restart `yaml:"restart"`
-	Ready            Ready   `yaml:"ready"`
+	AgentCheckListen string       `yaml:"agent_check_listen"`
+	HealthChecks     HealthChecks `yaml:"health_checks"`
+	Drain            Drain        `yaml:"drain"`
+	Restart          Restart      `yaml:"restart"`
+	Ready            Ready        `yaml:"ready"`
+}
+
+// HealthChecks is the load balancers' view section.
+type HealthChecks struct {
+	// Watch: see the health checks of the forward ports (default true).
+	Watch *bool `yaml:"watch"`
+	// Fall and Rise are HAProxy's check settings (0: default).
+	Fall Count `yaml:"fall"`
+	Rise Count `yaml:"rise"`
+}
+
+// Count is a check count, 1 to 100.
+type Count int
+
+func (c *Count) UnmarshalYAML(n *yaml.Node) error {
+	var v int
+	if err := n.Decode(&v); err != nil || v < 1 || v > 100 {
+		return fmt.Errorf("line %d: %q: want a count from 1 to 100 (HAProxy's fall or rise)", n.Line, n.Value)
+	}
+	*c = Count(v)
+	return nil
 }
 
 // Drain is the drain policy section.
@@ -52,6 +74,7 @@ type Drain struct {
 	Quiet      Duration   `yaml:"quiet"`
 	IdleAfter  Duration   `yaml:"idle_after"`
 	Deadline   Duration   `yaml:"deadline"`
+	Grace      Duration   `yaml:"grace"`
 	OnDeadline OnDeadline `yaml:"on_deadline"`
 	Ignore     []Prefix   `yaml:"ignore"`
 }

@@ -61,7 +61,9 @@ func TestFullExampleIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.Restart.RestartCmd != "auto" || time.Duration(f.Drain.Deadline) != time.Minute ||
-		f.Ready.Status != "200-399" || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second {
+		f.Ready.Status != "200-399" || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second ||
+		f.HealthChecks.Watch == nil || !*f.HealthChecks.Watch || f.HealthChecks.Fall != 2 || f.HealthChecks.Rise != 2 ||
+		time.Duration(f.Drain.Grace) != 500*time.Millisecond {
 		t.Fatalf("%+v", f)
 	}
 }
@@ -76,6 +78,9 @@ func TestReadyStatuses(t *testing.T) {
 		if err != nil || f.Ready.Status != want {
 			t.Errorf("%q: %q, %v; want %q", doc, f.Ready.Status, err, want)
 		}
+	}
+	if _, err := Parse([]byte("backend: auto\nhealth_checks:\n  fall: 0\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("fall 0: %v, want an error on line 3", err)
 	}
 	if _, err := Parse([]byte("backend: auto\nready:\n  status: 700\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("status 700: %v, want an error on line 3", err)

@@ -34,6 +34,10 @@ const (
 	DeadlineProceed Outcome = "deadline-proceed"
 	// DeadlineAbort: the deadline passed and the policy says stop.
 	DeadlineAbort Outcome = "deadline-abort"
+	// GraceProceed: the load balancers took the server out and the grace
+	// passed with connections still active (a restart: the graceful
+	// restart finishes their requests).
+	GraceProceed Outcome = "grace-proceed"
 )
 
 // OnDeadline says what to do when the deadline passes.
@@ -63,6 +67,10 @@ type Policy struct {
 	IdleAfter time.Duration `json:"-"`
 	// Deadline ends the drain even if it is not quiet.
 	Deadline time.Duration `json:"-"`
+	// Grace is how long a restart waits, once the load balancers
+	// confirmed the server out, for the requests then in flight; sticky
+	// users who keep coming through the backup entry are not waited for.
+	Grace time.Duration `json:"-"`
 	// OnDeadline: proceed (the default) or abort.
 	OnDeadline OnDeadline `json:"on_deadline"`
 	// Ignore lists peers whose connections never count (monitoring).
@@ -82,6 +90,7 @@ func DefaultPolicy() Policy {
 		Quiet:      2 * time.Second,
 		IdleAfter:  5 * time.Second,
 		Deadline:   60 * time.Second,
+		Grace:      500 * time.Millisecond,
 		OnDeadline: Proceed,
 	}
 }
@@ -91,8 +100,8 @@ func (p Policy) Validate() error {
 	switch {
 	case p.Poll <= 0:
 		return fmt.Errorf("drain poll interval %v: must be positive", p.Poll)
-	case p.MinWait < 0 || p.Quiet < 0:
-		return fmt.Errorf("drain min-wait %v and quiet %v: must not be negative", p.MinWait, p.Quiet)
+	case p.MinWait < 0 || p.Quiet < 0 || p.Grace < 0:
+		return fmt.Errorf("drain min-wait %v, quiet %v and grace %v: must not be negative", p.MinWait, p.Quiet, p.Grace)
 	case p.IdleAfter <= p.Poll:
 		return fmt.Errorf("drain idle-after %v: must be longer than the poll interval %v", p.IdleAfter, p.Poll)
 	case p.Deadline <= 0:
@@ -173,11 +182,29 @@ type Result struct {
 	Last      Event `json:"last"`
 }
 
+// Opening is what the load balancers' view says once it has waited for
+// them: it replaces the policy's MinWait (see WaitGated).
+type Opening struct {
+	// Quiet is the quiet period to require from then on (a confirmed
+	// withdraw needs no long one: no load balancer sends anyone new).
+	Quiet time.Duration
+	// Grace, when positive, ends the drain (GraceProceed) that long after
+	// the opening, even with active connections.
+	Grace time.Duration
+}
+
 // Wait polls l until the server is drained or the deadline passes, calling
 // progress (if not nil) with an event after every poll. It returns an error
 // wrapping ErrDeadline when the deadline passes and the policy says abort,
 // the context's error if it is cancelled, or the table's error.
 func Wait(ctx context.Context, l Lister, p Policy, clock Clock, progress func(Event)) (Result, error) {
+	return WaitGated(ctx, l, p, nil, clock, progress)
+}
+
+// WaitGated is Wait with a gate in place of the policy's MinWait: the drain
+// cannot end before an Opening arrives on gate (nil: no gate, MinWait
+// decides). The table is read again as soon as it arrives.
+func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clock Clock, progress func(Event)) (Result, error) {
 	if err := p.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -187,7 +214,10 @@ func Wait(ctx context.Context, l Lister, p Policy, clock Clock, progress func(Ev
 	start := clock.Now()
 	seen := map[uint64]time.Time{} // cookie → first seen, for live connections
 	lastActive := start
-	for {
+	gated := gate != nil
+	var open *Opening
+	var openedAt time.Time
+	for polls := 1; ; polls++ {
 		now := clock.Now()
 		ev := Event{Time: now, Elapsed: now.Sub(start), ByPath: map[conntable.Path]int{}}
 		peers := map[netip.Addr]int{}
@@ -225,8 +255,14 @@ func Wait(ctx context.Context, l Lister, p Policy, clock Clock, progress func(Ev
 		ev.QuietFor = now.Sub(lastActive)
 		ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
 		switch {
-		case ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
+		case !gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
 			ev.Outcome = Drained
+		// With a gate, two polls at least: a connection counts only once
+		// two polls saw it.
+		case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
+			ev.Outcome = Drained
+		case open != nil && open.Grace > 0 && now.Sub(openedAt) >= open.Grace:
+			ev.Outcome = GraceProceed
 		case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
 			ev.Outcome = DeadlineAbort
 		case ev.Elapsed >= p.Deadline:
@@ -242,10 +278,20 @@ func Wait(ctx context.Context, l Lister, p Policy, clock Clock, progress func(Ev
 			}
 			return res, nil
 		}
+		// An opening is taken before sleeping, and the table read again
+		// at once: the drain may end now.
+		select {
+		case o := <-gate:
+			open, openedAt, gate = &o, clock.Now(), nil
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return Result{Elapsed: ev.Elapsed, Remaining: ev.Active, Last: ev}, ctx.Err()
 		case <-clock.After(p.Poll):
+		case o := <-gate:
+			open, openedAt, gate = &o, clock.Now(), nil
 		}
 	}
 }

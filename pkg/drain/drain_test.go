@@ -250,3 +250,48 @@ func TestJSONDurationsInMilliseconds(t *testing.T) {
 		t.Fatalf("policy %s: %+v, %v", pb, p, err)
 	}
 }
+
+func runGated(t *testing.T, p Policy, gate <-chan Opening, conns ...conn) (Result, error) {
+	t.Helper()
+	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	s := &script{clock: clock, start: clock.t, conns: conns}
+	return WaitGated(context.Background(), s, p, gate, clock, nil)
+}
+
+func opened(o Opening) <-chan Opening {
+	ch := make(chan Opening, 1)
+	ch <- o
+	return ch
+}
+
+// The load balancers' confirmation replaces min-wait: an idle server is
+// drained after the gate's short quiet, well before min-wait.
+func TestGateReplacesMinWait(t *testing.T) {
+	p := DefaultPolicy()
+	res, err := runGated(t, p, opened(Opening{Quiet: 500 * time.Millisecond}))
+	if err != nil || res.Outcome != Drained || res.Elapsed != 500*time.Millisecond {
+		t.Fatalf("got %+v, %v; want drained at 0.5 s, not min-wait's 2 s", res, err)
+	}
+	// Active users still hold it: drained only once they are gone.
+	res, err = runGated(t, p, opened(Opening{Quiet: 500 * time.Millisecond}),
+		conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: 3 * time.Second})
+	if err != nil || res.Outcome != Drained || res.Elapsed != 3250*time.Millisecond {
+		t.Fatalf("got %+v, %v; want drained at 3.25 s (last seen 2.75 s, quiet 0.5 s)", res, err)
+	}
+	// A gate that never opens ends at the deadline, whatever min-wait.
+	p.Deadline = 5 * time.Second
+	res, err = runGated(t, p, make(chan Opening))
+	if err != nil || res.Outcome != DeadlineProceed || res.Elapsed != 5*time.Second {
+		t.Fatalf("got %+v, %v; want deadline-proceed at 5 s", res, err)
+	}
+}
+
+// A restart's grace: once open, users who never leave are not waited for.
+func TestGateGraceProceeds(t *testing.T) {
+	p := DefaultPolicy()
+	res, err := runGated(t, p, opened(Opening{Quiet: 500 * time.Millisecond, Grace: time.Second}),
+		conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: forever})
+	if err != nil || res.Outcome != GraceProceed || res.Elapsed != time.Second || res.Remaining != 1 {
+		t.Fatalf("got %+v, %v; want grace-proceed at 1 s with 1 active", res, err)
+	}
+}

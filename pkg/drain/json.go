@@ -20,8 +20,9 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 		Quiet     jsonms.Duration `json:"quiet_ms"`
 		IdleAfter jsonms.Duration `json:"idle_after_ms"`
 		Deadline  jsonms.Duration `json:"deadline_ms"`
+		Grace     jsonms.Duration `json:"grace_ms"`
 	}{fields(p), jsonms.Duration(p.Poll), jsonms.Duration(p.MinWait), jsonms.Duration(p.Quiet),
-		jsonms.Duration(p.IdleAfter), jsonms.Duration(p.Deadline)})
+		jsonms.Duration(p.IdleAfter), jsonms.Duration(p.Deadline), jsonms.Duration(p.Grace)})
 }
 
 func (p *Policy) UnmarshalJSON(b []byte) error {
@@ -33,7 +34,8 @@ func (p *Policy) UnmarshalJSON(b []byte) error {
 		Quiet     *jsonms.Duration `json:"quiet_ms"`
 		IdleAfter *jsonms.Duration `json:"idle_after_ms"`
 		Deadline  *jsonms.Duration `json:"deadline_ms"`
-	}{(*fields)(p), jsonms.P(&p.Poll), jsonms.P(&p.MinWait), jsonms.P(&p.Quiet), jsonms.P(&p.IdleAfter), jsonms.P(&p.Deadline)})
+		Grace     *jsonms.Duration `json:"grace_ms"`
+	}{(*fields)(p), jsonms.P(&p.Poll), jsonms.P(&p.MinWait), jsonms.P(&p.Quiet), jsonms.P(&p.IdleAfter), jsonms.P(&p.Deadline), jsonms.P(&p.Grace)})
 }
 
 func (c ConnSummary) MarshalJSON() ([]byte, error) {

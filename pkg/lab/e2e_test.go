@@ -41,6 +41,13 @@ func startLab(t testing.TB, backend string, p Pattern) *Lab {
 // startLabN is startLab with n app servers.
 func startLabN(t testing.TB, backend string, p Pattern, n int) *Lab {
 	t.Helper()
+	return startLabWith(t, Options{Backend: backend, Pattern: p, Servers: n})
+}
+
+// startLabWith starts a lab with o, its binary, names, directory and
+// drain deadline (3 s) filled in.
+func startLabWith(t testing.TB, o Options) *Lab {
+	t.Helper()
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "haproxy", "apache2", "nft", "iptables")
 	id := fmt.Sprintf("%d%s", os.Getpid()%100000, strings.TrimPrefix(strings.TrimPrefix(strings.ReplaceAll(t.Name(), "/", ""), "TestE2E"), "Benchmark"))
@@ -48,8 +55,11 @@ func startLabN(t testing.TB, backend string, p Pattern, n int) *Lab {
 	if len(id) > 10 {
 		id = id[:10] // namespace and interface names stay short
 	}
-	l, err := Start(context.Background(), Options{Binary: binary, Backend: backend, Pattern: p, ID: id, Servers: n,
-		Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id), Deadline: 3 * time.Second})
+	o.Binary, o.ID, o.Dir = binary, id, filepath.Join(os.TempDir(), "drainctl-e2e-"+id)
+	if o.Deadline == 0 {
+		o.Deadline = 3 * time.Second
+	}
+	l, err := Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}

@@ -49,6 +49,15 @@ type Options struct {
 	Pattern  Pattern // default Recommended
 	Servers  int     // app servers; default 2
 	Deadline time.Duration
+	// Passive adds a second HAProxy, the passive one of an
+	// active/passive pair, in a namespace of its own (dl-ID-lb2) linked
+	// to every app server: it health-checks them but gets no traffic.
+	Passive bool
+	// Inter is the primary entries' check interval (default: haproxy-config's).
+	Inter time.Duration
+	// CheckPort is the port the primary entries' checks use (default:
+	// the forward port, 81). Another port is a broken haproxy.cfg.
+	CheckPort uint16
 	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
 	ID  string
 	Dir string // work directory; removed by Close
@@ -69,11 +78,13 @@ const agentPort = 8081
 
 // Lab is a running lab.
 type Lab struct {
-	o     Options
-	lb    *namespace.NS
-	Webs  []*Web
-	stats string // HAProxy's stats socket
-	pids  []int
+	o       Options
+	lb      *namespace.NS
+	passive *namespace.NS // Options.Passive
+	Webs    []*Web
+	stats   string // HAProxy's stats socket
+	pstats  string // the passive HAProxy's
+	pids    []int
 }
 
 // Frontend is where the load generator sends requests (inside the load
@@ -130,20 +141,75 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 				return l, err
 			}
 		}
+		if o.Passive {
+			if err := l.linkPassive(w, i); err != nil {
+				return l, err
+			}
+		}
 		if err := l.startWeb(w); err != nil {
 			return l, err
 		}
 		servers = append(servers, haproxy.Server{Name: w.Name, Host: w.Addr})
 	}
-	if err := l.startHAProxy(servers); err != nil {
+	if l.stats, err = l.startHAProxy(l.lb, "haproxy", servers); err != nil {
 		return l, err
+	}
+	if o.Passive {
+		for i := range servers {
+			servers[i].Host = passiveAddr(i + 1)
+		}
+		if l.pstats, err = l.startHAProxy(l.passive, "haproxy-passive", servers); err != nil {
+			return l, err
+		}
 	}
 	for _, w := range l.Webs {
 		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
 			return l, err
 		}
+		if o.Passive {
+			if _, err := l.waitStatus(ctx, l.pstats, w.Name, "UP", 15*time.Second); err != nil {
+				return l, err
+			}
+		}
 	}
 	return l, nil
+}
+
+// PassiveLB4 is the passive HAProxy's address on web i's link (i from 1).
+func PassiveLB4(i int) string { return fmt.Sprintf("198.18.%d.1", 100+i) }
+
+// passiveAddr is web i's address on its link to the passive HAProxy.
+func passiveAddr(i int) string { return fmt.Sprintf("198.18.%d.2", 100+i) }
+
+// ActiveLB4 is the (active) HAProxy's address on web i's link.
+func ActiveLB4(i int) string { return fmt.Sprintf("198.18.%d.1", i) }
+
+// linkPassive joins web i (w) to the passive HAProxy's namespace, made at
+// the first call: 198.18.(100+i).0/24, eth1 on the web side.
+func (l *Lab) linkPassive(w *Web, i int) (err error) {
+	if l.passive == nil {
+		if l.passive, err = namespace.New("dl-" + l.o.ID + "-lb2"); err != nil {
+			return err
+		}
+	}
+	veth := fmt.Sprintf("pveth%d", i)
+	if _, err := l.passive.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth1", "netns", w.ns.Name); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		ns   *namespace.NS
+		args []string
+	}{
+		{l.passive, []string{"ip", "addr", "add", PassiveLB4(i) + "/24", "dev", veth}},
+		{l.passive, []string{"ip", "link", "set", veth, "up"}},
+		{w.ns, []string{"ip", "addr", "add", passiveAddr(i) + "/24", "dev", "eth1"}},
+		{w.ns, []string{"ip", "link", "set", "eth1", "up"}},
+	} {
+		if _, err := c.ns.Exec(c.args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Lab) startWeb(w *Web) error {
@@ -265,8 +331,10 @@ func waitPidFile(path string) (pid int, err error) {
 	return 0, errors.New("no pid file")
 }
 
-func (l *Lab) startHAProxy(servers []haproxy.Server) error {
-	l.stats = filepath.Join(l.o.Dir, "haproxy.sock")
+// startHAProxy runs HAProxy in ns with the lab's backend for servers;
+// name names its files in the lab dir. It returns its stats socket.
+func (l *Lab) startHAProxy(ns *namespace.NS, name string, servers []haproxy.Server) (string, error) {
+	stats := filepath.Join(l.o.Dir, name+".sock")
 	var backend string
 	if l.o.Pattern == Naive {
 		var b strings.Builder
@@ -277,12 +345,15 @@ func (l *Lab) startHAProxy(servers []haproxy.Server) error {
 		backend = b.String()
 	} else {
 		var err error
-		o := haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward}
+		o := haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward, Inter: l.o.Inter}
+		if l.o.CheckPort != 0 {
+			o.ForwardPort = l.o.CheckPort
+		}
 		if l.o.Pattern == AgentCheck {
 			o.AgentPort = agentPort
 		}
 		if backend, err = haproxy.Backend(o); err != nil {
-			return err
+			return "", err
 		}
 	}
 	// The log (haproxy.log in the lab dir) names each sticky user, for
@@ -304,26 +375,26 @@ frontend www
     bind 127.0.0.1:8000
     http-request capture req.hdr(X-Drainctl-User) len 4
     default_backend app
-%s`, l.stats, backend)
-	path := filepath.Join(l.o.Dir, "haproxy.cfg")
+%s`, stats, backend)
+	path := filepath.Join(l.o.Dir, name+".cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return err
+		return "", err
 	}
-	if out, err := l.lb.Exec("haproxy", "-c", "-f", path); err != nil {
-		return fmt.Errorf("haproxy config: %v: %s", err, out)
+	if out, err := ns.Exec("haproxy", "-c", "-f", path); err != nil {
+		return "", fmt.Errorf("haproxy config: %v: %s", err, out)
 	}
-	cmd := l.lb.Command("haproxy", "-db", "-f", path)
-	logf, _ := os.Create(filepath.Join(l.o.Dir, "haproxy.log"))
+	cmd := ns.Command("haproxy", "-db", "-f", path)
+	logf, _ := os.Create(filepath.Join(l.o.Dir, name+".log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return err
+		return "", err
 	}
 	l.pids = append(l.pids, cmd.Process.Pid)
 	go cmd.Wait()
-	if waitFor(func() bool { _, err := haproxy.Command(l.stats, "show info"); return err == nil }) {
-		return nil
+	if waitFor(func() bool { _, err := haproxy.Command(stats, "show info"); return err == nil }) {
+		return stats, nil
 	}
-	return errors.New("haproxy did not start")
+	return "", fmt.Errorf("%s did not start", name)
 }
 
 // HAProxyConfig is the configuration HAProxy runs with.
@@ -363,12 +434,14 @@ func (l *Lab) Close() error {
 			}
 		}
 	}
-	if l.lb != nil {
-		if err := l.lb.Close(); err != nil {
-			errs = append(errs, err)
+	for _, ns := range []*namespace.NS{l.lb, l.passive} {
+		if ns != nil {
+			if err := ns.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	l.Webs, l.lb = nil, nil
+	l.Webs, l.lb, l.passive = nil, nil, nil
 	if l.o.Dir != "" {
 		if err := os.RemoveAll(l.o.Dir); err != nil {
 			errs = append(errs, err)
@@ -384,8 +457,14 @@ func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 }
 
 // Status is HAProxy's status of a server ("UP", "DOWN", "UP 1/2"...).
-func (l *Lab) Status(server string) (string, error) {
-	st, err := haproxy.ShowStat(l.stats)
+func (l *Lab) Status(server string) (string, error) { return statusOf(l.stats, server) }
+
+// PassiveStatus is the passive HAProxy's status of a server
+// (Options.Passive).
+func (l *Lab) PassiveStatus(server string) (string, error) { return statusOf(l.pstats, server) }
+
+func statusOf(stats, server string) (string, error) {
+	st, err := haproxy.ShowStat(stats)
 	if err != nil {
 		return "", err
 	}
@@ -399,10 +478,14 @@ func (l *Lab) Status(server string) (string, error) {
 // WaitStatus waits until HAProxy reports server as want (exactly "UP" or
 // "DOWN"; transitions like "UP 1/2" do not count) and says how long it took.
 func (l *Lab) WaitStatus(ctx context.Context, server, want string, timeout time.Duration) (time.Duration, error) {
+	return l.waitStatus(ctx, l.stats, server, want, timeout)
+}
+
+func (l *Lab) waitStatus(ctx context.Context, stats, server, want string, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	var last string
 	for time.Since(start) < timeout {
-		s, err := l.Status(server)
+		s, err := statusOf(stats, server)
 		if err == nil && s == want {
 			return time.Since(start), nil
 		}

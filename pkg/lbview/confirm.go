@@ -119,7 +119,7 @@ func (v *View) need(w Want) int {
 // at once, with none listed.
 func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 	expected := v.Active(since)
-	c := Confirmation{Want: w, Need: v.need(w)}
+	c := Confirmation{Want: w, Need: v.need(w), LoadBalancers: []Confirmed{}}
 	if len(expected) == 0 {
 		return c
 	}
@@ -146,7 +146,7 @@ func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 }
 
 func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmation {
-	c := Confirmation{Want: w, Need: v.need(w)}
+	c := Confirmation{Want: w, Need: v.need(w), LoadBalancers: []Confirmed{}}
 	for _, l := range expected {
 		got := Confirmed{Addr: l.Addr, Port: l.Port}
 		if s := v.srcs[l.Key()]; s != nil {

@@ -84,6 +84,9 @@ type LB struct {
 	Interval jsonms.Duration `json:"interval_ms"` // 0: not known yet
 	First    time.Time       `json:"first"`
 	Last     time.Time       `json:"last"`
+	// Active: it was checking when listed (its last check recent enough
+	// for another to be due); a withdraw waits for the active ones.
+	Active bool `json:"active"`
 }
 
 // Key is the load balancer's key.
@@ -209,14 +212,18 @@ func (v *View) evictLocked() {
 }
 
 // LoadBalancers lists the sources that count as load balancers (MinChecks
-// checks or more), by address.
-func (v *View) LoadBalancers() []LB {
+// checks or more), by address, with Active as of now.
+func (v *View) LoadBalancers() []LB { return v.listAt(time.Now()) }
+
+func (v *View) listAt(t time.Time) []LB {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []LB
 	for _, s := range v.srcs {
 		if s.Checks >= uint64(v.s.MinChecks) {
-			out = append(out, s.LB)
+			l := s.LB
+			l.Active = v.activeAt(l, t)
+			out = append(out, l)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -238,8 +245,8 @@ func (v *View) activeAt(l LB, t time.Time) bool {
 // Active lists the load balancers checking at t.
 func (v *View) Active(t time.Time) []LB {
 	var out []LB
-	for _, l := range v.LoadBalancers() {
-		if v.activeAt(l, t) {
+	for _, l := range v.listAt(t) {
+		if l.Active {
 			out = append(out, l)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -48,6 +50,15 @@ type Runner interface {
 // Readiness waits until the web server answers on its real port.
 type Readiness interface {
 	Wait(ctx context.Context) error
+}
+
+// Rotation is the load balancers' view of this host (lbview.Watch): who
+// health-checks the forward ports, and when they confirm a withdraw or a
+// restore.
+type Rotation interface {
+	LoadBalancers() []lbview.LB
+	Active(t time.Time) []lbview.LB
+	Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation
 }
 
 // Store persists the state (state.Store does).
@@ -65,6 +76,10 @@ type Deps struct {
 	Runner    Runner
 	Ready     Readiness
 	Store     Store
+	// Rotation, when set, replaces the drain's fixed min-wait by the load
+	// balancers' confirmation, and confirms the restore; nil waits
+	// min-wait and confirms nothing.
+	Rotation Rotation
 	// History records every operation; nil records nothing.
 	History History
 	// Observer is told of every operation that ran (the metrics); nil for
@@ -146,7 +161,14 @@ type Result struct {
 	Drain      *drain.Result  `json:"drain,omitempty"`
 	ConfigTest *runner.Output `json:"configtest,omitempty"`
 	Restart    *runner.Output `json:"restart,omitempty"`
-	Elapsed    time.Duration  `json:"-"`
+	// Out and Back say which load balancers confirmed the withdraw and
+	// the restore (nil: not watched, or not done).
+	Out  *lbview.Confirmation `json:"out_of_rotation,omitempty"`
+	Back *lbview.Confirmation `json:"back_in_rotation,omitempty"`
+	// Warnings are what the operator must know although the operation
+	// succeeded: no load balancer confirmed the change, or some did not.
+	Warnings []string      `json:"warnings,omitempty"`
+	Elapsed  time.Duration `json:"-"`
 }
 
 // Status is the engine's state for `drainctl status`.
@@ -156,10 +178,19 @@ type Status struct {
 	Forwards  []forward.Status `json:"forwards"`
 	Backend   string           `json:"backend"`
 	LastDrain *drain.Event     `json:"last_drain,omitempty"`
+	// HealthChecks is the load balancers' view (absent: not watched).
+	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
 	// RunnerGone: the hold is a maintenance run's, and the drainctl
 	// process running its command is gone (killed, the host rebooted):
 	// nobody will end the hold; the command's outcome is unknown.
 	RunnerGone bool `json:"runner_gone,omitempty"`
+}
+
+// HealthChecks lists the load balancers that health-check the forward
+// ports, as the host sees them.
+type HealthChecks struct {
+	Ports         []uint16    `json:"ports"`
+	LoadBalancers []lbview.LB `json:"load_balancers"`
 }
 
 // Engine runs operations one at a time and keeps the forwards as the state
@@ -297,8 +328,19 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 
 // statusLocked is the state with the forwards fs; e.mu is held.
 func (e *Engine) statusLocked(fs []forward.Status) Status {
-	return Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
+	st := Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
 		RunnerGone: runnerGone(e.st.Holder)}
+	if e.d.Rotation != nil {
+		hc := &HealthChecks{LoadBalancers: e.d.Rotation.LoadBalancers()}
+		if hc.LoadBalancers == nil {
+			hc.LoadBalancers = []lbview.LB{}
+		}
+		for _, f := range e.d.Forwards {
+			hc.Ports = append(hc.Ports, f.From)
+		}
+		st.HealthChecks = hc
+	}
+	return st
 }
 
 // runnerGone says whether a maintenance run's drainctl process has died
@@ -469,7 +511,9 @@ func retry(ctx context.Context, f func() error) error {
 
 // readyAndRestore checks the web server, then restores the forward. When
 // the server is not ready it stays out: held, with the error recorded.
-func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event)) error {
+// With the load balancers' view, it then waits for them to put the server
+// back, and says so in res (nil: nobody asks).
+func (e *Engine) readyAndRestore(op state.Op, note string, res *Result, progress func(Event)) error {
 	if err := e.transition(op, state.ReadyCheck, note, progress); err != nil {
 		return err
 	}
@@ -486,6 +530,7 @@ func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event))
 	if err := e.transition(op, state.Restoring, "", progress); err != nil {
 		return err
 	}
+	restored := time.Now() // packets' time, not e.clock's
 	err := retry(e.ctx, func() error { return e.d.Forwarder.Restore(e.ctx, e.d.Forwards...) })
 	if err != nil && e.ctx.Err() != nil {
 		return errStopping
@@ -504,7 +549,11 @@ func (e *Engine) readyAndRestore(op state.Op, note string, progress func(Event))
 		return fail(CodeInternal, state.InService, "%s", msg)
 	}
 	e.setError("")
-	return e.transition(state.OpNone, state.InService, "forward restored", progress)
+	if err := e.transition(state.OpNone, state.InService, "forward restored", progress); err != nil {
+		return err
+	}
+	e.confirmBack(op, restored, res, progress)
+	return nil
 }
 
 // hold leaves the server out of rotation with no operation in progress.
@@ -522,7 +571,11 @@ func (e *Engine) hold(h *state.Holder, errMsg string, progress func(Event)) {
 }
 
 // drain waits for the server to be quiet, with the request's overrides.
-func (e *Engine) drain(op state.Op, req Request, progress func(Event)) (drain.Result, error) {
+// With the load balancers' view, their confirmation that the server is
+// out (withdrawn at since) replaces the fixed min-wait; a restart (grace)
+// then goes on after the policy's grace even if users still come through
+// the backup entry: the graceful restart finishes their requests.
+func (e *Engine) drain(op state.Op, req Request, since time.Time, grace bool, res *Result, progress func(Event)) (drain.Result, error) {
 	if err := e.transition(op, state.Draining, "", progress); err != nil {
 		return drain.Result{}, err
 	}
@@ -533,9 +586,93 @@ func (e *Engine) drain(op state.Op, req Request, progress func(Event)) (drain.Re
 	if req.OnDeadline != "" {
 		p.OnDeadline = req.OnDeadline
 	}
-	return drain.Wait(e.ctx, e.d.Table, p, e.clock, func(ev drain.Event) {
-		e.publish(Event{Op: op, Phase: state.Draining, Drain: &ev}, progress)
-	})
+	show := func(ev drain.Event) { e.publish(Event{Op: op, Phase: state.Draining, Drain: &ev}, progress) }
+	if e.d.Rotation == nil {
+		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
+	}
+	if len(e.d.Rotation.Active(since)) == 0 {
+		c := e.d.Rotation.Wait(e.ctx, lbview.Out, since) // at once: nobody to wait for
+		res.Out = &c
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (HAProxy's primary entries should check the forward port: check port %d)",
+			e.forwardPorts(), p.MinWait, e.d.Forwards[0].From))
+		e.publish(Event{Op: op, Phase: state.Draining, Message: res.Warnings[len(res.Warnings)-1]}, progress)
+		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	gate := make(chan drain.Opening, 1)
+	done := make(chan lbview.Confirmation, 1)
+	go func() {
+		c := e.d.Rotation.Wait(ctx, lbview.Out, since)
+		o := drain.Opening{Quiet: p.Quiet}
+		if c.All() {
+			// Nobody new comes: a short quiet shows nobody is at work.
+			o.Quiet = min(p.Quiet, 2*p.Poll)
+			if grace {
+				o.Grace = p.Grace
+			}
+		}
+		if ctx.Err() == nil {
+			e.publish(Event{Op: op, Phase: state.Draining, Message: c.Text()}, progress)
+		}
+		gate <- o
+		done <- c
+	}()
+	dr, err := drain.WaitGated(e.ctx, e.d.Table, p, gate, e.clock, show)
+	cancel()
+	c := <-done
+	res.Out = &c
+	if !c.All() {
+		res.Warnings = append(res.Warnings, c.Text()+": they may still send new users to this server")
+	}
+	return dr, err
+}
+
+// confirmed is the start of a note on a confirmed withdraw: "out of
+// rotation on 2/2 load balancers (…); ", or nothing.
+func confirmed(c *lbview.Confirmation) string {
+	if c == nil || !c.All() {
+		return ""
+	}
+	return c.Text() + "; "
+}
+
+// backNote says the server is back: confirmed by the load balancers, or
+// as far as drainctl knows.
+func backNote(c *lbview.Confirmation) string {
+	if c != nil && c.All() {
+		return c.Text()
+	}
+	return "back in rotation"
+}
+
+// forwardPorts names the forward ports: "port 81", "ports 81, 8081".
+func (e *Engine) forwardPorts() string {
+	var ps []string
+	for _, f := range e.d.Forwards {
+		ps = append(ps, strconv.Itoa(int(f.From)))
+	}
+	if len(ps) == 1 {
+		return "port " + ps[0]
+	}
+	return "ports " + strings.Join(ps, ", ")
+}
+
+// confirmBack waits for the load balancers to put the server back after
+// a restore at since, and says so in res.
+func (e *Engine) confirmBack(op state.Op, since time.Time, res *Result, progress func(Event)) {
+	if e.d.Rotation == nil || res == nil {
+		return
+	}
+	c := e.d.Rotation.Wait(e.ctx, lbview.Back, since)
+	res.Back = &c
+	if len(c.LoadBalancers) == 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", e.forwardPorts()))
+		return
+	}
+	if !c.All() {
+		res.Warnings = append(res.Warnings, c.Text())
+	}
+	e.publish(Event{Op: op, Phase: state.InService, Message: c.Text()}, progress)
 }
 
 func (e *Engine) holderOf(req Request) *state.Holder {
@@ -609,17 +746,20 @@ func (e *Engine) enter(req Request, progress func(Event), rec *recording) (Resul
 			Note: "already in maintenance" + holderText(st.Holder)}, nil
 	}
 	e.setHolder(e.holderOf(req))
+	since := time.Now()
 	if err := e.withdraw(state.OpEnter, "maintenance enter: "+req.Reason, progress); err != nil {
 		return Result{}, err
 	}
-	dr, err := e.drain(state.OpEnter, req, progress)
-	res := Result{Op: state.OpEnter, Drain: &dr}
+	res := Result{Op: state.OpEnter}
+	dr, err := e.drain(state.OpEnter, req, since, false, &res, progress)
+	res.Drain = &dr
 	if err != nil {
 		return e.rollback(state.OpEnter, res, err, progress)
 	}
 	e.hold(nil, "", progress)
 	res.Phase, res.Holder, res.Elapsed = state.Held, e.currentHolder(), e.clock.Now().Sub(start)
-	res.Note = fmt.Sprintf("drained (%s after %s); held out of rotation until maintenance exit", dr.Outcome, dr.Elapsed.Round(time.Millisecond))
+	res.Note = fmt.Sprintf("%sdrained (%s after %s); held out of rotation until maintenance exit",
+		confirmed(res.Out), dr.Outcome, dr.Elapsed.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -639,7 +779,7 @@ func (e *Engine) rollback(op state.Op, res Result, cause error, progress func(Ev
 	if isDeadline(cause) {
 		code = CodeDeadline
 	}
-	if err := e.readyAndRestore(op, "rolling back: "+cause.Error(), progress); err != nil {
+	if err := e.readyAndRestore(op, "rolling back: "+cause.Error(), &res, progress); err != nil {
 		res.Phase = state.Held
 		return res, err
 	}
@@ -695,10 +835,13 @@ func (e *Engine) exit(req Request, progress func(Event), rec *recording) (Result
 	} else if run {
 		note += fmt.Sprintf(" (--force, while %q ran)", st.Holder.Command)
 	}
-	if err := e.readyAndRestore(state.OpExit, note, progress); err != nil {
-		return Result{Op: state.OpExit, Phase: state.Held, Holder: e.currentHolder()}, err
+	res := Result{Op: state.OpExit}
+	if err := e.readyAndRestore(state.OpExit, note, &res, progress); err != nil {
+		res.Phase, res.Holder = state.Held, e.currentHolder()
+		return res, err
 	}
-	return Result{Op: state.OpExit, Phase: state.InService, Elapsed: e.clock.Now().Sub(start), Note: "back in rotation"}, nil
+	res.Phase, res.Elapsed, res.Note = state.InService, e.clock.Now().Sub(start), backNote(res.Back)
+	return res, nil
 }
 
 // lastLine is the last non-empty line of s, at most 200 bytes.
@@ -737,10 +880,11 @@ func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Res
 	op := state.OpRestart
 	res := Result{Op: op}
 	e.setHolder(e.holderOf(req))
+	since := time.Now()
 	if err := e.withdraw(op, "restart: "+req.Reason, progress); err != nil {
 		return res, err
 	}
-	dr, err := e.drain(op, req, progress)
+	dr, err := e.drain(op, req, since, true, &res, progress)
 	res.Drain = &dr
 	if err != nil {
 		return e.rollback(op, res, err, progress)
@@ -756,7 +900,7 @@ func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Res
 	}
 	if err != nil {
 		// Nothing was restarted: the old configuration still serves.
-		if rerr := e.readyAndRestore(op, "config test failed, nothing restarted", progress); rerr != nil {
+		if rerr := e.readyAndRestore(op, "config test failed, nothing restarted", &res, progress); rerr != nil {
 			res.Phase = state.Held
 			return res, rerr
 		}
@@ -779,11 +923,11 @@ func (e *Engine) restart(req Request, progress func(Event), rec *recording) (Res
 		res.Phase, res.Holder = state.Held, e.currentHolder()
 		return res, fail(CodeRestart, state.Held, "%s", msg)
 	}
-	if err := e.readyAndRestore(op, "restarted", progress); err != nil {
+	if err := e.readyAndRestore(op, "restarted", &res, progress); err != nil {
 		res.Phase, res.Holder = state.Held, e.currentHolder()
 		return res, err
 	}
 	res.Phase, res.Elapsed = state.InService, e.clock.Now().Sub(start)
-	res.Note = "restarted and back in rotation"
+	res.Note = "restarted; " + backNote(res.Back)
 	return res, nil
 }

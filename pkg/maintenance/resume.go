@@ -77,7 +77,7 @@ func (e *Engine) Resume() (string, error) {
 		if err := withdrawn(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
-		if err := e.readyAndRestore(state.OpRestart, "agent restarted before the web server was restarted: rolling back", nil); err != nil {
+		if err := e.readyAndRestore(state.OpRestart, "agent restarted before the web server was restarted: rolling back", nil, nil); err != nil {
 			return "restart interrupted; rollback failed: " + err.Error(), nil
 		}
 		return "restart interrupted before the web server was restarted: rolled back, in service", nil
@@ -87,7 +87,7 @@ func (e *Engine) Resume() (string, error) {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		what := fmt.Sprintf("agent restarted during %s (%s): finishing", st.Op, st.Phase)
-		if err := e.readyAndRestore(st.Op, what, nil); err != nil {
+		if err := e.readyAndRestore(st.Op, what, nil, nil); err != nil {
 			return what + "; the server stays out: " + err.Error(), nil
 		}
 		return what + "; in service", nil

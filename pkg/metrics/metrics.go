@@ -7,6 +7,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,10 +129,24 @@ var (
 		[]string{"path"}, nil)
 	descScrapeErr = prometheus.NewDesc("drainctl_connections_scrape_error",
 		"1 when the connection table could not be read at this scrape.", nil, nil)
+	lbLabels    = []string{"load_balancer", "port"}
+	descChecked = prometheus.NewDesc("drainctl_load_balancers_checking",
+		"Load balancers health-checking the forward ports now (absent: not watched). 0 means withdrawing takes the server out of no rotation drainctl can see.", nil, nil)
+	descChecks = prometheus.NewDesc("drainctl_health_checks_seen_total",
+		"Health checks (connections to a forward port) seen from each load balancer since the agent started.", lbLabels, nil)
+	descChecksAccepted = prometheus.NewDesc("drainctl_health_checks_accepted_total",
+		"Health checks from each load balancer that the forward let through.", lbLabels, nil)
+	descChecksRefused = prometheus.NewDesc("drainctl_health_checks_refused_total",
+		"Health checks from each load balancer refused while the forward was withdrawn.", lbLabels, nil)
+	descCheckInterval = prometheus.NewDesc("drainctl_health_check_interval_seconds",
+		"Each load balancer's check interval, as seen (the median gap between its checks).", lbLabels, nil)
+	descCheckLast = prometheus.NewDesc("drainctl_health_check_last_timestamp_seconds",
+		"When each load balancer's last check arrived (Unix time).", lbLabels, nil)
 )
 
 func (s *scraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descHeld, descTransition, descForward, descRedirected, descRefused, descConns, descScrapeErr} {
+	for _, d := range []*prometheus.Desc{descState, descHeld, descTransition, descForward, descRedirected, descRefused, descConns, descScrapeErr,
+		descChecked, descChecks, descChecksAccepted, descChecksRefused, descCheckInterval, descCheckLast} {
 		ch <- d
 	}
 }
@@ -163,6 +178,21 @@ func (s *scraper) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descRedirected, prometheus.CounterValue, float64(f.Redirected), f.Forward.String())
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(f.Refused), f.Forward.String())
+	}
+	if hc := st.HealthChecks; hc != nil {
+		active := 0.0
+		for _, l := range hc.LoadBalancers {
+			if l.Active {
+				active++
+			}
+			lv := []string{l.Addr.String(), strconv.Itoa(int(l.Port))}
+			ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(l.Checks), lv...)
+			ch <- prometheus.MustNewConstMetric(descChecksAccepted, prometheus.CounterValue, float64(l.Accepted), lv...)
+			ch <- prometheus.MustNewConstMetric(descChecksRefused, prometheus.CounterValue, float64(l.Refused), lv...)
+			ch <- prometheus.MustNewConstMetric(descCheckInterval, prometheus.GaugeValue, time.Duration(l.Interval).Seconds(), lv...)
+			ch <- prometheus.MustNewConstMetric(descCheckLast, prometheus.GaugeValue, float64(l.Last.UnixMilli())/1000, lv...)
+		}
+		ch <- prometheus.MustNewConstMetric(descChecked, prometheus.GaugeValue, active)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
