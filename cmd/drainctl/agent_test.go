@@ -51,6 +51,31 @@ func newHost(t testing.TB) *host {
 	return h
 }
 
+// balancer plays a load balancer's TCP health check from the client
+// namespace: a connection to the forward port every interval, until the
+// test ends. It returns the client's address.
+func (h *host) balancer(t testing.TB, interval time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			dctx, dcancel := context.WithTimeout(ctx, interval)
+			if c, err := h.cli.DialContext(dctx, "tcp", net.JoinHostPort(nstest.Srv4, "81")); err == nil {
+				c.Close()
+			}
+			dcancel()
+			select {
+			case <-ctx.Done():
+			case <-time.After(interval):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return nstest.Cli4
+}
+
 // agent starts `drainctl agent` in the namespace with fast test settings
 // (plus extra flags) and waits until its socket answers.
 func (h *host) agent(t testing.TB, extra ...string) *exec.Cmd {

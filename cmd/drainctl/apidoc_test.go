@@ -74,6 +74,10 @@ func TestAPIReferenceExamples(t *testing.T) {
 	}
 	h := newHost(t)
 	h.agent(t)
+	// A load balancer checking every 200 ms, seen before the first
+	// example: the answers show its confirmations.
+	h.balancer(t, 200*time.Millisecond)
+	time.Sleep(time.Second)
 	for _, e := range examples {
 		cmd := strings.ReplaceAll(e.cmd, "/run/drainctl/drainctl.sock", h.sock)
 		var out []byte

@@ -183,7 +183,7 @@ func TestPackageDeb(t *testing.T) {
 	}
 	s.must("systemd-analyze verify /usr/lib/systemd/system/drainctl.service /usr/lib/systemd/system/drainctl-forward.service")
 	s.must("test -L /etc/systemd/system/multi-user.target.wants/drainctl.service")
-	if out, code := s.sh("test -e /run/drainctl/drainctl.sock || pgrep -x drainctl"); code == 0 {
+	if out, code := s.sh("test -e /run/drainctl/drainctl.sock || pgrep -f '^/usr/bin/drainctl '"); code == 0 {
 		t.Fatalf("the agent was started on install (the config must be edited first):\n%s", out)
 	}
 	s.must("getent group drainctl")

@@ -210,6 +210,9 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
 		Observer: met, Log: log,
 	}
+	// The load balancers' view: the checks of the forward ports, and
+	// HAProxy's agent-check queries when the agent answers them.
+	var views lbview.Views
 	if s.Checks.Watch {
 		var ports []uint16
 		for _, f := range s.Forwards {
@@ -220,9 +223,21 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 			log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
 		} else {
 			defer w.Close()
-			deps.Rotation = w
+			views = append(views, w.View)
 			log.Info("watching health checks", "ports", ports, "fall", s.Checks.Fall, "rise", s.Checks.Rise)
 		}
+	}
+	var agentView *lbview.View
+	if s.AgentCheckListen != "" && s.Checks.Watch {
+		// HAProxy applies an agent's answer when it reads it: one "drain"
+		// takes the server out, one "ready" puts it back.
+		_, port, _ := net.SplitHostPort(s.AgentCheckListen)
+		p, _ := strconv.ParseUint(port, 10, 16)
+		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}})
+		views = append(views, agentView)
+	}
+	if len(views) > 0 {
+		deps.Rotation = views
 	}
 	eng := maintenance.New(ctx, deps)
 	src.Engine = eng
@@ -261,8 +276,22 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 			}
 			return agentcheck.Drain
 		}
+		var told func(net.Addr, string)
+		if agentView != nil {
+			port := uint16(aln.Addr().(*net.TCPAddr).Port)
+			told = func(peer net.Addr, line string) {
+				ap := peer.(*net.TCPAddr).AddrPort()
+				now := time.Now()
+				agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: lbview.Attempt})
+				kind := lbview.Accepted
+				if line == agentcheck.Drain {
+					kind = lbview.Refused
+				}
+				agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: kind})
+			}
+		}
 		go func() {
-			if err := agentcheck.Serve(ctx, aln, answer, log); err != nil {
+			if err := agentcheck.Serve(ctx, aln, answer, told, log); err != nil {
 				log.Error("agent-check listener", "err", err)
 			}
 		}()

@@ -23,8 +23,9 @@ const (
 
 // Serve answers every connection on ln with answer()'s line, then closes
 // it, until ctx ends. A client that does not read within a second is
-// dropped: the answer is a dozen bytes.
-func Serve(ctx context.Context, ln net.Listener, answer func() string, log *slog.Logger) error {
+// dropped: the answer is a dozen bytes. told, when not nil, hears of each
+// answer written (the load balancers' view counts them).
+func Serve(ctx context.Context, ln net.Listener, answer func() string, told func(peer net.Addr, line string), log *slog.Logger) error {
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
 		c, err := ln.Accept()
@@ -41,8 +42,11 @@ func Serve(ctx context.Context, ln net.Listener, answer func() string, log *slog
 		go func() {
 			defer c.Close()
 			c.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, err := c.Write([]byte(answer())); err != nil {
+			line := answer()
+			if _, err := c.Write([]byte(line)); err != nil {
 				log.Debug("agent-check answer", "peer", c.RemoteAddr(), "err", err)
+			} else if told != nil {
+				told(c.RemoteAddr(), line)
 			}
 		}()
 	}

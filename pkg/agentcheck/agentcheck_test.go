@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,12 +22,18 @@ func TestServe(t *testing.T) {
 	var out atomic.Bool
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	var mu sync.Mutex
+	var told []string
 	go func() {
 		done <- Serve(ctx, ln, func() string {
 			if out.Load() {
 				return Drain
 			}
 			return Ready
+		}, func(peer net.Addr, line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			told = append(told, peer.(*net.TCPAddr).IP.String()+" "+line)
 		}, slog.New(slog.DiscardHandler))
 	}()
 	ask := func() string {
@@ -49,6 +57,11 @@ func TestServe(t *testing.T) {
 	if got := ask(); got != "drain\n" {
 		t.Fatalf("out: %q", got)
 	}
+	mu.Lock()
+	if got := strings.Join(told, ""); got != "127.0.0.1 ready up\n127.0.0.1 drain\n" {
+		t.Errorf("told %q, want each answer with its peer", got)
+	}
+	mu.Unlock()
 	cancel()
 	select {
 	case err := <-done:

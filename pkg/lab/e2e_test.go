@@ -212,6 +212,15 @@ func TestE2EAgentCheck(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		holdCycle(t, ctx, l, l.Webs[i%2])
 	}
+	// The agent-check queries are the load balancer's view here: its
+	// "drain" answer took the server out, its "ready up" put it back.
+	r, _ := op(t, ctx, l.Webs[0], "restart", "--reason", "agent-check view")
+	confirmedBy(t, "restart out", r.Out, ActiveLB4(1))
+	confirmedBy(t, "restart back", r.Back, ActiveLB4(1))
+	if len(r.Warnings) > 0 {
+		t.Errorf("warnings: %q", r.Warnings)
+	}
+	t.Logf("restart: %s (%v)", r.Note, r.Elapsed)
 	res := noLoss(t, l, run)
 	if res.ByServer["web1"] == 0 || res.ByServer["web2"] == 0 {
 		t.Fatalf("too little load to prove anything: %+v", res)

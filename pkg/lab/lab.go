@@ -58,6 +58,8 @@ type Options struct {
 	// CheckPort is the port the primary entries' checks use (default:
 	// the forward port, 81). Another port is a broken haproxy.cfg.
 	CheckPort uint16
+	// AgentFlags are added to every agent's command line.
+	AgentFlags []string
 	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
 	ID  string
 	Dir string // work directory; removed by Close
@@ -282,6 +284,7 @@ MaxKeepAliveRequests 1000
 	if l.o.Pattern == AgentCheck {
 		cmd.Args = append(cmd.Args, "--agent-check-listen", fmt.Sprintf("%s:%d", w.Addr, agentPort))
 	}
+	cmd.Args = append(cmd.Args, l.o.AgentFlags...)
 	logf, err := os.Create(filepath.Join(w.dir, "agent.log"))
 	if err != nil {
 		return err

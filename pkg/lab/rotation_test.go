@@ -18,7 +18,7 @@ import (
 
 // op runs a drainctl operation with --json on w and returns its result
 // and events; it fails the test unless it exits 0.
-func op(t *testing.T, ctx context.Context, w *Web, args ...string) (maintenance.Result, []maintenance.Event) {
+func op(t testing.TB, ctx context.Context, w *Web, args ...string) (maintenance.Result, []maintenance.Event) {
 	t.Helper()
 	out, code, err := w.Drainctl(ctx, append(args, "--json")...)
 	if err != nil || code != 0 {

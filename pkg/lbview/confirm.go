@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/jsonms"
@@ -22,9 +23,7 @@ const (
 
 // Confirmation says which load balancers confirmed a change.
 type Confirmation struct {
-	Want Want `json:"want"`
-	// Need is Fall (out) or Rise (back).
-	Need          int         `json:"need"`
+	Want          Want        `json:"want"`
 	LoadBalancers []Confirmed `json:"load_balancers"`
 	// Elapsed is the time from the change to the answer.
 	Elapsed jsonms.Duration `json:"elapsed_ms"`
@@ -35,6 +34,8 @@ type Confirmed struct {
 	Addr      netip.Addr `json:"address"`
 	Port      uint16     `json:"port"`
 	Confirmed bool       `json:"confirmed"`
+	// Need is how many answers confirm: Fall (out) or Rise (back).
+	Need int `json:"need"`
 	// Answers counts its checks refused (out) or accepted (back) since
 	// the change.
 	Answers int `json:"answers"`
@@ -76,7 +77,7 @@ func (c Confirmation) Text() string {
 		if l.Confirmed {
 			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(time.Duration(l.After))))
 		} else {
-			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, c.Need, verb, seconds(time.Duration(c.Elapsed))))
+			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, seconds(time.Duration(c.Elapsed))))
 		}
 	}
 	s := fmt.Sprintf("%s on %d/%d load balancers", what, n, total)
@@ -119,7 +120,7 @@ func (v *View) need(w Want) int {
 // at once, with none listed.
 func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 	expected := v.Active(since)
-	c := Confirmation{Want: w, Need: v.need(w), LoadBalancers: []Confirmed{}}
+	c := Confirmation{Want: w, LoadBalancers: []Confirmed{}}
 	if len(expected) == 0 {
 		return c
 	}
@@ -146,16 +147,17 @@ func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 }
 
 func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmation {
-	c := Confirmation{Want: w, Need: v.need(w), LoadBalancers: []Confirmed{}}
+	c := Confirmation{Want: w, LoadBalancers: []Confirmed{}}
+	need := v.need(w)
 	for _, l := range expected {
-		got := Confirmed{Addr: l.Addr, Port: l.Port}
+		got := Confirmed{Addr: l.Addr, Port: l.Port, Need: need}
 		if s := v.srcs[l.Key()]; s != nil {
 			for _, a := range s.answers {
 				if a.t.Before(since) || a.refused != (w == Out) {
 					continue
 				}
 				got.Answers++
-				if got.Answers == c.Need {
+				if got.Answers == need {
 					got.Confirmed, got.After = true, jsonms.Duration(a.t.Sub(since))
 				}
 			}
@@ -163,4 +165,51 @@ func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmatio
 		c.LoadBalancers = append(c.LoadBalancers, got)
 	}
 	return c
+}
+
+// Views joins the views of several ways the load balancers check the
+// host (the forward port's checks, HAProxy's agent-check), for the engine.
+type Views []*View
+
+// LoadBalancers lists every view's load balancers.
+func (vs Views) LoadBalancers() []LB {
+	var out []LB
+	for _, v := range vs {
+		out = append(out, v.LoadBalancers()...)
+	}
+	return out
+}
+
+// Ports lists every view's ports.
+func (vs Views) Ports() []uint16 {
+	var out []uint16
+	for _, v := range vs {
+		out = append(out, v.Ports()...)
+	}
+	return out
+}
+
+// Active lists every view's load balancers checking at t.
+func (vs Views) Active(t time.Time) []LB {
+	var out []LB
+	for _, v := range vs {
+		out = append(out, v.Active(t)...)
+	}
+	return out
+}
+
+// Wait waits on every view at once and joins their answers.
+func (vs Views) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
+	cs := make([]Confirmation, len(vs))
+	var wg sync.WaitGroup
+	for i, v := range vs {
+		wg.Go(func() { cs[i] = v.Wait(ctx, w, since) })
+	}
+	wg.Wait()
+	out := Confirmation{Want: w, LoadBalancers: []Confirmed{}}
+	for _, c := range cs {
+		out.LoadBalancers = append(out.LoadBalancers, c.LoadBalancers...)
+		out.Elapsed = max(out.Elapsed, c.Elapsed)
+	}
+	return out
 }

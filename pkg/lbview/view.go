@@ -41,6 +41,8 @@ type Settings struct {
 	// MaxSources bounds the sources kept; the least recently seen go.
 	// Default 64.
 	MaxSources int
+	// Ports are the ports whose checks the view is fed (for messages).
+	Ports []uint16
 }
 
 func (s *Settings) defaults() {
@@ -142,6 +144,9 @@ func New(s Settings) *View {
 
 // Settings returns the view's settings, defaults filled in.
 func (v *View) Settings() Settings { return v.s }
+
+// Ports are the ports whose checks the view is fed.
+func (v *View) Ports() []uint16 { return v.s.Ports }
 
 // Record adds one packet seen on forward port port.
 func (v *View) Record(port uint16, p Packet) {

@@ -22,7 +22,7 @@ func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Watch{View: New(s), since: time.Now()}
+	w := &Watch{since: time.Now()}
 	for _, p := range ports {
 		if slices.Contains(w.ports, p) {
 			continue
@@ -35,6 +35,8 @@ func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
 		w.ports = append(w.ports, p)
 		w.caps = append(w.caps, c)
 	}
+	s.Ports = w.ports
+	w.View = New(s)
 	w.done = make(chan error, len(w.caps))
 	for i, c := range w.caps {
 		port := w.ports[i]
@@ -48,9 +50,6 @@ func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
 	}
 	return w, nil
 }
-
-// Ports are the forward ports watched.
-func (w *Watch) Ports() []uint16 { return w.ports }
 
 // Since is when the watch started: nothing before is known.
 func (w *Watch) Since() time.Time { return w.since }

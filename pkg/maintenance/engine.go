@@ -56,6 +56,7 @@ type Readiness interface {
 // health-checks the forward ports, and when they confirm a withdraw or a
 // restore.
 type Rotation interface {
+	Ports() []uint16 // where the checks are watched
 	LoadBalancers() []lbview.LB
 	Active(t time.Time) []lbview.LB
 	Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation
@@ -331,12 +332,9 @@ func (e *Engine) statusLocked(fs []forward.Status) Status {
 	st := Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
 		RunnerGone: runnerGone(e.st.Holder)}
 	if e.d.Rotation != nil {
-		hc := &HealthChecks{LoadBalancers: e.d.Rotation.LoadBalancers()}
+		hc := &HealthChecks{LoadBalancers: e.d.Rotation.LoadBalancers(), Ports: e.d.Rotation.Ports()}
 		if hc.LoadBalancers == nil {
 			hc.LoadBalancers = []lbview.LB{}
-		}
-		for _, f := range e.d.Forwards {
-			hc.Ports = append(hc.Ports, f.From)
 		}
 		st.HealthChecks = hc
 	}
@@ -593,8 +591,8 @@ func (e *Engine) drain(op state.Op, req Request, since time.Time, grace bool, re
 	if len(e.d.Rotation.Active(since)) == 0 {
 		c := e.d.Rotation.Wait(e.ctx, lbview.Out, since) // at once: nobody to wait for
 		res.Out = &c
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (HAProxy's primary entries should check the forward port: check port %d)",
-			e.forwardPorts(), p.MinWait, e.d.Forwards[0].From))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (drainctl haproxy-check tells whether haproxy.cfg checks the right port)",
+			e.checkedPorts(), p.MinWait))
 		e.publish(Event{Op: op, Phase: state.Draining, Message: res.Warnings[len(res.Warnings)-1]}, progress)
 		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
 	}
@@ -645,11 +643,12 @@ func backNote(c *lbview.Confirmation) string {
 	return "back in rotation"
 }
 
-// forwardPorts names the forward ports: "port 81", "ports 81, 8081".
-func (e *Engine) forwardPorts() string {
+// checkedPorts names the ports whose checks are watched: "port 81",
+// "ports 81, 8081".
+func (e *Engine) checkedPorts() string {
 	var ps []string
-	for _, f := range e.d.Forwards {
-		ps = append(ps, strconv.Itoa(int(f.From)))
+	for _, p := range e.d.Rotation.Ports() {
+		ps = append(ps, strconv.Itoa(int(p)))
 	}
 	if len(ps) == 1 {
 		return "port " + ps[0]
@@ -666,7 +665,7 @@ func (e *Engine) confirmBack(op state.Op, since time.Time, res *Result, progress
 	c := e.d.Rotation.Wait(e.ctx, lbview.Back, since)
 	res.Back = &c
 	if len(c.LoadBalancers) == 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", e.forwardPorts()))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", e.checkedPorts()))
 		return
 	}
 	if !c.All() {
