@@ -42,7 +42,7 @@ func agentCommand() *cli.Command {
 			&cli.BoolFlag{Name: "watch-checks", Value: true, Usage: "watch the load balancers' health checks of the forward ports: a withdraw ends once each took the server out (fall refusals), a restore once each put it back (rise); --watch-checks=false waits --min-wait and confirms nothing"},
 			&cli.IntFlag{Name: "fall", Value: 2, Usage: "HAProxy's fall of the primary entries: `N` refused checks take the server out"},
 			&cli.IntFlag{Name: "rise", Value: 2, Usage: "HAProxy's rise: `N` accepted checks put it back"},
-			&cli.DurationFlag{Name: "grace", Value: drain.DefaultPolicy().Grace, Usage: "restart: once every load balancer took the server out, wait at most `DURATION` for requests in flight (sticky users who keep coming are not waited for; the graceful restart finishes their requests)"},
+			&cli.DurationFlag{Name: "grace", Value: drain.DefaultPolicy().Grace, Usage: "restart: once every load balancer took the server out, wait at most `DURATION` for the requests then in flight (sticky users who keep coming are not waited for; the graceful restart finishes their requests)"},
 			&cli.StringFlag{Name: "metrics-listen", Usage: "also serve /metrics (Prometheus) on TCP `HOST:PORT`, e.g. 127.0.0.1:9188 (the socket always serves it)"},
 			&cli.StringFlag{Name: "configtest-cmd", Value: runner.DefaultConfigTest, Usage: "config test `COMMAND` (run with sh -c)"},
 			&cli.DurationFlag{Name: "configtest-timeout", Value: 30 * time.Second, Usage: "`DURATION`"},

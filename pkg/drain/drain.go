@@ -34,9 +34,14 @@ const (
 	DeadlineProceed Outcome = "deadline-proceed"
 	// DeadlineAbort: the deadline passed and the policy says stop.
 	DeadlineAbort Outcome = "deadline-abort"
-	// GraceProceed: the load balancers took the server out and the grace
-	// passed with connections still active (a restart: the graceful
-	// restart finishes their requests).
+	// InFlightDone: the load balancers took the server out and the
+	// requests in flight at that moment are done (a restart: sticky users
+	// who keep coming are not waited for; the graceful restart finishes
+	// what they send meanwhile).
+	InFlightDone Outcome = "in-flight-done"
+	// GraceProceed: as InFlightDone, but the grace passed first with some
+	// of those requests still in flight (the graceful restart finishes
+	// them).
 	GraceProceed Outcome = "grace-proceed"
 )
 
@@ -67,7 +72,7 @@ type Policy struct {
 	IdleAfter time.Duration `json:"-"`
 	// Deadline ends the drain even if it is not quiet.
 	Deadline time.Duration `json:"-"`
-	// Grace is how long a restart waits, once the load balancers
+	// Grace is how long a restart waits at most, once the load balancers
 	// confirmed the server out, for the requests then in flight; sticky
 	// users who keep coming through the backup entry are not waited for.
 	Grace time.Duration `json:"-"`
@@ -188,8 +193,9 @@ type Opening struct {
 	// Quiet is the quiet period to require from then on (a confirmed
 	// withdraw needs no long one: no load balancer sends anyone new).
 	Quiet time.Duration
-	// Grace, when positive, ends the drain (GraceProceed) that long after
-	// the opening, even with active connections.
+	// Grace, when positive, ends the drain once the requests in flight
+	// at the opening are done (InFlightDone), or this long after it
+	// (GraceProceed), even with active connections.
 	Grace time.Duration
 }
 
@@ -217,17 +223,22 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 	gated := gate != nil
 	var open *Opening
 	var openedAt time.Time
+	var waitFor map[uint64]bool // requests in flight at the opening, by cookie
 	for polls := 1; ; polls++ {
 		now := clock.Now()
 		ev := Event{Time: now, Elapsed: now.Sub(start), ByPath: map[conntable.Path]int{}}
 		peers := map[netip.Addr]int{}
 		next := make(map[uint64]time.Time, len(seen))
+		inFlightNow := map[uint64]bool{}
 		err := l.Each(ctx, func(c *conntable.Conn) {
 			first, known := seen[c.Cookie]
 			if !known {
 				first = now
 			}
 			next[c.Cookie] = first
+			if inFlight(c) && !ignored(p.Ignore, c.Peer.Addr()) {
+				inFlightNow[c.Cookie] = true
+			}
 			switch {
 			case ignored(p.Ignore, c.Peer.Addr()):
 				ev.Ignored++
@@ -254,6 +265,17 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		ev.ByPeer = topPeers(peers, 10)
 		ev.QuietFor = now.Sub(lastActive)
 		ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
+		if open != nil && waitFor == nil {
+			waitFor = inFlightNow
+		}
+		left := 0
+		for cookie := range waitFor {
+			if inFlightNow[cookie] {
+				left++
+			} else {
+				delete(waitFor, cookie) // done: a later request on it is not waited for
+			}
+		}
 		switch {
 		case !gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
 			ev.Outcome = Drained
@@ -261,6 +283,8 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		// two polls saw it.
 		case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
 			ev.Outcome = Drained
+		case open != nil && open.Grace > 0 && left == 0:
+			ev.Outcome = InFlightDone
 		case open != nil && open.Grace > 0 && now.Sub(openedAt) >= open.Grace:
 			ev.Outcome = GraceProceed
 		case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
@@ -294,6 +318,14 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 			open, openedAt, gate = &o, clock.Now(), nil
 		}
 	}
+}
+
+// inFlight says whether a request is being served on c: data came in
+// after the last data went out (a request being processed), or the answer
+// is still leaving (bytes unsent or not yet acknowledged). A keep-alive
+// connection between two requests is not.
+func inFlight(c *conntable.Conn) bool {
+	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0
 }
 
 func ignored(ps []netip.Prefix, a netip.Addr) bool {

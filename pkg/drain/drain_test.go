@@ -34,6 +34,9 @@ type conn struct {
 	path        conntable.Path
 	from, until time.Duration
 	idle        time.Duration
+	// busyUntil: until then a request is in flight on it (data came in
+	// after the last went out).
+	busyUntil time.Duration
 }
 
 // script lists the connections present at each moment of the drain.
@@ -54,12 +57,16 @@ func (s *script) Each(_ context.Context, fn func(*conntable.Conn)) error {
 			continue
 		}
 		ms := uint32(c.idle / time.Millisecond)
+		sent := ms
+		if at < c.busyUntil {
+			sent = ms + 10
+		}
 		fn(&conntable.Conn{
 			Socket: conntable.Socket{
 				Local:  netip.MustParseAddrPort("198.18.0.1:80"),
 				Peer:   netip.MustParseAddrPort(c.peer),
 				Cookie: c.cookie,
-				Info:   unix.TCPInfo{Last_data_recv: ms, Last_data_sent: ms},
+				Info:   unix.TCPInfo{Last_data_recv: ms, Last_data_sent: sent},
 			},
 			Path: c.path,
 		})
@@ -286,12 +293,28 @@ func TestGateReplacesMinWait(t *testing.T) {
 	}
 }
 
-// A restart's grace: once open, users who never leave are not waited for.
-func TestGateGraceProceeds(t *testing.T) {
+// A restart, once open: users who never leave are not waited for, only
+// the requests in flight at the opening, at most for the grace.
+func TestGateInFlightAndGrace(t *testing.T) {
 	p := DefaultPolicy()
-	res, err := runGated(t, p, opened(Opening{Quiet: 500 * time.Millisecond, Grace: time.Second}),
-		conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: forever})
-	if err != nil || res.Outcome != GraceProceed || res.Elapsed != time.Second || res.Remaining != 1 {
-		t.Fatalf("got %+v, %v; want grace-proceed at 1 s with 1 active", res, err)
+	open := Opening{Quiet: 500 * time.Millisecond, Grace: time.Second}
+	sticky := conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: forever}
+	// Between requests at the opening: go on at once.
+	res, err := runGated(t, p, opened(open), sticky)
+	if err != nil || res.Outcome != InFlightDone || res.Elapsed != 0 || res.Remaining != 1 {
+		t.Fatalf("got %+v, %v; want in-flight-done at once with 1 active", res, err)
+	}
+	// A request in flight until 0.6 s: go on at the first poll after it.
+	slow := sticky
+	slow.cookie, slow.busyUntil = 2, 600*time.Millisecond
+	res, err = runGated(t, p, opened(open), sticky, slow)
+	if err != nil || res.Outcome != InFlightDone || res.Elapsed != 750*time.Millisecond {
+		t.Fatalf("got %+v, %v; want in-flight-done at 0.75 s", res, err)
+	}
+	// One that never ends: the grace ends the wait.
+	slow.busyUntil = forever
+	res, err = runGated(t, p, opened(open), sticky, slow)
+	if err != nil || res.Outcome != GraceProceed || res.Elapsed != time.Second || res.Remaining != 2 {
+		t.Fatalf("got %+v, %v; want grace-proceed at 1 s with 2 active", res, err)
 	}
 }

@@ -132,6 +132,20 @@ func confirmedBy(t *testing.T, what string, c *lbview.Confirmation, want ...stri
 	}
 }
 
+// timeline says when each phase began, from the first event: where an
+// operation's time went.
+func timeline(evs []maintenance.Event) string {
+	var b strings.Builder
+	var last string
+	for _, ev := range evs {
+		if p := string(ev.Phase); p != last && len(evs) > 0 {
+			fmt.Fprintf(&b, " %s@%dms", p, ev.Time.Sub(evs[0].Time).Milliseconds())
+			last = p
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
 // TestE2ERotation: an active/passive pair of real HAProxy instances
 // checks each app server (inter 200ms fall 2 rise 2), under load, on
 // both backends. The agent names both; maintenance enter says both took
@@ -215,8 +229,8 @@ func TestE2ERotation(t *testing.T) {
 			if g, err := w.Generation(); err != nil || g != gen+1 {
 				t.Fatalf("Apache generation %d -> %d (%v): not restarted", gen, g, err)
 			}
-			t.Logf("restart: %s; drain %s with %d active after %v; %v in all", res.Note, res.Drain.Outcome,
-				res.Drain.Remaining, res.Drain.Elapsed, res.Elapsed)
+			t.Logf("restart: %s; drain %s with %d active after %v; %v in all: %s", res.Note, res.Drain.Outcome,
+				res.Drain.Remaining, res.Drain.Elapsed, res.Elapsed, timeline(evs))
 			noLoss(t, l, run)
 		})
 	}
