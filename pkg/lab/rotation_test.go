@@ -170,7 +170,7 @@ func TestE2ERotation(t *testing.T) {
 			if strings.Contains(out, "warning") {
 				t.Errorf("status warns with two load balancers checking:\n%s", out)
 			}
-			t.Logf("seen: %+v", lbs)
+			t.Logf("seen: %+v\n%s", lbs, out)
 			run := users(t, l)
 			time.Sleep(time.Second)
 
