@@ -25,7 +25,9 @@ type Options struct {
 	Cookie      string // persistence cookie; default SRV
 	CheckPath   string // default "/"
 	// Primary entry checks: withdrawing the forward marks the server DOWN
-	// within Fall×Inter (1 s by default), which the drain's min-wait covers.
+	// within Fall×Inter (1 s by default); the agent sees the checks
+	// refused and confirms it, so its health_checks fall and rise must be
+	// these.
 	Inter      time.Duration // default 500ms
 	Fall, Rise int           // default 2, 2
 	// Backup entry checks: tolerant, so a graceful restart cannot fail

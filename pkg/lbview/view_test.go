@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +228,20 @@ func TestWaitOutAndBack(t *testing.T) {
 	c = New(Settings{}).Wait(ctx, Out, time.Now())
 	if _, total := c.Count(); total != 0 || c.All() || c.Text() != "" {
 		t.Errorf("no load balancer: %+v %q", c, c.Text())
+	}
+}
+
+// The agent's unit restricts socket families with seccomp: without
+// AF_PACKET there, Listen fails under systemd and the agent runs blind
+// (it only warns). No systemd runs in the tests, so the unit is read.
+func TestSystemdUnitAllowsThePacketSocket(t *testing.T) {
+	b, err := os.ReadFile("../../systemd/drainctl.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RestrictAddressFamilies="); ok && !slices.Contains(strings.Fields(v), "AF_PACKET") {
+			t.Errorf("systemd/drainctl.service: %s: no AF_PACKET, the health check capture cannot open", l)
+		}
 	}
 }
