@@ -596,8 +596,14 @@ func TestAgentHistory(t *testing.T) {
 	if r.Reason != "config change" || r.ConfigTestExit == nil || *r.ConfigTestExit != 0 || r.RestartExit == nil || len(r.Phases) != 7 || r.DurationMS <= 0 {
 		t.Fatalf("the restart's entry: %+v", r)
 	}
+	// No load balancer checks this host: both changes unconfirmed, and
+	// the entry says so.
+	if r.OutOfRotation != "0/0" || r.BackInRotation != "0/0" || len(r.Warnings) != 2 {
+		t.Fatalf("the restart's entry: rotation %q/%q, warnings %q", r.OutOfRotation, r.BackInRotation, r.Warnings)
+	}
 	text, _, code := h.ctl(t, "history", "-n", "2")
-	if code != 0 || strings.Count(text, "\n") != 3 || !strings.Contains(text, "exit") || strings.Contains(text, "\x1b") {
+	if code != 0 || strings.Count(text, "\n") != 3 || !strings.Contains(text, "exit") || strings.Contains(text, "\x1b") ||
+		!strings.Contains(text, "LBS OUT/BACK") || !strings.Contains(text, " - 0/0 ") {
 		t.Fatalf("history -n 2:\n%q", text)
 	}
 }

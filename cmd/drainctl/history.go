@@ -38,7 +38,7 @@ func historyCommand() *cli.Command {
 				return printJSON(entries)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "START\tOP\tOUTCOME\tTOOK\tNOW\tWHO\tREASON")
+			fmt.Fprintln(w, "START\tOP\tOUTCOME\tTOOK\tNOW\tLBS OUT/BACK\tWHO\tREASON")
 			for _, e := range entries {
 				reason := e.Reason
 				if e.Command != "" {
@@ -49,8 +49,11 @@ func historyCommand() *cli.Command {
 					}
 					reason += "]"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
-					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, safeLine(e.Who), safeLine(reason))
+				// How many load balancers confirmed the withdraw and the
+				// restore ("-": not watched, or not done).
+				lbs := or(e.OutOfRotation, "-") + " " + or(e.BackInRotation, "-")
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
+					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, lbs, safeLine(e.Who), safeLine(reason))
 			}
 			if len(entries) == 0 {
 				fmt.Fprintln(w, "(no operation yet)")
@@ -58,4 +61,12 @@ func historyCommand() *cli.Command {
 			return w.Flush()
 		},
 	}
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

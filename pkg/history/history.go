@@ -48,6 +48,14 @@ type Entry struct {
 	Command       string `json:"command,omitempty"`
 	CommandExit   *int   `json:"command_exit,omitempty"`
 	CommandOutput string `json:"command_output,omitempty"`
+	// OutOfRotation and BackInRotation say how many of the load
+	// balancers checking the host confirmed the withdraw and the restore,
+	// e.g. "2/2" ("0/0": none checks it); empty when not watched or not
+	// done.
+	OutOfRotation  string `json:"out_of_rotation,omitempty"`
+	BackInRotation string `json:"back_in_rotation,omitempty"`
+	// Warnings are the operation's (a change no load balancer confirmed).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Max is how many entries the file keeps.

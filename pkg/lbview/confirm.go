@@ -53,6 +53,15 @@ func (c Confirmation) Count() (confirmed, total int) {
 	return confirmed, len(c.LoadBalancers)
 }
 
+// Ratio is "confirmed/total", e.g. "2/2"; "" for no confirmation (nil).
+func (c *Confirmation) Ratio() string {
+	if c == nil {
+		return ""
+	}
+	n, total := c.Count()
+	return fmt.Sprintf("%d/%d", n, total)
+}
+
 // All reports whether at least one load balancer was expected and every
 // one confirmed.
 func (c Confirmation) All() bool {

@@ -60,6 +60,7 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 		code := d.ExitCode
 		entry.Command, entry.CommandExit, entry.CommandOutput = d.Command, &code, tail(d.Output, 4<<10)
 	}
+	entry.OutOfRotation, entry.BackInRotation, entry.Warnings = res.Out.Ratio(), res.Back.Ratio(), res.Warnings
 	// One structured line per operation for the journal: plain values
 	// only (a pointer or a struct would print as an address or Go syntax).
 	attrs := []any{"op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
@@ -72,6 +73,15 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	}
 	if entry.RestartExit != nil {
 		attrs = append(attrs, "restart_exit", *entry.RestartExit)
+	}
+	if entry.OutOfRotation != "" {
+		attrs = append(attrs, "out_of_rotation", entry.OutOfRotation)
+	}
+	if entry.BackInRotation != "" {
+		attrs = append(attrs, "back_in_rotation", entry.BackInRotation)
+	}
+	if len(entry.Warnings) > 0 {
+		attrs = append(attrs, "warnings", strings.Join(entry.Warnings, "; "))
 	}
 	if entry.Command != "" {
 		attrs = append(attrs, "command", entry.Command)
