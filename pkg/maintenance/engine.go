@@ -584,6 +584,13 @@ func (e *Engine) drain(op state.Op, req Request, since time.Time, grace bool, re
 	if req.OnDeadline != "" {
 		p.OnDeadline = req.OnDeadline
 	}
+	if progress != nil {
+		// The confirmation is published from a goroutine of its own:
+		// callers' progress functions see one event at a time all the same.
+		var mu sync.Mutex
+		inner := progress
+		progress = func(ev Event) { mu.Lock(); defer mu.Unlock(); inner(ev) }
+	}
 	show := func(ev drain.Event) { e.publish(Event{Op: op, Phase: state.Draining, Drain: &ev}, progress) }
 	if e.d.Rotation == nil {
 		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
