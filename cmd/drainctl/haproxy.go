@@ -79,14 +79,22 @@ func haproxyCheckCommand() *cli.Command {
 		ArgsUsage: "FILE",
 		Description: "Reads an HAProxy configuration and reports, per backend and server, what will\n" +
 			"fail requests or move sticky users while drainctl withdraws a server, with the\n" +
-			"line to change. Exit status: 0 nothing found, 1 problems found, 2 unreadable.",
+			"line to change, and primary entries whose fall or rise differ from what the\n" +
+			"agents count (--fall, --rise: their health_checks), which would make their\n" +
+			"\"out of rotation\" or \"back in rotation\" wrong. Exit status: 0 nothing\n" +
+			"found, 1 problems found, 2 unreadable.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: defaultForward.String(), Usage: "the forward `FROM:TO`"},
+			&cli.IntFlag{Name: "fall", Value: 2, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
+			&cli.IntFlag{Name: "rise", Value: 2, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usagef("give one haproxy.cfg, e.g. drainctl haproxy-check /etc/haproxy/haproxy.cfg")
+			}
+			if c.Int("fall") < 1 || c.Int("rise") < 1 {
+				return usagef("--fall and --rise must be at least 1")
 			}
 			f, err := forwardParse(c.String("forward"))
 			if err != nil {
@@ -97,7 +105,7 @@ func haproxyCheckCommand() *cli.Command {
 				return usageError{err}
 			}
 			defer fh.Close()
-			fs, err := haproxy.Check(fh, int(f.From), int(f.To))
+			fs, err := haproxy.Check(fh, haproxy.Expect{ForwardPort: int(f.From), ServicePort: int(f.To), Fall: c.Int("fall"), Rise: c.Int("rise")})
 			if err != nil {
 				return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
 			}

@@ -295,3 +295,26 @@ func stopWithin(t testing.TB, cmd *exec.Cmd, d time.Duration) {
 		t.Errorf("%s did not exit within %v of SIGTERM", cmd.Path, d)
 	}
 }
+
+// haproxy-check as a user runs it: findings and exit 1, the agents'
+// fall and rise taken into account, bad input exit 2.
+func TestHAProxyCheckCLI(t *testing.T) {
+	cfg := filepath.Join("..", "..", "testdata", "haproxy", "blogpost.cfg")
+	out, _, code := drainctl(t, nil, "haproxy-check", cfg)
+	const fall3 = "fall 3, but drainctl's agent counts 2 refused checks"
+	if code != exitError || !strings.Contains(out, "blogpost.cfg:13: backend app, server web1: "+fall3) {
+		t.Fatalf("blogpost.cfg: exit %d\n%s", code, out)
+	}
+	// Agents that count 3 (health_checks fall: 3): that finding goes.
+	if out, _, code = drainctl(t, nil, "haproxy-check", "--fall", "3", cfg); code != exitError || strings.Contains(out, fall3) {
+		t.Fatalf("--fall 3: exit %d\n%s", code, out)
+	}
+	if out, _, code = drainctl(t, nil, "haproxy-check", filepath.Join("..", "..", "testdata", "haproxy", "recommended.cfg")); code != exitOK || !strings.HasPrefix(out, "no problem found") {
+		t.Fatalf("recommended.cfg: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{{"--fall", "0", cfg}, {filepath.Join(t.TempDir(), "none.cfg")}, {}} {
+		if _, stderr, code := drainctl(t, nil, append([]string{"haproxy-check"}, args...)...); code != exitUsage {
+			t.Errorf("haproxy-check %v: exit %d, want %d: %s", args, code, exitUsage, stderr)
+		}
+	}
+}

@@ -100,17 +100,17 @@ type server struct {
 	check      bool
 	checkPort  int
 	inter      time.Duration
-	fall       int
+	fall, rise int
 	backup     bool
 	agentCheck bool // agent-check: HAProxy asks an agent (drainctl's) for the state
 	agentPort  int
 }
 
-func parseServer(d directive, defInter time.Duration, defFall int) (server, bool) {
+func parseServer(d directive, def server) (server, bool) {
 	if len(d.fields) < 3 || d.fields[0] != "server" {
 		return server{}, false
 	}
-	s := server{directive: d, name: d.fields[1], inter: defInter, fall: defFall}
+	s := server{directive: d, name: d.fields[1], inter: def.inter, fall: def.fall, rise: def.rise}
 	host, port, err := net.SplitHostPort(d.fields[2])
 	if err != nil {
 		host = d.fields[2]
@@ -146,6 +146,9 @@ func parseServer(d directive, defInter time.Duration, defFall int) (server, bool
 		case "fall":
 			s.fall, _ = strconv.Atoi(val)
 			i++
+		case "rise":
+			s.rise, _ = strconv.Atoi(val)
+			i++
 		}
 	}
 	return s, true
@@ -163,10 +166,18 @@ func parseTime(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
+// Expect is what the app servers' drainctl does: the forward port (81)
+// and the web server's port (80), and the fall and rise its agent counts
+// to confirm a withdraw and a restore (health_checks; 2 and 2).
+type Expect struct {
+	ForwardPort, ServicePort int
+	Fall, Rise               int
+}
+
 // Check reads a haproxy.cfg and lists what will lose requests or sessions
-// when drainctl withdraws a server: forwardPort is the forward (81),
-// servicePort the web server's port (80).
-func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
+// when drainctl withdraws a server, or make its confirmations wrong.
+func Check(r io.Reader, e Expect) ([]Finding, error) {
+	forwardPort, servicePort := e.ForwardPort, e.ServicePort
 	secs, err := parse(r)
 	if err != nil {
 		return nil, err
@@ -176,15 +187,15 @@ func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
 		if sec.kind != "backend" && sec.kind != "listen" {
 			continue
 		}
-		// default-server sets check timings for every server.
-		defInter, defFall := 2*time.Second, 3
+		// default-server sets check timings for every server; HAProxy's
+		// own defaults are inter 2s fall 3 rise 2.
+		def := server{inter: 2 * time.Second, fall: 3, rise: 2}
 		if d, ok := sec.find("default-server"); ok {
-			s, _ := parseServer(directive{d.line, append([]string{"server", "default", "x:0"}, d.fields[1:]...)}, defInter, defFall)
-			defInter, defFall = s.inter, s.fall
+			def, _ = parseServer(directive{d.line, append([]string{"server", "default", "x:0"}, d.fields[1:]...)}, def)
 		}
 		var servers []server
 		for _, d := range sec.dirs {
-			if s, ok := parseServer(d, defInter, defFall); ok {
+			if s, ok := parseServer(d, def); ok {
 				servers = append(servers, s)
 			}
 		}
@@ -242,6 +253,12 @@ func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
 			case s.checkPort != forwardPort:
 				add(s.name, s.line, fmt.Sprintf("its health check does not use the forward port %d: withdrawing the forward does not take it out of rotation", forwardPort), fix)
 			}
+			if s.check && (s.checkPort == forwardPort || s.checkPort == 0 && s.port == forwardPort) {
+				if p := countsDiffer(s, e); p != "" {
+					add(s.name, s.line, p, fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall %d rise %d",
+						s.name, s.host, servicePort, orDefault(s.cookie, s.name), forwardPort, e.Fall, e.Rise))
+				}
+			}
 			var bak *server
 			for i := range servers {
 				if b := &servers[i]; b.backup && b.host == s.host {
@@ -262,6 +279,28 @@ func Check(r io.Reader, forwardPort, servicePort int) ([]Finding, error) {
 		}
 	}
 	return out, nil
+}
+
+// countsDiffer says what goes wrong when a primary entry's fall or rise
+// is not what drainctl's agent counts, or "".
+func countsDiffer(s server, e Expect) string {
+	var p []string
+	switch {
+	case s.fall > e.Fall:
+		p = append(p, fmt.Sprintf("fall %d, but drainctl's agent counts %d refused checks: it would say the server is out of rotation while HAProxy still sends it new users", s.fall, e.Fall))
+	case s.fall < e.Fall:
+		p = append(p, fmt.Sprintf("fall %d, but drainctl's agent counts %d refused checks: every withdraw waits a check longer than needed", s.fall, e.Fall))
+	}
+	switch {
+	case s.rise > e.Rise:
+		p = append(p, fmt.Sprintf("rise %d, but drainctl's agent counts %d accepted checks: it would say the server is back in rotation before HAProxy sends it users (a fleet roll would take the next one out too soon)", s.rise, e.Rise))
+	case s.rise < e.Rise:
+		p = append(p, fmt.Sprintf("rise %d, but drainctl's agent counts %d accepted checks: every restore waits a check longer than needed", s.rise, e.Rise))
+	}
+	if len(p) == 0 {
+		return ""
+	}
+	return strings.Join(p, "; ") + fmt.Sprintf(" (or set health_checks fall: %d, rise: %d in drainctl.yaml)", s.fall, s.rise)
 }
 
 func contains(ss []string, s string) bool {

@@ -15,6 +15,6 @@ func FuzzCheck(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, cfg string) {
-		Check(strings.NewReader(cfg), 81, 80)
+		Check(strings.NewReader(cfg), expect)
 	})
 }

@@ -12,6 +12,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// expect is drainctl's defaults: forward 81:80, fall 2 rise 2.
+var expect = Expect{ForwardPort: 81, ServicePort: 80, Fall: 2, Rise: 2}
+
 // render prints findings as `drainctl haproxy-check` does.
 func render(fs []Finding) string {
 	var b strings.Builder
@@ -42,7 +45,7 @@ func TestCheckTestdata(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fh.Close()
-			fs, err := Check(fh, 81, 80)
+			fs, err := Check(fh, expect)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +72,7 @@ func TestGeneratedBackendPassesTheCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := Check(strings.NewReader("defaults\n    mode http\n"+be), 81, 80)
+	fs, err := Check(strings.NewReader("defaults\n    mode http\n"+be), expect)
 	if err != nil || len(fs) != 0 {
 		t.Fatalf("generated backend has findings: %v %s\n%s", err, render(fs), be)
 	}
@@ -84,7 +87,7 @@ func TestGeneratedBackendPassesTheCheck(t *testing.T) {
 	}
 	// The other pattern is flagged for what it is.
 	be, _ = Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, ThroughForward: true})
-	fs, _ = Check(strings.NewReader(be), 81, 80)
+	fs, _ = Check(strings.NewReader(be), expect)
 	if len(fs) != 1 || !strings.Contains(fs[0].Problem, "traffic goes through the forward port 81") {
 		t.Fatalf("through-forward backend: %s", render(fs))
 	}
@@ -94,7 +97,7 @@ func TestGeneratedBackendPassesTheCheck(t *testing.T) {
 	// The agent-check pattern: one entry per server, no findings; the
 	// checker flags what breaks it.
 	be, _ = Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, AgentPort: 8081})
-	if fs, _ := Check(strings.NewReader(be), 81, 80); len(fs) != 0 {
+	if fs, _ := Check(strings.NewReader(be), expect); len(fs) != 0 {
 		t.Fatalf("agent-check backend has findings: %s\n%s", render(fs), be)
 	}
 	if want := "server web1 198.18.1.2:80 cookie web1 check inter 1s fall 3 rise 2 agent-check agent-port 8081 agent-inter 500ms"; !strings.Contains(be, want) || strings.Contains(be, "-bak") {
@@ -107,7 +110,7 @@ func TestGeneratedBackendPassesTheCheck(t *testing.T) {
 		{"agent-check agent-port 8081", "not health-checked"},
 		{"check inter 1s fall 3 rise 2", "no backup entry"},
 	} {
-		fs, _ := Check(strings.NewReader(strings.Replace(be, agent, tc.line, 1)), 81, 80)
+		fs, _ := Check(strings.NewReader(strings.Replace(be, agent, tc.line, 1)), expect)
 		if got := render(fs); !strings.Contains(got, tc.want) {
 			t.Errorf("%q: findings %s, want %q", tc.line, got, tc.want)
 		}
@@ -119,5 +122,26 @@ func TestParseTime(t *testing.T) {
 		if got, err := parseTime(in); err != nil || got != want {
 			t.Errorf("parseTime(%q) = %v, %v", in, got, err)
 		}
+	}
+}
+
+// A primary entry whose fall or rise differ from the agents' would make
+// their confirmations wrong: flagged, in either direction, unless the
+// agents count the same (--fall/--rise, health_checks).
+func TestFallRiseMustMatchTheAgents(t *testing.T) {
+	be, _ := Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, Fall: 3, Rise: 1})
+	fs, _ := Check(strings.NewReader(be), expect)
+	if len(fs) != 1 || !strings.Contains(fs[0].Problem, "fall 3, but drainctl's agent counts 2 refused checks: it would say the server is out of rotation while HAProxy still sends it new users") ||
+		!strings.Contains(fs[0].Problem, "rise 1, but drainctl's agent counts 2 accepted checks: every restore waits a check longer than needed") ||
+		!strings.HasSuffix(fs[0].Fix, "check port 81 inter 500ms fall 2 rise 2") {
+		t.Fatalf("fall 3 rise 1 against 2/2: %s", render(fs))
+	}
+	if fs, _ := Check(strings.NewReader(be), Expect{ForwardPort: 81, ServicePort: 80, Fall: 3, Rise: 1}); len(fs) != 0 {
+		t.Fatalf("fall 3 rise 1 against agents counting 3/1: %s", render(fs))
+	}
+	// The backup entry's counts are its own business.
+	be, _ = Backend(Options{Servers: []Server{{"web1", "198.18.1.2"}}, BackupFall: 5})
+	if fs, _ := Check(strings.NewReader(be), expect); len(fs) != 0 {
+		t.Fatalf("backup fall 5: %s", render(fs))
 	}
 }
