@@ -462,10 +462,6 @@ func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 // Status is HAProxy's status of a server ("UP", "DOWN", "UP 1/2"...).
 func (l *Lab) Status(server string) (string, error) { return statusOf(l.stats, server) }
 
-// PassiveStatus is the passive HAProxy's status of a server
-// (Options.Passive).
-func (l *Lab) PassiveStatus(server string) (string, error) { return statusOf(l.pstats, server) }
-
 func statusOf(stats, server string) (string, error) {
 	st, err := haproxy.ShowStat(stats)
 	if err != nil {

@@ -99,11 +99,11 @@ func (c Confirmation) Text() string {
 	return s
 }
 
-// Timeout is how long a confirmation may take at most: for the slowest
+// timeout is how long a confirmation may take at most: for the slowest
 // load balancer, need checks and one more interval (the first check can
 // come just before the change), and half a second for the network. An
 // interval not known yet counts as 2 s. At most a minute.
-func (v *View) Timeout(w Want, lbs []LB) time.Duration {
+func (v *View) timeout(w Want, lbs []LB) time.Duration {
 	need := v.need(w)
 	var longest time.Duration
 	for _, l := range lbs {
@@ -124,7 +124,7 @@ func (v *View) need(w Want) int {
 }
 
 // Wait waits until every load balancer that was checking at since has
-// confirmed the change made then, or its Timeout passes, or ctx ends, and
+// confirmed the change made then, or its timeout passes, or ctx ends, and
 // says who confirmed. With no load balancer checking at since it returns
 // at once, with none listed.
 func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
@@ -133,7 +133,7 @@ func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 	if len(expected) == 0 {
 		return c
 	}
-	timer := time.NewTimer(time.Until(since.Add(v.Timeout(w, expected))))
+	timer := time.NewTimer(time.Until(since.Add(v.timeout(w, expected))))
 	defer timer.Stop()
 	for {
 		v.mu.Lock()

@@ -142,9 +142,6 @@ func New(s Settings) *View {
 	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{})}
 }
 
-// Settings returns the view's settings, defaults filled in.
-func (v *View) Settings() Settings { return v.s }
-
 // Ports are the ports whose checks the view is fed.
 func (v *View) Ports() []uint16 { return v.s.Ports }
 

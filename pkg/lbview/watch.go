@@ -4,14 +4,12 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
-	"time"
 )
 
 // Watch captures the health checks of some forward ports into a View.
 type Watch struct {
 	*View
 	ports []uint16
-	since time.Time
 	caps  []*Capture
 	done  chan error
 }
@@ -22,7 +20,7 @@ func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &Watch{since: time.Now()}
+	w := &Watch{}
 	for _, p := range ports {
 		if slices.Contains(w.ports, p) {
 			continue
@@ -50,9 +48,6 @@ func Start(ports []uint16, s Settings, log *slog.Logger) (*Watch, error) {
 	}
 	return w, nil
 }
-
-// Since is when the watch started: nothing before is known.
-func (w *Watch) Since() time.Time { return w.since }
 
 func (w *Watch) closeCaptures() error {
 	var err error
