@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -51,7 +52,7 @@ func historyCommand() *cli.Command {
 				}
 				// How many load balancers confirmed the withdraw and the
 				// restore ("-": not watched, or not done).
-				lbs := or(e.OutOfRotation, "-") + " " + or(e.BackInRotation, "-")
+				lbs := cmp.Or(e.OutOfRotation, "-") + " " + cmp.Or(e.BackInRotation, "-")
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
 					(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, lbs, safeLine(e.Who), safeLine(reason))
 			}
@@ -61,12 +62,4 @@ func historyCommand() *cli.Command {
 			return w.Flush()
 		},
 	}
-}
-
-// or is s, or def when s is empty.
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

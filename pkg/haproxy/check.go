@@ -2,6 +2,7 @@ package haproxy
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -231,7 +232,7 @@ func Check(r io.Reader, e Expect) ([]Finding, error) {
 				// "drain" while the server is out; HAProxy's DRAIN keeps
 				// the server's cookie users on it, so no backup entry.
 				agentFix := fmt.Sprintf("server %s %s:%d cookie %s check inter 1s fall 3 rise 2 agent-check agent-port %d agent-inter 500ms",
-					s.name, s.host, servicePort, orDefault(s.cookie, s.name), orInt(s.agentPort, 8081))
+					s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), cmp.Or(s.agentPort, 8081))
 				switch {
 				case s.agentPort == 0:
 					add(s.name, s.line, "agent-check without agent-port: HAProxy does not know where drainctl's agent answers", agentFix)
@@ -244,7 +245,7 @@ func Check(r io.Reader, e Expect) ([]Finding, error) {
 				}
 				continue
 			}
-			fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, orDefault(s.cookie, s.name), forwardPort)
+			fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort)
 			switch {
 			case s.port == forwardPort:
 				add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: users with this server's cookie who open a new connection while it is withdrawn are moved to another server", forwardPort), fix)
@@ -256,7 +257,7 @@ func Check(r io.Reader, e Expect) ([]Finding, error) {
 			if s.check && (s.checkPort == forwardPort || s.checkPort == 0 && s.port == forwardPort) {
 				if p := countsDiffer(s, e); p != "" {
 					add(s.name, s.line, p, fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall %d rise %d",
-						s.name, s.host, servicePort, orDefault(s.cookie, s.name), forwardPort, e.Fall, e.Rise))
+						s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort, e.Fall, e.Rise))
 				}
 			}
 			var bak *server
@@ -265,7 +266,7 @@ func Check(r io.Reader, e Expect) ([]Finding, error) {
 					bak = b
 				}
 			}
-			bakFix := fmt.Sprintf("server %s-bak %s:%d cookie %s check inter 1s fall 3 rise 2 backup", s.name, s.host, servicePort, orDefault(s.cookie, s.name))
+			bakFix := fmt.Sprintf("server %s-bak %s:%d cookie %s check inter 1s fall 3 rise 2 backup", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name))
 			switch {
 			case bak == nil:
 				add(s.name, s.line, "no backup entry for this server sharing its cookie: its users are moved to other servers while it is withdrawn", bakFix)
@@ -310,18 +311,4 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
-func orInt(n, d int) int {
-	if n == 0 {
-		return d
-	}
-	return n
 }
