@@ -236,11 +236,13 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 				first = now
 			}
 			next[c.Cookie] = first
-			if inFlight(c) && !ignored(p.Ignore, c.Peer.Addr()) {
+			ign := ignored(p.Ignore, c.Peer.Addr())
+			// Only a gated drain (a restart's) waits for requests in flight.
+			if gated && !ign && inFlight(c) {
 				inFlightNow[c.Cookie] = true
 			}
 			switch {
-			case ignored(p.Ignore, c.Peer.Addr()):
+			case ign:
 				ev.Ignored++
 			case c.Idle() >= p.IdleAfter:
 				ev.Idle++
