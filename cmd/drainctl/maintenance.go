@@ -17,6 +17,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
@@ -145,11 +146,7 @@ func showHealthChecks(hc *maintenance.HealthChecks) {
 		fmt.Printf("checked:  %s%s\n", l.Describe(time.Now()), state)
 	}
 	if active == 0 {
-		var ps []string
-		for _, p := range hc.Ports {
-			ps = append(ps, fmt.Sprint(p))
-		}
-		fmt.Printf("warning:  no load balancer health-checks port %s now: withdrawing will not take this server out of any rotation drainctl can see\n", strings.Join(ps, ", "))
+		fmt.Printf("warning:  no load balancer health-checks %s now: withdrawing will not take this server out of any rotation drainctl can see\n", lbview.PortsText(hc.Ports))
 	}
 }
 

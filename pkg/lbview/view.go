@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -103,6 +104,18 @@ func (l LB) Describe(now time.Time) string {
 	}
 	return fmt.Sprintf("%s checks port %d %s, last %s ago (%d checks, %d refused)",
 		l.Addr, l.Port, every, seconds(now.Sub(l.Last)), l.Checks, l.Refused)
+}
+
+// PortsText names ports for people: "port 81", "ports 81, 8081".
+func PortsText(ports []uint16) string {
+	ps := make([]string, len(ports))
+	for i, p := range ports {
+		ps[i] = strconv.Itoa(int(p))
+	}
+	if len(ps) == 1 {
+		return "port " + ps[0]
+	}
+	return "ports " + strings.Join(ps, ", ")
 }
 
 func seconds(d time.Duration) string {

@@ -245,3 +245,9 @@ func TestSystemdUnitAllowsThePacketSocket(t *testing.T) {
 		}
 	}
 }
+
+func TestPortsText(t *testing.T) {
+	if a, b := PortsText([]uint16{81}), PortsText([]uint16{81, 8081}); a != "port 81" || b != "ports 81, 8081" {
+		t.Fatalf("%q, %q", a, b)
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -599,7 +598,7 @@ func (e *Engine) drain(op state.Op, req Request, since time.Time, grace bool, re
 		c := e.d.Rotation.Wait(e.ctx, lbview.Out, since) // at once: nobody to wait for
 		res.Out = &c
 		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (drainctl haproxy-check tells whether haproxy.cfg checks the right port)",
-			e.checkedPorts(), p.MinWait))
+			lbview.PortsText(e.d.Rotation.Ports()), p.MinWait))
 		e.publish(Event{Op: op, Phase: state.Draining, Message: res.Warnings[len(res.Warnings)-1]}, progress)
 		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
 	}
@@ -650,19 +649,6 @@ func backNote(c *lbview.Confirmation) string {
 	return "back in rotation"
 }
 
-// checkedPorts names the ports whose checks are watched: "port 81",
-// "ports 81, 8081".
-func (e *Engine) checkedPorts() string {
-	var ps []string
-	for _, p := range e.d.Rotation.Ports() {
-		ps = append(ps, strconv.Itoa(int(p)))
-	}
-	if len(ps) == 1 {
-		return "port " + ps[0]
-	}
-	return "ports " + strings.Join(ps, ", ")
-}
-
 // confirmBack waits for the load balancers to put the server back after
 // a restore at since, and says so in res.
 func (e *Engine) confirmBack(op state.Op, since time.Time, res *Result, progress func(Event)) {
@@ -672,7 +658,7 @@ func (e *Engine) confirmBack(op state.Op, since time.Time, res *Result, progress
 	c := e.d.Rotation.Wait(e.ctx, lbview.Back, since)
 	res.Back = &c
 	if len(c.LoadBalancers) == 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", e.checkedPorts()))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", lbview.PortsText(e.d.Rotation.Ports())))
 		return
 	}
 	if !c.All() {
