@@ -169,6 +169,18 @@ func holdCycle(t *testing.T, ctx context.Context, l *Lab, w *Web) {
 	backInService(t, ctx, l, w)
 }
 
+// cycles runs restarts, then held maintenances, alternating between the
+// first two app servers.
+func cycles(t *testing.T, ctx context.Context, l *Lab, restarts, holds int) {
+	t.Helper()
+	for i := range restarts {
+		restartCycle(t, ctx, l, l.Webs[i%2])
+	}
+	for i := range holds {
+		holdCycle(t, ctx, l, l.Webs[i%2])
+	}
+}
+
 // TestE2ERecommended: the recommended HAProxy pattern, once per backend:
 // 12 restarts and 4 held maintenances under load, so that a loss in one
 // cycle out of five would show (0.8^16 < 3%). 0 failed requests, 0 users
@@ -180,12 +192,7 @@ func TestE2ERecommended(t *testing.T) {
 			ctx := context.Background()
 			run := users(t, l)
 			time.Sleep(time.Second)
-			for i := 0; i < 12; i++ {
-				restartCycle(t, ctx, l, l.Webs[i%2])
-			}
-			for i := 0; i < 4; i++ {
-				holdCycle(t, ctx, l, l.Webs[i%2])
-			}
+			cycles(t, ctx, l, 12, 4)
 			res := noLoss(t, l, run)
 			if res.Requests < 5000 || res.ByServer["web1"] == 0 || res.ByServer["web2"] == 0 {
 				t.Fatalf("too little load to prove anything: %+v", res)
@@ -206,12 +213,7 @@ func TestE2EAgentCheck(t *testing.T) {
 	ctx := context.Background()
 	run := users(t, l)
 	time.Sleep(time.Second)
-	for i := 0; i < 6; i++ {
-		restartCycle(t, ctx, l, l.Webs[i%2])
-	}
-	for i := 0; i < 2; i++ {
-		holdCycle(t, ctx, l, l.Webs[i%2])
-	}
+	cycles(t, ctx, l, 6, 2)
 	// The agent-check queries are the load balancer's view here: its
 	// "drain" answer took the server out, its "ready up" put it back.
 	r, _ := op(t, ctx, l.Webs[0], "restart", "--reason", "agent-check view")
@@ -234,9 +236,7 @@ func TestE2EThroughForward(t *testing.T) {
 	ctx := context.Background()
 	run := users(t, l)
 	time.Sleep(time.Second)
-	for i := 0; i < 6; i++ {
-		restartCycle(t, ctx, l, l.Webs[i%2])
-	}
+	cycles(t, ctx, l, 6, 0)
 	res := run.Stop()
 	report(t, res)
 	if res.Failed != 0 {
