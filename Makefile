@@ -18,7 +18,7 @@ DIST ?= dist
 
 build:
 	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/drainctl ./cmd/drainctl
-	$(GO) build -o $(BIN)/drainctl-lab ./cmd/drainctl-lab
+	$(GO) build -o $(BIN)/drainctl-lab ./pkg/internal/demo
 
 ## demo: real HAProxy and Apache in namespaces, users under load, web1
 ## restarted by drainctl and the naive way, a report side by side (root;
@@ -33,7 +33,7 @@ demo-forward: deps
 
 ## e2e: the end-to-end tests alone (part of make test)
 e2e: deps
-	$(GO) test -count=1 -v -run 'TestE2E' ./pkg/lab
+	$(GO) test -count=1 -v -run 'TestE2E' ./pkg/internal/lab
 
 ## test: gofmt, go vet, unit and kernel tests; fails if any test skips (root)
 test: deps

@@ -19,11 +19,11 @@ sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/packa
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
 status=0
-# The end-to-end tests (pkg/lab) run after the others, alone: they load
+# The end-to-end tests (pkg/internal/lab) run after the others, alone: they load
 # both cores, and timing-sensitive kernel tests should not share them.
-pkgs=$(go list ./... | grep -v '/pkg/lab$')
+pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v $pkgs >"$log" 2>&1 || status=$?
-DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/lab >>"$log" 2>&1 || status=$?
+DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
 # Fuzz targets, briefly: the parsers of what drainctl reads from clients,
 # files and the kernel. A crash fails the run (its input is saved under
 # the package's testdata/fuzz for a regression test). Bounded by a count

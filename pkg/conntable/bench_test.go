@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // BenchmarkConnTable counts and classifies the established connections of

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 const (

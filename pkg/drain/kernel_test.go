@@ -14,8 +14,8 @@ import (
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 const srv4, srv6 = nstest.Srv4, nstest.Srv6

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // BenchmarkForward measures withdraw and restore latency per backend, in a

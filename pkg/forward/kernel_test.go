@@ -21,8 +21,8 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 const srv4, srv6 = nstest.Srv4, nstest.Srv6

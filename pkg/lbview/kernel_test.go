@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/forward/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
 var fwd = forward.Forward{From: 81, To: 80}

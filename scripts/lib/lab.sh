@@ -32,37 +32,14 @@ lab_link() {
 
 # lab_apache NS NAME: start Debian's apache2 in NS with its own ServerRoot,
 # pid file, mutex dir and logs under $LAB_DIR/NAME, listening on :80 with
-# keep-alive on. Prints nothing; the pid file is $LAB_DIR/NAME/apache.pid.
+# keep-alive on, from the Go lab's config (pkg/internal/lab/apache2.conf;
+# run from the repository's root). Prints nothing; the pid file is $LAB_DIR/NAME/apache.pid.
 lab_apache() {
 	local ns=$1 name=$2 dir=$LAB_DIR/$2
 	mkdir -p "$dir/www" "$dir/run"
 	chown www-data:www-data "$dir/run"
 	echo "hello from $name" >"$dir/www/index.html"
-	cat >"$dir/apache2.conf" <<CONF
-ServerRoot /etc/apache2
-ServerName $name
-Listen 80
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-User www-data
-Group www-data
-PidFile $dir/apache.pid
-Mutex file:$dir/run default
-DefaultRuntimeDir $dir/run
-ErrorLog $dir/error.log
-LogLevel notice
-TypesConfig /etc/mime.types
-DocumentRoot $dir/www
-DirectoryIndex index.html
-KeepAlive On
-KeepAliveTimeout 30
-MaxKeepAliveRequests 0
-<Directory $dir/www>
-  Require all granted
-</Directory>
-CONF
+	sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$dir|g" pkg/internal/lab/apache2.conf >"$dir/apache2.conf"
 	ip netns exec "$ns" apache2 -f "$dir/apache2.conf" -k start
 	local i
 	for i in $(seq 50); do

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/history"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // fleet is a lab of three app servers reachable over SSH, under load.
@@ -107,8 +107,8 @@ type rollTool struct {
 	refused string
 }
 
-var rollScript, _ = filepath.Abs("../../scripts/contrib/drainctl-roll")
-var playbook, _ = filepath.Abs("../../scripts/contrib/ansible/drainctl-roll.yml")
+var rollScript, _ = filepath.Abs("../../../scripts/contrib/drainctl-roll")
+var playbook, _ = filepath.Abs("../../../scripts/contrib/ansible/drainctl-roll.yml")
 
 var sshRoll = rollTool{
 	name: "ssh",

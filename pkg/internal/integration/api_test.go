@@ -1,4 +1,4 @@
-package main
+package integration
 
 // The control socket under bad input, against the real agent.
 

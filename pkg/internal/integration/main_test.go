@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 var binary string
@@ -24,7 +24,7 @@ var binary string
 var testEnv []string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := nstest.BuildBinary(".", "drainctl")
+	bin, cleanup, err := nstest.BuildBinary("../../../cmd/drainctl", "drainctl")
 	if err != nil {
 		panic(err)
 	}
@@ -299,7 +299,7 @@ func stopWithin(t testing.TB, cmd *exec.Cmd, d time.Duration) {
 // haproxy-check as a user runs it: findings and exit 1, the agents'
 // fall and rise taken into account, bad input exit 2.
 func TestHAProxyCheckCLI(t *testing.T) {
-	cfg := filepath.Join("..", "..", "testdata", "haproxy", "blogpost.cfg")
+	cfg := filepath.Join("..", "..", "..", "testdata", "haproxy", "blogpost.cfg")
 	out, _, code := drainctl(t, nil, "haproxy-check", cfg)
 	const fall3 = "fall 3, but drainctl's agent counts 2 refused checks"
 	if code != exitError || !strings.Contains(out, "blogpost.cfg:13: backend app, server web1: "+fall3) {
@@ -309,7 +309,7 @@ func TestHAProxyCheckCLI(t *testing.T) {
 	if out, _, code = drainctl(t, nil, "haproxy-check", "--fall", "3", cfg); code != exitError || strings.Contains(out, fall3) {
 		t.Fatalf("--fall 3: exit %d\n%s", code, out)
 	}
-	if out, _, code = drainctl(t, nil, "haproxy-check", filepath.Join("..", "..", "testdata", "haproxy", "recommended.cfg")); code != exitOK || !strings.HasPrefix(out, "no problem found") {
+	if out, _, code = drainctl(t, nil, "haproxy-check", filepath.Join("..", "..", "..", "testdata", "haproxy", "recommended.cfg")); code != exitOK || !strings.HasPrefix(out, "no problem found") {
 		t.Fatalf("recommended.cfg: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"--fall", "0", cfg}, {filepath.Join(t.TempDir(), "none.cfg")}, {}} {

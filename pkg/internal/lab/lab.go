@@ -8,6 +8,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/haproxy"
-	"github.com/drainctl/drainctl/pkg/namespace"
+	"github.com/drainctl/drainctl/pkg/internal/namespace"
 )
 
 // Pattern is how HAProxy reaches the app servers.
@@ -214,6 +215,11 @@ func (l *Lab) linkPassive(w *Web, i int) (err error) {
 	return nil
 }
 
+// apacheConf is the lab's Apache config, shared with scripts/lib/lab.sh.
+//
+//go:embed apache2.conf
+var apacheConf string
+
 func (l *Lab) startWeb(w *Web) error {
 	w.dir = filepath.Join(l.o.Dir, w.Name)
 	run := filepath.Join(w.dir, "run")
@@ -226,36 +232,7 @@ func (l *Lab) startWeb(w *Web) error {
 		return err
 	}
 	w.conf = filepath.Join(w.dir, "apache2.conf")
-	conf := fmt.Sprintf(`ServerRoot /etc/apache2
-ServerName %[1]s
-Listen 80
-LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
-LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
-LoadModule authz_host_module /usr/lib/apache2/modules/mod_authz_host.so
-LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
-LoadModule mime_module /usr/lib/apache2/modules/mod_mime.so
-LoadModule status_module /usr/lib/apache2/modules/mod_status.so
-User www-data
-Group www-data
-PidFile %[2]s/apache.pid
-Mutex file:%[2]s/run default
-DefaultRuntimeDir %[2]s/run
-ErrorLog %[2]s/error.log
-LogLevel notice
-TypesConfig /etc/mime.types
-DocumentRoot %[2]s/www
-DirectoryIndex index.html
-KeepAlive On
-KeepAliveTimeout 5
-MaxKeepAliveRequests 1000
-<Directory %[2]s/www>
-  Require all granted
-</Directory>
-<Location /server-status>
-  SetHandler server-status
-  Require local
-</Location>
-`, w.Name, w.dir)
+	conf := strings.NewReplacer("@NAME@", w.Name, "@DIR@", w.dir).Replace(apacheConf)
 	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
 		return err
 	}

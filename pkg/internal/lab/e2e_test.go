@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/loadgen"
+	"github.com/drainctl/drainctl/pkg/internal/loadgen"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/nstest"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	bin, cleanup, err := nstest.BuildBinary("../../cmd/drainctl", "drainctl")
+	bin, cleanup, err := nstest.BuildBinary("../../../cmd/drainctl", "drainctl")
 	if err != nil {
 		panic(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/drainctl/drainctl/pkg/namespace"
+	"github.com/drainctl/drainctl/pkg/internal/namespace"
 )
 
 // RequireEnv, when "1", turns every would-be skip of a kernel test into a

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // BenchmarkFleetRoll: one roll of a three-host pool under the e2e load (20
@@ -17,9 +17,9 @@ import (
 // the roll's time, failed requests and users moved; README's "Fleets"
 // section has the figures. Root, Debian's ansible package for the module:
 //
-//	sudo go test -run '^$' -bench FleetRoll -benchtime 1x ./pkg/lab
+//	sudo go test -run '^$' -bench FleetRoll -benchtime 1x ./pkg/internal/lab
 func BenchmarkFleetRoll(b *testing.B) {
-	module, _ := filepath.Abs("../../testdata/fleet/haproxy-module-roll.yml")
+	module, _ := filepath.Abs("../../../testdata/fleet/haproxy-module-roll.yml")
 	for _, tool := range []struct {
 		name string
 		roll func(testing.TB, *fleet) error

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/drainctl/drainctl/pkg/metrics/metricstest"
+	"github.com/drainctl/drainctl/pkg/internal/metricstest"
 )
 
 // scrape reads /metrics through the control socket, or over TCP from

@@ -16,7 +16,7 @@ import (
 // restart of a server its sticky users keep busy (the target: ≤ 3 s, 0
 // failed, 0 moved). docs/benchmarks.md has the figures. Root:
 //
-//	sudo go test -run '^$' -bench Rotation -benchtime 5x ./pkg/lab
+//	sudo go test -run '^$' -bench Rotation -benchtime 5x ./pkg/internal/lab
 func BenchmarkRotation(b *testing.B) {
 	for _, backend := range []string{"nftables", "iptables"} {
 		for _, watch := range []bool{true, false} {

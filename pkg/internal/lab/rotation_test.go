@@ -11,9 +11,9 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/internal/metricstest"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/metrics/metricstest"
 )
 
 // op runs a drainctl operation with --json on w and returns its result

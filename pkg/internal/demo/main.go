@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/lab"
-	"github.com/drainctl/drainctl/pkg/loadgen"
+	"github.com/drainctl/drainctl/pkg/internal/lab"
+	"github.com/drainctl/drainctl/pkg/internal/loadgen"
 )
 
 type outcome struct {

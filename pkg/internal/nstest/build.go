@@ -8,7 +8,7 @@ import (
 )
 
 // BuildBinary builds the Go command at pkgDir (a path relative to the
-// calling test's package, e.g. "../../cmd/drainctl") as name in a
+// calling test's package, e.g. "../../../cmd/drainctl") as name in a
 // temporary directory, for tests that run the real binary. cleanup
 // removes it.
 func BuildBinary(pkgDir, name string) (bin string, cleanup func(), err error) {

@@ -1,4 +1,4 @@
-package main
+package integration
 
 // The agent on hosts as they really are: real firewalls (ufw itself) and
 // real firewalls' rule sets (testdata/firewalls, captured from firewalld
@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // firewall is one way other software rewrites the host's rules.
@@ -29,7 +29,7 @@ type firewall struct {
 }
 
 func testdataFile(name string) string {
-	return filepath.Join("..", "..", "testdata", "firewalls", name)
+	return filepath.Join("..", "..", "..", "testdata", "firewalls", name)
 }
 
 var firewalls = []firewall{

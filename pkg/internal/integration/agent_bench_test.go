@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Benchmarks of the agent binary in a namespace: how fast it repairs a
 // flushed ruleset, and what it costs when idle. Figures:

@@ -11,7 +11,7 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/nstest"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
 // Apply installs fs in ns with the nftables backend; the rules go with the

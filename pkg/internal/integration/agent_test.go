@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Tests of the real agent binary in network namespaces.
 
@@ -20,8 +20,8 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/nstest"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -775,7 +775,7 @@ exit 0
 			t.Fatal(err)
 		}
 	}
-	script, _ := filepath.Abs("../../scripts/contrib/cron/drainctl-patch")
+	script, _ := filepath.Abs("../../../scripts/contrib/cron/drainctl-patch")
 	patch := func() (string, int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

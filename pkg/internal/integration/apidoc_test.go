@@ -1,4 +1,4 @@
-package main
+package integration
 
 // docs/api.md's examples, run against a real agent.
 
@@ -68,7 +68,7 @@ func docExamples(t *testing.T, path string) []example {
 // more, no fewer) and the same op, phase, code and outcome.
 func TestAPIReferenceExamples(t *testing.T) {
 	requireCurl(t)
-	examples := docExamples(t, "../../docs/api.md")
+	examples := docExamples(t, "../../../docs/api.md")
 	if len(examples) < 9 {
 		t.Fatalf("found %d examples in docs/api.md; the parser or the file broke", len(examples))
 	}

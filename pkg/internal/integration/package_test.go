@@ -1,4 +1,4 @@
-package main
+package integration
 
 // The .deb, installed, upgraded, removed and purged for real by dpkg, in a
 // sandbox: a mount namespace whose root is an overlay of the host's (the
@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/nstest"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -152,7 +152,7 @@ func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	// Bounded: the first run builds nfpm itself (about 30 s here).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-C", "../..", "package", "VERSION="+version,
+	cmd := exec.CommandContext(ctx, "make", "-C", "../../..", "package", "VERSION="+version,
 		"BIN="+filepath.Join(dir, "bin"), "DIST="+filepath.Join(dir, "dist"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make package: %v\n%s", err, out)
