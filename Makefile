@@ -1,12 +1,23 @@
 # drainctl. `sudo make demo` shows it working; `sudo make test` runs every test.
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+# This Makefile's directory: its scripts version the tree make runs in
+# (make -f ../drainctl/Makefile -C OTHER works on OTHER).
+HERE := $(dir $(lastword $(MAKEFILE_LIST)))
 
-.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean man package
+.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean man package print-version
 
-# A version packages accept: the last v* tag's, else 0.1.0, plus the
-# number of commits and the commit (0.1.0+git212.3001b37).
-VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --abbrev=0 2>/dev/null | sed 's/^v//'); \
-	echo "$${v:-0.1.0}+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
+# The version packages carry: BASE_VERSION, then the commit's committer
+# time (UTC) and short hash, 0.1.0+git20261201095720.1fa8c58 — the same
+# from a full clone, a shallow one or a `git archive` tarball, and newer
+# for every later commit (scripts/package/version says how). Raise
+# BASE_VERSION for a release; VERSION=... overrides it all.
+BASE_VERSION := 0.1.0
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell $(HERE)scripts/package/version $(CURDIR) $(BASE_VERSION) 2>/dev/null)
+endif
+# Expanded by the targets that need the version: without git (nor a git
+# archive's scripts/package/commit) there is none to guess.
+need-version = $(if $(VERSION),,$(error no version: $(CURDIR) is neither a git checkout nor a git archive of drainctl; pass VERSION=X.Y.Z))
 ARCH ?= $(shell $(GO) env GOARCH)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -17,6 +28,7 @@ BIN ?= bin
 DIST ?= dist
 
 build:
+	$(need-version)
 	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/drainctl ./cmd/drainctl
 	$(GO) build -o $(BIN)/drainctl-lab ./pkg/internal/demo
 
@@ -64,6 +76,11 @@ package: build
 		VERSION=$(VERSION) ARCH=$(ARCH) $(GO) tool nfpm package \
 			--config $(DIST)/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
 	done
+
+## print-version: the version build and package use
+print-version:
+	$(need-version)
+	@echo $(VERSION)
 
 ## man: write the man pages (docs/man) from the CLI's definitions; make
 ## test fails when the committed pages differ from what the code makes
