@@ -4,7 +4,7 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 # (make -f ../drainctl/Makefile -C OTHER works on OTHER).
 HERE := $(dir $(lastword $(MAKEFILE_LIST)))
 
-.PHONY: build demo demo-forward test e2e unit bench deps fmt vet clean man package print-version
+.PHONY: build demo demo-forward test e2e unit bench deps fmt vet lint clean man package print-version
 
 # The version packages carry: BASE_VERSION, then the commit's committer
 # time (UTC) and short hash, 0.1.0+git20261201095720.1fa8c58 — the same
@@ -22,6 +22,10 @@ ARCH ?= $(shell $(GO) env GOARCH)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
+# The build tools (nfpm, golangci-lint) have a module of their own,
+# scripts/tools, so that their requirements stay out of the product's go.mod.
+TOOL = $(GO) tool -modfile=$(HERE)scripts/tools/go.mod
 
 # Where build puts the binaries and package the packages.
 BIN ?= bin
@@ -62,9 +66,10 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkConnTable -benchtime 20x ./pkg/conntable
 
 ## package: dist/drainctl_VERSION_ARCH.deb and dist/drainctl-VERSION.ARCH.rpm,
-## built by nfpm (a Go tool dependency: go.mod pins it, the module proxy
-## serves it): the binary, both units, the config as a conffile, the
-## drainctl group (sysusers.d), man pages and bash/zsh completion
+## built by nfpm (a Go tool of scripts/tools/go.mod, which pins it; the
+## module proxy serves it): the binary, both units, the config as a
+## conffile, the drainctl group (sysusers.d), man pages and bash/zsh
+## completion
 package: build
 	rm -rf $(DIST) && mkdir -p $(DIST)/man $(DIST)/completion
 	$(BIN)/drainctl man $(DIST)/man && gzip -9n $(DIST)/man/*.8
@@ -73,7 +78,7 @@ package: build
 	# nfpm expands the environment in its fields, not in contents' paths.
 	sed 's|$${BIN}|$(BIN)|g; s|$${DIST}|$(DIST)|g' scripts/package/nfpm.yaml > $(DIST)/nfpm.yaml
 	for p in deb rpm; do \
-		VERSION=$(VERSION) ARCH=$(ARCH) $(GO) tool nfpm package \
+		VERSION=$(VERSION) ARCH=$(ARCH) $(TOOL) nfpm package \
 			--config $(DIST)/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
 	done
 
@@ -96,6 +101,10 @@ fmt:
 
 vet:
 	$(GO) vet ./...
+
+## lint: golangci-lint with .golangci.yml (not part of make test yet)
+lint:
+	$(TOOL) golangci-lint run ./...
 
 clean:
 	rm -rf bin dist
