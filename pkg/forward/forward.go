@@ -120,7 +120,11 @@ type Status struct {
 	// Redirected counts packets that matched a REDIRECT rule: the first
 	// packet of each connection that went through the forward.
 	Redirected uint64 `json:"redirected_packets"`
-	// Refused counts new connections refused while withdrawn.
+	// Refused counts new connections refused while withdrawn. Both are
+	// the kernel's counters of the rules installed now: a restore deletes
+	// the withdraw rules, so Refused starts again at 0 at the next
+	// withdraw (and Redirected when the REDIRECT is recreated); the
+	// agent's metrics keep totals that do not go down.
 	Refused uint64 `json:"refused_packets"`
 	// Rules is how many rules drainctl has installed for this forward, and
 	// Want how many a complete applied (and, if withdrawn, withdrawn) forward

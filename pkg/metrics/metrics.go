@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,7 @@ func New(src Source, b Build) *Metrics {
 		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.ops, m.cycle, m.drain, m.lastOpEnd, info, &scraper{src: src},
+	m.reg.MustRegister(m.ops, m.cycle, m.drain, m.lastOpEnd, info, newScraper(src),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every label pair of the counter exists from the start at 0, so a
 	// rate() sees the first one.
@@ -107,7 +108,52 @@ func (m *Metrics) Handler() http.Handler {
 
 // scraper reads the state, the forwards and the connections at each
 // scrape.
-type scraper struct{ src Source }
+type scraper struct {
+	src Source
+
+	mu sync.Mutex
+	// The forwards' packet counters, kept monotonic (see monotonic).
+	counters map[counterKey]*monotonic
+}
+
+func newScraper(src Source) *scraper {
+	return &scraper{src: src, counters: map[counterKey]*monotonic{}}
+}
+
+// counterKey names one packet counter of one forward.
+type counterKey struct {
+	desc    *prometheus.Desc
+	forward string
+}
+
+// monotonic makes a counter that only goes up of a kernel counter that
+// starts again at 0 whenever its rule is recreated: a restore deletes the
+// withdraw rules and the next withdraw adds new ones; a firewall reload
+// or a change of backend recreates the REDIRECT. A reading lower than the
+// last means the rule is a new one: what the old one counted goes to the
+// base. Packets the old rule counted after the last reading are lost with
+// it, and a new rule that has counted past the last reading by the first
+// reading of it goes unnoticed; neither makes the counter go down.
+type monotonic struct{ base, last uint64 }
+
+func (m *monotonic) read(v uint64) uint64 {
+	if v < m.last {
+		m.base += m.last
+	}
+	m.last = v
+	return m.base + v
+}
+
+// counter is the monotonic value of d for forward, given the kernel's v.
+func (s *scraper) counter(d *prometheus.Desc, forward string, v uint64) float64 {
+	k := counterKey{d, forward}
+	m := s.counters[k]
+	if m == nil {
+		m = &monotonic{}
+		s.counters[k] = m
+	}
+	return float64(m.read(v))
+}
 
 var (
 	descState = prometheus.NewDesc("drainctl_state",
@@ -120,10 +166,11 @@ var (
 		"Each forward's state as last read: 1 for the current one (in-service, withdrawn, partial, absent).",
 		[]string{"forward", "backend", "state"}, nil)
 	descRedirected = prometheus.NewDesc("drainctl_forward_redirected_packets_total",
-		"Packets that matched the forward's REDIRECT rules (one per connection through it), as last read.",
+		"Packets that matched the forward's REDIRECT rules (one per connection through it), as last read, since the agent started (kept across the rules being recreated).",
 		[]string{"forward"}, nil)
 	descRefused = prometheus.NewDesc("drainctl_forward_refused_packets_total",
-		"New connections refused while withdrawn, as last read.", []string{"forward"}, nil)
+		"New connections refused while withdrawn, as last read, since the agent started (kept across restores, which delete the withdraw rules and their counts).",
+		[]string{"forward"}, nil)
 	descConns = prometheus.NewDesc("drainctl_connections",
 		"Established connections to the service port, by how they arrived: forward (through the forward port), direct, unknown (not classified).",
 		[]string{"path"}, nil)
@@ -152,6 +199,9 @@ func (s *scraper) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (s *scraper) Collect(ch chan<- prometheus.Metric) {
+	// Scrapes may run at once: the counters must see their snapshots in
+	// the order they were taken (an older one would look like a reset).
+	s.mu.Lock()
 	st := s.src.Snapshot()
 	for _, p := range phases {
 		v := 0.0
@@ -176,9 +226,11 @@ func (s *scraper) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descForward, prometheus.GaugeValue, v, f.Forward.String(), st.Backend, name)
 		}
-		ch <- prometheus.MustNewConstMetric(descRedirected, prometheus.CounterValue, float64(f.Redirected), f.Forward.String())
-		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(f.Refused), f.Forward.String())
+		fw := f.Forward.String()
+		ch <- prometheus.MustNewConstMetric(descRedirected, prometheus.CounterValue, s.counter(descRedirected, fw, f.Redirected), fw)
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, s.counter(descRefused, fw, f.Refused), fw)
 	}
+	s.mu.Unlock()
 	if hc := st.HealthChecks; hc != nil {
 		active := 0.0
 		for _, l := range hc.LoadBalancers {
