@@ -55,9 +55,10 @@ e2e: deps
 test: deps
 	scripts/test.sh
 
-## unit: the tests that need no root (kernel tests skip)
+## unit: the unit tier alone (-short): no root, no namespaces, no built
+## binary; kernel and black-box tests skip
 unit:
-	$(GO) test ./...
+	$(GO) test -short ./...
 
 ## bench: forward latency per backend, connection table at 1k/10k/50k
 ## connections (root, a few minutes); figures in docs/benchmarks.md

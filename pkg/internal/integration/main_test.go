@@ -24,6 +24,7 @@ var binary string
 var testEnv []string
 
 func TestMain(m *testing.M) {
+	nstest.ExitIfShort("pkg/internal/integration")
 	bin, cleanup, err := nstest.BuildBinary("../../../cmd/drainctl", "drainctl")
 	if err != nil {
 		panic(err)

@@ -23,6 +23,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	nstest.ExitIfShort("pkg/internal/lab")
 	bin, cleanup, err := nstest.BuildBinary("../../../cmd/drainctl", "drainctl")
 	if err != nil {
 		panic(err)

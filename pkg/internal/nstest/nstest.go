@@ -5,13 +5,17 @@
 //
 // Kernel tests need root. They skip without it, unless RequireEnv is set
 // (CI sets it): then a skip would hide a suite that did not run, so they
-// fail instead.
+// fail instead. Under go test -short they always skip, root or not,
+// RequireEnv or not: -short is the unit tier alone (no root, no
+// namespaces, no built binary; see ExitIfShort for the packages whose
+// TestMain builds the binary).
 package nstest
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,24 +28,50 @@ import (
 	"github.com/drainctl/drainctl/pkg/internal/namespace"
 )
 
-// RequireEnv, when "1", turns every would-be skip of a kernel test into a
-// failure.
+// RequireEnv is the environment variable that, when "1", turns every
+// would-be skip of a kernel test into a failure (except under -short).
 const RequireEnv = "DRAINCTL_REQUIRE_KERNEL_TESTS"
 
 // Skip skips the test with reason, or fails it when RequireEnv is set.
 func Skip(t testing.TB, reason string) {
 	t.Helper()
+	SkipShort(t)
 	if os.Getenv(RequireEnv) == "1" {
 		t.Fatalf("%s, and %s=1 forbids skipping", reason, RequireEnv)
 	}
 	t.Skip(reason)
 }
 
-// RequireRoot skips (or fails, see RequireEnv) unless running as root.
+// SkipShort skips the test under go test -short, which runs the unit
+// tier alone: for tests that need root, namespaces, the built binary or
+// other programs.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the unit tier alone (this test needs root, namespaces, the built binary or other programs)")
+	}
+}
+
+// RequireRoot skips (or fails, see RequireEnv) unless running as root;
+// under -short it skips.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	SkipShort(t)
 	if os.Geteuid() != 0 {
 		Skip(t, "kernel test needs root (network namespaces, netfilter)")
+	}
+}
+
+// ExitIfShort ends a test binary whose TestMain builds and runs the
+// drainctl binary under go test -short, before it builds anything: the
+// unit tier runs no built binary. It prints why and exits 0.
+func ExitIfShort(pkg string) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	if testing.Short() {
+		fmt.Printf("%s: -short: not run (its tests run the built binary; go test without -short runs them)\n", pkg)
+		os.Exit(0)
 	}
 }
 
