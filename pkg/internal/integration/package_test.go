@@ -144,6 +144,32 @@ func (s *sandbox) agent() (stop func()) {
 	return nil
 }
 
+// otherRules are other software's, in the built-in chains drainctl jumps
+// from and a table of their own: a purge must leave them.
+const otherRules = `set -e
+iptables-legacy -t nat -A PREROUTING -p tcp --dport 8080 -j REDIRECT --to-ports 80
+ip6tables-legacy -A INPUT -p tcp --dport 22 -j ACCEPT
+iptables-nft -A INPUT -p tcp --dport 22 -j ACCEPT
+nft add table inet other
+nft add chain inet other in '{ type filter hook input priority 0; }'
+nft add rule inet other in tcp dport 2222 accept
+`
+
+// noRulesOfDrainctl fails the test when any backend holds a rule or chain
+// of drainctl's, or when one of otherRules is gone.
+func (s *sandbox) noRulesOfDrainctl() {
+	s.t.Helper()
+	out := s.must("nft list ruleset; for v in iptables-legacy ip6tables-legacy iptables-nft ip6tables-nft; do echo \"# $v\"; $v-save; done")
+	if strings.Contains(strings.ToLower(out), "drainctl") {
+		s.t.Fatalf("drainctl's rules left after dpkg -P:\n%s", out)
+	}
+	for want, n := range map[string]int{"--dport 8080 -j REDIRECT --to-ports 80": 1, "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT": 2, "tcp dport 2222 accept": 1} {
+		if strings.Count(out, want) != n {
+			s.t.Fatalf("dpkg -P changed other software's rules (want %s %d times):\n%s", want, n, out)
+		}
+	}
+}
+
 // buildPackages runs `make package` for a version into a temp dir and
 // returns the .deb and .rpm.
 func buildPackages(t *testing.T, version string) (deb, rpm string) {
@@ -166,11 +192,12 @@ func buildPackages(t *testing.T, version string) (deb, rpm string) {
 }
 
 // The package's life on a host: install (enabled, not started; the unit
-// verifies), a held maintenance through an upgrade, remove (conffile and
-// state stay, and the forward), purge (nothing stays).
+// verifies), a held maintenance through an upgrade (its rules untouched),
+// remove (conffile and state stay, and the forward), purge (nothing
+// stays, no rule of drainctl's in any backend, every other rule does).
 func TestPackageDeb(t *testing.T) {
 	nstest.RequireRoot(t)
-	nstest.RequireCmd(t, "dpkg", "unshare", "nsenter", "systemd-analyze", "nft")
+	nstest.RequireCmd(t, "dpkg", "unshare", "nsenter", "systemd-analyze", "nft", "iptables-legacy", "iptables-nft")
 	oldDeb, _ := buildPackages(t, "0.0.1")
 	newDeb, newRPM := buildPackages(t, "0.0.2")
 	s := newSandbox(t)
@@ -203,6 +230,10 @@ func TestPackageDeb(t *testing.T) {
 	if out := s.must("drainctl --version"); !strings.HasPrefix(out, "drainctl 0.0.2\n") {
 		t.Fatalf("--version after upgrade:\n%s", out)
 	}
+	// The upgrade itself changed no rule: still withdrawn before any agent runs.
+	if out := s.must("nft list table inet drainctl"); !strings.Contains(out, "reject with tcp reset") {
+		t.Fatalf("the upgrade removed the withdraw rule:\n%s", out)
+	}
 	s.must("grep -q 'edited by the operator' /etc/drainctl/drainctl.yaml")
 	stop = s.agent()
 	var st maintenance.Status
@@ -222,8 +253,12 @@ func TestPackageDeb(t *testing.T) {
 	s.must("nft list table inet drainctl >/dev/null || nft list table ip drainctl >/dev/null")
 
 	// Purge: nothing of drainctl stays in the root's writable layer
-	// (dpkg's own database and log aside), and the group is gone.
+	// (dpkg's own database and log aside), the group is gone, and so are
+	// drainctl's rules (the binary that could remove them is gone);
+	// other software's rules, in the same built-in chains too, stay.
+	s.must(otherRules)
 	s.must("dpkg -P drainctl")
+	s.noRulesOfDrainctl()
 	if out, code := s.sh("getent group drainctl"); code == 0 {
 		t.Fatalf("group after purge: %s", out)
 	}
@@ -234,12 +269,23 @@ func TestPackageDeb(t *testing.T) {
 	}
 	var left []string
 	for _, p := range strings.Split(string(out), "\n") {
-		if strings.Contains(p, "drainctl") && !strings.HasPrefix(p, "var/lib/dpkg/") && !strings.HasPrefix(p, "var/log/") {
+		// var/cache/man: man-db's formatted pages, from systemd-analyze
+		// verify running man on the units' Documentation=; man-db's own.
+		if strings.Contains(p, "drainctl") && !strings.HasPrefix(p, "var/lib/dpkg/") && !strings.HasPrefix(p, "var/log/") && !strings.HasPrefix(p, "var/cache/man/") {
 			left = append(left, p)
 		}
 	}
 	if len(left) > 0 {
 		t.Fatalf("left after dpkg -P:\n%s", strings.Join(left, "\n"))
+	}
+
+	// The same with the rules in iptables, each flavour, IPv4 and IPv6.
+	for _, b := range []string{"iptables-legacy", "iptables-nft"} {
+		s.must("dpkg -i " + newDeb)
+		s.must("drainctl forward withdraw --backend " + b)
+		s.must(b + "-save | grep -q -- '-j DRAINCTL-PREROUTING' && ip6" + strings.TrimPrefix(b, "ip") + "-save | grep -q -- '-j DRAINCTL-INPUT'")
+		s.must("dpkg -P drainctl")
+		s.noRulesOfDrainctl()
 	}
 
 	// The .rpm holds the same files, the config marked as such.
