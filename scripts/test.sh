@@ -14,7 +14,7 @@ unformatted=$(gofmt -l cmd pkg)
 go vet ./...
 # The shell tools: syntax (their behaviour is tested by the Go tests).
 bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
-sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm
+sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version
 
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
 trap 'rm -f "$log"' EXIT
