@@ -166,50 +166,15 @@ func run(ctx context.Context, bin, backend string, p lab.Pattern) (o outcome, er
 	start := time.Now()
 	at := func() string { return fmt.Sprintf("+%5.2fs", time.Since(start).Seconds()) }
 
-	// Watch HAProxy's view of web1.
 	mctx, mstop := context.WithCancel(ctx)
 	defer mstop()
-	var mu sync.Mutex
-	var downAt, upAt time.Duration
-	go func() {
-		last := "UP"
-		for mctx.Err() == nil {
-			s, err := l.Status(web1.Name)
-			if err == nil && s != last && (s == "UP" || s == "DOWN") {
-				mu.Lock()
-				if s == "DOWN" && downAt == 0 {
-					downAt = time.Since(start)
-				} else if s == "UP" && downAt != 0 && upAt == 0 {
-					upAt = time.Since(start)
-				}
-				mu.Unlock()
-				fmt.Printf("  %s HAProxy marks web1 %s\n", at(), s)
-				last = s
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	w := watchStatus(mctx, l, web1.Name, start, at)
 
 	var restoredAt time.Duration
 	if p == lab.Naive {
-		fmt.Printf("  %s delete the REDIRECT (drainctl forward remove)\n", at())
-		if err := web1.Forward("remove"); err != nil {
+		if o.drain, o.restart, restoredAt, err = naiveRestart(web1, start, at); err != nil {
 			return o, err
 		}
-		time.Sleep(3 * time.Second)
-		o.drain = time.Since(start)
-		fmt.Printf("  %s apache2 -k graceful\n", at())
-		t0 := time.Now()
-		if err := web1.Graceful(); err != nil {
-			return o, err
-		}
-		o.restart = time.Since(t0)
-		time.Sleep(3 * time.Second)
-		fmt.Printf("  %s add the REDIRECT back\n", at())
-		if err := web1.Forward("apply"); err != nil {
-			return o, err
-		}
-		restoredAt = time.Since(start)
 	} else {
 		if o.drain, o.restart, restoredAt, o.drainOutcome, err = drainctlRestart(ctx, bin, web1.Socket, start, at); err != nil {
 			return o, err
@@ -222,14 +187,70 @@ func run(ctx context.Context, bin, backend string, p lab.Pattern) (o outcome, er
 	mstop()
 	o.res = load.Stop()
 	o.total = time.Since(start)
-	mu.Lock()
-	o.down, o.downOK = downAt, downAt != 0
-	if upAt != 0 {
-		o.up, o.upOK = upAt-restoredAt, true
+	w.mu.Lock()
+	o.down, o.downOK = w.downAt, w.downAt != 0
+	if w.upAt != 0 {
+		o.up, o.upOK = w.upAt-restoredAt, true
 	}
-	mu.Unlock()
+	w.mu.Unlock()
 	fmt.Printf("  result: %d requests, %d failed, %d users moved\n", o.res.Requests, o.res.Failed, o.res.Moved)
 	return o, nil
+}
+
+// watch is HAProxy's view of one server, as watchStatus sees it: when it
+// first went DOWN and when it was UP again after that.
+type watch struct {
+	mu           sync.Mutex
+	downAt, upAt time.Duration
+}
+
+// watchStatus polls HAProxy's status of server every 20 ms until ctx
+// ends, printing each change.
+func watchStatus(ctx context.Context, l *lab.Lab, server string, start time.Time, at func() string) *watch {
+	w := &watch{}
+	go func() {
+		last := "UP"
+		for ctx.Err() == nil {
+			s, err := l.Status(server)
+			if err == nil && s != last && (s == "UP" || s == "DOWN") {
+				w.mu.Lock()
+				if s == "DOWN" && w.downAt == 0 {
+					w.downAt = time.Since(start)
+				} else if s == "UP" && w.downAt != 0 && w.upAt == 0 {
+					w.upAt = time.Since(start)
+				}
+				w.mu.Unlock()
+				fmt.Printf("  %s HAProxy marks %s %s\n", at(), server, s)
+				last = s
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+// naiveRestart is the blog post's procedure: delete the REDIRECT, wait
+// 3 s, restart Apache gracefully, wait 3 s, add the REDIRECT back. It
+// returns the drain time, the restart's time and when the forward was back.
+func naiveRestart(web *lab.Web, start time.Time, at func() string) (drain, restart, restored time.Duration, err error) {
+	fmt.Printf("  %s delete the REDIRECT (drainctl forward remove)\n", at())
+	if err := web.Forward("remove"); err != nil {
+		return 0, 0, 0, err
+	}
+	time.Sleep(3 * time.Second)
+	drain = time.Since(start)
+	fmt.Printf("  %s apache2 -k graceful\n", at())
+	t0 := time.Now()
+	if err := web.Graceful(); err != nil {
+		return 0, 0, 0, err
+	}
+	restart = time.Since(t0)
+	time.Sleep(3 * time.Second)
+	fmt.Printf("  %s add the REDIRECT back\n", at())
+	if err := web.Forward("apply"); err != nil {
+		return 0, 0, 0, err
+	}
+	return drain, restart, time.Since(start), nil
 }
 
 // drainctlRestart runs `drainctl restart --json` against the agent and

@@ -30,15 +30,16 @@ import (
 type Pattern string
 
 const (
-	// Recommended: traffic to 80, check port 81, backup entry sharing the
-	// cookie, retry-on (docs/design.md, "What each part prevents").
+	// Recommended is the pattern drainctl recommends: traffic to 80,
+	// check port 81, backup entry sharing the cookie, retry-on
+	// (docs/design.md, "What each part prevents").
 	Recommended Pattern = "recommended"
-	// ThroughForward: traffic through 81, same backup and retry-on.
+	// ThroughForward sends the traffic through 81, same backup and retry-on.
 	ThroughForward Pattern = "through-forward"
-	// Naive: the blog post's setup: traffic through 81, plain checks, no
+	// Naive is the blog post's setup: traffic through 81, plain checks, no
 	// backup, no retry-on; withdrawn by deleting the REDIRECT.
 	Naive Pattern = "naive"
-	// AgentCheck: one entry per server; HAProxy's agent-check asks each
+	// AgentCheck has one entry per server; HAProxy's agent-check asks each
 	// agent (port 8081), which answers "drain" while the server is out.
 	AgentCheck Pattern = "agent-check"
 )
@@ -361,7 +362,7 @@ frontend www
 		return "", err
 	}
 	if out, err := ns.Exec("haproxy", "-c", "-f", path); err != nil {
-		return "", fmt.Errorf("haproxy config: %v: %s", err, out)
+		return "", fmt.Errorf("haproxy config: %w: %s", err, out)
 	}
 	cmd := ns.Command("haproxy", "-db", "-f", path)
 	logf, _ := os.Create(filepath.Join(l.o.Dir, name+".log"))

@@ -34,7 +34,7 @@ func (l *Lab) StartSSH(ctx context.Context) (SSH, error) {
 	}
 	s := SSH{Key: filepath.Join(dir, "id_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts"), Drainctl: l.o.Binary}
 	if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "drainctl-lab", "-f", s.Key).CombinedOutput(); err != nil {
-		return s, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+		return s, fmt.Errorf("ssh-keygen: %w: %s", err, out)
 	}
 	pub, err := os.ReadFile(s.Key + ".pub")
 	if err != nil {
@@ -52,7 +52,7 @@ func (l *Lab) StartSSH(ctx context.Context) (SSH, error) {
 	for _, w := range l.Webs {
 		hostKey := filepath.Join(w.dir, "ssh_host_ed25519_key")
 		if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey).CombinedOutput(); err != nil {
-			return s, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+			return s, fmt.Errorf("ssh-keygen: %w: %s", err, out)
 		}
 		hpub, err := os.ReadFile(hostKey + ".pub")
 		if err != nil {

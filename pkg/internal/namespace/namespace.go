@@ -24,7 +24,7 @@ type NS struct {
 // New makes the namespace name with its loopback up.
 func New(name string) (*NS, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
+		return nil, fmt.Errorf("ip netns add %s: %w: %s", name, err, out)
 	}
 	h, err := netns.GetFromName(name)
 	if err != nil {
@@ -43,7 +43,7 @@ func New(name string) (*NS, error) {
 func (n *NS) Close() error {
 	n.handle.Close()
 	if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del %s: %v: %s", n.Name, err, out)
+		return fmt.Errorf("ip netns del %s: %w: %s", n.Name, err, out)
 	}
 	return nil
 }

@@ -19,7 +19,7 @@ func BuildBinary(pkgDir, name string) (bin string, cleanup func(), err error) {
 	bin = filepath.Join(dir, name)
 	if out, err := exec.Command("go", "build", "-o", bin, pkgDir).CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("build %s: %v\n%s", pkgDir, err, out)
+		return "", nil, fmt.Errorf("build %s: %w\n%s", pkgDir, err, out)
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
 }

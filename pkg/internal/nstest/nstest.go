@@ -171,8 +171,10 @@ func Link(t testing.TB, a, b *NS, a4, a6, b4, b6 string) {
 // range (RFC 2544) and fd00:dc::/64 a unique local prefix: neither is
 // routed, and the namespaces have no route out anyway.
 const (
-	Srv4, Srv6 = "198.18.0.1", "fd00:dc::1"
-	Cli4, Cli6 = "198.18.0.2", "fd00:dc::2"
+	Srv4 = "198.18.0.1" // the server's IPv4 address
+	Srv6 = "fd00:dc::1" // the server's IPv6 address
+	Cli4 = "198.18.0.2" // the client's IPv4 address
+	Cli6 = "fd00:dc::2" // the client's IPv6 address
 )
 
 // Pair makes a server and a client host joined by a veth link, with the
