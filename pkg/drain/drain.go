@@ -49,9 +49,25 @@ const (
 type OnDeadline string
 
 const (
+	// Proceed goes on with active connections left (the graceful restart
+	// lets them finish).
 	Proceed OnDeadline = "proceed"
-	Abort   OnDeadline = "abort"
+	// Abort stops: the drain fails with ErrDeadline.
+	Abort OnDeadline = "abort"
 )
+
+// ParseOnDeadline reads an on-deadline setting: proceed or abort. It is
+// the only judge of the values, for the config file, the flags and the API
+// alike, so that all of them accept the same and say the same when they
+// refuse; callers put their own name for the setting before the error
+// where it helps ("line 3: ...").
+func ParseOnDeadline(s string) (OnDeadline, error) {
+	switch o := OnDeadline(s); o {
+	case Proceed, Abort:
+		return o, nil
+	}
+	return "", fmt.Errorf("on-deadline %q: want proceed or abort", s)
+}
 
 // ErrDeadline is returned (wrapped) when a drain ends DeadlineAbort.
 var ErrDeadline = errors.New("drain deadline passed with active connections")
@@ -113,8 +129,9 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("drain deadline %v: must be positive", p.Deadline)
 	case p.Deadline < p.MinWait:
 		return fmt.Errorf("drain deadline %v: must not be shorter than min-wait %v", p.Deadline, p.MinWait)
-	case p.OnDeadline != Proceed && p.OnDeadline != Abort:
-		return fmt.Errorf("drain on-deadline %q: want proceed or abort", p.OnDeadline)
+	}
+	if _, err := ParseOnDeadline(string(p.OnDeadline)); err != nil {
+		return fmt.Errorf("drain %w", err)
 	}
 	return nil
 }

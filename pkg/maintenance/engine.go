@@ -696,8 +696,12 @@ func validate(req Request) error {
 	if req.TTL < 0 || req.Deadline < 0 {
 		return fail(CodeBadRequest, "", "ttl and deadline must not be negative")
 	}
-	if req.OnDeadline != "" && req.OnDeadline != drain.Proceed && req.OnDeadline != drain.Abort {
-		return fail(CodeBadRequest, "", "on-deadline %q: want proceed or abort", req.OnDeadline)
+	if req.OnDeadline != "" { // empty: the policy's
+		// The API is a trust boundary: what the CLI checked is checked
+		// again, by the same rule.
+		if _, err := drain.ParseOnDeadline(string(req.OnDeadline)); err != nil {
+			return fail(CodeBadRequest, "", "%v", err)
+		}
 	}
 	if req.Command != "" && req.TTL > 0 {
 		return fail(CodeBadRequest, "", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")

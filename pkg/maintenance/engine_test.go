@@ -239,6 +239,12 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("Enter(%+v) = %v", req, err)
 		}
 	}
+	// The API is a trust boundary: a bad on-deadline is refused with the
+	// words of the one parser the CLI and the config file use too.
+	_, err := r.e.Restart(Request{Who: "a", OnDeadline: "later"}, nil)
+	if _, perr := drain.ParseOnDeadline("later"); CodeOf(err) != CodeBadRequest || perr == nil || err.Error() != perr.Error() {
+		t.Errorf("bad on-deadline: %v, want %v", err, perr)
+	}
 	if len(r.fw.Calls()) != 0 {
 		t.Fatal("bad request changed the forward")
 	}
