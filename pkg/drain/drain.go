@@ -235,82 +235,14 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		clock = RealClock
 	}
 	start := clock.Now()
-	seen := map[uint64]time.Time{} // cookie → first seen, for live connections
-	lastActive := start
-	gated := gate != nil
-	var open *Opening
-	var openedAt time.Time
-	var waitFor map[uint64]bool // requests in flight at the opening, by cookie
+	d := &drainer{p: p, gated: gate != nil, start: start, seen: map[uint64]time.Time{}, lastActive: start}
 	for polls := 1; ; polls++ {
 		now := clock.Now()
-		ev := Event{Time: now, Elapsed: now.Sub(start), ByPath: map[conntable.Path]int{}}
-		peers := map[netip.Addr]int{}
-		next := make(map[uint64]time.Time, len(seen))
-		inFlightNow := map[uint64]bool{}
-		err := l.Each(ctx, func(c *conntable.Conn) {
-			first, known := seen[c.Cookie]
-			if !known {
-				first = now
-			}
-			next[c.Cookie] = first
-			ign := ignored(p.Ignore, c.Peer.Addr())
-			// Only a gated drain (a restart's) waits for requests in flight.
-			if gated && !ign && inFlight(c) {
-				inFlightNow[c.Cookie] = true
-			}
-			switch {
-			case ign:
-				ev.Ignored++
-			case c.Idle() >= p.IdleAfter:
-				ev.Idle++
-			case !known:
-				ev.New++
-			default:
-				ev.Active++
-				ev.ByPath[c.Path]++
-				peers[c.Peer.Addr()]++
-				if ev.Oldest == nil || now.Sub(first) > ev.Oldest.Age {
-					ev.Oldest = &ConnSummary{Peer: c.Peer, Path: c.Path, Age: now.Sub(first), Idle: c.Idle()}
-				}
-			}
-		})
+		ev, inFlightNow, err := d.poll(ctx, l, now)
 		if err != nil {
 			return Result{}, fmt.Errorf("read connection table: %w", err)
 		}
-		seen = next
-		if ev.Active > 0 {
-			lastActive = now
-		}
-		ev.ByPeer = topPeers(peers, 10)
-		ev.QuietFor = now.Sub(lastActive)
-		ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
-		if open != nil && waitFor == nil {
-			waitFor = inFlightNow
-		}
-		left := 0
-		for cookie := range waitFor {
-			if inFlightNow[cookie] {
-				left++
-			} else {
-				delete(waitFor, cookie) // done: a later request on it is not waited for
-			}
-		}
-		switch {
-		case !gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
-			ev.Outcome = Drained
-		// With a gate, two polls at least: a connection counts only once
-		// two polls saw it.
-		case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
-			ev.Outcome = Drained
-		case open != nil && open.Grace > 0 && left == 0:
-			ev.Outcome = InFlightDone
-		case open != nil && open.Grace > 0 && now.Sub(openedAt) >= open.Grace:
-			ev.Outcome = GraceProceed
-		case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
-			ev.Outcome = DeadlineAbort
-		case ev.Elapsed >= p.Deadline:
-			ev.Outcome = DeadlineProceed
-		}
+		ev.Outcome = d.outcome(ev, polls, d.left(inFlightNow), now)
 		if progress != nil {
 			progress(ev)
 		}
@@ -325,7 +257,8 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		// at once: the drain may end now.
 		select {
 		case o := <-gate:
-			open, openedAt, gate = &o, clock.Now(), nil
+			d.opened(o, clock.Now())
+			gate = nil
 			continue
 		default:
 		}
@@ -334,9 +267,113 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 			return Result{Elapsed: ev.Elapsed, Remaining: ev.Active, Last: ev}, ctx.Err()
 		case <-clock.After(p.Poll):
 		case o := <-gate:
-			open, openedAt, gate = &o, clock.Now(), nil
+			d.opened(o, clock.Now())
+			gate = nil
 		}
 	}
+}
+
+// drainer is what one drain remembers from poll to poll.
+type drainer struct {
+	p          Policy
+	gated      bool
+	start      time.Time
+	seen       map[uint64]time.Time // cookie → first seen, for live connections
+	lastActive time.Time
+	open       *Opening
+	openedAt   time.Time
+	waitFor    map[uint64]bool // requests in flight at the opening, by cookie
+}
+
+// opened takes the gate's opening, at now.
+func (d *drainer) opened(o Opening, now time.Time) { d.open, d.openedAt = &o, now }
+
+// poll reads the table once, at now: the poll's event (without its
+// outcome), and the requests in flight, by cookie (a gated drain only: a
+// restart's waits for them).
+func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map[uint64]bool, error) {
+	p := d.p
+	ev := Event{Time: now, Elapsed: now.Sub(d.start), ByPath: map[conntable.Path]int{}}
+	peers := map[netip.Addr]int{}
+	next := make(map[uint64]time.Time, len(d.seen))
+	inFlightNow := map[uint64]bool{}
+	err := l.Each(ctx, func(c *conntable.Conn) {
+		first, known := d.seen[c.Cookie]
+		if !known {
+			first = now
+		}
+		next[c.Cookie] = first
+		ign := ignored(p.Ignore, c.Peer.Addr())
+		if d.gated && !ign && inFlight(c) {
+			inFlightNow[c.Cookie] = true
+		}
+		switch {
+		case ign:
+			ev.Ignored++
+		case c.Idle() >= p.IdleAfter:
+			ev.Idle++
+		case !known:
+			ev.New++
+		default:
+			ev.Active++
+			ev.ByPath[c.Path]++
+			peers[c.Peer.Addr()]++
+			if ev.Oldest == nil || now.Sub(first) > ev.Oldest.Age {
+				ev.Oldest = &ConnSummary{Peer: c.Peer, Path: c.Path, Age: now.Sub(first), Idle: c.Idle()}
+			}
+		}
+	})
+	if err != nil {
+		return ev, nil, err
+	}
+	d.seen = next
+	if ev.Active > 0 {
+		d.lastActive = now
+	}
+	ev.ByPeer = topPeers(peers, 10)
+	ev.QuietFor = now.Sub(d.lastActive)
+	ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
+	return ev, inFlightNow, nil
+}
+
+// left counts the requests in flight at the opening that still are: the
+// first poll after the opening names them, and each that ends is
+// forgotten (a later request on its connection is not waited for).
+func (d *drainer) left(inFlightNow map[uint64]bool) int {
+	if d.open != nil && d.waitFor == nil {
+		d.waitFor = inFlightNow
+	}
+	left := 0
+	for cookie := range d.waitFor {
+		if inFlightNow[cookie] {
+			left++
+		} else {
+			delete(d.waitFor, cookie)
+		}
+	}
+	return left
+}
+
+// outcome says how the drain ends at this poll, or "" if it goes on.
+func (d *drainer) outcome(ev Event, polls, left int, now time.Time) Outcome {
+	p, open := d.p, d.open
+	switch {
+	case !d.gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
+		return Drained
+	// With a gate, two polls at least: a connection counts only once
+	// two polls saw it.
+	case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
+		return Drained
+	case open != nil && open.Grace > 0 && left == 0:
+		return InFlightDone
+	case open != nil && open.Grace > 0 && now.Sub(d.openedAt) >= open.Grace:
+		return GraceProceed
+	case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
+		return DeadlineAbort
+	case ev.Elapsed >= p.Deadline:
+		return DeadlineProceed
+	}
+	return ""
 }
 
 // inFlight says whether a request is being served on c: data came in
@@ -347,6 +384,8 @@ func inFlight(c *conntable.Conn) bool {
 	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0
 }
 
+// ignored says whether a is in one of ps: a peer whose connections never
+// count (monitoring).
 func ignored(ps []netip.Prefix, a netip.Addr) bool {
 	for _, p := range ps {
 		if p.Contains(a) {
@@ -356,6 +395,8 @@ func ignored(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
+// topPeers is the n peers with the most active connections, busiest
+// first, for the event's ByPeer.
 func topPeers(m map[netip.Addr]int, n int) []PeerCount {
 	out := make([]PeerCount, 0, len(m))
 	for a, c := range m {
