@@ -74,28 +74,31 @@ var ErrDeadline = errors.New("drain deadline passed with active connections")
 
 // Policy says when a server is drained. The zero value is not valid; start
 // from DefaultPolicy.
+// Its JSON gives the durations last, as whole milliseconds (package
+// jsonms).
 type Policy struct {
-	// Poll is how often the connection table is read.
-	Poll time.Duration `json:"-"`
-	// MinWait is the least time a drain takes, whatever the table says: it
-	// covers the load balancer's time to notice the withdrawn forward
-	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
-	MinWait time.Duration `json:"-"`
-	// Quiet is how long no active connection must be seen.
-	Quiet time.Duration `json:"-"`
-	// IdleAfter: a connection that carried no data for this long is idle,
-	// not a user at work.
-	IdleAfter time.Duration `json:"-"`
-	// Deadline ends the drain even if it is not quiet.
-	Deadline time.Duration `json:"-"`
-	// Grace is how long a restart waits at most, once the load balancers
-	// confirmed the server out, for the requests then in flight; sticky
-	// users who keep coming through the backup entry are not waited for.
-	Grace time.Duration `json:"-"`
 	// OnDeadline: proceed (the default) or abort.
 	OnDeadline OnDeadline `json:"on_deadline"`
 	// Ignore lists peers whose connections never count (monitoring).
 	Ignore []netip.Prefix `json:"ignore,omitempty"`
+	// Poll is how often the connection table is read.
+	Poll time.Duration `json:"poll_ms"`
+	// MinWait is the least time a drain takes, whatever the table says: it
+	// covers the load balancer's time to notice the withdrawn forward
+	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
+	MinWait time.Duration `json:"min_wait_ms"`
+	// Quiet is how long no active connection must be seen.
+	Quiet time.Duration `json:"quiet_ms"`
+	// IdleAfter: a connection that carried no data for this long is idle,
+	// not a user at work.
+	IdleAfter time.Duration `json:"idle_after_ms"`
+	// Deadline ends the drain even if it is not quiet; OnDeadline says
+	// what then.
+	Deadline time.Duration `json:"deadline_ms"`
+	// Grace is how long a restart waits at most, once the load balancers
+	// confirmed the server out, for the requests then in flight; sticky
+	// users who keep coming through the backup entry are not waited for.
+	Grace time.Duration `json:"grace_ms"`
 }
 
 // DefaultPolicy fits the recommended HAProxy pattern of docs/design.md (check
@@ -161,8 +164,9 @@ type ConnSummary struct {
 	Path conntable.Path `json:"path"`
 	// Age is how long drainctl has seen it (since the first poll that
 	// listed it).
-	Age  time.Duration `json:"-"`
-	Idle time.Duration `json:"-"`
+	Age time.Duration `json:"age_ms"`
+	// Idle is how long it carried no data either way.
+	Idle time.Duration `json:"idle_ms"`
 }
 
 // PeerCount is the number of active connections of one peer address.
@@ -173,8 +177,7 @@ type PeerCount struct {
 
 // Event is one poll's view, for live displays and the API.
 type Event struct {
-	Time    time.Time     `json:"time"`
-	Elapsed time.Duration `json:"-"`
+	Time time.Time `json:"time"`
 	// Active connections hold the drain open; by path and by peer (the 10
 	// busiest peers).
 	Active int                    `json:"active"`
@@ -187,21 +190,25 @@ type Event struct {
 	Idle    int `json:"idle"`
 	New     int `json:"new"`
 	Ignored int `json:"ignored"`
-	// QuietFor is how long no active connection has been seen.
-	QuietFor time.Duration `json:"-"`
-	// DeadlineIn is the time left before the deadline.
-	DeadlineIn time.Duration `json:"-"`
 	// Outcome is set on the last event.
 	Outcome Outcome `json:"outcome,omitempty"`
+	// Elapsed is the time since the drain began.
+	Elapsed time.Duration `json:"elapsed_ms"`
+	// QuietFor is how long no active connection has been seen.
+	QuietFor time.Duration `json:"quiet_for_ms"`
+	// DeadlineIn is the time left before the deadline.
+	DeadlineIn time.Duration `json:"deadline_in_ms"`
 }
 
 // Result is how a drain ended.
 type Result struct {
-	Outcome Outcome       `json:"outcome"`
-	Elapsed time.Duration `json:"-"`
+	Outcome Outcome `json:"outcome"`
 	// Remaining is the number of active connections at the end.
-	Remaining int   `json:"remaining"`
-	Last      Event `json:"last"`
+	Remaining int `json:"remaining"`
+	// Last is the last poll's event.
+	Last Event `json:"last"`
+	// Elapsed is how long the drain took.
+	Elapsed time.Duration `json:"elapsed_ms"`
 }
 
 // Opening is what the load balancers' view says once it has waited for

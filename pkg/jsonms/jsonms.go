@@ -175,9 +175,3 @@ func (m *mirror) unfill(sv, mv reflect.Value) {
 		sv.Field(i).Set(mv.Field(j).Convert(sv.Field(i).Type()))
 	}
 }
-
-// P returns d as a *Duration, for the fields of a decoding struct that
-// point into the value being decoded.
-//
-// Deprecated: give the type jsonms.Marshal and jsonms.Unmarshal methods.
-func P(d *time.Duration) *Duration { return (*Duration)(d) }

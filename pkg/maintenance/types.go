@@ -74,13 +74,12 @@ type History interface {
 	List(n int) ([]history.Entry, error)
 }
 
-// Request is one operation's request.
+// Request is one operation's request. Its JSON gives the durations last,
+// in milliseconds, and refuses unknown fields (json.go).
 type Request struct {
-	Who    string        `json:"who"`
-	Reason string        `json:"reason,omitempty"`
-	TTL    time.Duration `json:"-"` // enter: end the hold by itself
-	// Deadline and OnDeadline override the drain policy's, when set.
-	Deadline   time.Duration    `json:"-"`
+	Who    string `json:"who"`
+	Reason string `json:"reason,omitempty"`
+	// OnDeadline and Deadline override the drain policy's, when set.
 	OnDeadline drain.OnDeadline `json:"on_deadline,omitempty"`
 	// Command (enter) makes the hold a `maintenance run`'s: until the run
 	// says the command ended, enter and exit by others are busy. Log names
@@ -95,6 +94,11 @@ type Request struct {
 	// PID is the caller's process, from the kernel (the API server sets
 	// it from the socket's peer credentials; a client cannot).
 	PID int `json:"-"`
+	// TTL (enter) ends the hold by itself.
+	TTL time.Duration `json:"ttl_ms,omitempty"`
+	// Deadline overrides the drain policy's deadline, as OnDeadline its
+	// choice at the deadline.
+	Deadline time.Duration `json:"deadline_ms,omitempty"`
 }
 
 // CommandDone is a `maintenance run` command's outcome.
@@ -145,8 +149,9 @@ type Result struct {
 	Back *lbview.Confirmation `json:"back_in_rotation,omitempty"`
 	// Warnings are what the operator must know although the operation
 	// succeeded: no load balancer confirmed the change, or some did not.
-	Warnings []string      `json:"warnings,omitempty"`
-	Elapsed  time.Duration `json:"-"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Elapsed is the operation's duration (0 when it was refused).
+	Elapsed time.Duration `json:"elapsed_ms"`
 }
 
 // Status is the engine's state for `drainctl status`.
