@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
@@ -93,6 +95,13 @@ var wireSamples = []struct {
 		`[{"command":"apachectl -t","timeout_ms":30000}]`},
 	{"ready check", ready.Check{URL: "http://127.0.0.1/", Accept: ready.MustStatuses("200-399,401"), Host: "h", Timeout: ms(15000), Interval: ms(200)},
 		`{"url":"http://127.0.0.1/","accept":"200-399,401","host":"h","timeout_ms":15000,"interval_ms":200}`},
+	// Byte for byte what cmd/drainctl's connectionsJSON printed before the
+	// type moved here.
+	{"connections", conntable.NewListing([]uint16{80}, []conntable.Conn{{Socket: conntable.Socket{
+		Local: netip.MustParseAddrPort("10.0.0.11:80"), Peer: netip.MustParseAddrPort("198.18.0.2:40000"), Cookie: 7,
+		Info: unix.TCPInfo{Last_data_recv: 1500, Last_data_sent: 20, Bytes_received: 100, Bytes_acked: 2000, Rtt: 250}}, Path: conntable.PathForward}}),
+		`{"ports":[80],"connections":[{"local":"10.0.0.11:80","peer":"198.18.0.2:40000","path":"forward","idle_ms":20,"since_recv_ms":1500,"since_sent_ms":20,"bytes_received":100,"bytes_sent":2000,"rtt_us":250}]}`},
+	{"connections, none", conntable.NewListing([]uint16{80}, nil), `{"ports":[80],"connections":[]}`},
 	{"load", loadgen.Result{Requests: 10, Failed: 1, Moved: 1, ByServer: map[string]int64{"web1": 10}, Elapsed: ms(5000)},
 		`{"requests":10,"failed":1,"users_moved":1,"by_server":{"web1":10},"elapsed_ms":5000}`},
 }
