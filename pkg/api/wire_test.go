@@ -3,8 +3,11 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/internal/loadgen"
+	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/ready"
@@ -146,4 +150,220 @@ func TestWireNullAndUnknown(t *testing.T) {
 			t.Errorf("request %s: accepted", bad)
 		}
 	}
+}
+
+// wireRoots are the types that go on the wire: what the API's handlers
+// (server.go) send and read, and what the CLI's --json prints. The
+// durations test walks every type reachable from them. Add a root when a
+// new type goes out, e.g. the agent's settings (agent --check):
+// agent.Settings{} (this test is package api_test so that it may import
+// pkg/agent, which imports pkg/api).
+var wireRoots = []any{
+	maintenance.Status{},  // GET /v1/status, drainctl status --json
+	api.Line{},            // operation lines and GET /v1/events: Event, Result, Error
+	api.ErrorBody{},       // answers refused before anything started
+	maintenance.Request{}, // POST bodies
+	[]history.Entry{},     // GET /v1/history, drainctl history --json
+	conntable.Listing{},   // drainctl connections --json
+	drain.Policy{},        // agent --check, with the commands and the readiness check
+	runner.Command{},
+	ready.Check{},
+	loadgen.Result{}, // the lab's and the demo's load reports
+}
+
+// notDurations are the wire's fields whose names say a time unit but
+// that are not time.Durations: each says why, so that the list stays
+// short.
+var notDurations = map[string]string{
+	// pkg/metrics, cmd/drainctl/history.go and the integration tests read
+	// DurationMS; moving it to a time.Duration is theirs to follow.
+	"history.Entry.DurationMS": "int64 milliseconds, computed by hand in maintenance's record.go",
+	"history.Phase.DurationMS": "int64 milliseconds, computed by hand in maintenance's record.go",
+	// Microseconds as tcp_info gives them: on a LAN mostly under one ms.
+	"conntable.ListedConn.RTTus": "tcp_info's microseconds",
+}
+
+// Every duration on the wire is whole milliseconds in a field whose name
+// ends in _ms, both ways; no time.Duration ships as nanoseconds.
+func TestWireDurations(t *testing.T) {
+	problems, visited := durationProblems(wireRoots, notDurations)
+	for _, p := range problems {
+		t.Error(p)
+	}
+	// The walk reaches the types deep down, the durations' among them.
+	for _, want := range []any{drain.ConnSummary{}, drain.Result{}, runner.Output{}, lbview.LB{}, lbview.Confirmed{},
+		state.Holder{}, forward.Status{}, history.Phase{}, conntable.ListedConn{}, maintenance.CommandDone{}} {
+		if !slices.Contains(visited, reflect.TypeOf(want)) {
+			t.Errorf("the walk did not reach %T", want)
+		}
+	}
+}
+
+// The durations test can fail: types that break the rule each way are
+// caught.
+func TestWireDurationsCatchesBadTypes(t *testing.T) {
+	type nanos struct { // a time.Duration and no jsonms methods
+		Wait time.Duration `json:"wait_ms"`
+	}
+	type inner struct {
+		Nanos nanos `json:"nanos"`
+	}
+	type bad struct {
+		Timeout time.Duration   `json:"timeout"` // no _ms
+		Hand    int64           `json:"hand_ms"` // converted by hand
+		Micro   uint32          `json:"rtt_us"`
+		List    []time.Duration `json:"list_ms"`
+		Inner   *inner          `json:"inner"`
+		Skipped time.Duration   `json:"-"`
+	}
+	problems, _ := durationProblems([]any{bad{}}, nil)
+	got := strings.Join(problems, "\n")
+	for _, want := range []string{
+		`api_test.bad.Timeout: a duration in "timeout"`,
+		`api_test.bad.Hand: "hand_ms" names a time unit`,
+		`api_test.bad.Micro: "rtt_us" names a time unit`,
+		`api_test.bad.List: "list_ms" holds durations`,
+		`api_test.nanos.Wait: "wait_ms" encodes 1500 ms as 1500999000`,
+		`api_test.nanos.Wait: "wait_ms": 1500 decodes as 1.5µs`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("not caught: %s", want)
+		}
+	}
+	if strings.Contains(got, "Skipped") {
+		t.Errorf("a field the wire skips was checked:\n%s", got)
+	}
+	if strings.Count(got, "\n")+1 != 6 {
+		t.Errorf("problems:\n%s", got)
+	}
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	jsonmsType   = reflect.TypeFor[jsonms.Duration]()
+)
+
+// durationProblems walks every struct type reachable from roots (through
+// pointers, slices, arrays and maps) and reports each serialized field
+// that breaks the rule: a duration whose name does not end in _ms, that
+// does not encode as whole milliseconds or does not decode from them, a
+// duration in a container (jsonms converts fields only), or a name with
+// a time unit on a field that is not a duration (unless allowed names it,
+// as "pkg.Type.Field"). It returns the struct types it visited too.
+func durationProblems(roots []any, allowed map[string]string) (out []string, visited []reflect.Type) {
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		visited = append(visited, t)
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, ok := jsonName(f)
+			if !ok {
+				continue
+			}
+			where := t.String() + "." + f.Name
+			out = append(out, fieldProblems(t, i, name, where, allowed[where] != "")...)
+			walk(f.Type)
+		}
+	}
+	for _, r := range roots {
+		walk(reflect.TypeOf(r))
+	}
+	return out, visited
+}
+
+// jsonName is the field's name on the wire; false if it is not sent.
+func jsonName(f reflect.StructField) (string, bool) {
+	tag := f.Tag.Get("json")
+	if !f.IsExported() || tag == "-" {
+		return "", false
+	}
+	if name, _, _ := strings.Cut(tag, ","); name != "" {
+		return name, true
+	}
+	return f.Name, true
+}
+
+// fieldProblems checks field i of struct type t, sent as name.
+func fieldProblems(t reflect.Type, i int, name, where string, allowed bool) []string {
+	ft := t.Field(i).Type
+	isDur := func(t reflect.Type) bool { return t == durationType || t == jsonmsType }
+	unit := false
+	for _, s := range []string{"_ms", "_us", "_ns", "_s", "_sec", "_secs", "_seconds"} {
+		unit = unit || strings.HasSuffix(name, s)
+	}
+	elem := ft
+	for elem.Kind() == reflect.Pointer {
+		elem = elem.Elem()
+	}
+	switch {
+	case isDur(elem) && !strings.HasSuffix(name, "_ms"):
+		return []string{fmt.Sprintf("%s: a duration in %q: the name must end in _ms", where, name)}
+	case isDur(elem):
+		return roundTrip(t, i, name, where)
+	case elem.Kind() == reflect.Slice || elem.Kind() == reflect.Array || elem.Kind() == reflect.Map:
+		for elem.Kind() == reflect.Slice || elem.Kind() == reflect.Array || elem.Kind() == reflect.Map || elem.Kind() == reflect.Pointer {
+			elem = elem.Elem()
+		}
+		if isDur(elem) {
+			return []string{fmt.Sprintf("%s: %q holds durations: jsonms converts a struct's own fields only", where, name)}
+		}
+	}
+	if unit && !allowed {
+		return []string{fmt.Sprintf("%s: %q names a time unit, but its type is %v: make it a time.Duration (jsonms)", where, name, ft)}
+	}
+	return nil
+}
+
+// roundTrip sets the duration field i of a t to 1500.999 ms and checks it
+// encodes as 1500 under name, and that 1500 decodes as 1500 ms.
+func roundTrip(t reflect.Type, i int, name, where string) []string {
+	const d = 1500*time.Millisecond + 999*time.Microsecond
+	v := reflect.New(t)
+	setDuration(v.Elem().Field(i), d)
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return []string{fmt.Sprintf("%s: encoding: %v", where, err)}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return []string{fmt.Sprintf("%s: encoding is not an object: %s", where, b)}
+	}
+	var out []string
+	if got := string(m[name]); got != "1500" {
+		out = append(out, fmt.Sprintf("%s: %q encodes 1500 ms as %s, want 1500 (give %v jsonms's MarshalJSON)", where, name, got, t))
+	}
+	back := reflect.New(t)
+	if err := json.Unmarshal([]byte(fmt.Sprintf(`{%q:1500}`, name)), back.Interface()); err != nil {
+		return append(out, fmt.Sprintf("%s: decoding %q: %v", where, name, err))
+	}
+	if got := getDuration(back.Elem().Field(i)); got != 1500*time.Millisecond {
+		out = append(out, fmt.Sprintf("%s: %q: 1500 decodes as %v, want 1.5s (give %v jsonms's UnmarshalJSON)", where, name, got, t))
+	}
+	return out
+}
+
+func setDuration(f reflect.Value, d time.Duration) {
+	if f.Kind() == reflect.Pointer {
+		f.Set(reflect.New(f.Type().Elem()))
+		f = f.Elem()
+	}
+	f.SetInt(int64(d))
+}
+
+func getDuration(f reflect.Value) time.Duration {
+	if f.Kind() == reflect.Pointer {
+		if f.IsNil() {
+			return 0
+		}
+		f = f.Elem()
+	}
+	return time.Duration(f.Int())
 }
