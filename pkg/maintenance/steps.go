@@ -67,8 +67,10 @@ func (r *opRun) drain(grace bool) (drain.Result, error) {
 	case len(e.d.Rotation.Active(r.since)) == 0:
 		c := e.d.Rotation.Wait(e.ctx, lbview.Out, r.since) // at once: nobody to wait for
 		r.res.Out = &c
-		r.warn(say, fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (drainctl haproxy-check tells whether haproxy.cfg checks the right port)",
-			lbview.PortsText(e.d.Rotation.Ports()), p.MinWait))
+		msg := fmt.Sprintf("no load balancer health-checks %s, so none is known to have taken the server out of rotation: waited the %v min-wait instead (drainctl haproxy-check tells whether haproxy.cfg checks the right port)",
+			lbview.PortsText(e.d.Rotation.Ports()), p.MinWait)
+		r.warn(msg)
+		say(Event{Op: r.op, Phase: state.Draining, Message: msg}) // at once, not only in the result
 		return drain.Wait(e.ctx, e.d.Table, p, e.clock, show)
 	}
 	return r.drainConfirmed(p, grace, say, show)
@@ -114,15 +116,17 @@ func (r *opRun) drainConfirmed(p drain.Policy, grace bool, say func(Event), show
 	c := <-done
 	r.res.Out = &c
 	if !c.All() {
-		r.res.Warnings = append(r.res.Warnings, c.Text()+": they may still send new users to this server")
+		r.warn(c.Text() + ": they may still send new users to this server")
 	}
 	return dr, err
 }
 
-// warn adds a warning to the result and shows it at once with say.
-func (r *opRun) warn(say func(Event), msg string) {
+// warn records what the operator must know although the operation
+// succeeded (the load balancers did not all confirm): in the result, and
+// in the journal at WARN, so that journalctl -p warning shows it.
+func (r *opRun) warn(msg string) {
 	r.res.Warnings = append(r.res.Warnings, msg)
-	say(Event{Op: r.op, Phase: state.Draining, Message: msg})
+	r.e.log.Warn(msg, "op", r.op)
 }
 
 // rollback puts the server back after a failed drain (deadline with abort,
@@ -256,11 +260,11 @@ func (r *opRun) confirmBack(since time.Time) {
 	c := e.d.Rotation.Wait(e.ctx, lbview.Back, since)
 	res.Back = &c
 	if len(c.LoadBalancers) == 0 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", lbview.PortsText(e.d.Rotation.Ports())))
+		r.warn(fmt.Sprintf("no load balancer health-checks %s: nothing confirms the server is back in rotation", lbview.PortsText(e.d.Rotation.Ports())))
 		return
 	}
 	if !c.All() {
-		res.Warnings = append(res.Warnings, c.Text())
+		r.warn(c.Text())
 	}
 	r.publish(Event{Op: r.op, Phase: state.InService, Message: c.Text()})
 }
