@@ -86,12 +86,15 @@ func (r *opRun) step(phase state.Phase, note string) error {
 }
 
 // settle writes where the operation leaves the server, in service or
-// held: the state file then says no operation is in progress.
+// held: the state file then says no operation is in progress. The event
+// still names the operation that got there ("forward restored" is the
+// restore's), for the displays that follow it (drainctl events); only
+// Resume's, finishing no operation, has none.
 func (r *opRun) settle(phase state.Phase, note string) error {
 	if err := r.e.transition(state.OpNone, phase, note); err != nil {
 		return err
 	}
-	r.publish(Event{Op: state.OpNone, Phase: phase, Message: note})
+	r.publish(Event{Op: r.op, Phase: phase, Message: note})
 	return nil
 }
 

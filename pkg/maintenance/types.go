@@ -124,7 +124,9 @@ func (d *CommandDone) Outcome() string {
 	return "succeeded"
 }
 
-// Event is progress of the engine, for live displays and /v1/events.
+// Event is progress of the engine, for live displays and /v1/events. Op
+// is the operation it belongs to, its last event included (while the
+// state file's op is none by then).
 type Event struct {
 	Time    time.Time      `json:"time"`
 	Op      state.Op       `json:"op,omitempty"`
