@@ -68,6 +68,8 @@ type Key struct {
 	Port uint16
 }
 
+// String is the address, with the port when there is one: how messages
+// name a load balancer.
 func (k Key) String() string {
 	if k.Port == 0 {
 		return k.Addr.String()
