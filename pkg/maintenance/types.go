@@ -74,8 +74,9 @@ type History interface {
 	List(n int) ([]history.Entry, error)
 }
 
-// Request is one operation's request. Its JSON gives the durations last,
-// in milliseconds, and refuses unknown fields (json.go).
+// Request is one operation's request. Its JSON gives the durations last
+// (where the API always had them), in milliseconds, and refuses unknown
+// fields (json.go).
 type Request struct {
 	Who    string `json:"who"`
 	Reason string `json:"reason,omitempty"`
@@ -152,7 +153,8 @@ type Result struct {
 	// Warnings are what the operator must know although the operation
 	// succeeded: no load balancer confirmed the change, or some did not.
 	Warnings []string `json:"warnings,omitempty"`
-	// Elapsed is the operation's duration (0 when it was refused).
+	// Elapsed is the operation's duration: 0 when it failed, was refused
+	// or had nothing to do.
 	Elapsed time.Duration `json:"elapsed_ms"`
 }
 
