@@ -49,37 +49,56 @@ const (
 type OnDeadline string
 
 const (
+	// Proceed goes on with active connections left (the graceful restart
+	// lets them finish).
 	Proceed OnDeadline = "proceed"
-	Abort   OnDeadline = "abort"
+	// Abort stops: the drain fails with ErrDeadline.
+	Abort OnDeadline = "abort"
 )
+
+// ParseOnDeadline reads an on-deadline setting: proceed or abort. It is
+// the only judge of the values, for the config file, the flags and the API
+// alike, so that all of them accept the same and say the same when they
+// refuse; callers put their own name for the setting before the error
+// where it helps ("line 3: ...").
+func ParseOnDeadline(s string) (OnDeadline, error) {
+	switch o := OnDeadline(s); o {
+	case Proceed, Abort:
+		return o, nil
+	}
+	return "", fmt.Errorf("on-deadline %q: want proceed or abort", s)
+}
 
 // ErrDeadline is returned (wrapped) when a drain ends DeadlineAbort.
 var ErrDeadline = errors.New("drain deadline passed with active connections")
 
 // Policy says when a server is drained. The zero value is not valid; start
 // from DefaultPolicy.
+// Its JSON gives the durations last, as whole milliseconds (package
+// jsonms).
 type Policy struct {
-	// Poll is how often the connection table is read.
-	Poll time.Duration `json:"-"`
-	// MinWait is the least time a drain takes, whatever the table says: it
-	// covers the load balancer's time to notice the withdrawn forward
-	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
-	MinWait time.Duration `json:"-"`
-	// Quiet is how long no active connection must be seen.
-	Quiet time.Duration `json:"-"`
-	// IdleAfter: a connection that carried no data for this long is idle,
-	// not a user at work.
-	IdleAfter time.Duration `json:"-"`
-	// Deadline ends the drain even if it is not quiet.
-	Deadline time.Duration `json:"-"`
-	// Grace is how long a restart waits at most, once the load balancers
-	// confirmed the server out, for the requests then in flight; sticky
-	// users who keep coming through the backup entry are not waited for.
-	Grace time.Duration `json:"-"`
 	// OnDeadline: proceed (the default) or abort.
 	OnDeadline OnDeadline `json:"on_deadline"`
 	// Ignore lists peers whose connections never count (monitoring).
 	Ignore []netip.Prefix `json:"ignore,omitempty"`
+	// Poll is how often the connection table is read.
+	Poll time.Duration `json:"poll_ms"`
+	// MinWait is the least time a drain takes, whatever the table says: it
+	// covers the load balancer's time to notice the withdrawn forward
+	// (HAProxy: fall×inter at most, 1 s with check inter 500ms fall 2).
+	MinWait time.Duration `json:"min_wait_ms"`
+	// Quiet is how long no active connection must be seen.
+	Quiet time.Duration `json:"quiet_ms"`
+	// IdleAfter: a connection that carried no data for this long is idle,
+	// not a user at work.
+	IdleAfter time.Duration `json:"idle_after_ms"`
+	// Deadline ends the drain even if it is not quiet; OnDeadline says
+	// what then.
+	Deadline time.Duration `json:"deadline_ms"`
+	// Grace is how long a restart waits at most, once the load balancers
+	// confirmed the server out, for the requests then in flight; sticky
+	// users who keep coming through the backup entry are not waited for.
+	Grace time.Duration `json:"grace_ms"`
 }
 
 // DefaultPolicy fits the recommended HAProxy pattern of docs/design.md (check
@@ -113,8 +132,9 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("drain deadline %v: must be positive", p.Deadline)
 	case p.Deadline < p.MinWait:
 		return fmt.Errorf("drain deadline %v: must not be shorter than min-wait %v", p.Deadline, p.MinWait)
-	case p.OnDeadline != Proceed && p.OnDeadline != Abort:
-		return fmt.Errorf("drain on-deadline %q: want proceed or abort", p.OnDeadline)
+	}
+	if _, err := ParseOnDeadline(string(p.OnDeadline)); err != nil {
+		return fmt.Errorf("drain %w", err)
 	}
 	return nil
 }
@@ -144,8 +164,9 @@ type ConnSummary struct {
 	Path conntable.Path `json:"path"`
 	// Age is how long drainctl has seen it (since the first poll that
 	// listed it).
-	Age  time.Duration `json:"-"`
-	Idle time.Duration `json:"-"`
+	Age time.Duration `json:"age_ms"`
+	// Idle is how long it carried no data either way.
+	Idle time.Duration `json:"idle_ms"`
 }
 
 // PeerCount is the number of active connections of one peer address.
@@ -156,8 +177,7 @@ type PeerCount struct {
 
 // Event is one poll's view, for live displays and the API.
 type Event struct {
-	Time    time.Time     `json:"time"`
-	Elapsed time.Duration `json:"-"`
+	Time time.Time `json:"time"`
 	// Active connections hold the drain open; by path and by peer (the 10
 	// busiest peers).
 	Active int                    `json:"active"`
@@ -170,21 +190,25 @@ type Event struct {
 	Idle    int `json:"idle"`
 	New     int `json:"new"`
 	Ignored int `json:"ignored"`
-	// QuietFor is how long no active connection has been seen.
-	QuietFor time.Duration `json:"-"`
-	// DeadlineIn is the time left before the deadline.
-	DeadlineIn time.Duration `json:"-"`
 	// Outcome is set on the last event.
 	Outcome Outcome `json:"outcome,omitempty"`
+	// Elapsed is the time since the drain began.
+	Elapsed time.Duration `json:"elapsed_ms"`
+	// QuietFor is how long no active connection has been seen.
+	QuietFor time.Duration `json:"quiet_for_ms"`
+	// DeadlineIn is the time left before the deadline.
+	DeadlineIn time.Duration `json:"deadline_in_ms"`
 }
 
 // Result is how a drain ended.
 type Result struct {
-	Outcome Outcome       `json:"outcome"`
-	Elapsed time.Duration `json:"-"`
+	Outcome Outcome `json:"outcome"`
 	// Remaining is the number of active connections at the end.
-	Remaining int   `json:"remaining"`
-	Last      Event `json:"last"`
+	Remaining int `json:"remaining"`
+	// Last is the last poll's event.
+	Last Event `json:"last"`
+	// Elapsed is how long the drain took.
+	Elapsed time.Duration `json:"elapsed_ms"`
 }
 
 // Opening is what the load balancers' view says once it has waited for
@@ -218,82 +242,14 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		clock = RealClock
 	}
 	start := clock.Now()
-	seen := map[uint64]time.Time{} // cookie → first seen, for live connections
-	lastActive := start
-	gated := gate != nil
-	var open *Opening
-	var openedAt time.Time
-	var waitFor map[uint64]bool // requests in flight at the opening, by cookie
+	d := &drainer{p: p, gated: gate != nil, start: start, seen: map[uint64]time.Time{}, lastActive: start}
 	for polls := 1; ; polls++ {
 		now := clock.Now()
-		ev := Event{Time: now, Elapsed: now.Sub(start), ByPath: map[conntable.Path]int{}}
-		peers := map[netip.Addr]int{}
-		next := make(map[uint64]time.Time, len(seen))
-		inFlightNow := map[uint64]bool{}
-		err := l.Each(ctx, func(c *conntable.Conn) {
-			first, known := seen[c.Cookie]
-			if !known {
-				first = now
-			}
-			next[c.Cookie] = first
-			ign := ignored(p.Ignore, c.Peer.Addr())
-			// Only a gated drain (a restart's) waits for requests in flight.
-			if gated && !ign && inFlight(c) {
-				inFlightNow[c.Cookie] = true
-			}
-			switch {
-			case ign:
-				ev.Ignored++
-			case c.Idle() >= p.IdleAfter:
-				ev.Idle++
-			case !known:
-				ev.New++
-			default:
-				ev.Active++
-				ev.ByPath[c.Path]++
-				peers[c.Peer.Addr()]++
-				if ev.Oldest == nil || now.Sub(first) > ev.Oldest.Age {
-					ev.Oldest = &ConnSummary{Peer: c.Peer, Path: c.Path, Age: now.Sub(first), Idle: c.Idle()}
-				}
-			}
-		})
+		ev, inFlightNow, err := d.poll(ctx, l, now)
 		if err != nil {
 			return Result{}, fmt.Errorf("read connection table: %w", err)
 		}
-		seen = next
-		if ev.Active > 0 {
-			lastActive = now
-		}
-		ev.ByPeer = topPeers(peers, 10)
-		ev.QuietFor = now.Sub(lastActive)
-		ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
-		if open != nil && waitFor == nil {
-			waitFor = inFlightNow
-		}
-		left := 0
-		for cookie := range waitFor {
-			if inFlightNow[cookie] {
-				left++
-			} else {
-				delete(waitFor, cookie) // done: a later request on it is not waited for
-			}
-		}
-		switch {
-		case !gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
-			ev.Outcome = Drained
-		// With a gate, two polls at least: a connection counts only once
-		// two polls saw it.
-		case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
-			ev.Outcome = Drained
-		case open != nil && open.Grace > 0 && left == 0:
-			ev.Outcome = InFlightDone
-		case open != nil && open.Grace > 0 && now.Sub(openedAt) >= open.Grace:
-			ev.Outcome = GraceProceed
-		case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
-			ev.Outcome = DeadlineAbort
-		case ev.Elapsed >= p.Deadline:
-			ev.Outcome = DeadlineProceed
-		}
+		ev.Outcome = d.outcome(ev, polls, d.left(inFlightNow), now)
 		if progress != nil {
 			progress(ev)
 		}
@@ -308,7 +264,8 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 		// at once: the drain may end now.
 		select {
 		case o := <-gate:
-			open, openedAt, gate = &o, clock.Now(), nil
+			d.opened(o, clock.Now())
+			gate = nil
 			continue
 		default:
 		}
@@ -317,9 +274,113 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 			return Result{Elapsed: ev.Elapsed, Remaining: ev.Active, Last: ev}, ctx.Err()
 		case <-clock.After(p.Poll):
 		case o := <-gate:
-			open, openedAt, gate = &o, clock.Now(), nil
+			d.opened(o, clock.Now())
+			gate = nil
 		}
 	}
+}
+
+// drainer is what one drain remembers from poll to poll.
+type drainer struct {
+	p          Policy
+	gated      bool
+	start      time.Time
+	seen       map[uint64]time.Time // cookie → first seen, for live connections
+	lastActive time.Time
+	open       *Opening
+	openedAt   time.Time
+	waitFor    map[uint64]bool // requests in flight at the opening, by cookie
+}
+
+// opened takes the gate's opening, at now.
+func (d *drainer) opened(o Opening, now time.Time) { d.open, d.openedAt = &o, now }
+
+// poll reads the table once, at now: the poll's event (without its
+// outcome), and the requests in flight, by cookie (a gated drain only: a
+// restart's waits for them).
+func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map[uint64]bool, error) {
+	p := d.p
+	ev := Event{Time: now, Elapsed: now.Sub(d.start), ByPath: map[conntable.Path]int{}}
+	peers := map[netip.Addr]int{}
+	next := make(map[uint64]time.Time, len(d.seen))
+	inFlightNow := map[uint64]bool{}
+	err := l.Each(ctx, func(c *conntable.Conn) {
+		first, known := d.seen[c.Cookie]
+		if !known {
+			first = now
+		}
+		next[c.Cookie] = first
+		ign := ignored(p.Ignore, c.Peer.Addr())
+		if d.gated && !ign && inFlight(c) {
+			inFlightNow[c.Cookie] = true
+		}
+		switch {
+		case ign:
+			ev.Ignored++
+		case c.Idle() >= p.IdleAfter:
+			ev.Idle++
+		case !known:
+			ev.New++
+		default:
+			ev.Active++
+			ev.ByPath[c.Path]++
+			peers[c.Peer.Addr()]++
+			if ev.Oldest == nil || now.Sub(first) > ev.Oldest.Age {
+				ev.Oldest = &ConnSummary{Peer: c.Peer, Path: c.Path, Age: now.Sub(first), Idle: c.Idle()}
+			}
+		}
+	})
+	if err != nil {
+		return ev, nil, err
+	}
+	d.seen = next
+	if ev.Active > 0 {
+		d.lastActive = now
+	}
+	ev.ByPeer = topPeers(peers, 10)
+	ev.QuietFor = now.Sub(d.lastActive)
+	ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
+	return ev, inFlightNow, nil
+}
+
+// left counts the requests in flight at the opening that still are: the
+// first poll after the opening names them, and each that ends is
+// forgotten (a later request on its connection is not waited for).
+func (d *drainer) left(inFlightNow map[uint64]bool) int {
+	if d.open != nil && d.waitFor == nil {
+		d.waitFor = inFlightNow
+	}
+	left := 0
+	for cookie := range d.waitFor {
+		if inFlightNow[cookie] {
+			left++
+		} else {
+			delete(d.waitFor, cookie)
+		}
+	}
+	return left
+}
+
+// outcome says how the drain ends at this poll, or "" if it goes on.
+func (d *drainer) outcome(ev Event, polls, left int, now time.Time) Outcome {
+	p, open := d.p, d.open
+	switch {
+	case !d.gated && ev.Elapsed >= p.MinWait && ev.QuietFor >= p.Quiet:
+		return Drained
+	// With a gate, two polls at least: a connection counts only once
+	// two polls saw it.
+	case open != nil && polls >= 2 && ev.QuietFor >= open.Quiet:
+		return Drained
+	case open != nil && open.Grace > 0 && left == 0:
+		return InFlightDone
+	case open != nil && open.Grace > 0 && now.Sub(d.openedAt) >= open.Grace:
+		return GraceProceed
+	case ev.Elapsed >= p.Deadline && p.OnDeadline == Abort:
+		return DeadlineAbort
+	case ev.Elapsed >= p.Deadline:
+		return DeadlineProceed
+	}
+	return ""
 }
 
 // inFlight says whether a request is being served on c: data came in
@@ -330,6 +391,8 @@ func inFlight(c *conntable.Conn) bool {
 	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0
 }
 
+// ignored says whether a is in one of ps: a peer whose connections never
+// count (monitoring).
 func ignored(ps []netip.Prefix, a netip.Addr) bool {
 	for _, p := range ps {
 		if p.Contains(a) {
@@ -339,6 +402,8 @@ func ignored(ps []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
+// topPeers is the n peers with the most active connections, busiest
+// first, for the event's ByPeer.
 func topPeers(m map[netip.Addr]int, n int) []PeerCount {
 	out := make([]PeerCount, 0, len(m))
 	for a, c := range m {

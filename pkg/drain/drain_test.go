@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -230,6 +231,27 @@ func TestValidate(t *testing.T) {
 	}
 	if err := DefaultPolicy().Validate(); err != nil {
 		t.Errorf("default policy: %v", err)
+	}
+}
+
+// ParseOnDeadline is the one judge of on-deadline values: the policy, the
+// config file, the flags and the API all refuse with its words.
+func TestParseOnDeadline(t *testing.T) {
+	for _, s := range []string{"proceed", "abort"} {
+		if o, err := ParseOnDeadline(s); err != nil || string(o) != s {
+			t.Errorf("ParseOnDeadline(%q) = %q, %v", s, o, err)
+		}
+	}
+	for _, s := range []string{"", "later", "Abort", " proceed"} {
+		o, err := ParseOnDeadline(s)
+		if want := fmt.Sprintf("on-deadline %q: want proceed or abort", s); err == nil || err.Error() != want || o != "" {
+			t.Errorf("ParseOnDeadline(%q) = %q, %v; want the error %q", s, o, err, want)
+		}
+	}
+	p := DefaultPolicy()
+	p.OnDeadline = "later"
+	if err := p.Validate(); err == nil || err.Error() != `drain on-deadline "later": want proceed or abort` {
+		t.Errorf("Validate: %v", err)
 	}
 }
 

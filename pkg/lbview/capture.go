@@ -25,6 +25,7 @@ const (
 	Refused
 )
 
+// String names the kind, for logs and tests.
 func (k Kind) String() string {
 	switch k {
 	case Attempt:

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/drainctl/drainctl/pkg/jsonms"
 )
 
 // Want is the change a confirmation waits for.
@@ -26,7 +24,7 @@ type Confirmation struct {
 	Want          Want        `json:"want"`
 	LoadBalancers []Confirmed `json:"load_balancers"`
 	// Elapsed is the time from the change to the answer.
-	Elapsed jsonms.Duration `json:"elapsed_ms"`
+	Elapsed time.Duration `json:"elapsed_ms"`
 }
 
 // Confirmed is one load balancer's part of a confirmation.
@@ -40,7 +38,7 @@ type Confirmed struct {
 	// the change.
 	Answers int `json:"answers"`
 	// After is when it confirmed, from the change.
-	After jsonms.Duration `json:"after_ms,omitempty"`
+	After time.Duration `json:"after_ms,omitempty"`
 }
 
 // Count returns how many load balancers confirmed, of how many.
@@ -84,9 +82,9 @@ func (c Confirmation) Text() string {
 	var yes, no []string
 	for _, l := range c.LoadBalancers {
 		if l.Confirmed {
-			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(time.Duration(l.After))))
+			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(l.After)))
 		} else {
-			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, seconds(time.Duration(c.Elapsed))))
+			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, seconds(c.Elapsed)))
 		}
 	}
 	s := fmt.Sprintf("%s on %d/%d load balancers", what, n, total)
@@ -107,7 +105,7 @@ func (v *View) timeout(w Want, lbs []LB) time.Duration {
 	need := v.need(w)
 	var longest time.Duration
 	for _, l := range lbs {
-		i := time.Duration(l.Interval)
+		i := l.Interval
 		if i <= 0 {
 			i = 2 * time.Second
 		}
@@ -140,7 +138,7 @@ func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 		c = v.confirmLocked(w, since, expected)
 		changed := v.changed
 		v.mu.Unlock()
-		c.Elapsed = jsonms.Duration(time.Since(since))
+		c.Elapsed = time.Since(since)
 		if c.All() {
 			return c
 		}
@@ -150,7 +148,7 @@ func (v *View) Wait(ctx context.Context, w Want, since time.Time) Confirmation {
 		case <-changed:
 			continue
 		}
-		c.Elapsed = jsonms.Duration(time.Since(since))
+		c.Elapsed = time.Since(since)
 		return c
 	}
 }
@@ -167,7 +165,7 @@ func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmatio
 				}
 				got.Answers++
 				if got.Answers == need {
-					got.Confirmed, got.After = true, jsonms.Duration(a.t.Sub(since))
+					got.Confirmed, got.After = true, a.t.Sub(since)
 				}
 			}
 		}

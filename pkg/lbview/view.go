@@ -22,8 +22,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/drainctl/drainctl/pkg/jsonms"
 )
 
 // Settings of a View. Zero values take the defaults.
@@ -70,6 +68,8 @@ type Key struct {
 	Port uint16
 }
 
+// String is the address, with the port when there is one: how messages
+// name a load balancer.
 func (k Key) String() string {
 	if k.Port == 0 {
 		return k.Addr.String()
@@ -79,14 +79,14 @@ func (k Key) String() string {
 
 // LB is what the view knows of one load balancer.
 type LB struct {
-	Addr     netip.Addr      `json:"address"`
-	Port     uint16          `json:"port"` // the forward port it checks
-	Checks   uint64          `json:"checks"`
-	Accepted uint64          `json:"accepted"`
-	Refused  uint64          `json:"refused"`
-	Interval jsonms.Duration `json:"interval_ms"` // 0: not known yet
-	First    time.Time       `json:"first"`
-	Last     time.Time       `json:"last"`
+	Addr     netip.Addr    `json:"address"`
+	Port     uint16        `json:"port"` // the forward port it checks
+	Checks   uint64        `json:"checks"`
+	Accepted uint64        `json:"accepted"`
+	Refused  uint64        `json:"refused"`
+	Interval time.Duration `json:"interval_ms"` // 0: not known yet
+	First    time.Time     `json:"first"`
+	Last     time.Time     `json:"last"`
 	// Active: it was checking when listed (its last check recent enough
 	// for another to be due); a withdraw waits for the active ones.
 	Active bool `json:"active"`
@@ -100,7 +100,7 @@ func (l LB) Key() Key { return Key{l.Addr, l.Port} }
 func (l LB) Describe(now time.Time) string {
 	every := "interval not known yet"
 	if l.Interval > 0 {
-		every = "every " + seconds(time.Duration(l.Interval))
+		every = "every " + seconds(l.Interval)
 	}
 	return fmt.Sprintf("%s checks port %d %s, last %s ago (%d checks, %d refused)",
 		l.Addr, l.Port, every, seconds(now.Sub(l.Last)), l.Checks, l.Refused)
@@ -182,7 +182,7 @@ func (v *View) Record(port uint16, p Packet) {
 		src.Checks++
 		src.Last = p.Time
 		src.times = appendBounded(src.times, p.Time, keepTimes)
-		src.Interval = jsonms.Duration(median(src.times))
+		src.Interval = median(src.times)
 	case Accepted, Refused:
 		if p.Kind == Accepted {
 			src.Accepted++
@@ -253,7 +253,7 @@ func (v *View) listAt(t time.Time) []LB {
 // activeAt says whether l was checking at t: its last check is recent
 // enough for another to be due.
 func (v *View) activeAt(l LB, t time.Time) bool {
-	window := max(v.s.Active, 4*time.Duration(l.Interval))
+	window := max(v.s.Active, 4*l.Interval)
 	return l.Checks >= uint64(v.s.MinChecks) && t.Sub(l.Last) <= window
 }
 

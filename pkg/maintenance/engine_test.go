@@ -239,6 +239,12 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("Enter(%+v) = %v", req, err)
 		}
 	}
+	// The API is a trust boundary: a bad on-deadline is refused with the
+	// words of the one parser the CLI and the config file use too.
+	_, err := r.e.Restart(Request{Who: "a", OnDeadline: "later"}, nil)
+	if _, perr := drain.ParseOnDeadline("later"); CodeOf(err) != CodeBadRequest || perr == nil || err.Error() != perr.Error() {
+		t.Errorf("bad on-deadline: %v, want %v", err, perr)
+	}
 	if len(r.fw.Calls()) != 0 {
 		t.Fatal("bad request changed the forward")
 	}
@@ -652,4 +658,57 @@ func TestMaintenanceRunHold(t *testing.T) {
 	if _, err := r.e.Enter(Request{Who: "x", Command: "true", TTL: time.Hour}, nil); CodeOf(err) != CodeBadRequest {
 		t.Fatalf("a run with a ttl: %v", err)
 	}
+}
+
+// Every event of an operation names it, its last one too (the forward
+// restored, the server held): drainctl events prints its operation column
+// from it. The state file says no operation is in progress by then.
+func TestEventsNameTheirOperation(t *testing.T) {
+	r := newRig(t, nil)
+	sub, cancel := r.e.Subscribe()
+	defer cancel()
+	check := func(op state.Op, evs []Event, lastPhase state.Phase, lastMsg string) {
+		t.Helper()
+		if len(evs) == 0 {
+			t.Fatalf("%s: no event", op)
+		}
+		if last := evs[len(evs)-1]; last.Phase != lastPhase || !strings.HasPrefix(last.Message, lastMsg) {
+			t.Errorf("%s: last event %+v, want %s %q", op, last, lastPhase, lastMsg)
+		}
+		for i, ev := range evs {
+			if ev.Op != op {
+				t.Errorf("%s: event %d (%s %q) has op %q", op, i, ev.Phase, ev.Message, ev.Op)
+			}
+			// Subscribers (GET /v1/events) see the same events.
+			if got := within(t, sub, time.Second); got.Op != ev.Op || got.Phase != ev.Phase || got.Message != ev.Message {
+				t.Errorf("%s: subscriber got %+v, the caller %+v", op, got, ev)
+			}
+		}
+		if st := r.store.st; st.Op != state.OpNone {
+			t.Errorf("%s: the state file says %s in progress", op, st.Op)
+		}
+	}
+	for _, tc := range []struct {
+		op        state.Op
+		run       func(Request, func(Event)) (Result, error)
+		lastPhase state.Phase
+		lastMsg   string
+	}{
+		{state.OpRestart, r.e.Restart, state.InService, "forward restored"},
+		{state.OpEnter, r.e.Enter, state.Held, ""},
+		{state.OpExit, r.e.Exit, state.InService, "forward restored"},
+	} {
+		var evs []Event
+		if _, err := tc.run(alice, func(ev Event) { evs = append(evs, ev) }); err != nil {
+			t.Fatalf("%s: %v", tc.op, err)
+		}
+		check(tc.op, evs, tc.lastPhase, tc.lastMsg)
+	}
+	// Failures settle too: not ready after the restart, the server held.
+	r.ready.err = errBoom
+	var evs []Event
+	if _, err := r.e.Restart(alice, func(ev Event) { evs = append(evs, ev) }); CodeOf(err) != CodeNotReady {
+		t.Fatalf("restart, not ready: %v", err)
+	}
+	check(state.OpRestart, evs, state.Held, "web server not ready")
 }

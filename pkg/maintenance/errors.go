@@ -11,6 +11,7 @@ import (
 // maps it to an exit code.
 type Code string
 
+// The codes, as the API sends them; docs/api.md lists what each leaves.
 const (
 	CodeBusy       Code = "busy"              // another operation, or a held maintenance
 	CodeDeadline   Code = "drain-deadline"    // the drain deadline passed and the policy said abort
@@ -18,8 +19,8 @@ const (
 	CodeRestart    Code = "restart-failed"    // the restart command failed; the server stays out
 	CodeNotReady   Code = "not-ready"         // the readiness check failed; the server stays out
 	CodeCommand    Code = "command-failed"    // maintenance run's command failed; the server stays out
-	CodeBadRequest Code = "bad-request"
-	CodeInternal   Code = "internal"
+	CodeBadRequest Code = "bad-request"       // the request cannot be right: nothing was done
+	CodeInternal   Code = "internal"          // netfilter or the state file failed; the message says where
 )
 
 // Error is an operation's failure.
@@ -32,6 +33,7 @@ type Error struct {
 	Phase state.Phase `json:"phase,omitempty"`
 }
 
+// Error is the message, for people.
 func (e *Error) Error() string { return e.Msg }
 
 // CodeOf returns the Code of an *Error in err's chain, or CodeInternal.

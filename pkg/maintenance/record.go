@@ -5,32 +5,41 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/history"
-	"github.com/drainctl/drainctl/pkg/state"
 )
 
-// recording is what the history keeps of an operation while it runs: it
-// began (it was not refused as busy or bad), when, and its phases.
+// recording is what the history keeps of an operation while it runs:
+// when it began and its phases (Engine.transition adds them).
 type recording struct {
-	began  bool
 	start  time.Time
 	phases []history.Phase
 }
 
-// recorded runs an operation and, once it has run, writes its entry to
-// the history and to the log as structured fields. Requests refused
-// before they began (bad, or another operation running) are not
-// operations; one cut short by the
-// agent stopping is not recorded either: like the state file, the history
-// is left as a kill -9 would leave it.
-func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result, error)) (Result, error) {
-	rec := &recording{}
-	res, err := run(rec)
-	if !rec.began || err == errStopping {
-		return res, err
+// record writes the entry of an operation that ran to the history, to
+// the log as structured fields and to the observer (the metrics). One cut
+// short by the agent stopping is not recorded: like the state file, the
+// history is left as a kill -9 would leave it.
+func (e *Engine) record(r *opRun, err error) {
+	if err == errStopping {
+		return
 	}
+	entry := e.entry(r, err)
+	e.log.Info("operation", logAttrs(entry)...)
+	if e.d.Observer != nil {
+		e.d.Observer.Observe(entry)
+	}
+	if e.d.History != nil {
+		if herr := e.d.History.Append(entry); herr != nil {
+			e.log.Error("cannot write the history", "err", herr)
+		}
+	}
+}
+
+// entry is the history's entry of the operation r, ended with err.
+func (e *Engine) entry(r *opRun, err error) history.Entry {
+	req, res, rec := r.req, r.res, r.rec
 	end := e.clock.Now()
 	entry := history.Entry{
-		Op: string(op), Who: req.Who, Reason: req.Reason,
+		Op: string(r.op), Who: req.Who, Reason: req.Reason,
 		Start: rec.start, End: end, DurationMS: end.Sub(rec.start).Milliseconds(),
 		Outcome: "ok", Phase: string(res.Phase), Phases: rec.phases,
 	}
@@ -61,8 +70,13 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 		entry.Command, entry.CommandExit, entry.CommandOutput = d.Command, &code, tail(d.Output, 4<<10)
 	}
 	entry.OutOfRotation, entry.BackInRotation, entry.Warnings = res.Out.Ratio(), res.Back.Ratio(), res.Warnings
-	// One structured line per operation for the journal: plain values
-	// only (a pointer or a struct would print as an address or Go syntax).
+	return entry
+}
+
+// logAttrs is one structured line per operation for the journal: plain
+// values only (a pointer or a struct would print as an address or Go
+// syntax).
+func logAttrs(entry history.Entry) []any {
 	attrs := []any{"op", entry.Op, "who", entry.Who, "reason", entry.Reason, "outcome", entry.Outcome,
 		"error", entry.Error, "phase", entry.Phase, "duration_ms", entry.DurationMS}
 	for _, p := range entry.Phases {
@@ -89,16 +103,7 @@ func (e *Engine) recorded(op state.Op, req Request, run func(*recording) (Result
 	if entry.CommandExit != nil {
 		attrs = append(attrs, "command_exit", *entry.CommandExit)
 	}
-	e.log.Info("operation", attrs...)
-	if e.d.Observer != nil {
-		e.d.Observer.Observe(entry)
-	}
-	if e.d.History != nil {
-		if herr := e.d.History.Append(entry); herr != nil {
-			e.log.Error("cannot write the history", "err", herr)
-		}
-	}
-	return res, err
+	return attrs
 }
 
 // History returns the last n operations (all with n <= 0), oldest first.

@@ -70,14 +70,14 @@ func (e *Engine) Resume() (string, error) {
 		if st.Op == state.OpEnter {
 			note = "agent restarted while entering maintenance: withdrawn and held, as asked"
 		}
-		e.hold(nil, st.LastError, nil)
+		e.resuming(st.Op).hold(nil, st.LastError)
 		return note + holderText(st.Holder), nil
 
 	case st.Op == state.OpRestart && (st.Phase == state.Withdrawing || st.Phase == state.Draining || st.Phase == state.ConfigTest):
 		if err := withdrawn(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
-		if err := e.readyAndRestore(state.OpRestart, "agent restarted before the web server was restarted: rolling back", nil, nil); err != nil {
+		if err := e.resuming(state.OpRestart).readyAndRestore("agent restarted before the web server was restarted: rolling back"); err != nil {
 			return "restart interrupted; rollback failed: " + err.Error(), nil
 		}
 		return "restart interrupted before the web server was restarted: rolled back, in service", nil
@@ -87,7 +87,7 @@ func (e *Engine) Resume() (string, error) {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		what := fmt.Sprintf("agent restarted during %s (%s): finishing", st.Op, st.Phase)
-		if err := e.readyAndRestore(st.Op, what, nil, nil); err != nil {
+		if err := e.resuming(st.Op).readyAndRestore(what); err != nil {
 			return what + "; the server stays out: " + err.Error(), nil
 		}
 		return what + "; in service", nil

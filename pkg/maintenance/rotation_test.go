@@ -2,8 +2,12 @@ package maintenance
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,12 +42,18 @@ var lb1, lb2 = lbview.LB{Addr: netip.MustParseAddr("10.0.0.2"), Port: 81}, lbvie
 // short policy.
 func newRotationRig(t *testing.T, rot Rotation, busy bool) (*Engine, drain.Policy) {
 	t.Helper()
+	return newRotationRigLog(t, rot, busy, nil)
+}
+
+// newRotationRigLog is newRotationRig logging to log.
+func newRotationRigLog(t *testing.T, rot Rotation, busy bool, log *slog.Logger) (*Engine, drain.Policy) {
+	t.Helper()
 	store := &memStore{}
 	p := drain.Policy{Poll: 20 * time.Millisecond, MinWait: 300 * time.Millisecond, Quiet: 200 * time.Millisecond,
 		IdleAfter: time.Second, Deadline: 2 * time.Second, Grace: 100 * time.Millisecond, OnDeadline: drain.Proceed}
 	e := New(context.Background(), Deps{
 		Forwarder: &fakeForwarder{store: store}, Forwards: []forward.Forward{fwd}, Table: &fakeTable{busy: busy}, Policy: p,
-		Runner: &fakeRunner{}, Ready: &fakeReady{}, Store: store, Rotation: rot,
+		Runner: &fakeRunner{}, Ready: &fakeReady{}, Store: store, Rotation: rot, Log: log,
 	})
 	if _, err := e.Resume(); err != nil {
 		t.Fatal(err)
@@ -79,7 +89,8 @@ func TestRotationConfirmedReplacesMinWait(t *testing.T) {
 }
 
 func TestRotationUnconfirmedWarns(t *testing.T) {
-	e, p := newRotationRig(t, &fakeRotation{}, false)
+	logged := &records{}
+	e, p := newRotationRigLog(t, &fakeRotation{}, false, slog.New(logged))
 	var msgs []string
 	res, err := e.Enter(alice, func(ev Event) {
 		if ev.Message != "" {
@@ -97,10 +108,57 @@ func TestRotationUnconfirmedWarns(t *testing.T) {
 	if len(res.Warnings) != 1 || res.Note != "back in rotation" {
 		t.Errorf("exit: %+v", res)
 	}
-	e, _ = newRotationRig(t, &fakeRotation{lbs: []lbview.LB{lb1, lb2}, partial: true}, false)
+	// journalctl -p warning shows them: each warning is logged at WARN.
+	for _, w := range []string{"no load balancer health-checks port 81, so none", "no load balancer health-checks port 81: nothing confirms"} {
+		if !logged.has(slog.LevelWarn, w) {
+			t.Errorf("not logged at WARN: %q; logged:\n%s", w, logged)
+		}
+	}
+	logged = &records{}
+	e, _ = newRotationRigLog(t, &fakeRotation{lbs: []lbview.LB{lb1, lb2}, partial: true}, false, slog.New(logged))
 	res, err = e.Enter(alice, nil)
 	if err != nil || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "not confirmed by 10.0.0.3") ||
 		strings.HasPrefix(res.Note, "out of rotation") || res.Drain.Elapsed < p.Quiet {
 		t.Fatalf("enter, one load balancer silent: %+v, %v; want a warning naming it and the full quiet", res, err)
 	}
+	if !logged.has(slog.LevelWarn, "out of rotation on 1/2 load balancers") || !strings.Contains(logged.String(), "not confirmed by 10.0.0.3") {
+		t.Errorf("the silent load balancer was not logged at WARN:\n%s", logged)
+	}
+	res, _ = e.Exit(alice, nil)
+	if len(res.Warnings) != 1 || !logged.has(slog.LevelWarn, res.Warnings[0]) {
+		t.Errorf("exit, one load balancer silent: %+v; logged:\n%s", res, logged)
+	}
+}
+
+// records is a slog handler that keeps what is logged.
+type records struct {
+	mu sync.Mutex
+	rs []slog.Record
+}
+
+func (h *records) Enabled(context.Context, slog.Level) bool { return true }
+func (h *records) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *records) WithGroup(string) slog.Handler            { return h }
+func (h *records) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rs = append(h.rs, r.Clone())
+	return nil
+}
+
+// has says whether a record at level begins with msg.
+func (h *records) has(level slog.Level, msg string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.ContainsFunc(h.rs, func(r slog.Record) bool { return r.Level == level && strings.HasPrefix(r.Message, msg) })
+}
+
+func (h *records) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, r := range h.rs {
+		fmt.Fprintf(&b, "%s %s\n", r.Level, r.Message)
+	}
+	return b.String()
 }

@@ -1,18 +1,14 @@
 package ready
 
-import (
-	"encoding/json"
-
-	"github.com/drainctl/drainctl/pkg/jsonms"
-)
+import "github.com/drainctl/drainctl/pkg/jsonms"
 
 // Durations in JSON are whole milliseconds in _ms fields (package jsonms).
-// A Check is only written (agent --check), never read.
-func (c Check) MarshalJSON() ([]byte, error) {
-	type fields Check
-	return json.Marshal(struct {
-		fields
-		Timeout  jsonms.Duration `json:"timeout_ms"`
-		Interval jsonms.Duration `json:"interval_ms"`
-	}{fields(c), jsonms.Duration(c.Timeout), jsonms.Duration(c.Interval)})
-}
+
+// MarshalJSON encodes c (agent --check prints it) with its durations in
+// milliseconds.
+func (c Check) MarshalJSON() ([]byte, error) { return jsonms.Marshal(c) }
+
+// UnmarshalJSON decodes c with its durations in milliseconds. Nothing
+// reads a Check today; without it, decoding one would take the _ms fields
+// for nanoseconds.
+func (c *Check) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, c) }

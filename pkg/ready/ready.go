@@ -19,9 +19,9 @@ type Check struct {
 	// (virtual host) to ask for, while URL names the address to ask.
 	Host string `json:"host,omitempty"`
 	// Timeout bounds the whole check; it retries until then.
-	Timeout time.Duration `json:"-"`
+	Timeout time.Duration `json:"timeout_ms"`
 	// Interval between attempts.
-	Interval time.Duration `json:"-"`
+	Interval time.Duration `json:"interval_ms"`
 }
 
 // Wait retries the check until it passes or the timeout passes, and returns

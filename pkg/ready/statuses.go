@@ -56,6 +56,7 @@ func (s Statuses) Has(code int) bool {
 	return false
 }
 
+// String is the list form, as ParseStatuses reads it: "200-399,401".
 func (s Statuses) String() string {
 	parts := make([]string, len(s))
 	for i, r := range s {

@@ -55,8 +55,9 @@ func detectRestart(ctx context.Context, runDir, systemctl string) (cmd, reason s
 
 // Command is one shell command with a time limit.
 type Command struct {
-	Line    string        `json:"command"`
-	Timeout time.Duration `json:"-"`
+	Line string `json:"command"`
+	// Timeout bounds the command: it is killed then.
+	Timeout time.Duration `json:"timeout_ms"`
 }
 
 // Output is what a command printed and how it ended.
@@ -64,7 +65,7 @@ type Output struct {
 	Command  string        `json:"command"`
 	Output   string        `json:"output"` // stdout and stderr, the last 16 KiB
 	ExitCode int           `json:"exit_code"`
-	Duration time.Duration `json:"-"`
+	Duration time.Duration `json:"duration_ms"` // how long it ran
 }
 
 const keep = 16 << 10

@@ -10,7 +10,6 @@ package loadgen
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +64,7 @@ type Result struct {
 	Moved    int              `json:"users_moved"`
 	Moves    []Move           `json:"moves,omitempty"`
 	ByServer map[string]int64 `json:"by_server"`
-	Elapsed  time.Duration    `json:"-"`
+	Elapsed  time.Duration    `json:"elapsed_ms"`
 }
 
 // Run is a load run in progress.
@@ -230,11 +229,8 @@ func (r *Run) Stop() Result {
 }
 
 // MarshalJSON gives Elapsed as whole milliseconds (elapsed_ms), as
-// drainctl's JSON gives every duration.
-func (r Result) MarshalJSON() ([]byte, error) {
-	type fields Result
-	return json.Marshal(struct {
-		fields
-		Elapsed jsonms.Duration `json:"elapsed_ms"`
-	}{fields(r), jsonms.Duration(r.Elapsed)})
-}
+// drainctl's JSON gives every duration (package jsonms).
+func (r Result) MarshalJSON() ([]byte, error) { return jsonms.Marshal(r) }
+
+// UnmarshalJSON reads Elapsed as whole milliseconds.
+func (r *Result) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, r) }

@@ -1,0 +1,153 @@
+package maintenance
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// opRun is one operation as it runs: what was asked, where its progress
+// goes and what it has done so far. The steps (steps.go) are its methods,
+// so none of them is handed the operation, the request and the progress
+// function again. Resume makes one too, to finish what an agent killed in
+// the middle of an operation left.
+type opRun struct {
+	e   *Engine
+	op  state.Op
+	req Request
+	// progress is the caller's, nil when nobody follows this operation
+	// (subscribers still see its events).
+	progress func(Event)
+	// res is the answer being built; nil when nobody waits for one
+	// (Resume): the load balancers' confirmation is then not waited for.
+	res   *Result
+	start time.Time
+	// st is the state when the operation claimed the engine: what it
+	// decides from (held or not, whose hold).
+	st state.State
+	// since is when the forward was withdrawn, by the packets' clock (not
+	// e.clock): the load balancers' checks are counted from it.
+	since time.Time
+	rec   recording
+}
+
+// operate is the prologue and epilogue every operation shares: it checks
+// the request, claims the engine (one operation at a time), runs body,
+// lets the engine go and records what ran. A request refused before it
+// began (bad, or busy) is not an operation: it is not recorded.
+func (e *Engine) operate(op state.Op, req Request, progress func(Event), body func(*opRun) error) (Result, error) {
+	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
+	if err := validate(req); err != nil {
+		return *r.res, err
+	}
+	if err := e.begin(r); err != nil {
+		return *r.res, err
+	}
+	err := func() error {
+		defer e.end()
+		return body(r)
+	}()
+	e.record(r, err)
+	return *r.res, err
+}
+
+// resuming is the run Resume finishes an interrupted op with: nobody
+// follows it and nobody waits for its result.
+func (e *Engine) resuming(op state.Op) *opRun { return &opRun{e: e, op: op} }
+
+// begin claims the engine for r, or says who holds it.
+func (e *Engine) begin(r *opRun) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx.Err() != nil {
+		return &Error{Code: CodeBusy, Phase: e.st.Phase, Msg: "busy: the agent is stopping"}
+	}
+	if e.running {
+		return &Error{Code: CodeBusy, Holder: e.st.Holder, Phase: e.st.Phase,
+			Msg: fmt.Sprintf("busy: %s in progress (%s)%s", e.st.Op, e.st.Phase, holderText(e.st.Holder))}
+	}
+	e.running = true
+	r.st = e.st
+	r.rec.start = e.clock.Now()
+	e.rec = &r.rec
+	return nil
+}
+
+// step writes the operation's next phase and announces it; only then may
+// the caller act on it (see Engine.transition).
+func (r *opRun) step(phase state.Phase, note string) error {
+	if err := r.e.transition(r.op, phase, note); err != nil {
+		return err
+	}
+	r.publish(Event{Op: r.op, Phase: phase, Message: note})
+	return nil
+}
+
+// settle writes where the operation leaves the server, in service or
+// held: the state file then says no operation is in progress. The event
+// still names the operation that got there ("forward restored" is the
+// restore's), for the displays that follow it (drainctl events); only
+// Resume's, finishing no operation, has none.
+func (r *opRun) settle(phase state.Phase, note string) error {
+	if err := r.e.transition(state.OpNone, phase, note); err != nil {
+		return err
+	}
+	r.publish(Event{Op: r.op, Phase: phase, Message: note})
+	return nil
+}
+
+// publish sends ev to the subscribers and to the caller.
+func (r *opRun) publish(ev Event) { r.e.publish(ev, r.progress) }
+
+// elapsed is the operation's duration so far.
+func (r *opRun) elapsed() time.Duration { return r.e.clock.Now().Sub(r.start) }
+
+// validate refuses a request that cannot be right, whoever sent it: the
+// API is a trust boundary, so what the CLI checked is checked again.
+func validate(req Request) error {
+	if req.Who == "" {
+		return fail(CodeBadRequest, "", "who is required")
+	}
+	if req.TTL < 0 || req.Deadline < 0 {
+		return fail(CodeBadRequest, "", "ttl and deadline must not be negative")
+	}
+	if req.OnDeadline != "" { // empty: the policy's
+		if _, err := drain.ParseOnDeadline(string(req.OnDeadline)); err != nil {
+			return fail(CodeBadRequest, "", "%v", err)
+		}
+	}
+	if req.Command != "" && req.TTL > 0 {
+		return fail(CodeBadRequest, "", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
+	}
+	if req.CommandDone != nil && req.CommandDone.Command == "" {
+		return fail(CodeBadRequest, "", "command_done: command is required")
+	}
+	return nil
+}
+
+// runBusy is the answer to anyone but the run itself while a command of
+// `maintenance run` holds the server.
+func runBusy(st state.State) error {
+	h := st.Holder
+	msg := fmt.Sprintf("busy: maintenance run of %q%s; it ends the hold when the command ends", h.Command, holderText(h))
+	if h.Log != "" {
+		msg += " (its output: " + h.Log + ")"
+	}
+	return &Error{Code: CodeBusy, Holder: h, Phase: st.Phase, Msg: msg + "; maintenance exit --force ends it now"}
+}
+
+// holder is who holds the server once the request withdraws it: the
+// caller, until the TTL if there is one; a run's hold is its command's.
+func (r *opRun) holder() *state.Holder {
+	req := r.req
+	h := &state.Holder{Who: req.Who, Reason: req.Reason, Since: r.e.clock.Now(), Command: req.Command, Log: req.Log}
+	if req.Command != "" {
+		h.RunnerPID = req.PID
+	}
+	if req.TTL > 0 {
+		h.Until = h.Since.Add(req.TTL)
+	}
+	return h
+}

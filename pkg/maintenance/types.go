@@ -1,0 +1,181 @@
+package maintenance
+
+// The engine's dependencies and the values its operations take and give:
+// requests, progress events, results and the status (their JSON is the
+// API's, docs/api.md).
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Runner runs the web server's config test and graceful restart.
+type Runner interface {
+	ConfigTest(ctx context.Context) (runner.Output, error)
+	Restart(ctx context.Context) (runner.Output, error)
+}
+
+// Readiness waits until the web server answers on its real port.
+type Readiness interface {
+	Wait(ctx context.Context) error
+}
+
+// Rotation is the load balancers' view of this host (lbview.Watch): who
+// health-checks the forward ports, and when they confirm a withdraw or a
+// restore.
+type Rotation interface {
+	Ports() []uint16 // where the checks are watched
+	LoadBalancers() []lbview.LB
+	Active(t time.Time) []lbview.LB
+	Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation
+}
+
+// Store persists the state (state.Store does).
+type Store interface {
+	Load() (state.State, error)
+	Save(state.State) error
+}
+
+// Deps are what the engine drives.
+type Deps struct {
+	Forwarder forward.Forwarder
+	Forwards  []forward.Forward
+	Table     drain.Lister
+	Policy    drain.Policy
+	Runner    Runner
+	Ready     Readiness
+	Store     Store
+	// Rotation, when set, replaces the drain's fixed min-wait by the load
+	// balancers' confirmation, and confirms the restore; nil waits
+	// min-wait and confirms nothing.
+	Rotation Rotation
+	// History records every operation; nil records nothing.
+	History History
+	// Observer is told of every operation that ran (the metrics); nil for
+	// none.
+	Observer interface{ Observe(history.Entry) }
+	Clock    drain.Clock // nil: the wall clock
+	Log      *slog.Logger
+}
+
+// History keeps the record of operations (history.Store does).
+type History interface {
+	Append(history.Entry) error
+	// List returns the last n entries (all with n <= 0), oldest first.
+	List(n int) ([]history.Entry, error)
+}
+
+// Request is one operation's request. Its JSON gives the durations last
+// (where the API always had them), in milliseconds, and refuses unknown
+// fields (json.go).
+type Request struct {
+	Who    string `json:"who"`
+	Reason string `json:"reason,omitempty"`
+	// OnDeadline and Deadline override the drain policy's, when set.
+	OnDeadline drain.OnDeadline `json:"on_deadline,omitempty"`
+	// Command (enter) makes the hold a `maintenance run`'s: until the run
+	// says the command ended, enter and exit by others are busy. Log names
+	// where the command's output is kept.
+	Command string `json:"command,omitempty"`
+	Log     string `json:"log,omitempty"`
+	// CommandDone (exit) is how a run ends its hold: with the command's
+	// outcome, then restoring the forward, or (Hold) keeping the server out.
+	CommandDone *CommandDone `json:"command_done,omitempty"`
+	// Force (exit) ends a hold that a running command owns.
+	Force bool `json:"force,omitempty"`
+	// PID is the caller's process, from the kernel (the API server sets
+	// it from the socket's peer credentials; a client cannot).
+	PID int `json:"-"`
+	// TTL (enter) ends the hold by itself.
+	TTL time.Duration `json:"ttl_ms,omitempty"`
+	// Deadline overrides the drain policy's deadline, as OnDeadline its
+	// choice at the deadline.
+	Deadline time.Duration `json:"deadline_ms,omitempty"`
+}
+
+// CommandDone is a `maintenance run` command's outcome.
+type CommandDone struct {
+	Command  string `json:"command"`
+	ExitCode int    `json:"exit_code"` // -1: killed by a signal
+	Signal   string `json:"signal,omitempty"`
+	// Output is the end of what it printed (the whole is in the log).
+	Output string `json:"output,omitempty"`
+	// Hold keeps the server out of rotation instead of restoring it.
+	Hold bool `json:"hold,omitempty"`
+}
+
+// Outcome says how the command ended, for people: "succeeded", "failed
+// with exit status N", "was killed by SIGNAL".
+func (d *CommandDone) Outcome() string {
+	switch {
+	case d.Signal != "":
+		return "was killed by " + d.Signal
+	case d.ExitCode != 0:
+		return fmt.Sprintf("failed with exit status %d", d.ExitCode)
+	}
+	return "succeeded"
+}
+
+// Event is progress of the engine, for live displays and /v1/events. Op
+// is the operation it belongs to, its last event included (while the
+// state file's op is none by then).
+type Event struct {
+	Time    time.Time      `json:"time"`
+	Op      state.Op       `json:"op,omitempty"`
+	Phase   state.Phase    `json:"phase"`
+	Message string         `json:"message,omitempty"`
+	Drain   *drain.Event   `json:"drain,omitempty"`
+	Output  *runner.Output `json:"output,omitempty"`
+}
+
+// Result is what an operation did.
+type Result struct {
+	Op         state.Op       `json:"op"`
+	Phase      state.Phase    `json:"phase"` // where the server is now
+	Holder     *state.Holder  `json:"holder,omitempty"`
+	Note       string         `json:"note,omitempty"`
+	Drain      *drain.Result  `json:"drain,omitempty"`
+	ConfigTest *runner.Output `json:"configtest,omitempty"`
+	Restart    *runner.Output `json:"restart,omitempty"`
+	// Out and Back say which load balancers confirmed the withdraw and
+	// the restore (nil: not watched, or not done).
+	Out  *lbview.Confirmation `json:"out_of_rotation,omitempty"`
+	Back *lbview.Confirmation `json:"back_in_rotation,omitempty"`
+	// Warnings are what the operator must know although the operation
+	// succeeded: no load balancer confirmed the change, or some did not.
+	Warnings []string `json:"warnings,omitempty"`
+	// Elapsed is the operation's duration: 0 when it failed, was refused
+	// or had nothing to do.
+	Elapsed time.Duration `json:"elapsed_ms"`
+}
+
+// Status is the engine's state for `drainctl status`.
+type Status struct {
+	State     state.State      `json:"state"`
+	Running   bool             `json:"running"` // an operation is in progress
+	Forwards  []forward.Status `json:"forwards"`
+	Backend   string           `json:"backend"`
+	LastDrain *drain.Event     `json:"last_drain,omitempty"`
+	// HealthChecks is the load balancers' view (absent: not watched).
+	HealthChecks *HealthChecks `json:"health_checks,omitempty"`
+	// RunnerGone: the hold is a maintenance run's, and the drainctl
+	// process running its command is gone (killed, the host rebooted):
+	// nobody will end the hold; the command's outcome is unknown.
+	RunnerGone bool `json:"runner_gone,omitempty"`
+}
+
+// HealthChecks lists the load balancers that health-check the forward
+// ports, as the host sees them.
+type HealthChecks struct {
+	Ports         []uint16    `json:"ports"`
+	LoadBalancers []lbview.LB `json:"load_balancers"`
+}
