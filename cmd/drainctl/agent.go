@@ -14,6 +14,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
@@ -34,10 +35,10 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"}, Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
 			socketFlag(),
 			&cli.StringFlag{Name: "socket-group", Usage: "`GROUP` allowed to use the socket (default: drainctl if it exists, else root only)"},
-			&cli.StringFlag{Name: "state-dir", Value: agent.DefaultStateDir, Usage: "`DIR` for the state file"},
+			&cli.StringFlag{Name: "state-dir", Value: agent.Defaults().StateDir, Usage: "`DIR` for the state file"},
 			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DRAINCTL_BACKEND"}, Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy"},
 			&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"}, Usage: "forward `FROM:TO`; repeat for several (default: 81:80)"},
-			&cli.DurationFlag{Name: "reconcile-interval", Value: agent.DefaultReconcile, Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
+			&cli.DurationFlag{Name: "reconcile-interval", Value: time.Duration(agent.Defaults().Reconcile), Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
 			&cli.StringFlag{Name: "agent-check-listen", Usage: "answer HAProxy's agent-check on TCP `HOST:PORT`, e.g. :8081: \"ready up\" in service, \"drain\" while out (haproxy-config --style agent-check)"},
 			&cli.BoolFlag{Name: "watch-checks", Value: true, Usage: "watch the load balancers' health checks of the forward ports: a withdraw ends once each took the server out (fall refusals), a restore once each put it back (rise); --watch-checks=false waits --min-wait and confirms nothing"},
 			&cli.IntFlag{Name: "fall", Value: 2, Usage: "HAProxy's fall of the primary entries: `N` refused checks take the server out"},
@@ -90,9 +91,9 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 	s := agent.Settings{
 		Socket:      socketPathOr(c, file.Socket),
 		SocketGroup: str("socket-group", file.SocketGroup, ""),
-		StateDir:    str("state-dir", file.StateDir, agent.DefaultStateDir),
+		StateDir:    str("state-dir", file.StateDir, agent.Defaults().StateDir),
 		Backend:     str("backend", file.Backend, "auto"),
-		Reconcile:   dur("reconcile-interval", file.Reconcile, agent.DefaultReconcile),
+		Reconcile:   jsonms.Duration(dur("reconcile-interval", file.Reconcile, time.Duration(agent.Defaults().Reconcile))),
 	}
 	s.MetricsListen = str("metrics-listen", file.MetricsListen, "")
 	s.AgentCheckListen = str("agent-check-listen", file.AgentCheckListen, "")
