@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/config"
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 )
@@ -65,7 +65,7 @@ func connectionsCommand() *cli.Command {
 			"all traffic). IDLE is the time since data last moved either way.",
 		Flags: append(tableFlags(),
 			&cli.BoolFlag{Name: "all", Usage: "list every connection (default: the 50 most recently active)"},
-			&cli.DurationFlag{Name: "idle-after", Value: drain.DefaultPolicy().IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
+			&cli.DurationFlag{Name: "idle-after", Value: agent.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
 		),
 		Action: func(c *cli.Context) error {
 			t, err := openTable(c)
@@ -186,37 +186,17 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// policyFlags set the drain policy; defaults fit the recommended HAProxy pattern (docs/design.md).
-func policyFlags() []cli.Flag {
-	d := drain.DefaultPolicy()
-	return []cli.Flag{
-		&cli.DurationFlag{Name: "min-wait", Value: d.MinWait, Usage: "never call the server drained before `DURATION` (covers HAProxy's time to mark it DOWN)"},
-		&cli.DurationFlag{Name: "quiet", Value: d.Quiet, Usage: "drained once no active connection has been seen for `DURATION`"},
-		&cli.DurationFlag{Name: "idle-after", Value: d.IdleAfter, Usage: "a connection with no data for `DURATION` is idle and does not count"},
-		&cli.DurationFlag{Name: "deadline", Value: d.Deadline, Usage: "stop waiting after `DURATION`"},
-		&cli.StringFlag{Name: "on-deadline", Value: string(d.OnDeadline), Usage: "at the deadline: proceed (report and go on) or abort (exit 3)"},
-		&cli.StringSliceFlag{Name: "ignore", Usage: "never count connections from `CIDR` (monitoring); repeatable"},
-		&cli.DurationFlag{Name: "poll", Value: d.Poll, Usage: "read the connection table every `DURATION`"},
-	}
-}
-
+// policyFrom is wait-drained's policy: the defaults and its flags (the
+// config file's drain section is the agent's).
 func policyFrom(c *cli.Context) (drain.Policy, error) {
-	p := drain.Policy{
-		Poll: c.Duration("poll"), MinWait: c.Duration("min-wait"), Quiet: c.Duration("quiet"),
-		IdleAfter: c.Duration("idle-after"), Deadline: c.Duration("deadline"),
-		OnDeadline: drain.OnDeadline(c.String("on-deadline")),
+	s := agent.Defaults()
+	if _, err := applySettings(c, &s, policySettingFlags()); err != nil {
+		return s.Policy, usageError{err}
 	}
-	for _, s := range c.StringSlice("ignore") {
-		pfx, err := config.ParsePrefix(s)
-		if err != nil {
-			return p, usagef("--ignore %w", err)
-		}
-		p.Ignore = append(p.Ignore, pfx)
+	if err := s.Policy.Validate(); err != nil {
+		return s.Policy, usageError{err}
 	}
-	if err := p.Validate(); err != nil {
-		return p, usageError{err}
-	}
-	return p, nil
+	return s.Policy, nil
 }
 
 func waitDrainedCommand() *cli.Command {
@@ -230,7 +210,7 @@ func waitDrainedCommand() *cli.Command {
 			"(so health checks do not count), and not from an --ignore'd address.\n\n" +
 			"Exit status: 0 drained (or deadline with --on-deadline proceed), 3 deadline\n" +
 			"with --on-deadline abort. With --json, one JSON event per poll.",
-		Flags: append(tableFlags()[:3:3], append(policyFlags(), &cli.BoolFlag{Name: "json", Usage: "print one JSON event per poll"})...),
+		Flags: append(tableFlags()[:3:3], append(flagsOf(policySettingFlags()), &cli.BoolFlag{Name: "json", Usage: "print one JSON event per poll"})...),
 		Action: func(c *cli.Context) error {
 			p, err := policyFrom(c)
 			if err != nil {

@@ -9,26 +9,21 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/config"
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
 )
 
 var flagErr = regexp.MustCompile(`^flag provided but not defined|^flag needs an argument|^invalid value|^Required flag`)
 
-// defaultForward is the recommended pattern (docs/design.md): HAProxy checks 81, Apache
-// listens on 80.
-var defaultForward = forward.Forward{From: 81, To: 80}
-
 func forwardFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "backend", Value: forward.BackendAuto, EnvVars: []string{"DRAINCTL_BACKEND"},
+		&cli.StringFlag{Name: "backend", Value: agent.Defaults().Backend, EnvVars: []string{"DRAINCTL_BACKEND"},
 			Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy (auto follows the host's firewall)"},
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
 			Usage: "a forward `FROM:TO` (forward port : service port); repeat for several"},
 		&cli.IntFlag{Name: "from", Usage: "forward `PORT` (with --to; same as --forward FROM:TO)"},
 		&cli.IntFlag{Name: "to", Usage: "service `PORT` (with --from)"},
-		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"},
-			Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"},
+		configFlag(),
 	}
 }
 
@@ -157,18 +152,16 @@ func only(st []forward.Status, fs []forward.Forward) []forward.Status {
 	return out
 }
 
-// forwardsFrom gathers the forwards and backend from flags, then the config
-// file, then defaults. explicit is false when the defaults were used.
+// forwardsFrom gathers the forwards and backend: the config file over the
+// defaults, then --forward (or --from and --to) and --backend. explicit
+// is false when the defaults were used.
 func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend string, err error) {
 	if c.NArg() > 0 {
 		return nil, false, "", usagef("unexpected argument %q (forwards are given with --forward FROM:TO)", c.Args().First())
 	}
-	for _, s := range c.StringSlice("forward") {
-		f, err := forward.Parse(s)
-		if err != nil {
-			return nil, false, "", usageError{err}
-		}
-		fs = append(fs, f)
+	fs, err = parseForwards(c.StringSlice("forward"))
+	if err != nil {
+		return nil, false, "", usageError{err}
 	}
 	if c.IsSet("from") || c.IsSet("to") {
 		if !c.IsSet("from") || !c.IsSet("to") {
@@ -180,33 +173,22 @@ func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend 
 		}
 		fs = append(fs, f)
 	}
-	var file *config.File
-	if p := c.String("config"); p != "" {
-		file, err = config.Load(p)
-	} else {
-		file, err = config.LoadDefault()
-	}
+	s := agent.Defaults()
+	src, err := loadConfig(c, &s)
 	if err != nil {
 		return nil, false, "", usageError{err}
 	}
-	backend = c.String("backend")
-	if !c.IsSet("backend") && file.Backend != "" {
-		backend = file.Backend
+	given := map[string]bool{}
+	if len(fs) > 0 {
+		s.Forwards, given[agent.KeyForwards] = fs, true
 	}
-	if _, err := forward.Choose(backend, forward.HostRules{}); err != nil {
-		return nil, false, "", usageError{err}
+	if c.IsSet("backend") {
+		s.Backend, given[agent.KeyBackend] = c.String("backend"), true
 	}
-	explicit = len(fs) > 0
-	if !explicit && len(file.Forwards) > 0 {
-		fs, explicit = file.Forwards, true
+	if err := s.ValidateForwards(); err != nil {
+		return nil, false, "", usageError{locate(err, src, given)}
 	}
-	if !explicit {
-		fs = []forward.Forward{defaultForward}
-	}
-	if err := forward.CheckSet(fs); err != nil {
-		return nil, false, "", usageError{err}
-	}
-	return fs, explicit, backend, nil
+	return s.Forwards, len(fs) > 0 || src.Sets(agent.KeyForwards), s.Backend, nil
 }
 
 func fwList(fs []forward.Forward) string {
@@ -216,6 +198,18 @@ func fwList(fs []forward.Forward) string {
 			s += ","
 		}
 		s += fmt.Sprintf("%d→%d", f.From, f.To)
+	}
+	return s
+}
+
+// fwSpecs writes forwards as flags take them: 81:80,444:443.
+func fwSpecs(fs []forward.Forward) string {
+	s := ""
+	for i, f := range fs {
+		if i > 0 {
+			s += ","
+		}
+		s += f.String()
 	}
 	return s
 }

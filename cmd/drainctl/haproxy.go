@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 )
 
@@ -26,7 +27,7 @@ func haproxyConfigCommand() *cli.Command {
 			"  drainctl haproxy-config --server web1=10.0.0.11 --server web2=10.0.0.12",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Required: true, Usage: "app server `NAME=ADDRESS`; repeat for each"},
-			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: defaultForward.String(), Usage: "the forward `FROM:TO` (checked port : service port)"},
+			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: agent.Defaults().Forwards[0].String(), Usage: "the forward `FROM:TO` (checked port : service port)"},
 			&cli.StringFlag{Name: "backend", Value: "app", Usage: "backend `NAME`"},
 			&cli.StringFlag{Name: "cookie", Value: "SRV", Usage: "persistence cookie `NAME`"},
 			&cli.StringFlag{Name: "check-path", Value: "/", Usage: "health check `PATH`"},
@@ -84,9 +85,9 @@ func haproxyCheckCommand() *cli.Command {
 			"\"out of rotation\" or \"back in rotation\" wrong. Exit status: 0 nothing\n" +
 			"found, 1 problems found, 2 unreadable.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: defaultForward.String(), Usage: "the forward `FROM:TO`"},
-			&cli.IntFlag{Name: "fall", Value: 2, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
-			&cli.IntFlag{Name: "rise", Value: 2, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
+			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: agent.Defaults().Forwards[0].String(), Usage: "the forward `FROM:TO`"},
+			&cli.IntFlag{Name: "fall", Value: agent.Defaults().Checks.Fall, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
+			&cli.IntFlag{Name: "rise", Value: agent.Defaults().Checks.Rise, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: func(c *cli.Context) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/config"
-	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -29,9 +27,7 @@ func forwardParse(s string) (forward.Forward, error) {
 	return f, nil
 }
 
-func netipPrefix(p config.Prefix) netip.Prefix { return netip.Prefix(p) }
-
-func client(c *cli.Context) *api.Client { return &api.Client{Socket: socketPathOr(c, "")} }
+func client(c *cli.Context) *api.Client { return &api.Client{Socket: socketPath(c)} }
 
 // socketFlag is --socket on each command that talks to the agent, so it
 // works before or after the command name.
@@ -40,18 +36,21 @@ func socketFlag() cli.Flag {
 		Usage: "the agent's control socket `PATH` (default: " + api.DefaultSocket + ")"}
 }
 
-// socketPathOr finds --socket where it was set (this command or the
-// global flag, or DRAINCTL_SOCKET), else fromFile, else the default.
-func socketPathOr(c *cli.Context, fromFile string) string {
+// socketPath finds --socket where it was set (this command or the
+// global flag, or DRAINCTL_SOCKET), else the default.
+func socketPath(c *cli.Context) string {
 	for _, cc := range c.Lineage() {
 		if cc.IsSet("socket") {
 			return cc.String("socket")
 		}
 	}
-	if fromFile != "" {
-		return fromFile
-	}
 	return api.DefaultSocket
+}
+
+// configFlag is --config of every command that reads the config file.
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"},
+		Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"}
 }
 
 // label says who asked, beyond the uid the agent sees: the sudo user.
@@ -176,9 +175,14 @@ func request(c *cli.Context) (maintenance.Request, error) {
 // flagRequest reads and checks the flags every operation shares.
 func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
-		OnDeadline: drain.OnDeadline(c.String("on-deadline")), TTL: c.Duration("ttl"), Force: c.Bool("force")}
-	if r.OnDeadline != "" && r.OnDeadline != drain.Proceed && r.OnDeadline != drain.Abort {
-		return r, usagef("--on-deadline %q: want proceed or abort", r.OnDeadline)
+		TTL: c.Duration("ttl"), Force: c.Bool("force")}
+	// Not given: the agent's own policy decides.
+	if c.String("on-deadline") != "" {
+		o, err := parseOnDeadlineFlag(c)
+		if err != nil {
+			return r, usageError{err}
+		}
+		r.OnDeadline = o
 	}
 	if r.Deadline < 0 || r.TTL < 0 {
 		return r, usagef("--deadline and --ttl must not be negative")
@@ -327,7 +331,7 @@ func configCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "check",
 			Usage: "validate the configuration file (and flags) and print the agent's settings",
-			Flags: agentCommand().Flags,
+			Flags: append([]cli.Flag{configFlag()}, flagsOf(agentSettingFlags())...),
 			Action: func(c *cli.Context) error {
 				s, err := agentSettings(c)
 				if err != nil {
