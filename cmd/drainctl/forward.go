@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"regexp"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -13,12 +12,9 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 )
 
-var flagErr = regexp.MustCompile(`^flag provided but not defined|^flag needs an argument|^invalid value|^Required flag`)
-
 func forwardFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "backend", Value: agent.Defaults().Backend, EnvVars: []string{"DRAINCTL_BACKEND"},
-			Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy (auto follows the host's firewall)"},
+		netfilterBackendFlag(),
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
 			Usage: "a forward `FROM:TO` (forward port : service port); repeat for several"},
 		&cli.IntFlag{Name: "from", Usage: "forward `PORT` (with --to; same as --forward FROM:TO)"},
@@ -131,7 +127,7 @@ func forwardStatusCommand(sub func(string, string, string, func(*cli.Context, fo
 			}
 			return nil
 		})
-	cmd.Flags = append(cmd.Flags, &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"})
+	cmd.Flags = append(cmd.Flags, jsonFlag(jsonForScripts))
 	return cmd
 }
 
@@ -191,25 +187,10 @@ func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend 
 	return s.Forwards, len(fs) > 0 || src.Sets(agent.KeyForwards), s.Backend, nil
 }
 
-func fwList(fs []forward.Forward) string {
-	s := ""
-	for i, f := range fs {
-		if i > 0 {
-			s += ","
-		}
-		s += fmt.Sprintf("%d→%d", f.From, f.To)
-	}
-	return s
-}
-
-// fwSpecs writes forwards as flags take them: 81:80,444:443.
-func fwSpecs(fs []forward.Forward) string {
-	s := ""
-	for i, f := range fs {
-		if i > 0 {
-			s += ","
-		}
-		s += f.String()
-	}
-	return s
+// netfilterBackendFlag is the forward commands' --backend: the netfilter
+// backend, as the agent's --backend (settings.go). The haproxy commands'
+// backend is HAProxy's: --haproxy-backend.
+func netfilterBackendFlag() cli.Flag {
+	return &cli.StringFlag{Name: "backend", Value: agent.Defaults().Backend, EnvVars: []string{"DRAINCTL_BACKEND"},
+		Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy (auto follows the host's firewall)"}
 }

@@ -22,7 +22,7 @@ func historyCommand() *cli.Command {
 		Flags: []cli.Flag{
 			socketFlag(),
 			&cli.IntFlag{Name: "n", Value: 20, Usage: "show the last `N` operations (0: all)"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+			jsonFlag(jsonForScripts),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 )
 
@@ -27,7 +25,7 @@ func haproxyConfigCommand() *cli.Command {
 			"  drainctl haproxy-config --server web1=10.0.0.11 --server web2=10.0.0.12",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Required: true, Usage: "app server `NAME=ADDRESS`; repeat for each"},
-			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: agent.Defaults().Forwards[0].String(), Usage: "the forward `FROM:TO` (checked port : service port)"},
+			haproxyForwardFlag("the forward `FROM:TO` (checked port : service port)"),
 			&cli.StringFlag{Name: "backend", Value: "app", Usage: "backend `NAME`"},
 			&cli.StringFlag{Name: "cookie", Value: "SRV", Usage: "persistence cookie `NAME`"},
 			&cli.StringFlag{Name: "check-path", Value: "/", Usage: "health check `PATH`"},
@@ -37,7 +35,7 @@ func haproxyConfigCommand() *cli.Command {
 			&cli.UintFlag{Name: "agent-port", Value: 8081, Usage: "with --style agent-check: the `PORT` of the agents' agent_check_listen"},
 		},
 		Action: func(c *cli.Context) error {
-			f, err := forwardParse(c.String("forward"))
+			f, err := haproxyForward(c)
 			if err != nil {
 				return err
 			}
@@ -68,70 +66,6 @@ func haproxyConfigCommand() *cli.Command {
 				return usageError{err}
 			}
 			fmt.Print(be)
-			return nil
-		},
-	}
-}
-
-func haproxyCheckCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "haproxy-check",
-		Usage:     "check a haproxy.cfg: what will lose requests or sessions during maintenance",
-		ArgsUsage: "FILE",
-		Description: "Reads an HAProxy configuration and reports, per backend and server, what will\n" +
-			"fail requests or move sticky users while drainctl withdraws a server, with the\n" +
-			"line to change, and primary entries whose fall or rise differ from what the\n" +
-			"agents count (--fall, --rise: their health_checks), which would make their\n" +
-			"\"out of rotation\" or \"back in rotation\" wrong. Exit status: 0 nothing\n" +
-			"found, 1 problems found, 2 unreadable.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: agent.Defaults().Forwards[0].String(), Usage: "the forward `FROM:TO`"},
-			&cli.IntFlag{Name: "fall", Value: agent.Defaults().Checks.Fall, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
-			&cli.IntFlag{Name: "rise", Value: agent.Defaults().Checks.Rise, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
-		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("give one haproxy.cfg, e.g. drainctl haproxy-check /etc/haproxy/haproxy.cfg")
-			}
-			if c.Int("fall") < 1 || c.Int("rise") < 1 {
-				return usagef("--fall and --rise must be at least 1")
-			}
-			f, err := forwardParse(c.String("forward"))
-			if err != nil {
-				return err
-			}
-			fh, err := os.Open(c.Args().First())
-			if err != nil {
-				return usageError{err}
-			}
-			defer fh.Close()
-			fs, err := haproxy.Check(fh, haproxy.Expect{ForwardPort: int(f.From), ServicePort: int(f.To), Fall: c.Int("fall"), Rise: c.Int("rise")})
-			if err != nil {
-				return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
-			}
-			if c.Bool("json") {
-				if fs == nil {
-					fs = []haproxy.Finding{}
-				}
-				if err := printJSON(fs); err != nil {
-					return err
-				}
-			} else {
-				for _, x := range fs {
-					who := "backend " + x.Backend
-					if x.Server != "" {
-						who += ", server " + x.Server
-					}
-					fmt.Printf("%s:%d: %s: %s\n    change to: %s\n", c.Args().First(), x.Line, who, x.Problem, x.Fix)
-				}
-			}
-			if len(fs) > 0 {
-				return cli.Exit(fmt.Sprintf("drainctl: %d problem(s) found", len(fs)), 1)
-			}
-			if !c.Bool("json") {
-				fmt.Println("no problem found: withdrawing a server will not lose requests or sessions")
-			}
 			return nil
 		},
 	}

@@ -18,11 +18,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
-// exitCommand: the command of `maintenance run` failed (or was
-// interrupted); the server stays out unless --on-failure exit.
-const exitCommand = 10
-
-func runMaintenanceCommand() *cli.Command {
+func maintenanceRunCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "withdraw and drain, run a command, then check and restore; a failed command keeps the server out",
@@ -48,11 +44,11 @@ func runMaintenanceCommand() *cli.Command {
 			&cli.StringFlag{Name: "on-failure", Value: "hold", Usage: "when the command fails: hold (keep the server out) or exit (put it back)"},
 			&cli.StringFlag{Name: "log", Usage: "write the command's output to `FILE` (default: /var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl)"},
 		),
-		Action: runMaintenance,
+		Action: runMaintenanceRun,
 	}
 }
 
-func runMaintenance(c *cli.Context) error {
+func runMaintenanceRun(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) == 0 {
 		return usagef("maintenance run: no command; give it after --, e.g. drainctl maintenance run -- apt-get -y upgrade")

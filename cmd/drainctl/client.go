@@ -1,0 +1,24 @@
+package main
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+)
+
+// client talks to the agent on the socket the flags name. Each command
+// makes one and uses it for all its calls (maintenance run: the enter
+// and the exit share its connection).
+func client(c *cli.Context) *api.Client { return &api.Client{Socket: socketPath(c)} }
+
+// label says who asked, beyond the uid the agent sees from the socket's
+// peer credentials: under sudo that is root, and the history should name
+// the person.
+func label() string {
+	if u := os.Getenv("SUDO_USER"); u != "" {
+		return "via sudo by " + u
+	}
+	return ""
+}

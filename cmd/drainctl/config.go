@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func configCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "config",
+		Usage: "configuration file tools",
+		Subcommands: []*cli.Command{{
+			Name:  "check",
+			Usage: "validate the configuration file (and flags) and print the agent's settings",
+			Flags: append([]cli.Flag{configFlag()}, flagsOf(agentSettingFlags())...),
+			Action: func(c *cli.Context) error {
+				s, err := agentSettings(c)
+				if err != nil {
+					return err
+				}
+				if err := printJSON(s); err != nil {
+					return err
+				}
+				fmt.Fprintln(os.Stderr, "configuration OK")
+				return nil
+			},
+		}},
+	}
+}

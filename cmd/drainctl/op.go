@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+// The operations — restart, maintenance enter, exit and run — share
+// their flags, their request and how their progress is shown.
+
+func opFlags(withTTL bool) []cli.Flag {
+	fs := []cli.Flag{
+		socketFlag(),
+		&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (recorded with who and when)"},
+		&cli.DurationFlag{Name: "deadline", Usage: "stop waiting for the drain after `DURATION` (default: the agent's)"},
+		&cli.StringFlag{Name: "on-deadline", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
+		jsonFlag(jsonOpLines),
+	}
+	if withTTL {
+		fs = append(fs, &cli.DurationFlag{Name: "ttl", Usage: "end the maintenance by itself after `DURATION` (default: never)"})
+	}
+	return fs
+}
+
+// request is an operation's request from its flags; the operations take
+// no arguments.
+func request(c *cli.Context) (maintenance.Request, error) {
+	if c.NArg() > 0 {
+		return maintenance.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
+	}
+	return flagRequest(c)
+}
+
+// flagRequest reads and checks the flags every operation shares.
+func flagRequest(c *cli.Context) (maintenance.Request, error) {
+	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
+		TTL: c.Duration("ttl"), Force: c.Bool("force")}
+	// Not given: the agent's own policy decides.
+	if c.String("on-deadline") != "" {
+		o, err := parseOnDeadlineFlag(c)
+		if err != nil {
+			return r, usageError{err}
+		}
+		r.OnDeadline = o
+	}
+	if r.Deadline < 0 || r.TTL < 0 {
+		return r, usagef("--deadline and --ttl must not be negative")
+	}
+	return r, nil
+}
+
+// opFunc is one of api.Client's operations.
+type opFunc func(context.Context, maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+
+func runOp(c *cli.Context, op opFunc) error {
+	req, err := request(c)
+	if err != nil {
+		return err
+	}
+	_, err = showOp(c.Context, c.Bool("json"), op, req)
+	return err
+}
+
+// showOp runs an operation, showing its progress and result: for people,
+// or as the API's JSON lines.
+func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request) (maintenance.Result, error) {
+	enc := json.NewEncoder(os.Stdout)
+	drainLine := progressPrinter(false)
+	res, err := op(ctx, req, func(ev maintenance.Event) {
+		switch {
+		case asJSON:
+			enc.Encode(api.Line{Event: &ev})
+		case ev.Drain != nil:
+			drainLine(*ev.Drain)
+		case ev.Output != nil:
+			fmt.Printf("  %s (exit %d, %s)\n", ev.Output.Command, ev.Output.ExitCode, dur(ev.Output.Duration))
+			for _, l := range strings.Split(strings.TrimSpace(ev.Output.Output), "\n") {
+				if l != "" {
+					fmt.Printf("    | %s\n", safeLine(l))
+				}
+			}
+		default:
+			fmt.Printf("%s %s", ev.Time.Local().Format(time.TimeOnly), ev.Phase)
+			if ev.Message != "" {
+				fmt.Printf(": %s", safeLine(ev.Message))
+			}
+			fmt.Println()
+		}
+	})
+	if asJSON {
+		var me *maintenance.Error
+		errors.As(err, &me)
+		if err == nil || me != nil {
+			enc.Encode(api.Line{Result: &res, Error: me})
+		}
+	} else if err == nil {
+		fmt.Printf("done: %s", res.Phase)
+		if res.Note != "" {
+			fmt.Printf(" — %s", safeLine(res.Note))
+		}
+		fmt.Println()
+	}
+	if !asJSON {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", safeLine(w))
+		}
+	}
+	return res, err
+}

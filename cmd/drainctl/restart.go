@@ -1,0 +1,15 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+func restartCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restart",
+		Usage: "the full cycle: withdraw, drain, config test, graceful restart, readiness, restore",
+		Description: "A failed config test restarts nothing and puts the server back (exit 6). A\n" +
+			"failed restart command or readiness check leaves the server out (exit 9, 7):\n" +
+			"fix it, then `drainctl maintenance exit`.",
+		Flags:  opFlags(false),
+		Action: func(c *cli.Context) error { return runOp(c, client(c).Restart) },
+	}
+}
