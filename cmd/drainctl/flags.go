@@ -62,3 +62,13 @@ func haproxyForward(c *cli.Context) (forward.Forward, error) {
 	}
 	return f, nil
 }
+
+// completeVisibleFlags completes cmd's flags as urfave/cli does, but
+// leaves out the hidden ones (it offers every flag but hidden booleans).
+func completeVisibleFlags(cmd *cli.Command) cli.BashCompleteFunc {
+	return func(c *cli.Context) {
+		visible := *cmd
+		visible.Flags = cmd.VisibleFlags()
+		cli.DefaultCompleteWithFlags(&visible)(c)
+	}
+}

@@ -10,7 +10,7 @@ import (
 )
 
 func haproxyConfigCommand() *cli.Command {
-	return &cli.Command{
+	cmd := &cli.Command{
 		Name:  "haproxy-config",
 		Usage: "print the HAProxy backend for drainctl's pattern",
 		Description: "Each app server is listed twice with one cookie: the primary entry sends\n" +
@@ -26,7 +26,10 @@ func haproxyConfigCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "server", Aliases: []string{"s"}, Required: true, Usage: "app server `NAME=ADDRESS`; repeat for each"},
 			haproxyForwardFlag("the forward `FROM:TO` (checked port : service port)"),
-			&cli.StringFlag{Name: "backend", Value: "app", Usage: "backend `NAME`"},
+			&cli.StringFlag{Name: "haproxy-backend", Value: "app", Usage: "HAProxy backend `NAME`"},
+			// Its name until --backend came to mean the netfilter backend
+			// elsewhere: kept, unlisted, for the scripts that use it.
+			&cli.StringFlag{Name: "backend", Hidden: true, Usage: "old name of --haproxy-backend"},
 			&cli.StringFlag{Name: "cookie", Value: "SRV", Usage: "persistence cookie `NAME`"},
 			&cli.StringFlag{Name: "check-path", Value: "/", Usage: "health check `PATH`"},
 			&cli.StringFlag{Name: "style", Value: "recommended", Usage: "`STYLE`: recommended (two entries per server, the check through the forward), " +
@@ -34,39 +37,68 @@ func haproxyConfigCommand() *cli.Command {
 				"or through-forward (traffic through the forward port: users move; for comparison)"},
 			&cli.UintFlag{Name: "agent-port", Value: 8081, Usage: "with --style agent-check: the `PORT` of the agents' agent_check_listen"},
 		},
-		Action: func(c *cli.Context) error {
-			f, err := haproxyForward(c)
-			if err != nil {
-				return err
-			}
-			o := haproxy.Options{Backend: c.String("backend"), Cookie: c.String("cookie"), CheckPath: c.String("check-path"),
-				ServicePort: f.To, ForwardPort: f.From}
-			switch c.String("style") {
-			case "recommended":
-			case "through-forward":
-				o.ThroughForward = true
-			case "agent-check":
-				p := c.Uint("agent-port")
-				if p == 0 || p > 65535 {
-					return usagef("--agent-port %d: want a port between 1 and 65535", p)
-				}
-				o.AgentPort = uint16(p)
-			default:
-				return usagef("--style %q: want recommended, agent-check or through-forward", c.String("style"))
-			}
-			for _, s := range c.StringSlice("server") {
-				name, addr, ok := strings.Cut(s, "=")
-				if !ok || name == "" || addr == "" || strings.ContainsAny(name+addr, " \t") {
-					return usagef("--server %q: want NAME=ADDRESS, e.g. web1=10.0.0.11", s)
-				}
-				o.Servers = append(o.Servers, haproxy.Server{Name: name, Host: addr})
-			}
-			be, err := haproxy.Backend(o)
-			if err != nil {
-				return usageError{err}
-			}
-			fmt.Print(be)
-			return nil
-		},
+		Action: runHAProxyConfig,
 	}
+	// Completion offers the listed flags only, not the hidden old name.
+	cmd.BashComplete = completeVisibleFlags(cmd)
+	return cmd
+}
+
+// runHAProxyConfig prints the backend the flags describe.
+func runHAProxyConfig(c *cli.Context) error {
+	f, err := haproxyForward(c)
+	if err != nil {
+		return err
+	}
+	name, err := haproxyBackendName(c)
+	if err != nil {
+		return err
+	}
+	o := haproxy.Options{Backend: name, Cookie: c.String("cookie"), CheckPath: c.String("check-path"),
+		ServicePort: f.To, ForwardPort: f.From}
+	if err := setStyle(c, &o); err != nil {
+		return err
+	}
+	for _, s := range c.StringSlice("server") {
+		name, addr, ok := strings.Cut(s, "=")
+		if !ok || name == "" || addr == "" || strings.ContainsAny(name+addr, " \t") {
+			return usagef("--server %q: want NAME=ADDRESS, e.g. web1=10.0.0.11", s)
+		}
+		o.Servers = append(o.Servers, haproxy.Server{Name: name, Host: addr})
+	}
+	be, err := haproxy.Backend(o)
+	if err != nil {
+		return usageError{err}
+	}
+	fmt.Print(be)
+	return nil
+}
+
+// haproxyBackendName is --haproxy-backend, or its old name --backend.
+func haproxyBackendName(c *cli.Context) (string, error) {
+	if !c.IsSet("backend") {
+		return c.String("haproxy-backend"), nil
+	}
+	if c.IsSet("haproxy-backend") && c.String("haproxy-backend") != c.String("backend") {
+		return "", usagef("--backend %q and --haproxy-backend %q: --backend is the old name of --haproxy-backend; give one", c.String("backend"), c.String("haproxy-backend"))
+	}
+	return c.String("backend"), nil
+}
+
+// setStyle sets the pattern --style names.
+func setStyle(c *cli.Context, o *haproxy.Options) error {
+	switch c.String("style") {
+	case "recommended":
+	case "through-forward":
+		o.ThroughForward = true
+	case "agent-check":
+		p := c.Uint("agent-port")
+		if p == 0 || p > 65535 {
+			return usagef("--agent-port %d: want a port between 1 and 65535", p)
+		}
+		o.AgentPort = uint16(p)
+	default:
+		return usagef("--style %q: want recommended, agent-check or through-forward", c.String("style"))
+	}
+	return nil
 }
