@@ -15,9 +15,13 @@ func agentCommand() *cli.Command {
 		Name:  "agent",
 		Usage: "run the agent: own the forwards, serve the control socket",
 		Description: "The daemon of each app server (systemd/drainctl.service runs it). It applies\n" +
-			"the forwards at start, converges from its state file after a crash, puts the\n" +
-			"rules back within --reconcile-interval when a firewall reload removes them,\n" +
-			"and serves `drainctl status`, `maintenance` and `restart` on --socket.\n\n" +
+			"the forwards at start, converges from its state file after a crash, and serves\n" +
+			"`drainctl status`, `maintenance` and `restart` on --socket.\n\n" +
+			"It puts its rules back as soon as something changes them (a firewall reload,\n" +
+			"nft flush ruleset): the kernel reports every change of the nftables ruleset,\n" +
+			"iptables-nft's included, as nft monitor shows them, and the agent checks its\n" +
+			"rules at once. iptables-legacy reports nothing: its tables' fingerprint is\n" +
+			"polled every --reconcile-interval, and the rules read only when it changed.\n\n" +
 			"Settings come from the config file (" + config.DefaultPath + " or --config),\n" +
 			"and every flag overrides the file. Several agents can run side by side (one\n" +
 			"per network namespace) with their own --socket and --state-dir.",

@@ -20,7 +20,8 @@ import (
 func tableFlags(more ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
-			Usage: "forward `FROM:TO`: list port TO and tell connections that came through FROM (default: the config's forwards, else " + fwSpecs(agent.Defaults().Forwards) + ")"},
+			DefaultText: "the config's forwards, else " + fwSpecs(agent.Defaults().Forwards),
+			Usage:       "forward `FROM:TO`: list port TO and tell connections that came through FROM"},
 		&cli.UintSliceFlag{Name: "port", Aliases: []string{"p"}, Usage: "also list service `PORT` (classified direct); repeatable"},
 		configFlag(),
 	}, more...)
@@ -36,7 +37,7 @@ func connectionsCommand() *cli.Command {
 			"connections to the service port (the backup entry; in the recommended pattern,\n" +
 			"all traffic). IDLE is the time since data last moved either way.",
 		Flags: append(tableFlags(jsonFlag(jsonForScripts)),
-			&cli.BoolFlag{Name: "all", Usage: "list every connection (default: the 50 most recently active)"},
+			&cli.BoolFlag{Name: "all", Usage: "list every connection, not only the 50 most recently active"},
 			&cli.DurationFlag{Name: "idle-after", Value: agent.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
 		),
 		Action: func(c *cli.Context) error {

@@ -17,7 +17,7 @@ import (
 // the agent, so that it works before or after the command name.
 func socketFlag() cli.Flag {
 	return &cli.StringFlag{Name: "socket", EnvVars: []string{"DRAINCTL_SOCKET"},
-		Usage: "the agent's control socket `PATH` (default: " + api.DefaultSocket + ")"}
+		DefaultText: api.DefaultSocket, Usage: "the agent's control socket `PATH`"}
 }
 
 // socketPath finds --socket where it was set (this command or the
@@ -35,7 +35,7 @@ func socketPath(c *cli.Context) string {
 // (loadConfig, in settings.go).
 func configFlag() cli.Flag {
 	return &cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"},
-		Usage: "configuration `FILE` (default " + config.DefaultPath + " if it exists)"}
+		DefaultText: config.DefaultPath + " if it exists", Usage: "configuration `FILE`"}
 }
 
 // jsonFlag is --json; usage says what the command prints with it (a

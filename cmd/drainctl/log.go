@@ -11,7 +11,8 @@ import (
 // but warnings; the agent is a daemon whose journal should say what it
 // did, so it logs at info unless the flag (or its variable) is given.
 func logLevelFlag() cli.Flag {
-	return &cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error (the agent logs at info unless set)", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}}
+	return &cli.StringFlag{Name: "log-level", Value: "warn", DefaultText: "warn; info for the agent",
+		Usage: "debug, info, warn or error", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}}
 }
 
 // setupLogging checks --log-level and makes the CLI's default logger.

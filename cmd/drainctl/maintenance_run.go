@@ -40,9 +40,10 @@ func maintenanceRunCommand() *cli.Command {
 			"Example, from cron:\n\n" +
 			"    drainctl maintenance run --reason 'security updates' -- apt-get -y upgrade",
 		Flags: append(opFlags(false),
-			&cli.DurationFlag{Name: "ttl", Usage: "stop the command after `DURATION` (SIGTERM, SIGKILL 10s later); it counts as failed (default: no limit)"},
+			&cli.DurationFlag{Name: "ttl", DefaultText: "no limit", Usage: "stop the command after `DURATION` (SIGTERM, SIGKILL 10s later); it counts as failed"},
 			&cli.StringFlag{Name: "on-failure", Value: "hold", Usage: "when the command fails: hold (keep the server out) or exit (put it back)"},
-			&cli.StringFlag{Name: "log", Usage: "write the command's output to `FILE` (default: /var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl)"},
+			&cli.StringFlag{Name: "log", DefaultText: "/var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl",
+				Usage: "write the command's output to `FILE`"},
 		),
 		Action: runMaintenanceRun,
 	}

@@ -22,12 +22,12 @@ func opFlags(withTTL bool) []cli.Flag {
 	fs := []cli.Flag{
 		socketFlag(),
 		&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (recorded with who and when)"},
-		&cli.DurationFlag{Name: "deadline", Usage: "stop waiting for the drain after `DURATION` (default: the agent's)"},
-		&cli.StringFlag{Name: "on-deadline", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
+		&cli.DurationFlag{Name: "deadline", DefaultText: "the agent's", Usage: "stop waiting for the drain after `DURATION`"},
+		&cli.StringFlag{Name: "on-deadline", DefaultText: "the agent's", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
 		jsonFlag(jsonOpLines),
 	}
 	if withTTL {
-		fs = append(fs, &cli.DurationFlag{Name: "ttl", Usage: "end the maintenance by itself after `DURATION` (default: never)"})
+		fs = append(fs, &cli.DurationFlag{Name: "ttl", DefaultText: "never", Usage: "end the maintenance by itself after `DURATION`"})
 	}
 	return fs
 }
