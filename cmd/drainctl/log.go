@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"os"
 
@@ -35,7 +36,30 @@ func agentLogLevel(c *cli.Context) slog.Level {
 	return lvl
 }
 
-// newLogger logs text lines to stderr, the journal's input under systemd.
-func newLogger(lvl slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+// newLogger logs text lines to stderr, the journal's input under
+// systemd.
+func newLogger(lvl slog.Level) *slog.Logger { return slog.New(logHandler(os.Stderr, lvl)) }
+
+func logHandler(w io.Writer, lvl slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: lvl}
+	if underSystemd() {
+		opts.ReplaceAttr = dropTime
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// underSystemd says whether systemd runs this process: it sets
+// JOURNAL_STREAM when stderr goes to the journal, and INVOCATION_ID for
+// every unit.
+func underSystemd() bool {
+	return os.Getenv("JOURNAL_STREAM") != "" || os.Getenv("INVOCATION_ID") != ""
+}
+
+// dropTime removes each record's time: journald stamps every line
+// already, and a second stamp only makes the line longer.
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
