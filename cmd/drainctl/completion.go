@@ -23,16 +23,19 @@ func completionCommand() *cli.Command {
 			"    drainctl completion zsh > \"${fpath[1]}/_drainctl\"\n\n" +
 			"Completion asks drainctl itself (--generate-bash-completion), so it\n" +
 			"always knows this version's commands and flags. It never runs a command.",
-		Action: func(c *cli.Context) error {
-			switch c.Args().First() {
-			case "bash":
-				fmt.Print(bashCompletion)
-			case "zsh":
-				fmt.Print(zshCompletion)
-			default:
-				return usagef("completion: want bash or zsh")
-			}
-			return nil
-		},
+		Action: runCompletion,
 	}
+}
+
+// runCompletion prints the script of the shell given.
+func runCompletion(c *cli.Context) error {
+	switch c.Args().First() {
+	case "bash":
+		fmt.Print(bashCompletion)
+	case "zsh":
+		fmt.Print(zshCompletion)
+	default:
+		return usagef("completion: want bash or zsh")
+	}
+	return nil
 }

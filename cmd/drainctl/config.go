@@ -12,20 +12,24 @@ func configCommand() *cli.Command {
 		Name:  "config",
 		Usage: "configuration file tools",
 		Subcommands: []*cli.Command{{
-			Name:  "check",
-			Usage: "validate the configuration file (and flags) and print the agent's settings",
-			Flags: append([]cli.Flag{configFlag()}, flagsOf(agentSettingFlags())...),
-			Action: func(c *cli.Context) error {
-				s, err := agentSettings(c)
-				if err != nil {
-					return err
-				}
-				if err := printJSON(s); err != nil {
-					return err
-				}
-				fmt.Fprintln(os.Stderr, "configuration OK")
-				return nil
-			},
+			Name:   "check",
+			Usage:  "validate the configuration file (and flags) and print the agent's settings",
+			Flags:  append([]cli.Flag{configFlag()}, flagsOf(agentSettingFlags())...),
+			Action: runConfigCheck,
 		}},
 	}
+}
+
+// runConfigCheck makes the settings as the agent would, prints them, and
+// says OK on stderr, so that stdout stays the JSON.
+func runConfigCheck(c *cli.Context) error {
+	s, err := agentSettings(c)
+	if err != nil {
+		return err
+	}
+	if err := printJSON(s); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "configuration OK")
+	return nil
 }

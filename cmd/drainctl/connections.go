@@ -40,23 +40,7 @@ func connectionsCommand() *cli.Command {
 			&cli.BoolFlag{Name: "all", Usage: "list every connection, not only the 50 most recently active"},
 			&cli.DurationFlag{Name: "idle-after", Value: agent.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
 		),
-		Action: func(c *cli.Context) error {
-			t, err := openTable(c)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			conns, err := t.List(c.Context)
-			if err != nil {
-				return fmt.Errorf("list connections: %w", err)
-			}
-			sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
-			if c.Bool("json") {
-				return printJSON(connectionsJSON(t.Ports(), conns))
-			}
-			printConnections(t.Ports(), conns, c.Bool("all"), c.Duration("idle-after"))
-			return nil
-		},
+		Action: runConnections,
 	}
 }
 
@@ -145,4 +129,23 @@ func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfte
 	fmt.Printf("%d %s on %s: %s; active %d, idle %d (no data for %s)\n",
 		len(conns), noun, portList(ports), strings.Join(paths, ", "),
 		active, len(conns)-active, idleAfter)
+}
+
+// runConnections lists the connections, most recently active first.
+func runConnections(c *cli.Context) error {
+	t, err := openTable(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	conns, err := t.List(c.Context)
+	if err != nil {
+		return fmt.Errorf("list connections: %w", err)
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
+	if c.Bool("json") {
+		return printJSON(connectionsJSON(t.Ports(), conns))
+	}
+	printConnections(t.Ports(), conns, c.Bool("all"), c.Duration("idle-after"))
+	return nil
 }

@@ -27,49 +27,52 @@ func haproxyCheckCommand() *cli.Command {
 			&cli.IntFlag{Name: "rise", Value: agent.Defaults().Checks.Rise, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
 			jsonFlag(jsonForScripts),
 		},
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("give one haproxy.cfg, e.g. drainctl haproxy-check /etc/haproxy/haproxy.cfg")
-			}
-			if c.Int("fall") < 1 || c.Int("rise") < 1 {
-				return usagef("--fall and --rise must be at least 1")
-			}
-			f, err := haproxyForward(c)
-			if err != nil {
-				return err
-			}
-			fh, err := os.Open(c.Args().First())
-			if err != nil {
-				return usageError{err}
-			}
-			defer fh.Close()
-			fs, err := haproxy.Check(fh, haproxy.Expect{ForwardPort: int(f.From), ServicePort: int(f.To), Fall: c.Int("fall"), Rise: c.Int("rise")})
-			if err != nil {
-				return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
-			}
-			if c.Bool("json") {
-				if fs == nil {
-					fs = []haproxy.Finding{}
-				}
-				if err := printJSON(fs); err != nil {
-					return err
-				}
-			} else {
-				for _, x := range fs {
-					who := "backend " + x.Backend
-					if x.Server != "" {
-						who += ", server " + x.Server
-					}
-					fmt.Printf("%s:%d: %s: %s\n    change to: %s\n", c.Args().First(), x.Line, who, x.Problem, x.Fix)
-				}
-			}
-			if len(fs) > 0 {
-				return cli.Exit(fmt.Sprintf("drainctl: %d problem(s) found", len(fs)), 1)
-			}
-			if !c.Bool("json") {
-				fmt.Println("no problem found: withdrawing a server will not lose requests or sessions")
-			}
-			return nil
-		},
+		Action: runHAProxyCheck,
 	}
+}
+
+// runHAProxyCheck reports the findings; they exit 1, an unreadable file 2.
+func runHAProxyCheck(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("give one haproxy.cfg, e.g. drainctl haproxy-check /etc/haproxy/haproxy.cfg")
+	}
+	if c.Int("fall") < 1 || c.Int("rise") < 1 {
+		return usagef("--fall and --rise must be at least 1")
+	}
+	f, err := haproxyForward(c)
+	if err != nil {
+		return err
+	}
+	fh, err := os.Open(c.Args().First())
+	if err != nil {
+		return usageError{err}
+	}
+	defer fh.Close()
+	fs, err := haproxy.Check(fh, haproxy.Expect{ForwardPort: int(f.From), ServicePort: int(f.To), Fall: c.Int("fall"), Rise: c.Int("rise")})
+	if err != nil {
+		return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
+	}
+	if c.Bool("json") {
+		if fs == nil {
+			fs = []haproxy.Finding{}
+		}
+		if err := printJSON(fs); err != nil {
+			return err
+		}
+	} else {
+		for _, x := range fs {
+			who := "backend " + x.Backend
+			if x.Server != "" {
+				who += ", server " + x.Server
+			}
+			fmt.Printf("%s:%d: %s: %s\n    change to: %s\n", c.Args().First(), x.Line, who, x.Problem, x.Fix)
+		}
+	}
+	if len(fs) > 0 {
+		return cli.Exit(fmt.Sprintf("drainctl: %d problem(s) found", len(fs)), 1)
+	}
+	if !c.Bool("json") {
+		fmt.Println("no problem found: withdrawing a server will not lose requests or sessions")
+	}
+	return nil
 }

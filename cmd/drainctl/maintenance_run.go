@@ -153,17 +153,7 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 		case err := <-exited:
 			show.read()
 			done.Output = show.tail()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-			case errors.As(err, &ee):
-				done.ExitCode = ee.ExitCode()
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					done.ExitCode, done.Signal = -1, ws.Signal().String()
-				}
-			default:
-				done.ExitCode, done.Output = -1, err.Error()
-			}
+			setOutcome(done, err)
 			return done
 		case s := <-sigs:
 			signalled++
@@ -183,6 +173,23 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 		case <-tick.C:
 			show.read()
 		}
+	}
+}
+
+// setOutcome records how the command ended, from its Wait: its exit
+// status, or the signal that killed it (its exit code is then -1, as the
+// record has it), or why it could not be waited for.
+func setOutcome(done *maintenance.CommandDone, err error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		done.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			done.ExitCode, done.Signal = -1, ws.Signal().String()
+		}
+	default:
+		done.ExitCode, done.Output = -1, err.Error()
 	}
 }
 

@@ -21,25 +21,7 @@ func manCommand() *cli.Command {
 		Hidden:    true, // for packaging and `make man`
 		Usage:     "write the man pages into DIR",
 		ArgsUsage: "DIR",
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("man: want one argument, the directory to write the pages into")
-			}
-			pages, err := manPages()
-			if err != nil {
-				return err
-			}
-			dir := c.Args().First()
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			for name, text := range pages {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+		Action:    runMan,
 	}
 }
 
@@ -150,4 +132,25 @@ func seeAlso(cmds []*cli.Command, names []string) string {
 		refs[i] = fmt.Sprintf(`\fB%s\fP(%d)`, n, manSection)
 	}
 	return ".SH SEE ALSO\n" + strings.Join(refs, ", ") + "\n"
+}
+
+// runMan writes every page into the directory given.
+func runMan(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("man: want one argument, the directory to write the pages into")
+	}
+	pages, err := manPages()
+	if err != nil {
+		return err
+	}
+	dir := c.Args().First()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, text := range pages {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -20,27 +20,8 @@ func waitDrainedCommand() *cli.Command {
 			"(so health checks do not count), and not from an --ignore'd address.\n\n" +
 			"Exit status: 0 drained (or deadline with --on-deadline proceed), 3 deadline\n" +
 			"with --on-deadline abort. With --json, one JSON event per poll.",
-		Flags: append(append(tableFlags(), flagsOf(policySettingFlags())...), jsonFlag("print one JSON event per poll")),
-		Action: func(c *cli.Context) error {
-			p, err := policyFrom(c)
-			if err != nil {
-				return err
-			}
-			t, err := openTable(c)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			show := progressPrinter(c.Bool("json"))
-			res, err := drain.Wait(c.Context, t, p, nil, show)
-			if err != nil {
-				return err
-			}
-			if !c.Bool("json") {
-				fmt.Printf("%s after %s (%d active left)\n", res.Outcome, dur(res.Elapsed), res.Remaining)
-			}
-			return nil
-		},
+		Flags:  append(append(tableFlags(), flagsOf(policySettingFlags())...), jsonFlag("print one JSON event per poll")),
+		Action: runWaitDrained,
 	}
 }
 
@@ -55,4 +36,27 @@ func policyFrom(c *cli.Context) (drain.Policy, error) {
 		return s.Policy, usageError{err}
 	}
 	return s.Policy, nil
+}
+
+// runWaitDrained waits with the drain policy, as the agent does after a
+// withdraw, but withdraws nothing.
+func runWaitDrained(c *cli.Context) error {
+	p, err := policyFrom(c)
+	if err != nil {
+		return err
+	}
+	t, err := openTable(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	show := progressPrinter(c.Bool("json"))
+	res, err := drain.Wait(c.Context, t, p, nil, show)
+	if err != nil {
+		return err
+	}
+	if !c.Bool("json") {
+		fmt.Printf("%s after %s (%d active left)\n", res.Outcome, dur(res.Elapsed), res.Remaining)
+	}
+	return nil
 }
