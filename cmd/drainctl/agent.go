@@ -10,6 +10,8 @@ import (
 	"github.com/drainctl/drainctl/pkg/config"
 )
 
+// agentCommand runs the agent. Its flags are the settings (settings.go),
+// the ones config check takes, plus --check.
 func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
@@ -25,14 +27,20 @@ func agentCommand() *cli.Command {
 			"Settings come from the config file (" + config.DefaultPath + " or --config),\n" +
 			"and every flag overrides the file. Several agents can run side by side (one\n" +
 			"per network namespace) with their own --socket and --state-dir.",
+		// --check is the agent's own: config check does the same with
+		// the same flags, but has nothing to skip.
 		Flags:  append(append([]cli.Flag{configFlag()}, flagsOf(agentSettingFlags())...), &cli.BoolFlag{Name: "check", Usage: "validate the settings, print them, and exit"}),
 		Action: runAgent,
 	}
 }
 
+// runAgent runs the agent until SIGTERM (systemctl stop) or SIGINT. Bad
+// settings exit 2 before anything is touched: no socket, no rule, no
+// state file. --check stops there and prints the settings, with the
+// restart command auto chose.
 func runAgent(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("unexpected argument %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	s, err := agentSettings(c)
 	if err != nil {
@@ -41,6 +49,9 @@ func runAgent(c *cli.Context) error {
 	if c.Bool("check") {
 		return printJSON(s)
 	}
+	// The signals end the context; the agent then finishes the change of
+	// the rules in hand and exits, and the next start resumes from the
+	// state file.
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log := newLogger(agentLogLevel(c))

@@ -13,6 +13,9 @@ import (
 // and the exit share its connection).
 func client(c *cli.Context) *api.Client { return &api.Client{Socket: socketPath(c)} }
 
+// The client's errors carry what to do (start the agent, use sudo or join
+// the socket's group); errors.go maps them to exit codes 4 and 8.
+
 // label says who asked, beyond the uid the agent sees from the socket's
 // peer credentials: under sudo that is root, and the history should name
 // the person.

@@ -7,12 +7,17 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// The scripts, as the packages install them.
+//
 //go:embed completion.bash
 var bashCompletion string
 
 //go:embed completion.zsh
 var zshCompletion string
 
+// completionCommand prints a completion script. The scripts are small
+// and fixed: they ask drainctl itself what fits, so they need no change
+// when a command or a flag does.
 func completionCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "completion",

@@ -7,6 +7,9 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// configCommand holds config check, which validates a configuration
+// before the agent is restarted on it: the same settings, the same
+// errors with the file's lines, nothing started.
 func configCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "config",

@@ -27,6 +27,8 @@ func tableFlags(more ...cli.Flag) []cli.Flag {
 	}, more...)
 }
 
+// connectionsCommand shows what a drain sees, with the same rules: who is
+// still at work on this server, and through which entry they come.
 func connectionsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "connections",
@@ -44,10 +46,13 @@ func connectionsCommand() *cli.Command {
 	}
 }
 
-// openTable opens the connection table the flags describe.
+// openTable opens the connection table the flags describe. The forwards
+// (from the flags, else the file, else 81:80) tell connections that came
+// through a forward port from direct ones; --port alone lists other
+// ports without reading the config at all.
 func openTable(c *cli.Context) (*conntable.Table, error) {
-	if c.NArg() > 0 {
-		return nil, usagef("unexpected argument %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return nil, err
 	}
 	o := conntable.Options{}
 	for _, p := range c.UintSlice("port") {
@@ -70,6 +75,9 @@ func openTable(c *cli.Context) (*conntable.Table, error) {
 	return t, nil
 }
 
+// connJSON is one connection in --json. Durations are milliseconds in
+// _ms fields, as everywhere in drainctl's JSON; the byte counts are
+// tcp_info's (bytes_acked for what was sent: what the peer has).
 type connJSON struct {
 	Local         netip.AddrPort `json:"local"`
 	Peer          netip.AddrPort `json:"peer"`
@@ -82,6 +90,8 @@ type connJSON struct {
 	RTTus         uint32         `json:"rtt_us"`
 }
 
+// connectionsJSON is --json's document: the ports listed, and every
+// connection (--all or not: a script wants them all).
 func connectionsJSON(ports []uint16, conns []conntable.Conn) any {
 	out := make([]connJSON, 0, len(conns))
 	for _, c := range conns {
@@ -97,6 +107,9 @@ func connectionsJSON(ports []uint16, conns []conntable.Conn) any {
 	}{ports, out}
 }
 
+// printConnections prints the table, the 50 most recently active unless
+// all, and a summary line that counts every connection: how many came
+// through the forward, how many are idle by idleAfter (the drain's rule).
 func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfter time.Duration) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PEER\tLOCAL\tPATH\tIDLE\tLAST RECV\tLAST SENT\tBYTES IN\tBYTES OUT")
@@ -112,7 +125,7 @@ func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfte
 				dur(c.Idle()), dur(c.SinceRecv()), dur(c.SinceSent()), byteSize(c.Info.Bytes_received), byteSize(c.Info.Bytes_acked))
 		}
 	}
-	w.Flush()
+	w.Flush() // to stdout: a failed write has nowhere to be reported
 	if len(conns) > 50 && !all {
 		fmt.Printf("... %d more (--all lists them)\n", len(conns)-50)
 	}
@@ -142,6 +155,7 @@ func runConnections(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("list connections: %w", err)
 	}
+	// The busiest first: those are the ones that hold a drain open.
 	sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
 	if c.Bool("json") {
 		return printJSON(connectionsJSON(t.Ports(), conns))

@@ -31,6 +31,8 @@ func exitCode(err error) int {
 	case errors.Is(err, drain.ErrDeadline):
 		return exitDeadline
 	}
+	// Codes the agent answers with. An unknown one (a newer agent) is a
+	// plain failure: exit 1 is never wrong about where the server is.
 	var me *maintenance.Error
 	if errors.As(err, &me) {
 		switch me.Code {

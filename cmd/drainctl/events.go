@@ -12,6 +12,8 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
+// eventsCommand follows the agent, read-only: it changes nothing and
+// holds nothing, so any number may run beside an operation.
 func eventsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "events",
@@ -28,6 +30,8 @@ func eventsCommand() *cli.Command {
 // every client gets, whoever started the operation.
 func runEvents(c *cli.Context) error {
 	enc := json.NewEncoder(os.Stdout)
+	// With --json the drain's progress goes out inside the event lines,
+	// as the API sends them; the printer is for people only.
 	drainLine := progressPrinter(false)
 	return client(c).Events(c.Context, func(ev maintenance.Event) {
 		switch {

@@ -52,7 +52,7 @@ func byteSize(n uint64) string {
 	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
 }
 
-// portList writes ports as :80,:443.
+// portList writes ports as :80,:443, as ss(8) shows them.
 func portList(ports []uint16) string {
 	s := make([]string, len(ports))
 	for i, p := range ports {

@@ -152,7 +152,9 @@ func showForwardStatus(c *cli.Context, f forward.Forwarder, fs []forward.Forward
 	return nil
 }
 
-// only keeps the statuses of fs, reporting absent ones as such.
+// only keeps the statuses of fs, reporting absent ones as such: asked
+// about 81:80, status must say "absent" rather than list nothing, or a
+// script reads a missing forward as fine.
 func only(st []forward.Status, fs []forward.Forward) []forward.Status {
 	by := map[forward.Forward]forward.Status{}
 	for _, s := range st {
@@ -190,6 +192,8 @@ func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend 
 		}
 		fs = append(fs, f)
 	}
+	// The file as the agent reads it, so that a forward command and the
+	// agent agree on the forwards and the backend.
 	s := agent.Defaults()
 	src, err := loadConfig(c, &s)
 	if err != nil {
@@ -202,6 +206,8 @@ func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend 
 	if c.IsSet("backend") {
 		s.Backend, given[agent.KeyBackend] = c.String("backend"), true
 	}
+	// Only the forwards and the backend: a forward command needs no
+	// socket group or readiness URL, and must not fail on one.
 	if err := s.ValidateForwards(); err != nil {
 		return nil, false, "", usageError{locate(err, src, given)}
 	}

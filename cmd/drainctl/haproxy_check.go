@@ -10,6 +10,9 @@ import (
 	"github.com/drainctl/drainctl/pkg/haproxy"
 )
 
+// haproxyCheckCommand reads a haproxy.cfg as drainctl's agents will meet
+// it: the checks of the forward port, the backup entries, fall and rise.
+// It runs anywhere (the load balancer, a laptop): it needs no agent.
 func haproxyCheckCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "haproxy-check",
@@ -53,6 +56,7 @@ func runHAProxyCheck(c *cli.Context) error {
 		return usageError{fmt.Errorf("%s: %w", c.Args().First(), err)}
 	}
 	if c.Bool("json") {
+		// [] rather than null: a script iterates over it either way.
 		if fs == nil {
 			fs = []haproxy.Finding{}
 		}

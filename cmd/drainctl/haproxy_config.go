@@ -9,6 +9,9 @@ import (
 	"github.com/drainctl/drainctl/pkg/haproxy"
 )
 
+// haproxyConfigCommand writes the backend drainctl's pattern needs, so
+// that nobody has to get its details (one cookie for both entries, the
+// check port, retry-on) right by hand; pkg/haproxy explains each line.
 func haproxyConfigCommand() *cli.Command {
 	cmd := &cli.Command{
 		Name:  "haproxy-config",
@@ -59,6 +62,7 @@ func runHAProxyConfig(c *cli.Context) error {
 	if err := setStyle(c, &o); err != nil {
 		return err
 	}
+	// NAME=ADDRESS, no blanks: both land on a line of haproxy.cfg.
 	for _, s := range c.StringSlice("server") {
 		name, addr, ok := strings.Cut(s, "=")
 		if !ok || name == "" || addr == "" || strings.ContainsAny(name+addr, " \t") {

@@ -11,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// historyCommand shows the agent's record of operations: the answer to
+// "who restarted web1 last night, and did it work?".
 func historyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "history",
@@ -31,12 +33,14 @@ func historyCommand() *cli.Command {
 // runHistory lists the last operations, oldest first, as the agent keeps
 // them.
 func runHistory(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return usagef("unexpected argument %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	if c.Int("n") < 0 {
 		return usagef("-n %d: want a number of operations, 0 for all", c.Int("n"))
 	}
+	// The agent cuts the list: a thousand entries need not cross the
+	// socket for the last twenty.
 	entries, err := client(c).History(c.Context, c.Int("n"))
 	if err != nil {
 		return err
@@ -59,6 +63,8 @@ func runHistory(c *cli.Context) error {
 		// How many load balancers confirmed the withdraw and the
 		// restore ("-": not watched, or not done).
 		lbs := cmp.Or(e.OutOfRotation, "-") + " " + cmp.Or(e.BackInRotation, "-")
+		// Who and why come from clients: escaped, like every text of
+		// others drainctl shows.
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Start.Local().Format(time.DateTime), e.Op, e.Outcome,
 			(time.Duration(e.DurationMS) * time.Millisecond).String(), e.Phase, lbs, safeLine(e.Who), safeLine(reason))
 	}

@@ -56,8 +56,10 @@ func newApp() *cli.App {
 		// and flags and runs no action.
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
-		// Errors are printed once, by run.
+		// Errors are printed once, by run: urfave/cli's handler would
+		// print them and exit itself, skipping the mapping to our codes.
 		ExitErrHandler: func(*cli.Context, error) {},
+		// A flag urfave/cli cannot parse is a usage error: exit 2.
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},

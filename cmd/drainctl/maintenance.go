@@ -2,6 +2,10 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+// maintenanceCommand groups the holds: enter and exit, run (a command
+// between the two, maintenance_run.go), and status. Each is one request
+// to the agent, which does the work and records it; the CLI only shows
+// the progress, so a lost terminal changes nothing (the agent goes on).
 func maintenanceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "maintenance",
@@ -14,7 +18,9 @@ func maintenanceCommand() *cli.Command {
 					"reaching it through HAProxy's backup entry. Returns when the server is drained\n" +
 					"(or the drain deadline passed) and keeps it out until `maintenance exit` or\n" +
 					"--ttl. Entering again changes nothing and says who holds the server.",
-				Flags:  opFlags(true),
+				Flags: opFlags(true),
+				// Entering a held server is no error: a retried cron job
+				// must not fail on its own hold.
 				Action: func(c *cli.Context) error { return runOp(c, client(c).Enter) },
 			},
 			{
@@ -24,6 +30,8 @@ func maintenanceCommand() *cli.Command {
 					"(exit 7). Exiting a server that is in service changes nothing. While a\n" +
 					"command of maintenance run holds the server, exit is busy (exit 5) unless\n" +
 					"--force.",
+				// No --deadline: exit does not drain; no --ttl: it ends a
+				// hold.
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines),
 					&cli.BoolFlag{Name: "force", Usage: "end the hold even while a command of maintenance run owns it (the command goes on)"}},
 				Action: func(c *cli.Context) error { return runOp(c, client(c).Exit) },

@@ -44,6 +44,8 @@ func manPages() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The exit codes live on drainctl(8) only: they are the same for
+	// every command.
 	pages["drainctl.8"] = root + exitStatus() + seeAlso(app.Commands, nil)
 	var walk func(path []string, cmds []*cli.Command) error
 	walk = func(path []string, cmds []*cli.Command) error {
@@ -60,6 +62,8 @@ func manPages() (map[string]string, error) {
 			if c.ArgsUsage != "" {
 				usage += " " + c.ArgsUsage
 			}
+			// urfave/cli renders whole apps only: each command becomes
+			// an app of its own, named as man(1) finds it.
 			page := &cli.App{
 				Name:        "drainctl-" + strings.Join(names, "-"),
 				Usage:       c.Usage,
@@ -72,6 +76,8 @@ func manPages() (map[string]string, error) {
 			if err != nil {
 				return fmt.Errorf("man page of %s: %w", usage, err)
 			}
+			// Each page leads back to drainctl(8), which has the exit
+			// codes.
 			pages[page.Name+".8"] = man + seeAlso(nil, []string{"drainctl"})
 			if err := walk(names, c.Subcommands); err != nil {
 				return err

@@ -2,6 +2,9 @@ package main
 
 import "github.com/urfave/cli/v2"
 
+// restartCommand is the whole cycle, in the agent: drainctl's reason to
+// be. The agent decides what a failure leaves behind (README.md's table),
+// so that cron and an operator get the same outcome.
 func restartCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "restart",

@@ -65,6 +65,7 @@ func applySettings(c *cli.Context, s *agent.Settings, sts []setting) (map[string
 	return given, nil
 }
 
+// flagsOf are the settings' flags, for a command's Flags.
 func flagsOf(sts []setting) []cli.Flag {
 	fs := make([]cli.Flag, len(sts))
 	for i, st := range sts {
@@ -77,6 +78,7 @@ func flagsOf(sts []setting) []cli.Flag {
 // reads from agent.Defaults through field, the same accessor that
 // applies the flag.
 
+// textSetting: a string setting; the flag's text is taken as it is.
 func textSetting(key string, f *cli.StringFlag, field func(*agent.Settings) *string) setting {
 	d := agent.Defaults()
 	f.Value = *field(&d)
@@ -95,6 +97,8 @@ func durationSetting(key string, f *cli.DurationFlag, field func(*agent.Settings
 	}}
 }
 
+// countSetting: HAProxy's fall or rise; Validate checks the range, as it
+// does the file's.
 func countSetting(key string, f *cli.IntFlag, field func(*agent.Settings) *int) setting {
 	d := agent.Defaults()
 	f.Value = *field(&d)
@@ -114,7 +118,8 @@ func boolSetting(key string, f *cli.BoolFlag, field func(*agent.Settings) *bool)
 }
 
 // agentSettingFlags are the flags of `drainctl agent` and `config check`,
-// in the order --help lists them.
+// in the order --help lists them. A default that is a rule, not a value
+// (socket-group, ready-url, forward's), is the flag's DefaultText.
 func agentSettingFlags() []setting {
 	d := agent.Defaults()
 	sts := []setting{
@@ -176,7 +181,8 @@ func agentSettingFlags() []setting {
 }
 
 // policySettingFlags set the drain policy: the agent's, and wait-drained's
-// own.
+// own. --grace is the agent's only: it acts once the load balancers
+// confirmed the withdraw, which only the agent sees.
 func policySettingFlags() []setting {
 	return []setting{
 		durationSetting(agent.KeyMinWait, &cli.DurationFlag{Name: "min-wait",
@@ -197,7 +203,9 @@ func policySettingFlags() []setting {
 	}
 }
 
-// The settings that parse their flag's text.
+// The settings that parse their flag's text: their errors name the value
+// (and the flag where the parser's message does not), as the file's
+// decoders do with the line.
 
 func applyForwards(c *cli.Context, s *agent.Settings) error {
 	fs, err := parseForwards(c.StringSlice("forward"))
@@ -218,6 +226,8 @@ func applyOnDeadline(c *cli.Context, s *agent.Settings) error {
 }
 
 func applyIgnore(c *cli.Context, s *agent.Settings) error {
+	// The flags replace the file's list rather than add to it, as every
+	// flag replaces its setting.
 	s.Policy.Ignore = nil
 	for _, v := range c.StringSlice("ignore") {
 		p, err := config.ParsePrefix(v)
@@ -230,7 +240,8 @@ func applyIgnore(c *cli.Context, s *agent.Settings) error {
 }
 
 // parseOnDeadlineFlag reads --on-deadline, wherever it is given: the
-// agent's, an operation's, wait-drained's.
+// agent's, an operation's, wait-drained's. The check itself is
+// config.ParseOnDeadline's, the file's too.
 func parseOnDeadlineFlag(c *cli.Context) (o drain.OnDeadline, err error) {
 	o, err = config.ParseOnDeadline(c.String("on-deadline"))
 	if err != nil {
@@ -239,6 +250,8 @@ func parseOnDeadlineFlag(c *cli.Context) (o drain.OnDeadline, err error) {
 	return o, nil
 }
 
+// parseForwards reads --forward's FROM:TO values; whether they go
+// together (a port forwarded twice) is Validate's business.
 func parseForwards(specs []string) ([]forward.Forward, error) {
 	var fs []forward.Forward
 	for _, spec := range specs {
@@ -273,8 +286,10 @@ func agentSettings(c *cli.Context) (agent.Settings, error) {
 	if err != nil {
 		return s, usageError{err}
 	}
+	// For drainctl_build_info: which binary a host runs, fleet-wide.
 	v, commit, _ := versionInfo()
 	s.Build = metrics.Build{Version: v, Commit: commit, GoVersion: runtime.Version()}
+	// After the flags: the readiness URL follows the forwards they gave.
 	s.Resolve(c.Context)
 	if err := s.Validate(); err != nil {
 		return s, usageError{locate(err, src, given)}

@@ -12,6 +12,8 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
+// statusCommand shows where the server is and why, from the agent's
+// state and the load balancers' view; it changes nothing.
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "status",
@@ -22,12 +24,16 @@ func statusCommand() *cli.Command {
 }
 
 // runStatus shows the agent's status; `maintenance status` too. Every
-// text that came from a client (who, why, the command) is escaped.
+// text that came from a client (who, why, the command) is escaped. It
+// takes no argument and has never refused one: a script passing one must
+// not start failing.
 func runStatus(c *cli.Context) error {
 	st, err := client(c).Status(c.Context)
 	if err != nil {
 		return err
 	}
+	// --json is GET /v1/status as it is: one shape for scripts, whether
+	// they use the CLI or the socket.
 	if c.Bool("json") {
 		return printJSON(st)
 	}
@@ -37,6 +43,8 @@ func runStatus(c *cli.Context) error {
 		fmt.Printf(" (%s in progress)", s.Op)
 	}
 	fmt.Println()
+	// Who holds the server out, and until when: the first question of
+	// whoever finds it out of rotation.
 	if h := s.Holder; h != nil {
 		fmt.Printf("holder:   %s since %s", safeLine(h.Who), h.Since.Local().Format(time.DateTime))
 		if !h.Until.IsZero() {
@@ -46,6 +54,9 @@ func runStatus(c *cli.Context) error {
 		if h.Reason != "" {
 			fmt.Printf("reason:   %s\n", safeLine(h.Reason))
 		}
+		// A maintenance run's hold ends with its command; if that drainctl
+		// died (SIGKILL, a reboot), nothing will end it, and the operator
+		// must be told rather than left waiting.
 		switch {
 		case h.Command != "" && st.RunnerGone:
 			fmt.Printf("command:  %s (maintenance run by pid %d, which is GONE: nobody will end this hold and the command's outcome is unknown; see its log, then maintenance exit --force)\n", safeLine(h.Command), h.RunnerPID)
@@ -65,13 +76,15 @@ func runStatus(c *cli.Context) error {
 	for _, f := range st.Forwards {
 		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, f.State(), f.Redirected, f.Refused)
 	}
-	w.Flush()
+	w.Flush() // to stdout: a failed write has nowhere to be reported
 	for _, f := range st.Forwards {
 		for _, p := range f.Problems {
 			fmt.Printf("problem:  %d→%d: %s\n", f.Forward.From, f.Forward.To, safeLine(p))
 		}
 	}
 	showHealthChecks(st.HealthChecks)
+	// The last transition says what happened most recently, even when
+	// the state is in service again.
 	if n := len(s.History); n > 0 {
 		last := s.History[n-1]
 		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, safeLine(last.Note))

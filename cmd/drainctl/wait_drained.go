@@ -9,6 +9,8 @@ import (
 	"github.com/drainctl/drainctl/pkg/drain"
 )
 
+// waitDrainedCommand is the drain alone, for scripts that withdraw the
+// forward themselves and for trying a policy out before the agent uses it.
 func waitDrainedCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "wait-drained",
@@ -50,7 +52,10 @@ func runWaitDrained(c *cli.Context) error {
 		return err
 	}
 	defer t.Close()
+	// One line per poll on a terminal, rewritten; JSON lines for scripts.
 	show := progressPrinter(c.Bool("json"))
+	// No gate: without the agent nothing watches the load balancers, so
+	// the policy's min-wait stands in for their confirmation.
 	res, err := drain.Wait(c.Context, t, p, nil, show)
 	if err != nil {
 		return err
