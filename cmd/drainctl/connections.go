@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,26 +11,48 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/config"
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/conntable"
-	"github.com/drainctl/drainctl/pkg/drain"
 )
 
-// tableFlags select what the connection table lists.
-func tableFlags() []cli.Flag {
-	return []cli.Flag{
+// tableFlags select what the connection table lists (openTable reads
+// them).
+func tableFlags(more ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
-			Usage: "forward `FROM:TO`: list port TO and tell connections that came through FROM (default: the config's forwards, else 81:80)"},
+			DefaultText: "the config's forwards, else " + fwSpecs(agent.Defaults().Forwards),
+			Usage:       "forward `FROM:TO`: list port TO and tell connections that came through FROM"},
 		&cli.UintSliceFlag{Name: "port", Aliases: []string{"p"}, Usage: "also list service `PORT` (classified direct); repeatable"},
-		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, EnvVars: []string{"DRAINCTL_CONFIG"}, Usage: "configuration `FILE`"},
-		&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		configFlag(),
+	}, more...)
+}
+
+// connectionsCommand shows what a drain sees, with the same rules: who is
+// still at work on this server, and through which entry they come.
+func connectionsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "connections",
+		Usage: "list the established connections of the service port, and how each arrived",
+		Description: "Reads the kernel's socket table (netlink sock_diag, filtered in the kernel) and\n" +
+			"conntrack: PATH is \"forward\" for connections that came through the forward port\n" +
+			"(HAProxy's primary entry in the traffic-through-81 pattern) and \"direct\" for\n" +
+			"connections to the service port (the backup entry; in the recommended pattern,\n" +
+			"all traffic). IDLE is the time since data last moved either way.",
+		Flags: append(tableFlags(jsonFlag(jsonForScripts)),
+			&cli.BoolFlag{Name: "all", Usage: "list every connection, not only the 50 most recently active"},
+			&cli.DurationFlag{Name: "idle-after", Value: agent.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
+		),
+		Action: runConnections,
 	}
 }
 
-// openTable opens the connection table the flags describe.
+// openTable opens the connection table the flags describe. The forwards
+// (from the flags, else the file, else 81:80) tell connections that came
+// through a forward port from direct ones; --port alone lists other
+// ports without reading the config at all.
 func openTable(c *cli.Context) (*conntable.Table, error) {
-	if c.NArg() > 0 {
-		return nil, usagef("unexpected argument %q", c.Args().First())
+	if err := noArgs(c); err != nil {
+		return nil, err
 	}
 	o := conntable.Options{}
 	for _, p := range c.UintSlice("port") {
@@ -54,39 +75,9 @@ func openTable(c *cli.Context) (*conntable.Table, error) {
 	return t, nil
 }
 
-func connectionsCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "connections",
-		Usage: "list the established connections of the service port, and how each arrived",
-		Description: "Reads the kernel's socket table (netlink sock_diag, filtered in the kernel) and\n" +
-			"conntrack: PATH is \"forward\" for connections that came through the forward port\n" +
-			"(HAProxy's primary entry in the traffic-through-81 pattern) and \"direct\" for\n" +
-			"connections to the service port (the backup entry; in the recommended pattern,\n" +
-			"all traffic). IDLE is the time since data last moved either way.",
-		Flags: append(tableFlags(),
-			&cli.BoolFlag{Name: "all", Usage: "list every connection (default: the 50 most recently active)"},
-			&cli.DurationFlag{Name: "idle-after", Value: drain.DefaultPolicy().IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
-		),
-		Action: func(c *cli.Context) error {
-			t, err := openTable(c)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			conns, err := t.List(c.Context)
-			if err != nil {
-				return fmt.Errorf("list connections: %w", err)
-			}
-			sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
-			if c.Bool("json") {
-				return printJSON(connectionsJSON(t.Ports(), conns))
-			}
-			printConnections(t.Ports(), conns, c.Bool("all"), c.Duration("idle-after"))
-			return nil
-		},
-	}
-}
-
+// connJSON is one connection in --json. Durations are milliseconds in
+// _ms fields, as everywhere in drainctl's JSON; the byte counts are
+// tcp_info's (bytes_acked for what was sent: what the peer has).
 type connJSON struct {
 	Local         netip.AddrPort `json:"local"`
 	Peer          netip.AddrPort `json:"peer"`
@@ -99,6 +90,8 @@ type connJSON struct {
 	RTTus         uint32         `json:"rtt_us"`
 }
 
+// connectionsJSON is --json's document: the ports listed, and every
+// connection (--all or not: a script wants them all).
 func connectionsJSON(ports []uint16, conns []conntable.Conn) any {
 	out := make([]connJSON, 0, len(conns))
 	for _, c := range conns {
@@ -114,6 +107,9 @@ func connectionsJSON(ports []uint16, conns []conntable.Conn) any {
 	}{ports, out}
 }
 
+// printConnections prints the table, the 50 most recently active unless
+// all, and a summary line that counts every connection: how many came
+// through the forward, how many are idle by idleAfter (the drain's rule).
 func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfter time.Duration) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PEER\tLOCAL\tPATH\tIDLE\tLAST RECV\tLAST SENT\tBYTES IN\tBYTES OUT")
@@ -126,10 +122,10 @@ func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfte
 		}
 		if i < 50 || all {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Peer, c.Local, c.Path,
-				dur(c.Idle()), dur(c.SinceRecv()), dur(c.SinceSent()), bytes(c.Info.Bytes_received), bytes(c.Info.Bytes_acked))
+				dur(c.Idle()), dur(c.SinceRecv()), dur(c.SinceSent()), byteSize(c.Info.Bytes_received), byteSize(c.Info.Bytes_acked))
 		}
 	}
-	w.Flush()
+	w.Flush() // to stdout: a failed write has nowhere to be reported
 	if len(conns) > 50 && !all {
 		fmt.Printf("... %d more (--all lists them)\n", len(conns)-50)
 	}
@@ -148,138 +144,22 @@ func printConnections(ports []uint16, conns []conntable.Conn, all bool, idleAfte
 		active, len(conns)-active, idleAfter)
 }
 
-func portList(ports []uint16) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = fmt.Sprintf(":%d", p)
+// runConnections lists the connections, most recently active first.
+func runConnections(c *cli.Context) error {
+	t, err := openTable(c)
+	if err != nil {
+		return err
 	}
-	return strings.Join(s, ",")
-}
-
-func dur(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	defer t.Close()
+	conns, err := t.List(c.Context)
+	if err != nil {
+		return fmt.Errorf("list connections: %w", err)
 	}
-	return d.Round(time.Minute).String()
-}
-
-func bytes(n uint64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1000_000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000_000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	// The busiest first: those are the ones that hold a drain open.
+	sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
+	if c.Bool("json") {
+		return printJSON(connectionsJSON(t.Ports(), conns))
 	}
-	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// policyFlags set the drain policy; defaults fit the recommended HAProxy pattern (docs/design.md).
-func policyFlags() []cli.Flag {
-	d := drain.DefaultPolicy()
-	return []cli.Flag{
-		&cli.DurationFlag{Name: "min-wait", Value: d.MinWait, Usage: "never call the server drained before `DURATION` (covers HAProxy's time to mark it DOWN)"},
-		&cli.DurationFlag{Name: "quiet", Value: d.Quiet, Usage: "drained once no active connection has been seen for `DURATION`"},
-		&cli.DurationFlag{Name: "idle-after", Value: d.IdleAfter, Usage: "a connection with no data for `DURATION` is idle and does not count"},
-		&cli.DurationFlag{Name: "deadline", Value: d.Deadline, Usage: "stop waiting after `DURATION`"},
-		&cli.StringFlag{Name: "on-deadline", Value: string(d.OnDeadline), Usage: "at the deadline: proceed (report and go on) or abort (exit 3)"},
-		&cli.StringSliceFlag{Name: "ignore", Usage: "never count connections from `CIDR` (monitoring); repeatable"},
-		&cli.DurationFlag{Name: "poll", Value: d.Poll, Usage: "read the connection table every `DURATION`"},
-	}
-}
-
-func policyFrom(c *cli.Context) (drain.Policy, error) {
-	p := drain.Policy{
-		Poll: c.Duration("poll"), MinWait: c.Duration("min-wait"), Quiet: c.Duration("quiet"),
-		IdleAfter: c.Duration("idle-after"), Deadline: c.Duration("deadline"),
-		OnDeadline: drain.OnDeadline(c.String("on-deadline")),
-	}
-	for _, s := range c.StringSlice("ignore") {
-		pfx, err := config.ParsePrefix(s)
-		if err != nil {
-			return p, usagef("--ignore %w", err)
-		}
-		p.Ignore = append(p.Ignore, pfx)
-	}
-	if err := p.Validate(); err != nil {
-		return p, usageError{err}
-	}
-	return p, nil
-}
-
-func waitDrainedCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "wait-drained",
-		Usage: "wait until the service port is quiet (no active connection), showing progress",
-		Description: "Polls the connection table with the drain policy and returns when no active\n" +
-			"connection has been seen for --quiet (after at least --min-wait), or at the\n" +
-			"--deadline. It does not withdraw anything: run it after `forward withdraw`.\n" +
-			"Active means: carried data within --idle-after, seen by two polls in a row\n" +
-			"(so health checks do not count), and not from an --ignore'd address.\n\n" +
-			"Exit status: 0 drained (or deadline with --on-deadline proceed), 3 deadline\n" +
-			"with --on-deadline abort. With --json, one JSON event per poll.",
-		Flags: append(tableFlags()[:3:3], append(policyFlags(), &cli.BoolFlag{Name: "json", Usage: "print one JSON event per poll"})...),
-		Action: func(c *cli.Context) error {
-			p, err := policyFrom(c)
-			if err != nil {
-				return err
-			}
-			t, err := openTable(c)
-			if err != nil {
-				return err
-			}
-			defer t.Close()
-			show := progressPrinter(c.Bool("json"))
-			res, err := drain.Wait(c.Context, t, p, nil, show)
-			if err != nil {
-				return err
-			}
-			if !c.Bool("json") {
-				fmt.Printf("%s after %s (%d active left)\n", res.Outcome, dur(res.Elapsed), res.Remaining)
-			}
-			return nil
-		},
-	}
-}
-
-// progressPrinter shows drain events: one rewritten line on a terminal,
-// JSON lines with --json, a line every few seconds otherwise (logs, cron).
-func progressPrinter(asJSON bool) func(drain.Event) {
-	enc := json.NewEncoder(os.Stdout)
-	fi, _ := os.Stdout.Stat()
-	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
-	var lastLog time.Duration = -time.Hour
-	return func(e drain.Event) {
-		if asJSON {
-			_ = enc.Encode(e)
-			return
-		}
-		line := fmt.Sprintf("draining %s: %d active (forward %d, direct %d), %d idle, %d new; quiet %s; deadline in %s",
-			dur(e.Elapsed), e.Active, e.ByPath[conntable.PathForward], e.ByPath[conntable.PathDirect], e.Idle, e.New, dur(e.QuietFor), dur(e.DeadlineIn))
-		if e.Oldest != nil {
-			line += fmt.Sprintf("; oldest %s (%s, %s)", e.Oldest.Peer, e.Oldest.Path, dur(e.Oldest.Age))
-		}
-		switch {
-		case tty:
-			fmt.Printf("\r\033[K%s", line)
-			if e.Outcome != "" {
-				fmt.Println()
-			}
-		case e.Outcome != "" || e.Elapsed-lastLog >= 5*time.Second:
-			fmt.Println(line)
-			lastLog = e.Elapsed
-		}
-	}
+	printConnections(t.Ports(), conns, c.Bool("all"), c.Duration("idle-after"))
+	return nil
 }

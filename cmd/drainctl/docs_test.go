@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // README's exit-code table lists every code the CLI has, and no other.
@@ -61,5 +63,71 @@ func TestManPagesMatchTheCode(t *testing.T) {
 	}
 	if !strings.Contains(pages["drainctl.8"], ".SH EXIT STATUS") {
 		t.Error("drainctl.8 has no EXIT STATUS")
+	}
+}
+
+// Each flag shows one default: a usage text that says its default and a
+// Value urfave/cli shows as well made "(default: the agent's) (default:
+// 0s)". Checked in every man page and every command's --help.
+func TestOneDefaultPerFlag(t *testing.T) {
+	pages, err := manPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, page := range pages {
+		for _, line := range strings.Split(page, "\n") {
+			if strings.HasPrefix(line, `\fB-`) && strings.Count(line, "(default") > 1 {
+				t.Errorf("%s: two defaults: %s", name, line)
+			}
+		}
+	}
+	var walk func(path []string, cmds []*cli.Command)
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			p := append(append([]string{}, path...), c.Name)
+			out, _, _ := runCLI(t, append(p, "--help")...)
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(strings.TrimSpace(line), "-") && strings.Count(line, "(default") > 1 {
+					t.Errorf("drainctl %s --help: two defaults: %s", strings.Join(p, " "), strings.TrimSpace(line))
+				}
+			}
+			walk(p, c.Subcommands)
+		}
+	}
+	walk(nil, newApp().Commands)
+	if l := flagLine(pages["drainctl.8"], "log-level"); strings.Count(l, "(default") != 1 || !strings.Contains(l, "info for the agent") {
+		t.Errorf("drainctl.8 --log-level: %s", l)
+	}
+}
+
+// flagLine is the line of a man page that describes --name.
+func flagLine(page, name string) string {
+	for _, line := range strings.Split(page, "\n") {
+		if strings.HasPrefix(line, `\fB--`+name+`\fP`) || strings.HasPrefix(line, `\fB--`+name+`,`) {
+			return line
+		}
+	}
+	return ""
+}
+
+// config check takes the agent's settings flags, not agent's own --check;
+// agent's page says repairs are event-driven, not timed.
+func TestConfigCheckAndAgentPages(t *testing.T) {
+	pages, err := manPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := flagLine(pages["drainctl-config-check.8"], "check"); l != "" {
+		t.Errorf("drainctl-config-check.8 lists %s", l)
+	}
+	if flagLine(pages["drainctl-config-check.8"], "fall") == "" || flagLine(pages["drainctl-agent.8"], "check") == "" {
+		t.Error("config check lacks --fall, or agent lacks --check")
+	}
+	agent := pages["drainctl-agent.8"]
+	if strings.Contains(agent, "within --reconcile-interval when") || !strings.Contains(agent, "as soon as something changes them") {
+		t.Errorf("drainctl-agent.8 describes the repair as timed:\n%s", agent)
+	}
+	if l := flagLine(pages["drainctl-haproxy-config.8"], "backend"); l != "" {
+		t.Errorf("drainctl-haproxy-config.8 lists the old name: %s", l)
 	}
 }

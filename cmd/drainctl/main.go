@@ -1,22 +1,90 @@
 // Command drainctl takes an app server out of an HAProxy pool, restarts its
 // web server, and puts it back, without failing a request or losing a
 // sticky session. See README.md.
+//
+// This file is the map: the commands, one a line, and the exit codes.
+// Each command has a file of its own (status.go holds statusCommand and
+// runStatus); the flags several commands share are in flags.go, the
+// agent's settings in settings.go, and output formatting in format.go.
 package main
 
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/drain"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
-// Exit codes, documented in README.md. Scripts branch on them.
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// newApp builds the CLI. Commands and flags are made afresh on each call,
+// never kept in package variables: urfave/cli writes into them as it
+// parses (an environment variable becomes a flag's Value, a help flag is
+// appended), and the tests build the app more than once in one process.
+func newApp() *cli.App {
+	cli.VersionPrinter = func(*cli.Context) { fmt.Println(versionText()) }
+	v, _, _ := versionInfo()
+	return &cli.App{
+		Name:    "drainctl",
+		Version: v,
+		Usage:   "take an app server out of an HAProxy pool and back, without losing a request",
+		Description: "drainctl owns a NAT forward (81→80 by default) that HAProxy health-checks.\n" +
+			"Withdrawing it takes the server out for new users while users with a\n" +
+			"persistence cookie still reach it through HAProxy's backup entry.",
+		Flags:  []cli.Flag{logLevelFlag(), socketFlag()},
+		Before: setupLogging,
+		Commands: []*cli.Command{
+			statusCommand(),        // status.go
+			maintenanceCommand(),   // maintenance.go: enter, exit, status; maintenance_run.go: run
+			restartCommand(),       // restart.go
+			eventsCommand(),        // events.go
+			historyCommand(),       // history.go
+			agentCommand(),         // agent.go, its settings in settings.go
+			configCommand(),        // config.go: check
+			forwardCommand(),       // forward.go: apply, withdraw, restore, remove, status
+			connectionsCommand(),   // connections.go
+			waitDrainedCommand(),   // wait_drained.go
+			haproxyConfigCommand(), // haproxy_config.go
+			haproxyCheckCommand(),  // haproxy_check.go
+			completionCommand(),    // completion.go
+			manCommand(),           // man.go (hidden)
+		},
+		// Completion asks the binary (completion.bash): it lists commands
+		// and flags and runs no action.
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		// Errors are printed once, by run: urfave/cli's handler would
+		// print them and exit itself, skipping the mapping to our codes.
+		ExitErrHandler: func(*cli.Context, error) {},
+		// A flag urfave/cli cannot parse is a usage error: exit 2.
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+	}
+}
+
+// run runs the CLI and returns the exit code; the error, if any, is
+// printed once, escaped: it may carry a reason or output from others.
+func run(args []string) int {
+	err := newApp().Run(args)
+	if err == nil {
+		return exitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		fmt.Fprintln(os.Stderr, safeText(ec.Error()))
+	} else {
+		fmt.Fprintf(os.Stderr, "drainctl: %s\n", safeText(err.Error()))
+	}
+	return exitCode(err)
+}
+
+// Exit codes. Scripts branch on them: README.md documents each with where
+// it leaves the server, TestREADMEListsEveryExitCode holds README's table
+// to exitCodes, and the integration tests pin the numbers.
 const (
 	exitOK    = 0
 	exitError = 1 // the operation failed (netfilter, ...)
@@ -30,6 +98,9 @@ const (
 	exitNotReady    = 7 // readiness check failed: the server stays out
 	exitPermission  = 8 // the socket refused this user
 	exitRestart     = 9 // the restart command failed: the server stays out
+	// exitCommand: the command of `maintenance run` failed (or was
+	// interrupted); the server stays out unless --on-failure exit.
+	exitCommand = 10
 )
 
 // exitCodes describes each code for drainctl(8); README.md's table says
@@ -49,127 +120,4 @@ var exitCodes = []struct {
 	{exitPermission, "the socket refused this user: use sudo or join its group"},
 	{exitRestart, "the restart command failed: the server stays out"},
 	{exitCommand, "the command of maintenance run failed or was interrupted: the server stays out (put back with --on-failure exit)"},
-}
-
-// exitCode maps an error to the exit code scripts see.
-func exitCode(err error) int {
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		return ec.ExitCode()
-	}
-	var ue usageError
-	switch {
-	case errors.As(err, &ue) || isCLIUsage(err):
-		return exitUsage
-	case errors.Is(err, api.ErrUnreachable):
-		return exitUnreachable
-	case errors.Is(err, api.ErrPermission):
-		return exitPermission
-	case errors.Is(err, drain.ErrDeadline):
-		return exitDeadline
-	}
-	var me *maintenance.Error
-	if errors.As(err, &me) {
-		switch me.Code {
-		case maintenance.CodeBusy:
-			return exitBusy
-		case maintenance.CodeDeadline:
-			return exitDeadline
-		case maintenance.CodeConfigTest:
-			return exitConfigTest
-		case maintenance.CodeNotReady:
-			return exitNotReady
-		case maintenance.CodeRestart:
-			return exitRestart
-		case maintenance.CodeCommand:
-			return exitCommand
-		case maintenance.CodeBadRequest:
-			return exitUsage
-		}
-	}
-	return exitError
-}
-
-// usageError marks errors in what the user asked for, as opposed to
-// failures while doing it.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-func main() {
-	os.Exit(run(os.Args))
-}
-
-func run(args []string) int {
-	app := newApp()
-	err := app.Run(args)
-	if err == nil {
-		return exitOK
-	}
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		fmt.Fprintln(os.Stderr, safeText(ec.Error()))
-	} else {
-		fmt.Fprintf(os.Stderr, "drainctl: %s\n", safeText(err.Error()))
-	}
-	return exitCode(err)
-}
-
-// isCLIUsage recognises urfave/cli's own flag errors, which are plain
-// errors: an unknown flag or a missing value.
-func isCLIUsage(err error) bool {
-	var ec cli.ExitCoder
-	if errors.As(err, &ec) {
-		return false
-	}
-	return flagErr.MatchString(err.Error())
-}
-
-// logLevel is the agent's log level: info unless --log-level says.
-func logLevel(c *cli.Context) slog.Level {
-	lvl := slog.LevelInfo
-	if c.IsSet("log-level") {
-		lvl.UnmarshalText([]byte(c.String("log-level")))
-	}
-	return lvl
-}
-
-func newApp() *cli.App {
-	cli.VersionPrinter = func(*cli.Context) { fmt.Println(versionText()) }
-	v, _, _ := versionInfo()
-	return &cli.App{
-		Name:    "drainctl",
-		Version: v,
-		Usage:   "take an app server out of an HAProxy pool and back, without losing a request",
-		Description: "drainctl owns a NAT forward (81→80 by default) that HAProxy health-checks.\n" +
-			"Withdrawing it takes the server out for new users while users with a\n" +
-			"persistence cookie still reach it through HAProxy's backup entry.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "debug, info, warn or error (the agent logs at info unless set)", EnvVars: []string{"DRAINCTL_LOG_LEVEL"}},
-			socketFlag(),
-		},
-		Before: func(c *cli.Context) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-				return usagef("--log-level %q: want debug, info, warn or error", c.String("log-level"))
-			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
-			return nil
-		},
-		Commands: []*cli.Command{statusCommand(), maintenanceCommand(), restartCommand(), eventsCommand(), historyCommand(), agentCommand(), configCommand(),
-			forwardCommand(), connectionsCommand(), waitDrainedCommand(), haproxyConfigCommand(), haproxyCheckCommand(),
-			completionCommand(), manCommand()},
-		// Completion asks the binary (completion.bash): it lists commands
-		// and flags and runs no action.
-		EnableBashCompletion: true,
-		HideHelpCommand:      true,
-		// Errors are printed once, by run.
-		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-	}
 }

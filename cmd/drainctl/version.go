@@ -49,6 +49,9 @@ func versionInfo() (v, c, d string) {
 	if v == "" {
 		v = "devel"
 	}
+	// A build from a tree with uncommitted changes says so: its commit
+	// alone would name code it does not run. The Makefile's commit
+	// (-ldflags) is taken as it is.
 	if c == "" {
 		c = "unknown"
 	} else if modified && commit == "" {

@@ -5,13 +5,10 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os/user"
 	"strconv"
 	"time"
 
@@ -20,131 +17,14 @@ import (
 	"github.com/drainctl/drainctl/pkg/agentcheck"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/conntable"
-	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
-	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/metrics"
-	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
 )
-
-// Settings are everything the agent needs; see config.File for the file
-// form and `drainctl agent --help` for the flags.
-type Settings struct {
-	Socket      string            `json:"socket"`
-	SocketGroup string            `json:"socket_group"` // a group name or number; "" = "drainctl" if it exists, else root only
-	StateDir    string            `json:"state_dir"`
-	Backend     string            `json:"backend"`
-	Forwards    []forward.Forward `json:"forwards"`
-	Reconcile   time.Duration     `json:"-"`
-	Policy      drain.Policy      `json:"drain"`
-	ConfigTest  runner.Command    `json:"configtest"`
-	Restart     runner.Command    `json:"restart"`
-	// RestartReason says why the restart command was chosen, when it was.
-	RestartReason string `json:"restart_reason,omitempty"`
-	// MetricsListen, when set, is a TCP address (host:port) that serves
-	// /metrics too; the control socket always does.
-	MetricsListen string `json:"metrics_listen,omitempty"`
-	// AgentCheckListen, when set, is a TCP address (host:port) answering
-	// HAProxy's agent-check: "ready up" in service, "drain" while out.
-	AgentCheckListen string `json:"agent_check_listen,omitempty"`
-	// Checks is the load balancers' view.
-	Checks Checks `json:"health_checks"`
-	// Build describes this binary, for drainctl_build_info.
-	Build metrics.Build `json:"build"`
-	Ready ready.Check   `json:"ready"`
-}
-
-// Checks says whether and how the agent watches the load balancers'
-// health checks of the forward ports.
-type Checks struct {
-	Watch bool `json:"watch"`
-	Fall  int  `json:"fall"`
-	Rise  int  `json:"rise"`
-}
-
-// MarshalJSON is for `agent --check`: durations in milliseconds, as in
-// all of drainctl's JSON.
-func (s Settings) MarshalJSON() ([]byte, error) {
-	type fields Settings
-	return json.Marshal(struct {
-		fields
-		Reconcile jsonms.Duration `json:"reconcile_interval_ms"`
-	}{fields(s), jsonms.Duration(s.Reconcile)})
-}
-
-// Defaults for the settings the agent needs.
-const (
-	DefaultStateDir    = "/var/lib/drainctl"
-	DefaultSocketGroup = "drainctl"
-	DefaultReconcile   = 2 * time.Second
-)
-
-// Validate checks the settings before anything is touched.
-func (s Settings) Validate() error {
-	if err := forward.CheckSet(s.Forwards); err != nil {
-		return err
-	}
-	// Only the name: which backend auto picks is the start's business.
-	if _, err := forward.Choose(s.Backend, forward.HostRules{}); err != nil {
-		return err
-	}
-	if err := s.Policy.Validate(); err != nil {
-		return err
-	}
-	if s.Reconcile < 100*time.Millisecond {
-		return fmt.Errorf("reconcile interval %v: must be at least 100ms", s.Reconcile)
-	}
-	if s.ConfigTest.Timeout <= 0 || s.Restart.Timeout <= 0 || s.Ready.Timeout <= 0 {
-		return errors.New("configtest, restart and ready timeouts must be positive")
-	}
-	if s.ConfigTest.Line == "" || s.Restart.Line == "" {
-		return errors.New("configtest and restart commands must be set")
-	}
-	if len(s.Ready.Accept) == 0 {
-		return errors.New("ready: no accepted status")
-	}
-	if s.Checks.Fall < 1 || s.Checks.Fall > 100 || s.Checks.Rise < 1 || s.Checks.Rise > 100 {
-		return fmt.Errorf("fall %d and rise %d: want counts from 1 to 100 (HAProxy's fall and rise of the primary entries)", s.Checks.Fall, s.Checks.Rise)
-	}
-	if _, err := groupID(s.SocketGroup); err != nil {
-		return err
-	}
-	if s.AgentCheckListen != "" {
-		if _, _, err := net.SplitHostPort(s.AgentCheckListen); err != nil {
-			return fmt.Errorf("agent-check listen %q: want HOST:PORT, e.g. :8081", s.AgentCheckListen)
-		}
-	}
-	if s.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
-			return fmt.Errorf("metrics listen %q: want HOST:PORT, e.g. 127.0.0.1:9188 or :9188", s.MetricsListen)
-		}
-	}
-	return nil
-}
-
-// groupID resolves the socket's group. The default group may be missing
-// (then only root can use the socket); a group asked for must exist.
-func groupID(name string) (int, error) {
-	if name == "" {
-		name = DefaultSocketGroup
-		if g, err := user.LookupGroup(name); err == nil {
-			return strconv.Atoi(g.Gid)
-		}
-		return 0, nil
-	}
-	if g, err := user.LookupGroup(name); err == nil {
-		return strconv.Atoi(g.Gid)
-	}
-	if g, err := user.LookupGroupId(name); err == nil {
-		return strconv.Atoi(g.Gid)
-	}
-	return 0, fmt.Errorf("socket group %q does not exist (create it with groupadd, or choose another)", name)
-}
 
 type commands struct{ test, restart runner.Command }
 
@@ -163,7 +43,7 @@ func (c commands) ConfigTest(ctx context.Context) (runner.Output, error) { retur
 func (c commands) Restart(ctx context.Context) (runner.Output, error)    { return c.restart.Run(ctx) }
 
 // Run runs the agent until ctx ends. ready, if not nil, is called once the
-// socket is served (systemd is notified as well).
+// socket is served (systemd is notified as well). s must be Resolved.
 func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) error {
 	if err := s.Validate(); err != nil {
 		return err
@@ -177,28 +57,16 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		return err
 	}
 	defer store.Close()
-	// The state names the backend that holds drainctl's rules; auto keeps
-	// it, so rules of other software appearing later (Docker adds
-	// iptables-legacy rules) do not move a held server's rules.
-	recorded, err := store.Load()
+	fw, err := openForwarder(ctx, s, store, log)
 	if err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
-	fw, choice, err := forward.New(ctx, forward.Options{Backend: s.Backend, Recorded: recorded.Backend, Log: log})
-	if err != nil {
-		return fmt.Errorf("forward backend: %w", err)
+		return err
 	}
 	defer fw.Close()
-	log.Info("forward backend", "backend", fw.Backend(), "reason", choice.Reason)
 	table, err := conntable.Open(conntable.Options{Forwards: s.Forwards})
 	if err != nil {
 		return err
 	}
 	defer table.Close()
-
-	// The engine's context ends with the agent's: on SIGTERM an operation
-	// stops where it is, records nothing more, and resumes at the next
-	// start, as after a kill -9.
 	hist, err := history.Open(s.StateDir, history.Max)
 	if err != nil {
 		return err
@@ -210,35 +78,14 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
 		Observer: met, Log: log,
 	}
-	// The load balancers' view: the checks of the forward ports, and
-	// HAProxy's agent-check queries when the agent answers them.
-	var views lbview.Views
-	if s.Checks.Watch {
-		var ports []uint16
-		for _, f := range s.Forwards {
-			ports = append(ports, f.From)
-		}
-		w, err := lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, log)
-		if err != nil {
-			log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
-		} else {
-			defer w.Close()
-			views = append(views, w.View)
-			log.Info("watching health checks", "ports", ports, "fall", s.Checks.Fall, "rise", s.Checks.Rise)
-		}
-	}
-	var agentView *lbview.View
-	if s.AgentCheckListen != "" && s.Checks.Watch {
-		// HAProxy applies an agent's answer when it reads it: one "drain"
-		// takes the server out, one "ready" puts it back.
-		_, port, _ := net.SplitHostPort(s.AgentCheckListen)
-		p, _ := strconv.ParseUint(port, 10, 16)
-		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}})
-		views = append(views, agentView)
-	}
+	views, agentView, closeViews := startViews(s, log)
+	defer closeViews()
 	if len(views) > 0 {
 		deps.Rotation = views
 	}
+	// The engine's context ends with the agent's: on SIGTERM an operation
+	// stops where it is, records nothing more, and resumes at the next
+	// start, as after a kill -9.
 	eng := maintenance.New(ctx, deps)
 	src.Engine = eng
 	note, err := eng.Resume()
@@ -255,47 +102,11 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	srv.HandleMetrics(met.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, ln) }()
-	if s.MetricsListen != "" {
-		mln, err := net.Listen("tcp", s.MetricsListen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-		ms := &http.Server{Handler: metricsOnly(met.Handler()), ReadHeaderTimeout: 5 * time.Second}
-		go ms.Serve(mln)
-		go func() { <-ctx.Done(); ms.Close() }()
-		log.Info("metrics", "listen", mln.Addr().String())
+	if err := serveMetrics(ctx, s.MetricsListen, met.Handler(), log); err != nil {
+		return err
 	}
-	if s.AgentCheckListen != "" {
-		aln, err := net.Listen("tcp", s.AgentCheckListen)
-		if err != nil {
-			return fmt.Errorf("agent-check listener: %w", err)
-		}
-		answer := func() string {
-			if eng.Phase() == state.InService {
-				return agentcheck.Ready
-			}
-			return agentcheck.Drain
-		}
-		var told func(net.Addr, string)
-		if agentView != nil {
-			port := uint16(aln.Addr().(*net.TCPAddr).Port)
-			told = func(peer net.Addr, line string) {
-				ap := peer.(*net.TCPAddr).AddrPort()
-				now := time.Now()
-				agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: lbview.Attempt})
-				kind := lbview.Accepted
-				if line == agentcheck.Drain {
-					kind = lbview.Refused
-				}
-				agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: kind})
-			}
-		}
-		go func() {
-			if err := agentcheck.Serve(ctx, aln, answer, told, log); err != nil {
-				log.Error("agent-check listener", "err", err)
-			}
-		}()
-		log.Info("agent-check", "listen", aln.Addr().String())
+	if err := serveAgentCheck(ctx, s.AgentCheckListen, eng, agentView, log); err != nil {
+		return err
 	}
 	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Debug("sd_notify", "err", err)
@@ -307,6 +118,113 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	}
 
 	return watchAndRepair(ctx, s, eng, log, errc)
+}
+
+// openForwarder opens the backend that holds drainctl's rules. The state
+// names the one used last, and auto keeps it, so that rules of other
+// software appearing later (Docker adds iptables-legacy rules) do not
+// move a held server's rules.
+func openForwarder(ctx context.Context, s Settings, store *state.Store, log *slog.Logger) (forward.Forwarder, error) {
+	recorded, err := store.Load()
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	fw, choice, err := forward.New(ctx, forward.Options{Backend: s.Backend, Recorded: recorded.Backend, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("forward backend: %w", err)
+	}
+	log.Info("forward backend", "backend", fw.Backend(), "reason", choice.Reason)
+	return fw, nil
+}
+
+// startViews starts the load balancers' view: the checks of the forward
+// ports, and HAProxy's agent-check queries when the agent answers them
+// (agentView, which serveAgentCheck feeds). Without the capture (no
+// CAP_NET_RAW) the agent still runs: withdraws then wait min-wait.
+func startViews(s Settings, log *slog.Logger) (views lbview.Views, agentView *lbview.View, closeAll func()) {
+	closeAll = func() {}
+	if !s.Checks.Watch {
+		return nil, nil, closeAll
+	}
+	var ports []uint16
+	for _, f := range s.Forwards {
+		ports = append(ports, f.From)
+	}
+	w, err := lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, log)
+	if err != nil {
+		log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
+	} else {
+		closeAll = func() { w.Close() }
+		views = append(views, w.View)
+		log.Info("watching health checks", "ports", ports, "fall", s.Checks.Fall, "rise", s.Checks.Rise)
+	}
+	if s.AgentCheckListen != "" {
+		// HAProxy applies an agent's answer when it reads it: one "drain"
+		// takes the server out, one "ready" puts it back.
+		_, port, _ := net.SplitHostPort(s.AgentCheckListen)
+		p, _ := strconv.ParseUint(port, 10, 16)
+		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}})
+		views = append(views, agentView)
+	}
+	return views, agentView, closeAll
+}
+
+// serveMetrics serves /metrics on a TCP listener of its own, when asked:
+// for a Prometheus that cannot reach the socket.
+func serveMetrics(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	mln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	ms := &http.Server{Handler: metricsOnly(h), ReadHeaderTimeout: 5 * time.Second}
+	go ms.Serve(mln)
+	go func() { <-ctx.Done(); ms.Close() }()
+	log.Info("metrics", "listen", mln.Addr().String())
+	return nil
+}
+
+// serveAgentCheck answers HAProxy's agent-check, when asked: ready while
+// in service, drain otherwise. Each answer read is also recorded in
+// agentView (when watching), as a check accepted or refused, so that the
+// operations' "out of rotation" counts the agent-check's load balancers.
+func serveAgentCheck(ctx context.Context, addr string, eng *maintenance.Engine, agentView *lbview.View, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	aln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("agent-check listener: %w", err)
+	}
+	answer := func() string {
+		if eng.Phase() == state.InService {
+			return agentcheck.Ready
+		}
+		return agentcheck.Drain
+	}
+	var told func(net.Addr, string)
+	if agentView != nil {
+		port := uint16(aln.Addr().(*net.TCPAddr).Port)
+		told = func(peer net.Addr, line string) {
+			ap := peer.(*net.TCPAddr).AddrPort()
+			now := time.Now()
+			agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: lbview.Attempt})
+			kind := lbview.Accepted
+			if line == agentcheck.Drain {
+				kind = lbview.Refused
+			}
+			agentView.Record(port, lbview.Packet{Time: now, Remote: ap, Kind: kind})
+		}
+	}
+	go func() {
+		if err := agentcheck.Serve(ctx, aln, answer, told, log); err != nil {
+			log.Error("agent-check listener", "err", err)
+		}
+	}()
+	log.Info("agent-check", "listen", aln.Addr().String())
+	return nil
 }
 
 // fullCheckEvery is how often the agent reads its rules even when nothing
@@ -335,7 +253,7 @@ func watchAndRepair(ctx context.Context, s Settings, eng *maintenance.Engine, lo
 			log.Warn("forward repaired: something had changed drainctl's rules", "trigger", why)
 		}
 	}
-	tick := time.NewTicker(s.Reconcile)
+	tick := time.NewTicker(time.Duration(s.Reconcile))
 	defer tick.Stop()
 	fingerprint := forward.LegacyFingerprint()
 	lastFull := time.Now()

@@ -11,6 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,10 +28,20 @@ var ErrUnreachable = errors.New("the drainctl agent is not running")
 // ErrPermission: the socket refused this user.
 var ErrPermission = errors.New("permission denied on the drainctl socket")
 
-// Client talks to the agent. The zero value dials DefaultSocket.
+// Client talks to the agent. The zero value dials DefaultSocket. A Client
+// is safe for concurrent use and must not be copied after its first call:
+// it keeps one HTTP client, and so one pool of connections, for its life
+// (maintenance run's enter and exit share a connection).
 type Client struct {
 	// Socket is the agent's socket path; empty means DefaultSocket.
 	Socket string
+	// Dial, if set, connects to the agent instead of a net.Dialer; its
+	// address is Socket (or DefaultSocket). Tests use it; the hints for a
+	// refused or absent socket apply to what it returns as well.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	once sync.Once
+	hc   *http.Client
 }
 
 func (c *Client) socket() string {
@@ -48,21 +62,72 @@ const (
 	statusTimeout = 30 * time.Second
 )
 
+// http is the one HTTP client of c, made at its first call.
 func (c *Client) http() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		ResponseHeaderTimeout: headerTimeout,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			d := net.Dialer{Timeout: dialTimeout}
-			conn, err := d.DialContext(ctx, "unix", c.socket())
-			switch {
-			case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-				return nil, fmt.Errorf("%w %s: run with sudo, or join the socket's group", ErrPermission, c.socket())
-			case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
-				return nil, fmt.Errorf("%w (nothing answers on %s): start it with `systemctl start drainctl`, or `drainctl agent`, or point --socket / DRAINCTL_SOCKET at it", ErrUnreachable, c.socket())
-			}
-			return conn, err
-		},
-	}}
+	c.once.Do(func() {
+		c.hc = &http.Client{Transport: &http.Transport{
+			ResponseHeaderTimeout: headerTimeout,
+			DialContext:           c.dial,
+		}}
+	})
+	return c.hc
+}
+
+// dial connects to the socket, whatever address net/http asks for (it
+// asks for "drainctl:80"), and turns the two failures people meet into
+// what to do about them.
+func (c *Client) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	dial := c.Dial
+	if dial == nil {
+		d := net.Dialer{Timeout: dialTimeout}
+		dial = d.DialContext
+	}
+	conn, err := dial(ctx, "unix", c.socket())
+	switch {
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return nil, permissionError(c.socket())
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
+		return nil, fmt.Errorf("%w (nothing answers on %s): start it with `systemctl start drainctl`, or `drainctl agent`, or point --socket / DRAINCTL_SOCKET at it", ErrUnreachable, c.socket())
+	}
+	return conn, err
+}
+
+// fallbackGroup is the group the package creates for the socket, named
+// when the socket's own cannot be read.
+const fallbackGroup = "drainctl"
+
+// permissionError says how to get in: sudo, or the socket's group. The
+// group is read from the socket itself (the agent's --socket-group may
+// not be drainctl), and the hint says that a new login is needed: a
+// shell started before usermod does not have the group, which is the
+// usual reason a user who "joined" is still refused.
+func permissionError(socket string) error { return permissionHint(socket, socketGroup(socket)) }
+
+// permissionHint is permissionError for a socket owned by group.
+func permissionHint(socket, group string) error {
+	if group == "root" {
+		return fmt.Errorf("%w %s: run with sudo (the socket is root's only: the agent found no %s group when it started; "+
+			"create it, restart the agent, then sudo usermod -aG %s USER and log in again)", ErrPermission, socket, fallbackGroup, fallbackGroup)
+	}
+	return fmt.Errorf("%w %s: run with sudo, or join the socket's group, %s: sudo usermod -aG %s USER, "+
+		"then log in again (the group counts from the user's next login)", ErrPermission, socket, group, group)
+}
+
+// socketGroup names the group owning the socket, else fallbackGroup.
+func socketGroup(socket string) string {
+	fi, err := os.Stat(socket)
+	if err != nil {
+		return fallbackGroup
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fallbackGroup
+	}
+	g, err := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10))
+	if err != nil {
+		return fallbackGroup
+	}
+	return g.Name
 }
 
 // unwrapDial drops net/http's "Get URL:" wrapping from a dial failure, so

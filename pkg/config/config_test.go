@@ -1,22 +1,51 @@
 package config
 
 import (
+	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/jsonms"
 )
 
+// defaults are agent.Defaults with a restart command given: Resolve then
+// asks systemd nothing.
+func defaults() agent.Settings {
+	s := agent.Defaults()
+	s.Restart.Line = "true"
+	return s
+}
+
+// settle is what the agent does with a document: lay it over the
+// defaults, resolve, validate, and name the file's line of what Validate
+// refuses.
+func settle(doc string) (agent.Settings, error) {
+	s := defaults()
+	src, err := Parse([]byte(doc), &s)
+	if err != nil {
+		return s, err
+	}
+	s.Resolve(context.Background())
+	return s, src.Locate(s.Validate())
+}
+
 func TestLoadGood(t *testing.T) {
-	f, err := Load(filepath.Join("..", "..", "testdata", "config", "good.yaml"))
+	s := defaults()
+	src, err := Load(filepath.Join("..", "..", "testdata", "config", "good.yaml"), &s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []forward.Forward{{From: 81, To: 80}, {From: 444, To: 443}}
-	if f.Backend != "auto" || len(f.Forwards) != 2 || f.Forwards[0] != want[0] || f.Forwards[1] != want[1] {
-		t.Fatalf("got %+v", f)
+	if s.Backend != "auto" || len(s.Forwards) != 2 || s.Forwards[0] != want[0] || s.Forwards[1] != want[1] {
+		t.Fatalf("got %+v", s)
+	}
+	if !src.Sets(agent.KeyForwards) || src.Line(agent.KeyForwards) != 4 || src.Sets(agent.KeyDeadline) {
+		t.Fatalf("source: forwards set %v on line %d, drain.deadline set %v", src.Sets(agent.KeyForwards), src.Line(agent.KeyForwards), src.Sets(agent.KeyDeadline))
 	}
 }
 
@@ -29,7 +58,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"forwards:\n  - 81:80\n  - 81\n", "line 3: forward \"81\": want FROM:TO"},
 		{"forwards:\n  - 81:80\n  - 0:80\n", "line 3: forward \"0:80\""},
 		{"forwards:\n  - {from: 81}\n", "line 2: forwards: each entry is FROM:TO"},
-		{"forwards:\n  - 81:80\n  - 81:8080\n", "already forwarded"},
+		{"forwards:\n  - 81:80\n  - 81:8080\n", "line 2: forward 81:8080: port 81 is already forwarded"},
 		{"backend: [\n", "line 1"},
 		{"drain:\n  deadline: soon\n", `line 2: "soon" is not a duration`},
 		{"drain:\n  on_deadline: later\n", `line 2: on_deadline "later"`},
@@ -37,52 +66,141 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"ready:\n  url: localhost\n", `line 2: ready url "localhost"`},
 		{"ready:\n  status: 42\n", `line 2: ready status "42"`},
 		{"restart:\n  restart_command: x\n", "line 2: field restart_command not found"},
+		{"health_checks:\n  rise: many\n", `line 2: "many": want a count from 1 to 100`},
+		{"reconcile_interval: 50ms\n", "line 1: reconcile interval 50ms: must be at least 100ms"},
+		{"socket_group: no-such-group-here\n", `line 1: socket group "no-such-group-here" does not exist`},
+		{"\nmetrics_listen: nope\n", `line 2: metrics listen "nope"`},
 	} {
-		_, err := Parse([]byte(tc.doc))
+		_, err := settle(tc.doc)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Parse(%q) error = %v, want it to contain %q", tc.doc, err, tc.want)
+			t.Errorf("%q: error = %v, want it to contain %q", tc.doc, err, tc.want)
 		}
 	}
 }
 
-func TestEmptyAndMissing(t *testing.T) {
-	if f, err := Parse(nil); err != nil || len(f.Forwards) != 0 {
-		t.Errorf("empty document: %+v, %v", f, err)
+// A document that fails to parse changes nothing, even the keys before
+// the bad one.
+func TestParseErrorChangesNothing(t *testing.T) {
+	s := defaults()
+	if _, err := Parse([]byte("backend: nftables\nstate_dir: /tmp/x\ndrain:\n  deadline: soon\n"), &s); err == nil {
+		t.Fatal("accepted")
 	}
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if !reflect.DeepEqual(s, defaults()) {
+		t.Fatalf("changed: %+v", s)
+	}
+}
+
+// Locate leaves alone what the file did not give: a flag's value, or a
+// default.
+func TestLocateOnlyTheFilesKeys(t *testing.T) {
+	s := defaults()
+	src, err := Parse([]byte("backend: nftables\n"), &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Checks.Fall = 0 // as --fall 0 would
+	err = src.Locate(s.Validate())
+	if err == nil || strings.Contains(err.Error(), "line") {
+		t.Fatalf("%v: want the error without a line", err)
+	}
+}
+
+func TestEmptyAndMissing(t *testing.T) {
+	s := defaults()
+	src, err := Parse(nil, &s)
+	if err != nil || !reflect.DeepEqual(s, defaults()) || src.Sets(agent.KeyForwards) {
+		t.Errorf("empty document: %+v, %v", s, err)
+	}
+	_, err = Load(filepath.Join(t.TempDir(), "nope.yaml"), &s)
 	if err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing file error = %v", err)
 	}
 }
 
+// An empty value leaves the default, as it always has: "", [] and a zero
+// duration. A count of 0 is no empty value: Validate refuses it.
+func TestEmptyValuesKeepTheDefaults(t *testing.T) {
+	s, err := settle("backend: \"\"\nforwards: []\nstate_dir: \"\"\ndrain:\n  min_wait: 0s\n  deadline: 0s\nready:\n  timeout: 0s\n  url: \"\"\n")
+	d := defaults()
+	d.Resolve(context.Background())
+	if err != nil || !reflect.DeepEqual(s, d) {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	if _, err := settle("health_checks:\n  fall: 0\n"); err == nil || !strings.Contains(err.Error(), "line 2: fall 0") {
+		t.Fatalf("fall 0: %v", err)
+	}
+}
+
 func TestFullExampleIsValid(t *testing.T) {
-	f, err := Load(filepath.Join("..", "..", "testdata", "config", "full.yaml"))
+	s := defaults()
+	src, err := Load(filepath.Join("..", "..", "testdata", "config", "full.yaml"), &s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Restart.RestartCmd != "auto" || time.Duration(f.Drain.Deadline) != time.Minute ||
-		f.Ready.Status != "200-399" || f.SocketGroup != "drainctl" || time.Duration(f.Reconcile) != 2*time.Second ||
-		f.HealthChecks.Watch == nil || !*f.HealthChecks.Watch || f.HealthChecks.Fall != 2 || f.HealthChecks.Rise != 2 ||
-		time.Duration(f.Drain.Grace) != 500*time.Millisecond {
-		t.Fatalf("%+v", f)
+	if s.Restart.Line != "auto" || s.Policy.Deadline != time.Minute ||
+		s.Ready.Accept.String() != "200-399" || s.SocketGroup != "drainctl" || time.Duration(s.Reconcile) != 2*time.Second ||
+		!s.Checks.Watch || s.Checks.Fall != 2 || s.Checks.Rise != 2 ||
+		s.Policy.Grace != 500*time.Millisecond {
+		t.Fatalf("%+v", s)
+	}
+	// The package creates the drainctl group; this host need not have it.
+	s.SocketGroup = ""
+	if err := src.Locate(s.Validate()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// full.yaml says "every key with its default": it is agent.Defaults, but
+// for the two keys whose default is a rule rather than a value
+// (socket_group: drainctl if it exists; ready.url: from the first
+// forward), and it has every key the agent names.
+func TestFullExampleIsTheDefaults(t *testing.T) {
+	s := agent.Defaults()
+	src, err := Load(filepath.Join("..", "..", "testdata", "config", "full.yaml"), &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agent.Defaults()
+	want.SocketGroup, want.Ready.URL = "drainctl", "http://127.0.0.1:80/"
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("full.yaml:\n%+v\nDefaults:\n%+v", s, want)
+	}
+	for _, key := range []string{
+		agent.KeySocket, agent.KeySocketGroup, agent.KeyStateDir, agent.KeyBackend, agent.KeyForwards, agent.KeyReconcile,
+		agent.KeyMetricsListen, agent.KeyAgentCheckListen, agent.KeyWatch, agent.KeyFall, agent.KeyRise,
+		agent.KeyPoll, agent.KeyMinWait, agent.KeyQuiet, agent.KeyIdleAfter, agent.KeyDeadline, agent.KeyGrace,
+		agent.KeyOnDeadline, agent.KeyIgnore, agent.KeyConfigTestCmd, agent.KeyConfigTestTime, agent.KeyRestartCmd,
+		agent.KeyRestartTime, agent.KeyReadyURL, agent.KeyReadyStatus, agent.KeyReadyHost, agent.KeyReadyTimeout,
+	} {
+		if src.Line(key) == 0 {
+			t.Errorf("full.yaml has no %s", key)
+		}
 	}
 }
 
 func TestReadyStatuses(t *testing.T) {
-	for doc, want := range map[string]Statuses{
+	for doc, want := range map[string]string{
 		"ready:\n  status: 200\n":                 "200",
 		"ready:\n  status: 200-399\n":             "200-399",
 		"ready:\n  status: [200, 301, 500-599]\n": "200,301,500-599",
 	} {
-		f, err := Parse([]byte(doc))
-		if err != nil || f.Ready.Status != want {
-			t.Errorf("%q: %q, %v; want %q", doc, f.Ready.Status, err, want)
+		s, err := settle(doc)
+		if err != nil || s.Ready.Accept.String() != want {
+			t.Errorf("%q: %q, %v; want %q", doc, s.Ready.Accept, err, want)
 		}
 	}
-	if _, err := Parse([]byte("backend: auto\nhealth_checks:\n  fall: 0\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, err := settle("backend: auto\nhealth_checks:\n  fall: 0\n"); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("fall 0: %v, want an error on line 3", err)
 	}
-	if _, err := Parse([]byte("backend: auto\nready:\n  status: 700\n")); err == nil || !strings.Contains(err.Error(), "line 3") {
+	if _, err := settle("backend: auto\nready:\n  status: 700\n"); err == nil || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("status 700: %v, want an error on line 3", err)
+	}
+}
+
+// The file's durations land in the settings as given.
+func TestDurations(t *testing.T) {
+	s, err := settle("reconcile_interval: 500ms\ndrain:\n  quiet: 3s\nrestart:\n  restart_timeout: 2m\n")
+	if err != nil || s.Reconcile != jsonms.Duration(500*time.Millisecond) || s.Policy.Quiet != 3*time.Second || s.Restart.Timeout != 2*time.Minute {
+		t.Fatalf("%+v, %v", s, err)
 	}
 }

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/drainctl/drainctl/pkg/agent"
+)
 
 // FuzzParse: no document makes the config parser panic, and what it
 // accepts has a valid set of forwards.
@@ -9,11 +13,11 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		file, err := Parse(b)
-		if err != nil {
+		s := agent.Defaults()
+		if _, err := Parse(b, &s); err != nil {
 			return
 		}
-		for _, fw := range file.Forwards {
+		for _, fw := range s.Forwards {
 			if err := fw.Validate(); err != nil {
 				t.Fatalf("accepted an invalid forward %v: %v", fw, err)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	_ "embed"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,10 +10,20 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// The man pages and completion scripts come from the CLI's own
-// definitions, so they cannot drift from the code: `make man` writes the
-// pages into docs/man, and TestManPagesMatchTheCode fails when the
-// committed ones differ from what the code generates.
+// The man pages come from the CLI's own definitions, so they cannot drift
+// from the code: `make man` writes the pages into docs/man, and
+// TestManPagesMatchTheCode fails when the committed ones differ from what
+// the code generates.
+
+func manCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "man",
+		Hidden:    true, // for packaging and `make man`
+		Usage:     "write the man pages into DIR",
+		ArgsUsage: "DIR",
+		Action:    runMan,
+	}
+}
 
 // manSection: drainctl changes netfilter and restarts services, an
 // administrator's tool.
@@ -35,6 +44,8 @@ func manPages() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The exit codes live on drainctl(8) only: they are the same for
+	// every command.
 	pages["drainctl.8"] = root + exitStatus() + seeAlso(app.Commands, nil)
 	var walk func(path []string, cmds []*cli.Command) error
 	walk = func(path []string, cmds []*cli.Command) error {
@@ -51,6 +62,8 @@ func manPages() (map[string]string, error) {
 			if c.ArgsUsage != "" {
 				usage += " " + c.ArgsUsage
 			}
+			// urfave/cli renders whole apps only: each command becomes
+			// an app of its own, named as man(1) finds it.
 			page := &cli.App{
 				Name:        "drainctl-" + strings.Join(names, "-"),
 				Usage:       c.Usage,
@@ -63,6 +76,8 @@ func manPages() (map[string]string, error) {
 			if err != nil {
 				return fmt.Errorf("man page of %s: %w", usage, err)
 			}
+			// Each page leads back to drainctl(8), which has the exit
+			// codes.
 			pages[page.Name+".8"] = man + seeAlso(nil, []string{"drainctl"})
 			if err := walk(names, c.Subcommands); err != nil {
 				return err
@@ -76,6 +91,8 @@ func manPages() (map[string]string, error) {
 	return pages, nil
 }
 
+// manTemplate is urfave/cli's markdown template with the sections named
+// as man pages name them (its own calls every flag global).
 const manTemplate = `% {{ .App.Name }} {{ .SectionNum }}
 
 # NAME
@@ -123,60 +140,23 @@ func seeAlso(cmds []*cli.Command, names []string) string {
 	return ".SH SEE ALSO\n" + strings.Join(refs, ", ") + "\n"
 }
 
-func manCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "man",
-		Hidden:    true, // for packaging and `make man`
-		Usage:     "write the man pages into DIR",
-		ArgsUsage: "DIR",
-		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usagef("man: want one argument, the directory to write the pages into")
-			}
-			pages, err := manPages()
-			if err != nil {
-				return err
-			}
-			dir := c.Args().First()
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			for name, text := range pages {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
+// runMan writes every page into the directory given.
+func runMan(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("man: want one argument, the directory to write the pages into")
 	}
-}
-
-//go:embed completion.bash
-var bashCompletion string
-
-//go:embed completion.zsh
-var zshCompletion string
-
-func completionCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "completion",
-		Usage:     "print the shell completion script for bash or zsh",
-		ArgsUsage: "bash|zsh",
-		Description: "Packages install it; by hand:\n\n" +
-			"    source <(drainctl completion bash)        # in ~/.bashrc\n" +
-			"    drainctl completion zsh > \"${fpath[1]}/_drainctl\"\n\n" +
-			"Completion asks drainctl itself (--generate-bash-completion), so it\n" +
-			"always knows this version's commands and flags. It never runs a command.",
-		Action: func(c *cli.Context) error {
-			switch c.Args().First() {
-			case "bash":
-				fmt.Print(bashCompletion)
-			case "zsh":
-				fmt.Print(zshCompletion)
-			default:
-				return usagef("completion: want bash or zsh")
-			}
-			return nil
-		},
+	pages, err := manPages()
+	if err != nil {
+		return err
 	}
+	dir := c.Args().First()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, text := range pages {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

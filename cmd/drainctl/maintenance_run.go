@@ -18,11 +18,13 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
-// exitCommand: the command of `maintenance run` failed (or was
-// interrupted); the server stays out unless --on-failure exit.
-const exitCommand = 10
-
-func runMaintenanceCommand() *cli.Command {
+// maintenanceRunCommand is enter, a command, exit: the one way to patch a
+// host without a step in between that could leave the server in
+// rotation by mistake. Unlike the other operations, the command runs
+// here, in the CLI, not in the agent: it is the operator's (their
+// environment, their terminal), and the agent only holds the server for
+// it.
+func maintenanceRunCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "withdraw and drain, run a command, then check and restore; a failed command keeps the server out",
@@ -44,15 +46,19 @@ func runMaintenanceCommand() *cli.Command {
 			"Example, from cron:\n\n" +
 			"    drainctl maintenance run --reason 'security updates' -- apt-get -y upgrade",
 		Flags: append(opFlags(false),
-			&cli.DurationFlag{Name: "ttl", Usage: "stop the command after `DURATION` (SIGTERM, SIGKILL 10s later); it counts as failed (default: no limit)"},
+			&cli.DurationFlag{Name: "ttl", DefaultText: "no limit", Usage: "stop the command after `DURATION` (SIGTERM, SIGKILL 10s later); it counts as failed"},
 			&cli.StringFlag{Name: "on-failure", Value: "hold", Usage: "when the command fails: hold (keep the server out) or exit (put it back)"},
-			&cli.StringFlag{Name: "log", Usage: "write the command's output to `FILE` (default: /var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl)"},
+			&cli.StringFlag{Name: "log", DefaultText: "/var/log/drainctl/run-TIME.log as root, else under ~/.local/state/drainctl",
+				Usage: "write the command's output to `FILE`"},
 		),
-		Action: runMaintenance,
+		Action: runMaintenanceRun,
 	}
 }
 
-func runMaintenance(c *cli.Context) error {
+// runMaintenanceRun checks everything it can before the enter (the
+// command exists, the log can be written), since after it a mistake
+// means a server held out.
+func runMaintenanceRun(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) == 0 {
 		return usagef("maintenance run: no command; give it after --, e.g. drainctl maintenance run -- apt-get -y upgrade")
@@ -104,8 +110,12 @@ func runMaintenance(c *cli.Context) error {
 	if hold {
 		say("%s %s", req.Command, done.Outcome())
 	}
+	// The exit carries the outcome: the agent holds the server with it as
+	// the reason, or puts the server back, and records it either way.
 	done.Hold = hold && onFailure == "hold"
 	_, err = showOp(ctx, asJSON, cl.Exit, maintenance.Request{Who: label(), CommandDone: done})
+	// Put back after a failure (--on-failure exit): still a failure, for
+	// the script that ran it.
 	if hold && err == nil {
 		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, done.Outcome()), exitCommand)
 	}
@@ -135,6 +145,7 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 	// Its own process group: the terminal's SIGINT and SIGHUP reach
 	// drainctl only, which decides what the command gets.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Shown from here on: an appended log's earlier runs are not this one.
 	start, _ := log.Seek(0, io.SeekCurrent)
 	if err := cmd.Start(); err != nil {
 		done.ExitCode, done.Output = -1, err.Error()
@@ -156,19 +167,11 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 		case err := <-exited:
 			show.read()
 			done.Output = show.tail()
-			var ee *exec.ExitError
-			switch {
-			case err == nil:
-			case errors.As(err, &ee):
-				done.ExitCode = ee.ExitCode()
-				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					done.ExitCode, done.Signal = -1, ws.Signal().String()
-				}
-			default:
-				done.ExitCode, done.Output = -1, err.Error()
-			}
+			setOutcome(done, err)
 			return done
 		case s := <-sigs:
+			// Ctrl-C once: the command decides how to stop (apt-get
+			// finishes its dpkg step); twice: the operator means it.
 			signalled++
 			if signalled > 1 {
 				say("drainctl: killing %s", done.Command)
@@ -178,27 +181,51 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 			say("drainctl: %s: passed on to %s; waiting for it to end (again to kill it)", s, done.Command)
 			syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
 		case <-limit:
+			// As systemd stops a unit: SIGTERM, then SIGKILL.
 			say("drainctl: %s ran out its --ttl %s: SIGTERM", done.Command, ttl)
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 			kill = time.After(10 * time.Second)
 		case <-kill:
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		case <-tick.C:
+			// The log is polled, not piped: nothing here may block the
+			// command's writes if drainctl stops reading.
 			show.read()
 		}
+	}
+}
+
+// setOutcome records how the command ended, from its Wait: its exit
+// status, or the signal that killed it (its exit code is then -1, as the
+// record has it), or why it could not be waited for.
+func setOutcome(done *maintenance.CommandDone, err error) {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		done.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			done.ExitCode, done.Signal = -1, ws.Signal().String()
+		}
+	default:
+		done.ExitCode, done.Output = -1, err.Error()
 	}
 }
 
 // logTail shows what the command appends to its log and keeps the end.
 type logTail struct {
 	f     *os.File // the log, open for reading
-	off   int64
-	quiet bool // --json: stdout is for JSON; the output goes to stderr
-	last  []byte
+	off   int64    // how far it has been shown
+	quiet bool     // --json: stdout is for JSON; the output goes to stderr
+	last  []byte   // the end of the output, for the record
 }
 
+// keepOutput is how much of the output's end is kept: the reason of a
+// failed run quotes its last line, and the agent records the end (it
+// keeps 4 KiB of it in the history).
 const keepOutput = 16 << 10
 
+// read shows what was appended since the last read.
 func (t *logTail) read() {
 	b, err := io.ReadAll(io.NewSectionReader(t.f, t.off, 1<<40))
 	if err != nil || len(b) == 0 {
@@ -218,6 +245,7 @@ func (t *logTail) read() {
 	}
 }
 
+// tail is the end of the output so far.
 func (t *logTail) tail() string { return string(t.last) }
 
 // openRunLog opens (appending) the run's log: the file given, else one
@@ -240,8 +268,12 @@ func openRunLog(path string) (*os.File, error) {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, usagef("maintenance run: log directory: %v (give --log FILE)", err)
 		}
+		// Named by the time (UTC: logs are compared across hosts) and
+		// the pid, so that two runs never share a log.
 		path = filepath.Join(dir, fmt.Sprintf("run-%s-%d.log", time.Now().UTC().Format("20060102T150405Z"), os.Getpid()))
 	}
+	// Absolute: the agent records the path for `status`, which may run
+	// from another directory.
 	path, err := filepath.Abs(path)
 	if err != nil {
 		return nil, usagef("--log: %v", err)

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+// The operations — restart, maintenance enter, exit and run — share
+// their flags, their request and how their progress is shown.
+
+// opFlags are the operations' flags. --deadline and --on-deadline have
+// no value of their own: unset, the agent's policy decides, so one place
+// (the agent's config) sets the host's drain; given, they travel in the
+// request. withTTL adds --ttl for the holds (enter); run has its own.
+func opFlags(withTTL bool) []cli.Flag {
+	fs := []cli.Flag{
+		socketFlag(),
+		&cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (recorded with who and when)"},
+		&cli.DurationFlag{Name: "deadline", DefaultText: "the agent's", Usage: "stop waiting for the drain after `DURATION`"},
+		&cli.StringFlag{Name: "on-deadline", DefaultText: "the agent's", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
+		jsonFlag(jsonOpLines),
+	}
+	if withTTL {
+		fs = append(fs, &cli.DurationFlag{Name: "ttl", DefaultText: "never", Usage: "end the maintenance by itself after `DURATION`"})
+	}
+	return fs
+}
+
+// request is an operation's request from its flags; the operations take
+// no arguments (a stray word is usually a reason without --reason, and
+// the hint says so).
+func request(c *cli.Context) (maintenance.Request, error) {
+	if c.NArg() > 0 {
+		return maintenance.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
+	}
+	return flagRequest(c)
+}
+
+// flagRequest reads and checks the flags every operation shares.
+func flagRequest(c *cli.Context) (maintenance.Request, error) {
+	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
+		TTL: c.Duration("ttl"), Force: c.Bool("force")}
+	// Not given: the agent's own policy decides.
+	if c.String("on-deadline") != "" {
+		o, err := parseOnDeadlineFlag(c)
+		if err != nil {
+			return r, usageError{err}
+		}
+		r.OnDeadline = o
+	}
+	// The agent refuses them too (bad request); refused here, the user
+	// sees which flag.
+	if r.Deadline < 0 || r.TTL < 0 {
+		return r, usagef("--deadline and --ttl must not be negative")
+	}
+	return r, nil
+}
+
+// opFunc is one of api.Client's operations: Enter, Exit, Restart.
+type opFunc func(context.Context, maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+
+// runOp is the action of restart, maintenance enter and exit.
+func runOp(c *cli.Context, op opFunc) error {
+	req, err := request(c)
+	if err != nil {
+		return err
+	}
+	_, err = showOp(c.Context, c.Bool("json"), op, req)
+	return err
+}
+
+// showOp runs an operation, showing its progress and result: for people,
+// or as the API's JSON lines. The agent's texts (messages, notes, the
+// commands' output) are escaped: a reason given by another user must not
+// drive this terminal. Warnings go to stderr, so that a script reading
+// stdout sees the same lines with or without them.
+func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request) (maintenance.Result, error) {
+	enc := json.NewEncoder(os.Stdout)
+	// As in events: with --json, drain progress is in the event lines.
+	drainLine := progressPrinter(false)
+	res, err := op(ctx, req, func(ev maintenance.Event) {
+		switch {
+		case asJSON:
+			enc.Encode(api.Line{Event: &ev})
+		case ev.Drain != nil:
+			drainLine(*ev.Drain)
+		case ev.Output != nil:
+			// A command's output (the config test's), indented under its
+			// line so that it cannot pass for drainctl's.
+			fmt.Printf("  %s (exit %d, %s)\n", ev.Output.Command, ev.Output.ExitCode, dur(ev.Output.Duration))
+			for _, l := range strings.Split(strings.TrimSpace(ev.Output.Output), "\n") {
+				if l != "" {
+					fmt.Printf("    | %s\n", safeLine(l))
+				}
+			}
+		default:
+			fmt.Printf("%s %s", ev.Time.Local().Format(time.TimeOnly), ev.Phase)
+			if ev.Message != "" {
+				fmt.Printf(": %s", safeLine(ev.Message))
+			}
+			fmt.Println()
+		}
+	})
+	if asJSON {
+		// The result line, as the API sends it: with the agent's error
+		// when it refused or failed. A transport error (the agent went
+		// away) has no result line: the exit code and stderr say it.
+		var me *maintenance.Error
+		errors.As(err, &me)
+		if err == nil || me != nil {
+			enc.Encode(api.Line{Result: &res, Error: me})
+		}
+	} else if err == nil {
+		fmt.Printf("done: %s", res.Phase)
+		if res.Note != "" {
+			fmt.Printf(" — %s", safeLine(res.Note))
+		}
+		fmt.Println()
+	}
+	if !asJSON {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s\n", safeLine(w))
+		}
+	}
+	return res, err
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+)
+
+// statusCommand shows where the server is and why, from the agent's
+// state and the load balancers' view; it changes nothing.
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "status",
+		Usage:  "show the agent's state: in service or in maintenance, who and why, the forwards",
+		Flags:  []cli.Flag{socketFlag(), jsonFlag(jsonForScripts)},
+		Action: runStatus,
+	}
+}
+
+// runStatus shows the agent's status; `maintenance status` too. Every
+// text that came from a client (who, why, the command) is escaped. It
+// takes no argument and has never refused one: a script passing one must
+// not start failing.
+func runStatus(c *cli.Context) error {
+	st, err := client(c).Status(c.Context)
+	if err != nil {
+		return err
+	}
+	// --json is GET /v1/status as it is: one shape for scripts, whether
+	// they use the CLI or the socket.
+	if c.Bool("json") {
+		return printJSON(st)
+	}
+	s := st.State
+	fmt.Printf("state:    %s", s.Phase)
+	if st.Running {
+		fmt.Printf(" (%s in progress)", s.Op)
+	}
+	fmt.Println()
+	// Who holds the server out, and until when: the first question of
+	// whoever finds it out of rotation.
+	if h := s.Holder; h != nil {
+		fmt.Printf("holder:   %s since %s", safeLine(h.Who), h.Since.Local().Format(time.DateTime))
+		if !h.Until.IsZero() {
+			fmt.Printf(", until %s", h.Until.Local().Format(time.DateTime))
+		}
+		fmt.Println()
+		if h.Reason != "" {
+			fmt.Printf("reason:   %s\n", safeLine(h.Reason))
+		}
+		// A maintenance run's hold ends with its command; if that drainctl
+		// died (SIGKILL, a reboot), nothing will end it, and the operator
+		// must be told rather than left waiting.
+		switch {
+		case h.Command != "" && st.RunnerGone:
+			fmt.Printf("command:  %s (maintenance run by pid %d, which is GONE: nobody will end this hold and the command's outcome is unknown; see its log, then maintenance exit --force)\n", safeLine(h.Command), h.RunnerPID)
+		case h.Command != "":
+			fmt.Printf("command:  %s (maintenance run by pid %d: the hold ends when it ends; exit --force ends it now)\n", safeLine(h.Command), h.RunnerPID)
+		}
+		if h.Log != "" {
+			fmt.Printf("log:      %s\n", safeLine(h.Log))
+		}
+	}
+	if s.LastError != "" {
+		fmt.Printf("error:    %s\n", safeLine(s.LastError))
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
+	fmt.Fprintln(w, "FORWARD\tSTATE\tREDIRECTED\tREFUSED")
+	for _, f := range st.Forwards {
+		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, f.State(), f.Redirected, f.Refused)
+	}
+	w.Flush() // to stdout: a failed write has nowhere to be reported
+	for _, f := range st.Forwards {
+		for _, p := range f.Problems {
+			fmt.Printf("problem:  %d→%d: %s\n", f.Forward.From, f.Forward.To, safeLine(p))
+		}
+	}
+	showHealthChecks(st.HealthChecks)
+	// The last transition says what happened most recently, even when
+	// the state is in service again.
+	if n := len(s.History); n > 0 {
+		last := s.History[n-1]
+		fmt.Printf("last:     %s %s %s\n", last.Time.Local().Format(time.DateTime), last.Phase, safeLine(last.Note))
+	}
+	return nil
+}
+
+// showHealthChecks lists the load balancers checking the forward ports,
+// and warns when none does: then withdrawing takes the server out of no
+// rotation drainctl can see.
+func showHealthChecks(hc *maintenance.HealthChecks) {
+	if hc == nil {
+		fmt.Println("checks:   not watched (agent --watch-checks=false, or no CAP_NET_RAW)")
+		return
+	}
+	active := 0
+	for _, l := range hc.LoadBalancers {
+		state := ""
+		if !l.Active {
+			state = " (stopped checking)"
+		} else {
+			active++
+		}
+		fmt.Printf("checked:  %s%s\n", l.Describe(time.Now()), state)
+	}
+	if active == 0 {
+		fmt.Printf("warning:  no load balancer health-checks %s now: withdrawing will not take this server out of any rotation drainctl can see\n", lbview.PortsText(hc.Ports))
+	}
+}

@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/jsonms"
+	"github.com/drainctl/drainctl/pkg/metrics"
+	"github.com/drainctl/drainctl/pkg/ready"
+)
+
+// `agent --check` prints the settings as scripts read them: the golden
+// file is what the binary printed before the settings had one pipeline
+// (durations in _ms fields, reconcile_interval_ms last), byte for byte.
+func TestSettingsJSON(t *testing.T) {
+	s := Defaults()
+	s.Backend = forward.BackendNftables
+	s.Forwards = []forward.Forward{{From: 82, To: 8080}}
+	s.Checks.Watch, s.Checks.Fall = false, 3
+	s.Policy.OnDeadline = drain.Abort
+	s.Policy.Ignore = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("192.168.0.0/16")}
+	s.Ready.Accept, s.Ready.Host, s.Ready.URL = ready.MustStatuses("200,301"), "example.com", "http://127.0.0.1:8080/"
+	s.Restart.Line = "true"
+	s.AgentCheckListen, s.MetricsListen = ":8081", "127.0.0.1:9188"
+	s.Build = metrics.Build{Version: "v1.2.3", Commit: "abc", GoVersion: "go1.26"}
+	got, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("testdata/settings.golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got)+"\n" != string(want) {
+		t.Fatalf("settings JSON changed:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// The defaults are valid once resolved, and Resolve derives the readiness
+// URL from the first forward's service port.
+func TestDefaultsResolveAndValidate(t *testing.T) {
+	s := Defaults()
+	s.Restart.Line = "true" // no systemd question in a unit test
+	s.Forwards = []forward.Forward{{From: 8081, To: 8080}, {From: 444, To: 443}}
+	s.Resolve(context.Background())
+	if s.Ready.URL != "http://127.0.0.1:8080/" {
+		t.Errorf("ready URL %q", s.Ready.URL)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s.Ready.URL = "http://web1.example/"
+	s.Resolve(context.Background())
+	if s.Ready.URL != "http://web1.example/" {
+		t.Errorf("Resolve replaced a given URL: %q", s.Ready.URL)
+	}
+}
+
+// Each setting Validate refuses is named by its key, which the CLI turns
+// into the config file's line or leaves to the flag, and by a message
+// that names the setting and its value.
+func TestValidateNamesTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		key, want string
+		change    func(*Settings)
+	}{
+		{KeyForwards, "already forwarded", func(s *Settings) { s.Forwards = append(s.Forwards, forward.Forward{From: 81, To: 8080}) }},
+		{KeyBackend, `backend "pf"`, func(s *Settings) { s.Backend = "pf" }},
+		{KeyReconcile, "reconcile interval 50ms: must be at least 100ms", func(s *Settings) { s.Reconcile = jsonms.Duration(50 * time.Millisecond) }},
+		{KeyConfigTestTime, "configtest timeout 0s: must be positive", func(s *Settings) { s.ConfigTest.Timeout = 0 }},
+		{KeyRestartTime, "restart timeout -1s: must be positive", func(s *Settings) { s.Restart.Timeout = -time.Second }},
+		{KeyReadyTimeout, "ready timeout 0s: must be positive", func(s *Settings) { s.Ready.Timeout = 0 }},
+		{KeyConfigTestCmd, "configtest command: must be set", func(s *Settings) { s.ConfigTest.Line = "" }},
+		{KeyRestartCmd, "restart command: must be set", func(s *Settings) { s.Restart.Line = "" }},
+		{KeyReadyURL, `ready url "localhost"`, func(s *Settings) { s.Ready.URL = "localhost" }},
+		{KeyReadyStatus, "no accepted status", func(s *Settings) { s.Ready.Accept = nil }},
+		{KeyFall, "fall 0: want a count from 1 to 100", func(s *Settings) { s.Checks.Fall = 0 }},
+		{KeyRise, "rise 101: want a count from 1 to 100", func(s *Settings) { s.Checks.Rise = 101 }},
+		{KeySocketGroup, `socket group "no-such-group-here" does not exist`, func(s *Settings) { s.SocketGroup = "no-such-group-here" }},
+		{KeyAgentCheckListen, `agent-check listen "8081"`, func(s *Settings) { s.AgentCheckListen = "8081" }},
+		{KeyMetricsListen, `metrics listen "nope"`, func(s *Settings) { s.MetricsListen = "nope" }},
+		{"", "drain deadline 1s: must not be shorter than min-wait 2s", func(s *Settings) { s.Policy.Deadline = time.Second }},
+	} {
+		s := Defaults()
+		s.Restart.Line = "true"
+		s.Resolve(context.Background())
+		tc.change(&s)
+		err := s.Validate()
+		var se *SettingError
+		switch {
+		case err == nil || !strings.Contains(err.Error(), tc.want):
+			t.Errorf("%s: %v, want %q", tc.key, err, tc.want)
+		case tc.key == "" && errors.As(err, &se):
+			t.Errorf("%v: keyed %s, want no key (the policy's rules span keys)", err, se.Key)
+		case tc.key != "" && (!errors.As(err, &se) || se.Key != tc.key):
+			t.Errorf("%v: want key %s", err, tc.key)
+		}
+	}
+}
