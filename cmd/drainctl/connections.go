@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -75,38 +74,6 @@ func openTable(c *cli.Context) (*conntable.Table, error) {
 	return t, nil
 }
 
-// connJSON is one connection in --json. Durations are milliseconds in
-// _ms fields, as everywhere in drainctl's JSON; the byte counts are
-// tcp_info's (bytes_acked for what was sent: what the peer has).
-type connJSON struct {
-	Local         netip.AddrPort `json:"local"`
-	Peer          netip.AddrPort `json:"peer"`
-	Path          conntable.Path `json:"path"`
-	IdleMS        int64          `json:"idle_ms"`
-	SinceRecvMS   int64          `json:"since_recv_ms"`
-	SinceSentMS   int64          `json:"since_sent_ms"`
-	BytesReceived uint64         `json:"bytes_received"`
-	BytesSent     uint64         `json:"bytes_sent"`
-	RTTus         uint32         `json:"rtt_us"`
-}
-
-// connectionsJSON is --json's document: the ports listed, and every
-// connection (--all or not: a script wants them all).
-func connectionsJSON(ports []uint16, conns []conntable.Conn) any {
-	out := make([]connJSON, 0, len(conns))
-	for _, c := range conns {
-		out = append(out, connJSON{
-			Local: c.Local, Peer: c.Peer, Path: c.Path,
-			IdleMS: c.Idle().Milliseconds(), SinceRecvMS: c.SinceRecv().Milliseconds(), SinceSentMS: c.SinceSent().Milliseconds(),
-			BytesReceived: c.Info.Bytes_received, BytesSent: c.Info.Bytes_acked, RTTus: c.Info.Rtt,
-		})
-	}
-	return struct {
-		Ports       []uint16   `json:"ports"`
-		Connections []connJSON `json:"connections"`
-	}{ports, out}
-}
-
 // printConnections prints the table, the 50 most recently active unless
 // all, and a summary line that counts every connection: how many came
 // through the forward, how many are idle by idleAfter (the drain's rule).
@@ -158,7 +125,7 @@ func runConnections(c *cli.Context) error {
 	// The busiest first: those are the ones that hold a drain open.
 	sort.Slice(conns, func(i, j int) bool { return conns[i].Idle() < conns[j].Idle() })
 	if c.Bool("json") {
-		return printJSON(connectionsJSON(t.Ports(), conns))
+		return printJSON(conntable.NewListing(t.Ports(), conns))
 	}
 	printConnections(t.Ports(), conns, c.Bool("all"), c.Duration("idle-after"))
 	return nil

@@ -139,7 +139,7 @@ func agentSettingFlags() []setting {
 			Usage: "forward `FROM:TO`; repeat for several"}, apply: applyForwards},
 		durationSetting(agent.KeyReconcile, &cli.DurationFlag{Name: "reconcile-interval",
 			Usage: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)"},
-			func(s *agent.Settings) *time.Duration { return (*time.Duration)(&s.Reconcile) }),
+			func(s *agent.Settings) *time.Duration { return &s.Reconcile }),
 		textSetting(agent.KeyAgentCheckListen, &cli.StringFlag{Name: "agent-check-listen",
 			Usage: "answer HAProxy's agent-check on TCP `HOST:PORT`, e.g. :8081: \"ready up\" in service, \"drain\" while out (haproxy-config --style agent-check)"},
 			func(s *agent.Settings) *string { return &s.AgentCheckListen }),

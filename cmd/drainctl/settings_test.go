@@ -17,7 +17,6 @@ import (
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/ready"
 )
 
@@ -109,7 +108,7 @@ ready:
 	want.Policy.Deadline, want.Checks.Fall, want.Checks.Watch = 45*time.Second, 4, false
 	want.Forwards = []forward.Forward{{From: 83, To: 80}, {From: 444, To: 443}}
 	want.Policy.Ignore = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
-	want.Policy.OnDeadline, want.Reconcile = drain.Proceed, jsonms.Duration(500*time.Millisecond)
+	want.Policy.OnDeadline, want.Reconcile = drain.Proceed, 500*time.Millisecond
 	want.Ready.Accept, want.Ready.URL = ready.MustStatuses("200"), "http://127.0.0.1:80/"
 	if !reflect.DeepEqual(flags, want) {
 		t.Fatalf("file and flags:\n%+v\nwant\n%+v", flags, want)

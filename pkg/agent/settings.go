@@ -66,7 +66,7 @@ type Settings struct {
 	// the TTL of a hold checked); nftables changes are reported by the
 	// kernel. Last, and in milliseconds, as `agent --check` has always
 	// printed it.
-	Reconcile jsonms.Duration `json:"reconcile_interval_ms"`
+	Reconcile time.Duration `json:"reconcile_interval_ms"`
 }
 
 // Checks says whether and how the agent watches the load balancers'
@@ -110,7 +110,7 @@ func Defaults() Settings {
 		Ready: ready.Check{Accept: ready.MustStatuses(ready.DefaultStatuses), Timeout: 15 * time.Second},
 		// Two getsockopt calls per table: cheap enough to poll often, so
 		// that a legacy flush is repaired within 2 s.
-		Reconcile: jsonms.Duration(2 * time.Second),
+		Reconcile: 2 * time.Second,
 	}
 }
 
@@ -284,3 +284,10 @@ func groupID(name string) (int, error) {
 	}
 	return 0, errors.New("socket group " + strconv.Quote(name) + " does not exist (create it with groupadd, or choose another)")
 }
+
+// MarshalJSON writes the settings with durations in milliseconds (the
+// wire's one rule, jsonms).
+func (s Settings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(s) }
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (s *Settings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, s) }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/ready"
 )
@@ -74,7 +73,7 @@ func TestValidateNamesTheSetting(t *testing.T) {
 	}{
 		{KeyForwards, "already forwarded", func(s *Settings) { s.Forwards = append(s.Forwards, forward.Forward{From: 81, To: 8080}) }},
 		{KeyBackend, `backend "pf"`, func(s *Settings) { s.Backend = "pf" }},
-		{KeyReconcile, "reconcile interval 50ms: must be at least 100ms", func(s *Settings) { s.Reconcile = jsonms.Duration(50 * time.Millisecond) }},
+		{KeyReconcile, "reconcile interval 50ms: must be at least 100ms", func(s *Settings) { s.Reconcile = 50 * time.Millisecond }},
 		{KeyConfigTestTime, "configtest timeout 0s: must be positive", func(s *Settings) { s.ConfigTest.Timeout = 0 }},
 		{KeyRestartTime, "restart timeout -1s: must be positive", func(s *Settings) { s.Restart.Timeout = -time.Second }},
 		{KeyReadyTimeout, "ready timeout 0s: must be positive", func(s *Settings) { s.Ready.Timeout = 0 }},

@@ -239,7 +239,11 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 				res.Op = op
 			}
 			done <- l
-			s.log.Info("operation ended", "who", req.Who, "phase", res.Phase, "err", err)
+			if err != nil {
+				s.log.Info("operation ended", "who", req.Who, "phase", res.Phase, "err", err)
+			} else {
+				s.log.Info("operation ended", "who", req.Who, "phase", res.Phase)
+			}
 		}()
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/agent"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/drainctl/drainctl/pkg/api"
@@ -169,6 +171,7 @@ var wireRoots = []any{
 	runner.Command{},
 	ready.Check{},
 	loadgen.Result{}, // the lab's and the demo's load reports
+	agent.Settings{}, // agent --check
 }
 
 // notDurations are the wire's fields whose names say a time unit but

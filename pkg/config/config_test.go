@@ -10,7 +10,6 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/jsonms"
 )
 
 // defaults are agent.Defaults with a restart command given: Resolve then
@@ -200,7 +199,7 @@ func TestReadyStatuses(t *testing.T) {
 // The file's durations land in the settings as given.
 func TestDurations(t *testing.T) {
 	s, err := settle("reconcile_interval: 500ms\ndrain:\n  quiet: 3s\nrestart:\n  restart_timeout: 2m\n")
-	if err != nil || s.Reconcile != jsonms.Duration(500*time.Millisecond) || s.Policy.Quiet != 3*time.Second || s.Restart.Timeout != 2*time.Minute {
+	if err != nil || s.Reconcile != 500*time.Millisecond || s.Policy.Quiet != 3*time.Second || s.Restart.Timeout != 2*time.Minute {
 		t.Fatalf("%+v, %v", s, err)
 	}
 }

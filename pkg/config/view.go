@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -60,7 +61,7 @@ func viewOf(s *agent.Settings) *view {
 	v := &view{
 		Backend: text{&s.Backend}, Forwards: forwards{&s.Forwards},
 		Socket: text{&s.Socket}, SocketGroup: text{&s.SocketGroup}, StateDir: text{&s.StateDir},
-		Reconcile:     duration{(*time.Duration)(&s.Reconcile)},
+		Reconcile:     duration{&s.Reconcile},
 		MetricsListen: text{&s.MetricsListen}, AgentCheckListen: text{&s.AgentCheckListen},
 	}
 	h := &v.HealthChecks
@@ -142,11 +143,13 @@ func (o onDeadline) UnmarshalYAML(n *yaml.Node) error {
 // --on-deadline of the agent, of the operations and of wait-drained. Its
 // error names the value only; callers say whose it is.
 func ParseOnDeadline(s string) (drain.OnDeadline, error) {
-	switch o := drain.OnDeadline(s); o {
-	case drain.Proceed, drain.Abort:
-		return o, nil
+	o, err := drain.ParseOnDeadline(s)
+	if err != nil {
+		// drain's text names the setting as the API does; the callers
+		// name it as their user wrote it (on_deadline, --on-deadline).
+		return "", errors.New(strings.TrimPrefix(err.Error(), "on-deadline "))
 	}
-	return "", fmt.Errorf("%q: want proceed or abort", s)
+	return o, nil
 }
 
 // prefixes is a list of addresses or CIDRs.
