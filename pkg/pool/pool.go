@@ -1,0 +1,198 @@
+// Package pool keeps a pool of app servers from going out of rotation all
+// at once: a semaphore of max_unavailable slots on etcd, which every
+// operation that takes a server out must hold.
+//
+// The keys of a pool live under /drainctl/pools/NAME/:
+//
+//	holders/ID   the slot of host ID: who took it, for what, since when.
+//	             No lease: the slot is the host's, not the process's, so
+//	             it survives an agent restart, kill -9 and a reboot.
+//	waiters/ID   a host waiting for a slot, on the agent's lease: a waiter
+//	             that gives up or dies holds nothing. Served in the order
+//	             the keys were made (their create revision).
+//	members/ID   a live agent, on its lease.
+//	seen/ID      when that agent last said it was alive (no lease), so a
+//	             member that is gone is shown with the time it went.
+//	paused       present while the pool is paused: no slot is granted.
+//
+// A slot is granted by one transaction that holds only if no holder key
+// and no pause changed since the state it decided on was read, so two
+// hosts can never both take the last slot. Each pool has its own keys:
+// pools sharing one etcd never block each other.
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+)
+
+// Config says which pool this host is in and how to reach its etcd.
+type Config struct {
+	Endpoints []string // etcd client URLs
+	Name      string   // the pool; several share one etcd
+	ID        string   // this host in the pool (its host name by default)
+	Limit     Limit    // max_unavailable
+	TLS       *tls.Config
+	Username  string
+	Password  string
+	// RequestTimeout bounds each request to etcd: past it, etcd counts as
+	// unreachable (no answer, or no quorum) and nothing is taken out.
+	RequestTimeout time.Duration
+	// TTL is the lease of the member and waiter keys: how long a dead
+	// agent still looks alive, or keeps its place in the queue.
+	TTL time.Duration
+}
+
+// Claim is a held slot: the host, the operation and who asked, and when.
+type Claim struct {
+	ID     string    `json:"id"`
+	Op     string    `json:"op"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// Pause is the record of a paused pool.
+type Pause struct {
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// ErrUnavailable wraps every failure to reach etcd or to get an answer
+// from a quorum. Nothing was taken out when an Acquire returns it.
+var ErrUnavailable = errors.New("etcd unavailable")
+
+// ErrPaused is returned by operations refused because the pool is paused.
+var ErrPaused = errors.New("pool paused")
+
+// ErrLiveMember refuses to free the slot of a host whose agent is alive:
+// it releases its own once it is back in rotation.
+var ErrLiveMember = errors.New("live member")
+
+// Pool is this host's handle on its pool. Safe for concurrent use.
+type Pool struct {
+	cfg    Config
+	cli    *clientv3.Client
+	prefix string
+	mu sync.Mutex // guards session
+	// session is the lease of this agent's member and waiter keys, made
+	// on first use and made again if it expired (etcd was away too long).
+	session *concurrency.Session
+}
+
+// Open connects to etcd. It does not wait for etcd to answer: a pool
+// whose etcd is down still opens, and each operation then fails closed.
+func Open(cfg Config) (*Pool, error) {
+	if len(cfg.Endpoints) == 0 || cfg.Name == "" || cfg.ID == "" {
+		return nil, errors.New("pool: endpoints, name and id are required")
+	}
+	if strings.Contains(cfg.Name, "/") || strings.Contains(cfg.ID, "/") {
+		return nil, fmt.Errorf("pool: name %q and id %q must not contain /", cfg.Name, cfg.ID)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 15 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.RequestTimeout,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		// The client's own zap logs retries at warn on every reconnect;
+		// drainctl reports etcd's state through its own errors instead.
+		Logger: zap.NewNop(),
+		// Keepalives find a dead endpoint so the client fails over.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: cfg.RequestTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: etcd client for %s: %w", cfg.Name, strings.Join(cfg.Endpoints, ","), err)
+	}
+	return &Pool{cfg: cfg, cli: cli, prefix: "/drainctl/pools/" + cfg.Name + "/"}, nil
+}
+
+// Close ends the agent's lease (its member and waiter keys go at once) and
+// the connection. Held slots stay: they are the host's.
+func (p *Pool) Close() error {
+	if p.session != nil {
+		p.session.Close()
+	}
+	return p.cli.Close()
+}
+
+// Name is the pool's name.
+func (p *Pool) Name() string { return p.cfg.Name }
+
+// ID is this host's id in the pool.
+func (p *Pool) ID() string { return p.cfg.ID }
+
+// Limit is the max_unavailable this host asks with.
+func (p *Pool) Limit() Limit { return p.cfg.Limit }
+
+func (p *Pool) key(kind, id string) string { return p.prefix + kind + "/" + id }
+
+// unavailable wraps an etcd failure with the endpoints and the cause, the
+// two things an operator needs to mend it.
+func (p *Pool) unavailable(what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	cause := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		cause = fmt.Sprintf("no answer within %v (etcd down, unreachable, or without quorum)", p.cfg.RequestTimeout)
+	}
+	return fmt.Errorf("pool %s: %s: etcd at %s: %s: %w", p.cfg.Name, what, strings.Join(p.cfg.Endpoints, ","), cause, ErrUnavailable)
+}
+
+// call runs one request to etcd, bounded by the request timeout and ctx.
+func call[T any](ctx context.Context, p *Pool, what string, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	v, err := f(ctx)
+	if err != nil {
+		var zero T
+		return zero, p.unavailable(what, err)
+	}
+	return v, nil
+}
+
+// lease is the agent's session, made again once it expired.
+func (p *Pool) lease(ctx context.Context) (clientv3.LeaseID, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.session != nil {
+		select {
+		case <-p.session.Done():
+			p.session = nil
+		default:
+			return p.session.Lease(), nil
+		}
+	}
+	// The grant is bounded like every request; the session's keepalive
+	// then runs for the life of the Pool, not of this call.
+	g, err := call(ctx, p, "lease", func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+		return p.cli.Grant(ctx, int64(p.cfg.TTL/time.Second))
+	})
+	if err != nil {
+		return 0, err
+	}
+	s, err := concurrency.NewSession(p.cli, concurrency.WithLease(g.ID), concurrency.WithContext(context.Background()))
+	if err != nil {
+		return 0, p.unavailable("lease", err)
+	}
+	p.session = s
+	return s.Lease(), nil
+}

@@ -1,0 +1,381 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/drainctl/drainctl/pkg/internal/etcdtest"
+)
+
+func TestParseLimit(t *testing.T) {
+	for in, want := range map[string]string{"1": "1", "3": "3", " 2 ": "2", "25%": "25%", "100%": "100%"} {
+		l, err := ParseLimit(in)
+		if err != nil || l.String() != want {
+			t.Errorf("ParseLimit(%q) = %v, %v; want %s", in, l, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1", "0%", "101%", "x", "2.5", "%"} {
+		if _, err := ParseLimit(in); err == nil {
+			t.Errorf("ParseLimit(%q): no error", in)
+		}
+	}
+	pct, _ := ParseLimit("25%")
+	for members, want := range map[int]int{0: 1, 1: 1, 3: 1, 4: 1, 8: 2, 10: 2, 100: 25} {
+		if got := pct.Allowed(members); got != want {
+			t.Errorf("25%% of %d = %d, want %d", members, got, want)
+		}
+	}
+	if (Limit{}).Allowed(50) != 1 {
+		t.Error("the zero Limit allows more than one")
+	}
+}
+
+func TestWaitText(t *testing.T) {
+	now := time.Date(2026, 12, 1, 3, 4, 0, 0, time.UTC)
+	w := Wait{Pool: "web", Allowed: 1, Holders: []Claim{{ID: "web3", Op: "reboot", Reason: "kernel update", By: "root", Since: now.Add(-4 * time.Minute)}}, Ahead: 2}
+	if got, want := w.Text(now), "pool web: 1/1 out — web3, kernel update, by root, 4m0s ago; 2 waiting ahead"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// open is a Pool of the cluster for host id.
+func open(t *testing.T, c *etcdtest.Cluster, name, id, limit string) *Pool {
+	t.Helper()
+	l, err := ParseLimit(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open(Config{Endpoints: c.Endpoints(), Name: name, ID: id, Limit: l, RequestTimeout: 2 * time.Second, TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// acquireAsync starts an Acquire and returns a channel of its result.
+func acquireAsync(ctx context.Context, p *Pool, op string) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := p.Acquire(ctx, Claim{Op: op}, nil)
+		ch <- err
+	}()
+	return ch
+}
+
+func waitingIDs(t *testing.T, p *Pool) []string {
+	st, err := p.Status(ctxT(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, w := range st.Waiters {
+		ids = append(ids, w.ID)
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("after 10 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// One slot: the first host takes it, the others wait in the order they
+// came, each is granted when the one before releases, and a host that
+// holds its slot takes it again at once, from a new process.
+func TestSlotsFirstComeFirstServed(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a, b, d, e := open(t, c, "web", "a", "1"), open(t, c, "web", "b", "1"), open(t, c, "web", "d", "1"), open(t, c, "web", "e", "1")
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := a.Acquire(ctx, Claim{Op: "restart", Reason: "r", By: "root"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var waits []Wait
+	var mu sync.Mutex
+	bch := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(ctx, Claim{Op: "restart"}, func(w Wait) { mu.Lock(); waits = append(waits, w); mu.Unlock() })
+		bch <- err
+	}()
+	waitFor(t, "b waits", func() bool { return len(waitingIDs(t, a)) == 1 })
+	dch := acquireAsync(ctx, d, "enter")
+	waitFor(t, "d waits", func() bool { return len(waitingIDs(t, a)) == 2 })
+	ech := acquireAsync(ctx, e, "enter")
+	waitFor(t, "e waits", func() bool { return len(waitingIDs(t, a)) == 3 })
+	if got := strings.Join(waitingIDs(t, a), ","); got != "b,d,e" {
+		t.Fatalf("line %s, want b,d,e", got)
+	}
+	mu.Lock()
+	if len(waits) == 0 || len(waits[0].Holders) != 1 || waits[0].Holders[0].ID != "a" || waits[0].Holders[0].Reason != "r" {
+		t.Errorf("b was shown %+v, want a's claim", waits)
+	}
+	mu.Unlock()
+	// A new Pool for a (the agent restarted) gets the slot at once.
+	a2 := open(t, c, "web", "a", "1")
+	if h, err := a2.Acquire(ctx, Claim{Op: "exit"}, nil); err != nil || h.Op != "restart" {
+		t.Fatalf("a again: %+v %v; want its own claim back", h, err)
+	}
+	order := []struct {
+		p  *Pool
+		ch <-chan error
+	}{{b, bch}, {d, dch}, {e, ech}}
+	holder := a
+	for _, o := range order {
+		select {
+		case err := <-o.ch:
+			t.Fatalf("%s granted before %s released: %v", o.p.ID(), holder.ID(), err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if err := holder.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-o.ch; err != nil {
+			t.Fatalf("%s: %v", o.p.ID(), err)
+		}
+		holder = o.p
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatalf("release twice: %v", err)
+	}
+}
+
+// A waiter that gives up, or whose agent dies, holds nothing and leaves
+// the line; the next one is served.
+func TestWaiterThatLeavesHoldsNothing(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a, b, d := open(t, c, "web", "a", "1"), open(t, c, "web", "b", "1"), open(t, c, "web", "d", "1")
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := a.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bctx, giveUp := context.WithCancel(ctx)
+	bch := acquireAsync(bctx, b, "restart")
+	waitFor(t, "b waits", func() bool { return len(waitingIDs(t, a)) == 1 })
+	// d's agent dies while waiting: its lease ends, and with it its place.
+	dctx, cancelD := context.WithCancel(ctx)
+	defer cancelD()
+	acquireAsync(dctx, d, "restart")
+	waitFor(t, "d waits", func() bool { return len(waitingIDs(t, a)) == 2 })
+	giveUp()
+	if err := <-bch; !errors.Is(err, context.Canceled) {
+		t.Fatalf("b gave up: %v", err)
+	}
+	waitFor(t, "b left the line", func() bool { return strings.Join(waitingIDs(t, a), ",") == "d" })
+	d.session.Orphan() // as if the process died: no delete, no revoke
+	d.cli.Close()
+	waitFor(t, "d's lease expired", func() bool { return len(waitingIDs(t, a)) == 0 })
+	st, _ := a.Status(ctx)
+	if len(st.Holders) != 1 || st.Holders[0].ID != "a" {
+		t.Fatalf("holders %+v, want only a", st.Holders)
+	}
+}
+
+// A percentage counts the live members and the holders that are not.
+func TestPercentOfMembers(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 60*time.Second)
+	var ps []*Pool
+	for i := range 8 {
+		p := open(t, c, "web", fmt.Sprintf("h%d", i), "25%")
+		if err := p.register(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps[:2] {
+		if _, err := p.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := acquireAsync(ctx, ps[2], "restart")
+	select {
+	case err := <-third:
+		t.Fatalf("a third of 8 at 25%% was granted: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	ps[0].Release(ctx)
+	if err := <-third; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Pause stops new grants; held slots stay; resume lets the line on. Two
+// pools on one etcd never block each other.
+func TestPauseAndPools(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 60*time.Second)
+	a, b := open(t, c, "web", "a", "2"), open(t, c, "web", "b", "2")
+	other := open(t, c, "api", "a", "1")
+	if err := a.Pause(ctx, Pause{By: "root", Reason: "bad patch"}); err != nil {
+		t.Fatal(err)
+	}
+	var shown atomic.Value
+	bch := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(ctx, Claim{Op: "restart"}, func(w Wait) { shown.Store(w.Text(time.Now())) })
+		bch <- err
+	}()
+	if _, err := other.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatalf("pool api blocked by pool web's pause: %v", err)
+	}
+	select {
+	case err := <-bch:
+		t.Fatalf("granted while paused: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if s, _ := shown.Load().(string); !strings.Contains(s, "paused by root: bad patch") {
+		t.Errorf("waiter shown %q", s)
+	}
+	if err := a.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bch; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Freeing another host's slot: refused while its agent lives, unless
+// forced; allowed once it is gone.
+func TestReleaseFor(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 60*time.Second)
+	a, ops := open(t, c, "web", "a", "1"), open(t, c, "web", "ops", "1")
+	a.register(ctx)
+	if _, err := a.Acquire(ctx, Claim{Op: "reboot"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.ReleaseFor(ctx, "a", false); !errors.Is(err, ErrLiveMember) {
+		t.Fatalf("release of a live member's slot: %v", err)
+	}
+	a.session.Orphan()
+	a.cli.Close()
+	waitFor(t, "a's member key expired", func() bool {
+		st, _ := ops.Status(ctx)
+		return len(st.Members) == 1 && !st.Members[0].Live
+	})
+	h, err := ops.ReleaseFor(ctx, "a", false)
+	if err != nil || h == nil || h.Op != "reboot" {
+		t.Fatalf("release of a gone host: %+v %v", h, err)
+	}
+	if h, err := ops.ReleaseFor(ctx, "a", false); err != nil || h != nil {
+		t.Fatalf("release again: %+v %v", h, err)
+	}
+}
+
+// etcd unreachable: Acquire fails closed, naming the endpoints.
+func TestUnreachableFailsClosed(t *testing.T) {
+	p, err := Open(Config{Endpoints: []string{"http://127.0.0.1:1"}, Name: "web", ID: "a", RequestTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	_, err = p.Acquire(context.Background(), Claim{Op: "restart"}, nil)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("got %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v to fail", d)
+	}
+}
+
+// A 3-member cluster: one member killed changes nothing; with two of
+// three gone (no quorum), Acquire is refused and nothing is held.
+func TestClusterQuorum(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ctx := ctxT(t, 90*time.Second)
+	a, b := open(t, c, "web", "a", "1"), open(t, c, "web", "b", "1")
+	c.Members[0].Kill()
+	if _, err := a.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatalf("one member down: %v", err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Members[1].Kill()
+	_, err := b.Acquire(ctx, Claim{Op: "restart"}, nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no quorum: %v", err)
+	}
+	c.Members[1].Restart(t, c)
+	c.WaitHealthy(t)
+	if h, err := b.Held(ctx); err != nil || h != nil {
+		t.Fatalf("b holds %+v after a refused acquire (%v)", h, err)
+	}
+}
+
+// Many contenders for few slots: a watcher of the holders never sees more
+// than the limit, and everyone is served.
+func TestContendersNeverExceedTheLimit(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 120*time.Second)
+	const n, slots = 30, 3
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var peak, held atomic.Int64
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for r := range cli.Watch(wctx, "/drainctl/pools/web/holders/", clientv3.WithPrefix()) {
+			for _, ev := range r.Events {
+				if ev.Type == clientv3.EventTypePut && ev.IsCreate() {
+					peak.Store(max(peak.Load(), held.Add(1)))
+				} else if ev.Type == clientv3.EventTypeDelete {
+					held.Add(-1)
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		p := open(t, c, "web", fmt.Sprintf("h%02d", i), fmt.Sprint(slots))
+		wg.Go(func() {
+			if _, err := p.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+				errs <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+			errs <- p.Release(ctx)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	<-watched
+	if peak.Load() > slots || peak.Load() < 2 {
+		t.Errorf("peak holders %d, want 2..%d", peak.Load(), slots)
+	}
+}

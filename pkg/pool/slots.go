@@ -1,0 +1,280 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Wait is what a host waiting for a slot is shown: who holds the slots,
+// how many are allowed, how many wait ahead of it, and a pause if any.
+type Wait struct {
+	Pool    string  `json:"pool"`
+	Allowed int     `json:"allowed"`
+	Holders []Claim `json:"holders"`
+	Ahead   int     `json:"ahead"`
+	Paused  *Pause  `json:"paused,omitempty"`
+}
+
+// Text is one line for a terminal: "pool web: 1/1 out — web3, kernel
+// update, by root, 4m0s ago".
+func (w Wait) Text(now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pool %s: %d/%d out", w.Pool, len(w.Holders), w.Allowed)
+	for i, h := range w.Holders {
+		sep := ", "
+		if i == 0 {
+			sep = " — "
+		}
+		b.WriteString(sep + h.ID)
+		if h.Reason != "" {
+			b.WriteString(", " + h.Reason)
+		} else if h.Op != "" {
+			b.WriteString(", " + h.Op)
+		}
+		if h.By != "" {
+			b.WriteString(", by " + h.By)
+		}
+		b.WriteString(", " + now.Sub(h.Since).Round(time.Second).String() + " ago")
+	}
+	if w.Ahead > 0 {
+		fmt.Fprintf(&b, "; %d waiting ahead", w.Ahead)
+	}
+	if w.Paused != nil {
+		b.WriteString("; paused")
+		if w.Paused.By != "" {
+			b.WriteString(" by " + w.Paused.By)
+		}
+		if w.Paused.Reason != "" {
+			b.WriteString(": " + w.Paused.Reason)
+		}
+	}
+	return b.String()
+}
+
+// Acquire takes a slot for c.ID, waiting in line while the pool is full
+// or paused; wait, if not nil, is called each time what it waits for
+// changes. A host that holds its slot already gets it back at once
+// (after a restart or a reboot). It returns the claim held, or an error:
+// ctx's (the waiter's place is given up), or ErrUnavailable (nothing was
+// taken). Idempotent.
+func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, error) {
+	c.ID = p.cfg.ID
+	if c.Since.IsZero() {
+		c.Since = time.Now()
+	}
+	queued := false
+	defer func() {
+		if queued {
+			// Leave the line whatever happened: a waiter that gave up
+			// must not keep its place (the lease would end it, later).
+			p.cli.Delete(context.WithoutCancel(ctx), p.key("waiters", c.ID))
+		}
+	}()
+	var last string
+	for {
+		st, err := p.read(ctx)
+		if err != nil {
+			return Claim{}, err
+		}
+		if h := st.holder(c.ID); h != nil {
+			return *h, nil
+		}
+		allowed := p.cfg.Limit.Allowed(st.Size())
+		if !queued && len(st.Waiters) == 0 && st.Paused == nil && len(st.Holders) < allowed {
+			// Nobody waits and a slot is free: take it without queueing
+			// (two requests to etcd instead of four).
+			ok, err := p.grant(ctx, st.Revision, c)
+			if err != nil {
+				return Claim{}, err
+			}
+			if ok {
+				return c, nil
+			}
+			continue
+		}
+		if !queued {
+			if err := p.queue(ctx, c); err != nil {
+				return Claim{}, err
+			}
+			queued = true
+			continue // read again: the line now has this host in it
+		}
+		w := Wait{Pool: p.cfg.Name, Allowed: allowed, Holders: st.Holders, Paused: st.Paused}
+		w.Ahead = slices.IndexFunc(st.Waiters, func(x Waiter) bool { return x.ID == c.ID })
+		if w.Ahead < 0 {
+			// Our waiter key is gone: the lease expired while etcd was
+			// away. Join the line again.
+			queued = false
+			continue
+		}
+		if st.Paused == nil && w.Ahead < w.Allowed-len(st.Holders) {
+			ok, err := p.grant(ctx, st.Revision, c)
+			if err != nil {
+				return Claim{}, err
+			}
+			if ok {
+				queued = false // the grant deleted the waiter key
+				return c, nil
+			}
+			continue // someone else changed the holders: decide again
+		}
+		if b, _ := json.Marshal(w); wait != nil && string(b) != last {
+			last = string(b)
+			wait(w)
+		}
+		if err := p.changed(ctx, st.Revision); err != nil {
+			return Claim{}, err
+		}
+	}
+}
+
+// queue puts c in line, on the agent's lease, keeping its place if it
+// is there already.
+func (p *Pool) queue(ctx context.Context, c Claim) error {
+	lease, err := p.lease(ctx)
+	if err != nil {
+		return err
+	}
+	v, _ := json.Marshal(Waiter{Op: c.Op, Since: c.Since})
+	k := p.key("waiters", c.ID)
+	_, err = call(ctx, p, "join the line", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease))).Commit()
+	})
+	return err
+}
+
+// grant takes the slot if neither the holders nor the pause changed since
+// rev, the revision the decision was made on; false means they did.
+func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
+	v, _ := json.Marshal(c)
+	resp, err := call(ctx, p, "take a slot", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return p.cli.Txn(ctx).If(
+			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
+		).Then(
+			clientv3.OpPut(p.key("holders", c.ID), string(v)),
+			clientv3.OpDelete(p.key("waiters", c.ID)),
+		).Commit()
+	})
+	if err != nil {
+		return false, err
+	}
+	return resp.Succeeded, nil
+}
+
+// changed returns once any key of the pool changed after rev. A periodic
+// wake-up re-reads anyway, so a lost watch costs seconds, not the wait.
+func (p *Pool) changed(ctx context.Context, rev int64) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	wch := p.cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case r, ok := <-wch:
+			if !ok || r.Err() != nil || len(r.Events) > 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// Release frees this host's slot. Idempotent: releasing a slot not held
+// is no error. Failing to reach etcd is ErrUnavailable: the caller
+// retries, since the slot stays held until it succeeds.
+func (p *Pool) Release(ctx context.Context) error {
+	_, err := call(ctx, p, "release the slot", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
+		return p.cli.Delete(ctx, p.key("holders", p.cfg.ID))
+	})
+	return err
+}
+
+// Held reports whether this host holds a slot, and the claim.
+func (p *Pool) Held(ctx context.Context) (*Claim, error) {
+	st, err := p.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.holder(p.cfg.ID), nil
+}
+
+// ReleaseFor frees the slot of another host, one that is gone for good.
+// A live member's slot is refused unless force: it frees its own once
+// back in rotation. It returns the claim freed (nil: none was held).
+func (p *Pool) ReleaseFor(ctx context.Context, id string, force bool) (*Claim, error) {
+	st, err := p.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := st.holder(id)
+	if h == nil {
+		return nil, nil
+	}
+	if m := st.member(id); m != nil && m.Live && !force {
+		return nil, fmt.Errorf("pool %s: %s is a live member: its agent releases the slot once the server is back in rotation (--force frees it anyway): %w", p.cfg.Name, id, ErrLiveMember)
+	}
+	_, err = call(ctx, p, "release "+id+"'s slot", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
+		return p.cli.Delete(ctx, p.key("holders", id))
+	})
+	return h, err
+}
+
+// Pause stops the pool granting slots (held ones stay held) until Resume.
+// Idempotent: pausing again keeps the first record.
+func (p *Pool) Pause(ctx context.Context, pz Pause) error {
+	if pz.Since.IsZero() {
+		pz.Since = time.Now()
+	}
+	v, _ := json.Marshal(pz)
+	k := p.prefix + "paused"
+	_, err := call(ctx, p, "pause", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(v))).Commit()
+	})
+	return err
+}
+
+// Resume lets the pool grant slots again. Idempotent.
+func (p *Pool) Resume(ctx context.Context) error {
+	_, err := call(ctx, p, "resume", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
+		return p.cli.Delete(ctx, p.prefix+"paused")
+	})
+	return err
+}
+
+// Register makes this agent a live member until ctx ends or the agent
+// dies, and records every period when it was last seen. It returns when
+// ctx ends; etcd being away only delays it (it keeps trying).
+func (p *Pool) Register(ctx context.Context, period time.Duration) {
+	for ctx.Err() == nil {
+		p.register(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(period):
+		}
+	}
+}
+
+// register puts the member key on the agent's lease (again, if the lease
+// was lost) and the time it was seen, which outlives the lease.
+func (p *Pool) register(ctx context.Context) error {
+	lease, err := p.lease(ctx)
+	if err != nil {
+		return err
+	}
+	seen, _ := json.Marshal(time.Now().UTC())
+	_, err = call(ctx, p, "register", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return p.cli.Txn(ctx).Then(
+			clientv3.OpPut(p.key("members", p.cfg.ID), "", clientv3.WithLease(lease)),
+			clientv3.OpPut(p.key("seen", p.cfg.ID), string(seen)),
+		).Commit()
+	})
+	return err
+}
