@@ -84,7 +84,7 @@ type Pool struct {
 	cfg    Config
 	cli    *clientv3.Client
 	prefix string
-	mu sync.Mutex // guards session
+	mu     sync.Mutex // guards session
 	// session is the lease of this agent's member and waiter keys, made
 	// on first use and made again if it expired (etcd was away too long).
 	session *concurrency.Session

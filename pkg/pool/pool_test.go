@@ -338,11 +338,15 @@ func TestContendersNeverExceedTheLimit(t *testing.T) {
 	}
 	defer cli.Close()
 	var peak, held atomic.Int64
+	now, err := cli.Get(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	wctx, stop := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
-		for r := range cli.Watch(wctx, "/drainctl/pools/web/holders/", clientv3.WithPrefix()) {
+		for r := range cli.Watch(wctx, "/drainctl/pools/web/holders/", clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision+1)) {
 			for _, ev := range r.Events {
 				if ev.Type == clientv3.EventTypePut && ev.IsCreate() {
 					peak.Store(max(peak.Load(), held.Add(1)))

@@ -77,6 +77,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 		}
 	}()
 	var last string
+	fast := true
 	for {
 		st, err := p.read(ctx)
 		if err != nil {
@@ -86,9 +87,12 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			return *h, nil
 		}
 		allowed := p.cfg.Limit.Allowed(st.Size())
-		if !queued && len(st.Waiters) == 0 && st.Paused == nil && len(st.Holders) < allowed {
+		if fast && len(st.Waiters) == 0 && st.Paused == nil && len(st.Holders) < allowed {
 			// Nobody waits and a slot is free: take it without queueing
-			// (two requests to etcd instead of four).
+			// (two requests to etcd instead of five). Tried once only: if
+			// another host won, hosts that came together would otherwise
+			// retry as a herd; in line they are served one by one.
+			fast = false
 			ok, err := p.grant(ctx, st.Revision, c)
 			if err != nil {
 				return Claim{}, err
@@ -98,6 +102,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			}
 			continue
 		}
+		fast = false
 		if !queued {
 			if err := p.queue(ctx, c); err != nil {
 				return Claim{}, err
@@ -128,7 +133,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			last = string(b)
 			wait(w)
 		}
-		if err := p.changed(ctx, st.Revision); err != nil {
+		if err := p.waitTurn(ctx, st, turn{ahead: w.Ahead, holders: len(st.Holders), allowed: allowed, rev: st.Waiters[w.Ahead].rev}); err != nil {
 			return Claim{}, err
 		}
 	}
@@ -169,22 +174,66 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 	return resp.Succeeded, nil
 }
 
-// changed returns once any key of the pool changed after rev. A periodic
-// wake-up re-reads anyway, so a lost watch costs seconds, not the wait.
-func (p *Pool) changed(ctx context.Context, rev int64) error {
+// turn is where a waiter stands: how many wait ahead of it, how many
+// slots are held and allowed, and its waiter key's create revision.
+type turn struct {
+	ahead, holders, allowed int
+	rev                     int64
+}
+
+// waitTurn returns when the waiter's turn may have come, counting the
+// pool's changes from the watch itself instead of reading the pool again
+// at each: a release wakes only the waiters it lets through, not every
+// host in line (with 200 waiting, a re-read by all at each release is
+// what etcd would otherwise serve). Any change it cannot count (a pause,
+// a member, its own key) and a periodic wake-up send it back to read.
+func (p *Pool) waitTurn(ctx context.Context, st State, t turn) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	wch := p.cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	wch := p.cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(st.Revision+1), clientv3.WithPrevKV())
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case r, ok := <-wch:
-			if !ok || r.Err() != nil || len(r.Events) > 0 {
+			if !ok || r.Err() != nil {
+				return nil
+			}
+			for _, ev := range r.Events {
+				if !t.count(p, ev) {
+					return nil
+				}
+			}
+			if t.ahead < t.allowed-t.holders {
 				return nil
 			}
 		}
 	}
+}
+
+// count applies one event to the turn; false means read the pool again.
+func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
+	kind, id, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), p.prefix), "/")
+	del := ev.Type == clientv3.EventTypeDelete
+	switch {
+	case kind == "holders" && del:
+		t.holders--
+	case kind == "holders" && ev.IsCreate():
+		t.holders++
+	case kind == "waiters" && id == p.cfg.ID:
+		return !del // our place is gone (lease expired)
+	case kind == "waiters" && del:
+		if ev.PrevKv != nil && ev.PrevKv.CreateRevision < t.rev {
+			t.ahead--
+		}
+	case kind == "waiters", kind == "holders", kind == "seen":
+		// one behind us joined; a claim rewritten; a member seen
+	case kind == "members" && !p.cfg.Limit.percent:
+		// only a percentage depends on the members
+	default:
+		return false // a pause or resume, a member (percentage)
+	}
+	return true
 }
 
 // Release frees this host's slot. Idempotent: releasing a slot not held

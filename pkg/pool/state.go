@@ -25,6 +25,7 @@ type Waiter struct {
 	ID    string    `json:"id"`
 	Op    string    `json:"op,omitempty"`
 	Since time.Time `json:"since"`
+	rev   int64     // create revision: the place in line
 }
 
 // State is the pool at one revision of etcd.
@@ -79,11 +80,7 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		return State{}, err
 	}
 	st := State{Name: p.cfg.Name, Revision: resp.Header.Revision}
-	type waiter struct {
-		Waiter
-		rev int64
-	}
-	var waiters []waiter
+	var waiters []Waiter
 	members := map[string]*Member{}
 	memberOf := func(id string) *Member {
 		if members[id] == nil {
@@ -104,7 +101,8 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 			var w Waiter
 			err = json.Unmarshal(kv.Value, &w)
 			w.ID = id
-			waiters = append(waiters, waiter{w, kv.CreateRevision})
+			w.rev = kv.CreateRevision
+			waiters = append(waiters, w)
 		case "members":
 			memberOf(id).Live = true
 		case "seen":
@@ -121,10 +119,8 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		}
 	}
 	// First come, first served: the order the waiter keys were made.
-	slices.SortFunc(waiters, func(a, b waiter) int { return int(a.rev - b.rev) })
-	for _, w := range waiters {
-		st.Waiters = append(st.Waiters, w.Waiter)
-	}
+	slices.SortFunc(waiters, func(a, b Waiter) int { return int(a.rev - b.rev) })
+	st.Waiters = waiters
 	for _, m := range members {
 		st.Members = append(st.Members, *m)
 	}
