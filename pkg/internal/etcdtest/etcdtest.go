@@ -105,17 +105,24 @@ func StartOn(t testing.TB, hosts []string, prefixes [][]string) *Cluster {
 	return c
 }
 
-func (m *Member) start(t testing.TB, initial, state string) {
-	t.Helper()
-	args := append(append([]string{}, m.ns...), "etcd",
-		"--name", m.Name, "--data-dir", m.dir,
-		"--listen-client-urls", m.Client, "--advertise-client-urls", m.Client,
-		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+// Args is the command line of one etcd member: its name, data directory,
+// client and peer URLs, the cluster's members (name=peerURL,...), "new"
+// or "existing", and the cluster's token.
+func Args(name, dir, client, peer, initial, state, token string) []string {
+	return []string{"etcd",
+		"--name", name, "--data-dir", dir,
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", initial, "--initial-cluster-state", state,
-		"--initial-cluster-token", "drainctl-test-"+filepath.Base(filepath.Dir(m.dir)),
+		"--initial-cluster-token", token,
 		// Fast elections, so killing a member costs the tests ~1 s, not 5.
 		"--heartbeat-interval", "50", "--election-timeout", "500",
-		"--log-level", "warn", "--logger", "zap")
+		"--log-level", "warn", "--logger", "zap"}
+}
+
+func (m *Member) start(t testing.TB, initial, state string) {
+	t.Helper()
+	args := append(append([]string{}, m.ns...), Args(m.Name, m.dir, m.Client, m.peer, initial, state, "drainctl-test-"+filepath.Base(filepath.Dir(m.dir)))...)
 	log, err := os.OpenFile(m.dir+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,8 @@ type Options struct {
 	CheckPort uint16
 	// AgentFlags are added to every agent's command line.
 	AgentFlags []string
+	// Pool, if set, runs an etcd cluster and puts the agents in a pool.
+	Pool *PoolOptions
 	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
 	ID  string
 	Dir string // work directory; removed by Close
@@ -75,6 +77,19 @@ type Web struct {
 	Socket     string // its agent's control socket
 	binary     string
 	backend    string
+	poolFlags  []string // the agent's pool flags (Options.Pool)
+	agent      *exec.Cmd
+	agentDone  chan struct{}
+}
+
+// KillAgent kills w's agent with SIGKILL, as a crash or the OOM killer
+// would, and waits until it is gone.
+func (w *Web) KillAgent() {
+	if w.agent != nil {
+		w.agent.Process.Kill()
+		<-w.agentDone
+		w.agent = nil
+	}
 }
 
 // agentPort is where the agents answer HAProxy's agent-check (AgentCheck).
@@ -89,6 +104,10 @@ type Lab struct {
 	stats   string // HAProxy's stats socket
 	pstats  string // the passive HAProxy's
 	pids    []int
+	// The pool's etcd (Options.Pool): the LAN namespace and the members.
+	lan         *namespace.NS
+	etcd        []*etcdMember
+	etcdInitial string
 }
 
 // Frontend is where the load generator sends requests (inside the load
@@ -119,6 +138,11 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if l.lb, err = namespace.New("dl-" + o.ID + "-lb"); err != nil {
 		return l, err
 	}
+	if o.Pool != nil {
+		if err := l.startEtcd(ctx); err != nil {
+			return l, err
+		}
+	}
 	var servers []haproxy.Server
 	for i := 1; i <= o.Servers; i++ {
 		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend}
@@ -147,6 +171,12 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 		}
 		if o.Passive {
 			if err := l.linkPassive(w, i); err != nil {
+				return l, err
+			}
+		}
+		if o.Pool != nil {
+			w.poolFlags = l.poolFlags(w, i)
+			if err := l.joinLAN(w.ns, fmt.Sprintf("w%d", i), lanAddr(100+i)); err != nil {
 				return l, err
 			}
 		}
@@ -252,6 +282,12 @@ func (l *Lab) startWeb(w *Web) error {
 	if l.o.Pattern == Naive {
 		return nil // no agent: the naive procedure edits the rules by hand
 	}
+	return l.StartAgent(w)
+}
+
+// StartAgent starts w's agent (again, after KillAgent) and waits for its
+// socket.
+func (l *Lab) StartAgent(w *Web) error {
 	w.Socket = filepath.Join(w.dir, "agent.sock")
 	cmd := w.ns.Command(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
 		"--backend", l.o.Backend, "--forward", "81:80",
@@ -262,8 +298,9 @@ func (l *Lab) startWeb(w *Web) error {
 	if l.o.Pattern == AgentCheck {
 		cmd.Args = append(cmd.Args, "--agent-check-listen", fmt.Sprintf("%s:%d", w.Addr, agentPort))
 	}
-	cmd.Args = append(cmd.Args, l.o.AgentFlags...)
-	logf, err := os.Create(filepath.Join(w.dir, "agent.log"))
+	cmd.Args = append(append(cmd.Args, w.poolFlags...), l.o.AgentFlags...)
+	// Appended to, so a restarted agent's log follows the first one's.
+	logf, err := os.OpenFile(filepath.Join(w.dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
@@ -272,7 +309,9 @@ func (l *Lab) startWeb(w *Web) error {
 		return err
 	}
 	l.pids = append(l.pids, cmd.Process.Pid)
-	go cmd.Wait()
+	w.agent = cmd
+	w.agentDone = make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); logf.Close(); close(done) }(w.agentDone)
 	if waitFor(func() bool {
 		c, err := net.Dial("unix", w.Socket)
 		if err == nil {
@@ -422,6 +461,7 @@ func (l *Lab) Close() error {
 			}
 		}
 	}
+	errs = append(errs, l.closeEtcd()...)
 	l.Webs, l.lb, l.passive = nil, nil, nil
 	if l.o.Dir != "" {
 		if err := os.RemoveAll(l.o.Dir); err != nil {
