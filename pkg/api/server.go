@@ -213,6 +213,9 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		if cred := peer(r); cred != nil {
 			req.PID = int(cred.Pid)
 		}
+		// A caller that hangs up while its operation waits for a pool
+		// slot leaves the line.
+		req.Done = r.Context().Done()
 		events := make(chan maintenance.Event, 256)
 		done := make(chan Line, 1)
 		go func() {

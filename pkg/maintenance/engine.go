@@ -62,6 +62,8 @@ type Engine struct {
 	fwChanged    atomic.Bool
 	lastDrain    *drain.Event
 	subs         map[chan Event]struct{}
+	// releaseKick wakes the pool slot's releaser (slot.go).
+	releaseKick chan struct{}
 
 	// fwMu serialises forwarder calls, and makes "write the phase, then
 	// act" one step as seen by Reconcile: otherwise a reconcile that read
@@ -78,7 +80,7 @@ func New(ctx context.Context, d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}}
+	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}, releaseKick: make(chan struct{}, 1)}
 	e.d.Forwarder = marking{d.Forwarder, &e.fwChanged}
 	return e
 }

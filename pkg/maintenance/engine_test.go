@@ -35,6 +35,12 @@ func newRig(t *testing.T, initial *state.State) *rig {
 // lifetime: cancelling it is SIGTERM).
 func newRigCtx(t *testing.T, ctx context.Context, initial *state.State) *rig {
 	t.Helper()
+	return newRigDeps(t, ctx, initial, nil)
+}
+
+// newRigDeps is newRigCtx with more dependencies set by more.
+func newRigDeps(t *testing.T, ctx context.Context, initial *state.State, more func(*Deps)) *rig {
+	t.Helper()
 	r := &rig{store: &memStore{}, table: &fakeTable{}, run: &fakeRunner{}, ready: &fakeReady{},
 		clock: &fakeClock{t: time.Unix(1_700_000_000, 0).UTC()}}
 	if initial != nil {
@@ -43,10 +49,14 @@ func newRigCtx(t *testing.T, ctx context.Context, initial *state.State) *rig {
 	r.fw = &fakeForwarder{store: r.store}
 	p := drain.DefaultPolicy()
 	p.Deadline = 10 * time.Second
-	r.e = New(ctx, Deps{
+	d := Deps{
 		Forwarder: r.fw, Forwards: []forward.Forward{fwd}, Table: r.table, Policy: p,
 		Runner: r.run, Ready: r.ready, Store: r.store, Clock: r.clock,
-	})
+	}
+	if more != nil {
+		more(&d)
+	}
+	r.e = New(ctx, d)
 	if _, err := r.e.Resume(); err != nil {
 		t.Fatal(err)
 	}

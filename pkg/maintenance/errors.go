@@ -20,7 +20,12 @@ const (
 	CodeNotReady   Code = "not-ready"         // the readiness check failed; the server stays out
 	CodeCommand    Code = "command-failed"    // maintenance run's command failed; the server stays out
 	CodeBadRequest Code = "bad-request"       // the request cannot be right: nothing was done
-	CodeInternal   Code = "internal"          // netfilter or the state file failed; the message says where
+	// CodePoolBusy: no pool slot within the pool wait; nothing was done.
+	CodePoolBusy Code = "pool-busy"
+	// CodePoolUnavailable: etcd did not answer (down, unreachable, no
+	// quorum), so the server was not taken out.
+	CodePoolUnavailable Code = "pool-unavailable"
+	CodeInternal        Code = "internal" // netfilter or the state file failed; the message says where
 )
 
 // Error is an operation's failure.

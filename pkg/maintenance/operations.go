@@ -33,6 +33,9 @@ func (r *opRun) enter() error {
 		res.Phase, res.Holder, res.Note = state.Held, st.Holder, "already in maintenance"+holderText(st.Holder)
 		return nil
 	}
+	if err := r.takeSlot(); err != nil {
+		return err
+	}
 	r.e.setHolder(r.holder())
 	if err := r.withdraw("maintenance enter: " + r.req.Reason); err != nil {
 		return err
@@ -119,6 +122,9 @@ func (r *opRun) restart() error {
 	if st.Phase == state.Held {
 		return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
 			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
+	}
+	if err := r.takeSlot(); err != nil {
+		return err
 	}
 	r.e.setHolder(r.holder())
 	if err := r.withdraw("restart: " + r.req.Reason); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -25,6 +26,11 @@ func (e *Engine) Resume() (string, error) {
 	e.st = st
 	e.running = true
 	e.mu.Unlock()
+	if e.d.Slots != nil {
+		// Once Resume is done (deferred calls run last to first): a slot
+		// owed is given back when the server is back in rotation.
+		defer func() { go e.releaser(10 * time.Second) }()
+	}
 	defer e.end()
 	if b := e.d.Forwarder.Backend(); st.Backend != b {
 		// Record which backend holds the rules from now on, before they

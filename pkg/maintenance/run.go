@@ -47,7 +47,9 @@ func (e *Engine) operate(op state.Op, req Request, progress func(Event), body fu
 	}
 	err := func() error {
 		defer e.end()
-		return body(r)
+		err := body(r)
+		r.giveBack()
+		return err
 	}()
 	e.record(r, err)
 	return *r.res, err

@@ -58,6 +58,12 @@ type Deps struct {
 	// balancers' confirmation, and confirms the restore; nil waits
 	// min-wait and confirms nothing.
 	Rotation Rotation
+	// Slots is the pool's semaphore: every operation that takes the
+	// server out holds a slot first. nil: the host decides alone.
+	Slots Slots
+	// PoolWait is how long an operation waits for a slot unless its
+	// request says (0: DefaultPoolWait).
+	PoolWait time.Duration
 	// History records every operation; nil records nothing.
 	History History
 	// Observer is told of every operation that ran (the metrics); nil for
@@ -92,6 +98,11 @@ type Request struct {
 	CommandDone *CommandDone `json:"command_done,omitempty"`
 	// Force (exit) ends a hold that a running command owns.
 	Force bool `json:"force,omitempty"`
+	// Done, if set, is closed when the caller gives up (the API server
+	// sets it to the request's context): an operation still waiting for
+	// a pool slot then leaves the line. Once the slot is taken the
+	// operation goes on without its caller, as always.
+	Done <-chan struct{} `json:"-"`
 	// PID is the caller's process, from the kernel (the API server sets
 	// it from the socket's peer credentials; a client cannot).
 	PID int `json:"-"`
@@ -100,6 +111,8 @@ type Request struct {
 	// Deadline overrides the drain policy's deadline, as OnDeadline its
 	// choice at the deadline.
 	Deadline time.Duration `json:"deadline_ms,omitempty"`
+	// PoolWait overrides how long to wait for a pool slot.
+	PoolWait time.Duration `json:"pool_wait_ms,omitempty"`
 }
 
 // CommandDone is a `maintenance run` command's outcome.

@@ -57,6 +57,19 @@ type Holder struct {
 	RunnerPID int `json:"runner_pid,omitempty"`
 }
 
+// Slot is the pool slot this host holds: taken before the server is
+// withdrawn, given back once it is back in rotation. The slot lives in
+// etcd; this copy says the agent must give it back, across restarts and
+// reboots.
+type Slot struct {
+	Pool  string    `json:"pool"`
+	Op    Op        `json:"op"`
+	Since time.Time `json:"since"`
+	// Release: the server is back in rotation and the slot is being given
+	// back (etcd has not answered yet; the agent retries).
+	Release bool `json:"release_pending,omitempty"`
+}
+
 // Transition is one line of the state's history.
 type Transition struct {
 	Time  time.Time `json:"time"`
@@ -75,6 +88,8 @@ type State struct {
 	// (nftables, iptables-nft, iptables-legacy); an agent started with
 	// backend auto keeps it.
 	Backend string `json:"backend,omitempty"`
+	// Slot is the pool slot held, if any.
+	Slot *Slot `json:"slot,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`
 	History   []Transition `json:"history,omitempty"`

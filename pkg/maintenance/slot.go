@@ -1,0 +1,208 @@
+package maintenance
+
+// The pool's slot: taken before an operation takes the server out, given
+// back once the server is back in rotation. Taking fails closed (no slot,
+// nothing withdrawn); giving back never holds the server out: the restore
+// comes first, and a release etcd does not answer is retried in the
+// background until it does.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/pool"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// Slots is the pool's semaphore (pool.Pool does it).
+type Slots interface {
+	// Acquire waits for a slot and takes it; a host that holds one gets
+	// it back at once. Idempotent.
+	Acquire(ctx context.Context, c pool.Claim, wait func(pool.Wait)) (pool.Claim, error)
+	// Release gives this host's slot back. Idempotent.
+	Release(ctx context.Context) error
+	// Held is this host's claim, nil if it holds none.
+	Held(ctx context.Context) (*pool.Claim, error)
+	Name() string
+}
+
+// DefaultPoolWait is how long an operation waits for a pool slot unless
+// told: long enough for a pool of 20 servers, started by cron at the same
+// minute, to go through one by one with a 5-minute maintenance each.
+const DefaultPoolWait = 2 * time.Hour
+
+// WaitingForSlot is the phase of the events of an operation waiting for
+// a pool slot. It is never written to the state: nothing was changed yet.
+const WaitingForSlot state.Phase = "waiting-for-slot"
+
+// takeSlot takes the pool's slot for this operation, waiting in line for
+// at most the pool wait, and records it in the state before anything is
+// withdrawn. Without a pool it does nothing.
+func (r *opRun) takeSlot() error {
+	e := r.e
+	if e.d.Slots == nil {
+		return nil
+	}
+	wait := cmp.Or(r.req.PoolWait, e.d.PoolWait, DefaultPoolWait)
+	ctx, cancel := context.WithTimeout(e.ctx, wait)
+	defer cancel()
+	if r.req.Done != nil {
+		// The caller gave up (Ctrl-C, the SSH session closed): a waiter
+		// that left holds nothing.
+		go func() {
+			select {
+			case <-r.req.Done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	claim := pool.Claim{Op: string(r.op), Reason: r.req.Reason, By: r.req.Who, Since: e.clock.Now()}
+	shown := func(w pool.Wait) {
+		r.publish(Event{Op: r.op, Phase: WaitingForSlot, Message: "waiting for a slot: " + w.Text(time.Now())})
+	}
+	got, err := e.d.Slots.Acquire(ctx, claim, shown)
+	switch {
+	case errors.Is(err, pool.ErrUnavailable):
+		return fail(CodePoolUnavailable, state.InService, "%v; nothing was changed: the server stays in service", err)
+	case err != nil && e.ctx.Err() != nil:
+		return errStopping
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(CodePoolBusy, state.InService, "busy: no slot of pool %s within %v; nothing was changed", e.d.Slots.Name(), wait)
+	case err != nil:
+		return fail(CodePoolBusy, state.InService, "gave up waiting for a slot of pool %s: %v; nothing was changed", e.d.Slots.Name(), err)
+	}
+	e.mu.Lock()
+	e.st.Slot = &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(got.Op), Since: got.Since}
+	e.mu.Unlock()
+	r.publish(Event{Op: r.op, Phase: state.InService, Message: "pool " + e.d.Slots.Name() + ": slot taken"})
+	return nil
+}
+
+// giveBack ends an operation that left the server in service: the slot
+// goes back now if the load balancers confirmed the server back (or none
+// checks it), else the releaser does it once they do.
+func (r *opRun) giveBack() {
+	e := r.e
+	if e.d.Slots == nil || e.slot() == nil || e.Phase() != state.InService {
+		return
+	}
+	back := r.res != nil && (e.d.Rotation == nil || (r.res.Back != nil && (r.res.Back.All() || len(r.res.Back.LoadBalancers) == 0)))
+	if !back {
+		// Not confirmed back (yet): the releaser waits for it.
+		e.kickReleaser()
+		return
+	}
+	note := e.release(e.ctx)
+	if r.res.Note != "" {
+		r.res.Note += "; "
+	}
+	r.res.Note += note
+}
+
+// slot is the slot the state says this host holds.
+func (e *Engine) slot() *state.Slot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.Slot
+}
+
+// release gives the slot back and says how it went. A failure marks the
+// release pending in the state and leaves it to the releaser.
+func (e *Engine) release(ctx context.Context) string {
+	name := e.d.Slots.Name()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.d.Slots.Release(ctx); err != nil {
+		e.setSlot(func(s *state.Slot) *state.Slot { s.Release = true; return s })
+		e.log.Warn("pool slot release pending: the agent retries until etcd answers", "pool", name, "err", err)
+		e.kickReleaser()
+		return fmt.Sprintf("pool %s: slot release pending (%v); the agent retries until etcd answers", name, err)
+	}
+	e.setSlot(func(*state.Slot) *state.Slot { return nil })
+	e.log.Info("pool slot released", "pool", name)
+	return "pool " + name + ": slot released"
+}
+
+// setSlot changes the state's slot and writes the state at once: the
+// release is not a phase, but a restart must know it is still owed.
+func (e *Engine) setSlot(f func(*state.Slot) *state.Slot) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.st
+	if st.Slot != nil {
+		c := *st.Slot
+		st.Slot = f(&c)
+	}
+	if err := e.d.Store.Save(st); err != nil {
+		e.log.Error("write the state file", "err", err)
+		return
+	}
+	e.st = st
+}
+
+func (e *Engine) kickReleaser() {
+	select {
+	case e.releaseKick <- struct{}{}:
+	default:
+	}
+}
+
+// releaser gives the slot back whenever the server is in service, no
+// operation runs, and the load balancers confirm it back in rotation;
+// it retries every period. At start it also asks the pool: a slot taken
+// just before a crash, with the state not yet written, is found there.
+func (e *Engine) releaser(period time.Duration) {
+	first := true
+	for {
+		if e.ctx.Err() != nil {
+			return
+		}
+		e.releaseOnce(first)
+		first = false
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.releaseKick:
+		case <-time.After(period):
+		}
+	}
+}
+
+func (e *Engine) releaseOnce(askPool bool) {
+	e.mu.Lock()
+	st, running := e.st, e.running
+	e.mu.Unlock()
+	if running || st.Phase != state.InService {
+		return
+	}
+	if st.Slot == nil {
+		if !askPool {
+			return
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		c, err := e.d.Slots.Held(ctx)
+		cancel()
+		if err != nil || c == nil {
+			return
+		}
+		st.Slot = &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(c.Op), Since: c.Since}
+		e.mu.Lock()
+		e.st.Slot = st.Slot
+		e.mu.Unlock()
+	}
+	if !st.Slot.Release && e.d.Rotation != nil {
+		// Back in rotation first: the next host must not leave before
+		// this one serves again.
+		c := e.d.Rotation.Wait(e.ctx, lbview.Back, time.Now())
+		if len(c.LoadBalancers) > 0 && !c.All() {
+			e.log.Warn("pool slot kept: not every load balancer confirmed the server back in rotation", "confirmation", c.Text())
+			return
+		}
+	}
+	e.release(e.ctx)
+}

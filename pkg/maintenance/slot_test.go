@@ -1,0 +1,235 @@
+package maintenance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/pool"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// fakeSlots is a pool of one host: the slot is free, held, or (busy)
+// held by another until the context ends; down fails every call as an
+// unreachable etcd does.
+type fakeSlots struct {
+	mu       sync.Mutex
+	held     *pool.Claim
+	busy     bool
+	down     bool
+	log      *[]string // shared with the forwarder's calls, for order
+	releases int
+}
+
+func (f *fakeSlots) note(s string) {
+	if f.log != nil {
+		*f.log = append(*f.log, s)
+	}
+}
+
+func (f *fakeSlots) Acquire(ctx context.Context, c pool.Claim, wait func(pool.Wait)) (pool.Claim, error) {
+	f.mu.Lock()
+	if f.down {
+		f.mu.Unlock()
+		return pool.Claim{}, fmt.Errorf("pool web: etcd at http://198.19.0.10:2379: no answer: %w", pool.ErrUnavailable)
+	}
+	if f.held != nil {
+		defer f.mu.Unlock()
+		return *f.held, nil
+	}
+	if f.busy {
+		f.mu.Unlock()
+		wait(pool.Wait{Pool: "web", Allowed: 1, Holders: []pool.Claim{{ID: "web3", Reason: "kernel update", By: "root", Since: time.Now()}}})
+		<-ctx.Done()
+		return pool.Claim{}, ctx.Err()
+	}
+	defer f.mu.Unlock()
+	c.ID = "web1"
+	f.held = &c
+	f.note("acquire")
+	return c, nil
+}
+
+func (f *fakeSlots) Release(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return fmt.Errorf("etcd down: %w", pool.ErrUnavailable)
+	}
+	f.held = nil
+	f.releases++
+	f.note("release")
+	return nil
+}
+
+func (f *fakeSlots) Held(context.Context) (*pool.Claim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, pool.ErrUnavailable
+	}
+	return f.held, nil
+}
+
+func (f *fakeSlots) Name() string { return "web" }
+
+func (f *fakeSlots) isHeld() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.held != nil }
+
+func (f *fakeSlots) setDown(d bool) { f.mu.Lock(); f.down = d; f.mu.Unlock() }
+
+func newPoolRig(t *testing.T, slots *fakeSlots, initial *state.State) *rig {
+	t.Helper()
+	r := newRigDeps(t, context.Background(), initial, func(d *Deps) { d.Slots = slots; d.PoolWait = 100 * time.Millisecond })
+	slots.log = &r.fw.calls
+	return r
+}
+
+// The slot is taken before anything is withdrawn, recorded in the state
+// the withdraw writes, and given back after the restore.
+func TestPoolRestartTakesAndGivesBack(t *testing.T) {
+	slots := &fakeSlots{}
+	r := newPoolRig(t, slots, nil)
+	res, err := r.e.Restart(alice, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acq, rel := lastIndex(r.fw.calls, "acquire"), lastIndex(r.fw.calls, "release")
+	wd, rs := lastIndex(r.fw.calls, "withdraw"), lastIndex(r.fw.calls, "restore")
+	if acq < 0 || wd < 0 || rs < 0 || rel < 0 || !(acq < wd && wd < rs && rs < rel) {
+		t.Fatalf("calls %v: want acquire, withdraw, restore, release in that order", r.fw.calls)
+	}
+	if !strings.Contains(res.Note, "pool web: slot released") || slots.isHeld() {
+		t.Errorf("note %q, held %v", res.Note, slots.isHeld())
+	}
+	if st, _ := r.store.Load(); st.Slot != nil {
+		t.Errorf("the state still owes a slot: %+v", st.Slot)
+	}
+}
+
+// etcd unreachable: refused with its own code, nothing withdrawn.
+func TestPoolUnavailableChangesNothing(t *testing.T) {
+	slots := &fakeSlots{down: true}
+	r := newPoolRig(t, slots, nil)
+	for _, op := range []func(Request, func(Event)) (Result, error){r.e.Restart, r.e.Enter} {
+		_, err := op(alice, nil)
+		wantCode(t, err, CodePoolUnavailable)
+		if !strings.Contains(err.Error(), "198.19.0.10:2379") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Errorf("message %q", err)
+		}
+	}
+	if len(r.fw.calls) != 0 || len(r.store.saves) != 0 {
+		t.Fatalf("calls %v, saves %v: want none", r.fw.calls, r.store.saves)
+	}
+}
+
+// A full pool: the waiter is shown who holds the slots, then busy with
+// its own code after the pool wait, or at once when its caller leaves;
+// nothing changed either way.
+func TestPoolBusy(t *testing.T) {
+	slots := &fakeSlots{busy: true}
+	r := newPoolRig(t, slots, nil)
+	var shown []string
+	_, err := r.e.Enter(alice, func(ev Event) {
+		if ev.Phase == WaitingForSlot {
+			shown = append(shown, ev.Message)
+		}
+	})
+	wantCode(t, err, CodePoolBusy)
+	if len(shown) != 1 || !strings.Contains(shown[0], "pool web: 1/1 out — web3, kernel update, by root") {
+		t.Errorf("shown %q", shown)
+	}
+	done := make(chan struct{})
+	req := alice
+	req.Done, req.PoolWait = done, time.Hour
+	go func() { time.Sleep(50 * time.Millisecond); close(done) }()
+	start := time.Now()
+	_, err = r.e.Restart(req, nil)
+	wantCode(t, err, CodePoolBusy)
+	if time.Since(start) > 10*time.Second || !strings.Contains(err.Error(), "gave up") {
+		t.Errorf("after %v: %v", time.Since(start), err)
+	}
+	if len(r.fw.calls) != 0 || r.e.Phase() != state.InService {
+		t.Fatalf("calls %v, phase %s", r.fw.calls, r.e.Phase())
+	}
+}
+
+// Held: the slot stays taken, across an agent restart, until exit; the
+// web server not ready after a restart keeps it too.
+func TestPoolSlotHeldUntilBack(t *testing.T) {
+	slots := &fakeSlots{}
+	r := newPoolRig(t, slots, nil)
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.store.Load()
+	if st.Slot == nil || st.Slot.Pool != "web" || st.Slot.Op != state.OpEnter || !slots.isHeld() {
+		t.Fatalf("state slot %+v, held %v", st.Slot, slots.isHeld())
+	}
+	// The agent restarts: still held, the slot still owed.
+	r2 := newPoolRig(t, slots, &st)
+	if r2.e.Phase() != state.Held || !slots.isHeld() {
+		t.Fatalf("after restart: %s, held %v", r2.e.Phase(), slots.isHeld())
+	}
+	if _, err := r2.e.Exit(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	if slots.isHeld() {
+		t.Fatal("exit kept the slot")
+	}
+	r2.ready.err = errors.New("connection refused")
+	_, err := r2.e.Restart(alice, nil)
+	wantCode(t, err, CodeNotReady)
+	if !slots.isHeld() {
+		t.Fatal("a server that did not come back gave its slot back")
+	}
+}
+
+// Giving back never holds the server out: with etcd down the restore
+// goes on, the release is pending in the state, and done when etcd is
+// back.
+func TestPoolReleasePending(t *testing.T) {
+	slots := &fakeSlots{}
+	r := newPoolRig(t, slots, nil)
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	slots.setDown(true)
+	res, err := r.e.Exit(alice, nil)
+	if err != nil || res.Phase != state.InService {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if !strings.Contains(res.Note, "slot release pending") {
+		t.Errorf("note %q", res.Note)
+	}
+	if st, _ := r.store.Load(); st.Slot == nil || !st.Slot.Release {
+		t.Fatalf("state slot %+v: want a pending release", st.Slot)
+	}
+	slots.setDown(false)
+	r.e.kickReleaser()
+	for end := time.Now().Add(5 * time.Second); slots.isHeld(); {
+		if time.Now().After(end) {
+			t.Fatal("the release was not retried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for end := time.Now().Add(5 * time.Second); r.e.slot() != nil; {
+		if time.Now().After(end) {
+			t.Fatal("the state still owes the slot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lastIndex is where the last call named v is (calls read "v" or "v@phase").
+func lastIndex(s []string, v string) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if name, _, _ := strings.Cut(s[i], "@"); name == v {
+			return i
+		}
+	}
+	return -1
+}
