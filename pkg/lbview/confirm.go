@@ -37,6 +37,9 @@ type Confirmed struct {
 	// Answers counts its checks refused (out) or accepted (back) since
 	// the change.
 	Answers int `json:"answers"`
+	// Silent: it sent no check at all since the change (a load balancer
+	// remembered from before the agent started that checks no more).
+	Silent bool `json:"silent,omitempty"`
 	// After is when it confirmed, from the change.
 	After time.Duration `json:"after_ms,omitempty"`
 }
@@ -67,6 +70,18 @@ func (c Confirmation) All() bool {
 	return total > 0 && n == total
 }
 
+// AllChecking reports whether every load balancer that checked since the
+// change confirmed it; the silent ones do not count. True with none
+// expected: nothing says the server is out anywhere.
+func (c Confirmation) AllChecking() bool {
+	for _, l := range c.LoadBalancers {
+		if !l.Confirmed && !l.Silent {
+			return false
+		}
+	}
+	return true
+}
+
 // Text says it for people: "out of rotation on 2/2 load balancers
 // (10.0.0.2 after 0.62 s, 10.0.0.3 after 0.71 s)". With no load balancer
 // expected it is empty: the caller says why.
@@ -84,6 +99,10 @@ func (c Confirmation) Text() string {
 		if l.Confirmed {
 			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(l.After)))
 		} else {
+			if l.Silent {
+				no = append(no, fmt.Sprintf("%s: no check in %s", l.Addr, seconds(c.Elapsed)))
+				continue
+			}
 			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, seconds(c.Elapsed)))
 		}
 	}
@@ -157,8 +176,9 @@ func (v *View) confirmLocked(w Want, since time.Time, expected []LB) Confirmatio
 	c := Confirmation{Want: w, LoadBalancers: []Confirmed{}}
 	need := v.need(w)
 	for _, l := range expected {
-		got := Confirmed{Addr: l.Addr, Port: l.Port, Need: need}
+		got := Confirmed{Addr: l.Addr, Port: l.Port, Need: need, Silent: true}
 		if s := v.srcs[l.Key()]; s != nil {
+			got.Silent = s.Last.Before(since)
 			for _, a := range s.answers {
 				if a.t.Before(since) || a.refused != (w == Out) {
 					continue

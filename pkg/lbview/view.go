@@ -133,6 +133,9 @@ type source struct {
 	times   []time.Time // last attempts, oldest first (for the interval)
 	answers []answer    // last answers, oldest first
 	lastPkt Packet      // for dropping copies of one packet
+	// remembered: known from before the agent started (Remember), not
+	// seen checking since. Expected by confirmations until ForgetAfter.
+	remembered bool
 }
 
 const (
@@ -179,6 +182,7 @@ func (v *View) Record(port uint16, p Packet) {
 	src.lastPkt = p
 	switch p.Kind {
 	case Attempt:
+		src.remembered = false
 		src.Checks++
 		src.Last = p.Time
 		src.times = appendBounded(src.times, p.Time, keepTimes)
@@ -251,9 +255,13 @@ func (v *View) listAt(t time.Time) []LB {
 }
 
 // activeAt says whether l was checking at t: its last check is recent
-// enough for another to be due.
+// enough for another to be due, or it is remembered from before the
+// agent started and not yet forgotten.
 func (v *View) activeAt(l LB, t time.Time) bool {
 	window := max(v.s.Active, 4*l.Interval)
+	if s := v.srcs[l.Key()]; s != nil && s.remembered {
+		window = ForgetAfter
+	}
 	return l.Checks >= uint64(v.s.MinChecks) && t.Sub(l.Last) <= window
 }
 

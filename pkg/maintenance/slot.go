@@ -91,7 +91,7 @@ func (r *opRun) giveBack() {
 	if e.d.Slots == nil || e.slot() == nil || e.Phase() != state.InService {
 		return
 	}
-	back := r.res != nil && (e.d.Rotation == nil || (r.res.Back != nil && (r.res.Back.All() || len(r.res.Back.LoadBalancers) == 0)))
+	back := r.res != nil && (e.d.Rotation == nil || (r.res.Back != nil && r.res.Back.AllChecking()))
 	if !back {
 		// Not confirmed back (yet): the releaser waits for it.
 		e.kickReleaser()
@@ -199,7 +199,7 @@ func (e *Engine) releaseOnce(askPool bool) {
 		// Back in rotation first: the next host must not leave before
 		// this one serves again.
 		c := e.d.Rotation.Wait(e.ctx, lbview.Back, time.Now())
-		if len(c.LoadBalancers) > 0 && !c.All() {
+		if !c.AllChecking() {
 			e.log.Warn("pool slot kept: not every load balancer confirmed the server back in rotation", "confirmation", c.Text())
 			return
 		}

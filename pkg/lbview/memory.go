@@ -1,0 +1,83 @@
+package lbview
+
+// The view's memory: who checked this host, kept in the agent's state
+// directory, so that after a restart of the agent, a package upgrade or a
+// reboot the confirmations wait for the load balancers known before,
+// instead of finding none and saying "back in rotation" on 0/0.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// ForgetAfter is how long a load balancer the view remembers may stay
+// silent before it is forgotten. Remembering one that is gone costs each
+// confirmation its timeout (at most a minute) and a "silent" in the
+// answer; forgetting one that still checks would let a confirmation pass
+// without it. So it is long: a day.
+const ForgetAfter = 24 * time.Hour
+
+// Remember puts load balancers known before (Save's) in the view as if
+// they had just been counted: a confirmation expects each until it is
+// silent for ForgetAfter. Ones the view knows already are left as they are.
+func (v *View) Remember(lbs []LB, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, l := range lbs {
+		if now.Sub(l.Last) > ForgetAfter || !l.Addr.IsValid() {
+			continue
+		}
+		k := l.Key()
+		if v.srcs[k] != nil || len(v.srcs) >= v.s.MaxSources {
+			continue
+		}
+		l.Checks = max(l.Checks, uint64(v.s.MinChecks))
+		l.Active = false
+		v.srcs[k] = &source{LB: l, remembered: true}
+	}
+}
+
+// Save writes lbs to path atomically (a new file renamed over the old), so
+// a crash leaves the old list or the new one.
+func Save(path string, lbs []LB) error {
+	b, err := json.MarshalIndent(lbs, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".loadbalancers-*")
+	if err != nil {
+		return fmt.Errorf("save the load balancers: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save the load balancers: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save the load balancers: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("save the load balancers: %w", err)
+	}
+	return nil
+}
+
+// Load reads what Save wrote; a missing file is an empty list.
+func Load(path string) ([]LB, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load the load balancers: %w", err)
+	}
+	var lbs []LB
+	if err := json.Unmarshal(b, &lbs); err != nil {
+		return nil, fmt.Errorf("load the load balancers from %s: %w", path, err)
+	}
+	return lbs, nil
+}
