@@ -29,6 +29,7 @@ type Engine interface {
 	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Subscribe() (<-chan maintenance.Event, func())
 	History(n int) ([]history.Entry, error)
+	PoolEngine
 }
 
 // Server serves the API for one engine.
@@ -54,6 +55,7 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+PathRestart, s.op(state.OpRestart, e.Restart))
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
 	s.mux.HandleFunc("GET "+PathHistory, s.history)
+	s.routePool(e)
 	return s
 }
 

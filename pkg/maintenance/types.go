@@ -61,6 +61,8 @@ type Deps struct {
 	// Slots is the pool's semaphore: every operation that takes the
 	// server out holds a slot first. nil: the host decides alone.
 	Slots Slots
+	// Pool is the same pool seen by `drainctl pool` (nil: no pool).
+	Pool PoolAdmin
 	// PoolWait is how long an operation waits for a slot unless its
 	// request says (0: DefaultPoolWait).
 	PoolWait time.Duration
