@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -62,6 +63,13 @@ func (r *opRun) takeSlot() error {
 		}()
 	}
 	claim := pool.Claim{Op: string(r.op), Reason: r.req.Reason, By: r.req.Who, Since: e.clock.Now()}
+	// The wait is a phase of the history (and the metrics' wait time),
+	// though not of the state: nothing has changed while it lasts.
+	e.mu.Lock()
+	if e.rec != nil {
+		e.rec.phases = append(e.rec.phases, history.Phase{Phase: string(WaitingForSlot), Start: claim.Since})
+	}
+	e.mu.Unlock()
 	shown := func(w pool.Wait) {
 		r.publish(Event{Op: r.op, Phase: WaitingForSlot, Message: "waiting for a slot: " + w.Text(time.Now())})
 	}

@@ -45,6 +45,7 @@ type Metrics struct {
 	cycle     *prometheus.HistogramVec
 	drain     prometheus.Histogram
 	lastOpEnd prometheus.Gauge
+	poolWait  prometheus.Histogram // WatchPool's; nil without a pool
 }
 
 // phases lists every state, so that each has its series (1 for the
@@ -99,6 +100,7 @@ func (m *Metrics) Observe(e history.Entry) {
 		}
 	}
 	m.lastOpEnd.Set(float64(e.End.UnixMilli()) / 1000)
+	m.observePool(e)
 }
 
 // Handler serves the metrics.

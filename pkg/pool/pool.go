@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -85,6 +86,10 @@ type Pool struct {
 	cli    *clientv3.Client
 	prefix string
 	mu     sync.Mutex // guards session
+	// errs counts etcd failures by kind, for the metrics. Its own lock:
+	// failures are counted while mu is held (making the lease).
+	emu  sync.Mutex
+	errs map[string]uint64
 	// session is the lease of this agent's member and waiter keys, made
 	// on first use and made again if it expired (etcd was away too long).
 	session *concurrency.Session
@@ -133,6 +138,21 @@ func (p *Pool) Close() error {
 	return p.cli.Close()
 }
 
+// ErrorKinds are the kinds Errors counts: no answer in time (down,
+// unreachable, no quorum), refused credentials, anything else.
+var ErrorKinds = []string{"timeout", "auth", "error"}
+
+// Errors counts etcd's failures so far by kind (ErrorKinds).
+func (p *Pool) Errors() map[string]uint64 {
+	p.emu.Lock()
+	defer p.emu.Unlock()
+	out := map[string]uint64{}
+	for _, k := range ErrorKinds {
+		out[k] = p.errs[k]
+	}
+	return out
+}
+
 // Name is the pool's name.
 func (p *Pool) Name() string { return p.cfg.Name }
 
@@ -150,10 +170,19 @@ func (p *Pool) unavailable(what string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	cause := err.Error()
-	if errors.Is(err, context.DeadlineExceeded) {
-		cause = fmt.Sprintf("no answer within %v (etcd down, unreachable, or without quorum)", p.cfg.RequestTimeout)
+	cause, kind := err.Error(), "error"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		cause, kind = fmt.Sprintf("no answer within %v (etcd down, unreachable, or without quorum)", p.cfg.RequestTimeout), "timeout"
+	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken):
+		kind = "auth"
 	}
+	p.emu.Lock()
+	if p.errs == nil {
+		p.errs = map[string]uint64{}
+	}
+	p.errs[kind]++
+	p.emu.Unlock()
 	return fmt.Errorf("pool %s: %s: etcd at %s: %s: %w", p.cfg.Name, what, strings.Join(p.cfg.Endpoints, ","), cause, ErrUnavailable)
 }
 

@@ -383,3 +383,16 @@ func TestContendersNeverExceedTheLimit(t *testing.T) {
 		t.Errorf("peak holders %d, want 2..%d", peak.Load(), slots)
 	}
 }
+
+// Failures are counted by kind for the metrics.
+func TestErrorsCounted(t *testing.T) {
+	p, err := Open(Config{Endpoints: []string{"http://127.0.0.1:1"}, Name: "web", ID: "a", RequestTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.Acquire(context.Background(), Claim{Op: "restart"}, nil)
+	if e := p.Errors(); e["timeout"] == 0 || len(e) != len(ErrorKinds) {
+		t.Fatalf("errors %v", e)
+	}
+}
