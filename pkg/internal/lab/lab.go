@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -337,6 +338,15 @@ func waitFor(cond func() bool) bool {
 	return false
 }
 
+// waitPidFileNow reads a pid file without waiting.
+func waitPidFileNow(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
 func waitPidFile(path string) (pid int, err error) {
 	if waitFor(func() bool {
 		b, rerr := os.ReadFile(path)
@@ -428,6 +438,13 @@ func (l *Lab) HAProxyConfig() string {
 // says so instead of claiming a clean machine). Safe to call twice.
 func (l *Lab) Close() error {
 	var errs []error
+	// An Apache started again by a test (a patch that stops and starts
+	// it) has a pid the lab did not record: its pid file has it.
+	for _, w := range l.Webs {
+		if pid, err := waitPidFileNow(filepath.Join(w.dir, "apache.pid")); err == nil && !slices.Contains(l.pids, pid) {
+			l.pids = append(l.pids, pid)
+		}
+	}
 	for _, pid := range l.pids {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
