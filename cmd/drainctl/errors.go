@@ -50,6 +50,10 @@ func exitCode(err error) int {
 			return exitCommand
 		case maintenance.CodeBadRequest:
 			return exitUsage
+		case maintenance.CodePoolBusy:
+			return exitPoolBusy
+		case maintenance.CodePoolUnavailable:
+			return exitPoolUnavailable
 		}
 	}
 	return exitError

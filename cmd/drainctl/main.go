@@ -40,6 +40,7 @@ func newApp() *cli.App {
 			statusCommand(),        // status.go
 			maintenanceCommand(),   // maintenance.go: enter, exit, status; maintenance_run.go: run
 			restartCommand(),       // restart.go
+			poolCommand(),          // pool.go: status, release, pause, resume
 			eventsCommand(),        // events.go
 			historyCommand(),       // history.go
 			agentCommand(),         // agent.go, its settings in settings.go
@@ -101,6 +102,11 @@ const (
 	// exitCommand: the command of `maintenance run` failed (or was
 	// interrupted); the server stays out unless --on-failure exit.
 	exitCommand = 10
+	// exitPoolBusy: no slot of the pool within --pool-wait; nothing was
+	// changed. exitPoolUnavailable: etcd did not answer (down, no
+	// quorum), so the server was not taken out.
+	exitPoolBusy        = 11
+	exitPoolUnavailable = 12
 )
 
 // exitCodes describes each code for drainctl(8); README.md's table says
@@ -120,4 +126,6 @@ var exitCodes = []struct {
 	{exitPermission, "the socket refused this user: use sudo or join its group"},
 	{exitRestart, "the restart command failed: the server stays out"},
 	{exitCommand, "the command of maintenance run failed or was interrupted: the server stays out (put back with --on-failure exit)"},
+	{exitPoolBusy, "no slot of the pool within --pool-wait (the message names who holds them): nothing was changed"},
+	{exitPoolUnavailable, "etcd did not answer (down, unreachable, no quorum): the server was not taken out"},
 }

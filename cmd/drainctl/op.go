@@ -29,6 +29,10 @@ func opFlags(withTTL bool) []cli.Flag {
 		&cli.DurationFlag{Name: "deadline", DefaultText: "the agent's", Usage: "stop waiting for the drain after `DURATION`"},
 		&cli.StringFlag{Name: "on-deadline", DefaultText: "the agent's", Usage: "at the deadline: proceed, or abort (put the server back, exit 3)"},
 		jsonFlag(jsonOpLines),
+		// Every operation given opFlags takes the server out (exit has
+		// flags of its own), so it may wait for a pool slot.
+		&cli.DurationFlag{Name: "pool-wait", DefaultText: "the agent's (2h unless set)",
+			Usage: "in a pool, wait at most `DURATION` for a slot, then give up: busy, exit 11, nothing changed"},
 	}
 	if withTTL {
 		fs = append(fs, &cli.DurationFlag{Name: "ttl", DefaultText: "never", Usage: "end the maintenance by itself after `DURATION`"})
@@ -49,7 +53,7 @@ func request(c *cli.Context) (maintenance.Request, error) {
 // flagRequest reads and checks the flags every operation shares.
 func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
-		TTL: c.Duration("ttl"), Force: c.Bool("force")}
+		TTL: c.Duration("ttl"), Force: c.Bool("force"), PoolWait: c.Duration("pool-wait")}
 	// Not given: the agent's own policy decides.
 	if c.String("on-deadline") != "" {
 		o, err := parseOnDeadlineFlag(c)
@@ -60,8 +64,8 @@ func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	}
 	// The agent refuses them too (bad request); refused here, the user
 	// sees which flag.
-	if r.Deadline < 0 || r.TTL < 0 {
-		return r, usagef("--deadline and --ttl must not be negative")
+	if r.Deadline < 0 || r.TTL < 0 || r.PoolWait < 0 {
+		return r, usagef("--deadline, --ttl and --pool-wait must not be negative")
 	}
 	return r, nil
 }

@@ -177,7 +177,7 @@ func agentSettingFlags() []setting {
 		durationSetting(agent.KeyReadyTimeout, &cli.DurationFlag{Name: "ready-timeout", Usage: "give the web server `DURATION` to answer"},
 			func(s *agent.Settings) *time.Duration { return &s.Ready.Timeout }),
 	}
-	return append(sts, policySettingFlags()...)
+	return append(append(sts, policySettingFlags()...), poolSettingFlags()...)
 }
 
 // policySettingFlags set the drain policy: the agent's, and wait-drained's

@@ -70,6 +70,7 @@ func runStatus(c *cli.Context) error {
 	if s.LastError != "" {
 		fmt.Printf("error:    %s\n", safeLine(s.LastError))
 	}
+	showPool(st)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
 	fmt.Fprintln(w, "FORWARD\tSTATE\tREDIRECTED\tREFUSED")
@@ -113,4 +114,23 @@ func showHealthChecks(hc *maintenance.HealthChecks) {
 	if active == 0 {
 		fmt.Printf("warning:  no load balancer health-checks %s now: withdrawing will not take this server out of any rotation drainctl can see\n", lbview.PortsText(hc.Ports))
 	}
+}
+
+// showPool says whether the host is in a pool, and the slot it holds:
+// with none, the host decides alone (nothing stops every host going out
+// at once).
+func showPool(st maintenance.Status) {
+	p := st.Pool
+	if p == nil {
+		fmt.Println("pool:     none: this host decides alone (pool: in the config file coordinates a pool on etcd)")
+		return
+	}
+	fmt.Printf("pool:     %s as %s, max_unavailable %s", safeLine(p.Name), safeLine(p.ID), p.MaxUnavailable)
+	if sl := st.State.Slot; sl != nil {
+		fmt.Printf("; holds a slot since %s (%s)", sl.Since.Local().Format(time.DateTime), sl.Op)
+		if sl.Release {
+			fmt.Print(", release pending: etcd did not answer, the agent retries")
+		}
+	}
+	fmt.Println()
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/pool"
+
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/drainctl/drainctl/pkg/agentcheck"
@@ -30,6 +32,17 @@ type commands struct{ test, restart runner.Command }
 
 // metricsSource is what the metrics read: the engine, set once it exists.
 type metricsSource struct{ *maintenance.Engine }
+
+// poolMetrics is what the pool's metrics read.
+type poolMetrics struct {
+	src  *metricsSource
+	pool *pool.Pool
+}
+
+func (p poolMetrics) PoolStatus(ctx context.Context) (maintenance.PoolStatus, error) {
+	return p.src.PoolStatus(ctx)
+}
+func (p poolMetrics) Errors() map[string]uint64 { return p.pool.Errors() }
 
 // metricsOnly serves h at /metrics and nothing else: the TCP listener
 // must not expose the control API.
@@ -82,6 +95,18 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	defer closeViews()
 	if len(views) > 0 {
 		deps.Rotation = views
+	}
+	if s.Pool.Enabled() {
+		p, err := s.Pool.open()
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		deps.Slots, deps.Pool, deps.PoolWait = p, p, s.Pool.Wait
+		// A live member while the agent runs: its lease ends with it.
+		go p.Register(ctx, 30*time.Second)
+		met.WatchPool(poolMetrics{&src, p}, s.Pool.Name)
+		log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
 	}
 	// The engine's context ends with the agent's: on SIGTERM an operation
 	// stops where it is, records nothing more, and resumes at the next
@@ -154,7 +179,8 @@ func startViews(s Settings, log *slog.Logger) (views lbview.Views, agentView *lb
 	if err != nil {
 		log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
 	} else {
-		closeAll = func() { w.Close() }
+		stopMemory := remember(w.View, s.StateDir, log)
+		closeAll = func() { stopMemory(); w.Close() }
 		views = append(views, w.View)
 		log.Info("watching health checks", "ports", ports, "fall", s.Checks.Fall, "rise", s.Checks.Rise)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/user"
 	"strconv"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/jsonms"
+	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/metrics"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
 )
@@ -62,6 +65,9 @@ type Settings struct {
 	// http://127.0.0.1:PORT/ with the first forward's service port, which
 	// Resolve fills in once the forwards are known.
 	Ready ready.Check `json:"ready"`
+	// Pool coordinates this host's operations with the other servers of
+	// its pool (none: it decides alone).
+	Pool PoolSettings `json:"pool"`
 	// Reconcile is how often iptables-legacy's fingerprint is polled (and
 	// the TTL of a hold checked); nftables changes are reported by the
 	// kernel. Last, and in milliseconds, as `agent --check` has always
@@ -111,6 +117,11 @@ func Defaults() Settings {
 		// Two getsockopt calls per table: cheap enough to poll often, so
 		// that a legacy flush is repaired within 2 s.
 		Reconcile: 2 * time.Second,
+		// No etcd: no pool. With one, a pool of one name unless told,
+		// one server out at a time (HAProxy sends new users to the
+		// backups only once every primary is out), a wait long enough
+		// for a pool started by cron at one minute to go through.
+		Pool: PoolSettings{Etcd: []string{}, Name: "default", MaxUnavailable: pool.MustLimit("1"), Wait: maintenance.DefaultPoolWait},
 	}
 }
 
@@ -124,6 +135,9 @@ func (s *Settings) Resolve(ctx context.Context) {
 	}
 	if s.Restart.Line == runner.AutoRestart {
 		s.Restart.Line, s.RestartReason = runner.DetectRestart(ctx)
+	}
+	if s.Pool.ID == "" && s.Pool.Enabled() {
+		s.Pool.ID, _ = os.Hostname()
 	}
 }
 
@@ -227,6 +241,9 @@ func (s Settings) Validate() error {
 		if _, _, err := net.SplitHostPort(s.AgentCheckListen); err != nil {
 			return invalid(KeyAgentCheckListen, "agent-check listen %q: want HOST:PORT, e.g. :8081", s.AgentCheckListen)
 		}
+	}
+	if err := s.Pool.validate(); err != nil {
+		return err
 	}
 	if s.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {

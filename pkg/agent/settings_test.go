@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,9 +17,12 @@ import (
 	"github.com/drainctl/drainctl/pkg/ready"
 )
 
+var update = flag.Bool("update", false, "rewrite the golden files")
+
 // `agent --check` prints the settings as scripts read them: the golden
 // file is what the binary printed before the settings had one pipeline
-// (durations in _ms fields, reconcile_interval_ms last), byte for byte.
+// (durations in _ms fields, reconcile_interval_ms last), byte for byte,
+// with the pool's settings added since (go test -update rewrites it).
 func TestSettingsJSON(t *testing.T) {
 	s := Defaults()
 	s.Backend = forward.BackendNftables
@@ -33,6 +37,9 @@ func TestSettingsJSON(t *testing.T) {
 	got, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *update {
+		os.WriteFile("testdata/settings.golden.json", append(got, '\n'), 0o644)
 	}
 	want, err := os.ReadFile("testdata/settings.golden.json")
 	if err != nil {

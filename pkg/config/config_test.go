@@ -170,6 +170,8 @@ func TestFullExampleIsTheDefaults(t *testing.T) {
 		agent.KeyPoll, agent.KeyMinWait, agent.KeyQuiet, agent.KeyIdleAfter, agent.KeyDeadline, agent.KeyGrace,
 		agent.KeyOnDeadline, agent.KeyIgnore, agent.KeyConfigTestCmd, agent.KeyConfigTestTime, agent.KeyRestartCmd,
 		agent.KeyRestartTime, agent.KeyReadyURL, agent.KeyReadyStatus, agent.KeyReadyHost, agent.KeyReadyTimeout,
+		agent.KeyPoolEtcd, agent.KeyPoolName, agent.KeyPoolID, agent.KeyPoolMax, agent.KeyPoolWait, agent.KeyPoolCA,
+		agent.KeyPoolCert, agent.KeyPoolKey, agent.KeyPoolUser, agent.KeyPoolPassword,
 	} {
 		if src.Line(key) == 0 {
 			t.Errorf("full.yaml has no %s", key)

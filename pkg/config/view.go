@@ -12,6 +12,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/ready"
 )
 
@@ -55,6 +56,18 @@ type view struct {
 		Host    text     `yaml:"host"`
 		Timeout duration `yaml:"timeout"`
 	} `yaml:"ready"`
+	Pool struct {
+		Etcd           list     `yaml:"etcd"`
+		Name           text     `yaml:"name"`
+		ID             text     `yaml:"id"`
+		MaxUnavailable limit    `yaml:"max_unavailable"`
+		Wait           duration `yaml:"wait"`
+		CAFile         text     `yaml:"ca_file"`
+		CertFile       text     `yaml:"cert_file"`
+		KeyFile        text     `yaml:"key_file"`
+		Username       text     `yaml:"username"`
+		PasswordFile   text     `yaml:"password_file"`
+	} `yaml:"pool"`
 }
 
 func viewOf(s *agent.Settings) *view {
@@ -75,7 +88,48 @@ func viewOf(s *agent.Settings) *view {
 	r.RestartCmd, r.RestartTimeout = text{&s.Restart.Line}, duration{&s.Restart.Timeout}
 	y := &v.Ready
 	y.URL, y.Status, y.Host, y.Timeout = text{&s.Ready.URL}, statuses{&s.Ready.Accept}, text{&s.Ready.Host}, duration{&s.Ready.Timeout}
+	o, q := &v.Pool, &s.Pool
+	o.Etcd, o.Name, o.ID, o.MaxUnavailable, o.Wait = list{&q.Etcd}, text{&q.Name}, text{&q.ID}, limit{&q.MaxUnavailable}, duration{&q.Wait}
+	o.CAFile, o.CertFile, o.KeyFile = text{&q.CAFile}, text{&q.CertFile}, text{&q.KeyFile}
+	o.Username, o.PasswordFile = text{&q.Username}, text{&q.PasswordFile}
 	return v
+}
+
+// list is a list of strings: a YAML sequence, or one comma-separated
+// string (as --pool-etcd takes it).
+type list struct{ p *[]string }
+
+func (l list) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l.p = nil
+		for _, f := range strings.Split(n.Value, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				*l.p = append(*l.p, f)
+			}
+		}
+		return nil
+	case yaml.SequenceNode:
+		var out []string
+		if err := n.Decode(&out); err != nil {
+			return fmt.Errorf("line %d: want a list of strings", n.Line)
+		}
+		*l.p = out
+		return nil
+	}
+	return fmt.Errorf("line %d: want a list, or one comma-separated string", n.Line)
+}
+
+// limit is max_unavailable: a count or a percentage.
+type limit struct{ p *pool.Limit }
+
+func (l limit) UnmarshalYAML(n *yaml.Node) error {
+	v, err := pool.ParseLimit(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*l.p = v
+	return nil
 }
 
 // The decoders below parse one key each, naming the line of what they

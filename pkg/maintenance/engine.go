@@ -191,6 +191,9 @@ func (e *Engine) statusLocked(fs []forward.Status) Status {
 		}
 		st.HealthChecks = hc
 	}
+	if p := e.d.Pool; p != nil {
+		st.Pool = &StatusPool{Name: e.d.Slots.Name(), ID: p.ID(), MaxUnavailable: p.Limit().String()}
+	}
 	return st
 }
 

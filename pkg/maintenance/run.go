@@ -112,8 +112,8 @@ func validate(req Request) error {
 	if req.Who == "" {
 		return fail(CodeBadRequest, "", "who is required")
 	}
-	if req.TTL < 0 || req.Deadline < 0 {
-		return fail(CodeBadRequest, "", "ttl and deadline must not be negative")
+	if req.TTL < 0 || req.Deadline < 0 || req.PoolWait < 0 {
+		return fail(CodeBadRequest, "", "ttl, deadline and pool wait must not be negative")
 	}
 	if req.OnDeadline != "" { // empty: the policy's
 		if _, err := drain.ParseOnDeadline(string(req.OnDeadline)); err != nil {

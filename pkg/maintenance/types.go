@@ -186,6 +186,16 @@ type Status struct {
 	// process running its command is gone (killed, the host rebooted):
 	// nobody will end the hold; the command's outcome is unknown.
 	RunnerGone bool `json:"runner_gone,omitempty"`
+	// Pool is the pool this host is in (absent: none, it decides alone);
+	// the slot it holds is the state's.
+	Pool *StatusPool `json:"pool,omitempty"`
+}
+
+// StatusPool names this host's pool.
+type StatusPool struct {
+	Name           string `json:"name"`
+	ID             string `json:"id"`
+	MaxUnavailable string `json:"max_unavailable"`
 }
 
 // HealthChecks lists the load balancers that health-check the forward

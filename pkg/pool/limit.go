@@ -30,6 +30,15 @@ func ParseLimit(s string) (Limit, error) {
 	return Limit{n: n, percent: pct}, nil
 }
 
+// MustLimit is ParseLimit for constants.
+func MustLimit(s string) Limit {
+	l, err := ParseLimit(s)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 // Allowed is how many servers may be out in a pool of members.
 func (l Limit) Allowed(members int) int {
 	if l.n == 0 {

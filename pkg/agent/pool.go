@@ -1,0 +1,156 @@
+package agent
+
+// The pool: its settings, their checks, and the pool.Pool made of them.
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/jsonms"
+	"github.com/drainctl/drainctl/pkg/pool"
+)
+
+// PoolSettings put this host in a pool coordinated on etcd: at most
+// MaxUnavailable of its servers out at once. No Etcd: no pool, the host
+// decides alone.
+type PoolSettings struct {
+	// Etcd are etcd's client URLs (http:// or https://).
+	Etcd []string `json:"etcd"`
+	// Name is the pool: several share one etcd and never block each other.
+	Name string `json:"name"`
+	// ID is this host in the pool; empty means its host name (Resolve).
+	ID string `json:"id"`
+	// MaxUnavailable is a count, or a percentage of the pool's members.
+	MaxUnavailable pool.Limit `json:"max_unavailable"`
+	// CAFile verifies etcd's certificate; CertFile and KeyFile are this
+	// host's client certificate, if etcd asks for one.
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// Username and PasswordFile log in to etcd, if its auth is on; the
+	// password is read from the file (mode 0600 or stricter).
+	Username     string `json:"username,omitempty"`
+	PasswordFile string `json:"password_file,omitempty"`
+	// Wait is how long an operation waits for a slot unless it says.
+	Wait time.Duration `json:"wait_ms"`
+}
+
+// Enabled says whether a pool is configured.
+func (p PoolSettings) Enabled() bool { return len(p.Etcd) > 0 }
+
+// Keys of the pool's settings.
+const (
+	KeyPoolEtcd     = "pool.etcd"
+	KeyPoolName     = "pool.name"
+	KeyPoolID       = "pool.id"
+	KeyPoolMax      = "pool.max_unavailable"
+	KeyPoolCA       = "pool.ca_file"
+	KeyPoolCert     = "pool.cert_file"
+	KeyPoolKey      = "pool.key_file"
+	KeyPoolUser     = "pool.username"
+	KeyPoolPassword = "pool.password_file"
+	KeyPoolWait     = "pool.wait"
+)
+
+// validate checks the pool's settings; nothing to check without a pool.
+func (p PoolSettings) validate() error {
+	if !p.Enabled() {
+		return nil
+	}
+	for _, e := range p.Etcd {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid(KeyPoolEtcd, "pool etcd endpoint %q: want http://HOST:PORT or https://HOST:PORT", e)
+		}
+	}
+	for _, c := range []struct{ key, what, v string }{{KeyPoolName, "name", p.Name}, {KeyPoolID, "id", p.ID}} {
+		if c.v == "" || strings.ContainsAny(c.v, "/ \t\n") {
+			return invalid(c.key, "pool %s %q: want a word without / or spaces", c.what, c.v)
+		}
+	}
+	if p.Wait <= 0 {
+		return invalid(KeyPoolWait, "pool wait %v: must be positive", p.Wait)
+	}
+	if (p.CertFile == "") != (p.KeyFile == "") {
+		return invalid(KeyPoolCert, "pool cert_file and key_file: give both or neither")
+	}
+	for _, f := range []struct{ key, path string }{{KeyPoolCA, p.CAFile}, {KeyPoolCert, p.CertFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return invalid(f.key, "%s: %v", f.key, err)
+		}
+	}
+	if (p.Username == "") != (p.PasswordFile == "") {
+		return invalid(KeyPoolUser, "pool username and password_file: give both or neither")
+	}
+	for _, f := range []struct{ key, path string }{{KeyPoolKey, p.KeyFile}, {KeyPoolPassword, p.PasswordFile}} {
+		if err := secretFile(f.key, f.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretFile refuses a key or password file others can read: a secret
+// that leaked is not one.
+func secretFile(key, path string) error {
+	if path == "" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return invalid(key, "%s: %v", key, err)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return invalid(key, "%s %s: mode %04o lets others read it: chmod 600 %s", key, path, m, path)
+	}
+	return nil
+}
+
+// open makes the pool.Pool of the settings (it dials nothing yet).
+func (p PoolSettings) open() (*pool.Pool, error) {
+	cfg := pool.Config{Endpoints: p.Etcd, Name: p.Name, ID: p.ID, Limit: p.MaxUnavailable, Username: p.Username}
+	if p.PasswordFile != "" {
+		b, err := os.ReadFile(p.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("pool password: %w", err)
+		}
+		cfg.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if p.CAFile != "" || p.CertFile != "" {
+		t := &tls.Config{MinVersion: tls.VersionTLS12}
+		if p.CAFile != "" {
+			pem, err := os.ReadFile(p.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("pool CA: %w", err)
+			}
+			t.RootCAs = x509.NewCertPool()
+			if !t.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("pool CA %s: no PEM certificate in it", p.CAFile)
+			}
+		}
+		if p.CertFile != "" {
+			c, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("pool client certificate: %w", err)
+			}
+			t.Certificates = []tls.Certificate{c}
+		}
+		cfg.TLS = t
+	}
+	return pool.Open(cfg)
+}
+
+// MarshalJSON writes the settings with durations in milliseconds (the
+// wire's one rule, jsonms).
+func (p PoolSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(p) }
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (p *PoolSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, p) }
