@@ -533,6 +533,18 @@ func (l *Lab) waitStatus(ctx context.Context, stats, server, want string, timeou
 	return 0, fmt.Errorf("haproxy: %s still %q after %v, want %s", server, last, timeout, want)
 }
 
+// DrainctlIn is Drainctl run inside w's namespace, as on the host itself:
+// for `maintenance run`, whose command must run there.
+func (w *Web) DrainctlIn(ctx context.Context, args ...string) (string, int, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", w.ns.Name, w.binary, "--socket", w.Socket}, args...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode(), nil
+	}
+	return string(out), 0, err
+}
+
 // Drainctl runs the drainctl CLI against w's agent and returns its output
 // and exit code.
 func (w *Web) Drainctl(ctx context.Context, args ...string) (string, int, error) {
