@@ -489,8 +489,18 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 // chain declared, which empties it, and written whole in order, keeping
 // the counters of the rules it keeps.
 func chainBatch(t *savedTable, h iptHook, fs []Forward, want map[Forward]bool) (decl, body []string) {
-	wanted := map[string]Forward{}
-	var order []string
+	wanted, order := wantedRules(h, fs, want)
+	have, clean := chainRules(t, h)
+	if clean {
+		return nil, editChain(h, wanted, order, have)
+	}
+	return rewriteChain(h, wanted, order, have)
+}
+
+// wantedRules lists the rules chain h must hold for fs (want: forward →
+// withdrawn), by comment, in the order a chain written whole has them.
+func wantedRules(h iptHook, fs []Forward, want map[Forward]bool) (wanted map[string]Forward, order []string) {
+	wanted = map[string]Forward{}
 	for _, f := range fs {
 		for _, k := range iptOrder {
 			if iptChainOf[k] == h && (want[f] || k == kindPre || k == kindOut) {
@@ -500,8 +510,15 @@ func chainBatch(t *savedTable, h iptHook, fs []Forward, want map[Forward]bool) (
 			}
 		}
 	}
-	have := map[string]savedRule{}
-	clean := t.chains[h.chain]
+	return wanted, order
+}
+
+// chainRules reads the rules chain h holds, by comment, and whether it
+// can be changed rule by rule (clean): it exists, and holds only
+// drainctl's rules, once each, no RETURN behind its REDIRECT.
+func chainRules(t *savedTable, h iptHook) (have map[string]savedRule, clean bool) {
+	have = map[string]savedRule{}
+	clean = t.chains[h.chain]
 	redirectSeen := map[Forward]bool{}
 	for _, r := range t.rules[h.chain] {
 		c := r.comment()
@@ -517,26 +534,35 @@ func chainBatch(t *savedTable, h iptHook, fs []Forward, want map[Forward]bool) (
 		}
 		have[c] = r
 	}
-	if clean {
-		for c, r := range have {
-			if _, ok := wanted[c]; !ok {
-				body = append(body, "-D "+h.chain+" "+r.spec)
-			}
+	return have, clean
+}
+
+// editChain writes the deletes (by saved spec) and the inserts and
+// appends that turn a clean chain's rules (have) into the wanted ones.
+func editChain(h iptHook, wanted map[string]Forward, order []string, have map[string]savedRule) (body []string) {
+	for c, r := range have {
+		if _, ok := wanted[c]; !ok {
+			body = append(body, "-D "+h.chain+" "+r.spec)
 		}
-		sort.Strings(body)
-		for _, c := range order {
-			if _, ok := have[c]; ok {
-				continue
-			}
-			_, k, _ := parseComment(c)
-			if k == kindWithdrawNat || k == kindWithdrawNatOut {
-				body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
-			} else {
-				body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
-			}
-		}
-		return nil, body
 	}
+	sort.Strings(body)
+	for _, c := range order {
+		if _, ok := have[c]; ok {
+			continue
+		}
+		_, k, _ := parseComment(c)
+		if k == kindWithdrawNat || k == kindWithdrawNatOut {
+			body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
+		} else {
+			body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
+		}
+	}
+	return body
+}
+
+// rewriteChain declares chain h (which empties it) and writes the wanted
+// rules in order, with the counters of those it already had.
+func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map[string]savedRule) (decl, body []string) {
 	decl = []string{":" + h.chain + " - [0:0]"}
 	for _, c := range order {
 		cnt := "[0:0]"
