@@ -97,16 +97,8 @@ const Frontend = "http://127.0.0.1:8000/"
 
 // Start builds the lab. On error everything made so far is removed.
 func Start(ctx context.Context, o Options) (l *Lab, err error) {
-	if o.Pattern == "" {
-		o.Pattern = Recommended
-	}
-	if o.Servers == 0 {
-		o.Servers = 2
-	}
-	if o.Deadline == 0 {
-		o.Deadline = 5 * time.Second
-	}
-	l = &Lab{o: o}
+	l = &Lab{o: o.withDefaults()}
+	o = l.o
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -126,24 +118,8 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 		l.Webs = append(l.Webs, w)
-		// 198.18.0.0/15: the benchmarking range, never routed; no route out.
-		veth := fmt.Sprintf("veth%d", i)
-		if _, err := l.lb.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.Name); err != nil {
+		if err := l.linkWeb(w, i); err != nil {
 			return l, err
-		}
-		for _, c := range [][]string{
-			{"lb", "ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", veth},
-			{"lb", "ip", "link", "set", veth, "up"},
-			{"web", "ip", "addr", "add", w.Addr + "/24", "dev", "eth0"},
-			{"web", "ip", "link", "set", "eth0", "up"},
-		} {
-			n := l.lb
-			if c[0] == "web" {
-				n = w.ns
-			}
-			if _, err := n.Exec(c[1:]...); err != nil {
-				return l, err
-			}
 		}
 		if o.Passive {
 			if err := l.linkPassive(w, i); err != nil {
@@ -166,17 +142,63 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
+	return l, l.waitUp(ctx)
+}
+
+// withDefaults fills in what o leaves zero: the recommended pattern, two
+// servers, a 5s drain deadline.
+func (o Options) withDefaults() Options {
+	if o.Pattern == "" {
+		o.Pattern = Recommended
+	}
+	if o.Servers == 0 {
+		o.Servers = 2
+	}
+	if o.Deadline == 0 {
+		o.Deadline = 5 * time.Second
+	}
+	return o
+}
+
+// linkWeb joins web i (w) to the load balancer's namespace by a veth
+// pair: 198.18.i.1/24 on the load balancer's side, w.Addr on eth0.
+// 198.18.0.0/15 is the benchmarking range, never routed; no route out.
+func (l *Lab) linkWeb(w *Web, i int) error {
+	veth := fmt.Sprintf("veth%d", i)
+	if _, err := l.lb.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.Name); err != nil {
+		return err
+	}
+	for _, c := range [][]string{
+		{"lb", "ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", veth},
+		{"lb", "ip", "link", "set", veth, "up"},
+		{"web", "ip", "addr", "add", w.Addr + "/24", "dev", "eth0"},
+		{"web", "ip", "link", "set", "eth0", "up"},
+	} {
+		n := l.lb
+		if c[0] == "web" {
+			n = w.ns
+		}
+		if _, err := n.Exec(c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitUp waits until every HAProxy (the passive one too) reports every
+// web server UP.
+func (l *Lab) waitUp(ctx context.Context) error {
 	for _, w := range l.Webs {
 		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
-			return l, err
+			return err
 		}
-		if o.Passive {
+		if l.o.Passive {
 			if _, err := l.waitStatus(ctx, l.pstats, w.Name, "UP", 15*time.Second); err != nil {
-				return l, err
+				return err
 			}
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // PassiveLB4 is the passive HAProxy's address on web i's link (i from 1).
