@@ -303,7 +303,8 @@ func TestAgentSocketRefusesUsersOutsideTheGroup(t *testing.T) {
 		cmd := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid="+gid, "--clear-groups", binary, "--socket", h.sock, "status")
 		out, err := cmd.CombinedOutput()
 		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		}
 		return string(out), code
