@@ -280,7 +280,7 @@ func TestAgentTwoConcurrentEntersOneWins(t *testing.T) {
 		}()
 	}
 	a, b := <-codes, <-codes
-	if !((a == 0 && b == exitBusy) || (a == exitBusy && b == 0)) {
+	if oneBusy := a == 0 && b == exitBusy || a == exitBusy && b == 0; !oneBusy {
 		t.Fatalf("exit codes %d and %d, want one 0 and one %d (busy)", a, b, exitBusy)
 	}
 	// Entering again once held is not busy: it changes nothing.
