@@ -135,8 +135,11 @@ func legacyChainsPresent() (bool, error) {
 	return hasDrainctlChains(saves), err
 }
 
+// Backend names the primary, the backend every change is made in.
 func (h *Host) Backend() string { return h.primary.Backend() }
 
+// Close releases the primary, every other backend opened to look for
+// drainctl's rules, and the netlink probe.
 func (h *Host) Close() error {
 	errs := []error{h.primary.Close()}
 	for _, o := range h.others {
@@ -202,14 +205,21 @@ func (h *Host) strays(ctx context.Context) ([]stray, error) {
 	return out, nil
 }
 
+// Apply installs fs's REDIRECTs in the primary (Forwarder.Apply), under
+// the namespace's lock; rules another backend holds are moved to the
+// primary in the same call, so that they stop acting.
 func (h *Host) Apply(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeKeep)
 }
 
+// Withdraw refuses new connections to fs's forward ports in the primary
+// (Forwarder.Withdraw), moving other backends' rules as Apply does.
 func (h *Host) Withdraw(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeWithdraw)
 }
 
+// Restore accepts new connections to fs's forward ports again in the
+// primary (Forwarder.Restore), moving other backends' rules as Apply does.
 func (h *Host) Restore(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeRestore)
 }
