@@ -51,7 +51,7 @@ demo-forward: deps
 e2e: deps
 	$(GO) test -count=1 -v -run 'TestE2E' ./pkg/internal/lab
 
-## test: gofmt, go vet, unit and kernel tests; fails if any test skips (root)
+## test: gofmt, go vet, lint, unit and kernel tests; fails if any test skips (root)
 test: deps
 	scripts/test.sh
 
@@ -103,7 +103,7 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-## lint: golangci-lint with .golangci.yml (not part of make test yet)
+## lint: golangci-lint with .golangci.yml (part of make test)
 lint:
 	$(TOOL) golangci-lint run ./...
 

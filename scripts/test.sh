@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite: format and vet checks, then every Go test, unit and
+# The test suite: format, vet and lint checks, then every Go test, unit and
 # kernel (kernel tests make network namespaces; they need root). Kernel
 # tests that cannot run fail instead of skipping (DRAINCTL_REQUIRE_KERNEL_TESTS),
 # and any "--- SKIP" left in the output fails the run as well, so a green
@@ -12,6 +12,10 @@ export PATH=$PATH:/usr/local/go/bin
 unformatted=$(gofmt -l cmd pkg)
 [ -z "$unformatted" ] || { echo "gofmt needed:" >&2; echo "$unformatted" >&2; exit 1; }
 go vet ./...
+# The linters of .golangci.yml (doc comments, errors.Is/As, staticcheck,
+# function length and complexity): any finding fails the run. The tool
+# builds from scripts/tools/go.mod on first use (about a minute).
+go tool -modfile=scripts/tools/go.mod golangci-lint run ./...
 # The shell tools: syntax (their behaviour is tested by the Go tests).
 bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
 sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version

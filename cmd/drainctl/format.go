@@ -86,7 +86,7 @@ func progressPrinter(asJSON bool) func(drain.Event) {
 	enc := json.NewEncoder(os.Stdout)
 	fi, _ := os.Stdout.Stat()
 	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
-	var lastLog time.Duration = -time.Hour
+	lastLog := -time.Hour
 	return func(e drain.Event) {
 		if asJSON {
 			_ = enc.Encode(e)

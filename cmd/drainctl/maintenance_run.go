@@ -285,14 +285,19 @@ func openRunLog(path string) (*os.File, error) {
 	return f, nil
 }
 
+// needsQuoting reports whether r, in a word, needs the shell's quotes:
+// anything but letters, digits and the punctuation the shell leaves alone.
+func needsQuoting(r rune) bool {
+	plain := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r)
+	return !plain
+}
+
 // shellQuote writes args as one shell command line, for people and the
 // record (the command itself runs without a shell).
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		if a != "" && strings.IndexFunc(a, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
-		}) < 0 {
+		if a != "" && !strings.ContainsFunc(a, needsQuoting) {
 			q[i] = a
 		} else {
 			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"

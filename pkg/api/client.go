@@ -22,10 +22,15 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
-// ErrUnreachable: no agent answers on the socket.
+// ErrUnreachable is in the chain of the error when no agent answers on
+// the socket (it is not running, or --socket points elsewhere): the CLI
+// tells it from a failed operation with errors.Is and exits with a code
+// of its own.
 var ErrUnreachable = errors.New("the drainctl agent is not running")
 
-// ErrPermission: the socket refused this user.
+// ErrPermission is in the chain of the error when the socket refused
+// this user (neither root nor in the socket's group); the error itself
+// says how to get access, and the CLI exits with a code of its own.
 var ErrPermission = errors.New("permission denied on the drainctl socket")
 
 // Client talks to the agent. The zero value dials DefaultSocket. A Client
@@ -177,17 +182,25 @@ func decodeError(resp *http.Response) error {
 	return b.Error
 }
 
-// Enter, Exit and Restart run an operation, calling progress with each
-// event, and return its result; a failed operation returns a
-// *maintenance.Error with its code.
+// Enter asks the agent to take the server out and hold it (maintenance
+// enter). Like Exit and Restart it calls progress with each event the
+// agent streams while the operation runs, and returns the result; a
+// failed operation returns a *maintenance.Error with its code. A
+// connection lost midway does not stop the operation: it goes on in the
+// agent (drainctl status shows where it is).
 func (c *Client) Enter(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
 	return c.op(ctx, PathEnter, req, progress)
 }
 
+// Exit asks the agent to check the web server and bring a held server
+// back into rotation (maintenance exit); events and errors as Enter.
 func (c *Client) Exit(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
 	return c.op(ctx, PathExit, req, progress)
 }
 
+// Restart asks the agent for the whole cycle: withdraw, drain, config
+// test, graceful restart, readiness check, restore; events and errors as
+// Enter.
 func (c *Client) Restart(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
 	return c.op(ctx, PathRestart, req, progress)
 }

@@ -138,6 +138,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// held keeps the helper's connections reachable: a net.Conn the program
+// no longer refers to may be closed by its finalizer when the GC runs.
+var held []net.Conn
+
 func holdConns(spec string) {
 	addr, count, _ := strings.Cut(spec, "/")
 	n, err := strconv.Atoi(count)
@@ -145,14 +149,14 @@ func holdConns(spec string) {
 		fmt.Fprintln(os.Stderr, "bad", holdEnv, spec)
 		os.Exit(2)
 	}
-	conns := make([]net.Conn, 0, n)
+	held = make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "connection %d to %s: %v\n", i, addr, err)
 			os.Exit(1)
 		}
-		conns = append(conns, c)
+		held = append(held, c)
 	}
 	fmt.Println("ready")
 	select {}

@@ -72,7 +72,7 @@ func dialStream(proto, netns int) (*streamConn, error) {
 	s := &streamConn{c: c, raw: raw, buf: make([]byte, 32<<10)}
 	s.read = func(fd uintptr) bool {
 		s.n, _, s.rerr = unix.Recvfrom(int(fd), s.buf, 0)
-		return s.rerr != unix.EAGAIN
+		return !errors.Is(s.rerr, unix.EAGAIN)
 	}
 	return s, nil
 }

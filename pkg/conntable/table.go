@@ -23,13 +23,14 @@ import (
 type Path string
 
 const (
-	// PathForward: through the forward port (its conntrack entry's
-	// original destination port is the forward port).
+	// PathForward is a connection that came through the forward port (its
+	// conntrack entry's original destination port is the forward port).
 	PathForward Path = "forward"
-	// PathDirect: straight to the service port (HAProxy's backup entry,
-	// or, in the recommended pattern, all traffic).
+	// PathDirect is a connection straight to the service port (HAProxy's
+	// backup entry, or, in the recommended pattern, all traffic).
 	PathDirect Path = "direct"
-	// PathUnknown: not classified (conntrack unavailable).
+	// PathUnknown is a connection that could not be classified
+	// (conntrack unavailable).
 	PathUnknown Path = "unknown"
 )
 

@@ -27,21 +27,22 @@ import (
 type Outcome string
 
 const (
-	// Drained: no active connection for the quiet period.
+	// Drained means no connection was active for the quiet period.
 	Drained Outcome = "drained"
-	// DeadlineProceed: the deadline passed with active connections and
-	// the policy says go on (the graceful restart lets them finish).
+	// DeadlineProceed means the deadline passed with active connections
+	// and the policy says go on (the graceful restart lets them finish).
 	DeadlineProceed Outcome = "deadline-proceed"
-	// DeadlineAbort: the deadline passed and the policy says stop.
+	// DeadlineAbort means the deadline passed with active connections and
+	// the policy says stop.
 	DeadlineAbort Outcome = "deadline-abort"
-	// InFlightDone: the load balancers took the server out and the
+	// InFlightDone means the load balancers took the server out and the
 	// requests in flight at that moment are done (a restart: sticky users
 	// who keep coming are not waited for; the graceful restart finishes
 	// what they send meanwhile).
 	InFlightDone Outcome = "in-flight-done"
-	// GraceProceed: as InFlightDone, but the grace passed first with some
-	// of those requests still in flight (the graceful restart finishes
-	// them).
+	// GraceProceed is InFlightDone cut short: the grace passed first with
+	// some of those requests still in flight (the graceful restart
+	// finishes them).
 	GraceProceed Outcome = "grace-proceed"
 )
 

@@ -62,7 +62,7 @@ func BenchmarkForward(b *testing.B) {
 							rule := []string{"-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "ACCEPT"}
 							if op == "one-command-delete" {
 								if out, err := exec.Command(be.cmds[0], rule...).CombinedOutput(); err != nil {
-									return fmt.Errorf("%v: %s", err, out)
+									return fmt.Errorf("%w: %s", err, out)
 								}
 							}
 							b.StartTimer()
@@ -70,7 +70,7 @@ func BenchmarkForward(b *testing.B) {
 							case "one-command-delete":
 								rule[0] = "-D"
 								if out, err := exec.Command(be.cmds[0], rule...).CombinedOutput(); err != nil {
-									return fmt.Errorf("%v: %s", err, out)
+									return fmt.Errorf("%w: %s", err, out)
 								}
 							case "withdraw":
 								err = f.Withdraw(ctx, fw)

@@ -135,8 +135,11 @@ func legacyChainsPresent() (bool, error) {
 	return hasDrainctlChains(saves), err
 }
 
+// Backend names the primary, the backend every change is made in.
 func (h *Host) Backend() string { return h.primary.Backend() }
 
+// Close releases the primary, every other backend opened to look for
+// drainctl's rules, and the netlink probe.
 func (h *Host) Close() error {
 	errs := []error{h.primary.Close()}
 	for _, o := range h.others {
@@ -202,14 +205,21 @@ func (h *Host) strays(ctx context.Context) ([]stray, error) {
 	return out, nil
 }
 
+// Apply installs fs's REDIRECTs in the primary (Forwarder.Apply), under
+// the namespace's lock; rules another backend holds are moved to the
+// primary in the same call, so that they stop acting.
 func (h *Host) Apply(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeKeep)
 }
 
+// Withdraw refuses new connections to fs's forward ports in the primary
+// (Forwarder.Withdraw), moving other backends' rules as Apply does.
 func (h *Host) Withdraw(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeWithdraw)
 }
 
+// Restore accepts new connections to fs's forward ports again in the
+// primary (Forwarder.Restore), moving other backends' rules as Apply does.
 func (h *Host) Restore(ctx context.Context, fs ...Forward) error {
 	return h.change(ctx, fs, modeRestore)
 }
@@ -230,37 +240,18 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 	if len(strays) == 0 {
 		return h.op(m)(ctx, fs...)
 	}
-	// Move what the other backends hold: forwards asked for keep a
-	// withdraw they have there (apply must not undo it); the others come
-	// over in their state.
+	return h.changeMoving(ctx, fs, m, strays)
+}
+
+// changeMoving makes the change m to fs on the primary while other
+// backends hold drainctl's rules (strays), and moves those rules over:
+// installed on the primary first, then removed from where they were.
+func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []stray) error {
 	mine, err := h.primary.Status(ctx)
 	if err != nil {
 		return err
 	}
-	onPrimary := map[Forward]bool{}
-	for _, s := range mine {
-		onPrimary[s.Forward] = s.Rules > 0
-	}
-	var carryApply, carryWithdraw []Forward
-	asked := map[Forward]bool{}
-	for _, f := range fs {
-		asked[f] = true
-	}
-	for _, s := range strays {
-		for _, st := range s.st {
-			f := st.Forward
-			switch {
-			case asked[f] && m == modeKeep && st.withdrawing:
-				carryWithdraw = append(carryWithdraw, f)
-			case !asked[f] && !onPrimary[f] && !slices.Contains(carryApply, f) && !slices.Contains(carryWithdraw, f):
-				if st.withdrawing {
-					carryWithdraw = append(carryWithdraw, f)
-				} else {
-					carryApply = append(carryApply, f)
-				}
-			}
-		}
-	}
+	carryApply, carryWithdraw := carried(fs, m, mine, strays)
 	rest := slices.DeleteFunc(slices.Clone(fs), func(f Forward) bool { return slices.Contains(carryWithdraw, f) })
 	if len(rest) > 0 {
 		if err := h.op(m)(ctx, rest...); err != nil {
@@ -284,6 +275,37 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 		}
 	}
 	return nil
+}
+
+// carried says which forwards the strays hold that the primary must take
+// over, and how: forwards asked for (fs, changed by m) keep a withdraw
+// they have there (apply must not undo it); the others, unless the
+// primary has rules for them already, come over in their state.
+func carried(fs []Forward, m mode, mine []Status, strays []stray) (carryApply, carryWithdraw []Forward) {
+	onPrimary := map[Forward]bool{}
+	for _, s := range mine {
+		onPrimary[s.Forward] = s.Rules > 0
+	}
+	asked := map[Forward]bool{}
+	for _, f := range fs {
+		asked[f] = true
+	}
+	for _, s := range strays {
+		for _, st := range s.st {
+			f := st.Forward
+			switch {
+			case asked[f] && m == modeKeep && st.withdrawing:
+				carryWithdraw = append(carryWithdraw, f)
+			case !asked[f] && !onPrimary[f] && !slices.Contains(carryApply, f) && !slices.Contains(carryWithdraw, f):
+				if st.withdrawing {
+					carryWithdraw = append(carryWithdraw, f)
+				} else {
+					carryApply = append(carryApply, f)
+				}
+			}
+		}
+	}
+	return carryApply, carryWithdraw
 }
 
 func (h *Host) op(m mode) func(context.Context, ...Forward) error {

@@ -192,53 +192,72 @@ func applyBatch(tables map[string]*savedTable, batch string) (map[string]*savedT
 			t = next[line[1:]]
 		case line == "COMMIT":
 			t = nil
-		case strings.HasPrefix(line, ":"):
-			c, _, _ := strings.Cut(line[1:], " ")
-			t.chains[c] = true
-			t.rules[c] = nil // --noflush still empties a declared chain
-		case strings.HasPrefix(line, "-A "):
-			c, spec, _ := strings.Cut(line[3:], " ")
-			if !t.chains[c] {
-				return nil, bad("no such chain")
-			}
-			r.spec = spec
-			t.rules[c] = append(t.rules[c], r)
-		case strings.HasPrefix(line, "-I "):
-			m := reInsert.FindStringSubmatch(line)
-			if m == nil || !t.chains[m[1]] || m[2] != "1" {
-				return nil, bad("not an insert at 1 into an existing chain")
-			}
-			r.spec = m[3]
-			t.rules[m[1]] = append([]savedRule{r}, t.rules[m[1]]...)
-		case strings.HasPrefix(line, "-D "):
-			c, spec, _ := strings.Cut(line[3:], " ")
-			i := slices.IndexFunc(t.rules[c], func(r savedRule) bool { return sameSpec(r.spec, spec) })
-			if i < 0 {
-				return nil, bad("no such rule")
-			}
-			t.rules[c] = slices.Delete(t.rules[c], i, i+1)
-		case strings.HasPrefix(line, "-X "):
-			c := line[3:]
-			if !t.chains[c] || len(t.rules[c]) > 0 {
-				return nil, bad("not an empty chain")
-			}
-			for _, rs := range t.rules {
-				for _, r := range rs {
-					if strings.HasSuffix(r.spec, "-j "+c) {
-						return nil, bad("chain in use")
-					}
-				}
-			}
-			delete(t.chains, c)
-			delete(t.rules, c)
 		default:
-			return nil, bad("not understood")
+			if why := t.apply(line, r); why != "" {
+				return nil, bad(why)
+			}
 		}
 	}
 	if t != nil {
 		return nil, errors.New("iptables-restore: no COMMIT at the end")
 	}
 	return next, nil
+}
+
+// apply makes one line of a batch's table in t: a chain declared, a rule
+// (r, with its counters) appended, inserted or deleted, a chain removed.
+// It returns why iptables-restore would refuse the line, or "".
+func (t *savedTable) apply(line string, r savedRule) (refused string) {
+	switch {
+	case strings.HasPrefix(line, ":"):
+		c, _, _ := strings.Cut(line[1:], " ")
+		t.chains[c] = true
+		t.rules[c] = nil // --noflush still empties a declared chain
+	case strings.HasPrefix(line, "-A "):
+		c, spec, _ := strings.Cut(line[3:], " ")
+		if !t.chains[c] {
+			return "no such chain"
+		}
+		r.spec = spec
+		t.rules[c] = append(t.rules[c], r)
+	case strings.HasPrefix(line, "-I "):
+		m := reInsert.FindStringSubmatch(line)
+		if m == nil || !t.chains[m[1]] || m[2] != "1" {
+			return "not an insert at 1 into an existing chain"
+		}
+		r.spec = m[3]
+		t.rules[m[1]] = append([]savedRule{r}, t.rules[m[1]]...)
+	case strings.HasPrefix(line, "-D "):
+		c, spec, _ := strings.Cut(line[3:], " ")
+		i := slices.IndexFunc(t.rules[c], func(r savedRule) bool { return sameSpec(r.spec, spec) })
+		if i < 0 {
+			return "no such rule"
+		}
+		t.rules[c] = slices.Delete(t.rules[c], i, i+1)
+	case strings.HasPrefix(line, "-X "):
+		return t.deleteChain(line[3:])
+	default:
+		return "not understood"
+	}
+	return ""
+}
+
+// deleteChain removes chain c as -X does, or says why it would refuse:
+// the chain must exist, be empty, and no rule may jump to it.
+func (t *savedTable) deleteChain(c string) (refused string) {
+	if !t.chains[c] || len(t.rules[c]) > 0 {
+		return "not an empty chain"
+	}
+	for _, rs := range t.rules {
+		for _, r := range rs {
+			if strings.HasSuffix(r.spec, "-j "+c) {
+				return "chain in use"
+			}
+		}
+	}
+	delete(t.chains, c)
+	delete(t.rules, c)
+	return ""
 }
 
 // sameSpec compares a rule as written and as iptables-save prints it,

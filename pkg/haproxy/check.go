@@ -178,7 +178,6 @@ type Expect struct {
 // Check reads a haproxy.cfg and lists what will lose requests or sessions
 // when drainctl withdraws a server, or make its confirmations wrong.
 func Check(r io.Reader, e Expect) ([]Finding, error) {
-	forwardPort, servicePort := e.ForwardPort, e.ServicePort
 	secs, err := parse(r)
 	if err != nil {
 		return nil, err
@@ -188,98 +187,156 @@ func Check(r io.Reader, e Expect) ([]Finding, error) {
 		if sec.kind != "backend" && sec.kind != "listen" {
 			continue
 		}
-		// default-server sets check timings for every server; HAProxy's
-		// own defaults are inter 2s fall 3 rise 2.
-		def := server{inter: 2 * time.Second, fall: 3, rise: 2}
-		if d, ok := sec.find("default-server"); ok {
-			def, _ = parseServer(directive{d.line, append([]string{"server", "default", "x:0"}, d.fields[1:]...)}, def)
-		}
-		var servers []server
-		for _, d := range sec.dirs {
-			if s, ok := parseServer(d, def); ok {
-				servers = append(servers, s)
-			}
-		}
+		servers := sec.servers()
 		if len(servers) == 0 {
 			continue
 		}
-		add := func(srv string, line int, problem, fix string) {
-			out = append(out, Finding{Backend: sec.name, Server: srv, Line: line, Problem: problem, Fix: fix})
-		}
-		cookie, hasCookie := sec.find("cookie")
-		if !hasCookie || len(cookie.fields) < 3 || !(contains(cookie.fields[2:], "insert") || contains(cookie.fields[2:], "rewrite") || contains(cookie.fields[2:], "prefix")) {
-			add("", sec.line, "no cookie persistence: every user may land on another server at any time, and all users of a withdrawn server are moved",
-				"cookie SRV insert indirect nocache  (and cookie NAME on each server line)")
-		}
-		if _, ok := sec.find("option", "redispatch"); !ok {
-			add("", sec.line, "no option redispatch: a request whose server is down fails instead of going to another server",
-				"option redispatch")
-		}
-		if _, ok := sec.find("retry-on"); !ok {
-			add("", sec.line, "no retry-on: a request sent on a keep-alive connection that the graceful restart closes returns an error to the user",
-				"retry-on conn-failure empty-response response-timeout")
-		}
-		if d, ok := sec.find("http-reuse"); !ok || len(d.fields) < 2 || d.fields[1] != "never" {
-			add("", sec.line, "server connections are shared between client sessions (http-reuse): the graceful restart closes them all at once, and a request whose retries all draw dead ones is redispatched: a moved user",
-				"http-reuse never")
-		}
+		c := &checker{sec: sec, e: e, servers: servers}
+		c.sectionSettings()
 		for _, s := range servers {
-			if s.backup {
-				continue
-			}
-			if s.agentCheck {
-				// The agent-check pattern: drainctl's agent answers
-				// "drain" while the server is out; HAProxy's DRAIN keeps
-				// the server's cookie users on it, so no backup entry.
-				agentFix := fmt.Sprintf("server %s %s:%d cookie %s check inter 1s fall 3 rise 2 agent-check agent-port %d agent-inter 500ms",
-					s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), cmp.Or(s.agentPort, 8081))
-				switch {
-				case s.agentPort == 0:
-					add(s.name, s.line, "agent-check without agent-port: HAProxy does not know where drainctl's agent answers", agentFix)
-				case s.port == forwardPort:
-					add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: it is refused while the server is withdrawn, and its users are moved", forwardPort), agentFix)
-				case !s.check:
-					add(s.name, s.line, "not health-checked: a server that stops answering stays in rotation", agentFix)
-				case time.Duration(s.fall)*s.inter < 3*time.Second:
-					add(s.name, s.line, fmt.Sprintf("health check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(s.fall)*s.inter, s.fall, s.inter, s.name), agentFix)
-				}
-				continue
-			}
-			fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort)
 			switch {
-			case s.port == forwardPort:
-				add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: users with this server's cookie who open a new connection while it is withdrawn are moved to another server", forwardPort), fix)
-			case !s.check:
-				add(s.name, s.line, "not health-checked: withdrawing the forward does not take it out of rotation", fix)
-			case s.checkPort != forwardPort:
-				add(s.name, s.line, fmt.Sprintf("its health check does not use the forward port %d: withdrawing the forward does not take it out of rotation", forwardPort), fix)
-			}
-			if s.check && (s.checkPort == forwardPort || s.checkPort == 0 && s.port == forwardPort) {
-				if p := countsDiffer(s, e); p != "" {
-					add(s.name, s.line, p, fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall %d rise %d",
-						s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort, e.Fall, e.Rise))
-				}
-			}
-			var bak *server
-			for i := range servers {
-				if b := &servers[i]; b.backup && b.host == s.host {
-					bak = b
-				}
-			}
-			bakFix := fmt.Sprintf("server %s-bak %s:%d cookie %s check inter 1s fall 3 rise 2 backup", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name))
-			switch {
-			case bak == nil:
-				add(s.name, s.line, "no backup entry for this server sharing its cookie: its users are moved to other servers while it is withdrawn", bakFix)
-			case s.cookie != "" && bak.cookie != s.cookie:
-				add(bak.name, bak.line, fmt.Sprintf("backup entry without the primary's cookie (%q): users of %s are moved while it is withdrawn", s.cookie, s.name), bakFix)
-			case bak.port == forwardPort:
-				add(bak.name, bak.line, fmt.Sprintf("backup entry goes through the forward port %d: it is refused while withdrawn", forwardPort), bakFix)
-			case bak.check && time.Duration(bak.fall)*bak.inter < 3*time.Second:
-				add(bak.name, bak.line, fmt.Sprintf("backup check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(bak.fall)*bak.inter, bak.fall, bak.inter, s.name), bakFix)
+			case s.backup:
+				// Judged with its primary (backupOf).
+			case s.agentCheck:
+				c.agentServer(s)
+			default:
+				c.forwardServer(s)
+				c.backupOf(s)
 			}
 		}
+		out = append(out, c.out...)
 	}
 	return out, nil
+}
+
+// servers reads the section's server lines. default-server sets check
+// timings for every server; HAProxy's own defaults are inter 2s fall 3
+// rise 2.
+func (s *section) servers() []server {
+	def := server{inter: 2 * time.Second, fall: 3, rise: 2}
+	if d, ok := s.find("default-server"); ok {
+		def, _ = parseServer(directive{d.line, append([]string{"server", "default", "x:0"}, d.fields[1:]...)}, def)
+	}
+	var servers []server
+	for _, d := range s.dirs {
+		if srv, ok := parseServer(d, def); ok {
+			servers = append(servers, srv)
+		}
+	}
+	return servers
+}
+
+// insertsCookie reports whether the section (or its defaults) has HAProxy
+// set the server's cookie on responses (cookie NAME insert, rewrite or
+// prefix): what keeps a user on one server.
+func (s *section) insertsCookie() bool {
+	d, ok := s.find("cookie")
+	if !ok || len(d.fields) < 3 {
+		return false
+	}
+	modes := d.fields[2:]
+	return contains(modes, "insert") || contains(modes, "rewrite") || contains(modes, "prefix")
+}
+
+// checker gathers the findings of one backend or listen section, in the
+// order Check reports them: the section's settings, then each primary
+// server with its backup entry.
+type checker struct {
+	sec     *section
+	e       Expect
+	servers []server
+	out     []Finding
+}
+
+func (c *checker) add(srv string, line int, problem, fix string) {
+	c.out = append(c.out, Finding{Backend: c.sec.name, Server: srv, Line: line, Problem: problem, Fix: fix})
+}
+
+// sectionSettings checks what the section sets for all its servers:
+// persistence, redispatch, retries and server connection reuse.
+func (c *checker) sectionSettings() {
+	sec := c.sec
+	if !sec.insertsCookie() {
+		c.add("", sec.line, "no cookie persistence: every user may land on another server at any time, and all users of a withdrawn server are moved",
+			"cookie SRV insert indirect nocache  (and cookie NAME on each server line)")
+	}
+	if _, ok := sec.find("option", "redispatch"); !ok {
+		c.add("", sec.line, "no option redispatch: a request whose server is down fails instead of going to another server",
+			"option redispatch")
+	}
+	if _, ok := sec.find("retry-on"); !ok {
+		c.add("", sec.line, "no retry-on: a request sent on a keep-alive connection that the graceful restart closes returns an error to the user",
+			"retry-on conn-failure empty-response response-timeout")
+	}
+	if d, ok := sec.find("http-reuse"); !ok || len(d.fields) < 2 || d.fields[1] != "never" {
+		c.add("", sec.line, "server connections are shared between client sessions (http-reuse): the graceful restart closes them all at once, and a request whose retries all draw dead ones is redispatched: a moved user",
+			"http-reuse never")
+	}
+}
+
+// agentServer checks a server of the agent-check pattern: drainctl's
+// agent answers "drain" while the server is out; HAProxy's DRAIN keeps
+// the server's cookie users on it, so no backup entry.
+func (c *checker) agentServer(s server) {
+	forwardPort, servicePort := c.e.ForwardPort, c.e.ServicePort
+	agentFix := fmt.Sprintf("server %s %s:%d cookie %s check inter 1s fall 3 rise 2 agent-check agent-port %d agent-inter 500ms",
+		s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), cmp.Or(s.agentPort, 8081))
+	switch {
+	case s.agentPort == 0:
+		c.add(s.name, s.line, "agent-check without agent-port: HAProxy does not know where drainctl's agent answers", agentFix)
+	case s.port == forwardPort:
+		c.add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: it is refused while the server is withdrawn, and its users are moved", forwardPort), agentFix)
+	case !s.check:
+		c.add(s.name, s.line, "not health-checked: a server that stops answering stays in rotation", agentFix)
+	case time.Duration(s.fall)*s.inter < 3*time.Second:
+		c.add(s.name, s.line, fmt.Sprintf("health check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(s.fall)*s.inter, s.fall, s.inter, s.name), agentFix)
+	}
+}
+
+// forwardServer checks a primary server of the forward pattern: its
+// health check must go through the forward port, with the fall and rise
+// drainctl's agent counts.
+func (c *checker) forwardServer(s server) {
+	forwardPort, servicePort := c.e.ForwardPort, c.e.ServicePort
+	fix := fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall 2 rise 2", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort)
+	switch {
+	case s.port == forwardPort:
+		c.add(s.name, s.line, fmt.Sprintf("traffic goes through the forward port %d: users with this server's cookie who open a new connection while it is withdrawn are moved to another server", forwardPort), fix)
+	case !s.check:
+		c.add(s.name, s.line, "not health-checked: withdrawing the forward does not take it out of rotation", fix)
+	case s.checkPort != forwardPort:
+		c.add(s.name, s.line, fmt.Sprintf("its health check does not use the forward port %d: withdrawing the forward does not take it out of rotation", forwardPort), fix)
+	}
+	if s.check && (s.checkPort == forwardPort || s.checkPort == 0 && s.port == forwardPort) {
+		if p := countsDiffer(s, c.e); p != "" {
+			c.add(s.name, s.line, p, fmt.Sprintf("server %s %s:%d cookie %s check port %d inter 500ms fall %d rise %d",
+				s.name, s.host, servicePort, cmp.Or(s.cookie, s.name), forwardPort, c.e.Fall, c.e.Rise))
+		}
+	}
+}
+
+// backupOf checks the backup entry of primary s (the last backup server
+// on the same host): it keeps s's users on the host, straight to the
+// service port, while the forward is withdrawn.
+func (c *checker) backupOf(s server) {
+	forwardPort, servicePort := c.e.ForwardPort, c.e.ServicePort
+	var bak *server
+	for i := range c.servers {
+		if b := &c.servers[i]; b.backup && b.host == s.host {
+			bak = b
+		}
+	}
+	bakFix := fmt.Sprintf("server %s-bak %s:%d cookie %s check inter 1s fall 3 rise 2 backup", s.name, s.host, servicePort, cmp.Or(s.cookie, s.name))
+	switch {
+	case bak == nil:
+		c.add(s.name, s.line, "no backup entry for this server sharing its cookie: its users are moved to other servers while it is withdrawn", bakFix)
+	case s.cookie != "" && bak.cookie != s.cookie:
+		c.add(bak.name, bak.line, fmt.Sprintf("backup entry without the primary's cookie (%q): users of %s are moved while it is withdrawn", s.cookie, s.name), bakFix)
+	case bak.port == forwardPort:
+		c.add(bak.name, bak.line, fmt.Sprintf("backup entry goes through the forward port %d: it is refused while withdrawn", forwardPort), bakFix)
+	case bak.check && time.Duration(bak.fall)*bak.inter < 3*time.Second:
+		c.add(bak.name, bak.line, fmt.Sprintf("backup check fails after %v (fall %d × inter %v): a graceful restart can fail it and move every user of %s at once", time.Duration(bak.fall)*bak.inter, bak.fall, bak.inter, s.name), bakFix)
+	}
 }
 
 // countsDiffer says what goes wrong when a primary entry's fall or rise

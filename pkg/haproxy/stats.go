@@ -38,8 +38,11 @@ func ShowStat(socket string) (map[string]Stat, error) {
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
-	if err != nil || len(rows) < 1 {
-		return nil, fmt.Errorf("haproxy show stat: %v (%q)", err, out)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy show stat: %w (%q)", err, out)
+	}
+	if len(rows) < 1 {
+		return nil, fmt.Errorf("haproxy show stat: no header line (%q)", out)
 	}
 	head := rows[0]
 	res := map[string]Stat{}

@@ -16,12 +16,14 @@ import (
 type Kind int
 
 const (
-	// Attempt: a SYN to the forward port arrived from the network.
+	// Attempt is a SYN to the forward port from the network: a load
+	// balancer's check begins.
 	Attempt Kind = iota
-	// Accepted: the host answered a SYN on the forward port with SYN-ACK
-	// (the forward redirected it; the check reaches the web server).
+	// Accepted is the host's SYN-ACK to a SYN on the forward port (the
+	// forward redirected it; the check reaches the web server).
 	Accepted
-	// Refused: the host answered with RST (the forward is withdrawn).
+	// Refused is the host's RST to a SYN on the forward port (the forward
+	// is withdrawn; the check fails).
 	Refused
 )
 

@@ -13,9 +13,11 @@ import (
 type Want string
 
 const (
-	// Out: every load balancer had Fall checks refused since the withdraw.
+	// Out waits for every load balancer to have Fall checks refused since
+	// the withdraw: then each has taken the server out of rotation.
 	Out Want = "out"
-	// Back: every load balancer had Rise checks accepted since the restore.
+	// Back waits for every load balancer to have Rise checks accepted
+	// since the restore: then each has put the server back.
 	Back Want = "back"
 )
 

@@ -1,6 +1,7 @@
 package maintenance
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ type recording struct {
 // short by the agent stopping is not recorded: like the state file, the
 // history is left as a kill -9 would leave it.
 func (e *Engine) record(r *opRun, err error) {
-	if err == errStopping {
+	if errors.Is(err, errStopping) {
 		return
 	}
 	entry := e.entry(r, err)

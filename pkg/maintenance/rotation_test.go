@@ -29,7 +29,7 @@ func (f *fakeRotation) Active(time.Time) []lbview.LB { return f.lbs }
 func (f *fakeRotation) Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation {
 	c := lbview.Confirmation{Want: w, LoadBalancers: []lbview.Confirmed{}}
 	for i, l := range f.lbs {
-		ok := !(f.partial && i == 1)
+		ok := !f.partial || i != 1
 		c.LoadBalancers = append(c.LoadBalancers, lbview.Confirmed{Addr: l.Addr, Port: l.Port, Need: 2, Confirmed: ok})
 	}
 	return c

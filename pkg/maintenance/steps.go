@@ -6,6 +6,7 @@ package maintenance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -279,7 +280,7 @@ func (r *opRun) hold(h *state.Holder, errMsg string) {
 	}
 	e.st.LastError = errMsg
 	e.mu.Unlock()
-	if err := r.settle(state.Held, errMsg); err != nil && err != errStopping {
+	if err := r.settle(state.Held, errMsg); err != nil && !errors.Is(err, errStopping) {
 		e.log.Error("cannot record the hold", "err", err)
 	}
 }

@@ -92,7 +92,7 @@ func (c Command) Run(ctx context.Context) (Output, error) {
 	case ctx.Err() == context.DeadlineExceeded:
 		return out, fmt.Errorf("%q timed out after %v", c.Line, c.Timeout)
 	case err != nil:
-		return out, fmt.Errorf("%q failed (%v): %s", c.Line, err, lastLine(out.Output))
+		return out, fmt.Errorf("%q failed (%w): %s", c.Line, err, lastLine(out.Output))
 	}
 	return out, nil
 }

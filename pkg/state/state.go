@@ -19,6 +19,11 @@ import (
 // Phase is where the server is in the maintenance cycle.
 type Phase string
 
+// The phases, as the state file, status and the history name them. A
+// restart goes through Withdrawing, Draining, ConfigTest, Restarting,
+// ReadyCheck and Restoring back to InService; maintenance enter goes
+// through Withdrawing and Draining to Held, and maintenance exit from
+// there through ReadyCheck and Restoring.
 const (
 	InService   Phase = "in-service"  // forward restored, taking new users
 	Withdrawing Phase = "withdrawing" // refusing new connections from now
@@ -33,8 +38,9 @@ const (
 // Op is the operation in progress, if any.
 type Op string
 
+// The operations, as the state file and the API name them.
 const (
-	OpNone    Op = ""
+	OpNone    Op = ""        // none running: the server is in service or held
 	OpEnter   Op = "enter"   // maintenance enter: withdraw, drain, hold
 	OpExit    Op = "exit"    // maintenance exit: ready check, restore
 	OpRestart Op = "restart" // the full cycle

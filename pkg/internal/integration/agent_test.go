@@ -280,7 +280,7 @@ func TestAgentTwoConcurrentEntersOneWins(t *testing.T) {
 		}()
 	}
 	a, b := <-codes, <-codes
-	if !((a == 0 && b == exitBusy) || (a == exitBusy && b == 0)) {
+	if oneBusy := a == 0 && b == exitBusy || a == exitBusy && b == 0; !oneBusy {
 		t.Fatalf("exit codes %d and %d, want one 0 and one %d (busy)", a, b, exitBusy)
 	}
 	// Entering again once held is not busy: it changes nothing.
@@ -303,7 +303,8 @@ func TestAgentSocketRefusesUsersOutsideTheGroup(t *testing.T) {
 		cmd := exec.CommandContext(ctx, "setpriv", "--reuid=65534", "--regid="+gid, "--clear-groups", binary, "--socket", h.sock, "status")
 		out, err := cmd.CombinedOutput()
 		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		}
 		return string(out), code
@@ -648,7 +649,29 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	h := newHost(t)
 	h.agent(t)
 	log := filepath.Join(h.dir, "run.log")
+	runGoodAndFailed(t, h, log)
+	runInterrupted(t, h, log)
+	runBoundedAndOrphaned(t, h, log)
 
+	entries, _, _ := h.ctl(t, "history", "--json")
+	var hist []history.Entry
+	json.Unmarshal([]byte(entries), &hist)
+	var exits []string
+	for _, e := range hist {
+		if e.Op == "exit" && e.CommandExit != nil {
+			exits = append(exits, fmt.Sprint(*e.CommandExit))
+		}
+	}
+	if strings.Join(exits, " ") != "0 100 1 130 0 -1" {
+		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0 -1 (the killed run recorded none):\n%s", exits, entries)
+	}
+}
+
+// runGoodAndFailed: a command that succeeds brings the server back, with
+// its output in the log; one that fails leaves it held with the reason,
+// unless --on-failure exit.
+func runGoodAndFailed(t *testing.T, h *host, log string) {
+	t.Helper()
 	out, stderr, code := h.ctl(t, "maintenance", "run", "--reason", "patch", "--log", log, "--", "sh", "-c", "echo step one; echo step two")
 	if code != 0 || !strings.Contains(out, "step two") || !inService(h.status(t)) {
 		t.Fatalf("a good command: exit %d\n%s%s", code, out, stderr)
@@ -669,27 +692,35 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	if _, _, code := h.ctl(t, "maintenance", "run", "--on-failure", "exit", "--log", log, "--", "false"); code != exitCommand || !inService(h.status(t)) {
 		t.Fatalf("--on-failure exit: exit %d, status %+v", code, h.status(t).State)
 	}
+}
 
-	// Ctrl-C reaches the CLI's process group (the terminal's foreground);
-	// the command, in its own group, gets it from drainctl. While it runs
-	// others are busy. A SIGHUP to the CLI's group is ignored.
-	run := func(script string) (*exec.Cmd, *strings.Builder) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		t.Cleanup(cancel)
-		cmd := exec.CommandContext(ctx, binary, "--socket", h.sock, "maintenance", "run", "--log", log, "--", "sh", "-c", script)
-		cmd.Env = testEnv
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 100 && !strings.Contains(out.String(), "running sh"); i++ {
-			time.Sleep(50 * time.Millisecond)
-		}
-		return cmd, &out
+// startRun starts drainctl maintenance run of script in its own process
+// group, as a terminal runs it, and waits (up to 5s) for it to say the
+// command runs.
+func startRun(t *testing.T, h *host, log, script string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, binary, "--socket", h.sock, "maintenance", "run", "--log", log, "--", "sh", "-c", script)
+	cmd.Env = testEnv
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	cmd, out2 := run(`trap 'echo got INT; exit 130' INT; sleep 20 & wait`)
+	for i := 0; i < 100 && !strings.Contains(out.String(), "running sh"); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cmd, &out
+}
+
+// runInterrupted: Ctrl-C reaches the CLI's process group (the terminal's
+// foreground); the command, in its own group, gets it from drainctl.
+// While it runs others are busy. A SIGHUP to the CLI's group is ignored.
+func runInterrupted(t *testing.T, h *host, log string) {
+	t.Helper()
+	cmd, out := startRun(t, h, log, `trap 'echo got INT; exit 130' INT; sleep 20 & wait`)
 	for _, args := range [][]string{{"restart"}, {"maintenance", "exit"}, {"maintenance", "enter"}, {"maintenance", "run", "--log", log, "--", "true"}} {
 		if _, stderr, code := h.ctl(t, args...); code != exitBusy || !strings.Contains(stderr, "maintenance run of") {
 			t.Errorf("%v while the command runs: exit %d: %s", args, code, stderr)
@@ -698,33 +729,37 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 	err := cmd.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitCommand || !strings.Contains(out2.String(), "got INT") {
-		t.Fatalf("Ctrl-C: %v\n%s", err, out2)
+	if !errors.As(err, &ee) || ee.ExitCode() != exitCommand || !strings.Contains(out.String(), "got INT") {
+		t.Fatalf("Ctrl-C: %v\n%s", err, out)
 	}
 	if st := h.status(t); st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "exit status 130") {
 		t.Fatalf("after Ctrl-C the server stays out with the outcome: %+v", st.State)
 	}
 	h.ctl(t, "maintenance", "exit")
 
-	cmd, out2 = run(`sleep 1; echo finished`)
+	cmd, out = startRun(t, h, log, `sleep 1; echo finished`)
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
-	if err := cmd.Wait(); err != nil || !inService(h.status(t)) || !strings.Contains(out2.String(), "finished") {
-		t.Fatalf("SIGHUP (a lost SSH session): %v\n%s", err, out2)
+	if err := cmd.Wait(); err != nil || !inService(h.status(t)) || !strings.Contains(out.String(), "finished") {
+		t.Fatalf("SIGHUP (a lost SSH session): %v\n%s", err, out)
 	}
+}
 
-	// --ttl bounds the command: SIGTERM at the limit, counted as failed.
-	_, stderr, code = h.ctl(t, "maintenance", "run", "--ttl", "1s", "--log", log, "--", "sleep", "30")
+// runBoundedAndOrphaned: --ttl bounds the command (SIGTERM at the limit,
+// counted as failed); when drainctl is killed outright (SIGKILL) the hold
+// stays the command's, status says its runner is gone, and --force ends
+// it.
+func runBoundedAndOrphaned(t *testing.T, h *host, log string) {
+	t.Helper()
+	_, stderr, code := h.ctl(t, "maintenance", "run", "--ttl", "1s", "--log", log, "--", "sleep", "30")
 	if st := h.status(t); code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "was killed by terminated") {
 		t.Fatalf("a command past its --ttl: exit %d, %s; state %+v", code, stderr, st.State)
 	}
 	h.ctl(t, "maintenance", "exit")
 
-	// drainctl killed outright (SIGKILL): the hold stays the command's,
-	// and status says its runner is gone; --force ends it.
-	cmd, _ = run(`sleep 2`)
+	cmd, _ := startRun(t, h, log, `sleep 2`)
 	cmd.Process.Kill()
 	cmd.Wait()
-	st = h.status(t)
+	st := h.status(t)
 	if st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Command != "sh -c 'sleep 2'" || !st.RunnerGone {
 		t.Fatalf("after the run's drainctl was killed: %+v, runner gone %v", st.State, st.RunnerGone)
 	}
@@ -733,19 +768,6 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	}
 	if _, stderr, code := h.ctl(t, "maintenance", "exit", "--force"); code != 0 || !inService(h.status(t)) {
 		t.Fatalf("exit --force: exit %d %s", code, stderr)
-	}
-
-	entries, _, _ := h.ctl(t, "history", "--json")
-	var hist []history.Entry
-	json.Unmarshal([]byte(entries), &hist)
-	var exits []string
-	for _, e := range hist {
-		if e.Op == "exit" && e.CommandExit != nil {
-			exits = append(exits, fmt.Sprint(*e.CommandExit))
-		}
-	}
-	if strings.Join(exits, " ") != "0 100 1 130 0 -1" {
-		t.Fatalf("the history's command exit statuses %v, want 0 100 1 130 0 -1 (the killed run recorded none):\n%s", exits, entries)
 	}
 }
 

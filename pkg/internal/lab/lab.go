@@ -6,14 +6,11 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,16 +114,8 @@ const Frontend = "http://127.0.0.1:8000/"
 
 // Start builds the lab. On error everything made so far is removed.
 func Start(ctx context.Context, o Options) (l *Lab, err error) {
-	if o.Pattern == "" {
-		o.Pattern = Recommended
-	}
-	if o.Servers == 0 {
-		o.Servers = 2
-	}
-	if o.Deadline == 0 {
-		o.Deadline = 5 * time.Second
-	}
-	l = &Lab{o: o}
+	l = &Lab{o: o.withDefaults()}
+	o = l.o
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -151,24 +140,8 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 		l.Webs = append(l.Webs, w)
-		// 198.18.0.0/15: the benchmarking range, never routed; no route out.
-		veth := fmt.Sprintf("veth%d", i)
-		if _, err := l.lb.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", w.ns.Name); err != nil {
+		if err := l.linkWeb(w, i); err != nil {
 			return l, err
-		}
-		for _, c := range [][]string{
-			{"lb", "ip", "addr", "add", fmt.Sprintf("198.18.%d.1/24", i), "dev", veth},
-			{"lb", "ip", "link", "set", veth, "up"},
-			{"web", "ip", "addr", "add", w.Addr + "/24", "dev", "eth0"},
-			{"web", "ip", "link", "set", "eth0", "up"},
-		} {
-			n := l.lb
-			if c[0] == "web" {
-				n = w.ns
-			}
-			if _, err := n.Exec(c[1:]...); err != nil {
-				return l, err
-			}
 		}
 		if o.Passive {
 			if err := l.linkPassive(w, i); err != nil {
@@ -197,51 +170,35 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
-	for _, w := range l.Webs {
-		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
-			return l, err
-		}
-		if o.Passive {
-			if _, err := l.waitStatus(ctx, l.pstats, w.Name, "UP", 15*time.Second); err != nil {
-				return l, err
-			}
-		}
-	}
-	return l, nil
+	return l, l.waitUp(ctx)
 }
 
-// PassiveLB4 is the passive HAProxy's address on web i's link (i from 1).
-func PassiveLB4(i int) string { return fmt.Sprintf("198.18.%d.1", 100+i) }
+// withDefaults fills in what o leaves zero: the recommended pattern, two
+// servers, a 5s drain deadline.
+func (o Options) withDefaults() Options {
+	if o.Pattern == "" {
+		o.Pattern = Recommended
+	}
+	if o.Servers == 0 {
+		o.Servers = 2
+	}
+	if o.Deadline == 0 {
+		o.Deadline = 5 * time.Second
+	}
+	return o
+}
 
-// passiveAddr is web i's address on its link to the passive HAProxy.
-func passiveAddr(i int) string { return fmt.Sprintf("198.18.%d.2", 100+i) }
-
-// ActiveLB4 is the (active) HAProxy's address on web i's link.
-func ActiveLB4(i int) string { return fmt.Sprintf("198.18.%d.1", i) }
-
-// linkPassive joins web i (w) to the passive HAProxy's namespace, made at
-// the first call: 198.18.(100+i).0/24, eth1 on the web side.
-func (l *Lab) linkPassive(w *Web, i int) (err error) {
-	if l.passive == nil {
-		if l.passive, err = namespace.New("dl-" + l.o.ID + "-lb2"); err != nil {
+// waitUp waits until every HAProxy (the passive one too) reports every
+// web server UP.
+func (l *Lab) waitUp(ctx context.Context) error {
+	for _, w := range l.Webs {
+		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
 			return err
 		}
-	}
-	veth := fmt.Sprintf("pveth%d", i)
-	if _, err := l.passive.Exec("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth1", "netns", w.ns.Name); err != nil {
-		return err
-	}
-	for _, c := range []struct {
-		ns   *namespace.NS
-		args []string
-	}{
-		{l.passive, []string{"ip", "addr", "add", PassiveLB4(i) + "/24", "dev", veth}},
-		{l.passive, []string{"ip", "link", "set", veth, "up"}},
-		{w.ns, []string{"ip", "addr", "add", passiveAddr(i) + "/24", "dev", "eth1"}},
-		{w.ns, []string{"ip", "link", "set", "eth1", "up"}},
-	} {
-		if _, err := c.ns.Exec(c.args...); err != nil {
-			return err
+		if l.o.Passive {
+			if _, err := l.waitStatus(ctx, l.pstats, w.Name, "UP", 15*time.Second); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -359,78 +316,6 @@ func waitPidFile(path string) (pid int, err error) {
 		return pid, nil
 	}
 	return 0, errors.New("no pid file")
-}
-
-// startHAProxy runs HAProxy in ns with the lab's backend for servers;
-// name names its files in the lab dir. It returns its stats socket.
-func (l *Lab) startHAProxy(ns *namespace.NS, name string, servers []haproxy.Server) (string, error) {
-	stats := filepath.Join(l.o.Dir, name+".sock")
-	var backend string
-	if l.o.Pattern == Naive {
-		var b strings.Builder
-		b.WriteString("backend app\n    balance roundrobin\n    cookie SRV insert indirect nocache\n")
-		for _, s := range servers {
-			fmt.Fprintf(&b, "    server %s %s:81 cookie %s check\n", s.Name, s.Host, s.Name)
-		}
-		backend = b.String()
-	} else {
-		var err error
-		o := haproxy.Options{Servers: servers, ThroughForward: l.o.Pattern == ThroughForward, Inter: l.o.Inter}
-		if l.o.CheckPort != 0 {
-			o.ForwardPort = l.o.CheckPort
-		}
-		if l.o.Pattern == AgentCheck {
-			o.AgentPort = agentPort
-		}
-		if backend, err = haproxy.Backend(o); err != nil {
-			return "", err
-		}
-	}
-	// The log (haproxy.log in the lab dir) names each sticky user, for
-	// tracing a lost session; errors are counted from the stats and the
-	// load generator, not from it (it drops lines under load).
-	cfg := fmt.Sprintf(`global
-    maxconn 4096
-    stats socket %s mode 600 level admin
-    log stdout format raw local0
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 10s
-frontend www
-    bind 127.0.0.1:8000
-    http-request capture req.hdr(X-Drainctl-User) len 4
-    default_backend app
-%s`, stats, backend)
-	path := filepath.Join(l.o.Dir, name+".cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return "", err
-	}
-	if out, err := ns.Exec("haproxy", "-c", "-f", path); err != nil {
-		return "", fmt.Errorf("haproxy config: %w: %s", err, out)
-	}
-	cmd := ns.Command("haproxy", "-db", "-f", path)
-	logf, _ := os.Create(filepath.Join(l.o.Dir, name+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	l.pids = append(l.pids, cmd.Process.Pid)
-	go cmd.Wait()
-	if waitFor(func() bool { _, err := haproxy.Command(stats, "show info"); return err == nil }) {
-		return stats, nil
-	}
-	return "", fmt.Errorf("%s did not start", name)
-}
-
-// HAProxyConfig is the configuration HAProxy runs with.
-func (l *Lab) HAProxyConfig() string {
-	b, _ := os.ReadFile(filepath.Join(l.o.Dir, "haproxy.cfg"))
-	return string(b)
 }
 
 // Close stops every process the lab started (by PID) and deletes its
@@ -555,61 +440,4 @@ func (w *Web) Drainctl(ctx context.Context, args ...string) (string, int, error)
 		return string(out), ee.ExitCode(), nil
 	}
 	return string(out), 0, err
-}
-
-// Forward runs `drainctl forward ARGS` in w's namespace (no agent).
-func (w *Web) Forward(args ...string) error {
-	_, err := w.ns.Exec(append([]string{w.binary, "forward"}, append(args, "--backend", w.backend)...)...)
-	return err
-}
-
-// Graceful runs `apache2 -k graceful` in w's namespace.
-func (w *Web) Graceful() error {
-	_, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "graceful")
-	return err
-}
-
-// Generation is Apache's parent config generation (mod_status): it goes
-// up by one with every (graceful) restart.
-func (w *Web) Generation() (int, error) {
-	// http.Transport dials on goroutines of its own: the dial itself must
-	// run on a thread in the namespace.
-	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil,
-		DialContext: w.ns.DialContext}}
-	resp, err := c.Get("http://127.0.0.1/server-status?auto")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "ParentServerConfigGeneration: "); ok {
-			return strconv.Atoi(v)
-		}
-	}
-	return 0, fmt.Errorf("no ParentServerConfigGeneration in server-status of %s", w.Name)
-}
-
-// ErrorLog is w's Apache error log.
-func (w *Web) ErrorLog() string {
-	b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
-	return string(b)
-}
-
-// NaiveCycle is what a reader of the original blog post does: delete the
-// REDIRECT, wait 3 s, restart Apache gracefully, wait 3 s, add it back.
-func NaiveCycle(w *Web) error {
-	if err := w.Forward("remove"); err != nil {
-		return err
-	}
-	time.Sleep(3 * time.Second)
-	if err := w.Graceful(); err != nil {
-		return err
-	}
-	time.Sleep(3 * time.Second)
-	return w.Forward("apply")
 }
