@@ -33,6 +33,24 @@ type commands struct{ test, restart runner.Command }
 // metricsSource is what the metrics read: the engine, set once it exists.
 type metricsSource struct{ *maintenance.Engine }
 
+// joinPool opens the pool, when one is configured, and gives it to the
+// engine and the metrics; the agent is a live member while it runs (its
+// lease ends with it). close ends the membership.
+func joinPool(ctx context.Context, s Settings, deps *maintenance.Deps, met *metrics.Metrics, src *metricsSource, log *slog.Logger) (close func(), err error) {
+	if !s.Pool.Enabled() {
+		return func() {}, nil
+	}
+	p, err := s.Pool.open()
+	if err != nil {
+		return nil, err
+	}
+	deps.Slots, deps.Pool, deps.PoolWait = p, p, s.Pool.Wait
+	go p.Register(ctx, 30*time.Second)
+	met.WatchPool(poolMetrics{src, p}, s.Pool.Name)
+	log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
+	return func() { p.Close() }, nil
+}
+
 // poolMetrics is what the pool's metrics read.
 type poolMetrics struct {
 	src  *metricsSource
@@ -96,18 +114,11 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 	if len(views) > 0 {
 		deps.Rotation = views
 	}
-	if s.Pool.Enabled() {
-		p, err := s.Pool.open()
-		if err != nil {
-			return err
-		}
-		defer p.Close()
-		deps.Slots, deps.Pool, deps.PoolWait = p, p, s.Pool.Wait
-		// A live member while the agent runs: its lease ends with it.
-		go p.Register(ctx, 30*time.Second)
-		met.WatchPool(poolMetrics{&src, p}, s.Pool.Name)
-		log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
+	closePool, err := joinPool(ctx, s, &deps, met, &src, log)
+	if err != nil {
+		return err
 	}
+	defer closePool()
 	// The engine's context ends with the agent's: on SIGTERM an operation
 	// stops where it is, records nothing more, and resumes at the next
 	// start, as after a kill -9.

@@ -18,6 +18,17 @@ func isDeadline(err error) bool { return errors.Is(err, drain.ErrDeadline) }
 // called once, when the agent starts, before requests are served. It
 // returns what it did, for the log.
 func (e *Engine) Resume() (string, error) {
+	note, err := e.resume()
+	if err == nil && e.d.Slots != nil {
+		// Once resumed, with the engine free: a slot owed (an operation
+		// that ended, or was rolled back, before the agent stopped) is
+		// given back when the server is back in rotation.
+		go e.releaser(10 * time.Second)
+	}
+	return note, err
+}
+
+func (e *Engine) resume() (string, error) {
 	st, err := e.d.Store.Load()
 	if err != nil {
 		return "", err
@@ -26,11 +37,6 @@ func (e *Engine) Resume() (string, error) {
 	e.st = st
 	e.running = true
 	e.mu.Unlock()
-	if e.d.Slots != nil {
-		// Once Resume is done (deferred calls run last to first): a slot
-		// owed is given back when the server is back in rotation.
-		defer func() { go e.releaser(10 * time.Second) }()
-	}
 	defer e.end()
 	if b := e.d.Forwarder.Backend(); st.Backend != b {
 		// Record which backend holds the rules from now on, before they

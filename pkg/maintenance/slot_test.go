@@ -99,7 +99,7 @@ func TestPoolRestartTakesAndGivesBack(t *testing.T) {
 	}
 	acq, rel := lastIndex(r.fw.calls, "acquire"), lastIndex(r.fw.calls, "release")
 	wd, rs := lastIndex(r.fw.calls, "withdraw"), lastIndex(r.fw.calls, "restore")
-	if acq < 0 || wd < 0 || rs < 0 || rel < 0 || !(acq < wd && wd < rs && rs < rel) {
+	if acq < 0 || wd < 0 || rs < 0 || rel < 0 || acq >= wd || wd >= rs || rs >= rel {
 		t.Fatalf("calls %v: want acquire, withdraw, restore, release in that order", r.fw.calls)
 	}
 	if !strings.Contains(res.Note, "pool web: slot released") || slots.isHeld() {

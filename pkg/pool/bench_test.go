@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,47 +45,82 @@ type contendResult struct {
 	outOfOrder         int
 }
 
-func contend(b *testing.B, c *etcdtest.Cluster, n, slots int, hold time.Duration) contendResult {
-	var r contendResult
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	// The line's order and the grants' order, by etcd's revisions.
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
-	prefix := fmt.Sprintf("/drainctl/pools/bench%d/", time.Now().UnixNano())
-	name := prefix[len("/drainctl/pools/") : len(prefix)-1]
-	var held atomic.Int64
-	var mu sync.Mutex
-	var releases, grants []time.Time
-	var joined, granted []string
-	// Watch from a revision read now, so no event is missed however late
-	// the watch is set up.
-	now, err := cli.Get(ctx, "/")
-	if err != nil {
-		b.Fatal(err)
-	}
-	wctx, stop := context.WithCancel(ctx)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for resp := range cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision+1)) {
-			for _, ev := range resp.Events {
-				k := string(ev.Kv.Key[len(prefix):])
-				switch {
-				case ev.Type == clientv3.EventTypePut && ev.IsCreate() && len(k) > 8 && k[:8] == "holders/":
-					r.peak = max(r.peak, held.Add(1))
-					granted = append(granted, k[8:])
-				case ev.Type == clientv3.EventTypeDelete && len(k) > 8 && k[:8] == "holders/":
-					held.Add(-1)
-				case ev.Type == clientv3.EventTypePut && ev.IsCreate() && len(k) > 8 && k[:8] == "waiters/":
-					joined = append(joined, k[8:])
-				}
+// ledger is what a watcher of the pool's keys saw: the most holders at
+// once, and the order hosts joined the line and were granted.
+type ledger struct {
+	held, peak      int64
+	joined, granted []string
+}
+
+// watch records the pool's events under prefix from rev on, until ctx ends.
+func (l *ledger) watch(ctx context.Context, cli *clientv3.Client, prefix string, rev int64) {
+	for resp := range cli.Watch(ctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		for _, ev := range resp.Events {
+			kind, id, _ := strings.Cut(string(ev.Kv.Key[len(prefix):]), "/")
+			switch {
+			case kind == "holders" && ev.IsCreate():
+				l.held++
+				l.peak = max(l.peak, l.held)
+				l.granted = append(l.granted, id)
+			case kind == "holders" && ev.Type == clientv3.EventTypeDelete:
+				l.held--
+			case kind == "waiters" && ev.IsCreate():
+				l.joined = append(l.joined, id)
 			}
 		}
-	}()
+	}
+}
+
+// outOfOrder counts grants that passed the line: when a waiter is
+// granted, fewer than slots of those who joined before it may still be
+// waiting (the first waiters up to the free slots race for them; no one
+// further back may pass them).
+func (l *ledger) outOfOrder(slots int) int {
+	rank := map[string]int{}
+	for i, id := range l.joined {
+		rank[id] = i
+	}
+	done, n := map[int]bool{}, 0
+	for _, id := range l.granted {
+		i, ok := rank[id]
+		if !ok {
+			continue // took a free slot with nobody in line
+		}
+		before := 0
+		for j := range i {
+			if !done[j] {
+				before++
+			}
+		}
+		if before >= slots {
+			n++
+		}
+		done[i] = true
+	}
+	return n
+}
+
+// handoffs is, for each grant after the first slots, the time since the
+// latest release that started before it: median and 90th percentile.
+func handoffs(grants, releases []time.Time, slots int) (p50, p90 time.Duration) {
+	slices.SortFunc(releases, time.Time.Compare)
+	slices.SortFunc(grants, time.Time.Compare)
+	var hs []time.Duration
+	for _, g := range grants[min(slots, len(grants)):] {
+		if i, _ := slices.BinarySearchFunc(releases, g, time.Time.Compare); i > 0 {
+			hs = append(hs, g.Sub(releases[i-1]))
+		}
+	}
+	if len(hs) == 0 {
+		return 0, 0
+	}
+	slices.Sort(hs)
+	return hs[len(hs)/2], hs[len(hs)*9/10]
+}
+
+// countingPools opens n Pools whose etcd clients count their unary
+// requests and watch streams into r.
+func countingPools(b *testing.B, c *etcdtest.Cluster, name string, n, slots int, r *contendResult) []*Pool {
 	counter := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		atomic.AddInt64(&r.unary, 1)
 		return invoker(ctx, method, req, reply, cc, opts...)
@@ -93,24 +129,48 @@ func contend(b *testing.B, c *etcdtest.Cluster, n, slots int, hold time.Duration
 		atomic.AddInt64(&r.streams, 1)
 		return streamer(ctx, desc, cc, method, opts...)
 	})
-	limit, _ := ParseLimit(fmt.Sprint(slots))
+	limit := MustLimit(fmt.Sprint(slots))
 	var pools []*Pool
 	for i := range n {
 		p, err := Open(Config{Endpoints: c.Endpoints(), Name: name, ID: fmt.Sprintf("h%03d", i), Limit: limit})
 		if err != nil {
 			b.Fatal(err)
 		}
-		// Count this client's requests (the Pool's own client is rebuilt
-		// with the counters; Open's is closed).
+		// The Pool's own client is replaced by a counting one.
 		p.cli.Close()
-		p.cli, err = clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialOptions: []grpc.DialOption{counter, streams}})
-		if err != nil {
+		if p.cli, err = clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialOptions: []grpc.DialOption{counter, streams}}); err != nil {
 			b.Fatal(err)
 		}
 		pools = append(pools, p)
 	}
 	atomic.StoreInt64(&r.unary, 0) // not the connection set-up
 	atomic.StoreInt64(&r.streams, 0)
+	return pools
+}
+
+func contend(b *testing.B, c *etcdtest.Cluster, n, slots int, hold time.Duration) contendResult {
+	var r contendResult
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	prefix := fmt.Sprintf("/drainctl/pools/bench%d/", time.Now().UnixNano())
+	// Watch from a revision read now, so no event is missed however late
+	// the watch is set up.
+	now, err := cli.Get(ctx, "/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var l ledger
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); l.watch(wctx, cli, prefix, now.Header.Revision+1) }()
+	pools := countingPools(b, c, prefix[len("/drainctl/pools/"):len(prefix)-1], n, slots, &r)
+	var mu sync.Mutex
+	var releases, grants []time.Time
 	var wg sync.WaitGroup
 	for _, p := range pools {
 		wg.Go(func() {
@@ -138,46 +198,7 @@ func contend(b *testing.B, c *etcdtest.Cluster, n, slots int, hold time.Duration
 	for _, p := range pools {
 		p.Close()
 	}
-	// Release to grant: for each grant after the first slots, the time
-	// since the latest release that started before it.
-	slices.SortFunc(releases, func(a, b time.Time) int { return a.Compare(b) })
-	slices.SortFunc(grants, func(a, b time.Time) int { return a.Compare(b) })
-	var handoffs []time.Duration
-	for _, g := range grants[slots:] {
-		i, _ := slices.BinarySearchFunc(releases, g, func(a, b time.Time) int { return a.Compare(b) })
-		if i > 0 {
-			handoffs = append(handoffs, g.Sub(releases[i-1]))
-		}
-	}
-	slices.Sort(handoffs)
-	if len(handoffs) > 0 {
-		r.handoff = handoffs[len(handoffs)/2]
-		r.handoff90 = handoffs[len(handoffs)*9/10]
-	}
-	// Served in the order they joined: when a waiter is granted, fewer
-	// than slots of those who joined before it may still be waiting
-	// (the first waiters up to the free slots race for them; no one
-	// further back may pass them).
-	rank := map[string]int{}
-	for i, id := range joined {
-		rank[id] = i
-	}
-	done := map[int]bool{}
-	for _, id := range granted {
-		i, ok := rank[id]
-		if !ok {
-			continue // took a free slot with nobody in line
-		}
-		before := 0
-		for j := 0; j < i; j++ {
-			if !done[j] {
-				before++
-			}
-		}
-		if before >= slots {
-			r.outOfOrder++
-		}
-		done[i] = true
-	}
+	r.peak, r.outOfOrder = l.peak, l.outOfOrder(slots)
+	r.handoff, r.handoff90 = handoffs(grants, releases, slots)
 	return r
 }

@@ -87,22 +87,13 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			return *h, nil
 		}
 		allowed := p.cfg.Limit.Allowed(st.Size())
-		if fast && len(st.Waiters) == 0 && st.Paused == nil && len(st.Holders) < allowed {
-			// Nobody waits and a slot is free: take it without queueing
-			// (two requests to etcd instead of five). Tried once only: if
-			// another host won, hosts that came together would otherwise
-			// retry as a herd; in line they are served one by one.
+		if fast {
 			fast = false
-			ok, err := p.grant(ctx, st.Revision, c)
-			if err != nil {
-				return Claim{}, err
+			// Another host won it, or none was free: queue.
+			if ok, err := p.tryFree(ctx, st, c, allowed); err != nil || ok {
+				return c, err
 			}
-			if ok {
-				return c, nil
-			}
-			continue
 		}
-		fast = false
 		if !queued {
 			if err := p.queue(ctx, c); err != nil {
 				return Claim{}, err
@@ -129,14 +120,32 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			}
 			continue // someone else changed the holders: decide again
 		}
-		if b, _ := json.Marshal(w); wait != nil && string(b) != last {
-			last = string(b)
-			wait(w)
-		}
+		last = show(wait, w, last)
 		if err := p.waitTurn(ctx, st, turn{ahead: w.Ahead, holders: len(st.Holders), allowed: allowed, rev: st.Waiters[w.Ahead].rev}); err != nil {
 			return Claim{}, err
 		}
 	}
+}
+
+// show tells wait what the waiter waits for, when it changed since last
+// (the JSON of what it was last told), and returns what it told.
+func show(wait func(Wait), w Wait, last string) string {
+	b, _ := json.Marshal(w)
+	if wait != nil && string(b) != last {
+		wait(w)
+	}
+	return string(b)
+}
+
+// tryFree takes a free slot without queueing when nobody waits (two
+// requests to etcd instead of five). It is tried once per Acquire: if
+// another host won, hosts that came together would otherwise retry as a
+// herd; in line they are served one by one.
+func (p *Pool) tryFree(ctx context.Context, st State, c Claim, allowed int) (bool, error) {
+	if len(st.Waiters) > 0 || st.Paused != nil || len(st.Holders) >= allowed {
+		return false, nil
+	}
+	return p.grant(ctx, st.Revision, c)
 }
 
 // queue puts c in line, on the agent's lease, keeping its place if it

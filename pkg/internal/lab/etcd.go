@@ -145,7 +145,7 @@ func (l *Lab) waitEtcd(ctx context.Context) error {
 			}
 			if ctx.Err() != nil {
 				b, _ := os.ReadFile(m.dir + ".log")
-				return fmt.Errorf("etcd %s not healthy: %v %s\n%s", m.name, err, out, b)
+				return fmt.Errorf("etcd %s not healthy: %w %s\n%s", m.name, err, out, b)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
