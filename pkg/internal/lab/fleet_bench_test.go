@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,6 +64,46 @@ func BenchmarkFleetRoll(b *testing.B) {
 				b.ReportMetric(float64(res.Failed), "failed")
 				b.ReportMetric(float64(res.Moved), "moved")
 				b.ReportMetric(float64(res.Requests), "requests")
+			}
+		})
+	}
+}
+
+// BenchmarkFleetRollPool: drainctl-roll over four hosts in a pool, N at a
+// time with max_unavailable N, under the e2e load. It reports the roll's
+// time and its ratio to ceil(M/N) times one host's restart cycle, timed
+// alone first on the same lab (the target: at most 1.3). Figures in
+// docs/benchmarks.md.
+//
+//	sudo go test -run '^$' -bench FleetRollPool -benchtime 1x ./pkg/internal/lab
+func BenchmarkFleetRollPool(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("parallel=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				f := startFleetWith(b, Options{Backend: "nftables", Pattern: Recommended, Servers: 4,
+					Pool: &PoolOptions{MaxUnavailable: strconv.Itoa(n)}})
+				run := users(b, f.l)
+				time.Sleep(2 * time.Second)
+				start := time.Now()
+				if out, code, err := f.l.Webs[0].Drainctl(context.Background(), "restart", "--reason", "one cycle"); err != nil || code != 0 {
+					b.Fatalf("restart: exit %d %v\n%s", code, err, out)
+				}
+				cycle := time.Since(start)
+				env := []string{"DRAINCTL_ROLL_SSH=" + f.ssh.Command(), "DRAINCTL_ROLL_DRAINCTL=" + f.ssh.Drainctl, "DRAINCTL_ROLL_LOCK=" + f.lock}
+				start = time.Now()
+				cmd, out := f.start(b, env, append([]string{rollScript, "--parallel", strconv.Itoa(n)}, f.hosts...)...)
+				if err := cmd.Wait(); err != nil {
+					b.Fatalf("roll: %v\n%s", err, out)
+				}
+				took := time.Since(start)
+				res := run.Stop()
+				report(b, res)
+				rounds := (len(f.hosts) + n - 1) / n
+				b.ReportMetric(took.Seconds(), "roll-s")
+				b.ReportMetric(cycle.Seconds(), "cycle-s")
+				b.ReportMetric(took.Seconds()/(float64(rounds)*cycle.Seconds()), "x-rounds-of-cycles")
+				b.ReportMetric(float64(res.Failed), "failed")
+				b.ReportMetric(float64(res.Moved), "moved")
 			}
 		})
 	}

@@ -31,8 +31,14 @@ type fleet struct {
 
 func startFleet(t testing.TB) *fleet {
 	t.Helper()
+	return startFleetWith(t, Options{Backend: "nftables", Pattern: Recommended, Servers: 3})
+}
+
+// startFleetWith is startFleet on a lab of o.
+func startFleetWith(t testing.TB, o Options) *fleet {
+	t.Helper()
 	nstest.RequireCmd(t, "sshd", "ssh", "ssh-keygen", "jq", "flock")
-	l := startLabN(t, "nftables", Recommended, 3)
+	l := startLabWith(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s, err := l.StartSSH(ctx)
@@ -140,7 +146,7 @@ var ansibleRoll = rollTool{
 
 // ansible runs a playbook over the pool (web1..3 by SSH; localhost is the
 // load balancer's namespace) with more group variables.
-func (f *fleet) ansible(t testing.TB, playbook, vars string) (*exec.Cmd, *strings.Builder) {
+func (f *fleet) ansible(t testing.TB, playbook, vars string, extra ...string) (*exec.Cmd, *strings.Builder) {
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "inventory")
 	var b strings.Builder
@@ -156,7 +162,7 @@ func (f *fleet) ansible(t testing.TB, playbook, vars string) (*exec.Cmd, *string
 	return f.start(t, []string{"ANSIBLE_PIPELINING=True", "ANSIBLE_LOCAL_TEMP=" + filepath.Join(dir, "local"),
 		"ANSIBLE_REMOTE_TEMP=" + filepath.Join(dir, "remote"), "ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3",
 		"ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=False", "ANSIBLE_FORCE_COLOR=0", "HOME=" + dir},
-		"ansible-playbook", "-i", inv, playbook)
+		append([]string{"ansible-playbook", "-i", inv, playbook}, extra...)...)
 }
 
 // Each fleet tool rolls the pool under load: every host restarted, 0
