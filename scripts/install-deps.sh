@@ -6,9 +6,10 @@ set -euo pipefail
 # systemd: systemd-analyze and systemd-sysusers for the package tests;
 # rpm: to read the .rpm; util-linux: unshare and nsenter for their sandbox;
 # openssh-server, openssh-client, ansible-core, jq: the fleet tools and their tests;
-# etcd-server, etcd-client: the pool's etcd members (the tests run their own).
+# etcd-server, etcd-client: the pool's etcd members (the tests run their own);
+# openssl: the certificates of the TLS etcd test.
 PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux
-	openssh-server openssh-client ansible-core jq etcd-server etcd-client)
+	openssh-server openssh-client ansible-core jq etcd-server etcd-client openssl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

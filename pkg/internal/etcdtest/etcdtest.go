@@ -28,12 +28,14 @@ type Member struct {
 	cmd    *exec.Cmd
 	log    *os.File
 	ns     []string // the command prefix that runs it in a namespace, if any
+	extra  []string // more flags (TLS)
 }
 
 // Cluster is a set of etcd members that know each other.
 type Cluster struct {
 	Members []*Member
 	initial string
+	tls     *TLS // StartTLS's: how etcdctl reaches it
 }
 
 // Endpoints are the members' client URLs.
@@ -123,6 +125,7 @@ func Args(name, dir, client, peer, initial, state, token string) []string {
 func (m *Member) start(t testing.TB, initial, state string) {
 	t.Helper()
 	args := append(append([]string{}, m.ns...), Args(m.Name, m.dir, m.Client, m.peer, initial, state, "drainctl-test-"+filepath.Base(filepath.Dir(m.dir)))...)
+	args = append(args, m.extra...)
 	log, err := os.OpenFile(m.dir+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +173,11 @@ func (c *Cluster) WaitHealthy(t testing.TB) {
 			continue
 		}
 		for {
-			args := append(append([]string{}, m.ns...), "etcdctl", "--endpoints", m.Client, "--command-timeout", "1s", "endpoint", "health")
+			args := append(append([]string{}, m.ns...), "etcdctl", "--endpoints", m.Client, "--command-timeout", "1s")
+			if c.tls != nil {
+				args = append(args, "--cacert", c.tls.CA, "--cert", c.tls.Cert, "--key", c.tls.Key)
+			}
+			args = append(args, "endpoint", "health")
 			out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 			if err == nil {
 				break
