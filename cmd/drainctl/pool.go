@@ -126,31 +126,25 @@ func runPoolRelease(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("pool release: give one host's id (drainctl pool status lists them)")
 	}
-	note, err := client(c).PoolRelease(c.Context, c.Args().First(), c.Bool("force"))
-	if err != nil {
-		return err
-	}
-	fmt.Println(safeLine(note))
-	return nil
+	return printNote(client(c).PoolRelease(c.Context, c.Args().First(), c.Bool("force")))
 }
 
 func runPoolPause(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	note, err := client(c).PoolPause(c.Context, c.String("reason"))
-	if err != nil {
-		return err
-	}
-	fmt.Println(safeLine(note))
-	return nil
+	return printNote(client(c).PoolPause(c.Context, c.String("reason")))
 }
 
 func runPoolResume(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	note, err := client(c).PoolResume(c.Context)
+	return printNote(client(c).PoolResume(c.Context))
+}
+
+// printNote prints the agent's note on a pool change, or returns its error.
+func printNote(note string, err error) error {
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/pool"
 )
 
@@ -17,7 +17,7 @@ func poolSettingFlags() []setting {
 		{key: agent.KeyPoolEtcd, flag: &cli.StringFlag{Name: "pool-etcd", DefaultText: "none: no pool, this host decides alone",
 			Usage: "etcd's client `URL`s, comma-separated: take a slot of the pool before taking the server out"},
 			apply: func(c *cli.Context, s *agent.Settings) error {
-				s.Pool.Etcd = splitList(c.String("pool-etcd"))
+				s.Pool.Etcd = config.SplitList(c.String("pool-etcd"))
 				return nil
 			}},
 		textSetting(agent.KeyPoolName, &cli.StringFlag{Name: "pool-name", Usage: "the pool's `NAME` (pools sharing one etcd never block each other)"},
@@ -47,15 +47,4 @@ func poolSettingFlags() []setting {
 		textSetting(agent.KeyPoolPassword, &cli.StringFlag{Name: "pool-password-file", Usage: "`FILE` holding that user's password (mode 0600 or stricter)"},
 			func(s *agent.Settings) *string { return &s.Pool.PasswordFile }),
 	}
-}
-
-// splitList reads "a,b , c" as [a b c].
-func splitList(v string) []string {
-	var out []string
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }

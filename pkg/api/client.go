@@ -160,9 +160,26 @@ func (c *Client) History(ctx context.Context, n int) ([]history.Entry, error) {
 // get asks for path and decodes the JSON answer into v, within
 // statusTimeout.
 func (c *Client) get(ctx context.Context, path string, v any) error {
+	return c.call(ctx, http.MethodGet, path, nil, v)
+}
+
+// call sends one request (body, if not nil, as JSON) and decodes the JSON
+// answer into v, within statusTimeout: the requests that do not stream.
+func (c *Client) call(ctx context.Context, method, path string, body, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://drainctl"+path, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, "http://drainctl"+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.http().Do(req)
 	if err != nil {
 		return unwrapDial(err)

@@ -4,7 +4,6 @@ package api
 // with the agent's own settings and credentials (the CLI needs neither).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,19 +120,6 @@ func (c *Client) PoolResume(ctx context.Context) (string, error) {
 }
 
 func (c *Client) poolPost(ctx context.Context, path string, body PoolRequest) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://drainctl"+path, bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return "", unwrapDial(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", decodeError(resp)
-	}
 	var a PoolAnswer
-	return a.Note, json.NewDecoder(resp.Body).Decode(&a)
+	return a.Note, c.call(ctx, http.MethodPost, path, body, &a)
 }

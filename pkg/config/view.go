@@ -102,12 +102,7 @@ type list struct{ p *[]string }
 func (l list) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		*l.p = nil
-		for _, f := range strings.Split(n.Value, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				*l.p = append(*l.p, f)
-			}
-		}
+		*l.p = SplitList(n.Value)
 		return nil
 	case yaml.SequenceNode:
 		var out []string
@@ -118,6 +113,18 @@ func (l list) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	return fmt.Errorf("line %d: want a list, or one comma-separated string", n.Line)
+}
+
+// SplitList reads "a,b , c" as [a b c]: a list given as one string, in
+// the file or by a flag (--pool-etcd).
+func SplitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // limit is max_unavailable: a count or a percentage.

@@ -43,9 +43,9 @@ var ErrNoPool = errors.New("no pool configured: this host decides alone (set poo
 
 // PoolStatus reads the pool.
 func (e *Engine) PoolStatus(ctx context.Context) (PoolStatus, error) {
-	p := e.d.Pool
-	if p == nil {
-		return PoolStatus{}, fail(CodeBadRequest, "", "%v", ErrNoPool)
+	p, err := e.pool()
+	if err != nil {
+		return PoolStatus{}, err
 	}
 	st, err := p.Status(ctx)
 	if err != nil {
@@ -58,9 +58,9 @@ func (e *Engine) PoolStatus(ctx context.Context) (PoolStatus, error) {
 // PoolRelease frees the slot of host id, one that is gone for good (a
 // live member's only with force), and records it in the history.
 func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who string) (string, error) {
-	p := e.d.Pool
-	if p == nil {
-		return "", fail(CodeBadRequest, "", "%v", ErrNoPool)
+	p, err := e.pool()
+	if err != nil {
+		return "", err
 	}
 	if id == "" {
 		return "", fail(CodeBadRequest, "", "pool release: which host? (its id, as pool status lists it)")
@@ -87,11 +87,12 @@ func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who str
 
 // PoolPause stops the pool granting slots; PoolResume lets it go on.
 func (e *Engine) PoolPause(ctx context.Context, who, reason string) error {
-	if e.d.Pool == nil {
-		return fail(CodeBadRequest, "", "%v", ErrNoPool)
+	p, err := e.pool()
+	if err != nil {
+		return err
 	}
 	start := e.clock.Now()
-	if err := e.d.Pool.Pause(ctx, pool.Pause{By: who, Reason: reason, Since: start}); err != nil {
+	if err := p.Pause(ctx, pool.Pause{By: who, Reason: reason, Since: start}); err != nil {
 		return poolErr(err)
 	}
 	e.recordAdmin(history.Entry{Op: "pool-pause", Who: who, Reason: reason, Start: start}, false)
@@ -100,11 +101,12 @@ func (e *Engine) PoolPause(ctx context.Context, who, reason string) error {
 
 // PoolResume lets a paused pool grant slots again.
 func (e *Engine) PoolResume(ctx context.Context, who string) error {
-	if e.d.Pool == nil {
-		return fail(CodeBadRequest, "", "%v", ErrNoPool)
+	p, err := e.pool()
+	if err != nil {
+		return err
 	}
 	start := e.clock.Now()
-	if err := e.d.Pool.Resume(ctx); err != nil {
+	if err := p.Resume(ctx); err != nil {
 		return poolErr(err)
 	}
 	e.recordAdmin(history.Entry{Op: "pool-resume", Who: who, Start: start}, false)
@@ -117,12 +119,16 @@ func (e *Engine) recordAdmin(entry history.Entry, force bool) {
 	if force {
 		entry.Warnings = []string{"--force: the host's agent was alive"}
 	}
-	e.log.Info("operation", logAttrs(entry)...)
-	if e.d.History != nil {
-		if err := e.d.History.Append(entry); err != nil {
-			e.log.Error("cannot write the history", "err", err)
-		}
+	e.keep(entry)
+}
+
+// pool is the pool the admin operations act on, or the error of a host
+// without one.
+func (e *Engine) pool() (PoolAdmin, error) {
+	if e.d.Pool == nil {
+		return nil, fail(CodeBadRequest, "", "%v", ErrNoPool)
 	}
+	return e.d.Pool, nil
 }
 
 func poolErr(err error) error {

@@ -24,10 +24,15 @@ func (e *Engine) record(r *opRun, err error) {
 		return
 	}
 	entry := e.entry(r, err)
-	e.log.Info("operation", logAttrs(entry)...)
 	if e.d.Observer != nil {
 		e.d.Observer.Observe(entry)
 	}
+	e.keep(entry)
+}
+
+// keep logs entry as one structured line and appends it to the history.
+func (e *Engine) keep(entry history.Entry) {
+	e.log.Info("operation", logAttrs(entry)...)
 	if e.d.History != nil {
 		if herr := e.d.History.Append(entry); herr != nil {
 			e.log.Error("cannot write the history", "err", herr)

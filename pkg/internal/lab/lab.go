@@ -421,19 +421,18 @@ func (l *Lab) waitStatus(ctx context.Context, stats, server, want string, timeou
 // DrainctlIn is Drainctl run inside w's namespace, as on the host itself:
 // for `maintenance run`, whose command must run there.
 func (w *Web) DrainctlIn(ctx context.Context, args ...string) (string, int, error) {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", w.ns.Name, w.binary, "--socket", w.Socket}, args...)...)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return string(out), ee.ExitCode(), nil
-	}
-	return string(out), 0, err
+	return exitOf(exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", w.ns.Name, w.binary, "--socket", w.Socket}, args...)...))
 }
 
 // Drainctl runs the drainctl CLI against w's agent and returns its output
 // and exit code.
 func (w *Web) Drainctl(ctx context.Context, args ...string) (string, int, error) {
-	cmd := exec.CommandContext(ctx, w.binary, append([]string{"--socket", w.Socket}, args...)...)
+	return exitOf(exec.CommandContext(ctx, w.binary, append([]string{"--socket", w.Socket}, args...)...))
+}
+
+// exitOf runs cmd and returns its combined output and exit code; err is
+// only for a command that did not run.
+func exitOf(cmd *exec.Cmd) (string, int, error) {
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
