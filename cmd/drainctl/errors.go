@@ -35,28 +35,27 @@ func exitCode(err error) int {
 	// plain failure: exit 1 is never wrong about where the server is.
 	var me *maintenance.Error
 	if errors.As(err, &me) {
-		switch me.Code {
-		case maintenance.CodeBusy:
-			return exitBusy
-		case maintenance.CodeDeadline:
-			return exitDeadline
-		case maintenance.CodeConfigTest:
-			return exitConfigTest
-		case maintenance.CodeNotReady:
-			return exitNotReady
-		case maintenance.CodeRestart:
-			return exitRestart
-		case maintenance.CodeCommand:
-			return exitCommand
-		case maintenance.CodeBadRequest:
-			return exitUsage
-		case maintenance.CodePoolBusy:
-			return exitPoolBusy
-		case maintenance.CodePoolUnavailable:
-			return exitPoolUnavailable
+		if code, ok := exitByCode[me.Code]; ok {
+			return code
 		}
 	}
 	return exitError
+}
+
+// exitByCode maps the agent's codes to exit codes; the others
+// (internal, agent-stopping) are exit 1.
+var exitByCode = map[maintenance.Code]int{
+	maintenance.CodeBusy:            exitBusy,
+	maintenance.CodeDeadline:        exitDeadline,
+	maintenance.CodeConfigTest:      exitConfigTest,
+	maintenance.CodeNotReady:        exitNotReady,
+	maintenance.CodeRestart:         exitRestart,
+	maintenance.CodeCommand:         exitCommand,
+	maintenance.CodeBadRequest:      exitUsage,
+	maintenance.CodePoolBusy:        exitPoolBusy,
+	maintenance.CodePoolUnavailable: exitPoolUnavailable,
+	maintenance.CodeOutsideWindow:   exitOutsideWindow,
+	maintenance.CodeRebootFailed:    exitRebootFailed,
 }
 
 // usageError marks errors in what the user asked for, as opposed to

@@ -107,6 +107,11 @@ const (
 	// quorum), so the server was not taken out.
 	exitPoolBusy        = 11
 	exitPoolUnavailable = 12
+	// exitOutsideWindow: the --window is closed (or closed while waiting
+	// for a slot): nothing was changed. exitRebootFailed: the reboot
+	// command failed or the host did not reboot: the server stays out.
+	exitOutsideWindow = 13
+	exitRebootFailed  = 14
 )
 
 // exitCodes describes each code for drainctl(8); README.md's table says
@@ -128,4 +133,6 @@ var exitCodes = []struct {
 	{exitCommand, "the command of maintenance run failed or was interrupted: the server stays out (put back with --on-failure exit)"},
 	{exitPoolBusy, "no slot of the pool within --pool-wait (the message names who holds them): nothing was changed"},
 	{exitPoolUnavailable, "etcd did not answer (down, unreachable, no quorum): the server was not taken out"},
+	{exitOutsideWindow, "outside the --window (or it closed while waiting for a pool slot): nothing was changed"},
+	{exitRebootFailed, "the reboot command failed, or the host did not reboot: the server stays out"},
 }

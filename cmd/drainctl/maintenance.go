@@ -37,6 +37,7 @@ func maintenanceCommand() *cli.Command {
 				Action: func(c *cli.Context) error { return runOp(c, client(c).Exit) },
 			},
 			maintenanceRunCommand(),
+			maintenanceRebootCommand(), // maintenance_reboot.go
 			{
 				Name:   "status",
 				Usage:  "same as drainctl status",

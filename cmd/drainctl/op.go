@@ -13,6 +13,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/window"
 )
 
 // The operations — restart, maintenance enter, exit and run — share
@@ -34,10 +35,23 @@ func opFlags(withTTL bool) []cli.Flag {
 		&cli.DurationFlag{Name: "pool-wait", DefaultText: "the agent's (2h unless set)",
 			Usage: "in a pool, wait at most `DURATION` for a slot, then give up: busy, exit 11, nothing changed"},
 	}
+	fs = append(fs, windowFlags()...)
 	if withTTL {
 		fs = append(fs, &cli.DurationFlag{Name: "ttl", DefaultText: "never", Usage: "end the maintenance by itself after `DURATION`"})
 	}
 	return fs
+}
+
+// windowFlags are --window and --outside-window, of every operation that
+// takes the server out. The agent checks the window (and again once a
+// pool slot is granted); checked here too, a bad one names its flag.
+func windowFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "window", DefaultText: "any time",
+			Usage: "go out only within `WINDOW`: days, hours and a time zone, e.g. 'Mon-Fri 02:00-05:00 Europe/Berlin' (no days: every day; no zone: the host's)"},
+		&cli.StringFlag{Name: "outside-window", Value: "skip",
+			Usage: "outside the window: skip (change nothing, exit 13: for cron, which comes back tomorrow) or wait (until it opens: for a person who asked for tonight)"},
+	}
 }
 
 // request is an operation's request from its flags; the operations take
@@ -53,7 +67,8 @@ func request(c *cli.Context) (maintenance.Request, error) {
 // flagRequest reads and checks the flags every operation shares.
 func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
-		TTL: c.Duration("ttl"), Force: c.Bool("force"), PoolWait: c.Duration("pool-wait")}
+		TTL: c.Duration("ttl"), Force: c.Bool("force"), PoolWait: c.Duration("pool-wait"),
+		Window: c.String("window"), OutsideWindow: c.String("outside-window")}
 	// Not given: the agent's own policy decides.
 	if c.String("on-deadline") != "" {
 		o, err := parseOnDeadlineFlag(c)
@@ -61,6 +76,18 @@ func flagRequest(c *cli.Context) (maintenance.Request, error) {
 			return r, usageError{err}
 		}
 		r.OnDeadline = o
+	}
+	if r.Window != "" {
+		if _, err := window.Parse(r.Window); err != nil {
+			return r, usagef("--window: %v", err)
+		}
+	} else if c.IsSet("outside-window") {
+		return r, usagef("--outside-window needs a --window")
+	} else {
+		r.OutsideWindow = "" // its default means nothing without a window
+	}
+	if o := r.OutsideWindow; o != "" && o != maintenance.OutsideSkip && o != maintenance.OutsideWait {
+		return r, usagef("--outside-window %q: want skip or wait", o)
 	}
 	// The agent refuses them too (bad request); refused here, the user
 	// sees which flag.

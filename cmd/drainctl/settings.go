@@ -176,6 +176,14 @@ func agentSettingFlags() []setting {
 			func(s *agent.Settings) *string { return &s.Ready.Host }),
 		durationSetting(agent.KeyReadyTimeout, &cli.DurationFlag{Name: "ready-timeout", Usage: "give the web server `DURATION` to answer"},
 			func(s *agent.Settings) *time.Duration { return &s.Ready.Timeout }),
+		textSetting(agent.KeyRebootCmd, &cli.StringFlag{Name: "reboot-cmd", Usage: "maintenance reboot's `COMMAND` (run with sh -c)"},
+			func(s *agent.Settings) *string { return &s.Reboot.Command.Line }),
+		durationSetting(agent.KeyRebootTimeout, &cli.DurationFlag{Name: "reboot-timeout",
+			Usage: "a host still on the same boot `DURATION` after the reboot command did not reboot: held, no second try"},
+			func(s *agent.Settings) *time.Duration { return &s.Reboot.Timeout }),
+		durationSetting(agent.KeyBootReady, &cli.DurationFlag{Name: "boot-ready-timeout",
+			Usage: "after a reboot, give the web server `DURATION` to answer (else held, and in a pool the slot is kept)"},
+			func(s *agent.Settings) *time.Duration { return &s.Reboot.ReadyTimeout }),
 	}
 	return append(append(sts, policySettingFlags()...), poolSettingFlags()...)
 }

@@ -70,6 +70,10 @@ func runStatus(c *cli.Context) error {
 	if s.LastError != "" {
 		fmt.Printf("error:    %s\n", safeLine(s.LastError))
 	}
+	if rb := s.Reboot; rb != nil {
+		fmt.Printf("reboot:   %q since %s, leaving boot %s; the next boot puts the server back\n",
+			safeLine(rb.Command), rb.Since.Local().Format(time.DateTime), safeLine(rb.BootID))
+	}
 	showPool(st)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "backend:  %s\n", st.Backend)

@@ -109,6 +109,7 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
 		Observer: met, Log: log,
 	}
+	withReboots(&deps, s)
 	views, agentView, closeViews := startViews(s, log)
 	defer closeViews()
 	if len(views) > 0 {

@@ -65,6 +65,8 @@ type Settings struct {
 	// http://127.0.0.1:PORT/ with the first forward's service port, which
 	// Resolve fills in once the forwards are known.
 	Ready ready.Check `json:"ready"`
+	// Reboot is how the host reboots, for maintenance reboot.
+	Reboot RebootSettings `json:"reboot"`
 	// Pool coordinates this host's operations with the other servers of
 	// its pool (none: it decides alone).
 	Pool PoolSettings `json:"pool"`
@@ -86,6 +88,21 @@ type Checks struct {
 	// back. They must match haproxy.cfg (haproxy-check compares them).
 	Fall int `json:"fall"`
 	Rise int `json:"rise"`
+}
+
+// RebootSettings say how maintenance reboot reboots the host, and what
+// the next boot gives it.
+type RebootSettings struct {
+	// Command reboots the host (run with sh -c; its own timeout bounds
+	// it, not the shutdown).
+	Command runner.Command `json:"command"`
+	// Timeout: the boot id must have changed this long after the command,
+	// else the server is held (the host did not reboot).
+	Timeout time.Duration `json:"timeout_ms"`
+	// ReadyTimeout replaces the readiness check's timeout after the boot:
+	// a web server starting with the host may take longer than one
+	// restarted gracefully.
+	ReadyTimeout time.Duration `json:"ready_timeout_ms"`
 }
 
 // DefaultSocketGroup is the group an empty SocketGroup means, if it
@@ -117,6 +134,12 @@ func Defaults() Settings {
 		// Two getsockopt calls per table: cheap enough to poll often, so
 		// that a legacy flush is repaired within 2 s.
 		Reconcile: 2 * time.Second,
+		// systemctl reboot only queues the reboot job: 30 s is ample. A
+		// server's shutdown and firmware take minutes; 10 minutes with the
+		// same boot id means it did not reboot. After the boot, the web
+		// server may still be warming up: 5 minutes.
+		Reboot: RebootSettings{Command: runner.Command{Line: "systemctl reboot", Timeout: 30 * time.Second},
+			Timeout: maintenance.DefaultRebootTimeout, ReadyTimeout: 5 * time.Minute},
 		// No etcd: no pool. With one, a pool of one name unless told,
 		// one server out at a time (HAProxy sends new users to the
 		// backups only once every primary is out), a wait long enough
@@ -172,6 +195,9 @@ const (
 	KeyReadyStatus      = "ready.status"
 	KeyReadyHost        = "ready.host"
 	KeyReadyTimeout     = "ready.timeout"
+	KeyRebootCmd        = "reboot.cmd"
+	KeyRebootTimeout    = "reboot.timeout"
+	KeyBootReady        = "reboot.ready_timeout"
 )
 
 // SettingError is a setting that cannot work. Its message names the
@@ -211,6 +237,8 @@ func (s Settings) Validate() error {
 		{KeyConfigTestTime, "configtest", s.ConfigTest.Timeout},
 		{KeyRestartTime, "restart", s.Restart.Timeout},
 		{KeyReadyTimeout, "ready", s.Ready.Timeout},
+		{KeyRebootTimeout, "reboot", s.Reboot.Timeout},
+		{KeyBootReady, "boot ready", s.Reboot.ReadyTimeout},
 	} {
 		if t.d <= 0 {
 			return invalid(t.key, "%s timeout %v: must be positive", t.what, t.d)
@@ -221,6 +249,9 @@ func (s Settings) Validate() error {
 	}
 	if s.Restart.Line == "" {
 		return invalid(KeyRestartCmd, "restart command: must be set")
+	}
+	if s.Reboot.Command.Line == "" {
+		return invalid(KeyRebootCmd, "reboot command: must be set (systemctl reboot, unless the host reboots otherwise)")
 	}
 	if err := checkURL(s.Ready.URL); err != nil {
 		return &SettingError{KeyReadyURL, err}

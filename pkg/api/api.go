@@ -17,6 +17,7 @@ const (
 	PathEnter   = "/v1/maintenance/enter"
 	PathExit    = "/v1/maintenance/exit"
 	PathRestart = "/v1/restart"
+	PathReboot  = "/v1/maintenance/reboot"
 	PathEvents  = "/v1/events"
 	PathHistory = "/v1/history" // ?n=N: the last N operations
 )

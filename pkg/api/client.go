@@ -222,6 +222,14 @@ func (c *Client) Restart(ctx context.Context, req maintenance.Request, progress 
 	return c.op(ctx, PathRestart, req, progress)
 }
 
+// Reboot asks the agent to withdraw, drain and reboot the host; the next
+// boot's agent puts the server back. The answer ends when the host goes
+// down: the last line is then an agent-stopping error, or none at all
+// (the connection cut); events and errors otherwise as Enter.
+func (c *Client) Reboot(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
+	return c.op(ctx, PathReboot, req, progress)
+}
+
 func (c *Client) op(ctx context.Context, path string, r maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
 	body, _ := json.Marshal(r)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://drainctl"+path, bytes.NewReader(body))

@@ -27,6 +27,7 @@ type Engine interface {
 	Enter(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Exit(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	Reboot(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Subscribe() (<-chan maintenance.Event, func())
 	History(n int) ([]history.Entry, error)
 	PoolEngine
@@ -53,6 +54,7 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+PathEnter, s.op(state.OpEnter, e.Enter))
 	s.mux.HandleFunc("POST "+PathExit, s.op(state.OpExit, e.Exit))
 	s.mux.HandleFunc("POST "+PathRestart, s.op(state.OpRestart, e.Restart))
+	s.mux.HandleFunc("POST "+PathReboot, s.op(state.OpReboot, e.Reboot))
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
 	s.mux.HandleFunc("GET "+PathHistory, s.history)
 	s.routePool(e)

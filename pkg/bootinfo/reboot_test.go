@@ -178,17 +178,3 @@ func TestRunCommand(t *testing.T) {
 		t.Errorf("runCommand = %q, %v; want the exit status, stderr in the error and stdout", out, err)
 	}
 }
-
-// TestRealNeedrestart runs the host's needrestart, where installed.
-func TestRealNeedrestart(t *testing.T) {
-	if _, err := exec.LookPath("needrestart"); err != nil {
-		t.Skip("needrestart not installed")
-	}
-	got, err := RebootCheck{Root: t.TempDir()}.Required(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(got.Checked, "needrestart") && !slices.ContainsFunc(got.Skipped, func(s string) bool { return strings.HasPrefix(s, "needrestart could not tell") }) {
-		t.Errorf("Required = %#v, want needrestart checked or unable to tell", got)
-	}
-}

@@ -56,6 +56,11 @@ type view struct {
 		Host    text     `yaml:"host"`
 		Timeout duration `yaml:"timeout"`
 	} `yaml:"ready"`
+	Reboot struct {
+		Cmd          text     `yaml:"cmd"`
+		Timeout      duration `yaml:"timeout"`
+		ReadyTimeout duration `yaml:"ready_timeout"`
+	} `yaml:"reboot"`
 	Pool struct {
 		Etcd           list     `yaml:"etcd"`
 		Name           text     `yaml:"name"`
@@ -88,6 +93,8 @@ func viewOf(s *agent.Settings) *view {
 	r.RestartCmd, r.RestartTimeout = text{&s.Restart.Line}, duration{&s.Restart.Timeout}
 	y := &v.Ready
 	y.URL, y.Status, y.Host, y.Timeout = text{&s.Ready.URL}, statuses{&s.Ready.Accept}, text{&s.Ready.Host}, duration{&s.Ready.Timeout}
+	b := &v.Reboot
+	b.Cmd, b.Timeout, b.ReadyTimeout = text{&s.Reboot.Command.Line}, duration{&s.Reboot.Timeout}, duration{&s.Reboot.ReadyTimeout}
 	o, q := &v.Pool, &s.Pool
 	o.Etcd, o.Name, o.ID, o.MaxUnavailable, o.Wait = list{&q.Etcd}, text{&q.Name}, text{&q.ID}, limit{&q.MaxUnavailable}, duration{&q.Wait}
 	o.CAFile, o.CertFile, o.KeyFile = text{&q.CAFile}, text{&q.CertFile}, text{&q.KeyFile}

@@ -243,6 +243,9 @@ func (e *Engine) transition(op state.Op, phase state.Phase, note string) error {
 	e.mu.Lock()
 	st := e.st
 	st.Op, st.Phase = op, phase
+	if op == state.OpNone {
+		st.Reboot = nil // a reboot's record lasts until it has ended
+	}
 	st.History = append(append([]state.Transition(nil), st.History...), state.Transition{Time: e.clock.Now(), Op: op, Phase: phase, Note: note})
 	if err := e.d.Store.Save(st); err != nil {
 		e.mu.Unlock()
@@ -307,7 +310,7 @@ func holderText(h *state.Holder) string {
 
 // errStopping ends an operation cut short by the agent stopping. Nothing
 // is recorded after it: the state file keeps the last phase written.
-var errStopping = &Error{Code: CodeInternal, Msg: "the agent is stopping: the operation ends here and resumes when the agent starts again"}
+var errStopping = &Error{Code: CodeStopping, Msg: "the agent is stopping: the operation ends here and resumes when the agent starts again"}
 
 // retry runs a change of the forwards up to three times: a firewall
 // reload that changes the ruleset at the same moment makes one attempt

@@ -25,7 +25,19 @@ const (
 	// CodePoolUnavailable: etcd did not answer (down, unreachable, no
 	// quorum), so the server was not taken out.
 	CodePoolUnavailable Code = "pool-unavailable"
-	CodeInternal        Code = "internal" // netfilter or the state file failed; the message says where
+	// CodeOutsideWindow: the request's maintenance window is closed (and
+	// it said skip), or closed while it waited for a slot; nothing was
+	// changed.
+	CodeOutsideWindow Code = "outside-window"
+	// CodeRebootFailed: the reboot command failed, or the host did not
+	// reboot within the reboot timeout; the server stays out, and
+	// drainctl does not try again.
+	CodeRebootFailed Code = "reboot-failed"
+	// CodeStopping: the agent stopped in the middle of the operation (a
+	// stop, a package upgrade, the host going down); it resumes at the
+	// agent's next start.
+	CodeStopping Code = "agent-stopping"
+	CodeInternal Code = "internal" // netfilter or the state file failed; the message says where
 )
 
 // Error is an operation's failure.

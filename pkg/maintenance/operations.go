@@ -33,7 +33,7 @@ func (r *opRun) enter() error {
 		res.Phase, res.Holder, res.Note = state.Held, st.Holder, "already in maintenance"+holderText(st.Holder)
 		return nil
 	}
-	if err := r.takeSlot(); err != nil {
+	if err := r.takeSlotInWindow(); err != nil {
 		return err
 	}
 	r.e.setHolder(r.holder())
@@ -123,7 +123,7 @@ func (r *opRun) restart() error {
 		return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
 			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
 	}
-	if err := r.takeSlot(); err != nil {
+	if err := r.takeSlotInWindow(); err != nil {
 		return err
 	}
 	r.e.setHolder(r.holder())

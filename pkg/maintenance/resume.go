@@ -37,7 +37,16 @@ func (e *Engine) resume() (string, error) {
 	e.st = st
 	e.running = true
 	e.mu.Unlock()
-	defer e.end()
+	// The engine is let go at the end, unless work is left to run in
+	// the background (a reboot to finish): that work lets it go.
+	var rest func()
+	defer func() {
+		if rest == nil {
+			e.end()
+			return
+		}
+		go func() { defer e.end(); rest() }()
+	}()
 	if b := e.d.Forwarder.Backend(); st.Backend != b {
 		// Record which backend holds the rules from now on, before they
 		// move there (the first change below moves them): an agent
@@ -60,11 +69,7 @@ func (e *Engine) resume() (string, error) {
 			e.log.Error("remove forwards that are no longer configured", "err", err)
 		}
 	}()
-	withdrawn := func() error {
-		e.fwMu.Lock()
-		defer e.fwMu.Unlock()
-		return e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...)
-	}
+	withdrawn := e.withdrawAll
 	switch {
 	case st.Phase == state.InService:
 		e.fwMu.Lock()
@@ -84,6 +89,11 @@ func (e *Engine) resume() (string, error) {
 		}
 		e.resuming(st.Op).hold(nil, st.LastError)
 		return note + holderText(st.Holder), nil
+
+	case st.Op == state.OpReboot:
+		note, work, err := e.resumeReboot(st)
+		rest = work
+		return note, err
 
 	case st.Op == state.OpRestart && (st.Phase == state.Withdrawing || st.Phase == state.Draining || st.Phase == state.ConfigTest):
 		if err := withdrawn(); err != nil {

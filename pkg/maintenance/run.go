@@ -31,6 +31,11 @@ type opRun struct {
 	// e.clock): the load balancers' checks are counted from it.
 	since time.Time
 	rec   recording
+	// ready replaces the engine's readiness check (after a reboot: the
+	// boot's longer timeout), and after says when it runs in the message
+	// of a failure (" after the reboot"); both empty for the others.
+	ready Readiness
+	after string
 }
 
 // operate is the prologue and epilogue every operation shares: it checks
@@ -126,7 +131,7 @@ func validate(req Request) error {
 	if req.CommandDone != nil && req.CommandDone.Command == "" {
 		return fail(CodeBadRequest, "", "command_done: command is required")
 	}
-	return nil
+	return checkWindow(req)
 }
 
 // runBusy is the answer to anyone but the run itself while a command of

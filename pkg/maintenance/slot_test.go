@@ -23,6 +23,8 @@ type fakeSlots struct {
 	down     bool
 	log      *[]string // shared with the forwarder's calls, for order
 	releases int
+	// onAcquire, when set, runs as a slot is granted (time passing in line).
+	onAcquire func()
 }
 
 func (f *fakeSlots) note(s string) {
@@ -51,6 +53,9 @@ func (f *fakeSlots) Acquire(ctx context.Context, c pool.Claim, wait func(pool.Wa
 	c.ID = "web1"
 	f.held = &c
 	f.note("acquire")
+	if f.onAcquire != nil {
+		f.onAcquire()
+	}
 	return c, nil
 }
 

@@ -204,11 +204,15 @@ func (r *opRun) readyAndRestore(note string) error {
 	if err := r.step(state.ReadyCheck, note); err != nil {
 		return err
 	}
-	if err := e.d.Ready.Wait(e.ctx); err != nil {
+	ready := e.d.Ready
+	if r.ready != nil {
+		ready = r.ready
+	}
+	if err := ready.Wait(e.ctx); err != nil {
 		if e.ctx.Err() != nil {
 			return errStopping
 		}
-		msg := fmt.Sprintf("web server not ready, so the server stays out of rotation: %v", err)
+		msg := fmt.Sprintf("web server not ready%s, so the server stays out of rotation: %v", r.after, err)
 		r.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg)
 		return fail(CodeNotReady, state.Held, "%s", msg)
 	}

@@ -39,6 +39,22 @@ type Rotation interface {
 	Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation
 }
 
+// Boot is what the host says of its boots (bootinfo, in the agent).
+type Boot interface {
+	// ID is this boot's id: another after every reboot.
+	ID() (string, error)
+	// Started is when this boot began (its init started).
+	Started() (time.Time, error)
+	// RebootRequired says whether the host needs a reboot, and why (or
+	// what was checked when it does not).
+	RebootRequired(ctx context.Context) (required bool, why string, err error)
+}
+
+// Rebooter runs the host's reboot command.
+type Rebooter interface {
+	Reboot(ctx context.Context) (runner.Output, error)
+}
+
 // Store persists the state (state.Store does).
 type Store interface {
 	Load() (state.State, error)
@@ -66,6 +82,14 @@ type Deps struct {
 	// PoolWait is how long an operation waits for a slot unless its
 	// request says (0: DefaultPoolWait).
 	PoolWait time.Duration
+	// Boot and Rebooter make reboots possible (nil: a reboot is refused).
+	// The boot id must change within RebootTimeout of the reboot command
+	// (0: DefaultRebootTimeout), else the server is held. BootReady is the
+	// readiness check after the boot, with its longer timeout (nil: Ready).
+	Boot          Boot
+	Rebooter      Rebooter
+	RebootTimeout time.Duration
+	BootReady     Readiness
 	// History records every operation; nil records nothing.
 	History History
 	// Observer is told of every operation that ran (the metrics); nil for
@@ -105,6 +129,16 @@ type Request struct {
 	// a pool slot then leaves the line. Once the slot is taken the
 	// operation goes on without its caller, as always.
 	Done <-chan struct{} `json:"-"`
+	// IfRequired (reboot): only if the host says it needs a reboot;
+	// otherwise nothing is touched.
+	IfRequired bool `json:"if_required,omitempty"`
+	// Window (the operations that take the server out) is when it may go
+	// out (window.Parse's form, e.g. "Mon-Fri 02:00-05:00 Europe/Berlin");
+	// empty: any time. OutsideWindow says what to do outside it: skip
+	// (the default: nothing is changed, outside-window) or wait for it to
+	// open.
+	Window        string `json:"window,omitempty"`
+	OutsideWindow string `json:"outside_window,omitempty"`
 	// PID is the caller's process, from the kernel (the API server sets
 	// it from the socket's peer credentials; a client cannot).
 	PID int `json:"-"`
@@ -161,6 +195,8 @@ type Result struct {
 	Drain      *drain.Result  `json:"drain,omitempty"`
 	ConfigTest *runner.Output `json:"configtest,omitempty"`
 	Restart    *runner.Output `json:"restart,omitempty"`
+	// Reboot is the reboot command's output, when it ran and returned.
+	Reboot *runner.Output `json:"reboot,omitempty"`
 	// Out and Back say which load balancers confirmed the withdraw and
 	// the restore (nil: not watched, or not done).
 	Out  *lbview.Confirmation `json:"out_of_rotation,omitempty"`

@@ -51,7 +51,7 @@ type Metrics struct {
 // phases lists every state, so that each has its series (1 for the
 // current one, 0 for the others).
 var phases = []state.Phase{state.InService, state.Withdrawing, state.Draining, state.Held,
-	state.ConfigTest, state.Restarting, state.ReadyCheck, state.Restoring}
+	state.ConfigTest, state.Restarting, state.ReadyCheck, state.Restoring, state.Rebooting}
 
 // New registers the metrics of src and b.
 func New(src Source, b Build) *Metrics {

@@ -23,7 +23,9 @@ type Phase string
 // restart goes through Withdrawing, Draining, ConfigTest, Restarting,
 // ReadyCheck and Restoring back to InService; maintenance enter goes
 // through Withdrawing and Draining to Held, and maintenance exit from
-// there through ReadyCheck and Restoring.
+// there through ReadyCheck and Restoring. A reboot goes through
+// Withdrawing and Draining to Rebooting, and after the boot through
+// ReadyCheck and Restoring.
 const (
 	InService   Phase = "in-service"  // forward restored, taking new users
 	Withdrawing Phase = "withdrawing" // refusing new connections from now
@@ -33,6 +35,7 @@ const (
 	Restarting  Phase = "restarting"  // graceful restart issued
 	ReadyCheck  Phase = "ready-check" // checking the real service port
 	Restoring   Phase = "restoring"   // putting the forward back
+	Rebooting   Phase = "rebooting"   // the reboot command ran; the next boot finishes
 )
 
 // Op is the operation in progress, if any.
@@ -44,6 +47,7 @@ const (
 	OpEnter   Op = "enter"   // maintenance enter: withdraw, drain, hold
 	OpExit    Op = "exit"    // maintenance exit: ready check, restore
 	OpRestart Op = "restart" // the full cycle
+	OpReboot  Op = "reboot"  // withdraw, drain, reboot; the next boot restores
 )
 
 // Holder records who took the server out, when and why.
@@ -76,6 +80,33 @@ type Slot struct {
 	Release bool `json:"release_pending,omitempty"`
 }
 
+// Reboot is a reboot drainctl started, kept from the reboot command to
+// the end of the next boot's restore: the next boot's agent knows from it
+// that the host went down on purpose, and which boot it left.
+type Reboot struct {
+	// BootID is the boot the reboot leaves (/proc/sys/kernel/random/boot_id):
+	// the host has rebooted once the boot id is another.
+	BootID string `json:"boot_id"`
+	// Since is when the reboot command ran.
+	Since time.Time `json:"since"`
+	// Command is the reboot command.
+	Command string `json:"command"`
+	// Who asked and why, for the history entry the next boot writes.
+	Who    string `json:"who"`
+	Reason string `json:"reason,omitempty"`
+	// Start and Marks are the operation's start and its phases so far
+	// (the slot's wait, the withdraw, the drain, the reboot): the history
+	// entry spans both boots.
+	Start time.Time `json:"start"`
+	Marks []Mark    `json:"marks,omitempty"`
+}
+
+// Mark is when an operation entered a phase.
+type Mark struct {
+	Phase string    `json:"phase"`
+	Start time.Time `json:"start"`
+}
+
 // Transition is one line of the state's history.
 type Transition struct {
 	Time  time.Time `json:"time"`
@@ -96,6 +127,8 @@ type State struct {
 	Backend string `json:"backend,omitempty"`
 	// Slot is the pool slot held, if any.
 	Slot *Slot `json:"slot,omitempty"`
+	// Reboot is set while a reboot drainctl started is in progress.
+	Reboot *Reboot `json:"reboot,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`
 	History   []Transition `json:"history,omitempty"`
@@ -164,8 +197,8 @@ func (s *Store) Load() (State, error) {
 const Version = 1
 
 var (
-	phases = []Phase{InService, Withdrawing, Draining, Held, ConfigTest, Restarting, ReadyCheck, Restoring}
-	ops    = []Op{OpNone, OpEnter, OpExit, OpRestart}
+	phases = []Phase{InService, Withdrawing, Draining, Held, ConfigTest, Restarting, ReadyCheck, Restoring, Rebooting}
+	ops    = []Op{OpNone, OpEnter, OpExit, OpRestart, OpReboot}
 )
 
 // Parse reads a state file's content and checks that it is a state this
@@ -199,6 +232,13 @@ func Parse(b []byte) (State, error) {
 	idle := st.Phase == InService || st.Phase == Held
 	if idle != (st.Op == OpNone) {
 		return State{}, fmt.Errorf("phase %q with operation %q: no step of drainctl writes that", st.Phase, st.Op)
+	}
+	switch {
+	case st.Phase == Rebooting && st.Op != OpReboot,
+		st.Op == OpReboot && (st.Phase == ConfigTest || st.Phase == Restarting):
+		return State{}, fmt.Errorf("phase %q with operation %q: no step of drainctl writes that", st.Phase, st.Op)
+	case st.Phase == Rebooting && (st.Reboot == nil || st.Reboot.BootID == ""):
+		return State{}, errors.New("phase \"rebooting\" without the boot it leaves: no step of drainctl writes that")
 	}
 	return st, nil
 }

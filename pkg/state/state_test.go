@@ -71,7 +71,11 @@ func TestInvalidFileIsAnErrorNotAFreshStart(t *testing.T) {
 		{`{"version": 2, "phase": "held"}`, "version 2"},
 		{`{"version": 1, "phase": "parked"}`, `unknown phase "parked"`},
 		{`{"version": 1, "phase": ""}`, `unknown phase ""`},
-		{`{"version": 1, "phase": "held", "op": "reboot"}`, `unknown operation "reboot"`},
+		{`{"version": 1, "phase": "held", "op": "reboot"}`, `phase "held" with operation "reboot"`},
+		{`{"version": 1, "phase": "draining", "op": "upgrade"}`, `unknown operation "upgrade"`},
+		{`{"version": 1, "phase": "rebooting", "op": "restart"}`, `phase "rebooting" with operation "restart"`},
+		{`{"version": 1, "phase": "restarting", "op": "reboot"}`, `phase "restarting" with operation "reboot"`},
+		{`{"version": 1, "phase": "rebooting", "op": "reboot"}`, `without the boot it leaves`},
 		{`{"version": 1, "phase": "draining"}`, `phase "draining" with operation ""`},
 		{`{"version": 1, "phase": "in-service", "op": "restart"}`, `phase "in-service" with operation "restart"`},
 		{`{"version": "1", "phase": "held"}`, "not a drainctl state"},
@@ -81,6 +85,10 @@ func TestInvalidFileIsAnErrorNotAFreshStart(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), s.Path()) {
 			t.Errorf("state file %q: error %v, want one naming the file and %q", tc.content, err, tc.want)
 		}
+	}
+	os.WriteFile(s.Path(), []byte(`{"version": 1, "phase": "rebooting", "op": "reboot", "reboot": {"boot_id": "b1", "since": "2026-12-01T03:00:00Z"}}`), 0o600)
+	if st, err := s.Load(); err != nil || st.Phase != Rebooting || st.Reboot == nil || st.Reboot.BootID != "b1" {
+		t.Errorf("a valid rebooting state: %+v, %v", st, err)
 	}
 	os.WriteFile(s.Path(), []byte(`{"version": 1, "phase": "held", "backend": "iptables-nft"}`), 0o600)
 	if st, err := s.Load(); err != nil || st.Phase != Held || st.Backend != "iptables-nft" {
