@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/bootinfo"
+	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
@@ -38,7 +39,7 @@ func (b hostBoot) RebootRequired(ctx context.Context) (bool, string, error) {
 type rebootCommand struct{ runner.Command }
 
 func (c rebootCommand) Reboot(ctx context.Context) (runner.Output, error) { return c.Run(ctx) }
-func (c rebootCommand) String() string                                   { return c.Line }
+func (c rebootCommand) String() string                                    { return c.Line }
 
 // withReboots lets the engine reboot the host as the settings say.
 func withReboots(d *maintenance.Deps, s Settings) {
@@ -47,3 +48,9 @@ func withReboots(d *maintenance.Deps, s Settings) {
 	bootReady.Timeout = s.Reboot.ReadyTimeout
 	d.BootReady = ready.Check(bootReady)
 }
+
+// MarshalJSON writes the durations in milliseconds (jsonms).
+func (r RebootSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(r) }
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *RebootSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, r) }

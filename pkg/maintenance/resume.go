@@ -47,20 +47,8 @@ func (e *Engine) resume() (string, error) {
 		}
 		go func() { defer e.end(); rest() }()
 	}()
-	if b := e.d.Forwarder.Backend(); st.Backend != b {
-		// Record which backend holds the rules from now on, before they
-		// move there (the first change below moves them): an agent
-		// restarted with backend auto keeps it.
-		if st.Backend != "" {
-			e.log.Warn("forward backend changed: drainctl's rules move", "from", st.Backend, "to", b)
-		}
-		st.Backend = b
-		if err := e.d.Store.Save(st); err != nil {
-			return "", fmt.Errorf("record the forward backend: %w", err)
-		}
-		e.mu.Lock()
-		e.st = st
-		e.mu.Unlock()
+	if st, err = e.recordBackend(st); err != nil {
+		return "", err
 	}
 	defer func() {
 		// Forwards no longer configured go, after the configured ones
@@ -114,6 +102,27 @@ func (e *Engine) resume() (string, error) {
 		}
 		return what + "; in service", nil
 	}
+}
+
+// recordBackend records which backend holds the rules from now on, before
+// they move there (the first change of Resume moves them): an agent
+// restarted with backend auto keeps it.
+func (e *Engine) recordBackend(st state.State) (state.State, error) {
+	b := e.d.Forwarder.Backend()
+	if st.Backend == b {
+		return st, nil
+	}
+	if st.Backend != "" {
+		e.log.Warn("forward backend changed: drainctl's rules move", "from", st.Backend, "to", b)
+	}
+	st.Backend = b
+	if err := e.d.Store.Save(st); err != nil {
+		return st, fmt.Errorf("record the forward backend: %w", err)
+	}
+	e.mu.Lock()
+	e.st = st
+	e.mu.Unlock()
+	return st, nil
 }
 
 // Reconcile makes the forwards match the state: in service → restored,
