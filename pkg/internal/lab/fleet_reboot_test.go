@@ -128,72 +128,91 @@ func (f *rebootFake) rebooted(host string) bool {
 // roll meanwhile each stop the roll, named, the hosts after untouched; in
 // a pool, --parallel 2 and no lock.
 func TestFleetRollReboot(t *testing.T) {
-	t.Run("usage", func(t *testing.T) {
-		t.Parallel()
-		f := newRebootFake(t, "web1")
-		out, code := f.roll(t, "--help")
-		for _, want := range []string{"--reboot ", "--if-required", "--reboot-timeout D", "(default 15m)", "--ready-timeout D", "(default 10m)", "no reboot required", "boot id", "held"} {
-			if code != 2 || !strings.Contains(out, want) {
-				t.Errorf("--help: exit %d, want 2 and %q\n%s", code, want, out)
-			}
-		}
-		for _, c := range []struct{ args, want string }{
-			{"--reboot --run true", "--reboot and --run"},
-			{"--if-required", "--if-required goes with --reboot"},
-			{"--ready-timeout 5m", "--ready-timeout goes with --reboot"},
-			{"--reboot --reboot-timeout soon", "--reboot-timeout soon: want a duration"},
-			{"--reboot --ready-timeout 0", "--ready-timeout 0: want a duration"},
-		} {
-			if out, code := f.roll(t, strings.Fields(c.args)...); code != 2 || !strings.Contains(out, c.want) {
-				t.Errorf("%s: exit %d, want 2 and %q\n%s", c.args, code, c.want, out)
-			}
-		}
-		if f.rebooted("web1") {
-			t.Error("a refused roll rebooted a host")
-		}
-	})
+	t.Run("usage", rebootUsage)
+	t.Run("roll", rebootRoll)
+	t.Run("if-required", rebootIfRequired)
+	t.Run("stops", rebootStops)
+	t.Run("pool", rebootPool)
+}
 
-	t.Run("roll", func(t *testing.T) {
-		t.Parallel()
-		f := newRebootFake(t, "web1", "web2", "web3")
-		out, code := f.roll(t, "--reboot", "--reason", "kernel 6.1.129")
-		if code != 0 || strings.Count(out, "back in service, ") != 3 || !strings.Contains(out, "all 3 hosts done") {
-			t.Fatalf("exit %d, want 0 and 3 hosts back\n%s", code, out)
+func rebootUsage(t *testing.T) {
+	t.Parallel()
+	f := newRebootFake(t, "web1")
+	out, code := f.roll(t, "--help")
+	for _, want := range []string{"--reboot ", "--if-required", "--reboot-timeout D", "(default 15m)", "--ready-timeout D", "(default 10m)", "no reboot required", "boot id", "held"} {
+		if code != 2 || !strings.Contains(out, want) {
+			t.Errorf("--help: exit %d, want 2 and %q\n%s", code, want, out)
 		}
-		for _, want := range []string{"web1: rebooting: web1", "boot until SSH answered ", "slot released ", "web1: took the lock", "web1: ready-check (reboot), running, reboot in progress, holds its pool slot", "web1: in-service, holds its pool slot"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("the output lacks %q\n%s", want, out)
-			}
+	}
+	for _, c := range []struct{ args, want string }{
+		{"--reboot --run true", "--reboot and --run"},
+		{"--if-required", "--if-required goes with --reboot"},
+		{"--ready-timeout 5m", "--ready-timeout goes with --reboot"},
+		{"--reboot --reboot-timeout soon", "--reboot-timeout soon: want a duration"},
+		{"--reboot --ready-timeout 0", "--ready-timeout 0: want a duration"},
+	} {
+		if out, code := f.roll(t, strings.Fields(c.args)...); code != 2 || !strings.Contains(out, c.want) {
+			t.Errorf("%s: exit %d, want 2 and %q\n%s", c.args, code, c.want, out)
 		}
-		log := f.read("", "log")
-		for _, h := range f.hosts {
-			if f.read(h, "boot") != "second-boot-"+h || !strings.Contains(log, h+` drainctl maintenance reboot --reason kernel\ 6.1.129`) {
-				t.Errorf("%s not rebooted with the reason\n%s", h, log)
-			}
-		}
-		// One host at a time: web2's reboot after web1 was seen in
-		// service (its third status after the boot).
-		between := log[strings.Index(log, "web1 drainctl maintenance reboot"):strings.Index(log, "web2 drainctl maintenance reboot")]
-		if strings.Count(between, "web1 drainctl status") < 3 {
-			t.Errorf("web2 rebooted before web1 was back:\n%s", log)
-		}
-		if _, err := os.Stat(filepath.Join(f.dir, "lock")); !os.IsNotExist(err) {
-			t.Errorf("the roll left its lock (%v)", err)
-		}
-	})
+	}
+	if f.rebooted("web1") {
+		t.Error("a refused roll rebooted a host")
+	}
+}
 
-	t.Run("if-required", func(t *testing.T) {
-		t.Parallel()
-		f := newRebootFake(t, "web1", "web2")
-		f.set(t, "web1", "norequired", "")
-		out, code := f.roll(t, "--reboot", "--if-required")
-		if code != 0 || !strings.Contains(out, "web1: no reboot required") || f.read("web1", "boot") != "first-boot-web1" ||
-			f.read("web2", "boot") != "second-boot-web2" || !strings.Contains(f.read("", "log"), "web2 drainctl maintenance reboot --reason drainctl-roll\\ by\\ ") ||
-			!strings.Contains(f.read("", "log"), "--if-required") {
-			t.Fatalf("exit %d: want web1 left alone, web2 rebooted\n%s\n%s", code, out, f.read("", "log"))
+func rebootRoll(t *testing.T) {
+	t.Parallel()
+	f := newRebootFake(t, "web1", "web2", "web3")
+	out, code := f.roll(t, "--reboot", "--reason", "kernel 6.1.129")
+	if code != 0 || strings.Count(out, "back in service, ") != 3 || !strings.Contains(out, "all 3 hosts done") {
+		t.Fatalf("exit %d, want 0 and 3 hosts back\n%s", code, out)
+	}
+	for _, want := range []string{"web1: rebooting: web1", "boot until SSH answered ", "slot released ", "web1: took the lock", "web1: ready-check (reboot), running, reboot in progress, holds its pool slot", "web1: in-service, holds its pool slot"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q\n%s", want, out)
 		}
-	})
+	}
+	log := f.read("", "log")
+	for _, h := range f.hosts {
+		if f.read(h, "boot") != "second-boot-"+h || !strings.Contains(log, h+` drainctl maintenance reboot --reason kernel\ 6.1.129`) {
+			t.Errorf("%s not rebooted with the reason\n%s", h, log)
+		}
+	}
+	// One host at a time: web2's reboot after web1 was seen in
+	// service (its third status after the boot).
+	between := log[strings.Index(log, "web1 drainctl maintenance reboot"):strings.Index(log, "web2 drainctl maintenance reboot")]
+	if strings.Count(between, "web1 drainctl status") < 3 {
+		t.Errorf("web2 rebooted before web1 was back:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "lock")); !os.IsNotExist(err) {
+		t.Errorf("the roll left its lock (%v)", err)
+	}
+}
 
+func rebootIfRequired(t *testing.T) {
+	t.Parallel()
+	f := newRebootFake(t, "web1", "web2")
+	f.set(t, "web1", "norequired", "")
+	out, code := f.roll(t, "--reboot", "--if-required")
+	if code != 0 || !strings.Contains(out, "web1: no reboot required") || f.read("web1", "boot") != "first-boot-web1" ||
+		f.read("web2", "boot") != "second-boot-web2" || !strings.Contains(f.read("", "log"), "web2 drainctl maintenance reboot --reason drainctl-roll\\ by\\ ") ||
+		!strings.Contains(f.read("", "log"), "--if-required") {
+		t.Fatalf("exit %d: want web1 left alone, web2 rebooted\n%s\n%s", code, out, f.read("", "log"))
+	}
+}
+
+func rebootPool(t *testing.T) {
+	t.Parallel()
+	f := newRebootFake(t, "web1", "web2", "web3")
+	f.set(t, "", "pool", "web")
+	out, code := f.roll(t, "--reboot", "--parallel", "2")
+	if code != 0 || !strings.Contains(out, "in pool web, 2 at a time") || strings.Count(out, "back in service, ") != 3 || strings.Contains(out, "lock") {
+		t.Fatalf("exit %d, want 3 hosts rebooted in the pool, no lock\n%s", code, out)
+	}
+}
+
+// rebootStops: each way a reboot stops the roll.
+func rebootStops(t *testing.T) {
 	for _, c := range []struct {
 		name, host, file, text string
 		args                   []string
@@ -221,14 +240,4 @@ func TestFleetRollReboot(t *testing.T) {
 			}
 		})
 	}
-
-	t.Run("pool", func(t *testing.T) {
-		t.Parallel()
-		f := newRebootFake(t, "web1", "web2", "web3")
-		f.set(t, "", "pool", "web")
-		out, code := f.roll(t, "--reboot", "--parallel", "2")
-		if code != 0 || !strings.Contains(out, "in pool web, 2 at a time") || strings.Count(out, "back in service, ") != 3 || strings.Contains(out, "lock") {
-			t.Fatalf("exit %d, want 3 hosts rebooted in the pool, no lock\n%s", code, out)
-		}
-	})
 }
