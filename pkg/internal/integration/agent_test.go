@@ -776,6 +776,10 @@ func runBoundedAndOrphaned(t *testing.T, h *host, log string) {
 // their calls: nothing pending changes nothing; an Apache update runs
 // under maintenance run with a graceful restart; an update of other
 // packages restarts nothing; a failed upgrade keeps the server out (10).
+// After the updates, and with nothing pending, it asks for
+// `maintenance reboot --if-required` (a stand-in answers "no reboot
+// required": no reboot here), with the window when one is set; not after
+// a failed upgrade, nor with DRAINCTL_PATCH_REBOOT=no.
 func TestCronPatchScript(t *testing.T) {
 	h := newHost(t)
 	h.agent(t)
@@ -792,26 +796,39 @@ esac
 exit 0
 `,
 		"apache2ctl": "#!/bin/sh\necho \"apache2ctl $*\" >> " + calls + "\n",
+		// drainctl, but maintenance reboot is logged and has nothing to do.
+		"drainctl": `#!/bin/sh
+if [ "$1 $2" = "maintenance reboot" ]; then
+	echo "drainctl $*" >> ` + calls + `
+	echo "no reboot required"
+	exit 0
+fi
+exec ` + binary + ` --socket ` + h.sock + ` "$@"
+`,
 	} {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	script, _ := filepath.Abs("../../../scripts/contrib/cron/drainctl-patch")
-	patch := func() (string, int) {
+	patch := func(env ...string) (string, int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, script)
 		// No needrestart here: the package list decides.
-		cmd.Env = append(append([]string{}, testEnv...), "PATH="+bin+":/usr/bin:/bin",
-			"DRAINCTL="+binary+" --socket "+h.sock, "HOME="+bin)
+		cmd.Env = append(append(append([]string{}, testEnv...), "PATH="+bin+":/usr/bin:/bin",
+			"DRAINCTL="+filepath.Join(bin, "drainctl"), "HOME="+bin), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), exitCodeOf(t, err)
 	}
 	os.Remove(calls)
-	if out, code := patch(); code != 0 || !strings.Contains(out, "nothing to upgrade") {
+	const reboot = "drainctl maintenance reboot --reason security updates: reboot --if-required\n"
+	if out, code := patch(); code != 0 || !strings.Contains(out, "nothing to upgrade") || !strings.Contains(out, "no reboot required") {
 		t.Fatalf("nothing pending: exit %d\n%s", code, out)
+	}
+	if c, _ := os.ReadFile(calls); !strings.HasSuffix(string(c), reboot) {
+		t.Fatalf("nothing pending: no reboot --if-required asked:\n%s", c)
 	}
 	if hist, _, _ := h.ctl(t, "history", "--json"); strings.TrimSpace(hist) != "[]" {
 		t.Fatalf("nothing pending took the server out:\n%s", hist)
@@ -821,22 +838,33 @@ exit 0
 	os.Remove(calls)
 	out, code := patch()
 	c, _ := os.ReadFile(calls)
-	if code != 0 || !strings.Contains(out, "graceful restart") || !strings.Contains(string(c), "apache2ctl -k graceful") || !inService(h.status(t)) {
+	if code != 0 || !strings.Contains(out, "graceful restart") || !strings.Contains(string(c), "apache2ctl -k graceful") || !inService(h.status(t)) ||
+		!strings.HasSuffix(string(c), reboot) {
 		t.Fatalf("an Apache update: exit %d\n%s\ncalls:\n%s", code, out, c)
 	}
 
 	os.WriteFile(pending, []byte("Inst curl [7.88] (7.88.1-10+deb12u9)\n"), 0o644)
 	os.Remove(calls)
-	out, code = patch()
+	out, code = patch("DRAINCTL_PATCH_WINDOW=Mon-Fri 02:00-05:00")
 	c, _ = os.ReadFile(calls)
-	if code != 0 || strings.Contains(string(c), "apache2ctl") || !strings.Contains(out, "no restart") {
-		t.Fatalf("an update Apache does not use: exit %d\n%s\ncalls:\n%s", code, out, c)
+	if code != 0 || strings.Contains(string(c), "apache2ctl") || !strings.Contains(out, "no restart") ||
+		!strings.HasSuffix(string(c), strings.TrimSuffix(reboot, "\n")+" --window Mon-Fri 02:00-05:00 --outside-window skip\n") {
+		t.Fatalf("an update Apache does not use, a reboot window: exit %d\n%s\ncalls:\n%s", code, out, c)
+	}
+	os.Remove(calls)
+	if out, code = patch("DRAINCTL_PATCH_REBOOT=no"); code != 0 {
+		t.Fatalf("DRAINCTL_PATCH_REBOOT=no: exit %d\n%s", code, out)
+	}
+	if c, _ = os.ReadFile(calls); strings.Contains(string(c), "reboot") {
+		t.Fatalf("DRAINCTL_PATCH_REBOOT=no asked for a reboot:\n%s", c)
 	}
 
 	os.WriteFile(filepath.Join(bin, "fail"), nil, 0o644)
+	os.Remove(calls)
 	out, code = patch()
 	st := h.status(t)
-	if code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.LastError, "dpkg returned an error code") {
-		t.Fatalf("a failed upgrade: exit %d, state %+v\n%s", code, st.State, out)
+	c, _ = os.ReadFile(calls)
+	if code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.LastError, "dpkg returned an error code") || strings.Contains(string(c), "reboot") {
+		t.Fatalf("a failed upgrade: exit %d, state %+v\n%s\ncalls:\n%s", code, st.State, out, c)
 	}
 }
