@@ -41,10 +41,10 @@ pool=""; [ -e "$D/pool" ] && pool=',"pool":{"name":"'$(cat "$D/pool")'","id":"'$
 case $cmd in
 "cat /proc/sys/kernel/random/boot_id") cat "$s/boot" ;;
 *"maintenance reboot"*)
-	[ -e "$s/norequired" ] && { echo "no reboot required (no /run/reboot-required)"; exit 0; }
+	[ -e "$s/norequired" ] && { echo "done: in-service — no reboot required (checked /var/run/reboot-required): nothing was changed"; exit 0; }
 	[ -e "$s/rc" ] && { echo "drainctl: outside-window: the reboot window is Mon-Fri 02:00-05:00" >&2; exit "$(cat "$s/rc")"; }
 	echo "withdrawing, draining"
-	echo "rebooting: $h, boot id $(cat "$s/boot")"
+	echo "03:00:01 rebooting: running \"systemctl reboot\" (leaving boot $(cat "$s/boot")); the server comes back into rotation by itself"
 	if [ -e "$s/never" ]; then echo never > "$s/down"; else echo 2 > "$s/down"; fi
 	[ "$(cat "$D/lockhost" 2>/dev/null)" = "$h" ] && rm -rf "$D/lock"
 	[ -e "$s/steal" ] && { mkdir "$D/lock"; echo "a roll by ops@elsewhere" > "$D/lock/owner"; }
@@ -167,7 +167,7 @@ func rebootRoll(t *testing.T) {
 	if code != 0 || strings.Count(out, "back in service, ") != 3 || !strings.Contains(out, "all 3 hosts done") {
 		t.Fatalf("exit %d, want 0 and 3 hosts back\n%s", code, out)
 	}
-	for _, want := range []string{"web1: rebooting: web1", "boot until SSH answered ", "slot released ", "web1: took the lock", "web1: ready-check (reboot), running, reboot in progress, holds its pool slot", "web1: in-service, holds its pool slot"} {
+	for _, want := range []string{"web1: 03:00:01 rebooting: running", "boot until SSH answered ", "slot released ", "web1: took the lock", "web1: ready-check (reboot), running, reboot in progress, holds its pool slot", "web1: in-service, holds its pool slot"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output lacks %q\n%s", want, out)
 		}
@@ -194,7 +194,7 @@ func rebootIfRequired(t *testing.T) {
 	f := newRebootFake(t, "web1", "web2")
 	f.set(t, "web1", "norequired", "")
 	out, code := f.roll(t, "--reboot", "--if-required")
-	if code != 0 || !strings.Contains(out, "web1: no reboot required") || f.read("web1", "boot") != "first-boot-web1" ||
+	if code != 0 || !strings.Contains(out, "web1: done: in-service — no reboot required") || f.read("web1", "boot") != "first-boot-web1" ||
 		f.read("web2", "boot") != "second-boot-web2" || !strings.Contains(f.read("", "log"), "web2 drainctl maintenance reboot --reason drainctl-roll\\ by\\ ") ||
 		!strings.Contains(f.read("", "log"), "--if-required") {
 		t.Fatalf("exit %d: want web1 left alone, web2 rebooted\n%s\n%s", code, out, f.read("", "log"))
