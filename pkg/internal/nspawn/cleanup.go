@@ -104,7 +104,9 @@ func (c *Container) cleanup() {
 	// nspawn's own files for the machine, if it was killed before it
 	// removed them.
 	os.RemoveAll("/run/systemd/nspawn/propagate/" + c.Name)
-	if err := removeDir(filepath.Dir(c.Dir)); err != nil {
+	if err := unmountRoot(filepath.Dir(c.Dir)); err != nil {
+		errs = append(errs, err)
+	} else if err := removeDir(filepath.Dir(c.Dir)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -206,7 +208,10 @@ func sweep() {
 	entries, _ := os.ReadDir(os.TempDir())
 	for _, e := range entries {
 		if name, ok := strings.CutPrefix(e.Name(), "drainctl-nspawn-"); ok && e.IsDir() && deadOwner(name) {
-			_ = removeDir(filepath.Join(os.TempDir(), e.Name()))
+			dir := filepath.Join(os.TempDir(), e.Name())
+			if unmountRoot(dir) == nil {
+				_ = removeDir(dir)
+			}
 		}
 	}
 }

@@ -93,11 +93,11 @@ func Boot(t testing.TB, o Options) *Container {
 	sweepOnce.Do(sweep)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	tar, err := Root(ctx)
+	base, err := Base(ctx)
 	if err != nil {
 		t.Fatalf("nspawn root: %v", err)
 	}
-	c, err := start(ctx, t, tar, o)
+	c, err := start(ctx, t, base, o)
 	if c != nil {
 		t.Cleanup(c.cleanup)
 	}
@@ -112,10 +112,10 @@ func Boot(t testing.TB, o Options) *Container {
 	return c
 }
 
-// start unpacks the root, makes the run's cgroups and starts the reboot
-// loop. A non-nil Container is returned whenever there is something to
-// clean up.
-func start(ctx context.Context, t testing.TB, tar string, o Options) (*Container, error) {
+// start mounts the container's root (an overlay on the shared base),
+// makes the run's cgroups and starts the reboot loop. A non-nil Container
+// is returned whenever there is something to clean up.
+func start(ctx context.Context, t testing.TB, base string, o Options) (*Container, error) {
 	name := fmt.Sprintf("dl-%d-%d", os.Getpid(), seq.Add(1))
 	dir, err := os.MkdirTemp("", "drainctl-nspawn-"+name+"-")
 	if err != nil {
@@ -124,15 +124,11 @@ func start(ctx context.Context, t testing.TB, tar string, o Options) (*Container
 	c := &Container{Name: name, Dir: filepath.Join(dir, "root"), t: t, o: o,
 		console: filepath.Join(dir, "console.log"), changed: make(chan struct{}), done: make(chan struct{})}
 	begin := time.Now()
-	if err := os.Mkdir(c.Dir, 0o755); err != nil {
-		close(c.done)
-		return c, fmt.Errorf("container dir: %w", err)
-	}
-	if err := unpack(ctx, tar, c.Dir); err != nil {
+	if err := mountRoot(ctx, base, dir); err != nil {
 		close(c.done)
 		return c, err
 	}
-	t.Logf("%s: root unpacked in %v", name, time.Since(begin).Round(time.Millisecond))
+	t.Logf("%s: root ready in %v", name, time.Since(begin).Round(time.Millisecond))
 	if c.cgroups, err = makeCgroups(name); err != nil {
 		close(c.done)
 		return c, err

@@ -21,7 +21,7 @@ func TestContainerReboot(t *testing.T) {
 	ns := nstest.New(t, "nspawn")
 	begin := time.Now()
 	c := nspawn.Boot(t, nspawn.Options{NetNS: "/run/netns/" + ns.Name})
-	t.Logf("booted (with the root's unpack) in %v", time.Since(begin).Round(time.Millisecond))
+	t.Logf("booted in %v (the first Boot of a run includes building or unpacking the root)", time.Since(begin).Round(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	first, err := c.BootID(ctx)

@@ -2,8 +2,9 @@ package nspawn
 
 // The container root: a Debian 12 tree made by debootstrap once, kept as
 // a tar in a cache directory that test binaries running at the same time
-// share (the first to take the lock builds it, the others wait), and
-// unpacked afresh for each container.
+// share (the first to take the lock builds it, the others wait), unpacked
+// once next to it (the base), and given to each container as an overlay
+// on the base: its writes are its own, the base is never written.
 
 import (
 	"bufio"
@@ -179,6 +180,72 @@ func trim(root string) error {
 		}
 	}
 	return nil
+}
+
+// Base returns the root unpacked in the cache directory (from Root's
+// tar, once per cache: a file next to it says it is complete): the
+// read-only lower layer of every container's overlay. Nothing writes to
+// it; containers of other test binaries may be using it.
+func Base(ctx context.Context) (string, error) {
+	tar, err := Root(ctx)
+	if err != nil {
+		return "", err
+	}
+	base := strings.TrimSuffix(tar, ".tar")
+	if _, err := os.Stat(base + ".complete"); err == nil {
+		return base, nil
+	}
+	unlock, err := lockFile(ctx, filepath.Join(filepath.Dir(tar), "root.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(base + ".complete"); err == nil {
+		return base, nil
+	}
+	// A partial unpack of a killed process: start over.
+	if err := os.RemoveAll(base); err != nil {
+		return "", fmt.Errorf("remove partial base %s: %w", base, err)
+	}
+	if err := os.Mkdir(base, 0o755); err != nil {
+		return "", fmt.Errorf("base dir: %w", err)
+	}
+	if err := unpack(ctx, tar, base); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(base+".complete", nil, 0o644); err != nil {
+		return "", fmt.Errorf("base: %w", err)
+	}
+	return base, nil
+}
+
+// mountRoot makes dir/root a container's root: an overlay whose writes
+// land in dir/upper, on the shared base. Mounting takes milliseconds
+// where unpacking the tar took 1–3 s alone and 7–10 s when three
+// containers started at once. The overlay is the host's mount: cleanup
+// unmounts it (unmountRoot).
+func mountRoot(ctx context.Context, base, dir string) error {
+	for _, d := range []string{"upper", "work", "root"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("container dir: %w", err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", base, dir, dir)
+	out, err := exec.CommandContext(ctx, "mount", "-t", "overlay", "overlay", "-o", opts, filepath.Join(dir, "root")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mount the container's overlay root: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// unmountRoot unmounts dir/root if it is mounted.
+func unmountRoot(dir string) error {
+	root := filepath.Join(dir, "root")
+	err := syscall.Unmount(root, 0)
+	if err == nil || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOENT) {
+		return nil // EINVAL: not a mount point (any more)
+	}
+	return fmt.Errorf("unmount %s: %w", root, err)
 }
 
 // unpack extracts the root's tar into dir.
