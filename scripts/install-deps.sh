@@ -10,8 +10,12 @@ set -euo pipefail
 # openssl: the certificates of the TLS etcd test.
 PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux
 	openssh-server openssh-client ansible-core jq etcd-server etcd-client openssl)
+# The systemd tier (pkg/internal/nspawn): systemd-nspawn and debootstrap,
+# without their recommends: systemd-container recommends libnss-mymachines,
+# whose postinst edits the host's /etc/nsswitch.conf.
+NORECOMMENDS=(systemd-container debootstrap)
 missing=()
-for p in "${PKGS[@]}"; do
+for p in "${PKGS[@]}" "${NORECOMMENDS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${1:-}" = --always ] || [ ${#missing[@]} -gt 0 ]; then
@@ -19,6 +23,7 @@ if [ "${1:-}" = --always ] || [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq "${PKGS[@]}" >/dev/null
+	apt-get install -y -qq --no-install-recommends "${NORECOMMENDS[@]}" >/dev/null
 fi
 # Debian enables apache2 and haproxy as services on install; the lab runs
 # its own instances in namespaces and does not need the host's.

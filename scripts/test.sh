@@ -21,7 +21,16 @@ bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
 sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version
 
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
-trap 'rm -f "$log"' EXIT
+# The systemd tier's container root (pkg/internal/nspawn): one debootstrap
+# for the whole run, shared by every test binary through this directory,
+# removed at the end unless the caller gave one of their own (to keep it
+# between runs).
+nspawn_cache=
+if [ -z "${DRAINCTL_NSPAWN_CACHE:-}" ]; then
+	nspawn_cache=$(mktemp -d /tmp/drainctl-nspawn-cache-XXXXXX)
+	export DRAINCTL_NSPAWN_CACHE=$nspawn_cache
+fi
+trap 'rm -f "$log"; [ -z "$nspawn_cache" ] || rm -rf "$nspawn_cache"' EXIT
 status=0
 # The end-to-end tests (pkg/internal/lab) run after the others, alone: they load
 # both cores, and timing-sensitive kernel tests should not share them.

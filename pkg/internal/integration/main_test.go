@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
@@ -39,6 +40,10 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	cleanup()
 	os.Remove(empty.Name())
+	if pkgDir != "" {
+		os.RemoveAll(pkgDir)
+	}
+	nspawn.RemoveCache()
 	os.Exit(code)
 }
 

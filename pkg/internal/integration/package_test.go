@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,6 +145,17 @@ func (s *sandbox) agent() (stop func()) {
 	return nil
 }
 
+// ownDrainctl lists the drainctl processes of the sandbox's own, and
+// fails when there is none: the sandbox shares the host's PID namespace,
+// so pgrep alone would also see the packaged agent of another test's
+// container (or a host's agent); a process is the sandbox's when it is in
+// its mount namespace.
+const ownDrainctl = `own=$(readlink /proc/self/ns/mnt); found=1
+for p in $(pgrep -f '^/usr/bin/drainctl '); do
+	[ "$(readlink /proc/$p/ns/mnt)" = "$own" ] && { echo "$p: $(tr '\0' ' ' </proc/$p/cmdline)"; found=0; }
+done
+exit $found`
+
 // otherRules are other software's, in the built-in chains drainctl jumps
 // from and a table of their own: a purge must leave them.
 const otherRules = `set -e
@@ -170,11 +182,31 @@ func (s *sandbox) noRulesOfDrainctl() {
 	}
 }
 
-// buildPackages runs `make package` for a version into a temp dir and
-// returns the .deb and .rpm.
+// Packages built by buildPackages, by version, for the whole test binary
+// (TestMain removes pkgDir): the package tests share two builds.
+var (
+	pkgMu    sync.Mutex
+	pkgDir   string
+	pkgBuilt = map[string][2]string{}
+)
+
+// buildPackages runs `make package` for a version (once per test binary)
+// and returns the .deb and .rpm.
 func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	t.Helper()
-	dir := t.TempDir()
+	pkgMu.Lock()
+	defer pkgMu.Unlock()
+	if p, ok := pkgBuilt[version]; ok {
+		return p[0], p[1]
+	}
+	if pkgDir == "" {
+		dir, err := os.MkdirTemp("", "drainctl-test-packages-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkgDir = dir
+	}
+	dir := filepath.Join(pkgDir, version)
 	// Bounded: the first run builds nfpm itself (about 30 s here).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -188,6 +220,7 @@ func buildPackages(t *testing.T, version string) (deb, rpm string) {
 	if len(debs) != 1 || len(rpms) != 1 {
 		t.Fatalf("make package made %v and %v", debs, rpms)
 	}
+	pkgBuilt[version] = [2]string{debs[0], rpms[0]}
 	return debs[0], rpms[0]
 }
 
@@ -196,6 +229,9 @@ func buildPackages(t *testing.T, version string) (deb, rpm string) {
 // remove (conffile and state stay, and the forward), purge (nothing
 // stays, no rule of drainctl's in any backend, every other rule does).
 func TestPackageDeb(t *testing.T) {
+	// In parallel with the systemd tier's tests, whose containers run the
+	// packaged agent too: this test must judge its sandbox alone.
+	t.Parallel()
 	nstest.RequireRoot(t)
 	nstest.RequireCmd(t, "dpkg", "unshare", "nsenter", "systemd-analyze", "nft", "iptables-legacy", "iptables-nft")
 	oldDeb, _ := buildPackages(t, "0.0.1")
@@ -210,7 +246,7 @@ func TestPackageDeb(t *testing.T) {
 	}
 	s.must("systemd-analyze verify /usr/lib/systemd/system/drainctl.service /usr/lib/systemd/system/drainctl-forward.service")
 	s.must("test -L /etc/systemd/system/multi-user.target.wants/drainctl.service")
-	if out, code := s.sh("test -e /run/drainctl/drainctl.sock || pgrep -f '^/usr/bin/drainctl '"); code == 0 {
+	if out, code := s.sh("test -e /run/drainctl/drainctl.sock || " + ownDrainctl); code == 0 {
 		t.Fatalf("the agent was started on install (the config must be edited first):\n%s", out)
 	}
 	s.must("getent group drainctl")

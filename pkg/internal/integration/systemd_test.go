@@ -1,0 +1,289 @@
+package integration
+
+// The systemd tier: the .deb installed in a Debian 12 container booted
+// under systemd-nspawn (pkg/internal/nspawn), the agent run by systemd
+// under its real unit: its sandbox, its restart of Apache through
+// systemd, the load balancers' view, an upgrade's try-restart.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/internal/nspawn"
+	"github.com/drainctl/drainctl/pkg/internal/nstest"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// bootWithDebs boots a container with each .deb bound read-only at
+// /mnt/NAME.deb, and returns it with the debs' paths inside.
+func bootWithDebs(t *testing.T, o nspawn.Options, debs ...string) (*nspawn.Container, []string) {
+	t.Helper()
+	var inside []string
+	for _, d := range debs {
+		p := "/mnt/" + filepath.Base(d)
+		o.BindRO = append(o.BindRO, d+":"+p)
+		inside = append(inside, p)
+	}
+	begin := time.Now()
+	c := nspawn.Boot(t, o)
+	t.Logf("%s: running %v after Boot", c.Name, time.Since(begin).Round(time.Millisecond))
+	return c, inside
+}
+
+// csh runs a script in the container, bounded (2 minutes: dpkg, a
+// restart), failing the test on error.
+func csh(t *testing.T, c *nspawn.Container, script string) string {
+	t.Helper()
+	return c.Must(t, 2*time.Minute, "sh", "-c", script)
+}
+
+// installAndStart installs a .deb (enabled, not started: checked) and
+// starts the agent with systemctl, as an operator does after editing the
+// config (the shipped one forwards 81→80 to the container's Apache).
+func installAndStart(t *testing.T, c *nspawn.Container, deb string) (mainPID int) {
+	t.Helper()
+	begin := time.Now()
+	csh(t, c, "dpkg -i "+deb)
+	t.Logf("dpkg -i in %v", time.Since(begin).Round(time.Millisecond))
+	csh(t, c, "systemctl is-enabled -q drainctl && ! systemctl is-active -q drainctl")
+	// Type=notify: start returns once the agent said it is ready.
+	csh(t, c, "systemctl start drainctl && systemctl is-active -q drainctl")
+	return unitPID(t, c, "drainctl")
+}
+
+// unitPID is a unit's MainPID, in the container's PID namespace.
+func unitPID(t *testing.T, c *nspawn.Container, unit string) int {
+	t.Helper()
+	out := csh(t, c, "systemctl show -P MainPID "+unit)
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || pid == 0 {
+		t.Fatalf("%s's MainPID: %q", unit, out)
+	}
+	return pid
+}
+
+// status is `drainctl status --json` in the container.
+func cstatus(t *testing.T, c *nspawn.Container) (maintenance.Status, string) {
+	t.Helper()
+	out := csh(t, c, "drainctl status --json")
+	var st maintenance.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return st, out
+}
+
+// The agent under drainctl.service: in the unit's cgroup and sandbox
+// (a seccomp filter, /root read-only); `agent --check` picks systemd's
+// reload of apache2.service; after `drainctl restart` every Apache
+// process is in apache2.service's cgroup, none in drainctl.service's.
+func TestSystemdAgentUnit(t *testing.T) {
+	t.Parallel()
+	deb, _ := buildPackages(t, "0.0.1")
+	c, debs := bootWithDebs(t, nspawn.Options{}, deb)
+	pid := installAndStart(t, c, debs[0])
+
+	csh(t, c, fmt.Sprintf("grep -qx '0::/system.slice/drainctl.service' /proc/%d/cgroup", pid))
+	// SystemCallArchitectures=, RestrictNamespaces=...: a seccomp filter.
+	csh(t, c, fmt.Sprintf("grep -q '^Seccomp:[[:space:]]*2$' /proc/%d/status", pid))
+	// ProtectHome=read-only, in the unit's own mount namespace.
+	if out, err := c.Sh(context.Background(), fmt.Sprintf("nsenter -t %d -m touch /root/probe", pid)); err == nil ||
+		!strings.Contains(err.Error(), "Read-only file system") {
+		t.Fatalf("/root must be read-only for the agent: %q, %v", out, err)
+	}
+	csh(t, c, "touch /root/probe") // but not for the rest of the machine
+
+	var check struct {
+		Restart struct {
+			Command string `json:"command"`
+		} `json:"restart"`
+		Reason string `json:"restart_reason"`
+	}
+	out := csh(t, c, "drainctl agent --check")
+	if err := json.Unmarshal([]byte(out), &check); err != nil || check.Restart.Command != "systemctl reload apache2.service" ||
+		!strings.Contains(check.Reason, "systemd") {
+		t.Fatalf("agent --check under systemd: %v\n%s", err, out)
+	}
+
+	apache := unitPID(t, c, "apache2")
+	before := csh(t, c, fmt.Sprintf("pgrep -P %d", apache))
+	begin := time.Now()
+	csh(t, c, "drainctl restart --reason test")
+	t.Logf("drainctl restart in %v", time.Since(begin).Round(time.Millisecond))
+	if unitPID(t, c, "apache2") != apache {
+		t.Fatal("the restart replaced Apache's main process: not a reload")
+	}
+	after := csh(t, c, fmt.Sprintf("pgrep -P %d", apache))
+	renewed := false
+	for _, p := range strings.Fields(after) {
+		renewed = renewed || !strings.Contains(" "+strings.Join(strings.Fields(before), " ")+" ", " "+p+" ")
+	}
+	if !renewed {
+		t.Fatalf("no new Apache child after the restart: before %q, after %q", before, after)
+	}
+	cgroups := csh(t, c, `for p in $(pgrep -x apache2); do echo "$p $(grep '^0::' /proc/$p/cgroup)"; done`)
+	lines := strings.Split(strings.TrimSpace(cgroups), "\n")
+	for _, l := range lines {
+		if !strings.HasSuffix(l, " 0::/system.slice/apache2.service") {
+			t.Errorf("an Apache process outside apache2.service: %s", l)
+		}
+	}
+	if len(lines) < 2 {
+		t.Fatalf("Apache's processes: %q", cgroups)
+	}
+}
+
+// HAProxy (the host's) in a namespace of the test's, wired by veth to
+// the container's, checks the agent's forward: status lists it, and
+// maintenance enter and exit are confirmed by it; the metrics are served
+// on the socket.
+func TestSystemdLoadBalancers(t *testing.T) {
+	t.Parallel()
+	nstest.RequireCmd(t, "haproxy")
+	deb, _ := buildPackages(t, "0.0.1")
+	srv, lb := nstest.New(t, "sd-srv"), nstest.New(t, "sd-lb")
+	nstest.Link(t, srv, lb, nstest.Srv4+"/24", nstest.Srv6+"/64", nstest.Cli4+"/24", nstest.Cli6+"/64")
+	c, debs := bootWithDebs(t, nspawn.Options{NetNS: "/run/netns/" + srv.Name}, deb)
+	installAndStart(t, c, debs[0])
+	startHAProxy(t, lb, nstest.Srv4)
+
+	// The agent sees HAProxy's checks of 81.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, out := cstatus(t, c)
+		if st.HealthChecks != nil && len(st.HealthChecks.LoadBalancers) == 1 &&
+			st.HealthChecks.LoadBalancers[0].Addr.String() == nstest.Cli4 && st.HealthChecks.LoadBalancers[0].Accepted >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the load balancer is not in health_checks after 15 s:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	begin := time.Now()
+	res := opResult(t, csh(t, c, "drainctl maintenance enter --reason test --json"))
+	t.Logf("maintenance enter in %v", time.Since(begin).Round(time.Millisecond))
+	if res.Phase != string(state.Held) || !confirmedBy(res.OutOfRotation, nstest.Cli4) {
+		t.Fatalf("maintenance enter: %+v", res)
+	}
+	begin = time.Now()
+	res = opResult(t, csh(t, c, "drainctl maintenance exit --json"))
+	t.Logf("maintenance exit in %v", time.Since(begin).Round(time.Millisecond))
+	if res.Phase != string(state.InService) || !confirmedBy(res.BackInRotation, nstest.Cli4) {
+		t.Fatalf("maintenance exit: %+v", res)
+	}
+
+	metrics := csh(t, c, "curl -sSf --unix-socket /run/drainctl/drainctl.sock http://x/metrics")
+	// The one load balancer checking, and the two operations counted.
+	for _, want := range []string{`(?m)^drainctl_load_balancers_checking(\{[^}]*\})? 1$`, `(?m)^drainctl_operations_total\{[^}]*enter[^}]*\} 1$`,
+		`(?m)^drainctl_operations_total\{[^}]*exit[^}]*\} 1$`} {
+		if !regexp.MustCompile(want).MatchString(metrics) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
+	}
+}
+
+// startHAProxy runs the host's HAProxy in ns with the recommended
+// pattern's backend for one server at addr (checks of 81 every 200 ms,
+// fall 2 rise 2; 80 as backup; one cookie), until the test ends.
+func startHAProxy(t *testing.T, ns *nstest.NS, addr string) {
+	t.Helper()
+	backend, err := haproxy.Backend(haproxy.Options{Servers: []haproxy.Server{{Name: "web1", Host: addr}}, Inter: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	conf := fmt.Sprintf("global\n    stats socket %s mode 600 level admin\ndefaults\n    mode http\n"+
+		"    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"+
+		"frontend www\n    bind 127.0.0.1:8000\n    default_backend app\n%s", filepath.Join(dir, "stats.sock"), backend)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns.MustExec(t, "haproxy", "-c", "-q", "-f", cfg)
+	cmd := ns.Command("haproxy", "-db", "-f", cfg)
+	log, _ := os.Create(filepath.Join(dir, "haproxy.log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// ip netns exec execs HAProxy itself: the PID is HAProxy's.
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+}
+
+// opOutcome is the result of an operation's --json output (its last
+// line), what the tests check of it.
+type opOutcome struct {
+	Phase          string        `json:"phase"`
+	Note           string        `json:"note"`
+	OutOfRotation  *confirmation `json:"out_of_rotation"`
+	BackInRotation *confirmation `json:"back_in_rotation"`
+}
+
+type confirmation struct {
+	LoadBalancers []struct {
+		Address   string `json:"address"`
+		Confirmed bool   `json:"confirmed"`
+	} `json:"load_balancers"`
+}
+
+func opResult(t *testing.T, out string) opOutcome {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var r struct {
+		Result *opOutcome `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil || r.Result == nil {
+		t.Fatalf("no result in the --json output: %v\n%s", err, out)
+	}
+	return *r.Result
+}
+
+// confirmedBy tells whether c is 1/1: the one load balancer, at addr,
+// confirmed.
+func confirmedBy(c *confirmation, addr string) bool {
+	return c != nil && len(c.LoadBalancers) == 1 && c.LoadBalancers[0].Address == addr && c.LoadBalancers[0].Confirmed
+}
+
+// An upgrade while a maintenance is held, as dpkg and systemd do it:
+// the postinst's try-restart gives the agent a new process on the new
+// binary, which resumes held with the same reason, and the forward
+// stays withdrawn throughout.
+func TestSystemdUpgradeHeld(t *testing.T) {
+	t.Parallel()
+	oldDeb, _ := buildPackages(t, "0.0.1")
+	newDeb, _ := buildPackages(t, "0.0.2")
+	c, debs := bootWithDebs(t, nspawn.Options{}, oldDeb, newDeb)
+	oldPID := installAndStart(t, c, debs[0])
+	csh(t, c, "drainctl maintenance enter --reason kernel")
+
+	begin := time.Now()
+	csh(t, c, "dpkg -i "+debs[1])
+	t.Logf("dpkg -i (upgrade, try-restart) in %v", time.Since(begin).Round(time.Millisecond))
+	csh(t, c, "systemctl is-active -q drainctl")
+	newPID := unitPID(t, c, "drainctl")
+	if newPID == oldPID {
+		t.Fatalf("the agent was not restarted by the upgrade (MainPID %d)", newPID)
+	}
+	if out := csh(t, c, fmt.Sprintf("readlink /proc/%d/exe; drainctl --version", newPID)); !strings.HasPrefix(out, "/usr/bin/drainctl\ndrainctl 0.0.2\n") {
+		t.Fatalf("after the upgrade:\n%s", out)
+	}
+	st, out := cstatus(t, c)
+	if st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Reason != "kernel" || !withdrawn(st) {
+		t.Fatalf("after the upgrade the server must still be held and withdrawn:\n%s", out)
+	}
+	if rules := csh(t, c, "nft list ruleset"); !strings.Contains(rules, "table inet drainctl") || !strings.Contains(rules, "reject with tcp reset") {
+		t.Fatalf("the withdraw rule is gone after the upgrade:\n%s", rules)
+	}
+}
