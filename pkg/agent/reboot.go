@@ -15,7 +15,7 @@ import (
 // hostBoot is the engine's view of this host's boots (maintenance.Boot).
 type hostBoot struct{ check bootinfo.RebootCheck }
 
-func (hostBoot) ID() (string, error)         { return bootinfo.BootID() }
+func (hostBoot) ID() (string, error)         { return bootinfo.Boot() }
 func (hostBoot) Started() (time.Time, error) { return bootinfo.InitStart() }
 
 // RebootRequired says why a reboot is needed, or what was checked when

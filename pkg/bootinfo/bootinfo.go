@@ -27,6 +27,34 @@ func BootID() (string, error) { return Host{}.BootID() }
 // about when this boot started; in a container, when the container did.
 func InitStart() (time.Time, error) { return Host{}.InitStart() }
 
+// Boot names this boot: the kernel's boot ID and when PID 1 started,
+// "BOOTID@TICKS". Either changes with a reboot. The second is needed in
+// containers: their manager (systemd-nspawn, LXC) gives each container
+// boot an ID of its own by mounting a file over boot_id, and a service
+// that systemd sandboxes there gets a /proc of its own without that
+// mount: it reads the host kernel's ID, the same across the container's
+// reboots (seen under drainctl.service in an nspawn container). PID 1's
+// start, read from the same /proc, is new at every boot of a host or a
+// container.
+func Boot() (string, error) { return Host{}.Boot() }
+
+// Boot is the package's Boot under h's root.
+func (h Host) Boot() (string, error) {
+	id, err := h.BootID()
+	if err != nil {
+		return "", err
+	}
+	stat, err := os.ReadFile(h.path("/proc/1/stat"))
+	if err != nil {
+		return "", fmt.Errorf("read PID 1's start: %w", err)
+	}
+	ticks, err := parseStartTime(stat)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s@%d", id, ticks), nil
+}
+
 // path is name (an absolute path) under h's root.
 func (h Host) path(name string) string {
 	if h.Root == "" {
@@ -55,10 +83,13 @@ func (h Host) BootID() (string, error) {
 // whatever the kernel's own HZ is.
 const userHZ = 100
 
-// InitStart adds PID 1's start time (field 22 of /proc/1/stat, in clock
-// ticks since the kernel booted) to the boot time (btime in /proc/stat,
-// seconds since the epoch). btime is whole seconds, so the result is good
-// to about a second.
+// InitStart is PID 1's start time (field 22 of /proc/1/stat, in clock
+// ticks since the kernel booted) as a wall-clock time. With /proc/uptime
+// (seconds since the kernel booted, to 10 ms) it is now - (uptime -
+// start): good to about 10 ms. Without it, btime of /proc/stat (the
+// kernel's boot, whole seconds) + start: good to about a second, which is
+// not enough to split a container's 1-second reboot into shutdown and
+// boot.
 func (h Host) InitStart() (time.Time, error) {
 	statPath := h.path("/proc/1/stat")
 	stat, err := os.ReadFile(statPath)
@@ -69,6 +100,15 @@ func (h Host) InitStart() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read init's start time from %s: %w", statPath, err)
 	}
+	since := time.Duration(ticks) * (time.Second / userHZ)
+	if b, err := os.ReadFile(h.path("/proc/uptime")); err == nil {
+		now := time.Now()
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if up, err := strconv.ParseFloat(f[0], 64); err == nil {
+				return now.Add(-time.Duration(up * float64(time.Second))).Add(since), nil
+			}
+		}
+	}
 	procStat := h.path("/proc/stat")
 	b, err := os.ReadFile(procStat)
 	if err != nil {
@@ -78,7 +118,6 @@ func (h Host) InitStart() (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read boot time from %s: %w", procStat, err)
 	}
-	since := time.Duration(ticks) * (time.Second / userHZ)
 	return time.Unix(btime, 0).Add(since), nil
 }
 

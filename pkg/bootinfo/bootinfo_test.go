@@ -123,6 +123,14 @@ func TestInitStartTempRoot(t *testing.T) {
 		t.Errorf("InitStart = %v, want %v", got, want)
 	}
 
+	// With /proc/uptime: 1000.50 s since the kernel booted, init 123.45 s
+	// after it: init started 877.05 s ago, to the 10 ms of both.
+	root = writeFiles(t, map[string]string{"proc/1/stat": stat, "proc/uptime": "1000.50 1990.00\n"})
+	got, err = Host{Root: root}.InitStart()
+	if want := time.Now().Add(-877050 * time.Millisecond); err != nil || got.Sub(want).Abs() > 50*time.Millisecond {
+		t.Errorf("InitStart from uptime = %v, %v; want about %v", got, err, want)
+	}
+
 	root = writeFiles(t, map[string]string{"proc/1/stat": stat, "proc/stat": "cpu 1\n"})
 	if _, err := (Host{Root: root}).InitStart(); err == nil || !strings.Contains(err.Error(), "no btime line") || !strings.Contains(err.Error(), "proc/stat") {
 		t.Errorf("no btime: error %v, want it to name the file and the missing line", err)
@@ -130,6 +138,28 @@ func TestInitStartTempRoot(t *testing.T) {
 	root = writeFiles(t, map[string]string{"proc/1/stat": "garbage", "proc/stat": "btime 5\n"})
 	if _, err := (Host{Root: root}).InitStart(); err == nil || !strings.Contains(err.Error(), "proc/1/stat") {
 		t.Errorf("bad stat: error %v, want it to name the file", err)
+	}
+}
+
+// Boot is the boot ID and PID 1's start together: a container's reboot
+// seen by a sandboxed service changes the second only.
+func TestBoot(t *testing.T) {
+	stat := func(ticks string) string { return "1 (systemd) S 0 0 0 0 -1 4194560 1 2 0 0 1 1 1 1 20 0 1 0 " + ticks + " 1 1\n" }
+	id := "0ea8e52a-17e7-414e-9d72-4dcac1c1b229\n"
+	first := writeFiles(t, map[string]string{"proc/sys/kernel/random/boot_id": id, "proc/1/stat": stat("12345")})
+	second := writeFiles(t, map[string]string{"proc/sys/kernel/random/boot_id": id, "proc/1/stat": stat("99999")})
+	a, err := Host{Root: first}.Boot()
+	if err != nil || a != "0ea8e52a-17e7-414e-9d72-4dcac1c1b229@12345" {
+		t.Fatalf("Boot = %q, %v", a, err)
+	}
+	if b, err := (Host{Root: second}).Boot(); err != nil || b == a {
+		t.Errorf("the same boot ID with another init start: %q, %v; want another boot", b, err)
+	}
+	if _, err := (Host{Root: writeFiles(t, map[string]string{"proc/sys/kernel/random/boot_id": id})}).Boot(); err == nil {
+		t.Error("no /proc/1/stat: no error")
+	}
+	if b, err := Boot(); err != nil || !strings.Contains(b, "@") {
+		t.Errorf("the real Boot: %q, %v", b, err)
 	}
 }
 

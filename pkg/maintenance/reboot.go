@@ -39,6 +39,9 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 	if err := validate(req); err != nil {
 		return res, err
 	}
+	if err := (&opRun{e: e, req: req}).policy().Validate(); err != nil {
+		return res, fail(CodeBadRequest, "", "%v; nothing was changed", err)
+	}
 	if req.IfRequired {
 		// Before the operation: a nightly cron job on a host that needs
 		// nothing leaves no trace in the history.
@@ -94,7 +97,8 @@ func (r *opRun) goDown(boot string) error {
 	e := r.e
 	cmd := e.d.Rebooter
 	now := e.clock.Now()
-	rb := &state.Reboot{BootID: boot, Since: now, Command: commandLine(cmd), Who: r.req.Who, Reason: r.req.Reason, Start: r.rec.start}
+	rb := &state.Reboot{BootID: boot, Since: now, Command: commandLine(cmd), Who: r.req.Who, Reason: r.req.Reason, Start: r.rec.start,
+		OutOfRotation: r.res.Out.Ratio()}
 	e.mu.Lock()
 	for _, p := range r.rec.phases {
 		rb.Marks = append(rb.Marks, state.Mark{Phase: p.Phase, Start: p.Start})
@@ -191,6 +195,7 @@ func (e *Engine) resumedReboot(rb *state.Reboot) *opRun {
 		rb = &state.Reboot{Who: "drainctl", Start: e.clock.Now()}
 	}
 	r.req = Request{Who: rb.Who, Reason: rb.Reason}
+	r.outRatio = rb.OutOfRotation
 	r.start, r.rec.start = rb.Start, rb.Start
 	for _, m := range rb.Marks {
 		r.rec.phases = append(r.rec.phases, history.Phase{Phase: m.Phase, Start: m.Start})

@@ -276,3 +276,17 @@ func TestWindowClosedWhileWaitingForSlot(t *testing.T) {
 		t.Fatalf("slot held %v, calls %v", slots.isHeld(), r.fw.calls)
 	}
 }
+
+// A deadline shorter than the agent's min-wait is a bad request, found
+// before anything is withdrawn (it once withdrew and rolled back).
+func TestDeadlineBelowMinWaitChangesNothing(t *testing.T) {
+	r, _ := rebootRig(t, context.Background(), nil, &fakeBoot{id: "b1"}, &fakeRebooter{}, nil)
+	req := alice
+	req.Deadline = time.Second // the rig's min-wait is 2 s
+	for name, op := range map[string]func(Request, func(Event)) (Result, error){"restart": r.e.Restart, "enter": r.e.Enter, "reboot": r.e.Reboot} {
+		_, err := op(req, nil)
+		if CodeOf(err) != CodeBadRequest || !strings.Contains(err.Error(), "min-wait") || len(r.fw.calls) != 0 {
+			t.Errorf("%s: %v, calls %v", name, err, r.fw.calls)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package maintenance
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ func (e *Engine) entry(r *opRun, err error) history.Entry {
 		code := d.ExitCode
 		entry.Command, entry.CommandExit, entry.CommandOutput = d.Command, &code, tail(d.Output, 4<<10)
 	}
-	entry.OutOfRotation, entry.BackInRotation, entry.Warnings = res.Out.Ratio(), res.Back.Ratio(), res.Warnings
+	entry.OutOfRotation, entry.BackInRotation, entry.Warnings = cmp.Or(res.Out.Ratio(), r.outRatio), res.Back.Ratio(), res.Warnings
 	return entry
 }
 

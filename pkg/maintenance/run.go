@@ -36,6 +36,9 @@ type opRun struct {
 	// of a failure (" after the reboot"); both empty for the others.
 	ready Readiness
 	after string
+	// outRatio is the withdraw's confirmation ("1/1") when it was
+	// confirmed in an earlier boot: the reboot's, for its history entry.
+	outRatio string
 }
 
 // operate is the prologue and epilogue every operation shares: it checks
@@ -46,6 +49,12 @@ func (e *Engine) operate(op state.Op, req Request, progress func(Event), body fu
 	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
 	if err := validate(req); err != nil {
 		return *r.res, err
+	}
+	// The request's deadline against the agent's policy (a deadline
+	// shorter than min-wait): refused before anything is withdrawn, not
+	// found out in the middle of the drain.
+	if err := r.policy().Validate(); err != nil {
+		return *r.res, fail(CodeBadRequest, "", "%v; nothing was changed", err)
 	}
 	if err := e.begin(r); err != nil {
 		return *r.res, err

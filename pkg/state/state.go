@@ -84,7 +84,8 @@ type Slot struct {
 // the end of the next boot's restore: the next boot's agent knows from it
 // that the host went down on purpose, and which boot it left.
 type Reboot struct {
-	// BootID is the boot the reboot leaves (/proc/sys/kernel/random/boot_id):
+	// BootID is the boot the reboot leaves (bootinfo.Boot: the kernel's boot
+	// id, and PID 1's start, which tells a container's boots apart):
 	// the host has rebooted once the boot id is another.
 	BootID string `json:"boot_id"`
 	// Since is when the reboot command ran.
@@ -99,6 +100,9 @@ type Reboot struct {
 	// entry spans both boots.
 	Start time.Time `json:"start"`
 	Marks []Mark    `json:"marks,omitempty"`
+	// OutOfRotation is how many of the load balancers confirmed the
+	// withdraw ("1/1"), for that history entry.
+	OutOfRotation string `json:"out_of_rotation,omitempty"`
 }
 
 // Mark is when an operation entered a phase.

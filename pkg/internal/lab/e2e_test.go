@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/internal/loadgen"
+	"github.com/drainctl/drainctl/pkg/internal/debs"
+	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
@@ -29,7 +31,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = bin
-	code := m.Run()
+	code := nspawn.Main(m) // removes the container root it built, if any
+	debs.Remove()
 	cleanup()
 	os.Exit(code)
 }

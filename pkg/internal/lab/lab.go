@@ -62,6 +62,10 @@ type Options struct {
 	AgentFlags []string
 	// Pool, if set, runs an etcd cluster and puts the agents in a pool.
 	Pool *PoolOptions
+	// Hosted is how many of the app servers (the last ones) get only
+	// their namespace, links and pool flags: the test runs their web
+	// server and agent itself, in a container (hosted.go).
+	Hosted int
 	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
 	ID  string
 	Dir string // work directory; removed by Close
@@ -78,6 +82,8 @@ type Web struct {
 	poolFlags  []string // the agent's pool flags (Options.Pool)
 	agent      *exec.Cmd
 	agentDone  chan struct{}
+	// Hosted: the test runs this server's web server and agent.
+	Hosted bool
 }
 
 // KillAgent kills w's agent with SIGKILL, as a crash or the OOM killer
@@ -154,6 +160,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 				return l, err
 			}
 		}
+		w.Hosted = i > o.Servers-o.Hosted
 		if err := l.startWeb(w); err != nil {
 			return l, err
 		}
@@ -192,6 +199,9 @@ func (o Options) withDefaults() Options {
 // web server UP.
 func (l *Lab) waitUp(ctx context.Context) error {
 	for _, w := range l.Webs {
+		if w.Hosted {
+			continue // up once the test has started it
+		}
 		if _, err := l.WaitStatus(ctx, w.Name, "UP", 15*time.Second); err != nil {
 			return err
 		}
@@ -210,6 +220,9 @@ func (l *Lab) waitUp(ctx context.Context) error {
 var apacheConf string
 
 func (l *Lab) startWeb(w *Web) error {
+	if w.Hosted {
+		return nil
+	}
 	w.dir = filepath.Join(l.o.Dir, w.Name)
 	run := filepath.Join(w.dir, "run")
 	if err := os.MkdirAll(filepath.Join(w.dir, "www"), 0o755); err != nil {
