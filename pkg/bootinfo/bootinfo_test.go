@@ -144,7 +144,9 @@ func TestInitStartTempRoot(t *testing.T) {
 // Boot is the boot ID and PID 1's start together: a container's reboot
 // seen by a sandboxed service changes the second only.
 func TestBoot(t *testing.T) {
-	stat := func(ticks string) string { return "1 (systemd) S 0 0 0 0 -1 4194560 1 2 0 0 1 1 1 1 20 0 1 0 " + ticks + " 1 1\n" }
+	stat := func(ticks string) string {
+		return "1 (systemd) S 0 0 0 0 -1 4194560 1 2 0 0 1 1 1 1 20 0 1 0 " + ticks + " 1 1\n"
+	}
 	id := "0ea8e52a-17e7-414e-9d72-4dcac1c1b229\n"
 	first := writeFiles(t, map[string]string{"proc/sys/kernel/random/boot_id": id, "proc/1/stat": stat("12345")})
 	second := writeFiles(t, map[string]string{"proc/sys/kernel/random/boot_id": id, "proc/1/stat": stat("99999")})

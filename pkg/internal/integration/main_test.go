@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/internal/debs"
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
@@ -40,9 +41,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	cleanup()
 	os.Remove(empty.Name())
-	if pkgDir != "" {
-		os.RemoveAll(pkgDir)
-	}
+	debs.Remove()
 	nspawn.RemoveCache()
 	os.Exit(code)
 }

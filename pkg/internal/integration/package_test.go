@@ -14,10 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/internal/debs"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -182,47 +182,9 @@ func (s *sandbox) noRulesOfDrainctl() {
 	}
 }
 
-// Packages built by buildPackages, by version, for the whole test binary
-// (TestMain removes pkgDir): the package tests share two builds.
-var (
-	pkgMu    sync.Mutex
-	pkgDir   string
-	pkgBuilt = map[string][2]string{}
-)
-
-// buildPackages runs `make package` for a version (once per test binary)
-// and returns the .deb and .rpm.
-func buildPackages(t *testing.T, version string) (deb, rpm string) {
-	t.Helper()
-	pkgMu.Lock()
-	defer pkgMu.Unlock()
-	if p, ok := pkgBuilt[version]; ok {
-		return p[0], p[1]
-	}
-	if pkgDir == "" {
-		dir, err := os.MkdirTemp("", "drainctl-test-packages-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pkgDir = dir
-	}
-	dir := filepath.Join(pkgDir, version)
-	// Bounded: the first run builds nfpm itself (about 30 s here).
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-C", "../../..", "package", "VERSION="+version,
-		"BIN="+filepath.Join(dir, "bin"), "DIST="+filepath.Join(dir, "dist"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make package: %v\n%s", err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(dir, "dist", "*.deb"))
-	rpms, _ := filepath.Glob(filepath.Join(dir, "dist", "*.rpm"))
-	if len(debs) != 1 || len(rpms) != 1 {
-		t.Fatalf("make package made %v and %v", debs, rpms)
-	}
-	pkgBuilt[version] = [2]string{debs[0], rpms[0]}
-	return debs[0], rpms[0]
-}
+// buildPackages is debs.Build: each version's .deb and .rpm, built once
+// per test binary (TestMain removes them).
+func buildPackages(t *testing.T, version string) (deb, rpm string) { return debs.Build(t, version) }
 
 // The package's life on a host: install (enabled, not started; the unit
 // verifies), a held maintenance through an upgrade (its rules untouched),

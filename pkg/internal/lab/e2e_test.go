@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/internal/loadgen"
 	"github.com/drainctl/drainctl/pkg/internal/debs"
+	"github.com/drainctl/drainctl/pkg/internal/loadgen"
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/maintenance"

@@ -315,7 +315,10 @@ func TestE2ERebootPoolOneAtATime(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, c := range cs {
 		wg.Add(1)
-		go func() { defer wg.Done(); inContainer(c, 5*time.Minute, "maintenance", "reboot", "--if-required", "--pool-wait", "5m") }()
+		go func() {
+			defer wg.Done()
+			inContainer(c, 5*time.Minute, "maintenance", "reboot", "--if-required", "--pool-wait", "5m")
+		}()
 	}
 	wg.Wait()
 	var entries []history.Entry
