@@ -23,6 +23,10 @@ import (
 // units' stop timeouts) and firmware take minutes, not tens of minutes.
 const DefaultRebootTimeout = 10 * time.Minute
 
+// rebootGrace is how long a failed reboot command waits for the agent to
+// be stopped before it counts as failed (a var: the tests shorten it).
+var rebootGrace = 5 * time.Second
+
 // Booting is the history's phase from the start of the new boot (its
 // init) to the agent's resume; "rebooting" before it is the shutdown
 // (and, on real hardware, the firmware). Never written to the state.
@@ -111,6 +115,16 @@ func (r *opRun) goDown(boot string) error {
 	}
 	out, err := cmd.Reboot(e.ctx)
 	r.res.Reboot = &out
+	if err != nil {
+		// The shutdown may kill the command before it stops the agent
+		// (systemctl reboot still waiting when systemd stops this unit's
+		// cgroup: "signal: terminated"): a failure only if the agent is
+		// still running a few seconds later.
+		select {
+		case <-e.ctx.Done():
+		case <-time.After(rebootGrace):
+		}
+	}
 	if e.ctx.Err() != nil {
 		return errStopping // the shutdown stopped the agent: as planned
 	}

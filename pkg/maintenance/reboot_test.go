@@ -56,6 +56,7 @@ func (f *fakeRebooter) String() string { return "systemctl reboot" }
 // history kept, a pool slot when slots is set.
 func rebootRig(t *testing.T, ctx context.Context, st *state.State, boot *fakeBoot, rb *fakeRebooter, slots *fakeSlots) (*rig, *memHistory) {
 	t.Helper()
+	rebootGrace = 100 * time.Millisecond
 	h := &memHistory{}
 	r := newRigDeps(t, ctx, st, func(d *Deps) {
 		d.Boot, d.Rebooter, d.History, d.RebootTimeout = boot, rb, h, 200*time.Millisecond
@@ -150,6 +151,22 @@ func TestRebootCommandFailsHolds(t *testing.T) {
 	}
 	if len(cmd.calls) != 1 || len(h.entries) < 1 || h.entries[0].Outcome != string(CodeRebootFailed) {
 		t.Errorf("reboot ran %d times; history %+v", len(cmd.calls), h.entries)
+	}
+}
+
+// The shutdown kills the reboot command before it stops the agent
+// (systemctl reboot waiting on its job when systemd stops the agent's
+// cgroup): that is the reboot going as planned, not a failure to hold.
+func TestRebootCommandKilledByTheShutdown(t *testing.T) {
+	ctx, shutdown := context.WithCancel(context.Background())
+	cmd := &fakeRebooter{err: errors.New("signal: terminated"), ran: make(chan struct{})}
+	r, h := rebootRig(t, ctx, nil, &fakeBoot{id: "b1"}, cmd, nil)
+	go func() { <-cmd.ran; time.Sleep(20 * time.Millisecond); shutdown() }()
+	if _, err := r.e.Reboot(alice, nil); CodeOf(err) != CodeStopping {
+		t.Fatalf("reboot: %v, want agent-stopping", err)
+	}
+	if st := r.store.st; st.Phase != state.Rebooting || len(h.entries) != 0 {
+		t.Fatalf("state %+v, history %+v: want rebooting, nothing recorded", st, h.entries)
 	}
 }
 

@@ -12,6 +12,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -348,7 +352,7 @@ func TestE2ERebootPoolOneAtATime(t *testing.T) {
 	}
 	// Out one after the other: the second withdrew after the first was back.
 	first, second := entries[0], entries[1]
-	if second.Start.Before(first.Start) {
+	if phaseStart(second, "withdrawing").Before(phaseStart(first, "withdrawing")) {
 		first, second = second, first
 	}
 	if start := phaseStart(second, "withdrawing"); start.Before(first.End) {
@@ -384,4 +388,83 @@ func phaseStart(e history.Entry, phase string) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// drainctl-roll --reboot over a remote shell into two containers, under
+// load: each host reboots for real, the tool waits for its new boot id
+// and for it back in rotation before the next one, and reports each
+// stage. The remote shell is nsenter into the container's current init
+// (ssh needs an sshd in the root; what the tool sees is the same: a
+// session cut by the reboot, a host that answers again with another boot
+// id).
+func TestE2ERollReboot(t *testing.T) {
+	nstest.RequireCmd(t, "systemd-nspawn", "debootstrap", "jq", "nsenter")
+	l := startLabWith(t, Options{Backend: "nftables", Servers: 3, Hosted: 2})
+	cs := map[string]*nspawn.Container{}
+	for _, w := range l.Webs[1:] {
+		cs[w.Name] = bootHosted(t, l, w)
+	}
+	dir := t.TempDir()
+	// HOST.pid follows each container's init across its boots.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			for name, c := range cs {
+				pidFile := filepath.Join(dir, name+".pid")
+				if pid := c.InitPID(); pid != 0 {
+					os.WriteFile(pidFile+".tmp", []byte(strconv.Itoa(pid)), 0o644)
+					os.Rename(pidFile+".tmp", pidFile)
+				} else {
+					os.Remove(pidFile)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	shell := filepath.Join(dir, "nsh")
+	os.WriteFile(shell, []byte(`#!/bin/sh
+# nsh HOST COMMAND: COMMAND in the container HOST, as ssh HOST COMMAND would;
+# 255 when it cannot be reached (between boots), as ssh.
+# Like ssh, the words after HOST are joined into one command line.
+pid=$(cat "`+dir+`/$1.pid" 2>/dev/null) || exit 255
+shift
+nsenter -t "$pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c "$*" || exit $?
+`), 0o755)
+	run := users(t, l)
+	view := watchDownUp(t, l, "web2", "web3")
+	cmd := exec.Command(rollScript, "--reboot", "--ssh", shell, "--drainctl", "drainctl", "--reason", "kernel 6.1.129", "--reboot-timeout", "2m", "--ready-timeout", "2m", "web2", "web3")
+	cmd.Env = append(os.Environ(), "DRAINCTL_ROLL_POLL=1")
+	begin := time.Now()
+	out, err := cmd.CombinedOutput()
+	t.Logf("drainctl-roll --reboot in %v:\n%s", time.Since(begin).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("drainctl-roll --reboot: %v", err)
+	}
+	res := run.Stop()
+	report(t, res)
+	if res.Failed != 0 {
+		t.Fatalf("%d failed requests, want 0", res.Failed)
+	}
+	view.mu.Lock()
+	maxDown := view.maxDown
+	view.mu.Unlock()
+	if maxDown != 1 {
+		t.Errorf("at most %d of the two DOWN at once, want 1", maxDown)
+	}
+	var ends []time.Time
+	for _, name := range []string{"web2", "web3"} {
+		c := cs[name]
+		e := lastEntry(t, c)
+		if c.Boots() != 2 || e.Op != "reboot" || e.Outcome != "ok" || e.BackInRotation != "1/1" {
+			t.Fatalf("%s: %d boots, history %+v", name, c.Boots(), e)
+		}
+		ends = append(ends, e.End)
+		if name == "web3" && phaseStart(e, "withdrawing").Before(ends[0]) {
+			t.Errorf("web3 withdrew before web2 was back")
+		}
+	}
 }
