@@ -60,7 +60,14 @@ func newRigDeps(t *testing.T, ctx context.Context, initial *state.State, more fu
 	if _, err := r.e.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	r.fw.calls, r.store.saves = nil, nil
+	// Under their locks: Resume may have left work running (a reboot to
+	// finish).
+	r.fw.mu.Lock()
+	r.fw.calls = nil
+	r.fw.mu.Unlock()
+	r.store.mu.Lock()
+	r.store.saves = nil
+	r.store.mu.Unlock()
 	return r
 }
 

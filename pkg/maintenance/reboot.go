@@ -11,11 +11,13 @@ package maintenance
 // so a bad kernel does not roll on to the next server.
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/window"
 )
 
 // DefaultRebootTimeout is how long after the reboot command the boot id
@@ -42,6 +44,9 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 	}
 	if err := validate(req); err != nil {
 		return res, err
+	}
+	if req.TTL != 0 || req.Command != "" || req.Log != "" || req.CommandDone != nil || req.Force {
+		return res, fail(CodeBadRequest, "", "ttl, command, log, command_done and force do not apply to a reboot")
 	}
 	if err := (&opRun{e: e, req: req}).policy().Validate(); err != nil {
 		return res, fail(CodeBadRequest, "", "%v; nothing was changed", err)
@@ -91,7 +96,28 @@ func (r *opRun) reboot() error {
 	if err != nil {
 		return r.rollback(err)
 	}
+	if err := r.stillInWindow(); err != nil {
+		return err
+	}
 	return r.goDown(boot)
+}
+
+// stillInWindow puts the server back, rather than reboot it, when the
+// request's window closed during the drain (a long drain deadline).
+func (r *opRun) stillInWindow() error {
+	if r.req.Window == "" {
+		return nil
+	}
+	w, err := window.Parse(r.req.Window)
+	if err != nil || w.Contains(r.e.clock.Now()) {
+		return nil // validate parsed it; inside: go on
+	}
+	if err := r.readyAndRestore("the window " + w.String() + " closed during the drain: not rebooting"); err != nil {
+		r.res.Phase = state.Held
+		return err
+	}
+	r.res.Phase = state.InService
+	return fail(CodeOutsideWindow, state.InService, "the window %s closed during the drain: not rebooted, back in service", w)
 }
 
 // goDown writes the reboot to the state (so the next boot knows it went
@@ -128,10 +154,12 @@ func (r *opRun) goDown(boot string) error {
 	if e.ctx.Err() != nil {
 		return errStopping // the shutdown stopped the agent: as planned
 	}
-	if err != nil {
+	if err != nil && out.ExitCode != -1 {
 		msg := fmt.Sprintf("reboot command %q failed, so the host was not rebooted and the server stays out of rotation: %v", rb.Command, err)
 		return r.rebootFailed(msg)
 	}
+	// Done, or killed by a signal (the shutdown's, most likely): the
+	// reboot timeout tells whether the host went down.
 	return r.awaitReboot(rb)
 }
 
@@ -181,21 +209,24 @@ func (e *Engine) resumeReboot(st state.State) (note string, rest func(), err err
 	boot, berr := e.d.Boot.ID()
 	rb := st.Reboot
 	switch {
-	case st.Phase == state.Withdrawing || st.Phase == state.Draining:
-		// The reboot command never ran: roll back, as for a restart.
+	case rb == nil:
+		// The reboot command never ran (no record: withdrawing, draining,
+		// or the rollback's ready-check): roll back, as for a restart.
 		return "reboot interrupted before the reboot command: rolling back", func() {
-			if err := e.resuming(state.OpReboot).readyAndRestore("agent restarted before the reboot: rolling back"); err != nil {
+			if err := e.resuming(state.OpReboot).readyAndRestore("agent restarted before the reboot: rolling back"); err != nil && !errors.Is(err, errStopping) {
 				e.log.Error("rollback of the interrupted reboot failed", "err", err)
 			}
 		}, nil
-	case st.Phase == state.Rebooting && berr == nil && boot == rb.BootID:
-		// The agent restarted, the host did not (yet).
+	case st.Phase == state.Rebooting && (berr != nil || boot == rb.BootID):
+		// The agent restarted, the host did not (yet); a boot id that
+		// cannot be read is not taken for a reboot: the server could go
+		// down undrained with its slot given back.
+		if berr != nil {
+			e.log.Warn("cannot read the boot id: taking the host for not rebooted yet", "err", berr)
+		}
 		r := e.resumedReboot(rb)
-		return fmt.Sprintf("agent restarted while waiting for the reboot (%q at %s, still boot %s)", rb.Command, rb.Since.Format(time.RFC3339), boot),
+		return fmt.Sprintf("agent restarted while waiting for the reboot (%q at %s, still boot %s)", rb.Command, rb.Since.Format(time.RFC3339), rb.BootID),
 			func() { e.record(r, r.awaitReboot(rb)) }, nil
-	}
-	if berr != nil {
-		e.log.Warn("cannot read the boot id: taking the reboot as done", "err", berr)
 	}
 	r := e.resumedReboot(rb)
 	return "back from the reboot: checking the web server, then restoring", func() { e.finishReboot(r, st.Phase) }, nil
@@ -205,9 +236,6 @@ func (e *Engine) resumeReboot(st state.State) (note string, rest func(), err err
 // request, start and phases so far come from the state.
 func (e *Engine) resumedReboot(rb *state.Reboot) *opRun {
 	r := &opRun{e: e, op: state.OpReboot, res: &Result{Op: state.OpReboot}, ready: e.d.BootReady, after: " after the reboot"}
-	if rb == nil { // killed between ready-check and restore, the record already gone
-		rb = &state.Reboot{Who: "drainctl", Start: e.clock.Now()}
-	}
 	r.req = Request{Who: rb.Who, Reason: rb.Reason}
 	r.outRatio = rb.OutOfRotation
 	r.start, r.rec.start = rb.Start, rb.Start
@@ -229,18 +257,20 @@ func (e *Engine) finishReboot(r *opRun, from state.Phase) {
 		}
 	}
 	err := r.readyAndRestore(fmt.Sprintf("back from the reboot (%s)", r.req.Reason))
+	r.res.Phase = e.Phase()
 	switch {
-	case err == nil:
-		r.res.Phase, r.res.Elapsed = state.InService, r.elapsed()
-		r.res.Note = "rebooted; " + backNote(r.res.Back)
-		r.giveBack()
+	case errors.Is(err, errStopping):
+		// Stopped again: the next start finishes (nothing is recorded).
+	case r.res.Phase == state.InService:
+		if err == nil {
+			r.res.Elapsed = r.elapsed()
+			r.res.Note = "rebooted; " + backNote(r.res.Back)
+		}
+		r.giveBack() // the releaser, when the restore failed and the agent retries it
 	case e.slot() != nil:
-		e.log.Error("not back after the reboot: held, and the pool slot is kept, so no other server of the pool goes until this one is fixed",
-			"err", err)
-		r.res.Phase = state.Held
+		e.log.Error("not back after the reboot: held, and the pool slot is kept, so no other server of the pool goes until this one is fixed", "err", err)
 	default:
 		e.log.Error("not back after the reboot: held", "err", err)
-		r.res.Phase = state.Held
 	}
 	e.record(r, err)
 }

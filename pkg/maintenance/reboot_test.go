@@ -39,6 +39,7 @@ func (b *fakeBoot) RebootRequired(context.Context) (bool, string, error) {
 type fakeRebooter struct {
 	calls []string
 	err   error
+	exit  int // the command's exit code (-1: killed by a signal)
 	ran   chan struct{}
 }
 
@@ -47,7 +48,7 @@ func (f *fakeRebooter) Reboot(context.Context) (runner.Output, error) {
 	if f.ran != nil {
 		close(f.ran)
 	}
-	return runner.Output{Command: "systemctl reboot"}, f.err
+	return runner.Output{Command: "systemctl reboot", ExitCode: f.exit}, f.err
 }
 
 func (f *fakeRebooter) String() string { return "systemctl reboot" }
@@ -109,7 +110,7 @@ func TestRebootAcrossBoots(t *testing.T) {
 	r.clock.advance(3 * time.Second)
 	next, h2 := rebootRig(t, context.Background(), &st, boot, cmd, slots)
 	waitIdle(t, next.e)
-	st = next.store.st
+	st, _ = next.store.Load()
 	if st.Phase != state.InService || st.Op != state.OpNone || st.Reboot != nil || st.Slot != nil || slots.isHeld() {
 		t.Fatalf("after the boot: %+v, slot held %v", st, slots.isHeld())
 	}
@@ -159,7 +160,7 @@ func TestRebootCommandFailsHolds(t *testing.T) {
 // cgroup): that is the reboot going as planned, not a failure to hold.
 func TestRebootCommandKilledByTheShutdown(t *testing.T) {
 	ctx, shutdown := context.WithCancel(context.Background())
-	cmd := &fakeRebooter{err: errors.New("signal: terminated"), ran: make(chan struct{})}
+	cmd := &fakeRebooter{err: errors.New("signal: terminated"), exit: -1, ran: make(chan struct{})}
 	r, h := rebootRig(t, ctx, nil, &fakeBoot{id: "b1"}, cmd, nil)
 	go func() { <-cmd.ran; time.Sleep(20 * time.Millisecond); shutdown() }()
 	if _, err := r.e.Reboot(alice, nil); CodeOf(err) != CodeStopping {
@@ -194,7 +195,7 @@ func TestRebootAgentRestartSameBoot(t *testing.T) {
 		t.Fatal("the engine must be busy while it waits for the reboot")
 	}
 	waitIdle(t, r.e)
-	if st := r.store.st; st.Phase != state.Held || !strings.Contains(st.LastError, "did not reboot") || len(cmd.calls) != 0 {
+	if st, _ := r.store.Load(); st.Phase != state.Held || !strings.Contains(st.LastError, "did not reboot") || len(cmd.calls) != 0 {
 		t.Fatalf("state %+v, reboot ran %d times", st, len(cmd.calls))
 	}
 	if len(h.entries) != 1 || h.entries[0].Op != "reboot" {
@@ -216,7 +217,7 @@ func TestRebootNotReadyAfterBootKeepsSlot(t *testing.T) {
 		d.BootReady = &fakeReady{err: errors.New("connection refused")}
 	})
 	waitIdle(t, r.e)
-	got := r.store.st
+	got, _ := r.store.Load()
 	if got.Phase != state.Held || got.Slot == nil || !strings.Contains(got.LastError, "not ready after the reboot") {
 		t.Fatalf("state: %+v", got)
 	}
@@ -252,7 +253,7 @@ func TestRebootInterruptedBeforeCommandRollsBack(t *testing.T) {
 	st := state.State{Version: state.Version, Op: state.OpReboot, Phase: state.Draining, Holder: &state.Holder{Who: "alice"}}
 	r, _ := rebootRig(t, context.Background(), &st, &fakeBoot{id: "b1"}, &fakeRebooter{}, nil)
 	waitIdle(t, r.e)
-	if got := r.store.st; got.Phase != state.InService || got.Op != state.OpNone {
+	if got, _ := r.store.Load(); got.Phase != state.InService || got.Op != state.OpNone {
 		t.Fatalf("state %+v", got)
 	}
 }
@@ -305,5 +306,53 @@ func TestDeadlineBelowMinWaitChangesNothing(t *testing.T) {
 		if CodeOf(err) != CodeBadRequest || !strings.Contains(err.Error(), "min-wait") || len(r.fw.calls) != 0 {
 			t.Errorf("%s: %v, calls %v", name, err, r.fw.calls)
 		}
+	}
+}
+
+// An interrupted rollback before any reboot record (ready-check of op
+// reboot, no record) is rolled back, not taken for a finished reboot.
+func TestRebootRollbackInterruptedIsNoReboot(t *testing.T) {
+	st := state.State{Version: state.Version, Op: state.OpReboot, Phase: state.ReadyCheck, Holder: &state.Holder{Who: "alice"}}
+	r, h := rebootRig(t, context.Background(), &st, &fakeBoot{id: "b2"}, &fakeRebooter{}, nil)
+	waitIdle(t, r.e)
+	if got, _ := r.store.Load(); got.Phase != state.InService || len(h.entries) != 0 {
+		t.Fatalf("state %+v, history %+v: want rolled back, no reboot recorded", got, h.entries)
+	}
+}
+
+// A reboot command killed by a signal is waited out as a reboot (the
+// shutdown's SIGTERM): held only once the reboot timeout passed.
+func TestRebootCommandKilledWaitsForTheReboot(t *testing.T) {
+	cmd := &fakeRebooter{err: errors.New("signal: terminated"), exit: -1}
+	r, _ := rebootRig(t, context.Background(), nil, &fakeBoot{id: "b1"}, cmd, nil)
+	_, err := r.e.Reboot(alice, nil)
+	if CodeOf(err) != CodeRebootFailed || !strings.Contains(err.Error(), "did not reboot within") {
+		t.Fatalf("reboot: %v", err)
+	}
+}
+
+// Requests a reboot has no use for are refused before anything.
+func TestRebootRefusesWhatDoesNotApply(t *testing.T) {
+	r, _ := rebootRig(t, context.Background(), nil, &fakeBoot{id: "b1"}, &fakeRebooter{}, nil)
+	for _, req := range []Request{{Who: "a", TTL: time.Hour}, {Who: "a", Command: "apt-get upgrade"}, {Who: "a", Force: true}} {
+		if _, err := r.e.Reboot(req, nil); CodeOf(err) != CodeBadRequest || len(r.fw.calls) != 0 {
+			t.Errorf("%+v: %v, calls %v", req, err, r.fw.calls)
+		}
+	}
+}
+
+// A window that closes during the drain: back in service, no reboot.
+func TestRebootWindowClosedDuringDrain(t *testing.T) {
+	cmd := &fakeRebooter{}
+	r, _ := rebootRig(t, context.Background(), nil, &fakeBoot{id: "b1"}, cmd, nil)
+	req := alice
+	req.Window = "22:13-22:14 UTC" // open at 22:13:58; the drain's 2 s min-wait ends past 22:14
+	r.clock.advance(38 * time.Second)
+	_, err := r.e.Reboot(req, nil)
+	if CodeOf(err) != CodeOutsideWindow || !strings.Contains(err.Error(), "closed during the drain") || len(cmd.calls) != 0 {
+		t.Fatalf("reboot: %v, reboot ran %d times", err, len(cmd.calls))
+	}
+	if st, _ := r.store.Load(); st.Phase != state.InService {
+		t.Fatalf("state %+v", st)
 	}
 }

@@ -212,5 +212,19 @@ func (e *Engine) releaseOnce(askPool bool) {
 			return
 		}
 	}
+	// The wait may have lasted a minute: an operation that began meanwhile
+	// took the same slot again (Acquire gives a holder its own claim back)
+	// and is taking the server out. Release only if nothing began, and
+	// claim the engine for the release itself, so nothing begins during it.
+	e.mu.Lock()
+	again := !e.running && e.st.Phase == state.InService && e.st.Slot != nil && e.st.Slot.Since.Equal(st.Slot.Since)
+	if again {
+		e.running = true
+	}
+	e.mu.Unlock()
+	if !again {
+		return
+	}
+	defer e.end()
 	e.release(e.ctx)
 }
