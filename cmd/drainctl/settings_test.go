@@ -91,7 +91,7 @@ ready:
 	want.Checks.Fall = 3
 	want.Policy.Deadline, want.Policy.Quiet, want.Policy.OnDeadline = 30*time.Second, time.Second, drain.Abort
 	want.Policy.Ignore = []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}
-	want.Restart.Line = "apache2ctl -k graceful"
+	want.Restart.Line, want.ConfigTest.Line = "apache2ctl -k graceful", "apache2ctl -t" // auto: Apache's
 	want.Ready.Accept, want.Ready.URL = ready.MustStatuses("200,301"), "http://127.0.0.1:8080/"
 	want.Build = fileOnly.Build
 	if !reflect.DeepEqual(fileOnly, want) {
@@ -125,6 +125,7 @@ func TestSettingsDefaults(t *testing.T) {
 	}
 	want := agent.Defaults()
 	want.Restart.Line, want.Ready.URL, want.Build = "true", "http://127.0.0.1:80/", got.Build
+	want.ConfigTest.Line = "apache2ctl -t"
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%+v\nwant\n%+v", got, want)
 	}

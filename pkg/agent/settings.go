@@ -43,8 +43,12 @@ type Settings struct {
 	Forwards []forward.Forward `json:"forwards"`
 	// Policy says when a withdrawn server is drained.
 	Policy drain.Policy `json:"drain"`
+	// WebServer is the preset (runner.Presets: apache, nginx) whose config
+	// test and graceful reload the commands default to; custom has none,
+	// and both commands must be set.
+	WebServer string `json:"web_server"`
 	// ConfigTest and Restart are the web server's commands (run with sh
-	// -c). Restart may be runner.AutoRestart until Resolve picks one.
+	// -c). Either may be auto until Resolve fills it in from WebServer.
 	ConfigTest runner.Command `json:"configtest"`
 	Restart    runner.Command `json:"restart"`
 	// RestartReason says why the restart command was chosen, when Resolve
@@ -123,7 +127,8 @@ func Defaults() Settings {
 		Policy: drain.DefaultPolicy(),
 		// apache2ctl -t parses every site of a large host: 30 s is ample
 		// and still ends a hung one.
-		ConfigTest: runner.Command{Line: runner.DefaultConfigTest, Timeout: 30 * time.Second},
+		WebServer:  runner.Apache,
+		ConfigTest: runner.Command{Line: runner.AutoConfigTest, Timeout: 30 * time.Second},
 		// A graceful restart waits for Apache's children to take over.
 		Restart: runner.Command{Line: runner.AutoRestart, Timeout: 60 * time.Second},
 		// haproxy-config writes fall 2 rise 2 on the primary entries.
@@ -156,8 +161,15 @@ func (s *Settings) Resolve(ctx context.Context) {
 	if s.Ready.URL == "" && len(s.Forwards) > 0 {
 		s.Ready.URL = fmt.Sprintf("http://127.0.0.1:%d/", s.Forwards[0].To)
 	}
-	if s.Restart.Line == runner.AutoRestart {
-		s.Restart.Line, s.RestartReason = runner.DetectRestart(ctx)
+	// An unknown web server has no preset: the commands stay auto and
+	// Validate names the setting.
+	if ws, ok := runner.Presets[s.WebServer]; ok {
+		if s.ConfigTest.Line == runner.AutoConfigTest {
+			s.ConfigTest.Line = ws.ConfigTest
+		}
+		if s.Restart.Line == runner.AutoRestart {
+			s.Restart.Line, s.RestartReason = ws.Reload(ctx)
+		}
 	}
 	if s.Pool.ID == "" && s.Pool.Enabled() {
 		s.Pool.ID, _ = os.Hostname()
@@ -187,6 +199,7 @@ const (
 	KeyGrace            = "drain.grace"
 	KeyOnDeadline       = "drain.on_deadline"
 	KeyIgnore           = "drain.ignore"
+	KeyWebServer        = "web_server"
 	KeyConfigTestCmd    = "restart.configtest_cmd"
 	KeyConfigTestTime   = "restart.configtest_timeout"
 	KeyRestartCmd       = "restart.restart_cmd"
@@ -244,11 +257,14 @@ func (s Settings) Validate() error {
 			return invalid(t.key, "%s timeout %v: must be positive", t.what, t.d)
 		}
 	}
-	if s.ConfigTest.Line == "" {
-		return invalid(KeyConfigTestCmd, "configtest command: must be set")
+	if _, err := runner.ParseWebServer(s.WebServer); err != nil {
+		return &SettingError{KeyWebServer, err}
 	}
-	if s.Restart.Line == "" {
-		return invalid(KeyRestartCmd, "restart command: must be set")
+	if l := s.ConfigTest.Line; l == "" || l == runner.AutoConfigTest && s.WebServer == runner.Custom {
+		return invalid(KeyConfigTestCmd, "configtest command: must be set (web_server %s has no preset)", s.WebServer)
+	}
+	if l := s.Restart.Line; l == "" || l == runner.AutoRestart && s.WebServer == runner.Custom {
+		return invalid(KeyRestartCmd, "restart command: must be set (web_server %s has no preset)", s.WebServer)
 	}
 	if s.Reboot.Command.Line == "" {
 		return invalid(KeyRebootCmd, "reboot command: must be set (systemctl reboot, unless the host reboots otherwise)")

@@ -70,6 +70,34 @@ func TestDefaultsResolveAndValidate(t *testing.T) {
 	}
 }
 
+// The web server preset fills in the commands left auto; commands given
+// win over it.
+func TestWebServerPresets(t *testing.T) {
+	s := Defaults()
+	s.WebServer = "nginx"
+	s.Resolve(context.Background())
+	if s.ConfigTest.Line != "nginx -t" || !strings.Contains(s.Restart.Line, "nginx") || !strings.Contains(s.RestartReason, "nginx") {
+		t.Errorf("nginx: configtest %q, restart %q (%s)", s.ConfigTest.Line, s.Restart.Line, s.RestartReason)
+	}
+	s = Defaults()
+	s.Resolve(context.Background())
+	if s.ConfigTest.Line != "apache2ctl -t" || !strings.Contains(s.Restart.Line, "apache2") {
+		t.Errorf("apache: configtest %q, restart %q", s.ConfigTest.Line, s.Restart.Line)
+	}
+	s = Defaults()
+	s.WebServer, s.ConfigTest.Line, s.Restart.Line = "nginx", "openresty -t", "openresty -s reload"
+	s.Resolve(context.Background())
+	if s.ConfigTest.Line != "openresty -t" || s.Restart.Line != "openresty -s reload" || s.Validate() != nil {
+		t.Errorf("given commands replaced: %q, %q (%v)", s.ConfigTest.Line, s.Restart.Line, s.Validate())
+	}
+	s = Defaults()
+	s.WebServer, s.ConfigTest.Line, s.Restart.Line = "custom", "true", "true"
+	s.Resolve(context.Background())
+	if err := s.Validate(); err != nil {
+		t.Errorf("custom with both commands: %v", err)
+	}
+}
+
 // Each setting Validate refuses is named by its key, which the CLI turns
 // into the config file's line or leaves to the flag, and by a message
 // that names the setting and its value.
@@ -94,6 +122,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{KeyAgentCheckListen, `agent-check listen "8081"`, func(s *Settings) { s.AgentCheckListen = "8081" }},
 		{KeyMetricsListen, `metrics listen "nope"`, func(s *Settings) { s.MetricsListen = "nope" }},
 		{"", "drain deadline 1s: must not be shorter than min-wait 2s", func(s *Settings) { s.Policy.Deadline = time.Second }},
+		{KeyWebServer, `web server "lighttpd": want apache, nginx or custom`, func(s *Settings) { s.WebServer = "lighttpd" }},
+		{KeyConfigTestCmd, "web_server custom has no preset", func(s *Settings) { s.WebServer, s.ConfigTest.Line = "custom", "auto" }},
+		{KeyRebootCmd, "reboot command: must be set", func(s *Settings) { s.Reboot.Command.Line = "" }},
 	} {
 		s := Defaults()
 		s.Restart.Line = "true"

@@ -29,6 +29,7 @@ type view struct {
 	Reconcile        duration `yaml:"reconcile_interval"`
 	MetricsListen    text     `yaml:"metrics_listen"`
 	AgentCheckListen text     `yaml:"agent_check_listen"`
+	WebServer        text     `yaml:"web_server"`
 	HealthChecks     struct {
 		Watch boolean `yaml:"watch"`
 		Fall  count   `yaml:"fall"`
@@ -81,6 +82,7 @@ func viewOf(s *agent.Settings) *view {
 		Socket: text{&s.Socket}, SocketGroup: text{&s.SocketGroup}, StateDir: text{&s.StateDir},
 		Reconcile:     duration{&s.Reconcile},
 		MetricsListen: text{&s.MetricsListen}, AgentCheckListen: text{&s.AgentCheckListen},
+		WebServer: text{&s.WebServer},
 	}
 	h := &v.HealthChecks
 	h.Watch, h.Fall, h.Rise = boolean{&s.Checks.Watch}, count{&s.Checks.Fall}, count{&s.Checks.Rise}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -29,28 +28,16 @@ const (
 	ApachectlRestart = "apache2ctl -k graceful"
 )
 
-// DetectRestart chooses the graceful restart command, and says why.
-// Where systemd runs Apache, "apache2ctl -k graceful" run by the agent
-// would, if Apache were down, start it inside drainctl.service's cgroup,
-// and the next "systemctl stop drainctl" would kill it: so systemd does
-// the reload. systemctl is asked whether it knows apache2.service.
+// DetectRestart chooses Apache's graceful restart command, and says why
+// (WebServer.Reload).
 func DetectRestart(ctx context.Context) (cmd, reason string) {
-	return detectRestart(ctx, "/run/systemd/system", "systemctl")
+	return Presets[Apache].Reload(ctx)
 }
 
 // detectRestart is DetectRestart with systemd's run directory (present
 // when systemd is PID 1) and the systemctl command as parameters.
 func detectRestart(ctx context.Context, runDir, systemctl string) (cmd, reason string) {
-	if fi, err := os.Stat(runDir); err != nil || !fi.IsDir() {
-		return ApachectlRestart, "systemd is not running: Apache's own graceful restart"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, systemctl, "show", "--property=LoadState", "--value", "apache2.service").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "loaded" {
-		return ApachectlRestart, "systemd does not know apache2.service: Apache's own graceful restart"
-	}
-	return SystemdRestart, "systemd runs apache2.service: reload it through systemd"
+	return Presets[Apache].reload(ctx, runDir, systemctl)
 }
 
 // Command is one shell command with a time limit.

@@ -57,3 +57,27 @@ func TestDetectRestart(t *testing.T) {
 		t.Errorf("no systemctl: %q", cmd)
 	}
 }
+
+// nginx's preset: systemd's reload of nginx.service where systemd runs
+// it, else nginx -s reload; an unknown web server is refused by name.
+func TestNginxReload(t *testing.T) {
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "systemd-system")
+	os.Mkdir(runDir, 0o755)
+	systemctl := filepath.Join(dir, "systemctl")
+	os.WriteFile(systemctl, []byte("#!/bin/sh\n[ \"$*\" = \"show --property=LoadState --value nginx.service\" ] && echo loaded\n"), 0o755)
+	ng := Presets[Nginx]
+	if cmd, why := ng.reload(context.Background(), runDir, systemctl); cmd != "systemctl reload nginx.service" || !strings.Contains(why, "systemd runs nginx.service") {
+		t.Errorf("systemd with nginx.service: %q (%s)", cmd, why)
+	}
+	if cmd, why := ng.reload(context.Background(), filepath.Join(dir, "none"), systemctl); cmd != "nginx -s reload" || !strings.Contains(why, "not running") {
+		t.Errorf("without systemd: %q (%s)", cmd, why)
+	}
+	// Apache's unit is not nginx's: the same systemctl does not know it.
+	if cmd, _ := Presets[Apache].reload(context.Background(), runDir, systemctl); cmd != ApachectlRestart {
+		t.Errorf("apache where systemd knows only nginx: %q", cmd)
+	}
+	if _, err := ParseWebServer("lighttpd"); err == nil || !strings.Contains(err.Error(), "apache, nginx or custom") {
+		t.Errorf("unknown web server: %v", err)
+	}
+}
