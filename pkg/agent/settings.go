@@ -257,17 +257,8 @@ func (s Settings) Validate() error {
 			return invalid(t.key, "%s timeout %v: must be positive", t.what, t.d)
 		}
 	}
-	if _, err := runner.ParseWebServer(s.WebServer); err != nil {
-		return &SettingError{KeyWebServer, err}
-	}
-	if l := s.ConfigTest.Line; l == "" || l == runner.AutoConfigTest && s.WebServer == runner.Custom {
-		return invalid(KeyConfigTestCmd, "configtest command: must be set (web_server %s has no preset)", s.WebServer)
-	}
-	if l := s.Restart.Line; l == "" || l == runner.AutoRestart && s.WebServer == runner.Custom {
-		return invalid(KeyRestartCmd, "restart command: must be set (web_server %s has no preset)", s.WebServer)
-	}
-	if s.Reboot.Command.Line == "" {
-		return invalid(KeyRebootCmd, "reboot command: must be set (systemctl reboot, unless the host reboots otherwise)")
+	if err := s.validateCommands(); err != nil {
+		return err
 	}
 	if err := checkURL(s.Ready.URL); err != nil {
 		return &SettingError{KeyReadyURL, err}
@@ -296,6 +287,23 @@ func (s Settings) Validate() error {
 		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
 			return invalid(KeyMetricsListen, "metrics listen %q: want HOST:PORT, e.g. 127.0.0.1:9188 or :9188", s.MetricsListen)
 		}
+	}
+	return nil
+}
+
+// validateCommands checks the web server's commands and the reboot's.
+func (s Settings) validateCommands() error {
+	if _, err := runner.ParseWebServer(s.WebServer); err != nil {
+		return &SettingError{KeyWebServer, err}
+	}
+	if l := s.ConfigTest.Line; l == "" || l == runner.AutoConfigTest && s.WebServer == runner.Custom {
+		return invalid(KeyConfigTestCmd, "configtest command: must be set (web_server %s has no preset)", s.WebServer)
+	}
+	if l := s.Restart.Line; l == "" || l == runner.AutoRestart && s.WebServer == runner.Custom {
+		return invalid(KeyRestartCmd, "restart command: must be set (web_server %s has no preset)", s.WebServer)
+	}
+	if s.Reboot.Command.Line == "" {
+		return invalid(KeyRebootCmd, "reboot command: must be set (systemctl reboot, unless the host reboots otherwise)")
 	}
 	return nil
 }
