@@ -263,7 +263,7 @@ func (l *Lab) StartAgent(w *Web) error {
 	w.Socket = filepath.Join(w.dir, "agent.sock")
 	cmd := w.ns.Command(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
 		"--backend", l.o.Backend, "--forward", "81:80",
-		"--configtest-cmd", strings.Join(w.configTestCmd(), " "), "--restart-cmd", strings.Join(w.reloadCmd(), " "),
+		"--configtest-cmd", strings.Join(w.configTestCmd(), " "), "--restart-cmd", w.ReloadCommand(),
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
 		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
 		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String())

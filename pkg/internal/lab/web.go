@@ -84,6 +84,10 @@ func (w *Web) Forward(args ...string) error {
 	return err
 }
 
+// ReloadCommand is the command Graceful (and the agent) reload w's web
+// server with.
+func (w *Web) ReloadCommand() string { return strings.Join(w.reloadCmd(), " ") }
+
 // Graceful reloads w's web server gracefully in its namespace
 // (`apache2 -k graceful`, `nginx -s reload`).
 func (w *Web) Graceful() error {
