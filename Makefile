@@ -38,9 +38,10 @@ build:
 
 ## demo: real HAProxy and Apache in namespaces, users under load, web1
 ## restarted by drainctl and the naive way, a report side by side (root;
-## installs what is missing; removes everything it made, also on Ctrl-C)
+## installs what is missing; removes everything it made, also on Ctrl-C);
+## WEB=nginx runs nginx app servers instead of Apache
 demo: deps build
-	bin/drainctl-lab -drainctl bin/drainctl
+	bin/drainctl-lab -drainctl bin/drainctl $(if $(WEB),-web $(WEB))
 
 ## demo-forward: just the forward: one keep-alive user, withdrawn
 ## drainctl's way and the naive way

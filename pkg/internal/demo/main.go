@@ -1,5 +1,5 @@
 // Command drainctl-lab runs the demo: real HAProxy and two real Apache
-// servers in network namespaces, users under load, and one app server
+// (or, with -web nginx, nginx) servers in network namespaces, users under load, and one app server
 // restarted twice over — by drainctl, and the naive way of the original
 // blog post (docs/design.md describes it) — with a report side by side. `make demo` runs it.
 package main
@@ -37,6 +37,7 @@ type outcome struct {
 func main() {
 	binary := flag.String("drainctl", "bin/drainctl", "the drainctl binary")
 	backend := flag.String("backend", "nftables", "nftables or iptables")
+	web := flag.String("web", "apache", "the app servers' web server: apache or nginx")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "drainctl-lab: run as root (it makes network namespaces): sudo make demo")
@@ -49,17 +50,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	title("drainctl: restart web1 under load, with the recommended HAProxy pattern")
-	good, err := run(ctx, bin, *backend, lab.Recommended)
+	title(fmt.Sprintf("drainctl: restart web1 (%s) under load, with the recommended HAProxy pattern", *web))
+	good, err := run(ctx, bin, *backend, lab.WebServer(*web), lab.Recommended)
 	if err != nil {
 		fail(err)
 	}
 	// The naive way is the procedure drainctl started from, as a blog post
 	// described it (docs/design.md): HAProxy sends traffic to port 81 and
-	// checks it plainly; the operator deletes the REDIRECT, restarts
-	// Apache and adds the REDIRECT back.
+	// checks it plainly; the operator deletes the REDIRECT, reloads the
+	// web server and adds the REDIRECT back.
 	title("the naive way (a common recipe): traffic through 81, plain checks, delete the REDIRECT, restart, add it back")
-	naive, err := run(ctx, bin, *backend, lab.Naive)
+	naive, err := run(ctx, bin, *backend, lab.WebServer(*web), lab.Naive)
 	if err != nil {
 		fail(err)
 	}
@@ -142,12 +143,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-func run(ctx context.Context, bin, backend string, p lab.Pattern) (o outcome, err error) {
+func run(ctx context.Context, bin, backend string, web lab.WebServer, p lab.Pattern) (o outcome, err error) {
 	id := fmt.Sprintf("demo%d", os.Getpid()%100000)
 	if p == lab.Naive {
 		id = fmt.Sprintf("naive%d", os.Getpid()%100000)
 	}
-	l, err := lab.Start(ctx, lab.Options{Binary: bin, Backend: backend, Pattern: p, ID: id,
+	l, err := lab.Start(ctx, lab.Options{Binary: bin, Backend: backend, Pattern: p, WebServer: web, ID: id,
 		Dir: filepath.Join(os.TempDir(), "drainctl-"+id), Deadline: 5 * time.Second})
 	if err != nil {
 		return o, err
@@ -230,7 +231,7 @@ func watchStatus(ctx context.Context, l *lab.Lab, server string, start time.Time
 }
 
 // naiveRestart is the blog post's procedure: delete the REDIRECT, wait
-// 3 s, restart Apache gracefully, wait 3 s, add the REDIRECT back. It
+// 3 s, reload the web server gracefully, wait 3 s, add the REDIRECT back. It
 // returns the drain time, the restart's time and when the forward was back.
 func naiveRestart(web *lab.Web, start time.Time, at func() string) (drain, restart, restored time.Duration, err error) {
 	fmt.Printf("  %s delete the REDIRECT (drainctl forward remove)\n", at())
@@ -239,7 +240,7 @@ func naiveRestart(web *lab.Web, start time.Time, at func() string) (drain, resta
 	}
 	time.Sleep(3 * time.Second)
 	drain = time.Since(start)
-	fmt.Printf("  %s apache2 -k graceful\n", at())
+	fmt.Printf("  %s %s\n", at(), web.ReloadCommand())
 	t0 := time.Now()
 	if err := web.Graceful(); err != nil {
 		return 0, 0, 0, err

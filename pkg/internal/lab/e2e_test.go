@@ -53,7 +53,11 @@ func startLabN(t testing.TB, backend string, p Pattern, n int) *Lab {
 func startLabWith(t testing.TB, o Options) *Lab {
 	t.Helper()
 	nstest.RequireRoot(t)
-	nstest.RequireCmd(t, "haproxy", "apache2", "nft", "iptables")
+	web := "apache2"
+	if o.WebServer == Nginx {
+		web = "nginx"
+	}
+	nstest.RequireCmd(t, "haproxy", web, "nft", "iptables")
 	id := fmt.Sprintf("%d%s", os.Getpid()%100000, strings.TrimPrefix(strings.TrimPrefix(strings.ReplaceAll(t.Name(), "/", ""), "TestE2E"), "Benchmark"))
 	id = strings.ToLower(id)
 	if len(id) > 10 {

@@ -1,7 +1,7 @@
 // Package lab builds the end-to-end lab the tests and the demo share:
 // a load balancer namespace running real HAProxy, and app server
 // namespaces each running real Apache (Debian's apache2, its own config
-// and pid file) and the drainctl agent, joined by veth links with no
+// and pid file) or real nginx (Options.WebServer) and the drainctl agent, joined by veth links with no
 // route out. Close removes every process (by PID) and namespace it made.
 package lab
 
@@ -66,6 +66,10 @@ type Options struct {
 	// their namespace, links and pool flags: the test runs their web
 	// server and agent itself, in a container (hosted.go).
 	Hosted int
+	// WebServer is what the app servers run: Apache (the default) or
+	// Nginx, each with its own config, pid file and logs in the server's
+	// directory, reloaded gracefully by the agent.
+	WebServer WebServer
 	// ID makes names unique (namespaces dl-ID-lb, dl-ID-web1...).
 	ID  string
 	Dir string // work directory; removed by Close
@@ -75,8 +79,10 @@ type Options struct {
 type Web struct {
 	Name, Addr string
 	ns         *namespace.NS
+	addrs      []string // its other addresses (the passive HAProxy's link)
 	dir, conf  string
 	Socket     string // its agent's control socket
+	server     WebServer
 	binary     string
 	backend    string
 	poolFlags  []string // the agent's pool flags (Options.Pool)
@@ -122,6 +128,9 @@ const Frontend = "http://127.0.0.1:8000/"
 func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	l = &Lab{o: o.withDefaults()}
 	o = l.o
+	if o.WebServer != Apache && o.WebServer != Nginx {
+		return nil, fmt.Errorf("lab: web server %q, want %s or %s", o.WebServer, Apache, Nginx)
+	}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -141,7 +150,8 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	var servers []haproxy.Server
 	for i := 1; i <= o.Servers; i++ {
-		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend}
+		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend,
+			server: o.WebServer}
 		if w.ns, err = namespace.New(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
 			return l, err
 		}
@@ -153,6 +163,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 			if err := l.linkPassive(w, i); err != nil {
 				return l, err
 			}
+			w.addrs = append(w.addrs, passiveAddr(i))
 		}
 		if o.Pool != nil {
 			w.poolFlags = l.poolFlags(w, i)
@@ -181,7 +192,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 }
 
 // withDefaults fills in what o leaves zero: the recommended pattern, two
-// servers, a 5s drain deadline.
+// servers, a 5s drain deadline, Apache.
 func (o Options) withDefaults() Options {
 	if o.Pattern == "" {
 		o.Pattern = Recommended
@@ -191,6 +202,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Deadline == 0 {
 		o.Deadline = 5 * time.Second
+	}
+	if o.WebServer == "" {
+		o.WebServer = Apache
 	}
 	return o
 }
@@ -214,37 +228,24 @@ func (l *Lab) waitUp(ctx context.Context) error {
 	return nil
 }
 
-// apacheConf is the lab's Apache config, shared with scripts/lib/lab.sh.
-//
-//go:embed apache2.conf
-var apacheConf string
-
 func (l *Lab) startWeb(w *Web) error {
 	if w.Hosted {
 		return nil
 	}
 	w.dir = filepath.Join(l.o.Dir, w.Name)
-	run := filepath.Join(w.dir, "run")
 	if err := os.MkdirAll(filepath.Join(w.dir, "www"), 0o755); err != nil {
 		return err
 	}
-	os.MkdirAll(run, 0o755)
-	exec.Command("chown", "www-data:www-data", run).Run()
 	if err := os.WriteFile(filepath.Join(w.dir, "www", "index.html"), []byte(w.Name+"\n"), 0o644); err != nil {
 		return err
 	}
-	w.conf = filepath.Join(w.dir, "apache2.conf")
-	conf := strings.NewReplacer("@NAME@", w.Name, "@DIR@", w.dir).Replace(apacheConf)
-	if err := os.WriteFile(w.conf, []byte(conf), 0o644); err != nil {
-		return err
+	start := startApache
+	if w.server == Nginx {
+		start = startNginx
 	}
-	if _, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "start"); err != nil {
-		return err
-	}
-	pid, err := waitPidFile(filepath.Join(w.dir, "apache.pid"))
+	pid, err := start(w)
 	if err != nil {
-		b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
-		return fmt.Errorf("apache in %s: %w: %s", w.ns.Name, err, b)
+		return err
 	}
 	l.pids = append(l.pids, pid)
 	if _, err := w.ns.Exec(l.o.Binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
@@ -262,7 +263,7 @@ func (l *Lab) StartAgent(w *Web) error {
 	w.Socket = filepath.Join(w.dir, "agent.sock")
 	cmd := w.ns.Command(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
 		"--backend", l.o.Backend, "--forward", "81:80",
-		"--configtest-cmd", "apache2 -f "+w.conf+" -t", "--restart-cmd", "apache2 -f "+w.conf+" -k graceful",
+		"--configtest-cmd", strings.Join(w.configTestCmd(), " "), "--restart-cmd", w.ReloadCommand(),
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
 		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
 		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String())
@@ -336,10 +337,10 @@ func waitPidFile(path string) (pid int, err error) {
 // says so instead of claiming a clean machine). Safe to call twice.
 func (l *Lab) Close() error {
 	var errs []error
-	// An Apache started again by a test (a patch that stops and starts
-	// it) has a pid the lab did not record: its pid file has it.
+	// A web server started again by a test (a patch that stops and
+	// starts it) has a pid the lab did not record: its pid file has it.
 	for _, w := range l.Webs {
-		if pid, err := waitPidFileNow(filepath.Join(w.dir, "apache.pid")); err == nil && !slices.Contains(l.pids, pid) {
+		if pid, err := waitPidFileNow(w.pidFile()); err == nil && !slices.Contains(l.pids, pid) {
 			l.pids = append(l.pids, pid)
 		}
 	}
