@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -237,4 +238,45 @@ func lastIndex(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// gatedRotation holds its first wait for the server back until gate is
+// closed (a slow load balancer), after closing waiting.
+type gatedRotation struct {
+	fakeRotation
+	once          sync.Once
+	waiting, gate chan struct{}
+}
+
+func (g *gatedRotation) Wait(ctx context.Context, w lbview.Want, since time.Time) lbview.Confirmation {
+	if w == lbview.Back {
+		first := false
+		g.once.Do(func() { first = true })
+		if first {
+			close(g.waiting)
+			<-g.gate
+		}
+	}
+	return g.fakeRotation.Wait(ctx, w, since)
+}
+
+// The releaser waits for the load balancers before giving an owed slot
+// back; an operation that took the server out meanwhile (its slot is the
+// same claim, given back by Acquire) must keep it: the releaser checks
+// again after its wait.
+func TestReleaserKeepsASlotTakenAgainDuringItsWait(t *testing.T) {
+	since := time.Unix(1_700_000_000, 0).UTC()
+	slots := &fakeSlots{held: &pool.Claim{ID: "web1", Op: "exit", Since: since}}
+	rot := &gatedRotation{fakeRotation: fakeRotation{lbs: []lbview.LB{lb1}}, waiting: make(chan struct{}), gate: make(chan struct{})}
+	owed := state.State{Version: state.Version, Phase: state.InService, Slot: &state.Slot{Pool: "web", Op: state.OpExit, Since: since}}
+	r := newRigDeps(t, context.Background(), &owed, func(d *Deps) { d.Slots, d.Rotation, d.PoolWait = slots, rot, time.Second })
+	<-rot.waiting // the releaser waits for the load balancers
+	if _, err := r.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(rot.gate)
+	time.Sleep(100 * time.Millisecond) // the releaser's turn
+	if st, _ := r.store.Load(); !slots.isHeld() || st.Slot == nil || st.Phase != state.Held {
+		t.Fatalf("slot held %v, state %+v: the held server's slot was given back", slots.isHeld(), st)
+	}
 }
