@@ -44,11 +44,7 @@ func (h Host) Boot() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	stat, err := os.ReadFile(h.path("/proc/1/stat"))
-	if err != nil {
-		return "", fmt.Errorf("read PID 1's start: %w", err)
-	}
-	ticks, err := parseStartTime(stat)
+	ticks, err := h.initTicks()
 	if err != nil {
 		return "", err
 	}
@@ -91,14 +87,9 @@ const userHZ = 100
 // not enough to split a container's 1-second reboot into shutdown and
 // boot.
 func (h Host) InitStart() (time.Time, error) {
-	statPath := h.path("/proc/1/stat")
-	stat, err := os.ReadFile(statPath)
+	ticks, err := h.initTicks()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("read init's start time: %w", err)
-	}
-	ticks, err := parseStartTime(stat)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read init's start time from %s: %w", statPath, err)
+		return time.Time{}, err
 	}
 	since := time.Duration(ticks) * (time.Second / userHZ)
 	if b, err := os.ReadFile(h.path("/proc/uptime")); err == nil {
@@ -119,6 +110,21 @@ func (h Host) InitStart() (time.Time, error) {
 		return time.Time{}, fmt.Errorf("read boot time from %s: %w", procStat, err)
 	}
 	return time.Unix(btime, 0).Add(since), nil
+}
+
+// initTicks is PID 1's start (field 22 of /proc/1/stat), in clock ticks
+// since the kernel booted.
+func (h Host) initTicks() (uint64, error) {
+	statPath := h.path("/proc/1/stat")
+	stat, err := os.ReadFile(statPath)
+	if err != nil {
+		return 0, fmt.Errorf("read init's start time: %w", err)
+	}
+	ticks, err := parseStartTime(stat)
+	if err != nil {
+		return 0, fmt.Errorf("read init's start time from %s: %w", statPath, err)
+	}
+	return ticks, nil
 }
 
 // parseStartTime returns field 22 (starttime) of a /proc/PID/stat line.

@@ -115,13 +115,9 @@ func (e *Engine) Restart(req Request, progress func(Event)) (Result, error) {
 }
 
 func (r *opRun) restart() error {
-	st, res := r.st, r.res
-	if st.Phase == state.Held && st.Holder != nil && st.Holder.Command != "" {
-		return runBusy(st)
-	}
-	if st.Phase == state.Held {
-		return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
-			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
+	res := r.res
+	if err := heldBusy(r.st); err != nil {
+		return err
 	}
 	if err := r.takeSlotInWindow(); err != nil {
 		return err
@@ -148,6 +144,21 @@ func (r *opRun) restart() error {
 	res.Phase, res.Elapsed = state.InService, r.elapsed()
 	res.Note = "restarted; " + backNote(res.Back)
 	return nil
+}
+
+// heldBusy refuses to take a held server out again (restart, reboot):
+// busy, naming the holder, or the maintenance run that owns the hold.
+// Held after a failure too (a reboot that did not come back ready): a
+// person looks first, then runs maintenance exit.
+func heldBusy(st state.State) error {
+	if st.Phase != state.Held {
+		return nil
+	}
+	if st.Holder != nil && st.Holder.Command != "" {
+		return runBusy(st)
+	}
+	return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
+		Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
 }
 
 // confirmed is the start of a note on a confirmed withdraw: "out of

@@ -70,15 +70,9 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 }
 
 func (r *opRun) reboot() error {
-	e, st := r.e, r.st
-	if st.Phase == state.Held {
-		if st.Holder != nil && st.Holder.Command != "" {
-			return runBusy(st)
-		}
-		// Held after a reboot that did not come back ready, too: a person
-		// looks first.
-		return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
-			Msg: "busy: the server is in maintenance" + holderText(st.Holder) + "; run maintenance exit first"}
+	e := r.e
+	if err := heldBusy(r.st); err != nil {
+		return err
 	}
 	boot, err := e.d.Boot.ID()
 	if err != nil {

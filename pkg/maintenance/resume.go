@@ -57,7 +57,6 @@ func (e *Engine) resume() (string, error) {
 			e.log.Error("remove forwards that are no longer configured", "err", err)
 		}
 	}()
-	withdrawn := e.withdrawAll
 	switch {
 	case st.Phase == state.InService:
 		e.fwMu.Lock()
@@ -68,7 +67,7 @@ func (e *Engine) resume() (string, error) {
 		return "in service: forward applied", nil
 
 	case st.Op == state.OpNone && st.Phase == state.Held, st.Op == state.OpEnter:
-		if err := withdrawn(); err != nil {
+		if err := e.withdrawAll(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		note := "agent restarted: still in maintenance"
@@ -84,7 +83,7 @@ func (e *Engine) resume() (string, error) {
 		return note, err
 
 	case st.Op == state.OpRestart && (st.Phase == state.Withdrawing || st.Phase == state.Draining || st.Phase == state.ConfigTest):
-		if err := withdrawn(); err != nil {
+		if err := e.withdrawAll(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		if err := e.resuming(state.OpRestart).readyAndRestore("agent restarted before the web server was restarted: rolling back"); err != nil {
@@ -93,7 +92,7 @@ func (e *Engine) resume() (string, error) {
 		return "restart interrupted before the web server was restarted: rolled back, in service", nil
 
 	default: // a restart after the web server was touched, or an exit
-		if err := withdrawn(); err != nil {
+		if err := e.withdrawAll(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		what := fmt.Sprintf("agent restarted during %s (%s): finishing", st.Op, st.Phase)

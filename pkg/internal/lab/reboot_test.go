@@ -119,6 +119,13 @@ type downUp struct {
 	maxDown  int // most primaries DOWN at once, of those watched
 }
 
+// seen is what the watch saw so far.
+func (d *downUp) seen() (down, up time.Time, maxDown int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.down, d.up, d.maxDown
+}
+
 func watchDownUp(t *testing.T, l *Lab, servers ...string) *downUp {
 	d := &downUp{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -184,7 +191,7 @@ func TestE2ERebootUnderLoad(t *testing.T) {
 	if res.Failed != 0 {
 		t.Fatalf("%d failed requests, want 0", res.Failed)
 	}
-	out, _ := l.Webs[0].poolStatus(l)
+	out, _ := l.Webs[0].poolStatus()
 	t.Logf("pool after: %s", out)
 }
 
@@ -218,9 +225,7 @@ func rebootUnderLoad(t *testing.T, l *Lab, c *nspawn.Container, w *Web, boot int
 	// its stats may say so a poll later.
 	var down, up time.Time
 	for i := 0; i < 100; i++ {
-		view.mu.Lock()
-		down, up = view.down, view.up
-		view.mu.Unlock()
+		down, up, _ = view.seen()
 		if !up.IsZero() {
 			break
 		}
@@ -242,7 +247,7 @@ func rebootUnderLoad(t *testing.T, l *Lab, c *nspawn.Container, w *Web, boot int
 }
 
 // poolStatus is `drainctl pool status` on a lab agent, for the log.
-func (w *Web) poolStatus(l *Lab) (string, int) {
+func (w *Web) poolStatus() (string, int) {
 	if w.Hosted {
 		return "", 0
 	}
@@ -348,9 +353,7 @@ func TestE2ERebootPoolOneAtATime(t *testing.T) {
 	if res.Failed != 0 {
 		t.Fatalf("%d failed requests, want 0", res.Failed)
 	}
-	view.mu.Lock()
-	maxDown := view.maxDown
-	view.mu.Unlock()
+	_, _, maxDown := view.seen()
 	if maxDown != 1 {
 		t.Fatalf("at most %d of the two containers DOWN at once, want 1", maxDown)
 	}
@@ -458,9 +461,7 @@ nsenter -t "$pid" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin sh -c "$*" || exi
 	if res.Failed != 0 {
 		t.Fatalf("%d failed requests, want 0", res.Failed)
 	}
-	view.mu.Lock()
-	maxDown := view.maxDown
-	view.mu.Unlock()
+	_, _, maxDown := view.seen()
 	if maxDown != 1 {
 		t.Errorf("at most %d of the two DOWN at once, want 1", maxDown)
 	}
