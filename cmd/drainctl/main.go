@@ -50,6 +50,7 @@ func newApp() *cli.App {
 			waitDrainedCommand(),   // wait_drained.go
 			haproxyConfigCommand(), // haproxy_config.go
 			haproxyCheckCommand(),  // haproxy_check.go
+			doctorCommand(),        // doctor.go
 			completionCommand(),    // completion.go
 			manCommand(),           // man.go (hidden)
 		},
@@ -112,6 +113,10 @@ const (
 	// command failed or the host did not reboot: the server stays out.
 	exitOutsideWindow = 13
 	exitRebootFailed  = 14
+	// doctor's: the worst finding was a warning, or a failure (requests
+	// will be lost, or drainctl's commands will fail).
+	exitDoctorWarning = 15
+	exitDoctorFail    = 16
 )
 
 // exitCodes describes each code for drainctl(8); README.md's table says
@@ -135,4 +140,6 @@ var exitCodes = []struct {
 	{exitPoolUnavailable, "etcd did not answer (down, unreachable, no quorum): the server was not taken out"},
 	{exitOutsideWindow, "outside the --window (or it closed while waiting for a pool slot): nothing was changed"},
 	{exitRebootFailed, "the reboot command failed, or the host did not reboot: the server stays out"},
+	{exitDoctorWarning, "doctor: warnings, nothing worse"},
+	{exitDoctorFail, "doctor: a finding that will lose requests or make drainctl's commands fail"},
 }

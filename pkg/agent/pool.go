@@ -154,3 +154,7 @@ func (p PoolSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(p) }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (p *PoolSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, p) }
+
+// Open makes the pool.Pool of the settings, for a reader of the pool
+// other than the agent (drainctl doctor); it dials nothing yet.
+func (p PoolSettings) Open() (*pool.Pool, error) { return p.open() }

@@ -167,6 +167,11 @@ func legacySaves(want func(tables []string) bool) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
+// LegacySaves returns iptables-legacy-save's output for each family that
+// has legacy tables (run only then: running it loads kernel modules).
+// drainctl doctor reads other software's rules in it.
+func LegacySaves() ([]string, error) { return legacySaves(anyTable) }
+
 // anyTable and natOrFilter are legacySaves' usual wants.
 func anyTable(ts []string) bool { return len(ts) > 0 }
 func natOrFilter(ts []string) bool {

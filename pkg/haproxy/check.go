@@ -369,3 +369,40 @@ func contains(ss []string, s string) bool {
 	}
 	return false
 }
+
+// Entry is a primary (not backup) server entry of a haproxy.cfg, with
+// the check timings in force for it.
+type Entry struct {
+	Backend   string        `json:"backend"`
+	Name      string        `json:"name"`
+	Line      int           `json:"line"`
+	Host      string        `json:"host"`
+	Port      int           `json:"port"`
+	CheckPort int           `json:"check_port"` // the port its checks go to
+	Inter     time.Duration `json:"inter"`
+	Fall      int           `json:"fall"`
+	Rise      int           `json:"rise"`
+}
+
+// Primaries lists the checked primary entries of every backend and
+// listen section: what a host compares with the checks it sees.
+func Primaries(r io.Reader) ([]Entry, error) {
+	secs, err := parse(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, sec := range secs {
+		if sec.kind != "backend" && sec.kind != "listen" {
+			continue
+		}
+		for _, s := range sec.servers() {
+			if s.backup || !s.check {
+				continue
+			}
+			out = append(out, Entry{Backend: sec.name, Name: s.name, Line: s.line, Host: s.host, Port: s.port,
+				CheckPort: cmp.Or(s.checkPort, s.port), Inter: s.inter, Fall: s.fall, Rise: s.rise})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,149 @@
+package doctor
+
+import (
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/bootinfo"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/window"
+)
+
+// Facts is what Gather read from the host; Judge decides from it alone.
+type Facts struct {
+	Now time.Time
+	// Settings are the agent's, from the same file and flags.
+	Settings agent.Settings
+	Firewall Firewall
+	Agent    Agent
+	Checks   Checks
+	Web      Web
+	Pool     Pool
+	Reboot   Reboot
+	// HAProxy is set with --haproxy-config.
+	HAProxy *HAProxy
+}
+
+// Firewall is the host's netfilter as drainctl meets it.
+type Firewall struct {
+	Rules    forward.HostRules
+	ProbeErr error
+	// Choice is what backend auto chooses here (with the state file's
+	// record), for a host whose agent does not answer.
+	Choice forward.Choice
+	// Software is the firewall software found on the host.
+	Software []Software
+	// PortRules are other software's rules that name a forward port.
+	PortRules []PortRule
+}
+
+// Software is one firewall tool that manages rules on this host.
+type Software struct {
+	Name string // ufw, firewalld, docker, nftables.service, netfilter-persistent
+	// Detail is how it was found ("/etc/nftables.conf flushes the ruleset").
+	Detail string
+	// Removes: its reload or start removes drainctl's rules (the agent
+	// puts them back).
+	Removes bool
+}
+
+// PortRule is another program's rule that names a forward port.
+type PortRule struct {
+	Where string // "nftables table ip nat", "iptables-legacy table nat"
+	Rule  string
+	Port  uint16
+}
+
+// Agent is what the agent says and how it runs.
+type Agent struct {
+	Socket string
+	// Status is the agent's answer; nil with Err when it gave none.
+	Status *maintenance.Status
+	Err    error
+	// Systemd: systemd runs this host.
+	Systemd bool
+	// Unit is drainctl.service as systemd shows it; nil without systemd.
+	Unit *Unit
+	// StateFile is the state file's path; State its content (nil: no
+	// file), StateErr why it cannot be read.
+	StateFile string
+	State     *state.State
+	StateErr  error
+}
+
+// Unit is a systemd unit's properties (systemctl show).
+type Unit struct {
+	Name          string
+	LoadState     string // loaded, not-found, masked
+	ActiveState   string // active, inactive, failed
+	UnitFileState string // enabled, disabled, static
+	// Families is RestrictAddressFamilies: "" for no restriction, a list,
+	// or "~" and the list denied.
+	Families string
+	// Caps is CapabilityBoundingSet: the capabilities the unit may have.
+	Caps    string
+	DropIns []string
+}
+
+// Checks is the load balancers' view: the agent's (since it started)
+// and doctor's own capture (forward and service ports, for Listened).
+type Checks struct {
+	Listened   time.Duration
+	CaptureErr error
+	// Seen are the sources doctor's capture saw, on the forward ports and
+	// the service ports (LB.Port says which).
+	Seen []lbview.LB
+	// Agent are the agent's load balancers; AgentWatching says whether it
+	// watches at all (an agent's status without health checks).
+	Agent         []lbview.LB
+	AgentWatching bool
+}
+
+// Web is the web server's commands and what they answered.
+type Web struct {
+	Preset runner.WebServer // empty Name for custom
+	// ConfigTest is the config test as run, with its output and error.
+	ConfigTest    runner.Command
+	ConfigTestOut runner.Output
+	ConfigTestErr error
+	// Restart is the restart command the agent runs, and why.
+	Restart       string
+	RestartReason string
+	// Missing are commands (config test, restart, reboot) whose program
+	// is not installed, by setting.
+	Missing map[string]string
+	// Ready is the readiness check's URL and its failure (nil: ready).
+	ReadyURL string
+	ReadyErr error
+	// Unit is the preset's unit (apache2.service) under systemd; nil
+	// without systemd or for custom.
+	Unit *Unit
+}
+
+// Pool is the pool as the agent (or etcd) answers.
+type Pool struct {
+	Configured bool
+	Status     *maintenance.PoolStatus
+	Err        error
+}
+
+// Reboot is whether a reboot is owed, and the maintenance window.
+type Reboot struct {
+	Need bootinfo.Need
+	Err  error
+	// Window is --window (DRAINCTL_PATCH_WINDOW), zero if none.
+	Window window.Window
+}
+
+// HAProxy is a haproxy.cfg read with --haproxy-config.
+type HAProxy struct {
+	File     string
+	Findings []haproxy.Finding
+	// Mine are the primary entries whose address is one of this host's.
+	Mine []haproxy.Entry
+}

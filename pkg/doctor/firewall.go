@@ -1,0 +1,161 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+
+	"github.com/drainctl/drainctl/pkg/forward"
+)
+
+// gatherFirewall probes netfilter as the agent's backend auto does, and
+// finds the firewall software and the rules of others on the forward
+// ports. recorded is the state file's backend.
+func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
+	var fw Firewall
+	conn, err := nftables.New()
+	if err != nil {
+		fw.ProbeErr = fmt.Errorf("open netlink for nftables: %w", err)
+		return fw
+	}
+	if fw.Rules, err = forward.Probe(conn); err != nil {
+		fw.ProbeErr = err
+		return fw
+	}
+	rules := fw.Rules
+	rules.Recorded = recorded
+	fw.Choice, _ = forward.Choose(o.Settings.Backend, rules)
+
+	ports := make([]uint16, 0, len(o.Settings.Forwards))
+	for _, f := range o.Settings.Forwards {
+		ports = append(ports, f.From)
+	}
+	var nftText string
+	if out, err := exec.CommandContext(ctx, "nft", "list", "ruleset").Output(); err == nil {
+		nftText = string(out)
+		fw.PortRules = append(fw.PortRules, nftPortRules(nftText, ports)...)
+	}
+	saves, _ := forward.LegacySaves()
+	for _, s := range saves {
+		fw.PortRules = append(fw.PortRules, savePortRules(s, "iptables-legacy", ports)...)
+	}
+	fw.Software = software(o.Root, nftText, saves, fw.Choice.Backend)
+	return fw
+}
+
+// software names the firewall tools whose rules or files are on the host.
+// backend is where drainctl's rules are: what a tool's reload removes
+// depends on it.
+func software(root, nftText string, saves []string, backend string) []Software {
+	var out []Software
+	all := nftText + strings.Join(saves, "\n")
+	if strings.Contains(all, "ufw-before-input") || strings.Contains(all, "ufw6-before-input") {
+		out = append(out, Software{Name: "ufw", Detail: "its chains are loaded (ufw-before-input...); it changes only its own chains"})
+	}
+	if regexp.MustCompile(`(?m)^table (inet|ip|ip6) firewalld `).MatchString(nftText) {
+		out = append(out, Software{Name: "firewalld", Detail: "its table is loaded; a reload replaces only its own table"})
+	}
+	if strings.Contains(all, "chain DOCKER") || strings.Contains(all, ":DOCKER ") {
+		out = append(out, Software{Name: "docker", Detail: "its DOCKER chains are loaded (nat PREROUTING jumps to DOCKER for local addresses; a container published on a forward port would take its checks)"})
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "/etc/nftables.conf")); err == nil && regexp.MustCompile(`(?m)^\s*flush\s+ruleset`).Match(b) {
+		out = append(out, Software{Name: "nftables.service", Detail: "/etc/nftables.conf flushes the whole ruleset (flush ruleset) at every start and reload of nftables.service", Removes: true})
+	}
+	for _, f := range []string{"/etc/iptables/rules.v4", "/etc/iptables/rules.v6"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
+			// iptables-restore replaces the tables the file names;
+			// drainctl's nftables table is not one of them.
+			out = append(out, Software{Name: "netfilter-persistent", Detail: f + " is restored with iptables-restore at boot and reload",
+				Removes: backend != forward.BackendNftables})
+			break
+		}
+	}
+	return out
+}
+
+// portRE finds a destination port match in nft's text and in
+// iptables-save's: "dport 81", "dport { 80, 81 }", "--dport 81",
+// "--dports 80,81", "dport 80-90".
+var portRE = regexp.MustCompile(`(?:\bdport|--dports?)\s+(\{[^}]*\}|\S+)`)
+
+// namesPort says whether a rule's text matches one of ports by
+// destination port, and which.
+func namesPort(rule string, ports []uint16) (uint16, bool) {
+	for _, m := range portRE.FindAllStringSubmatch(rule, -1) {
+		for _, tok := range strings.FieldsFunc(m[1], func(r rune) bool { return r == '{' || r == '}' || r == ',' || r == ' ' }) {
+			lo, hi, isRange := strings.Cut(strings.ReplaceAll(tok, ":", "-"), "-")
+			a, err1 := strconv.Atoi(lo)
+			b, err2 := strconv.Atoi(hi)
+			if err1 != nil {
+				continue
+			}
+			if !isRange || err2 != nil {
+				b = a
+			}
+			for _, p := range ports {
+				if int(p) >= a && int(p) <= b {
+					return p, true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// ours says whether a rule or chain is drainctl's own.
+func ours(line string) bool {
+	return strings.Contains(line, "drainctl:") || strings.Contains(line, "DRAINCTL-")
+}
+
+// nftPortRules lists the rules of `nft list ruleset` outside drainctl's
+// table that name one of ports.
+func nftPortRules(text string, ports []uint16) []PortRule {
+	var out []PortRule
+	table, chain := "", ""
+	for _, raw := range strings.Split(text, "\n") {
+		line := strings.TrimSpace(raw)
+		switch {
+		case strings.HasPrefix(line, "table "):
+			table = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "table ")), "{")
+			table = strings.TrimSpace(table)
+			chain = ""
+			continue
+		case strings.HasPrefix(line, "chain "):
+			chain = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "chain "), "{"))
+			continue
+		}
+		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) {
+			continue
+		}
+		if p, ok := namesPort(line, ports); ok {
+			out = append(out, PortRule{Where: fmt.Sprintf("nftables table %s, chain %s", table, chain), Rule: line, Port: p})
+		}
+	}
+	return out
+}
+
+// savePortRules lists the rules of an iptables-save output that name one
+// of ports.
+func savePortRules(text, what string, ports []uint16) []PortRule {
+	var out []PortRule
+	table := ""
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table = strings.TrimPrefix(line, "*")
+		case strings.HasPrefix(line, "-A ") && !ours(line):
+			if p, ok := namesPort(line, ports); ok {
+				out = append(out, PortRule{Where: fmt.Sprintf("%s table %s", what, table), Rule: line, Port: p})
+			}
+		}
+	}
+	return slices.Clip(out)
+}

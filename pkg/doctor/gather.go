@@ -1,0 +1,307 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/bootinfo"
+	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/window"
+)
+
+// Options say what Gather reads.
+type Options struct {
+	// Settings are the agent's (the same file and flags).
+	Settings agent.Settings
+	// Listen is how long doctor captures the checks itself, on the
+	// forward and service ports (0: not at all). It needs CAP_NET_RAW.
+	Listen time.Duration
+	// HAProxyConfig, if set, is a haproxy.cfg to check.
+	HAProxyConfig string
+	// Window is the maintenance window to report on (zero: none).
+	Window window.Window
+	// Root prefixes the files read (/etc/nftables.conf...); "" is "/".
+	Root string
+	Log  *slog.Logger
+}
+
+// UnitName is the agent's systemd unit.
+const UnitName = "drainctl.service"
+
+// Gather reads the host. It changes nothing: the config test and the
+// readiness check are run (they only read), nothing is withdrawn or
+// restarted. Its error is for bad input only (an unreadable
+// --haproxy-config); what it cannot read on the host is a fact.
+func Gather(ctx context.Context, o Options) (Facts, error) {
+	s := o.Settings
+	f := Facts{Settings: s}
+	if o.HAProxyConfig != "" {
+		h, err := readHAProxy(o.HAProxyConfig, s)
+		if err != nil {
+			return f, err
+		}
+		f.HAProxy = h
+	}
+	// The capture runs while the rest is read.
+	var watch *lbview.Watch
+	start := time.Now()
+	if o.Listen > 0 {
+		var ports []uint16
+		for _, fw := range s.Forwards {
+			ports = append(ports, fw.From, fw.To)
+		}
+		var err error
+		if watch, err = lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, o.Log); err != nil {
+			f.Checks.CaptureErr = err
+		}
+	} else {
+		f.Checks.CaptureErr = errors.New("not captured (--listen 0)")
+	}
+
+	f.Agent = gatherAgent(ctx, s)
+	recorded := ""
+	if f.Agent.State != nil {
+		recorded = f.Agent.State.Backend
+	}
+	f.Firewall = gatherFirewall(ctx, o, recorded)
+	if st := f.Agent.Status; st != nil && st.HealthChecks != nil {
+		f.Checks.AgentWatching = true
+		f.Checks.Agent = st.HealthChecks.LoadBalancers
+	}
+	f.Web = gatherWeb(ctx, s, f.Agent.Systemd)
+	f.Pool = gatherPool(ctx, s, f.agentUp())
+	f.Reboot.Need, f.Reboot.Err = bootinfo.RebootCheck{Root: o.Root}.Required(ctx)
+	f.Reboot.Window = o.Window
+
+	if watch != nil {
+		select {
+		case <-time.After(time.Until(start.Add(o.Listen))):
+		case <-ctx.Done():
+		}
+		f.Checks.Seen = remote(watch.LoadBalancers())
+		watch.Close()
+		f.Checks.Listened = time.Since(start)
+	}
+	f.Now = time.Now()
+	return f, nil
+}
+
+// remote drops this host's own connections (the readiness check,
+// local monitoring): only other hosts are load balancers.
+func remote(lbs []lbview.LB) []lbview.LB {
+	local := localNames()
+	var out []lbview.LB
+	for _, l := range lbs {
+		if !l.Addr.IsLoopback() && !local[l.Addr.String()] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func readHAProxy(file string, s agent.Settings) (*HAProxy, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	h := &HAProxy{File: file}
+	e := haproxy.Expect{Fall: s.Checks.Fall, Rise: s.Checks.Rise}
+	if len(s.Forwards) > 0 {
+		e.ForwardPort, e.ServicePort = int(s.Forwards[0].From), int(s.Forwards[0].To)
+	}
+	if h.Findings, err = haproxy.Check(bytes.NewReader(b), e); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	all, err := haproxy.Primaries(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	mine := localNames()
+	for _, e := range all {
+		if mine[e.Host] {
+			h.Mine = append(h.Mine, e)
+		}
+	}
+	return h, nil
+}
+
+// localNames are this host's addresses and name: how a haproxy.cfg
+// names it.
+func localNames() map[string]bool {
+	names := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				names[n.IP.String()] = true
+			}
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		names[h] = true
+	}
+	return names
+}
+
+func gatherAgent(ctx context.Context, s agent.Settings) Agent {
+	a := Agent{Socket: s.Socket, StateFile: filepath.Join(s.StateDir, "state.json")}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
+	cancel()
+	if err != nil {
+		a.Err = err
+	} else {
+		a.Status = &st
+	}
+	if b, err := os.ReadFile(a.StateFile); err == nil {
+		if parsed, err := state.Parse(b); err != nil {
+			a.StateErr = err
+		} else {
+			a.State = &parsed
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		a.StateErr = err
+	}
+	a.Systemd = systemdRuns()
+	if a.Systemd {
+		a.Unit = showUnit(ctx, UnitName)
+	}
+	return a
+}
+
+// systemdRuns is sd_booted(): systemd is PID 1 here.
+func systemdRuns() bool {
+	fi, err := os.Stat("/run/systemd/system")
+	return err == nil && fi.IsDir()
+}
+
+// showUnit reads a unit's properties; nil if systemctl cannot say.
+func showUnit(ctx context.Context, name string) *Unit {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "systemctl", "show", name,
+		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,DropInPaths").Output()
+	if err != nil {
+		return nil
+	}
+	return parseUnit(name, string(out))
+}
+
+// parseUnit reads systemctl show's KEY=VALUE lines.
+func parseUnit(name, text string) *Unit {
+	u := &Unit{Name: name}
+	for _, line := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "LoadState":
+			u.LoadState = v
+		case "ActiveState":
+			u.ActiveState = v
+		case "UnitFileState":
+			u.UnitFileState = v
+		case "RestrictAddressFamilies":
+			u.Families = v
+		case "CapabilityBoundingSet":
+			u.Caps = v
+		case "DropInPaths":
+			u.DropIns = strings.Fields(v)
+		}
+	}
+	return u
+}
+
+// programs are the settings' commands, by the name a finding gives them.
+func programs(s agent.Settings) map[string]string {
+	return map[string]string{"configtest": s.ConfigTest.Line, "restart": s.Restart.Line, "reboot": s.Reboot.Command.Line}
+}
+
+// program is the program a command line runs (after VAR=value words);
+// "" when it is not a plain command (a shell construct).
+func program(line string) string {
+	for _, w := range strings.Fields(line) {
+		if strings.Contains(w, "=") && !strings.HasPrefix(w, "/") {
+			continue
+		}
+		if strings.ContainsAny(w, "(){}|&;<>$`'\"") {
+			return ""
+		}
+		return w
+	}
+	return ""
+}
+
+func gatherWeb(ctx context.Context, s agent.Settings, systemd bool) Web {
+	w := Web{Preset: runner.Presets[s.WebServer], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason}
+	if w.RestartReason == "" {
+		w.RestartReason = "set in the configuration"
+	}
+	w.Missing = map[string]string{}
+	for key, line := range programs(s) {
+		if p := program(line); p != "" {
+			if _, err := exec.LookPath(p); err != nil {
+				w.Missing[key] = p
+			}
+		}
+	}
+	if w.Missing["configtest"] == "" {
+		_, w.ConfigTestErr = s.ConfigTest.Run(ctx)
+	}
+	rc := s.Ready
+	rc.Timeout = min(rc.Timeout, 3*time.Second)
+	w.ReadyURL = rc.URL
+	w.ReadyErr = rc.Wait(ctx)
+	if systemd && w.Preset.Unit != "" {
+		w.Unit = showUnit(ctx, w.Preset.Unit)
+	}
+	return w
+}
+
+func gatherPool(ctx context.Context, s agent.Settings, agentUp bool) Pool {
+	p := Pool{Configured: s.Pool.Enabled()}
+	if !p.Configured {
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if agentUp {
+		ps, err := (&api.Client{Socket: s.Socket}).PoolStatus(ctx)
+		if err != nil {
+			p.Err = err
+		} else {
+			p.Status = &ps
+		}
+		return p
+	}
+	// No agent: ask etcd itself, as the agent would.
+	pl, err := s.Pool.Open()
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	defer pl.Close()
+	st, err := pl.Status(ctx)
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	p.Status = &maintenance.PoolStatus{State: st, ID: pl.ID(), MaxUnavailable: pl.Limit().String(), Allowed: pl.Limit().Allowed(st.Size())}
+	return p
+}

@@ -1,0 +1,540 @@
+package doctor
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// agentUp says whether the agent answered.
+func (f Facts) agentUp() bool { return f.Agent.Status != nil }
+
+// forwardPorts and servicePorts are the settings' forwards' two ends.
+func (f Facts) forwardPorts() []uint16 {
+	var ps []uint16
+	for _, fw := range f.Settings.Forwards {
+		ps = append(ps, fw.From)
+	}
+	return ps
+}
+
+func (f Facts) servicePorts() []uint16 {
+	var ps []uint16
+	for _, fw := range f.Settings.Forwards {
+		ps = append(ps, fw.To)
+	}
+	return ps
+}
+
+func judgeFirewall(f Facts) []Finding {
+	fw := f.Firewall
+	if fw.ProbeErr != nil {
+		return []Finding{fail(AreaFirewall, "firewall.unreadable", "cannot read this host's netfilter rules: "+fw.ProbeErr.Error(),
+			"the agent will not be able to read or change the forward either", "run drainctl doctor as root, on the app server itself")}
+	}
+	r := fw.Rules
+	counts := fmt.Sprintf("rules of other software: iptables-legacy %d, iptables-nft %d, native nftables %d", r.Legacy, r.IptablesNft, r.Native)
+	var out []Finding
+	if st := f.Agent.Status; st != nil {
+		out = append(out, ok(AreaFirewall, "firewall.backend", fmt.Sprintf("the agent keeps the forward in %s (%s)", st.Backend, counts)))
+	} else {
+		out = append(out, ok(AreaFirewall, "firewall.backend", fmt.Sprintf("backend %s would be used: %s", fw.Choice.Backend, fw.Choice.Reason)))
+	}
+	if len(r.Drainctl) > 1 {
+		out = append(out, warn(AreaFirewall, "firewall.rules-twice", "drainctl's rules are in several backends: "+strings.Join(r.Drainctl, ", "),
+			"the kernel applies all of them: a withdraw in one leaves the other redirecting",
+			"let the agent move them (it does at its next change), or remove the stale ones with drainctl forward remove --backend NAME"))
+	}
+	for _, s := range fw.Software {
+		found := s.Name + ": " + s.Detail
+		switch {
+		case !s.Removes:
+			out = append(out, ok(AreaFirewall, "firewall.software", found))
+		case f.agentUp():
+			out = append(out, ok(AreaFirewall, "firewall.software", found+"; its reload removes drainctl's rules, and the running agent puts them back"))
+		default:
+			out = append(out, warn(AreaFirewall, "firewall.software-removes", found+"; its reload removes drainctl's rules",
+				"with no agent running nothing puts the forward back: the load balancers take the server out for new users",
+				"run the agent (systemctl enable --now drainctl.service): it watches the ruleset and repairs the forward"))
+		}
+	}
+	for _, pr := range fw.PortRules {
+		out = append(out, warn(AreaFirewall, "firewall.port-rule",
+			fmt.Sprintf("another program's rule names port %d (%s): %s", pr.Port, pr.Where, pr.Rule),
+			fmt.Sprintf("netfilter evaluates it as well as drainctl's: it may redirect, accept or drop the load balancers' checks of port %d before drainctl's rules see them, so a withdraw may not take the server out, or the forward may not work", pr.Port),
+			fmt.Sprintf("remove the rule, or give drainctl a forward port nothing else uses (forwards: in the config, and the load balancers' check port)")))
+	}
+	return out
+}
+
+// sourcesOn splits load balancers by the ports they were seen on.
+func sourcesOn(lbs []lbview.LB, ports []uint16) []lbview.LB {
+	var out []lbview.LB
+	for _, l := range lbs {
+		if slices.Contains(ports, l.Port) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkers merges the agent's view with doctor's own capture: the
+// agent's knows longer histories, the capture is now.
+func (f Facts) checkers() []lbview.LB {
+	byKey := map[lbview.Key]lbview.LB{}
+	for _, l := range f.Checks.Agent {
+		if l.Active {
+			byKey[l.Key()] = l
+		}
+	}
+	for _, l := range sourcesOn(f.Checks.Seen, f.forwardPorts()) {
+		if a, ok := byKey[l.Key()]; ok && a.Interval > 0 && l.Interval == 0 {
+			l.Interval = a.Interval
+		}
+		byKey[l.Key()] = l
+	}
+	out := make([]lbview.LB, 0, len(byKey))
+	for _, l := range byKey {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b lbview.LB) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out
+}
+
+// inService says whether the agent says the forward takes new users.
+func (f Facts) inService() bool {
+	st := f.Agent.Status
+	if st == nil || st.State.Phase != state.InService || st.Running {
+		return false
+	}
+	for _, fw := range st.Forwards {
+		if fw.State() != "in-service" {
+			return false
+		}
+	}
+	return true
+}
+
+func judgeChecks(f Facts) []Finding {
+	c := f.Checks
+	s := f.Settings
+	fwd := lbview.PortsText(f.forwardPorts())
+	watched := fmt.Sprintf("watched for %s", c.Listened.Round(100*time.Millisecond))
+	if c.AgentWatching {
+		watched += " and by the agent since it started"
+	}
+	if c.CaptureErr != nil && !c.AgentWatching {
+		return []Finding{warn(AreaChecks, "checks.unseen", "cannot see the load balancers' checks: "+c.CaptureErr.Error(),
+			"doctor cannot tell whether withdrawing the forward takes this server out of any rotation",
+			"run drainctl doctor as root (it needs CAP_NET_RAW), or with the agent running")}
+	}
+	var out []Finding
+	checkers := f.checkers()
+	now := f.Now
+	for _, l := range checkers {
+		out = append(out, ok(AreaChecks, "checks.forward-port", l.Describe(now)))
+		out = append(out, judgeAnswers(f, l)...)
+		out = append(out, judgeTimings(f, l)...)
+	}
+	// Sources on the service port that never check the forward port:
+	// their health checks do not see a withdraw.
+	checking := map[netip.Addr]bool{}
+	for _, l := range checkers {
+		checking[l.Addr] = true
+	}
+	for _, l := range sourcesOn(c.Seen, f.servicePorts()) {
+		if checking[l.Addr] {
+			continue // its backup entry's checks, or traffic through it
+		}
+		every := ""
+		if l.Interval > 0 {
+			every = " every " + fmt.Sprintf("%.2g s", l.Interval.Seconds())
+		}
+		out = append(out, fail(AreaChecks, "checks.service-port",
+			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
+			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes", l.Port, l.Port),
+			fmt.Sprintf("check the forward port: server NAME %s:%d check (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, f.forwardPorts()[0])))
+	}
+	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" }) {
+		out = append(out, warn(AreaChecks, "checks.none", fmt.Sprintf("no load balancer health-checks %s (%s)", fwd, watched),
+			"withdrawing takes this server out of no rotation: if a load balancer sends it users, they keep coming through a restart",
+			fmt.Sprintf("point the primary entries' checks at %s (drainctl haproxy-config); on a host not yet behind a load balancer, nothing to do", fwd)))
+	}
+	if s.Checks.Watch && f.agentUp() && !c.AgentWatching {
+		out = append(out, warn(AreaChecks, "checks.agent-not-watching", "the agent does not watch the load balancers' checks (health_checks.watch is on)",
+			"withdraws wait min-wait and confirm nothing: \"out of rotation\" is a guess, and a restart of a busy server takes longer",
+			"give the agent CAP_NET_RAW and AF_PACKET (see the agent findings); its log says why at start"))
+	}
+	return out
+}
+
+// judgeAnswers reads the host's answers to one load balancer's checks in
+// doctor's capture: the kernel's own word on the forward.
+func judgeAnswers(f Facts, l lbview.LB) []Finding {
+	var seen *lbview.LB
+	for _, s := range f.Checks.Seen {
+		if s.Key() == l.Key() {
+			seen = &s
+			break
+		}
+	}
+	if seen == nil || seen.Checks < 3 {
+		return nil
+	}
+	switch {
+	case seen.Accepted == 0 && seen.Refused == 0:
+		return []Finding{fail(AreaChecks, "checks.unanswered",
+			fmt.Sprintf("the host answered none of %s's %d checks of port %d", l.Addr, seen.Checks, l.Port),
+			"a rule drops them before or after drainctl's redirect (a firewall's default deny of the service port?): the load balancer sees this server DOWN, withdrawn or not",
+			"allow the service port in the firewall (ufw allow 80/tcp, firewall-cmd --add-service=http): after the redirect, the checks arrive on the service port")}
+	case f.inService() && seen.Accepted == 0:
+		return []Finding{fail(AreaChecks, "checks.refused",
+			fmt.Sprintf("the host refused all %d of %s's checks of port %d while the agent says the forward is in service", seen.Checks, l.Addr, l.Port),
+			"the load balancer sees this server DOWN: it takes no new users",
+			"see the firewall findings: another rule comes before drainctl's redirect, or the web server does not listen on the service port")}
+	}
+	return nil
+}
+
+// judgeTimings compares one load balancer's check interval with what
+// the agent waits.
+func judgeTimings(f Facts, l lbview.LB) []Finding {
+	s := f.Settings
+	if l.Interval <= 0 {
+		return nil
+	}
+	var out []Finding
+	out2 := time.Duration(s.Checks.Fall) * l.Interval
+	if !s.Checks.Watch && s.Policy.MinWait < out2 {
+		out = append(out, fail(AreaChecks, "checks.min-wait-short",
+			fmt.Sprintf("%s checks every %s: with fall %d it takes the server out about %s after a withdraw, but the agent confirms nothing (health_checks.watch off) and waits only min-wait %s",
+				l.Addr, l.Interval, s.Checks.Fall, out2, s.Policy.MinWait),
+			"the drain can end while the load balancer still sends new users, and they reach a web server being restarted",
+			fmt.Sprintf("set drain.min_wait to at least %s, or turn health_checks.watch on", out2+time.Second)))
+	}
+	if confirm := time.Duration(max(s.Checks.Fall, s.Checks.Rise)+1)*l.Interval + 500*time.Millisecond; s.Checks.Watch && confirm > time.Minute {
+		out = append(out, warn(AreaChecks, "checks.slow",
+			fmt.Sprintf("%s checks only every %s: fall %d and rise %d take longer than the minute the agent waits for a confirmation", l.Addr, l.Interval, s.Checks.Fall, s.Checks.Rise),
+			"withdraws and restores end \"not confirmed\" by this load balancer; the server is out of its rotation for minutes",
+			"check the primary entries more often (inter 500ms to 2s)"))
+	}
+	if h := f.HAProxy; h != nil {
+		for _, e := range h.Mine {
+			if e.CheckPort != int(l.Port) || e.Inter <= 0 {
+				continue
+			}
+			if r := float64(l.Interval) / float64(e.Inter); r < 0.5 || r > 2 {
+				out = append(out, warn(AreaChecks, "checks.interval-differs",
+					fmt.Sprintf("%s:%d: %s's entry says inter %s, but %s checks every %s", h.File, e.Line, e.Name, e.Inter, l.Addr, l.Interval),
+					"the file is not what this load balancer runs (or another one checks too): its fall and rise may not be the agent's either",
+					"compare with the load balancer's running haproxy.cfg"))
+			}
+		}
+	}
+	return out
+}
+
+func judgeWeb(f Facts) []Finding {
+	w := f.Web
+	s := f.Settings
+	var out []Finding
+	name := s.WebServer
+	out = append(out, ok(AreaWeb, "web.commands", fmt.Sprintf("web server %s: config test %q, restart %q (%s)", name, w.ConfigTest.Line, w.Restart, w.RestartReason)))
+	for _, key := range sortedKeys(w.Missing) {
+		impact := map[string]string{
+			"configtest": "drainctl restart will refuse every restart (exit 6; the server is put back)",
+			"restart":    "drainctl restart will fail after the drain (exit 9) and leave the server held out",
+			"reboot":     "maintenance reboot will fail (exit 14) and leave the server held out",
+		}[key]
+		out = append(out, fail(AreaWeb, "web.command-missing", fmt.Sprintf("the %s command's program %q is not installed", key, w.Missing[key]),
+			impact, fmt.Sprintf("install it, or set the %s command in the config", key)))
+	}
+	switch {
+	case w.ConfigTestErr != nil:
+		out = append(out, fail(AreaWeb, "web.configtest-fails", "the config test fails: "+w.ConfigTestErr.Error(),
+			"drainctl restart will refuse (exit 6, nothing restarted); a reboot or a plain restart of the web server would not bring it back",
+			fmt.Sprintf("fix the configuration; run %s to see the error", w.ConfigTest.Line)))
+	case w.Missing["configtest"] == "":
+		out = append(out, ok(AreaWeb, "web.configtest", fmt.Sprintf("the config test %q passes", w.ConfigTest.Line)))
+	}
+	if w.ReadyErr != nil {
+		out = append(out, fail(AreaWeb, "web.not-ready", fmt.Sprintf("the readiness check GET %s fails: %v", w.ReadyURL, w.ReadyErr),
+			"every restart and maintenance exit will hold the server out (exit 7), and after a reboot it stays out",
+			"start the web server, or set ready.url, ready.host and ready.accept to what this server answers"))
+	} else {
+		out = append(out, ok(AreaWeb, "web.ready", fmt.Sprintf("the readiness check GET %s passes", w.ReadyURL)))
+	}
+	out = append(out, judgeWebUnit(f)...)
+	return out
+}
+
+// judgeWebUnit checks that the restart goes through systemd exactly when
+// systemd runs the web server.
+func judgeWebUnit(f Facts) []Finding {
+	w := f.Web
+	u := w.Unit
+	if u == nil || w.Preset.Name == "" {
+		return nil
+	}
+	viaSystemctl := strings.HasPrefix(strings.TrimSpace(w.Restart), "systemctl ")
+	switch {
+	case u.LoadState != "loaded":
+		if viaSystemctl {
+			return []Finding{fail(AreaWeb, "web.unit-missing", fmt.Sprintf("the restart runs systemctl, but systemd does not know %s", u.Name),
+				"drainctl restart will fail after the drain (exit 9) and leave the server held out",
+				fmt.Sprintf("restart: auto chooses %s's own reload here", w.Preset.Name))}
+		}
+		return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd does not run %s: its own reload is used", w.Preset.Name))}
+	case u.ActiveState != "active" && viaSystemctl:
+		return []Finding{fail(AreaWeb, "web.unit-inactive", fmt.Sprintf("%s is %s", u.Name, u.ActiveState),
+			fmt.Sprintf("systemctl reload of an inactive unit fails: drainctl restart will exit 9 and hold the server out"),
+			fmt.Sprintf("start the web server under systemd: systemctl enable --now %s", u.Name))}
+	case !viaSystemctl && u.ActiveState == "active":
+		return []Finding{warn(AreaWeb, "web.bypasses-systemd", fmt.Sprintf("systemd runs %s, but the restart %q goes around it", u.Name, w.Restart),
+			"the reloaded web server's processes can end up outside its unit: systemctl stop or restart of the unit then misses them",
+			fmt.Sprintf("restart: auto (systemctl reload %s)", u.Name))}
+	}
+	return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd runs %s (%s), and the restart goes through it", u.Name, u.ActiveState))}
+}
+
+func judgeAgent(f Facts) []Finding {
+	a := f.Agent
+	var out []Finding
+	switch {
+	case errors.Is(a.Err, api.ErrPermission):
+		out = append(out, warn(AreaAgent, "agent.permission", "the agent's socket "+a.Socket+" refused this user",
+			"doctor cannot read the agent's state, the load balancers it sees, or the pool", "run drainctl doctor as root"))
+	case a.Err != nil:
+		out = append(out, fail(AreaAgent, "agent.down", "no agent answers: "+a.Err.Error(),
+			"nothing keeps the forward: a firewall reload removes it for good, and drainctl's commands exit 4",
+			"start it: systemctl enable --now drainctl.service (or drainctl agent)"))
+	default:
+		out = append(out, judgeAgentState(f)...)
+	}
+	out = append(out, judgeUnit(f)...)
+	switch {
+	case a.StateErr != nil:
+		out = append(out, fail(AreaAgent, "agent.state-unreadable", fmt.Sprintf("the state file %s cannot be read: %v", a.StateFile, a.StateErr),
+			"the agent will not start on it: it cannot know whether the server was held",
+			"look at the file; if it is damaged, move it aside, start the agent, and check drainctl status"))
+	case a.State == nil:
+		out = append(out, ok(AreaAgent, "agent.state-file", "no state file yet at "+a.StateFile+" (a new host: the agent starts in service)"))
+	default:
+		out = append(out, ok(AreaAgent, "agent.state-file", fmt.Sprintf("the state file %s: %s", a.StateFile, a.State.Phase)))
+	}
+	return out
+}
+
+func judgeAgentState(f Facts) []Finding {
+	st := f.Agent.Status
+	s := st.State
+	var out []Finding
+	switch {
+	case s.Phase == state.InService:
+		out = append(out, ok(AreaAgent, "agent.running", fmt.Sprintf("the agent answers: in service, backend %s", st.Backend)))
+	case s.Holder != nil:
+		out = append(out, warn(AreaAgent, "agent.held", fmt.Sprintf("the server is %s, held by %s since %s: %s", s.Phase, s.Holder.Who, s.Holder.Since.Format(time.DateTime), s.Holder.Reason),
+			"it takes no new users until the hold ends", "drainctl maintenance exit, once the work is done"))
+	default:
+		out = append(out, warn(AreaAgent, "agent.busy", fmt.Sprintf("the server is %s (%s in progress)", s.Phase, s.Op),
+			"an operation runs: doctor's view of the load balancers reflects it", "run doctor again once drainctl status says in service"))
+	}
+	if s.LastError != "" {
+		out = append(out, warn(AreaAgent, "agent.last-error", "the last operation failed: "+s.LastError,
+			"the server is where that failure left it", "see drainctl status and drainctl history"))
+	}
+	for _, fw := range st.Forwards {
+		for _, p := range fw.Problems {
+			out = append(out, fail(AreaAgent, "agent.forward-problem", fmt.Sprintf("forward %d→%d: %s", fw.Forward.From, fw.Forward.To, p),
+				"the kernel may do other than drainctl's rules say: a withdraw may not take the server out", "see drainctl forward status"))
+		}
+		if s.Phase == state.InService && !st.Running && fw.State() != "in-service" && len(fw.Problems) == 0 {
+			out = append(out, fail(AreaAgent, "agent.forward-not-in-service", fmt.Sprintf("forward %d→%d is %s although the server is in service", fw.Forward.From, fw.Forward.To, fw.State()),
+				"the load balancers take the server out: it gets no new users", "restart the agent; if it persists, see its log (journalctl -u drainctl)"))
+		}
+	}
+	return out
+}
+
+// needFamilies are the socket families the agent uses: the control
+// socket, netfilter and sock_diag, the readiness check and etcd. The
+// packet socket (AF_PACKET) is judged apart: only the view needs it.
+var needFamilies = []string{"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
+
+// allows says whether RestrictAddressFamilies lets family through.
+func allows(families, family string) bool {
+	fs := strings.Fields(families)
+	if len(fs) == 0 {
+		return true
+	}
+	if deny, isDeny := strings.CutPrefix(families, "~"); isDeny {
+		return !slices.Contains(strings.Fields(deny), family)
+	}
+	return slices.Contains(fs, family)
+}
+
+// hasCap says whether CapabilityBoundingSet keeps capability c.
+func hasCap(caps, c string) bool {
+	return slices.Contains(strings.Fields(caps), c)
+}
+
+func judgeUnit(f Facts) []Finding {
+	a := f.Agent
+	u := a.Unit
+	if !a.Systemd {
+		return []Finding{ok(AreaAgent, "agent.no-systemd", "systemd does not run this host: start the agent by other means at boot, before any maintenance")}
+	}
+	if u == nil || u.LoadState != "loaded" {
+		if f.agentUp() {
+			return []Finding{warn(AreaAgent, "agent.no-unit", "the agent runs, but not as drainctl.service",
+				"nothing restarts it after a crash or starts it at boot: a reboot leaves the forward to nobody", "install the package's drainctl.service and run the agent under it")}
+		}
+		return []Finding{fail(AreaAgent, "agent.no-unit", "systemd has no drainctl.service",
+			"no agent starts at boot", "install the package (it brings drainctl.service), then systemctl enable --now drainctl.service")}
+	}
+	var out []Finding
+	dropins := ""
+	if len(u.DropIns) > 0 {
+		dropins = " (drop-ins: " + strings.Join(u.DropIns, ", ") + ")"
+	}
+	if u.UnitFileState != "enabled" {
+		out = append(out, warn(AreaAgent, "agent.unit-disabled", fmt.Sprintf("%s is %s", u.Name, u.UnitFileState),
+			"after a reboot no agent runs: the forward is not put back and the server stays out", "systemctl enable "+u.Name))
+	}
+	for _, fam := range needFamilies {
+		if !allows(u.Families, fam) {
+			out = append(out, fail(AreaAgent, "agent.sandbox-family", fmt.Sprintf("%s's RestrictAddressFamilies (%s) forbids %s%s", u.Name, u.Families, fam, dropins),
+				"the agent cannot open its control socket, netfilter or the readiness check: it fails to start or to act",
+				"remove the restriction from the drop-in: the package's unit allows AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET"))
+		}
+	}
+	if f.Settings.Checks.Watch && !allows(u.Families, "AF_PACKET") {
+		out = append(out, warn(AreaAgent, "agent.sandbox-packet", fmt.Sprintf("%s's RestrictAddressFamilies (%s) forbids AF_PACKET%s", u.Name, u.Families, dropins),
+			"the agent cannot watch the load balancers' checks: withdraws wait min-wait and confirm nothing",
+			"allow AF_PACKET in the unit, or set health_checks.watch: false to say so"))
+	}
+	if u.Caps != "" && !hasCap(u.Caps, "cap_net_admin") {
+		out = append(out, fail(AreaAgent, "agent.sandbox-cap", fmt.Sprintf("%s's CapabilityBoundingSet lacks cap_net_admin%s", u.Name, dropins),
+			"the agent cannot change netfilter: every withdraw and restore fails", "give the unit CAP_NET_ADMIN"))
+	}
+	if f.Settings.Checks.Watch && u.Caps != "" && !hasCap(u.Caps, "cap_net_raw") {
+		out = append(out, warn(AreaAgent, "agent.sandbox-cap-raw", fmt.Sprintf("%s's CapabilityBoundingSet lacks cap_net_raw%s", u.Name, dropins),
+			"the agent cannot watch the load balancers' checks: withdraws wait min-wait and confirm nothing", "give the unit CAP_NET_RAW"))
+	}
+	if len(out) == 0 {
+		out = append(out, ok(AreaAgent, "agent.unit", fmt.Sprintf("%s is %s and %s; its sandbox allows what the agent needs%s", u.Name, u.ActiveState, u.UnitFileState, dropins)))
+	} else if u.ActiveState != "active" && f.agentUp() {
+		out = append(out, ok(AreaAgent, "agent.unit", fmt.Sprintf("%s is %s: the agent that answers runs outside it", u.Name, u.ActiveState)))
+	}
+	return out
+}
+
+func judgePool(f Facts) []Finding {
+	p := f.Pool
+	s := f.Settings.Pool
+	if !p.Configured {
+		return []Finding{ok(AreaPool, "pool.none", "no pool: this host decides alone, and nothing stops the other servers going out at the same time (pool.etcd in the config coordinates them)")}
+	}
+	switch {
+	case p.Err != nil:
+		return []Finding{fail(AreaPool, "pool.unavailable", fmt.Sprintf("pool %s on %s: %v", s.Name, strings.Join(s.Etcd, ", "), p.Err),
+			"every operation that takes the server out will refuse (exit 12): nothing is taken out without a slot",
+			"check etcd's endpoints and health (etcdctl endpoint health), and the agent's pool settings")}
+	case p.Status == nil:
+		return []Finding{warn(AreaPool, "pool.unchecked", fmt.Sprintf("pool %s on %s: not checked, the agent does not answer", s.Name, strings.Join(s.Etcd, ", ")),
+			"doctor asks the agent for the pool", "start the agent, then run doctor again")}
+	}
+	ps := p.Status
+	var out []Finding
+	live := 0
+	member := false
+	for _, m := range ps.Members {
+		if m.Live {
+			live++
+		}
+		member = member || m.ID == ps.ID
+	}
+	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), max_unavailable %s allows %d out; %d out now, %d waiting; this host is %s",
+		ps.Name, len(ps.Members), live, ps.MaxUnavailable, ps.Allowed, len(ps.Holders), len(ps.Waiters), ps.ID)))
+	if !member {
+		out = append(out, warn(AreaPool, "pool.not-member", fmt.Sprintf("this host (%s) is not among the pool's members", ps.ID),
+			"the pool does not count it: a percentage limit is computed without it", "check that the agent registered (its log), and pool.id"))
+	}
+	if ps.Paused != nil {
+		out = append(out, warn(AreaPool, "pool.paused", fmt.Sprintf("the pool is paused by %s: %s", ps.Paused.By, ps.Paused.Reason),
+			"no operation gets a slot: they wait --pool-wait, then exit 11", "drainctl pool resume, when it should go on"))
+	}
+	if len(ps.Holders) >= ps.Allowed && ps.Allowed > 0 {
+		var who []string
+		for _, h := range ps.Holders {
+			who = append(who, fmt.Sprintf("%s (%s since %s)", h.ID, h.Op, h.Since.Format(time.DateTime)))
+		}
+		out = append(out, warn(AreaPool, "pool.full", "every slot is taken: "+strings.Join(who, ", "),
+			"an operation now waits for a slot", "wait, or drainctl pool release ID for a host that is gone"))
+	}
+	return out
+}
+
+func judgeReboot(f Facts) []Finding {
+	r := f.Reboot
+	var out []Finding
+	switch {
+	case r.Err != nil:
+		out = append(out, warn(AreaReboot, "reboot.unknown", "cannot tell whether a reboot is required: "+r.Err.Error(),
+			"maintenance reboot --if-required will fail the same way", "see the error; needrestart -b -k runs the same check"))
+	case r.Need.Required:
+		out = append(out, warn(AreaReboot, "reboot.required", r.Need.String(),
+			"the host runs an old kernel or libraries until it reboots", "drainctl maintenance reboot --if-required (within your window)"))
+	default:
+		out = append(out, ok(AreaReboot, "reboot.not-required", r.Need.String()))
+	}
+	if !r.Window.IsZero() {
+		now := f.Now
+		if r.Window.Contains(now) {
+			out = append(out, ok(AreaReboot, "reboot.window", fmt.Sprintf("the window %s is open now, until %s", r.Window, r.Window.End(now).Format(time.DateTime))))
+		} else {
+			out = append(out, ok(AreaReboot, "reboot.window", fmt.Sprintf("the window %s is closed now; it opens %s", r.Window, r.Window.Next(now).Format(time.DateTime))))
+		}
+	}
+	return out
+}
+
+func judgeHAProxy(f Facts) []Finding {
+	h := f.HAProxy
+	if h == nil {
+		return nil
+	}
+	var out []Finding
+	for _, x := range h.Findings {
+		who := "backend " + x.Backend
+		if x.Server != "" {
+			who += ", server " + x.Server
+		}
+		out = append(out, fail(AreaHAProxy, "haproxy.finding", fmt.Sprintf("%s:%d: %s", h.File, x.Line, who), x.Problem, x.Fix))
+	}
+	if len(out) == 0 {
+		out = append(out, ok(AreaHAProxy, "haproxy.ok", h.File+": withdrawing a server will not lose requests or sessions"))
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
