@@ -19,13 +19,13 @@ import (
 type Severity int
 
 const (
-	// OK: as it should be; the finding says what was seen.
+	// OK is as it should be; the finding says what was seen.
 	OK Severity = iota
-	// Warning: drainctl works, but something will surprise an operator
+	// Warning is where drainctl works, but something will surprise an operator
 	// (a maintenance that waits longer, a view it cannot confirm, a
 	// reboot owed).
 	Warning
-	// Fail: requests will be lost, or drainctl's commands will fail.
+	// Fail is where requests will be lost, or drainctl's commands will fail.
 	Fail
 )
 

@@ -240,13 +240,17 @@ func program(line string) string {
 		if strings.Contains(w, "=") && !strings.HasPrefix(w, "/") {
 			continue
 		}
-		if strings.ContainsAny(w, "(){}|&;<>$`'\"") {
+		if strings.ContainsAny(w, "(){}|&;<>$`'\"") || shellBuiltins[w] {
 			return ""
 		}
 		return w
 	}
 	return ""
 }
+
+// shellBuiltins are not programs: LookPath would not find them.
+var shellBuiltins = map[string]bool{"cd": true, "exec": true, "command": true, ".": true, "source": true, "test": true, "[": true,
+	"true": true, "false": true, "export": true, "set": true, "if": true, "for": true, "while": true, "eval": true}
 
 func gatherWeb(ctx context.Context, s agent.Settings, systemd bool) Web {
 	w := Web{Preset: runner.Presets[s.WebServer], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason}

@@ -69,7 +69,7 @@ func judgeFirewall(f Facts) []Finding {
 		out = append(out, warn(AreaFirewall, "firewall.port-rule",
 			fmt.Sprintf("another program's rule names port %d (%s): %s", pr.Port, pr.Where, pr.Rule),
 			fmt.Sprintf("netfilter evaluates it as well as drainctl's: it may redirect, accept or drop the load balancers' checks of port %d before drainctl's rules see them, so a withdraw may not take the server out, or the forward may not work", pr.Port),
-			fmt.Sprintf("remove the rule, or give drainctl a forward port nothing else uses (forwards: in the config, and the load balancers' check port)")))
+			"remove the rule, or give drainctl a forward port nothing else uses (forwards: in the config, and the load balancers' check port)"))
 	}
 	return out
 }
@@ -299,7 +299,7 @@ func judgeWebUnit(f Facts) []Finding {
 		return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd does not run %s: its own reload is used", w.Preset.Name))}
 	case u.ActiveState != "active" && viaSystemctl:
 		return []Finding{fail(AreaWeb, "web.unit-inactive", fmt.Sprintf("%s is %s", u.Name, u.ActiveState),
-			fmt.Sprintf("systemctl reload of an inactive unit fails: drainctl restart will exit 9 and hold the server out"),
+			"systemctl reload of an inactive unit fails: drainctl restart will exit 9 and hold the server out",
 			fmt.Sprintf("start the web server under systemd: systemctl enable --now %s", u.Name))}
 	case !viaSystemctl && u.ActiveState == "active":
 		return []Finding{warn(AreaWeb, "web.bypasses-systemd", fmt.Sprintf("systemd runs %s, but the restart %q goes around it", u.Name, w.Restart),

@@ -1,0 +1,250 @@
+package doctor
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/bootinfo"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/pool"
+	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/window"
+)
+
+var (
+	now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	lb1 = netip.MustParseAddr("10.0.0.2")
+)
+
+// healthy is a host where everything is as it should be: the agent in
+// service under its unit, one load balancer checking port 81 every
+// 0.5 s and answered, Apache under systemd.
+func healthy() Facts {
+	s := agent.Defaults()
+	s.Restart.Line = "systemctl reload apache2.service"
+	s.RestartReason = "systemd runs apache2.service"
+	fwd := forward.Status{Forward: forward.Forward{From: 81, To: 80}, Rules: 2, Want: 2, Applied: true}
+	check := lbview.LB{Addr: lb1, Port: 81, Checks: 12, Accepted: 12, Interval: 500 * time.Millisecond, Last: now, Active: true}
+	unit := &Unit{Name: UnitName, LoadState: "loaded", ActiveState: "active", UnitFileState: "enabled",
+		Families: "AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET"}
+	return Facts{
+		Now:      now,
+		Settings: s,
+		Firewall: Firewall{Choice: forward.Choice{Backend: "nftables", Reason: "default"}},
+		Agent: Agent{Socket: "/run/drainctl/drainctl.sock", Systemd: true, Unit: unit, StateFile: "/var/lib/drainctl/state.json",
+			Status: &maintenance.Status{State: state.Fresh(), Backend: "nftables", Forwards: []forward.Status{fwd},
+				HealthChecks: &maintenance.HealthChecks{Ports: []uint16{81}, LoadBalancers: []lbview.LB{check}}}},
+		Checks: Checks{Listened: 6 * time.Second, Seen: []lbview.LB{check}, Agent: []lbview.LB{check}, AgentWatching: true},
+		Web: Web{Preset: runner.Presets["apache"], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason,
+			ReadyURL: s.Ready.URL, Unit: &Unit{Name: "apache2.service", LoadState: "loaded", ActiveState: "active"}},
+		Reboot: Reboot{Need: bootinfo.Need{Checked: []string{"/var/run/reboot-required"}}},
+	}
+}
+
+// ids lists the findings' IDs of a severity.
+func ids(fs []Finding, sev Severity) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Severity == sev {
+			out = append(out, f.ID)
+		}
+	}
+	return out
+}
+
+func find(fs []Finding, id string) *Finding {
+	for i := range fs {
+		if fs[i].ID == id {
+			return &fs[i]
+		}
+	}
+	return nil
+}
+
+func TestHealthyHostIsAllOK(t *testing.T) {
+	fs := Judge(healthy())
+	if w := Worst(fs); w != OK {
+		t.Fatalf("worst %s; warnings %v, failures %v", w, ids(fs, Warning), ids(fs, Fail))
+	}
+	for _, id := range []string{"firewall.backend", "checks.forward-port", "web.commands", "web.configtest", "web.ready", "web.unit", "agent.running", "agent.unit", "agent.state-file", "pool.none", "reboot.not-required"} {
+		if find(fs, id) == nil {
+			t.Errorf("no %s finding in %v", id, ids(fs, OK))
+		}
+	}
+	if f := find(fs, "checks.forward-port"); f != nil && !strings.Contains(f.Found, "10.0.0.2 checks port 81 every 0.5 s") {
+		t.Errorf("checks.forward-port: %q", f.Found)
+	}
+}
+
+// TestEachRule changes one fact of a healthy host and expects one
+// finding, of one severity, with what goes wrong and the fix.
+func TestEachRule(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(f *Facts)
+		id     string
+		sev    Severity
+		says   string // in Found
+	}{
+		{"netfilter unreadable", func(f *Facts) { f.Firewall.ProbeErr = errors.New("operation not permitted") }, "firewall.unreadable", Fail, "operation not permitted"},
+		{"rules in two backends", func(f *Facts) { f.Firewall.Rules.Drainctl = []string{"nftables", "iptables-legacy"} }, "firewall.rules-twice", Warning, "nftables, iptables-legacy"},
+		{"flush ruleset, no agent", func(f *Facts) {
+			f.Agent.Status, f.Agent.Err = nil, api.ErrUnreachable
+			f.Firewall.Software = []Software{{Name: "nftables.service", Detail: "flushes", Removes: true}}
+		}, "firewall.software-removes", Warning, "nftables.service"},
+		{"another rule on port 81", func(f *Facts) {
+			f.Firewall.PortRules = []PortRule{{Where: "iptables-legacy table nat", Rule: "-A DOCKER -p tcp --dport 81 -j DNAT", Port: 81}}
+		}, "firewall.port-rule", Warning, "-A DOCKER"},
+		{"checks on the service port", func(f *Facts) {
+			c := f.Checks.Seen[0]
+			c.Port = 80
+			f.Checks.Seen, f.Checks.Agent = []lbview.LB{c}, nil
+			f.Agent.Status.HealthChecks.LoadBalancers = nil
+		}, "checks.service-port", Fail, "10.0.0.2 connects to port 80 every 0.5 s"},
+		{"no load balancer", func(f *Facts) { f.Checks.Seen, f.Checks.Agent = nil, nil }, "checks.none", Warning, "no load balancer health-checks port 81"},
+		{"checks unanswered", func(f *Facts) { f.Checks.Seen[0].Accepted = 0 }, "checks.unanswered", Fail, "answered none of 10.0.0.2's 12 checks"},
+		{"checks refused in service", func(f *Facts) { f.Checks.Seen[0].Accepted, f.Checks.Seen[0].Refused = 0, 12 }, "checks.refused", Fail, "refused all 12"},
+		{"watch off, min-wait short", func(f *Facts) {
+			f.Settings.Checks.Watch, f.Checks.AgentWatching = false, false
+			f.Checks.Seen[0].Interval = 2 * time.Second
+			f.Settings.Checks.Fall = 3
+		}, "checks.min-wait-short", Fail, "waits only min-wait 2s"},
+		{"slow checks", func(f *Facts) { f.Checks.Seen[0].Interval = 30 * time.Second }, "checks.slow", Warning, "every 30s"},
+		{"agent not watching", func(f *Facts) { f.Checks.AgentWatching, f.Checks.Agent = false, nil }, "checks.agent-not-watching", Warning, "does not watch"},
+		{"cannot capture", func(f *Facts) {
+			f.Checks.AgentWatching, f.Checks.CaptureErr = false, errors.New("packet socket (needs CAP_NET_RAW)")
+		}, "checks.unseen", Warning, "CAP_NET_RAW"},
+		{"interval differs from haproxy.cfg", func(f *Facts) {
+			f.HAProxy = &HAProxy{File: "haproxy.cfg", Mine: []haproxy.Entry{{Name: "web1", Line: 20, CheckPort: 81, Inter: 2 * time.Second}}}
+		}, "checks.interval-differs", Warning, "haproxy.cfg:20: web1's entry says inter 2s"},
+		{"config test fails", func(f *Facts) {
+			f.Web.ConfigTestErr = errors.New(`"apache2ctl -t" failed (exit status 1): Syntax error on line 3`)
+		}, "web.configtest-fails", Fail, "Syntax error on line 3"},
+		{"restart program missing", func(f *Facts) { f.Web.Missing = map[string]string{"restart": "nginx"} }, "web.command-missing", Fail, `"nginx" is not installed`},
+		{"not ready", func(f *Facts) { f.Web.ReadyErr = errors.New("connection refused") }, "web.not-ready", Fail, "connection refused"},
+		{"reload through systemctl, unit inactive", func(f *Facts) { f.Web.Unit.ActiveState = "inactive" }, "web.unit-inactive", Fail, "apache2.service is inactive"},
+		{"reload through systemctl, no unit", func(f *Facts) { f.Web.Unit.LoadState = "not-found" }, "web.unit-missing", Fail, "does not know apache2.service"},
+		{"reload around systemd", func(f *Facts) { f.Web.Restart = "apache2ctl -k graceful" }, "web.bypasses-systemd", Warning, "goes around it"},
+		{"agent down", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrUnreachable }, "agent.down", Fail, "not running"},
+		{"socket refuses", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrPermission }, "agent.permission", Warning, "refused this user"},
+		{"held", func(f *Facts) {
+			f.Agent.Status.State.Phase = state.Held
+			f.Agent.Status.State.Holder = &state.Holder{Who: "uid 0", Reason: "kernel", Since: now}
+		}, "agent.held", Warning, "held by uid 0"},
+		{"forward absent in service", func(f *Facts) { f.Agent.Status.Forwards[0].Rules = 0 }, "agent.forward-not-in-service", Fail, "is absent"},
+		{"forward problem", func(f *Facts) { f.Agent.Status.Forwards[0].Problems = []string{"the jump is missing"} }, "agent.forward-problem", Fail, "the jump is missing"},
+		{"state file damaged", func(f *Facts) { f.Agent.StateErr = errors.New("unexpected end of JSON input") }, "agent.state-unreadable", Fail, "unexpected end"},
+		{"no unit", func(f *Facts) { f.Agent.Unit.LoadState = "not-found" }, "agent.no-unit", Warning, "not as drainctl.service"},
+		{"unit disabled", func(f *Facts) { f.Agent.Unit.UnitFileState = "disabled" }, "agent.unit-disabled", Warning, "disabled"},
+		{"sandbox without AF_PACKET", func(f *Facts) { f.Agent.Unit.Families = "AF_UNIX AF_NETLINK AF_INET AF_INET6" }, "agent.sandbox-packet", Warning, "forbids AF_PACKET"},
+		{"sandbox denies AF_NETLINK", func(f *Facts) { f.Agent.Unit.Families = "~AF_NETLINK" }, "agent.sandbox-family", Fail, "forbids AF_NETLINK"},
+		{"no cap_net_admin", func(f *Facts) { f.Agent.Unit.Caps = "cap_net_raw" }, "agent.sandbox-cap", Fail, "lacks cap_net_admin"},
+		{"no cap_net_raw", func(f *Facts) { f.Agent.Unit.Caps = "cap_net_admin" }, "agent.sandbox-cap-raw", Warning, "lacks cap_net_raw"},
+		{"etcd down", func(f *Facts) {
+			f.Settings.Pool.Etcd = []string{"http://10.0.0.9:2379"}
+			f.Pool = Pool{Configured: true, Err: errors.New("context deadline exceeded")}
+		}, "pool.unavailable", Fail, "http://10.0.0.9:2379"},
+		{"pool full and paused", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &maintenance.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
+				State: pool.State{Name: "app", Members: []pool.Member{{ID: "web1", Live: true}, {ID: "web2", Live: true}},
+					Holders: []pool.Claim{{ID: "web2", Op: "reboot", Since: now}}, Paused: &pool.Pause{By: "ops", Reason: "incident"}}}}
+		}, "pool.full", Warning, "web2 (reboot since"},
+		{"not a member", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &maintenance.PoolStatus{ID: "web9", MaxUnavailable: "1", Allowed: 1,
+				State: pool.State{Name: "app", Members: []pool.Member{{ID: "web1", Live: true}}}}}
+		}, "pool.not-member", Warning, "web9"},
+		{"reboot required", func(f *Facts) {
+			f.Reboot.Need = bootinfo.Need{Required: true, Reasons: []string{"linux-image-6.1.0-28-amd64"}}
+		}, "reboot.required", Warning, "linux-image"},
+		{"haproxy.cfg finding", func(f *Facts) {
+			f.HAProxy = &HAProxy{File: "lb.cfg", Findings: []haproxy.Finding{{Backend: "app", Server: "web1", Line: 12, Problem: "checks port 80", Fix: "check port 81"}}}
+		}, "haproxy.finding", Fail, "lb.cfg:12: backend app, server web1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := healthy()
+			tc.change(&f)
+			fs := Judge(f)
+			got := find(fs, tc.id)
+			if got == nil {
+				t.Fatalf("no %s finding; got ok %v, warnings %v, failures %v", tc.id, ids(fs, OK), ids(fs, Warning), ids(fs, Fail))
+			}
+			if got.Severity != tc.sev {
+				t.Errorf("%s is %s, want %s", tc.id, got.Severity, tc.sev)
+			}
+			if !strings.Contains(got.Found, tc.says) {
+				t.Errorf("%s says %q, want it to say %q", tc.id, got.Found, tc.says)
+			}
+			if got.Severity != OK && (got.Impact == "" || got.Fix == "") {
+				t.Errorf("%s: a %s needs what goes wrong and the fix: %+v", tc.id, got.Severity, got)
+			}
+			if Worst(fs) < tc.sev {
+				t.Errorf("worst %s below the finding's %s", Worst(fs), tc.sev)
+			}
+		})
+	}
+}
+
+func TestWindowOpenAndClosed(t *testing.T) {
+	w, err := window.Parse("Mon-Fri 02:00-05:00 UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := healthy()
+	f.Reboot.Window = w
+	f.Now = time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC) // a Tuesday
+	if got := find(Judge(f), "reboot.window"); got == nil || !strings.Contains(got.Found, "open now, until 2026-12-01 05:00:00") {
+		t.Errorf("open window: %+v", got)
+	}
+	f.Now = time.Date(2026, 12, 5, 3, 0, 0, 0, time.UTC) // a Saturday
+	if got := find(Judge(f), "reboot.window"); got == nil || !strings.Contains(got.Found, "closed now; it opens 2026-12-07 02:00:00") {
+		t.Errorf("closed window: %+v", got)
+	}
+}
+
+// A held server's refused checks are what the withdraw is for.
+func TestHeldServerRefusedChecksAreExpected(t *testing.T) {
+	f := healthy()
+	f.Agent.Status.State.Phase = state.Held
+	f.Agent.Status.State.Holder = &state.Holder{Who: "uid 0", Since: now}
+	f.Agent.Status.Forwards[0].Withdrawn = true
+	f.Checks.Seen[0].Accepted, f.Checks.Seen[0].Refused = 0, 12
+	fs := Judge(f)
+	if find(fs, "checks.refused") != nil || find(fs, "agent.forward-not-in-service") != nil {
+		t.Errorf("held server judged broken: %v", ids(fs, Fail))
+	}
+}
+
+// Traffic of a load balancer that also checks the forward port (its
+// backup entries) is no check of the service port.
+func TestServicePortTrafficOfACheckerIsFine(t *testing.T) {
+	f := healthy()
+	c := f.Checks.Seen[0]
+	c.Port = 80
+	f.Checks.Seen = append(f.Checks.Seen, c)
+	if got := find(Judge(f), "checks.service-port"); got != nil {
+		t.Errorf("%+v", got)
+	}
+}
+
+func TestSeverityJSON(t *testing.T) {
+	for _, s := range []Severity{OK, Warning, Fail} {
+		b, _ := s.MarshalText()
+		var back Severity
+		if err := back.UnmarshalText(b); err != nil || back != s {
+			t.Errorf("%s: %q back %s %v", s, b, back, err)
+		}
+	}
+	var s Severity
+	if err := s.UnmarshalText([]byte("bad")); err == nil {
+		t.Error("bad severity accepted")
+	}
+}
