@@ -17,7 +17,6 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/state"
-	"github.com/drainctl/drainctl/pkg/window"
 )
 
 // DefaultRebootTimeout is how long after the reboot command the boot id
@@ -42,14 +41,12 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 	if e.d.Boot == nil || e.d.Rebooter == nil {
 		return res, fail(CodeBadRequest, "", "this agent does not reboot the host: it has no reboot command")
 	}
-	if err := validate(req); err != nil {
-		return res, err
-	}
 	if req.TTL != 0 || req.Command != "" || req.Log != "" || req.CommandDone != nil || req.Force {
 		return res, fail(CodeBadRequest, "", "ttl, command, log, command_done and force do not apply to a reboot")
 	}
-	if err := (&opRun{e: e, req: req}).policy().Validate(); err != nil {
-		return res, fail(CodeBadRequest, "", "%v; nothing was changed", err)
+	r, err := e.prepare(state.OpReboot, req, progress)
+	if err != nil {
+		return res, err
 	}
 	if req.IfRequired {
 		// Before the operation: a nightly cron job on a host that needs
@@ -62,11 +59,11 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 			res.Phase, res.Note = e.Phase(), "no reboot required ("+why+"): nothing was changed"
 			return res, nil
 		}
-		if req.Reason == "" {
-			req.Reason = why
+		if r.req.Reason == "" {
+			r.req.Reason = why
 		}
 	}
-	return e.operate(state.OpReboot, req, progress, (*opRun).reboot)
+	return e.run(r, (*opRun).reboot)
 }
 
 func (r *opRun) reboot() error {
@@ -99,12 +96,9 @@ func (r *opRun) reboot() error {
 // stillInWindow puts the server back, rather than reboot it, when the
 // request's window closed during the drain (a long drain deadline).
 func (r *opRun) stillInWindow() error {
-	if r.req.Window == "" {
+	w := r.win
+	if w.IsZero() || w.Contains(r.e.clock.Now()) {
 		return nil
-	}
-	w, err := window.Parse(r.req.Window)
-	if err != nil || w.Contains(r.e.clock.Now()) {
-		return nil // validate parsed it; inside: go on
 	}
 	if err := r.readyAndRestore("the window " + w.String() + " closed during the drain: not rebooting"); err != nil {
 		r.res.Phase = state.Held

@@ -6,6 +6,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/window"
 )
 
 // opRun is one operation as it runs: what was asked, where its progress
@@ -39,6 +40,8 @@ type opRun struct {
 	// outRatio is the withdraw's confirmation ("1/1") when it was
 	// confirmed in an earlier boot: the reboot's, for its history entry.
 	outRatio string
+	// win is the request's window, parsed once by prepare (zero: none).
+	win window.Window
 }
 
 // operate is the prologue and epilogue every operation shares: it checks
@@ -46,16 +49,35 @@ type opRun struct {
 // lets the engine go and records what ran. A request refused before it
 // began (bad, or busy) is not an operation: it is not recorded.
 func (e *Engine) operate(op state.Op, req Request, progress func(Event), body func(*opRun) error) (Result, error) {
-	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
-	if err := validate(req); err != nil {
+	r, err := e.prepare(op, req, progress)
+	if err != nil {
 		return *r.res, err
 	}
-	// The request's deadline against the agent's policy (a deadline
-	// shorter than min-wait): refused before anything is withdrawn, not
-	// found out in the middle of the drain.
-	if err := r.policy().Validate(); err != nil {
-		return *r.res, fail(CodeBadRequest, "", "%v; nothing was changed", err)
+	return e.run(r, body)
+}
+
+// prepare checks the request once, whoever runs it next: validate, the
+// request's deadline against the agent's policy (a deadline shorter than
+// min-wait is refused before anything is withdrawn, not found out in the
+// middle of the drain), and the window, kept parsed on the run.
+func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun, error) {
+	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
+	if err := validate(req); err != nil {
+		return r, err
 	}
+	if err := r.policy().Validate(); err != nil {
+		return r, fail(CodeBadRequest, "", "%v; nothing was changed", err)
+	}
+	var err error
+	if r.win, err = checkWindow(req); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// run claims the engine for a prepared r, runs body, lets the engine go
+// and records what ran.
+func (e *Engine) run(r *opRun, body func(*opRun) error) (Result, error) {
 	if err := e.begin(r); err != nil {
 		return *r.res, err
 	}
@@ -140,7 +162,7 @@ func validate(req Request) error {
 	if req.CommandDone != nil && req.CommandDone.Command == "" {
 		return fail(CodeBadRequest, "", "command_done: command is required")
 	}
-	return checkWindow(req)
+	return nil
 }
 
 // runBusy is the answer to anyone but the run itself while a command of

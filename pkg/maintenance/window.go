@@ -19,35 +19,34 @@ const (
 	OutsideWait = "wait" // wait for the window to open
 )
 
-// checkWindow is validate's part for the window.
-func checkWindow(req Request) error {
+// checkWindow checks the request's window and returns it parsed (zero
+// for none).
+func checkWindow(req Request) (window.Window, error) {
 	switch req.OutsideWindow {
 	case "", OutsideSkip, OutsideWait:
 	default:
-		return fail(CodeBadRequest, "", "outside_window %q: want skip or wait", req.OutsideWindow)
+		return window.Window{}, fail(CodeBadRequest, "", "outside_window %q: want skip or wait", req.OutsideWindow)
 	}
 	if req.Window == "" {
 		if req.OutsideWindow != "" {
-			return fail(CodeBadRequest, "", "outside_window without a window")
+			return window.Window{}, fail(CodeBadRequest, "", "outside_window without a window")
 		}
-		return nil
+		return window.Window{}, nil
 	}
-	if _, err := window.Parse(req.Window); err != nil {
-		return fail(CodeBadRequest, "", "%v", err)
+	w, err := window.Parse(req.Window)
+	if err != nil {
+		return w, fail(CodeBadRequest, "", "%v", err)
 	}
-	return nil
+	return w, nil
 }
 
 // takeSlotInWindow takes the pool slot within the request's window:
 // outside it, it waits for the window or gives up (the request says); a
 // slot granted once the window has closed is given back at once.
 func (r *opRun) takeSlotInWindow() error {
-	if r.req.Window == "" {
+	w := r.win
+	if w.IsZero() {
 		return r.takeSlot()
-	}
-	w, err := window.Parse(r.req.Window)
-	if err != nil {
-		return fail(CodeBadRequest, state.InService, "%v", err) // validate let it through: cannot be
 	}
 	for {
 		if err := r.waitWindow(w); err != nil {
