@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -47,14 +48,18 @@ func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
 	for _, s := range saves {
 		fw.PortRules = append(fw.PortRules, savePortRules(s, "iptables-legacy", ports)...)
 	}
-	fw.Software = software(o.Root, nftText, saves, fw.Choice.Backend)
+	backend := fw.Choice.Backend
+	if recorded != "" {
+		backend = recorded
+	}
+	fw.Software = software(o.Root, nftText, saves, backend, iptablesVariant(ctx))
 	return fw
 }
 
 // software names the firewall tools whose rules or files are on the host.
 // backend is where drainctl's rules are: what a tool's reload removes
 // depends on it.
-func software(root, nftText string, saves []string, backend string) []Software {
+func software(root, nftText string, saves []string, backend, restoreVariant string) []Software {
 	var out []Software
 	all := nftText + strings.Join(saves, "\n")
 	if strings.Contains(all, "ufw-before-input") || strings.Contains(all, "ufw6-before-input") {
@@ -71,14 +76,32 @@ func software(root, nftText string, saves []string, backend string) []Software {
 	}
 	for _, f := range []string{"/etc/iptables/rules.v4", "/etc/iptables/rules.v6"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
-			// iptables-restore replaces the tables the file names;
-			// drainctl's nftables table is not one of them.
-			out = append(out, Software{Name: "netfilter-persistent", Detail: f + " is restored with iptables-restore at boot and reload",
-				Removes: backend != forward.BackendNftables})
+			// iptables-restore replaces the tables the file names, on
+			// its own side of netfilter (nft or legacy): drainctl's
+			// rules go only if they are on that side.
+			out = append(out, Software{Name: "netfilter-persistent",
+				Detail:  fmt.Sprintf("%s is restored with iptables-restore (%s) at boot and reload", f, cmp.Or(restoreVariant, "variant unknown")),
+				Removes: backend == forward.BackendIptables || restoreVariant != "" && backend == "iptables-"+restoreVariant})
 			break
 		}
 	}
 	return out
+}
+
+// iptablesVariant is the side the host's iptables commands work on:
+// "nft" or "legacy" ("" if unknown), from `iptables --version`, e.g.
+// "iptables v1.8.9 (nf_tables)".
+func iptablesVariant(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "iptables", "--version").Output()
+	switch {
+	case err != nil:
+		return ""
+	case strings.Contains(string(out), "nf_tables"):
+		return "nft"
+	case strings.Contains(string(out), "legacy"):
+		return "legacy"
+	}
+	return ""
 }
 
 // portRE finds a destination port match in nft's text and in

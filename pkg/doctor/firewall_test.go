@@ -73,7 +73,7 @@ func TestSoftware(t *testing.T) {
 	saves := []string{"*nat\n:DOCKER - [0:0]\nCOMMIT\n"}
 	var names []string
 	removes := map[string]bool{}
-	for _, s := range software(root, nft, saves, "nftables") {
+	for _, s := range software(root, nft, saves, "nftables", "nft") {
 		names = append(names, s.Name)
 		removes[s.Name] = s.Removes
 	}
@@ -83,12 +83,17 @@ func TestSoftware(t *testing.T) {
 	if !removes["nftables.service"] || removes["netfilter-persistent"] {
 		t.Errorf("with the nftables backend only flush ruleset removes drainctl's rules: %v", removes)
 	}
-	for _, s := range software(root, "", nil, "iptables-legacy") {
-		if s.Name == "netfilter-persistent" && !s.Removes {
-			t.Error("iptables-restore replaces the iptables tables drainctl's rules are in")
+	for _, tc := range []struct {
+		backend, variant string
+		removes          bool
+	}{{"iptables-legacy", "legacy", true}, {"iptables-legacy", "nft", false}, {"iptables-nft", "nft", true}, {"iptables", "", true}} {
+		for _, s := range software(root, "", nil, tc.backend, tc.variant) {
+			if s.Name == "netfilter-persistent" && s.Removes != tc.removes {
+				t.Errorf("rules in %s, iptables-restore %s: removes %v, want %v", tc.backend, tc.variant, s.Removes, tc.removes)
+			}
 		}
 	}
-	if got := software(t.TempDir(), "", nil, "nftables"); len(got) != 0 {
+	if got := software(t.TempDir(), "", nil, "nftables", "nft"); len(got) != 0 {
 		t.Errorf("a bare host: %+v", got)
 	}
 }

@@ -41,6 +41,13 @@ type Options struct {
 	Log  *slog.Logger
 }
 
+// captureMinChecks is how many SYNs make a source worth judging in
+// doctor's own short capture: two, because a load balancer whose checks
+// are dropped sends one (and its retransmit) per connect timeout only —
+// HAProxy's 2 s timeout connect leaves three in 6 s, two in a short
+// --listen.
+const captureMinChecks = 2
+
 // UnitName is the agent's systemd unit.
 const UnitName = "drainctl.service"
 
@@ -67,7 +74,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 			ports = append(ports, fw.From, fw.To)
 		}
 		var err error
-		if watch, err = lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, o.Log); err != nil {
+		if watch, err = lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise, MinChecks: captureMinChecks}, o.Log); err != nil {
 			f.Checks.CaptureErr = err
 		}
 	} else {

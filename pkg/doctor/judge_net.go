@@ -160,12 +160,12 @@ func judgeChecks(f Facts) []Finding {
 		}
 		every := ""
 		if l.Interval > 0 {
-			every = " every " + fmt.Sprintf("%.2g s", l.Interval.Seconds())
+			every = " every " + lbview.Seconds(l.Interval)
 		}
 		out = append(out, fail(AreaChecks, "checks.service-port",
 			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
 			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes", l.Port, l.Port),
-			fmt.Sprintf("check the forward port: server NAME %s:%d check (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, f.forwardPorts()[0])))
+			fmt.Sprintf("on %s, check this server's forward port: server NAME ADDRESS:%d check, and the backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, f.forwardPorts()[0], l.Port)))
 	}
 	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" }) {
 		out = append(out, warn(AreaChecks, "checks.none", fmt.Sprintf("no load balancer health-checks %s (%s)", fwd, watched),
@@ -190,7 +190,7 @@ func judgeAnswers(f Facts, l lbview.LB) []Finding {
 			break
 		}
 	}
-	if seen == nil || seen.Checks < 3 {
+	if seen == nil || seen.Checks < captureMinChecks {
 		return nil
 	}
 	switch {
@@ -220,13 +220,13 @@ func judgeTimings(f Facts, l lbview.LB) []Finding {
 	if !s.Checks.Watch && s.Policy.MinWait < out2 {
 		out = append(out, fail(AreaChecks, "checks.min-wait-short",
 			fmt.Sprintf("%s checks every %s: with fall %d it takes the server out about %s after a withdraw, but the agent confirms nothing (health_checks.watch off) and waits only min-wait %s",
-				l.Addr, l.Interval, s.Checks.Fall, out2, s.Policy.MinWait),
+				l.Addr, lbview.Seconds(l.Interval), s.Checks.Fall, lbview.Seconds(out2), lbview.Seconds(s.Policy.MinWait)),
 			"the drain can end while the load balancer still sends new users, and they reach a web server being restarted",
 			fmt.Sprintf("set drain.min_wait to at least %s, or turn health_checks.watch on", out2+time.Second)))
 	}
 	if confirm := time.Duration(max(s.Checks.Fall, s.Checks.Rise)+1)*l.Interval + 500*time.Millisecond; s.Checks.Watch && confirm > time.Minute {
 		out = append(out, warn(AreaChecks, "checks.slow",
-			fmt.Sprintf("%s checks only every %s: fall %d and rise %d take longer than the minute the agent waits for a confirmation", l.Addr, l.Interval, s.Checks.Fall, s.Checks.Rise),
+			fmt.Sprintf("%s checks only every %s: fall %d and rise %d take longer than the minute the agent waits for a confirmation", l.Addr, lbview.Seconds(l.Interval), s.Checks.Fall, s.Checks.Rise),
 			"withdraws and restores end \"not confirmed\" by this load balancer; the server is out of its rotation for minutes",
 			"check the primary entries more often (inter 500ms to 2s)"))
 	}
@@ -237,7 +237,7 @@ func judgeTimings(f Facts, l lbview.LB) []Finding {
 			}
 			if r := float64(l.Interval) / float64(e.Inter); r < 0.5 || r > 2 {
 				out = append(out, warn(AreaChecks, "checks.interval-differs",
-					fmt.Sprintf("%s:%d: %s's entry says inter %s, but %s checks every %s", h.File, e.Line, e.Name, e.Inter, l.Addr, l.Interval),
+					fmt.Sprintf("%s:%d: %s's entry says inter %s, but %s checks every %s", h.File, e.Line, e.Name, lbview.Seconds(e.Inter), l.Addr, lbview.Seconds(l.Interval)),
 					"the file is not what this load balancer runs (or another one checks too): its fall and rise may not be the agent's either",
 					"compare with the load balancer's running haproxy.cfg"))
 			}

@@ -117,15 +117,15 @@ func TestEachRule(t *testing.T) {
 			f.Settings.Checks.Watch, f.Checks.AgentWatching = false, false
 			f.Checks.Seen[0].Interval = 2 * time.Second
 			f.Settings.Checks.Fall = 3
-		}, "checks.min-wait-short", Fail, "waits only min-wait 2s"},
-		{"slow checks", func(f *Facts) { f.Checks.Seen[0].Interval = 30 * time.Second }, "checks.slow", Warning, "every 30s"},
+		}, "checks.min-wait-short", Fail, "waits only min-wait 2 s"},
+		{"slow checks", func(f *Facts) { f.Checks.Seen[0].Interval = 30 * time.Second }, "checks.slow", Warning, "every 30 s"},
 		{"agent not watching", func(f *Facts) { f.Checks.AgentWatching, f.Checks.Agent = false, nil }, "checks.agent-not-watching", Warning, "does not watch"},
 		{"cannot capture", func(f *Facts) {
 			f.Checks.AgentWatching, f.Checks.CaptureErr = false, errors.New("packet socket (needs CAP_NET_RAW)")
 		}, "checks.unseen", Warning, "CAP_NET_RAW"},
 		{"interval differs from haproxy.cfg", func(f *Facts) {
 			f.HAProxy = &HAProxy{File: "haproxy.cfg", Mine: []haproxy.Entry{{Name: "web1", Line: 20, CheckPort: 81, Inter: 2 * time.Second}}}
-		}, "checks.interval-differs", Warning, "haproxy.cfg:20: web1's entry says inter 2s"},
+		}, "checks.interval-differs", Warning, "haproxy.cfg:20: web1's entry says inter 2 s"},
 		{"config test fails", func(f *Facts) {
 			f.Web.ConfigTestErr = errors.New(`"apache2ctl -t" failed (exit status 1): Syntax error on line 3`)
 		}, "web.configtest-fails", Fail, "Syntax error on line 3"},

@@ -118,6 +118,9 @@ func PortsText(ports []uint16) string {
 	return "ports " + strings.Join(ps, ", ")
 }
 
+// Seconds says a duration for people as the view does: "0.5 s", "2 s".
+func Seconds(d time.Duration) string { return seconds(d) }
+
 func seconds(d time.Duration) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".") + " s"
 }
