@@ -66,7 +66,9 @@ func judgeWebUnit(f Facts) []Finding {
 		return []Finding{fail(AreaWeb, "web.unit-inactive", fmt.Sprintf("%s is %s", u.Name, u.ActiveState),
 			"systemctl reload of an inactive unit fails: drainctl restart will exit 9 and hold the server out",
 			fmt.Sprintf("start the web server under systemd: systemctl enable --now %s", u.Name))}
-	case !viaSystemctl && u.ActiveState == "active":
+	case !viaSystemctl && u.ActiveState != "active":
+		return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd knows %s but it is %s: the web server runs outside it, and its own reload is used", u.Name, u.ActiveState))}
+	case !viaSystemctl:
 		return []Finding{warn(AreaWeb, "web.bypasses-systemd", fmt.Sprintf("systemd runs %s, but the restart %q goes around it", u.Name, w.Restart),
 			"the reloaded web server's processes can end up outside its unit: systemctl stop or restart of the unit then misses them",
 			fmt.Sprintf("restart: auto (systemctl reload %s)", u.Name))}
@@ -81,7 +83,10 @@ func judgeAgent(f Facts) []Finding {
 	case errors.Is(a.Err, api.ErrPermission):
 		out = append(out, warn(AreaAgent, "agent.permission", "the agent's socket "+a.Socket+" refused this user",
 			"doctor cannot read the agent's state, the load balancers it sees, or the pool", "run drainctl doctor as root"))
-	case a.Err != nil:
+	case a.Err != nil || a.Status == nil:
+		if a.Err == nil {
+			a.Err = errors.New("no answer")
+		}
 		out = append(out, fail(AreaAgent, "agent.down", "no agent answers: "+a.Err.Error(),
 			"nothing keeps the forward: a firewall reload removes it for good, and drainctl's commands exit 4",
 			"start it: systemctl enable --now drainctl.service (or drainctl agent)"))

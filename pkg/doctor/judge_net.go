@@ -165,7 +165,7 @@ func judgeChecks(f Facts) []Finding {
 		out = append(out, fail(AreaChecks, "checks.service-port",
 			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
 			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes", l.Port, l.Port),
-			fmt.Sprintf("on %s, check this server's forward port: server NAME ADDRESS:%d check, and the backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, f.forwardPorts()[0], l.Port)))
+			fmt.Sprintf("on %s, check the forward port: server NAME ADDRESS:%d cookie NAME check port %d, and a backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, l.Port, f.forwardPorts()[0], l.Port)))
 	}
 	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" }) {
 		out = append(out, warn(AreaChecks, "checks.none", fmt.Sprintf("no load balancer health-checks %s (%s)", fwd, watched),

@@ -133,6 +133,8 @@ func TestEachRule(t *testing.T) {
 		{"not ready", func(f *Facts) { f.Web.ReadyErr = errors.New("connection refused") }, "web.not-ready", Fail, "connection refused"},
 		{"reload through systemctl, unit inactive", func(f *Facts) { f.Web.Unit.ActiveState = "inactive" }, "web.unit-inactive", Fail, "apache2.service is inactive"},
 		{"reload through systemctl, no unit", func(f *Facts) { f.Web.Unit.LoadState = "not-found" }, "web.unit-missing", Fail, "does not know apache2.service"},
+		{"inactive unit, own reload", func(f *Facts) { f.Web.Unit.ActiveState, f.Web.Restart = "inactive", "apache2ctl -k graceful" }, "web.unit", OK, "runs outside it"},
+		{"no answer, no error", func(f *Facts) { f.Agent.Status = nil }, "agent.down", Fail, "no answer"},
 		{"reload around systemd", func(f *Facts) { f.Web.Restart = "apache2ctl -k graceful" }, "web.bypasses-systemd", Warning, "goes around it"},
 		{"agent down", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrUnreachable }, "agent.down", Fail, "not running"},
 		{"socket refuses", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrPermission }, "agent.permission", Warning, "refused this user"},
