@@ -262,7 +262,7 @@ func (l *Lab) startWeb(w *Web) error {
 // reads the host exactly as the agent is configured.
 func (l *Lab) agentSettings(w *Web) []string {
 	args := []string{"--socket", w.socketPath(), "--state-dir", filepath.Join(w.dir, "state"),
-		"--backend", l.o.Backend, "--forward", "81:80",
+		"--backend", l.o.Backend, "--forward", "81:80", "--web-server", string(w.server),
 		"--configtest-cmd", strings.Join(w.configTestCmd(), " "), "--restart-cmd", w.ReloadCommand(),
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
 		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
