@@ -86,6 +86,7 @@ type Web struct {
 	binary     string
 	backend    string
 	poolFlags  []string // the agent's pool flags (Options.Pool)
+	lab        *Lab     // for its agent's settings (Doctor)
 	agent      *exec.Cmd
 	agentDone  chan struct{}
 	// Hosted: the test runs this server's web server and agent.
@@ -151,7 +152,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	var servers []haproxy.Server
 	for i := 1; i <= o.Servers; i++ {
 		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend,
-			server: o.WebServer}
+			server: o.WebServer, lab: l}
 		if w.ns, err = namespace.New(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
 			return l, err
 		}
