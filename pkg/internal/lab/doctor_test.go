@@ -268,6 +268,11 @@ func (d doctorRun) forwardChecks(t *testing.T, lb string) (checks, refused int) 
 //   - web1 held (maintenance enter): agent.held, and pool.full (its
 //     one slot is web1's); HAProxy's checks all refused but no
 //     checks.refused (expected while held), exit 15;
+//   - web1's Apache stopped: web.not-ready, and checks.refused (the agent
+//     says in service, the host refuses every check), exit 16;
+//   - another program's nftables table on web1 that names port 81 and
+//     drops port 80 from the load balancer's link: firewall.port-rule,
+//     and checks.unanswered (the redirected checks dropped), exit 16;
 //   - web1's agent killed: agent.down; the load balancer still found,
 //     by doctor's own capture (a few checks, not the agent's history),
 //     the backend as it would be chosen, the pool read from etcd
@@ -288,6 +293,8 @@ func TestDoctorLab(t *testing.T) {
 		{"haproxy-config", doctorHAProxyConfig},
 		{"broken-config", doctorBrokenConfig},
 		{"held", doctorHeld},
+		{"web-down", doctorWebDown},
+		{"firewall", doctorFirewall},
 		{"agent-down", doctorAgentDown},
 		{"etcd-down", doctorEtcdDown},
 	} {
@@ -415,6 +422,91 @@ func doctorHeld(t *testing.T, l *Lab, h hostEnv) {
 		t.Errorf("held: %d checks, %d refused; want 3 or more, all refused", checks, refused)
 	}
 	d.finding(t, "web.configtest", doctor.OK) // the broken config was put back
+}
+
+func doctorWebDown(t *testing.T, l *Lab, h hostEnv) {
+	ctx := context.Background()
+	w := l.Webs[0]
+	// -k stop returns before Apache is gone: wait (bounded) for its pid file.
+	if out, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "stop"); err != nil {
+		t.Fatalf("apache2 -k stop: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := w.ns.Exec("apache2", "-f", w.conf, "-k", "start"); err != nil {
+			t.Errorf("apache2 -k start: %v %s", err, out)
+		}
+		if _, err := l.WaitStatus(ctx, w.Name, "UP", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	if !waitFor(func() bool { _, err := os.Stat(w.pidFile()); return os.IsNotExist(err) }) {
+		t.Fatalf("%s's Apache did not stop", w.Name)
+	}
+	d := one(t, w)
+	h.expect(Apache, true, nil, []string{"checks.refused", "web.not-ready"}).check(t, h, d)
+	d.finding(t, "web.not-ready", doctor.Fail, "http://127.0.0.1:80/")
+	// The agent says in service, the kernel refuses every check: the
+	// load balancer sees the server DOWN.
+	d.finding(t, "checks.refused", doctor.Fail, "refused all", ActiveLB4(1)+"'s checks of port 81")
+	if checks, refused := d.forwardChecks(t, ActiveLB4(1)); refused == 0 || refused > checks {
+		t.Errorf("web down: %d checks, %d refused; want them refused", checks, refused)
+	}
+	d.finding(t, "agent.running", doctor.OK)
+	d.finding(t, "web.configtest", doctor.OK) // the config is fine: Apache is just not running
+}
+
+// doctorFirewall adds another program's nftables table to web1: a rule
+// that names the forward port (harmless: it counts) and one that drops
+// the service port from the load balancer's link. The redirected checks
+// arrive on port 80 and are dropped: nobody answers them.
+func doctorFirewall(t *testing.T, l *Lab, h hostEnv) {
+	ctx := context.Background()
+	w := l.Webs[0]
+	rules := "table inet doctorlab {\n" +
+		"\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n" +
+		"\t\ttcp dport 81 counter\n" +
+		"\t\tiifname \"eth0\" tcp dport 80 drop\n\t}\n}\n"
+	nft := func(args ...string) error {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", w.ns.Name, "nft"}, args...)...)
+		if args[0] == "-f" {
+			cmd.Stdin = strings.NewReader(rules)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("nft %v: %w: %s", args, err, out)
+		}
+		return nil
+	}
+	if err := nft("-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nft("delete", "table", "inet", "doctorlab"); err != nil {
+			t.Error(err)
+		}
+		if _, err := l.WaitStatus(ctx, w.Name, "UP", 10*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	// HAProxy sends its next check only when the last one timed out
+	// (timeout connect 2s): a SYN and its retransmit every 2.5 s, too few
+	// for a 2 s capture to judge (doctor wants 3).
+	// TODO(doctor): with --listen 2s doctor says nothing of the dropped
+	// checks: checks.forward-port ok from the agent's view ("20 checks, 0
+	// refused"), whose counters (accepted 2 of 20, refused 0) show them
+	// unanswered, but judgeAnswers reads doctor's own capture only.
+	// Logged, not failed, until pkg/doctor uses the agent's counts.
+	if short := one(t, w); len(short.Find("checks.unanswered")) == 0 {
+		t.Logf("TODO(doctor): --listen 2s: no checks.unanswered for checks dropped after the redirect; found %v %v",
+			short.IDs(doctor.Warning), short.IDs(doctor.Fail))
+	}
+	// Doctor's default capture, 6 s, sees enough.
+	d := one(t, w, "--listen", "6s")
+	h.expect(Apache, true, []string{"firewall.port-rule"}, []string{"checks.unanswered"}).check(t, h, d)
+	d.finding(t, "firewall.port-rule", doctor.Warning, "port 81", "doctorlab")
+	d.finding(t, "checks.unanswered", doctor.Fail, "answered none of", ActiveLB4(1)+"'s", "port 81")
+	d.none(t, "checks.refused")
+	d.finding(t, "web.ready", doctor.OK) // from loopback: not dropped
 }
 
 func doctorAgentDown(t *testing.T, l *Lab, h hostEnv) {
