@@ -81,6 +81,6 @@ frontend www
 
 // HAProxyConfig is the configuration HAProxy runs with.
 func (l *Lab) HAProxyConfig() string {
-	b, _ := os.ReadFile(filepath.Join(l.o.Dir, "haproxy.cfg"))
+	b, _ := os.ReadFile(l.HAProxyConfigFile())
 	return string(b)
 }

@@ -86,6 +86,7 @@ type Web struct {
 	binary     string
 	backend    string
 	poolFlags  []string // the agent's pool flags (Options.Pool)
+	lab        *Lab     // for its agent's settings (Doctor)
 	agent      *exec.Cmd
 	agentDone  chan struct{}
 	// Hosted: the test runs this server's web server and agent.
@@ -151,7 +152,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	var servers []haproxy.Server
 	for i := 1; i <= o.Servers; i++ {
 		w := &Web{Name: fmt.Sprintf("web%d", i), Addr: fmt.Sprintf("198.18.%d.2", i), binary: o.Binary, backend: o.Backend,
-			server: o.WebServer}
+			server: o.WebServer, lab: l}
 		if w.ns, err = namespace.New(fmt.Sprintf("dl-%s-web%d", o.ID, i)); err != nil {
 			return l, err
 		}
@@ -257,20 +258,30 @@ func (l *Lab) startWeb(w *Web) error {
 	return l.StartAgent(w)
 }
 
-// StartAgent starts w's agent (again, after KillAgent) and waits for its
-// socket.
-func (l *Lab) StartAgent(w *Web) error {
-	w.Socket = filepath.Join(w.dir, "agent.sock")
-	cmd := w.ns.Command(l.o.Binary, "agent", "--socket", w.Socket, "--state-dir", filepath.Join(w.dir, "state"),
-		"--backend", l.o.Backend, "--forward", "81:80",
+// agentSettings are the settings flags w's agent runs with: `drainctl
+// agent` and `drainctl doctor` (Web.Doctor) take the same, so doctor
+// reads the host exactly as the agent is configured.
+func (l *Lab) agentSettings(w *Web) []string {
+	args := []string{"--socket", w.socketPath(), "--state-dir", filepath.Join(w.dir, "state"),
+		"--backend", l.o.Backend, "--forward", "81:80", "--web-server", string(w.server),
 		"--configtest-cmd", strings.Join(w.configTestCmd(), " "), "--restart-cmd", w.ReloadCommand(),
 		"--ready-url", "http://127.0.0.1:80/", "--reconcile-interval", "1s",
 		// check inter 500ms fall 2 takes ≤ 1 s to mark the server DOWN.
-		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String())
+		"--min-wait", "2s", "--quiet", "1s", "--deadline", l.o.Deadline.String()}
 	if l.o.Pattern == AgentCheck {
-		cmd.Args = append(cmd.Args, "--agent-check-listen", fmt.Sprintf("%s:%d", w.Addr, agentPort))
+		args = append(args, "--agent-check-listen", fmt.Sprintf("%s:%d", w.Addr, agentPort))
 	}
-	cmd.Args = append(append(cmd.Args, w.poolFlags...), l.o.AgentFlags...)
+	return append(append(args, w.poolFlags...), l.o.AgentFlags...)
+}
+
+// socketPath is where w's agent serves its control socket.
+func (w *Web) socketPath() string { return filepath.Join(w.dir, "agent.sock") }
+
+// StartAgent starts w's agent (again, after KillAgent) and waits for its
+// socket.
+func (l *Lab) StartAgent(w *Web) error {
+	w.Socket = w.socketPath()
+	cmd := w.ns.Command(append([]string{l.o.Binary, "agent"}, l.agentSettings(w)...)...)
 	// Appended to, so a restarted agent's log follows the first one's.
 	logf, err := os.OpenFile(filepath.Join(w.dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

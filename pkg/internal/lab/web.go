@@ -19,6 +19,8 @@ import (
 )
 
 // WebServer is the web server the app servers run (Options.WebServer).
+// Its values are the agent's --web-server presets (the agents say which
+// they run, with the lab's own config test and reload commands).
 type WebServer string
 
 const (
