@@ -35,9 +35,16 @@ type host struct {
 
 func newHost(t testing.TB) *host {
 	t.Helper()
+	h := newBareHost(t)
+	h.ns.ServeHTTP(t, ":80")
+	return h
+}
+
+// newBareHost is a host whose web server is not running.
+func newBareHost(t testing.TB) *host {
+	t.Helper()
 	h := &host{}
 	h.ns, h.cli = nstest.Pair(t, "ag")
-	h.ns.ServeHTTP(t, ":80")
 	// Straight under /tmp, mode 0755: the permission test reaches the
 	// socket as nobody, and t.TempDir's parent is 0700.
 	dir, err := os.MkdirTemp("", "drainctl-agent-test-")
@@ -76,15 +83,21 @@ func (h *host) balancer(t testing.TB, interval time.Duration) string {
 	return nstest.Cli4
 }
 
-// agent starts `drainctl agent` in the namespace with fast test settings
-// (plus extra flags) and waits until its socket answers.
-func (h *host) agent(t testing.TB, extra ...string) *exec.Cmd {
-	t.Helper()
-	args := append([]string{"netns", "exec", h.ns.Name, binary, "agent", "--socket", h.sock,
+// settings are the agent's flags on this host: fast test settings, then
+// extra (a later flag wins). doctor takes the same.
+func (h *host) settings(extra ...string) []string {
+	return append([]string{"--socket", h.sock,
 		"--state-dir", filepath.Join(h.dir, "state"), "--reconcile-interval", "200ms",
 		"--min-wait", "300ms", "--quiet", "300ms", "--poll", "100ms", "--idle-after", "1s", "--deadline", "10s",
 		"--configtest-cmd", "true", "--restart-cmd", "touch " + h.marker("restarted"),
 		"--ready-timeout", "5s"}, extra...)
+}
+
+// agent starts `drainctl agent` in the namespace with fast test settings
+// (plus extra flags) and waits until its socket answers.
+func (h *host) agent(t testing.TB, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"netns", "exec", h.ns.Name, binary, "agent"}, h.settings(extra...)...)
 	cmd := exec.Command("ip", args...)
 	cmd.Env = testEnv
 	log, _ := os.Create(filepath.Join(h.dir, "agent.log"))

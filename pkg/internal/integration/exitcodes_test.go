@@ -15,4 +15,7 @@ const (
 	exitPermission  = 8
 	exitRestart     = 9
 	exitCommand     = 10
+	// doctor's: its worst finding a warning, a failure.
+	exitDoctorWarning = 15
+	exitDoctorFail    = 16
 )
