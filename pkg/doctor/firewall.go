@@ -39,10 +39,22 @@ func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
 	for _, f := range o.Settings.Forwards {
 		ports = append(ports, f.From)
 	}
+	// iptables-nft's own tables are read with its save command where it
+	// is installed: nft prints their xt targets only when it knows them
+	// (nft 1.0.6 leaves DNAT off, "XT target DNAT not found").
+	var nftSaves []string
+	for _, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
+		if out, err := exec.CommandContext(ctx, cmd).Output(); err == nil {
+			nftSaves = append(nftSaves, string(out))
+		}
+	}
+	for _, s := range nftSaves {
+		fw.PortRules = append(fw.PortRules, savePortRules(s, "iptables-nft", ports)...)
+	}
 	var nftText string
 	if out, err := exec.CommandContext(ctx, "nft", "list", "ruleset").Output(); err == nil {
 		nftText = string(out)
-		fw.PortRules = append(fw.PortRules, nftPortRules(nftText, ports)...)
+		fw.PortRules = append(fw.PortRules, nftPortRules(nftText, ports, len(nftSaves) > 0)...)
 	}
 	saves, _ := forward.LegacySaves()
 	for _, s := range saves {
@@ -53,6 +65,18 @@ func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
 		backend = recorded
 	}
 	fw.Software = software(o.Root, nftText, saves, backend, iptablesVariant(ctx))
+	// Debian ships /etc/nftables.conf with flush ruleset and the unit
+	// disabled: then nothing loads it, unless someone starts it.
+	if systemdRuns() {
+		if u := showUnit(ctx, "nftables.service"); u != nil && u.LoadState == "loaded" && u.UnitFileState != "enabled" && u.ActiveState != "active" {
+			for i := range fw.Software {
+				if fw.Software[i].Name == "nftables.service" {
+					fw.Software[i].Removes = false
+					fw.Software[i].Detail += fmt.Sprintf("; but nftables.service is %s and %s: nothing loads it unless someone starts it", u.UnitFileState, u.ActiveState)
+				}
+			}
+		}
+	}
 	return fw
 }
 
@@ -80,7 +104,7 @@ func software(root, nftText string, saves []string, backend, restoreVariant stri
 			// its own side of netfilter (nft or legacy): drainctl's
 			// rules go only if they are on that side.
 			out = append(out, Software{Name: "netfilter-persistent",
-				Detail:  fmt.Sprintf("%s is restored with iptables-restore (%s) at boot and reload", f, cmp.Or(restoreVariant, "variant unknown")),
+				Detail:  fmt.Sprintf("%s is restored with iptables-restore at boot and reload (iptables-restore is %s)", f, cmp.Or("iptables-"+restoreVariant, "of an unknown side")),
 				Removes: backend == forward.BackendIptables || restoreVariant != "" && backend == "iptables-"+restoreVariant})
 			break
 		}
@@ -139,8 +163,9 @@ func ours(line string) bool {
 }
 
 // nftPortRules lists the rules of `nft list ruleset` outside drainctl's
-// table that name one of ports.
-func nftPortRules(text string, ports []uint16) []PortRule {
+// table that name one of ports; skipIptNft leaves out iptables-nft's
+// tables (read from its save command instead).
+func nftPortRules(text string, ports []uint16, skipIptNft bool) []PortRule {
 	var out []PortRule
 	table, chain := "", ""
 	for _, raw := range strings.Split(text, "\n") {
@@ -155,7 +180,7 @@ func nftPortRules(text string, ports []uint16) []PortRule {
 			chain = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "chain "), "{"))
 			continue
 		}
-		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) {
+		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) || skipIptNft && iptNftTable(table) {
 			continue
 		}
 		if p, ok := namesPort(line, ports); ok {
@@ -163,6 +188,13 @@ func nftPortRules(text string, ports []uint16) []PortRule {
 		}
 	}
 	return out
+}
+
+// iptNftTable says whether an nft table ("ip nat") is one of the names
+// iptables-nft uses.
+func iptNftTable(table string) bool {
+	fam, name, _ := strings.Cut(table, " ")
+	return (fam == "ip" || fam == "ip6") && slices.Contains([]string{"filter", "nat", "mangle", "raw", "security"}, name)
 }
 
 // savePortRules lists the rules of an iptables-save output that name one

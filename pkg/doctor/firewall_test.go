@@ -47,9 +47,13 @@ table inet filter {
 	}
 }
 `
-	got := nftPortRules(text, []uint16{81})
+	got := nftPortRules(text, []uint16{81}, false)
 	if len(got) != 1 || got[0].Where != "nftables table ip nat, chain DOCKER" || got[0].Port != 81 {
 		t.Fatalf("%+v", got)
+	}
+	// With iptables-nft's save command, its tables are read there.
+	if got := nftPortRules(text, []uint16{81}, true); len(got) != 0 {
+		t.Fatalf("iptables-nft's table read twice: %+v", got)
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
 )
 
 // Backend names accepted by New (and --backend).
@@ -133,7 +136,12 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 			}
 			n := 1 // a rule google/nftables cannot decode still counts
 			if rs, err := conn.GetRules(t, c); err == nil {
-				n = len(rs)
+				n = 0
+				for _, r := range rs {
+					if !drainctlRule(r) {
+						n++
+					}
+				}
 			}
 			if iptNft {
 				h.IptablesNft += n
@@ -143,6 +151,23 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 		}
 	}
 	return h, nil
+}
+
+// drainctlRule says whether an nftables rule is one of drainctl's (its
+// jumps in iptables-nft's chains): commented "drainctl:", in nft's
+// comment or iptables-nft's xt comment match.
+func drainctlRule(r *nftables.Rule) bool {
+	if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, commentPrefix) {
+		return true
+	}
+	for _, e := range r.Exprs {
+		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
+			if c, ok := m.Info.(*xt.Comment); ok && strings.HasPrefix(string(*c), commentPrefix) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // legacySaves returns the iptables-legacy-save output of each family

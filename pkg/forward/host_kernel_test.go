@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/internal/forwardtest"
@@ -247,5 +250,37 @@ func TestKernelWatchAndLegacyFingerprint(t *testing.T) {
 	print()
 	if fp[0] == fp[1] || fp[1] != fp[2] || fp[2] == fp[3] || !regexp.MustCompile(`(?m)^\s*[1-9]\d*\s+\d+\s+REJECT`).MatchString(counters) {
 		t.Fatalf("IPv6 fingerprints %q (want: change, same after traffic, change)\n%s", fp, counters)
+	}
+}
+
+// Probe counts other software's rules only: drainctl's own jumps in
+// iptables-nft's chains (commented drainctl:jump in an xt comment
+// match) must not make a host look like an iptables-nft firewall's.
+func TestKernelProbeSkipsDrainctlsJumps(t *testing.T) {
+	l := hostLab(t)
+	f, _ := openHost(t, l.srv, forward.BackendIptablesNft, "")
+	if err := f.Apply(context.Background(), forward.Forward{From: 81, To: 80}); err != nil {
+		t.Fatal(err)
+	}
+	probe := func() forward.HostRules {
+		var h forward.HostRules
+		if err := l.srv.Do(func() error {
+			conn, err := nftables.New()
+			if err != nil {
+				return err
+			}
+			h, err = forward.Probe(conn)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := probe(); h.IptablesNft != 0 || !slices.Contains(h.Drainctl, forward.BackendIptablesNft) {
+		t.Fatalf("drainctl's rules only: %+v, want iptables-nft 0 and drainctl's rules found there", h)
+	}
+	l.srv.MustExec(t, "iptables-nft", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "8080", "-m", "comment", "--comment", "someone else", "-j", "ACCEPT")
+	if h := probe(); h.IptablesNft != 1 {
+		t.Fatalf("one rule of another program: %+v, want iptables-nft 1", h)
 	}
 }

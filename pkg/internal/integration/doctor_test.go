@@ -86,9 +86,6 @@ func parseDoctor(t *testing.T, out, stderr string, code int) doctorReport {
 type want struct {
 	id, severity, found string
 	not                 string
-	// todo names a known bug of doctor's: a mismatch is logged, not
-	// failed, until it is fixed (then the log says so).
-	todo string
 }
 
 // hostFindings are warnings the host that runs the tests may add to a
@@ -108,12 +105,7 @@ func (r doctorReport) expect(t *testing.T, allowed []string, wants ...want) {
 			return f.ID == w.id && f.Severity == w.severity && strings.Contains(f.Found, w.found) &&
 				(w.not == "" || !strings.Contains(f.Found, w.not))
 		})
-		switch {
-		case match && w.todo != "":
-			t.Logf("TODO fixed? %s %s now as wanted (%q, not %q): drop the todo", w.severity, w.id, w.found, w.not)
-		case !match && w.todo != "":
-			t.Logf("TODO (doctor bug, %s): want %s %s with %q (not %q); got %q", w.todo, w.severity, w.id, w.found, w.not, got)
-		case !match:
+		if !match {
 			t.Errorf("doctor: want %s %s with %q (not %q); got %q\n%s", w.severity, w.id, w.found, w.not, got, r)
 		}
 	}
@@ -121,7 +113,7 @@ func (r doctorReport) expect(t *testing.T, allowed []string, wants ...want) {
 		if f.Severity == "ok" || slices.Contains(allowed, f.ID) {
 			continue
 		}
-		if !slices.ContainsFunc(wants, func(w want) bool { return w.id == f.ID && w.severity == f.Severity && w.todo == "" }) {
+		if !slices.ContainsFunc(wants, func(w want) bool { return w.id == f.ID && w.severity == f.Severity }) {
 			t.Errorf("doctor: unexpected %s %s: %s\n%s", f.Severity, f.ID, f.Found, r)
 		}
 	}
@@ -251,16 +243,10 @@ type doctorUnderFirewall struct {
 
 // noOtherIptablesNft is firewall.backend's count of other software's
 // rules on a host where only drainctl's are iptables-nft's (native:
-// the count of the nftables tables'). On the iptables-nft backend it
-// counts drainctl's own jumps (forward.Probe counts every rule outside
-// the DRAINCTL- chains, though it leaves drainctl's out of
-// iptables-legacy's count): doctor says "iptables-nft 6".
-func noOtherIptablesNft(backend, native string) want {
-	w := want{id: "firewall.backend", severity: "ok", found: "rules of other software: iptables-legacy 0, iptables-nft 0, " + native + ")"}
-	if backend == "iptables-nft" {
-		w.todo = "drainctl's own iptables-nft jumps counted as other software's rules"
-	}
-	return w
+// the count of the nftables tables'): drainctl's own jumps in
+// iptables-nft's chains are not other software's.
+func noOtherIptablesNft(_, native string) want {
+	return want{id: "firewall.backend", severity: "ok", found: "rules of other software: iptables-legacy 0, iptables-nft 0, " + native + ")"}
 }
 
 // dnatTo81 is a rule of another program's that takes the forward port:
@@ -290,21 +276,11 @@ var doctorFirewalls = []doctorUnderFirewall{
 		wants: func(backend string) []want {
 			const found = "netfilter-persistent: /etc/iptables/rules.v4 is restored with iptables-restore at boot and reload"
 			const removes = "its reload removes drainctl's rules, and the running agent puts them back"
-			switch backend {
-			case "iptables-nft": // iptables-restore flushes the tables it names there
-				return []want{{id: "firewall.software", severity: "ok", found: found + "; " + removes}}
-			case "iptables-legacy":
-				// TestAgentUnderFirewalls/netfilter-persistent-reload/
-				// iptables-legacy: 0 repairs after the reload. Its
-				// iptables-restore is iptables-nft's (Debian's default
-				// alternative), which does not touch iptables-legacy's
-				// tables; doctor says it removes drainctl's rules as
-				// soon as the backend is not nftables (software() in
-				// pkg/doctor/firewall.go), and with the agent down it
-				// warns firewall.software-removes for a reload that
-				// removes nothing.
-				return []want{{id: "firewall.software", severity: "ok", found: found, not: "removes",
-					todo: "netfilter-persistent's reload counted as removing iptables-legacy's rules, though iptables-restore is iptables-nft"}}
+			// Debian's iptables-restore is iptables-nft's: its reload
+			// flushes the tables it names there, and leaves
+			// iptables-legacy's (TestAgentUnderFirewalls: 0 repairs).
+			if backend == "iptables-nft" {
+				return []want{{id: "firewall.software", severity: "ok", found: found + " (iptables-restore is iptables-nft); " + removes}}
 			}
 			return []want{{id: "firewall.software", severity: "ok", found: found, not: "removes"}}
 		}},
@@ -313,26 +289,19 @@ var doctorFirewalls = []doctorUnderFirewall{
 			return []want{{id: "firewall.software", severity: "ok", found: "docker: its DOCKER chains are loaded"}}
 		}},
 	// Other programs' rules on the forward port, in each place doctor
-	// reads: iptables-nft's (nft's text, table ip nat), iptables-legacy's
+	// reads: iptables-nft's (iptables-nft-save), iptables-legacy's
 	// (iptables-legacy-save) and native nftables (a table of its own).
 	{name: "docker-publishes-81", firewall: "docker-rules", backends: []string{"nftables", "iptables-nft"}, software: []string{"docker"},
 		// docker run -p 81:80: the container takes the checks.
 		rules: []string{"iptables-nft -t nat -A DOCKER ! -i docker0 -p tcp -m tcp --dport 81 -j DNAT --to-destination 172.17.0.2:80"},
-		wants: func(backend string) []want {
-			const rule = `another program's rule names port 81 (nftables table ip nat, chain DOCKER): iifname != "docker0" tcp dport 81 counter packets 0 bytes 0`
-			target := want{id: "firewall.port-rule", severity: "warning", found: rule + " dnat to 172.17.0.2:80"}
-			if backend == "iptables-nft" {
-				// The agent's iptables-nft rules make ip6 tables of
-				// iptables-nft's, listed first; nft 1.0.6 then cannot
-				// print the ip tables' xtables targets (stderr: "XT
-				// target DNAT not found"), and doctor reads its stdout
-				// only: the rule is named without what it does.
-				target.todo = "an iptables-nft rule's xtables target missing from the finding (nft list ruleset cannot print it)"
-			}
+		wants: func(string) []want {
+			// Read from iptables-nft-save, whole: nft 1.0.6 cannot print
+			// the xtables target of an iptables-nft rule once ip6 tables
+			// of iptables-nft's exist ("XT target DNAT not found").
 			return []want{
 				{id: "firewall.software", severity: "ok", found: "docker: its DOCKER chains are loaded"},
-				{id: "firewall.port-rule", severity: "warning", found: rule},
-				target,
+				{id: "firewall.port-rule", severity: "warning",
+					found: "another program's rule names port 81 (iptables-nft table nat): -A DOCKER ! -i docker0 -p tcp -m tcp --dport 81 -j DNAT --to-destination 172.17.0.2:80"},
 			}
 		}},
 	{name: "iptables-legacy-dnat-81", backends: []string{"nftables", "iptables-nft"},
