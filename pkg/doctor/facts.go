@@ -17,6 +17,9 @@ import (
 // Facts is what Gather read from the host; Judge decides from it alone.
 type Facts struct {
 	Now time.Time
+	// AsRoot: doctor ran as root, so what it could not read, the agent
+	// cannot either.
+	AsRoot bool
 	// Settings are the agent's, from the same file and flags.
 	Settings agent.Settings
 	Firewall Firewall
@@ -85,8 +88,15 @@ type Unit struct {
 	// Families is RestrictAddressFamilies: "" for no restriction, a list,
 	// or "~" and the list denied.
 	Families string
-	// Caps is CapabilityBoundingSet: the capabilities the unit may have.
-	Caps    string
+	// Caps is CapabilityBoundingSet: the capabilities the unit may have
+	// (systemd prints all of them when unrestricted; "" is none at all);
+	// CapsKnown says whether systemctl printed it.
+	Caps      string
+	CapsKnown bool
+	// User is the unit's User= ("" or root: root); Ambient its
+	// AmbientCapabilities, all a non-root agent has.
+	User    string
+	Ambient string
 	DropIns []string
 }
 
@@ -109,7 +119,6 @@ type Web struct {
 	Preset runner.WebServer // empty Name for custom
 	// ConfigTest is the config test as run, with its output and error.
 	ConfigTest    runner.Command
-	ConfigTestOut runner.Output
 	ConfigTestErr error
 	// Restart is the restart command the agent runs, and why.
 	Restart       string
@@ -118,8 +127,9 @@ type Web struct {
 	// is not installed, by setting.
 	Missing map[string]string
 	// Ready is the readiness check's URL and its failure (nil: ready).
-	ReadyURL string
-	ReadyErr error
+	ReadyURL     string
+	ReadyErr     error
+	ReadyTimeout time.Duration // doctor's, at most the agent's
 	// Unit is the preset's unit (apache2.service) under systemd; nil
 	// without systemd or for custom.
 	Unit *Unit
@@ -142,8 +152,12 @@ type Reboot struct {
 
 // HAProxy is a haproxy.cfg read with --haproxy-config.
 type HAProxy struct {
-	File     string
+	File string
+	// Findings are haproxy-check's in the backends that list this host
+	// (all of them when none does: NotMine); Others counts the rest.
 	Findings []haproxy.Finding
+	Others   int
+	NotMine  bool
 	// Mine are the primary entries whose address is one of this host's.
 	Mine []haproxy.Entry
 }

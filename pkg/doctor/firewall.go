@@ -39,45 +39,78 @@ func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
 	for _, f := range o.Settings.Forwards {
 		ports = append(ports, f.From)
 	}
-	// iptables-nft's own tables are read with its save command where it
-	// is installed: nft prints their xt targets only when it knows them
-	// (nft 1.0.6 leaves DNAT off, "XT target DNAT not found").
-	var nftSaves []string
-	for _, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
-		if out, err := exec.CommandContext(ctx, cmd).Output(); err == nil {
-			nftSaves = append(nftSaves, string(out))
-		}
-	}
-	for _, s := range nftSaves {
-		fw.PortRules = append(fw.PortRules, savePortRules(s, "iptables-nft", ports)...)
-	}
 	var nftText string
-	if out, err := exec.CommandContext(ctx, "nft", "list", "ruleset").Output(); err == nil {
-		nftText = string(out)
-		fw.PortRules = append(fw.PortRules, nftPortRules(nftText, ports, len(nftSaves) > 0)...)
-	}
-	saves, _ := forward.LegacySaves()
-	for _, s := range saves {
-		fw.PortRules = append(fw.PortRules, savePortRules(s, "iptables-legacy", ports)...)
-	}
+	var saves []string
+	fw.PortRules, nftText, saves = portRules(ctx, ports)
 	backend := fw.Choice.Backend
 	if recorded != "" {
 		backend = recorded
 	}
-	fw.Software = software(o.Root, nftText, saves, backend, iptablesVariant(ctx))
+	variant, _ := forward.IptablesMode(ctx, "iptables")
+	fw.Software = software(o.Root, nftText, saves, backend, variant)
 	// Debian ships /etc/nftables.conf with flush ruleset and the unit
 	// disabled: then nothing loads it, unless someone starts it.
 	if systemdRuns() {
-		if u := showUnit(ctx, "nftables.service"); u != nil && u.LoadState == "loaded" && u.UnitFileState != "enabled" && u.ActiveState != "active" {
+		if u := showUnit(ctx, "nftables.service"); u != nil && u.UnitFileState != "enabled" && u.ActiveState != "active" {
 			for i := range fw.Software {
 				if fw.Software[i].Name == "nftables.service" {
 					fw.Software[i].Removes = false
-					fw.Software[i].Detail += fmt.Sprintf("; but nftables.service is %s and %s: nothing loads it unless someone starts it", u.UnitFileState, u.ActiveState)
+					fw.Software[i].Detail += fmt.Sprintf("; but nftables.service is %s and %s: nothing loads it unless someone starts it", cmp.Or(u.UnitFileState, u.LoadState), u.ActiveState)
 				}
 			}
 		}
 	}
 	return fw
+}
+
+// portRules finds other software's rules naming ports, and returns the
+// texts read: nft's ruleset and iptables-legacy's saves.
+func portRules(ctx context.Context, ports []uint16) (rules []PortRule, nftText string, legacy []string) {
+	// iptables-nft's own tables are read with its save command where it
+	// is installed: nft prints their xt targets only when it knows them
+	// (nft 1.0.6 leaves DNAT off, "XT target DNAT not found"). The
+	// tables it says are incompatible (native chains in "ip nat") are
+	// nft's to list.
+	iptNft := map[string]bool{}
+	for i, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
+		out, err := exec.CommandContext(ctx, cmd).Output()
+		if err != nil {
+			continue
+		}
+		rules = append(rules, savePortRules(string(out), "iptables-nft", ports)...)
+		for t := range saveTables(string(out)) {
+			iptNft[[]string{"ip ", "ip6 "}[i]+t] = true
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "nft", "list", "ruleset").Output(); err == nil {
+		nftText = string(out)
+		rules = append(rules, nftPortRules(nftText, ports, iptNft)...)
+	}
+	legacy, _ = forward.LegacySaves(ctx)
+	for _, s := range legacy {
+		rules = append(rules, savePortRules(s, "iptables-legacy", ports)...)
+	}
+	return rules, nftText, legacy
+}
+
+// saveTables are the tables an iptables-save output lists whole: its
+// "*nat" lines, but not those it says contain chains it cannot show.
+func saveTables(text string) map[string]bool {
+	ts := map[string]bool{}
+	var incompatible []string
+	for _, l := range strings.Split(text, "\n") {
+		if t, ok := strings.CutPrefix(l, "*"); ok {
+			ts[strings.TrimSpace(t)] = true
+		}
+		if rest, ok := strings.CutPrefix(l, "# Table `"); ok && strings.Contains(rest, "incompatible") {
+			name, _, _ := strings.Cut(rest, "'")
+			incompatible = append(incompatible, name)
+		}
+	}
+	for _, t := range incompatible {
+		delete(ts, t)
+	}
+	return ts
 }
 
 // software names the firewall tools whose rules or files are on the host.
@@ -96,7 +129,10 @@ func software(root, nftText string, saves []string, backend, restoreVariant stri
 		out = append(out, Software{Name: "docker", Detail: "its DOCKER chains are loaded (nat PREROUTING jumps to DOCKER for local addresses; a container published on a forward port would take its checks)"})
 	}
 	if b, err := os.ReadFile(filepath.Join(root, "/etc/nftables.conf")); err == nil && regexp.MustCompile(`(?m)^\s*flush\s+ruleset`).Match(b) {
-		out = append(out, Software{Name: "nftables.service", Detail: "/etc/nftables.conf flushes the whole ruleset (flush ruleset) at every start and reload of nftables.service", Removes: true})
+		// flush ruleset empties every nftables table, iptables-nft's
+		// too, and leaves iptables-legacy's alone.
+		out = append(out, Software{Name: "nftables.service", Detail: "/etc/nftables.conf flushes the whole ruleset (flush ruleset) at every start and reload of nftables.service",
+			Removes: backend == forward.BackendNftables || backend == forward.BackendIptablesNft || backend == forward.BackendIptables && restoreVariant == "nft"})
 	}
 	for _, f := range []string{"/etc/iptables/rules.v4", "/etc/iptables/rules.v6"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err == nil {
@@ -110,22 +146,6 @@ func software(root, nftText string, saves []string, backend, restoreVariant stri
 		}
 	}
 	return out
-}
-
-// iptablesVariant is the side the host's iptables commands work on:
-// "nft" or "legacy" ("" if unknown), from `iptables --version`, e.g.
-// "iptables v1.8.9 (nf_tables)".
-func iptablesVariant(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "iptables", "--version").Output()
-	switch {
-	case err != nil:
-		return ""
-	case strings.Contains(string(out), "nf_tables"):
-		return "nft"
-	case strings.Contains(string(out), "legacy"):
-		return "legacy"
-	}
-	return ""
 }
 
 // portRE finds a destination port match in nft's text and in
@@ -163,9 +183,9 @@ func ours(line string) bool {
 }
 
 // nftPortRules lists the rules of `nft list ruleset` outside drainctl's
-// table that name one of ports; skipIptNft leaves out iptables-nft's
-// tables (read from its save command instead).
-func nftPortRules(text string, ports []uint16, skipIptNft bool) []PortRule {
+// table that name one of ports, but for the tables in skip ("ip nat":
+// read from iptables-nft's save command instead).
+func nftPortRules(text string, ports []uint16, skip map[string]bool) []PortRule {
 	var out []PortRule
 	table, chain := "", ""
 	for _, raw := range strings.Split(text, "\n") {
@@ -180,7 +200,7 @@ func nftPortRules(text string, ports []uint16, skipIptNft bool) []PortRule {
 			chain = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "chain "), "{"))
 			continue
 		}
-		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) || skipIptNft && iptNftTable(table) {
+		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) || skip[table] {
 			continue
 		}
 		if p, ok := namesPort(line, ports); ok {
@@ -188,13 +208,6 @@ func nftPortRules(text string, ports []uint16, skipIptNft bool) []PortRule {
 		}
 	}
 	return out
-}
-
-// iptNftTable says whether an nft table ("ip nat") is one of the names
-// iptables-nft uses.
-func iptNftTable(table string) bool {
-	fam, name, _ := strings.Cut(table, " ")
-	return (fam == "ip" || fam == "ip6") && slices.Contains([]string{"filter", "nat", "mangle", "raw", "security"}, name)
 }
 
 // savePortRules lists the rules of an iptables-save output that name one

@@ -47,13 +47,21 @@ table inet filter {
 	}
 }
 `
-	got := nftPortRules(text, []uint16{81}, false)
+	got := nftPortRules(text, []uint16{81}, nil)
 	if len(got) != 1 || got[0].Where != "nftables table ip nat, chain DOCKER" || got[0].Port != 81 {
 		t.Fatalf("%+v", got)
 	}
 	// With iptables-nft's save command, its tables are read there.
-	if got := nftPortRules(text, []uint16{81}, true); len(got) != 0 {
+	if got := nftPortRules(text, []uint16{81}, map[string]bool{"ip nat": true}); len(got) != 0 {
 		t.Fatalf("iptables-nft's table read twice: %+v", got)
+	}
+}
+
+func TestSaveTables(t *testing.T) {
+	// iptables-nft-save 1.8.9 on a host with a native "table ip nat".
+	out := "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\nCOMMIT\n"
+	if got := saveTables(out); !got["filter"] || got["nat"] || len(got) != 1 {
+		t.Errorf("%v, want filter only", got)
 	}
 }
 
@@ -95,6 +103,11 @@ func TestSoftware(t *testing.T) {
 			if s.Name == "netfilter-persistent" && s.Removes != tc.removes {
 				t.Errorf("rules in %s, iptables-restore %s: removes %v, want %v", tc.backend, tc.variant, s.Removes, tc.removes)
 			}
+		}
+	}
+	for _, s := range software(root, "", nil, "iptables-legacy", "nft") {
+		if s.Name == "nftables.service" && s.Removes {
+			t.Error("flush ruleset does not touch iptables-legacy's tables")
 		}
 	}
 	if got := software(t.TempDir(), "", nil, "nftables", "nft"); len(got) != 0 {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,8 +57,13 @@ const UnitName = "drainctl.service"
 // restarted. Its error is for bad input only (an unreadable
 // --haproxy-config); what it cannot read on the host is a fact.
 func Gather(ctx context.Context, o Options) (Facts, error) {
+	// Every command doctor runs is bounded: by this, and by their own
+	// timeouts (the config test's, the readiness check's).
+	ctx, cancel := context.WithTimeout(ctx, o.Listen+2*time.Minute)
+	defer cancel()
+	systemdPath()
 	s := o.Settings
-	f := Facts{Settings: s}
+	f := Facts{Settings: s, AsRoot: os.Geteuid() == 0}
 	if o.HAProxyConfig != "" {
 		h, err := readHAProxy(o.HAProxyConfig, s)
 		if err != nil {
@@ -109,6 +115,19 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	return f, nil
 }
 
+// systemdPath makes doctor's PATH cover systemd's default, the agent's:
+// under `su` or sudo without /usr/sbin, apache2ctl would look missing.
+func systemdPath() {
+	path := os.Getenv("PATH")
+	have := filepath.SplitList(path)
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		if !slices.Contains(have, d) {
+			path += string(os.PathListSeparator) + d
+		}
+	}
+	os.Setenv("PATH", strings.TrimPrefix(path, string(os.PathListSeparator)))
+}
+
 // remote drops this host's own connections (the readiness check,
 // local monitoring): only other hosts are load balancers.
 func remote(lbs []lbview.LB) []lbview.LB {
@@ -132,17 +151,30 @@ func readHAProxy(file string, s agent.Settings) (*HAProxy, error) {
 	if len(s.Forwards) > 0 {
 		e.ForwardPort, e.ServicePort = int(s.Forwards[0].From), int(s.Forwards[0].To)
 	}
-	if h.Findings, err = haproxy.Check(bytes.NewReader(b), e); err != nil {
+	findings, err := haproxy.Check(bytes.NewReader(b), e)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	all, err := haproxy.Primaries(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	mine := localNames()
+	local := localNames()
+	backends := map[string]bool{}
 	for _, e := range all {
-		if mine[e.Host] {
+		if local[e.Host] {
 			h.Mine = append(h.Mine, e)
+			backends[e.Backend] = true
+		}
+	}
+	// A load balancer's file serves other apps too: their backends are
+	// not this host's concern, unless none lists this host.
+	h.NotMine = len(h.Mine) == 0
+	for _, x := range findings {
+		if h.NotMine || backends[x.Backend] {
+			h.Findings = append(h.Findings, x)
+		} else {
+			h.Others++
 		}
 	}
 	return h, nil
@@ -166,7 +198,7 @@ func localNames() map[string]bool {
 }
 
 func gatherAgent(ctx context.Context, s agent.Settings) Agent {
-	a := Agent{Socket: s.Socket, StateFile: filepath.Join(s.StateDir, "state.json")}
+	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
 	cancel()
@@ -202,7 +234,7 @@ func showUnit(ctx context.Context, name string) *Unit {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "systemctl", "show", name,
-		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,DropInPaths").Output()
+		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,User,AmbientCapabilities,DropInPaths").Output()
 	if err != nil {
 		return nil
 	}
@@ -227,7 +259,11 @@ func parseUnit(name, text string) *Unit {
 		case "RestrictAddressFamilies":
 			u.Families = v
 		case "CapabilityBoundingSet":
-			u.Caps = v
+			u.Caps, u.CapsKnown = v, true
+		case "User":
+			u.User = v
+		case "AmbientCapabilities":
+			u.Ambient = v
 		case "DropInPaths":
 			u.DropIns = strings.Fields(v)
 		}
@@ -277,7 +313,7 @@ func gatherWeb(ctx context.Context, s agent.Settings, systemd bool) Web {
 	}
 	rc := s.Ready
 	rc.Timeout = min(rc.Timeout, 3*time.Second)
-	w.ReadyURL = rc.URL
+	w.ReadyURL, w.ReadyTimeout = rc.URL, rc.Timeout
 	w.ReadyErr = rc.Wait(ctx)
 	if systemd && w.Preset.Unit != "" {
 		w.Unit = showUnit(ctx, w.Preset.Unit)
@@ -308,11 +344,11 @@ func gatherPool(ctx context.Context, s agent.Settings, agentUp bool) Pool {
 		return p
 	}
 	defer pl.Close()
-	st, err := pl.Status(ctx)
+	ps, err := maintenance.ReadPool(ctx, pl, nil)
 	if err != nil {
 		p.Err = err
 		return p
 	}
-	p.Status = &maintenance.PoolStatus{State: st, ID: pl.ID(), MaxUnavailable: pl.Limit().String(), Allowed: pl.Limit().Allowed(st.Size())}
+	p.Status = &ps
 	return p
 }

@@ -3,11 +3,14 @@ package doctor
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -23,8 +26,9 @@ func judgeWeb(f Facts) []Finding {
 			"restart":    "drainctl restart will fail after the drain (exit 9) and leave the server held out",
 			"reboot":     "maintenance reboot will fail (exit 14) and leave the server held out",
 		}[key]
+		setting := map[string]string{"configtest": agent.KeyConfigTestCmd, "restart": agent.KeyRestartCmd, "reboot": agent.KeyRebootCmd}[key]
 		out = append(out, fail(AreaWeb, "web.command-missing", fmt.Sprintf("the %s command's program %q is not installed", key, w.Missing[key]),
-			impact, fmt.Sprintf("install it, or set the %s command in the config", key)))
+			impact, fmt.Sprintf("install it, or set %s in the config", setting)))
 	}
 	switch {
 	case w.ConfigTestErr != nil:
@@ -34,11 +38,17 @@ func judgeWeb(f Facts) []Finding {
 	case w.Missing["configtest"] == "":
 		out = append(out, ok(AreaWeb, "web.configtest", fmt.Sprintf("the config test %q passes", w.ConfigTest.Line)))
 	}
-	if w.ReadyErr != nil {
-		out = append(out, fail(AreaWeb, "web.not-ready", fmt.Sprintf("the readiness check GET %s fails: %v", w.ReadyURL, w.ReadyErr),
+	switch e := w.ReadyErr; {
+	case e != nil && w.ReadyTimeout < s.Ready.Timeout && !answered(e):
+		// No answer within doctor's few seconds: the agent waits longer.
+		out = append(out, warn(AreaWeb, "web.slow", fmt.Sprintf("the readiness check GET %s got no answer within doctor's %s: %v", w.ReadyURL, w.ReadyTimeout, e),
+			fmt.Sprintf("if the web server does not answer within %s (%s) either, every restart and maintenance exit will hold the server out (exit 7)", s.Ready.Timeout, agent.KeyReadyTimeout),
+			"check that the web server answers "+w.ReadyURL))
+	case e != nil:
+		out = append(out, fail(AreaWeb, "web.not-ready", fmt.Sprintf("the readiness check GET %s fails: %v", w.ReadyURL, e),
 			"every restart and maintenance exit will hold the server out (exit 7), and after a reboot it stays out",
-			"start the web server, or set ready.url, ready.host and ready.accept to what this server answers"))
-	} else {
+			fmt.Sprintf("start the web server, or set %s, %s and %s to what this server answers", agent.KeyReadyURL, agent.KeyReadyHost, agent.KeyReadyStatus)))
+	default:
 		out = append(out, ok(AreaWeb, "web.ready", fmt.Sprintf("the readiness check GET %s passes", w.ReadyURL)))
 	}
 	out = append(out, judgeWebUnit(f)...)
@@ -59,7 +69,7 @@ func judgeWebUnit(f Facts) []Finding {
 		if viaSystemctl {
 			return []Finding{fail(AreaWeb, "web.unit-missing", fmt.Sprintf("the restart runs systemctl, but systemd does not know %s", u.Name),
 				"drainctl restart will fail after the drain (exit 9) and leave the server held out",
-				fmt.Sprintf("restart: auto chooses %s's own reload here", w.Preset.Name))}
+				fmt.Sprintf("%s: auto chooses %s's own reload here", agent.KeyRestartCmd, w.Preset.Name))}
 		}
 		return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd does not run %s: its own reload is used", w.Preset.Name))}
 	case u.ActiveState != "active" && viaSystemctl:
@@ -71,7 +81,7 @@ func judgeWebUnit(f Facts) []Finding {
 	case !viaSystemctl:
 		return []Finding{warn(AreaWeb, "web.bypasses-systemd", fmt.Sprintf("systemd runs %s, but the restart %q goes around it", u.Name, w.Restart),
 			"the reloaded web server's processes can end up outside its unit: systemctl stop or restart of the unit then misses them",
-			fmt.Sprintf("restart: auto (systemctl reload %s)", u.Name))}
+			fmt.Sprintf("%s: auto (systemctl reload %s)", agent.KeyRestartCmd, u.Name))}
 	}
 	return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd runs %s (%s), and the restart goes through it", u.Name, u.ActiveState))}
 }
@@ -95,6 +105,9 @@ func judgeAgent(f Facts) []Finding {
 	}
 	out = append(out, judgeUnit(f)...)
 	switch {
+	case a.StateErr != nil && errors.Is(a.StateErr, fs.ErrPermission) && !f.AsRoot:
+		out = append(out, warn(AreaAgent, "agent.state-unseen", "doctor cannot read the state file as this user: "+a.StateErr.Error(),
+			"the state file is not judged", "run drainctl doctor as root"))
 	case a.StateErr != nil:
 		out = append(out, fail(AreaAgent, "agent.state-unreadable", fmt.Sprintf("the state file %s cannot be read: %v", a.StateFile, a.StateErr),
 			"the agent will not start on it: it cannot know whether the server was held",
@@ -124,6 +137,10 @@ func judgeAgentState(f Facts) []Finding {
 	if s.LastError != "" {
 		out = append(out, warn(AreaAgent, "agent.last-error", "the last operation failed: "+s.LastError,
 			"the server is where that failure left it", "see drainctl status and drainctl history"))
+	}
+	if got, want := forwardsText(st), settingsForwards(f); got != want {
+		out = append(out, warn(AreaAgent, "agent.other-settings", fmt.Sprintf("the agent runs the forwards %s, doctor's settings say %s", got, want),
+			"doctor judged other ports than the agent's: its load balancer findings may be wrong", "run drainctl doctor with the agent's --config and flags"))
 	}
 	for _, fw := range st.Forwards {
 		for _, p := range fw.Problems {
@@ -155,9 +172,22 @@ func allows(families, family string) bool {
 	return slices.Contains(fs, family)
 }
 
-// hasCap says whether CapabilityBoundingSet keeps capability c.
+// hasCap says whether a capability list has c.
 func hasCap(caps, c string) bool {
 	return slices.Contains(strings.Fields(caps), c)
+}
+
+// unitHas says whether the unit's agent has capability c: within the
+// bounding set (an empty one, printed, is none at all), and as another
+// user than root only if ambient.
+func unitHas(u *Unit, c string) bool {
+	if u.CapsKnown && !hasCap(u.Caps, c) {
+		return false
+	}
+	if u.User != "" && u.User != "root" && u.User != "0" {
+		return hasCap(u.Ambient, c)
+	}
+	return true
 }
 
 func judgeUnit(f Facts) []Finding {
@@ -195,12 +225,12 @@ func judgeUnit(f Facts) []Finding {
 			"the agent cannot watch the load balancers' checks: withdraws wait min-wait and confirm nothing",
 			"allow AF_PACKET in the unit, or set health_checks.watch: false to say so"))
 	}
-	if u.Caps != "" && !hasCap(u.Caps, "cap_net_admin") {
-		out = append(out, fail(AreaAgent, "agent.sandbox-cap", fmt.Sprintf("%s's CapabilityBoundingSet lacks cap_net_admin%s", u.Name, dropins),
+	if !unitHas(u, "cap_net_admin") {
+		out = append(out, fail(AreaAgent, "agent.sandbox-cap", fmt.Sprintf("%s's agent lacks cap_net_admin (CapabilityBoundingSet %q, User %q, AmbientCapabilities %q)%s", u.Name, u.Caps, u.User, u.Ambient, dropins),
 			"the agent cannot change netfilter: every withdraw and restore fails", "give the unit CAP_NET_ADMIN"))
 	}
-	if f.Settings.Checks.Watch && u.Caps != "" && !hasCap(u.Caps, "cap_net_raw") {
-		out = append(out, warn(AreaAgent, "agent.sandbox-cap-raw", fmt.Sprintf("%s's CapabilityBoundingSet lacks cap_net_raw%s", u.Name, dropins),
+	if f.Settings.Checks.Watch && !unitHas(u, "cap_net_raw") {
+		out = append(out, warn(AreaAgent, "agent.sandbox-cap-raw", fmt.Sprintf("%s's agent lacks cap_net_raw (CapabilityBoundingSet %q, User %q, AmbientCapabilities %q)%s", u.Name, u.Caps, u.User, u.Ambient, dropins),
 			"the agent cannot watch the load balancers' checks: withdraws wait min-wait and confirm nothing", "give the unit CAP_NET_RAW"))
 	}
 	if len(out) == 0 {
@@ -223,8 +253,7 @@ func judgePool(f Facts) []Finding {
 			"every operation that takes the server out will refuse (exit 12): nothing is taken out without a slot",
 			"check etcd's endpoints and health (etcdctl endpoint health), and the agent's pool settings")}
 	case p.Status == nil:
-		return []Finding{warn(AreaPool, "pool.unchecked", fmt.Sprintf("pool %s on %s: not checked, the agent does not answer", s.Name, strings.Join(s.Etcd, ", ")),
-			"doctor asks the agent for the pool", "start the agent, then run doctor again")}
+		return nil // Gather sets one of the two
 	}
 	ps := p.Status
 	var out []Finding
@@ -238,7 +267,7 @@ func judgePool(f Facts) []Finding {
 	}
 	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), max_unavailable %s allows %d out; %d out now, %d waiting; this host is %s",
 		ps.Name, len(ps.Members), live, ps.MaxUnavailable, ps.Allowed, len(ps.Holders), len(ps.Waiters), ps.ID)))
-	if !member {
+	if !member && f.agentUp() { // a stopped agent is no member: agent.down says so
 		out = append(out, warn(AreaPool, "pool.not-member", fmt.Sprintf("this host (%s) is not among the pool's members", ps.ID),
 			"the pool does not count it: a percentage limit is computed without it", "check that the agent registered (its log), and pool.id"))
 	}
@@ -294,10 +323,52 @@ func judgeHAProxy(f Facts) []Finding {
 		}
 		out = append(out, fail(AreaHAProxy, "haproxy.finding", fmt.Sprintf("%s:%d: %s", h.File, x.Line, who), x.Problem, x.Fix))
 	}
-	if len(out) == 0 {
-		out = append(out, ok(AreaHAProxy, "haproxy.ok", h.File+": withdrawing a server will not lose requests or sessions"))
+	if h.NotMine {
+		// Not this host's file, or it names the host otherwise (a DNS
+		// name): its findings may be other servers'.
+		for i := range out {
+			out[i].Severity = Warning
+		}
+		out = append(out, warn(AreaHAProxy, "haproxy.not-mine", h.File+" has no server entry with this host's addresses or name",
+			"its findings below may be other servers'; and if it is this pool's file, the load balancers reach this host under another name", "check the file is the load balancer's for this host"))
+	}
+	others := ""
+	if h.Others > 0 {
+		others = fmt.Sprintf(" (%d finding(s) in backends without this host left out)", h.Others)
+	}
+	if len(h.Findings) == 0 {
+		out = append(out, ok(AreaHAProxy, "haproxy.ok", h.File+": withdrawing this server will not lose requests or sessions"+others))
+	} else if others != "" {
+		out = append(out, ok(AreaHAProxy, "haproxy.others", h.File+":"+others))
 	}
 	return out
+}
+
+// forwardsText and settingsForwards say the agent's forwards and the
+// settings' alike ("81→80"), to compare them.
+func forwardsText(st *maintenance.Status) string {
+	var fs []string
+	for _, fw := range st.Forwards {
+		fs = append(fs, fmt.Sprintf("%d→%d", fw.Forward.From, fw.Forward.To))
+	}
+	slices.Sort(fs)
+	return strings.Join(fs, ", ")
+}
+
+func settingsForwards(f Facts) string {
+	var fs []string
+	for _, fw := range f.Settings.Forwards {
+		fs = append(fs, fmt.Sprintf("%d→%d", fw.From, fw.To))
+	}
+	slices.Sort(fs)
+	return strings.Join(fs, ", ")
+}
+
+// answered says whether a readiness failure came from the web server
+// (a refused connection, a status) rather than no answer in time.
+func answered(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "status ")
 }
 
 func sortedKeys(m map[string]string) []string {

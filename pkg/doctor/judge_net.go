@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/agent"
+
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -35,6 +37,10 @@ func (f Facts) servicePorts() []uint16 {
 
 func judgeFirewall(f Facts) []Finding {
 	fw := f.Firewall
+	if fw.ProbeErr != nil && !f.AsRoot {
+		return []Finding{warn(AreaFirewall, "firewall.unseen", "doctor cannot read netfilter as this user: "+fw.ProbeErr.Error(),
+			"the firewall is not judged", "run drainctl doctor as root")}
+	}
 	if fw.ProbeErr != nil {
 		return []Finding{fail(AreaFirewall, "firewall.unreadable", "cannot read this host's netfilter rules: "+fw.ProbeErr.Error(),
 			"the agent will not be able to read or change the forward either", "run drainctl doctor as root, on the app server itself")}
@@ -43,7 +49,7 @@ func judgeFirewall(f Facts) []Finding {
 	counts := fmt.Sprintf("rules of other software: iptables-legacy %d, iptables-nft %d, native nftables %d", r.Legacy, r.IptablesNft, r.Native)
 	var out []Finding
 	if st := f.Agent.Status; st != nil {
-		out = append(out, ok(AreaFirewall, "firewall.backend", fmt.Sprintf("the agent keeps the forward in %s (%s)", st.Backend, counts)))
+		out = append(out, ok(AreaFirewall, "firewall.backend", fmt.Sprintf("the agent keeps the forward in %s (%s); backend %s: %s", st.Backend, counts, f.Settings.Backend, fw.Choice.Reason)))
 	} else {
 		out = append(out, ok(AreaFirewall, "firewall.backend", fmt.Sprintf("backend %s would be used: %s", fw.Choice.Backend, fw.Choice.Reason)))
 	}
@@ -66,12 +72,33 @@ func judgeFirewall(f Facts) []Finding {
 		}
 	}
 	for _, pr := range fw.PortRules {
-		out = append(out, warn(AreaFirewall, "firewall.port-rule",
+		x := warn(AreaFirewall, "firewall.port-rule",
 			fmt.Sprintf("another program's rule names port %d (%s): %s", pr.Port, pr.Where, pr.Rule),
 			fmt.Sprintf("netfilter evaluates it as well as drainctl's: it may redirect, accept or drop the load balancers' checks of port %d before drainctl's rules see them, so a withdraw may not take the server out, or the forward may not work", pr.Port),
-			"remove the rule, or give drainctl a forward port nothing else uses (forwards: in the config, and the load balancers' check port)"))
+			"remove the rule, or give drainctl a forward port nothing else uses (forwards: in the config, and the load balancers' check port)")
+		if takesPort(pr) {
+			x.Severity = Fail
+			x.Impact = fmt.Sprintf("it redirects or drops the checks of port %d before they reach the service: withdrawing drainctl's forward changes nothing the load balancers see, or the server is never in service", pr.Port)
+		}
+		out = append(out, x)
 	}
 	return out
+}
+
+// takesPort says whether another program's rule takes the forward
+// port's packets before drainctl's filter rules could: a NAT of them (a
+// container published on the port), or a drop in raw or mangle. A rule
+// in filter's INPUT does not: the checks arrive there redirected, on
+// the service port.
+func takesPort(pr PortRule) bool {
+	r := strings.ToLower(pr.Rule)
+	switch {
+	case strings.Contains(pr.Where, "table nat") || strings.Contains(pr.Where, " nat,"):
+		return strings.Contains(r, "dnat") || strings.Contains(r, "redirect")
+	case strings.Contains(pr.Where, "raw") || strings.Contains(pr.Where, "mangle"):
+		return strings.Contains(r, "drop") || strings.Contains(r, "reject")
+	}
+	return false
 }
 
 // sourcesOn splits load balancers by the ports they were seen on.
@@ -141,6 +168,10 @@ func judgeChecks(f Facts) []Finding {
 			"run drainctl doctor as root (it needs CAP_NET_RAW), or with the agent running")}
 	}
 	var out []Finding
+	if c.CaptureErr != nil {
+		out = append(out, warn(AreaChecks, "checks.capture-failed", "doctor's own capture failed: "+c.CaptureErr.Error()+"; the load balancers below are the agent's",
+			"checks of the service port (the wrong port) and the host's answers are not judged", "run drainctl doctor as root, with --listen"))
+	}
 	checkers := f.checkers()
 	now := f.Now
 	for _, l := range checkers {
@@ -155,19 +186,25 @@ func judgeChecks(f Facts) []Finding {
 		checking[l.Addr] = true
 	}
 	for _, l := range sourcesOn(c.Seen, f.servicePorts()) {
-		if checking[l.Addr] {
-			continue // its backup entry's checks, or traffic through it
+		if checking[l.Addr] || slices.ContainsFunc(s.Policy.Ignore, func(p netip.Prefix) bool { return p.Contains(l.Addr) }) {
+			continue // its backup entry's checks, traffic through it, or monitoring
 		}
 		every := ""
 		if l.Interval > 0 {
 			every = " every " + lbview.Seconds(l.Interval)
 		}
-		out = append(out, fail(AreaChecks, "checks.service-port",
+		// Steady connections are a load balancer's checks; a couple may
+		// be anyone's (a client, a probe): said, not failed.
+		judge := fail
+		if l.Interval <= 0 || l.Checks < 3 {
+			judge = warn
+		}
+		out = append(out, judge(AreaChecks, "checks.service-port",
 			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
-			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes", l.Port, l.Port),
+			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes (if it is monitoring, add it to %s)", l.Port, l.Port, agent.KeyIgnore),
 			fmt.Sprintf("on %s, check the forward port: server NAME ADDRESS:%d cookie NAME check port %d, and a backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, l.Port, f.forwardPorts()[0], l.Port)))
 	}
-	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" }) {
+	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" && x.Severity == Fail }) {
 		out = append(out, warn(AreaChecks, "checks.none", fmt.Sprintf("no load balancer health-checks %s (%s)", fwd, watched),
 			"withdrawing takes this server out of no rotation: if a load balancer sends it users, they keep coming through a restart",
 			fmt.Sprintf("point the primary entries' checks at %s (drainctl haproxy-config); on a host not yet behind a load balancer, nothing to do", fwd)))
@@ -216,15 +253,18 @@ func judgeTimings(f Facts, l lbview.LB) []Finding {
 		return nil
 	}
 	var out []Finding
+	// Without the view (off, or the agent cannot watch) a withdraw
+	// waits min-wait and confirms nothing.
+	blind := !s.Checks.Watch || f.agentUp() && !f.Checks.AgentWatching
 	out2 := time.Duration(s.Checks.Fall) * l.Interval
-	if !s.Checks.Watch && s.Policy.MinWait < out2 {
+	if blind && s.Policy.MinWait < out2 {
 		out = append(out, fail(AreaChecks, "checks.min-wait-short",
-			fmt.Sprintf("%s checks every %s: with fall %d it takes the server out about %s after a withdraw, but the agent confirms nothing (health_checks.watch off) and waits only min-wait %s",
+			fmt.Sprintf("%s checks every %s: with fall %d it takes the server out about %s after a withdraw, but the agent confirms nothing (it does not watch the checks) and waits only min-wait %s",
 				l.Addr, lbview.Seconds(l.Interval), s.Checks.Fall, lbview.Seconds(out2), lbview.Seconds(s.Policy.MinWait)),
 			"the drain can end while the load balancer still sends new users, and they reach a web server being restarted",
-			fmt.Sprintf("set drain.min_wait to at least %s, or turn health_checks.watch on", out2+time.Second)))
+			fmt.Sprintf("set %s to at least %s, or let the agent watch the checks (%s)", agent.KeyMinWait, out2+time.Second, agent.KeyWatch)))
 	}
-	if confirm := time.Duration(max(s.Checks.Fall, s.Checks.Rise)+1)*l.Interval + 500*time.Millisecond; s.Checks.Watch && confirm > time.Minute {
+	if !blind && !lbview.Confirmable(max(s.Checks.Fall, s.Checks.Rise), l.Interval) {
 		out = append(out, warn(AreaChecks, "checks.slow",
 			fmt.Sprintf("%s checks only every %s: fall %d and rise %d take longer than the minute the agent waits for a confirmation", l.Addr, lbview.Seconds(l.Interval), s.Checks.Fall, s.Checks.Rise),
 			"withdraws and restores end \"not confirmed\" by this load balancer; the server is out of its rotation for minutes",

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"errors"
+	"io/fs"
 	"net/netip"
 	"strings"
 	"testing"
@@ -35,9 +36,10 @@ func healthy() Facts {
 	fwd := forward.Status{Forward: forward.Forward{From: 81, To: 80}, Rules: 2, Want: 2, Applied: true}
 	check := lbview.LB{Addr: lb1, Port: 81, Checks: 12, Accepted: 12, Interval: 500 * time.Millisecond, Last: now, Active: true}
 	unit := &Unit{Name: UnitName, LoadState: "loaded", ActiveState: "active", UnitFileState: "enabled",
-		Families: "AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET"}
+		Families: "AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET", Caps: "cap_chown cap_net_admin cap_net_raw cap_sys_admin", CapsKnown: true}
 	return Facts{
 		Now:      now,
+		AsRoot:   true,
 		Settings: s,
 		Firewall: Firewall{Choice: forward.Choice{Backend: "nftables", Reason: "default"}},
 		Agent: Agent{Socket: "/run/drainctl/drainctl.sock", Systemd: true, Unit: unit, StateFile: "/var/lib/drainctl/state.json",
@@ -103,13 +105,27 @@ func TestEachRule(t *testing.T) {
 		}, "firewall.software-removes", Warning, "nftables.service"},
 		{"another rule on port 81", func(f *Facts) {
 			f.Firewall.PortRules = []PortRule{{Where: "iptables-legacy table nat", Rule: "-A DOCKER -p tcp --dport 81 -j DNAT", Port: 81}}
-		}, "firewall.port-rule", Warning, "-A DOCKER"},
+		}, "firewall.port-rule", Fail, "-A DOCKER"},
+		{"another rule accepting port 81", func(f *Facts) {
+			f.Firewall.PortRules = []PortRule{{Where: "nftables table inet filter, chain input", Rule: "tcp dport 81 accept", Port: 81}}
+		}, "firewall.port-rule", Warning, "tcp dport 81 accept"},
+		{"not root", func(f *Facts) { f.AsRoot, f.Firewall.ProbeErr = false, errors.New("operation not permitted") }, "firewall.unseen", Warning, "as this user"},
 		{"checks on the service port", func(f *Facts) {
 			c := f.Checks.Seen[0]
 			c.Port = 80
 			f.Checks.Seen, f.Checks.Agent = []lbview.LB{c}, nil
 			f.Agent.Status.HealthChecks.LoadBalancers = nil
 		}, "checks.service-port", Fail, "10.0.0.2 connects to port 80 every 0.5 s"},
+		{"a few connections to the service port", func(f *Facts) {
+			c := f.Checks.Seen[0]
+			c.Port, c.Checks, c.Interval = 80, 2, 0
+			f.Checks.Seen, f.Checks.Agent = []lbview.LB{c}, nil
+		}, "checks.service-port", Warning, "10.0.0.2 connects to port 80 (2 connections"},
+		{"capture failed, the agent watches", func(f *Facts) { f.Checks.CaptureErr = errors.New("packet socket: permission denied") }, "checks.capture-failed", Warning, "permission denied"},
+		{"agent cannot watch, min-wait short", func(f *Facts) {
+			f.Checks.AgentWatching, f.Checks.Agent = false, nil
+			f.Checks.Seen[0].Interval = 2 * time.Second
+		}, "checks.min-wait-short", Fail, "every 2 s"},
 		{"no load balancer", func(f *Facts) { f.Checks.Seen, f.Checks.Agent = nil, nil }, "checks.none", Warning, "no load balancer health-checks port 81"},
 		{"checks unanswered", func(f *Facts) { f.Checks.Seen[0].Accepted = 0 }, "checks.unanswered", Fail, "answered none of 10.0.0.2's 12 checks"},
 		{"checks refused in service", func(f *Facts) { f.Checks.Seen[0].Accepted, f.Checks.Seen[0].Refused = 0, 12 }, "checks.refused", Fail, "refused all 12"},
@@ -131,6 +147,9 @@ func TestEachRule(t *testing.T) {
 		}, "web.configtest-fails", Fail, "Syntax error on line 3"},
 		{"restart program missing", func(f *Facts) { f.Web.Missing = map[string]string{"restart": "nginx"} }, "web.command-missing", Fail, `"nginx" is not installed`},
 		{"not ready", func(f *Facts) { f.Web.ReadyErr = errors.New("connection refused") }, "web.not-ready", Fail, "connection refused"},
+		{"slow to answer", func(f *Facts) {
+			f.Web.ReadyTimeout, f.Web.ReadyErr = 3*time.Second, errors.New("context deadline exceeded")
+		}, "web.slow", Warning, "no answer within doctor's 3s"},
 		{"reload through systemctl, unit inactive", func(f *Facts) { f.Web.Unit.ActiveState = "inactive" }, "web.unit-inactive", Fail, "apache2.service is inactive"},
 		{"reload through systemctl, no unit", func(f *Facts) { f.Web.Unit.LoadState = "not-found" }, "web.unit-missing", Fail, "does not know apache2.service"},
 		{"inactive unit, own reload", func(f *Facts) { f.Web.Unit.ActiveState, f.Web.Restart = "inactive", "apache2ctl -k graceful" }, "web.unit", OK, "runs outside it"},
@@ -150,6 +169,10 @@ func TestEachRule(t *testing.T) {
 		{"sandbox without AF_PACKET", func(f *Facts) { f.Agent.Unit.Families = "AF_UNIX AF_NETLINK AF_INET AF_INET6" }, "agent.sandbox-packet", Warning, "forbids AF_PACKET"},
 		{"sandbox denies AF_NETLINK", func(f *Facts) { f.Agent.Unit.Families = "~AF_NETLINK" }, "agent.sandbox-family", Fail, "forbids AF_NETLINK"},
 		{"no cap_net_admin", func(f *Facts) { f.Agent.Unit.Caps = "cap_net_raw" }, "agent.sandbox-cap", Fail, "lacks cap_net_admin"},
+		{"no capabilities at all", func(f *Facts) { f.Agent.Unit.Caps = "" }, "agent.sandbox-cap", Fail, `CapabilityBoundingSet ""`},
+		{"another user without ambient capabilities", func(f *Facts) { f.Agent.Unit.User = "drainctl" }, "agent.sandbox-cap", Fail, `User "drainctl"`},
+		{"state file unreadable to this user", func(f *Facts) { f.AsRoot, f.Agent.StateErr = false, fs.ErrPermission }, "agent.state-unseen", Warning, "as this user"},
+		{"agent runs other forwards", func(f *Facts) { f.Agent.Status.Forwards[0].Forward.From = 8081 }, "agent.other-settings", Warning, "8081→80"},
 		{"no cap_net_raw", func(f *Facts) { f.Agent.Unit.Caps = "cap_net_admin" }, "agent.sandbox-cap-raw", Warning, "lacks cap_net_raw"},
 		{"etcd down", func(f *Facts) {
 			f.Settings.Pool.Etcd = []string{"http://10.0.0.9:2379"}
@@ -170,6 +193,12 @@ func TestEachRule(t *testing.T) {
 		{"haproxy.cfg finding", func(f *Facts) {
 			f.HAProxy = &HAProxy{File: "lb.cfg", Findings: []haproxy.Finding{{Backend: "app", Server: "web1", Line: 12, Problem: "checks port 80", Fix: "check port 81"}}}
 		}, "haproxy.finding", Fail, "lb.cfg:12: backend app, server web1"},
+		{"haproxy.cfg without this host", func(f *Facts) {
+			f.HAProxy = &HAProxy{File: "lb.cfg", NotMine: true, Findings: []haproxy.Finding{{Backend: "app", Server: "web1", Line: 12, Problem: "p", Fix: "f"}}}
+		}, "haproxy.not-mine", Warning, "no server entry with this host's"},
+		{"haproxy.cfg: other apps' findings", func(f *Facts) {
+			f.HAProxy = &HAProxy{File: "lb.cfg", Others: 3, Mine: []haproxy.Entry{{Backend: "app", Name: "web1"}}}
+		}, "haproxy.ok", OK, "3 finding(s) in backends without this host left out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := healthy()

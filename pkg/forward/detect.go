@@ -101,7 +101,7 @@ func Probe(conn *nftables.Conn) (HostRules, error) {
 	h.IptablesCmd = err == nil
 	// One save per family serves both the count and the search for
 	// drainctl's own chains (a failed save counts as no rules).
-	saves, _ := legacySaves(anyTable)
+	saves, _ := legacySaves(context.Background(), anyTable)
 	h.Legacy = countLegacy(saves)
 	for _, p := range []struct {
 		name    string
@@ -174,7 +174,7 @@ func drainctlRule(r *nftables.Rule) bool {
 // whose legacy tables, as the kernel lists them, satisfy want. Only then
 // is the command run: running it otherwise would load modules. An
 // unreadable list is a family without tables.
-func legacySaves(want func(tables []string) bool) ([]string, error) {
+func legacySaves(ctx context.Context, want func(tables []string) bool) ([]string, error) {
 	var out []string
 	var errs []error
 	for _, fam := range legacyFamilies {
@@ -182,7 +182,7 @@ func legacySaves(want func(tables []string) bool) ([]string, error) {
 		if err != nil || !want(strings.Fields(string(names))) {
 			continue
 		}
-		b, err := exec.Command(fam.save).Output()
+		b, err := exec.CommandContext(ctx, fam.save).Output()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam.save, err))
 			continue
@@ -195,7 +195,7 @@ func legacySaves(want func(tables []string) bool) ([]string, error) {
 // LegacySaves returns iptables-legacy-save's output for each family that
 // has legacy tables (run only then: running it loads kernel modules).
 // drainctl doctor reads other software's rules in it.
-func LegacySaves() ([]string, error) { return legacySaves(anyTable) }
+func LegacySaves(ctx context.Context) ([]string, error) { return legacySaves(ctx, anyTable) }
 
 // anyTable and natOrFilter are legacySaves' usual wants.
 func anyTable(ts []string) bool { return len(ts) > 0 }

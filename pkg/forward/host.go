@@ -131,7 +131,7 @@ func iptNftChainsPresent(conn *nftables.Conn) (bool, error) {
 // chain; iptables-legacy-save runs only for a family whose nat or filter
 // table the kernel lists.
 func legacyChainsPresent() (bool, error) {
-	saves, err := legacySaves(natOrFilter)
+	saves, err := legacySaves(context.Background(), natOrFilter)
 	return hasDrainctlChains(saves), err
 }
 

@@ -110,7 +110,7 @@ func NewIptables(variant string, log *slog.Logger) (Forwarder, error) {
 	if _, err := ipt4.ListChains("filter"); err != nil {
 		return nil, fmt.Errorf("iptables backend: %s cannot list rules: %w", v4, err)
 	}
-	mode, err := iptablesMode(v4)
+	mode, err := IptablesMode(context.Background(), v4)
 	if err != nil {
 		return nil, err
 	}
@@ -443,10 +443,11 @@ func (b *iptForwarder) Status(ctx context.Context) ([]Status, error) {
 	return st, nil
 }
 
-// iptablesMode runs "CMD --version" and says whether CMD is the nf_tables
-// or the legacy flavour ("iptables v1.8.9 (nf_tables)").
-func iptablesMode(cmd string) (string, error) {
-	out, err := exec.Command(cmd, "--version").Output()
+// IptablesMode runs "CMD --version" and says whether CMD is the nf_tables
+// or the legacy flavour ("iptables v1.8.9 (nf_tables)"): "nft" or
+// "legacy" (an iptables before 1.8 is legacy).
+func IptablesMode(ctx context.Context, cmd string) (string, error) {
+	out, err := exec.CommandContext(ctx, cmd, "--version").Output()
 	if err != nil {
 		return "", fmt.Errorf("iptables backend: %s --version: %w", cmd, err)
 	}

@@ -126,13 +126,28 @@ func (v *View) timeout(w Want, lbs []LB) time.Duration {
 	need := v.need(w)
 	var longest time.Duration
 	for _, l := range lbs {
-		i := l.Interval
-		if i <= 0 {
-			i = 2 * time.Second
-		}
-		longest = max(longest, time.Duration(need+1)*i)
+		longest = max(longest, confirmTime(need, l.Interval))
 	}
-	return min(longest+500*time.Millisecond, time.Minute)
+	return min(longest+500*time.Millisecond, MaxConfirm)
+}
+
+// MaxConfirm bounds how long a confirmation is waited for.
+const MaxConfirm = time.Minute
+
+// confirmTime is how long need checks take at interval, with one more
+// interval for the first check (2 s when the interval is not known).
+func confirmTime(need int, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	return time.Duration(need+1) * interval
+}
+
+// Confirmable says whether need checks at interval can confirm a change
+// before the wait for it ends (MaxConfirm): drainctl doctor's check of a
+// load balancer's timings.
+func Confirmable(need int, interval time.Duration) bool {
+	return confirmTime(need, interval)+500*time.Millisecond <= MaxConfirm
 }
 
 func (v *View) need(w Want) int {

@@ -47,12 +47,19 @@ func (e *Engine) PoolStatus(ctx context.Context) (PoolStatus, error) {
 	if err != nil {
 		return PoolStatus{}, err
 	}
+	return ReadPool(ctx, p, e.slot())
+}
+
+// ReadPool reads pool p's status, with etcd's failures as the pool's
+// commands report them (CodePoolUnavailable): the agent's, and drainctl
+// doctor's when no agent answers.
+func ReadPool(ctx context.Context, p PoolAdmin, slot *state.Slot) (PoolStatus, error) {
 	st, err := p.Status(ctx)
 	if err != nil {
 		return PoolStatus{}, poolErr(err)
 	}
 	return PoolStatus{State: st, ID: p.ID(), MaxUnavailable: p.Limit().String(),
-		Allowed: p.Limit().Allowed(st.Size()), Slot: e.slot()}, nil
+		Allowed: p.Limit().Allowed(st.Size()), Slot: slot}, nil
 }
 
 // PoolRelease frees the slot of host id, one that is gone for good (a

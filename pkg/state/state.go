@@ -177,7 +177,11 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Close() error { return s.lock.Close() }
 
 // Path is the state file's path.
-func (s *Store) Path() string { return filepath.Join(s.dir, fileName) }
+func (s *Store) Path() string { return FilePath(s.dir) }
+
+// FilePath is the state file's path in state dir dir, for readers that
+// do not lock it (drainctl doctor).
+func FilePath(dir string) string { return filepath.Join(dir, fileName) }
 
 // Load reads the state; a missing file is a fresh state.
 func (s *Store) Load() (State, error) {
