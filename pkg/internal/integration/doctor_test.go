@@ -300,15 +300,24 @@ var doctorFirewalls = []doctorUnderFirewall{
 			// of iptables-nft's exist ("XT target DNAT not found").
 			return []want{
 				{id: "firewall.software", severity: "ok", found: "docker: its DOCKER chains are loaded"},
-				{id: "firewall.port-rule", severity: "warning",
+				// A NAT of the forward port takes the checks: a failure.
+				{id: "firewall.port-rule", severity: "fail",
 					found: "another program's rule names port 81 (iptables-nft table nat): -A DOCKER ! -i docker0 -p tcp -m tcp --dport 81 -j DNAT --to-destination 172.17.0.2:80"},
 			}
 		}},
 	{name: "iptables-legacy-dnat-81", backends: []string{"nftables", "iptables-nft"},
 		rules: []string{"iptables-legacy " + dnatTo81},
 		wants: func(string) []want {
-			return []want{{id: "firewall.port-rule", severity: "warning",
+			return []want{{id: "firewall.port-rule", severity: "fail",
 				found: "another program's rule names port 81 (iptables-legacy table nat): -A PREROUTING -p tcp -m tcp --dport 81 -j DNAT --to-destination 198.18.0.1:8081"}}
+		}},
+	// A native table named like iptables-nft's: iptables-nft-save calls
+	// it incompatible, so nft's text is read.
+	{name: "native-ip-nat-redirects-81", backends: []string{"nftables"},
+		rules: []string{`nft 'add table ip nat; add chain ip nat pre { type nat hook prerouting priority -100; }; add rule ip nat pre tcp dport 81 redirect to :8080'`},
+		wants: func(string) []want {
+			return []want{{id: "firewall.port-rule", severity: "fail",
+				found: "another program's rule names port 81 (nftables table ip nat, chain pre): tcp dport 81 redirect to :8080"}}
 		}},
 	{name: "nft-table-names-81", backends: []string{"nftables", "iptables-legacy"},
 		rules: []string{`nft 'add table inet other; add chain inet other input { type filter hook input priority 0; policy accept; }; add rule inet other input tcp dport { 81, 8081 } counter accept'`},
