@@ -105,6 +105,8 @@ type Unit struct {
 type Checks struct {
 	Listened   time.Duration
 	CaptureErr error
+	// Skipped: no capture was asked for (--listen 0).
+	Skipped bool
 	// Seen are the sources doctor's capture saw, on the forward ports and
 	// the service ports (LB.Port says which).
 	Seen []lbview.LB

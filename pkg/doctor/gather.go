@@ -84,7 +84,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 			f.Checks.CaptureErr = err
 		}
 	} else {
-		f.Checks.CaptureErr = errors.New("not captured (--listen 0)")
+		f.Checks.CaptureErr, f.Checks.Skipped = errors.New("not captured (--listen 0)"), true
 	}
 
 	f.Agent = gatherAgent(ctx, s)

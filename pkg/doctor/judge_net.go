@@ -168,7 +168,10 @@ func judgeChecks(f Facts) []Finding {
 			"run drainctl doctor as root (it needs CAP_NET_RAW), or with the agent running")}
 	}
 	var out []Finding
-	if c.CaptureErr != nil {
+	switch {
+	case c.Skipped:
+		out = append(out, ok(AreaChecks, "checks.not-captured", "doctor did not capture (--listen 0): the load balancers below are the agent's, and the service port is not looked at"))
+	case c.CaptureErr != nil:
 		out = append(out, warn(AreaChecks, "checks.capture-failed", "doctor's own capture failed: "+c.CaptureErr.Error()+"; the load balancers below are the agent's",
 			"checks of the service port (the wrong port) and the host's answers are not judged", "run drainctl doctor as root, with --listen"))
 	}

@@ -354,7 +354,7 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 
 	// As packaged: nothing to fix.
 	r := cdoctor(t, c, "--listen", "1s", "--haproxy-config", "/root/haproxy.cfg")
-	r.expect(t, nil, append(up, unitOK, want{id: "haproxy.ok", severity: "ok", found: "/root/haproxy.cfg: withdrawing a server will not lose requests or sessions"})...)
+	r.expect(t, nil, append(up, unitOK, want{id: "haproxy.ok", severity: "ok", found: "/root/haproxy.cfg: withdrawing this server will not lose requests or sessions"})...)
 	if r.Worst != "ok" {
 		t.Fatalf("doctor under the packaged unit: worst %s, want ok\n%s", r.Worst, r)
 	}
