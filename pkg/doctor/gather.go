@@ -18,6 +18,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
+	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -146,38 +147,56 @@ func readHAProxy(file string, s agent.Settings) (*HAProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &HAProxy{File: file}
-	e := haproxy.Expect{Fall: s.Checks.Fall, Rise: s.Checks.Rise}
-	if len(s.Forwards) > 0 {
-		e.ForwardPort, e.ServicePort = int(s.Forwards[0].From), int(s.Forwards[0].To)
-	}
-	findings, err := haproxy.Check(bytes.NewReader(b), e)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
 	all, err := haproxy.Primaries(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	h := &HAProxy{File: file}
 	local := localNames()
-	backends := map[string]bool{}
+	// Each backend that lists this host is judged against the forward
+	// its entry uses. A load balancer's file serves other apps too:
+	// their backends are not this host's concern, unless none lists it.
+	forwardOf := map[string]forward.Forward{}
 	for _, e := range all {
 		if local[e.Host] {
 			h.Mine = append(h.Mine, e)
-			backends[e.Backend] = true
+			forwardOf[e.Backend] = entryForward(s.Forwards, e)
 		}
 	}
-	// A load balancer's file serves other apps too: their backends are
-	// not this host's concern, unless none lists this host.
 	h.NotMine = len(h.Mine) == 0
-	for _, x := range findings {
-		if h.NotMine || backends[x.Backend] {
-			h.Findings = append(h.Findings, x)
-		} else {
-			h.Others++
+	for i, fw := range s.Forwards {
+		findings, err := haproxy.Check(bytes.NewReader(b), haproxy.Expect{ForwardPort: int(fw.From), ServicePort: int(fw.To), Fall: s.Checks.Fall, Rise: s.Checks.Rise})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		for _, x := range findings {
+			mine, listed := forwardOf[x.Backend]
+			switch {
+			case h.NotMine && i == 0, listed && mine == fw:
+				h.Findings = append(h.Findings, x)
+			case !listed && i == 0:
+				h.Others++
+			}
 		}
 	}
 	return h, nil
+}
+
+// entryForward is the forward a server entry uses: the one whose port
+// it checks, else the one whose service port it sends to, else the
+// first.
+func entryForward(fs []forward.Forward, e haproxy.Entry) forward.Forward {
+	for _, f := range fs {
+		if int(f.From) == e.CheckPort {
+			return f
+		}
+	}
+	for _, f := range fs {
+		if int(f.To) == e.Port {
+			return f
+		}
+	}
+	return fs[0]
 }
 
 // localNames are this host's addresses and name: how a haproxy.cfg
