@@ -205,7 +205,7 @@ func judgeChecks(f Facts) []Finding {
 		out = append(out, judge(AreaChecks, "checks.service-port",
 			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
 			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes (if it is monitoring, add it to %s)", l.Port, l.Port, agent.KeyIgnore),
-			fmt.Sprintf("on %s, check the forward port: server NAME ADDRESS:%d cookie NAME check port %d, and a backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, l.Port, f.forwardPorts()[0], l.Port)))
+			fmt.Sprintf("on %s, check the forward port: server NAME %s:%d cookie NAME check port %d, and a backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, addrOr(l.Local, "ADDRESS"), l.Port, forwardTo(f, l.Port), l.Port)))
 	}
 	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" && x.Severity == Fail }) {
 		out = append(out, warn(AreaChecks, "checks.none", fmt.Sprintf("no load balancer health-checks %s (%s)", fwd, watched),
@@ -218,6 +218,24 @@ func judgeChecks(f Facts) []Finding {
 			"give the agent CAP_NET_RAW and AF_PACKET (see the agent findings); its log says why at start"))
 	}
 	return out
+}
+
+// addrOr is a, or what to say when it is not known.
+func addrOr(a netip.Addr, unknown string) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return unknown
+}
+
+// forwardTo is the forward port of the forward to service port svc.
+func forwardTo(f Facts, svc uint16) uint16 {
+	for _, fw := range f.Settings.Forwards {
+		if fw.To == svc {
+			return fw.From
+		}
+	}
+	return f.forwardPorts()[0]
 }
 
 // judgeAnswers reads the host's answers to one load balancer's checks in

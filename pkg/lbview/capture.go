@@ -44,6 +44,7 @@ func (k Kind) String() string {
 type Packet struct {
 	Time   time.Time
 	Remote netip.AddrPort // the load balancer's address and source port
+	Local  netip.Addr     // this host's address it checks
 	Kind   Kind
 }
 
@@ -212,11 +213,11 @@ func parse(b []byte, outgoing bool, port uint16) (Packet, bool) {
 	flags := tcp[13]
 	switch {
 	case dport == port && flags&0x12 == 0x02 && !outgoing:
-		return Packet{Remote: netip.AddrPortFrom(src, sport), Kind: Attempt}, true
+		return Packet{Remote: netip.AddrPortFrom(src, sport), Local: dst, Kind: Attempt}, true
 	case sport == port && flags&0x04 != 0 && outgoing:
-		return Packet{Remote: netip.AddrPortFrom(dst, dport), Kind: Refused}, true
+		return Packet{Remote: netip.AddrPortFrom(dst, dport), Local: src, Kind: Refused}, true
 	case sport == port && flags&0x12 == 0x12 && outgoing:
-		return Packet{Remote: netip.AddrPortFrom(dst, dport), Kind: Accepted}, true
+		return Packet{Remote: netip.AddrPortFrom(dst, dport), Local: src, Kind: Accepted}, true
 	}
 	return Packet{}, false
 }

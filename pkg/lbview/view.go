@@ -79,8 +79,11 @@ func (k Key) String() string {
 
 // LB is what the view knows of one load balancer.
 type LB struct {
-	Addr     netip.Addr    `json:"address"`
-	Port     uint16        `json:"port"` // the forward port it checks
+	Addr netip.Addr `json:"address"`
+	Port uint16     `json:"port"` // the forward port it checks
+	// Local is this host's address its checks go to (the last seen):
+	// the one its haproxy.cfg names.
+	Local    netip.Addr    `json:"local_address,omitzero"`
 	Checks   uint64        `json:"checks"`
 	Accepted uint64        `json:"accepted"`
 	Refused  uint64        `json:"refused"`
@@ -186,6 +189,9 @@ func (v *View) Record(port uint16, p Packet) {
 	switch p.Kind {
 	case Attempt:
 		src.remembered = false
+		if p.Local.IsValid() {
+			src.Local = p.Local.Unmap()
+		}
 		src.Checks++
 		src.Last = p.Time
 		src.times = appendBounded(src.times, p.Time, keepTimes)

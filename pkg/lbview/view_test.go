@@ -134,6 +134,9 @@ func TestParseDirection(t *testing.T) {
 		if ok && p.Remote.Port() != 40000 {
 			t.Errorf("%s: remote %v, want the load balancer's port 40000", c.name, p.Remote)
 		}
+		if ok && p.Local != host4 && p.Local != host6 {
+			t.Errorf("%s: local %v, want this host's address", c.name, p.Local)
+		}
 	}
 }
 

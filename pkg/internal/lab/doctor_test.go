@@ -563,9 +563,9 @@ func TestDoctorServicePort(t *testing.T) {
 	h.expect(Nginx, true, nil, []string{"checks.service-port", "haproxy.finding"}).check(t, h, d)
 	f := d.finding(t, "checks.service-port", doctor.Fail, ActiveLB4(1)+" connects to port 80", "never checks port 81")
 	// The fix is the recommended entry: the service port, checked on the
-	// forward port (the host cannot know the address the load balancer
-	// uses for it, so it says ADDRESS), never the load balancer's own.
-	if strings.Contains(f.Fix, ActiveLB4(1)+":") || !strings.Contains(f.Fix, "ADDRESS:80 cookie NAME check port 81") {
+	// forward port, at the address the load balancer's checks go to
+	// (this server's), never the load balancer's own.
+	if strings.Contains(f.Fix, ActiveLB4(1)+":") || !strings.Contains(f.Fix, w.Addr+":80 cookie NAME check port 81") {
 		t.Errorf("checks.service-port's fix %q: want the recommended entry, not the load balancer's address", f.Fix)
 	}
 	d.none(t, "checks.forward-port", "checks.none", "haproxy.ok")
