@@ -40,7 +40,7 @@ func joinPool(ctx context.Context, s Settings, deps *maintenance.Deps, met *metr
 	if !s.Pool.Enabled() {
 		return func() {}, nil
 	}
-	p, err := s.Pool.open()
+	p, err := s.Pool.Open()
 	if err != nil {
 		return nil, err
 	}

@@ -114,8 +114,9 @@ func secretFile(key, path string) error {
 	return nil
 }
 
-// open makes the pool.Pool of the settings (it dials nothing yet).
-func (p PoolSettings) open() (*pool.Pool, error) {
+// Open makes the pool.Pool of the settings (it dials nothing yet): the
+// agent's, and drainctl doctor's when no agent answers.
+func (p PoolSettings) Open() (*pool.Pool, error) {
 	cfg := pool.Config{Endpoints: p.Etcd, Name: p.Name, ID: p.ID, Limit: p.MaxUnavailable, Username: p.Username}
 	if p.PasswordFile != "" {
 		b, err := os.ReadFile(p.PasswordFile)
@@ -154,7 +155,3 @@ func (p PoolSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(p) }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (p *PoolSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, p) }
-
-// Open makes the pool.Pool of the settings, for a reader of the pool
-// other than the agent (drainctl doctor); it dials nothing yet.
-func (p PoolSettings) Open() (*pool.Pool, error) { return p.open() }

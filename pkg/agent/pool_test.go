@@ -80,7 +80,7 @@ func TestPoolOverTLS(t *testing.T) {
 	if err := s.validate(); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.open()
+	p, err := s.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestPoolOverTLS(t *testing.T) {
 	}
 	anon := s
 	anon.CertFile, anon.KeyFile = "", ""
-	q, err := anon.open()
+	q, err := anon.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,13 +99,13 @@ func (c Confirmation) Text() string {
 	var yes, no []string
 	for _, l := range c.LoadBalancers {
 		if l.Confirmed {
-			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, seconds(l.After)))
+			yes = append(yes, fmt.Sprintf("%s after %s", l.Addr, Seconds(l.After)))
 		} else {
 			if l.Silent {
-				no = append(no, fmt.Sprintf("%s: no check in %s", l.Addr, seconds(c.Elapsed)))
+				no = append(no, fmt.Sprintf("%s: no check in %s", l.Addr, Seconds(c.Elapsed)))
 				continue
 			}
-			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, seconds(c.Elapsed)))
+			no = append(no, fmt.Sprintf("%s: %d of %d checks %s in %s", l.Addr, l.Answers, l.Need, verb, Seconds(c.Elapsed)))
 		}
 	}
 	s := fmt.Sprintf("%s on %d/%d load balancers", what, n, total)

@@ -103,10 +103,10 @@ func (l LB) Key() Key { return Key{l.Addr, l.Port} }
 func (l LB) Describe(now time.Time) string {
 	every := "interval not known yet"
 	if l.Interval > 0 {
-		every = "every " + seconds(l.Interval)
+		every = "every " + Seconds(l.Interval)
 	}
 	return fmt.Sprintf("%s checks port %d %s, last %s ago (%d checks, %d refused)",
-		l.Addr, l.Port, every, seconds(now.Sub(l.Last)), l.Checks, l.Refused)
+		l.Addr, l.Port, every, Seconds(now.Sub(l.Last)), l.Checks, l.Refused)
 }
 
 // PortsText names ports for people: "port 81", "ports 81, 8081".
@@ -122,9 +122,7 @@ func PortsText(ports []uint16) string {
 }
 
 // Seconds says a duration for people as the view does: "0.5 s", "2 s".
-func Seconds(d time.Duration) string { return seconds(d) }
-
-func seconds(d time.Duration) string {
+func Seconds(d time.Duration) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", d.Seconds()), "0"), ".") + " s"
 }
 
