@@ -48,12 +48,6 @@ func doctorCommand() *cli.Command {
 	}
 }
 
-// doctorReport is doctor --json's output.
-type doctorReport struct {
-	Worst    doctor.Severity  `json:"worst"`
-	Findings []doctor.Finding `json:"findings"`
-}
-
 func runDoctor(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
@@ -79,10 +73,10 @@ func runDoctor(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("--haproxy-config: %w", err)}
 	}
-	fs := doctor.Judge(facts)
-	worst := doctor.Worst(fs)
+	r := doctor.NewReport(doctor.Judge(facts))
+	fs, worst := r.Findings, r.Worst
 	if c.Bool("json") {
-		if err := printJSON(doctorReport{worst, fs}); err != nil {
+		if err := printJSON(r); err != nil {
 			return err
 		}
 	} else {

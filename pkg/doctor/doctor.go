@@ -78,6 +78,15 @@ type Finding struct {
 	Fix string `json:"fix,omitempty"`
 }
 
+// Report is doctor's answer, as --json prints it.
+type Report struct {
+	Worst    Severity  `json:"worst"`
+	Findings []Finding `json:"findings"`
+}
+
+// NewReport is the report of fs.
+func NewReport(fs []Finding) Report { return Report{Worst(fs), fs} }
+
 // Worst is the highest severity of fs (OK for none).
 func Worst(fs []Finding) Severity {
 	w := OK

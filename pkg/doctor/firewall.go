@@ -19,8 +19,9 @@ import (
 
 // gatherFirewall probes netfilter as the agent's backend auto does, and
 // finds the firewall software and the rules of others on the forward
-// ports. recorded is the state file's backend.
-func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
+// ports. recorded is the state file's backend; systemd says whether
+// systemd runs the host.
+func gatherFirewall(ctx context.Context, o Options, recorded string, systemd bool) Firewall {
 	var fw Firewall
 	conn, err := nftables.New()
 	if err != nil {
@@ -50,7 +51,7 @@ func gatherFirewall(ctx context.Context, o Options, recorded string) Firewall {
 	fw.Software = software(o.Root, nftText, saves, backend, variant)
 	// Debian ships /etc/nftables.conf with flush ruleset and the unit
 	// disabled: then nothing loads it, unless someone starts it.
-	if systemdRuns() {
+	if systemd {
 		if u := showUnit(ctx, "nftables.service"); u != nil && u.UnitFileState != "enabled" && u.ActiveState != "active" {
 			for i := range fw.Software {
 				if fw.Software[i].Name == "nftables.service" {

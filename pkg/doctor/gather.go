@@ -65,8 +65,9 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	systemdPath()
 	s := o.Settings
 	f := Facts{Settings: s, AsRoot: os.Geteuid() == 0}
+	local := localNames()
 	if o.HAProxyConfig != "" {
-		h, err := readHAProxy(o.HAProxyConfig, s)
+		h, err := readHAProxy(o.HAProxyConfig, s, local)
 		if err != nil {
 			return f, err
 		}
@@ -93,7 +94,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	if f.Agent.State != nil {
 		recorded = f.Agent.State.Backend
 	}
-	f.Firewall = gatherFirewall(ctx, o, recorded)
+	f.Firewall = gatherFirewall(ctx, o, recorded, f.Agent.Systemd)
 	if st := f.Agent.Status; st != nil && st.HealthChecks != nil {
 		f.Checks.AgentWatching = true
 		f.Checks.Agent = st.HealthChecks.LoadBalancers
@@ -108,7 +109,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 		case <-time.After(time.Until(start.Add(o.Listen))):
 		case <-ctx.Done():
 		}
-		f.Checks.Seen = remote(watch.LoadBalancers())
+		f.Checks.Seen = remote(watch.LoadBalancers(), local)
 		watch.Close()
 		f.Checks.Listened = time.Since(start)
 	}
@@ -131,8 +132,7 @@ func systemdPath() {
 
 // remote drops this host's own connections (the readiness check,
 // local monitoring): only other hosts are load balancers.
-func remote(lbs []lbview.LB) []lbview.LB {
-	local := localNames()
+func remote(lbs []lbview.LB, local map[string]bool) []lbview.LB {
 	var out []lbview.LB
 	for _, l := range lbs {
 		if !l.Addr.IsLoopback() && !local[l.Addr.String()] {
@@ -142,7 +142,7 @@ func remote(lbs []lbview.LB) []lbview.LB {
 	return out
 }
 
-func readHAProxy(file string, s agent.Settings) (*HAProxy, error) {
+func readHAProxy(file string, s agent.Settings, local map[string]bool) (*HAProxy, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -152,7 +152,6 @@ func readHAProxy(file string, s agent.Settings) (*HAProxy, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	h := &HAProxy{File: file}
-	local := localNames()
 	// Each backend that lists this host is judged against the forward
 	// its entry uses. A load balancer's file serves other apps too:
 	// their backends are not this host's concern, unless none lists it.

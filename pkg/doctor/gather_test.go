@@ -35,7 +35,7 @@ func TestReadHAProxyJudgesThisHostsBackends(t *testing.T) {
 	}
 	s := agent.Defaults()
 	s.Forwards = []forward.Forward{{From: 81, To: 80}, {From: 8081, To: 8080}}
-	h, err := readHAProxy(file, s)
+	h, err := readHAProxy(file, s, localNames())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -138,7 +138,11 @@ func judgeAgentState(f Facts) []Finding {
 		out = append(out, warn(AreaAgent, "agent.last-error", "the last operation failed: "+s.LastError,
 			"the server is where that failure left it", "see drainctl status and drainctl history"))
 	}
-	if got, want := forwardsText(st), settingsForwards(f); got != want {
+	running := make([]forward.Forward, len(st.Forwards))
+	for i, fw := range st.Forwards {
+		running[i] = fw.Forward
+	}
+	if got, want := forwardsText(running), forwardsText(f.Settings.Forwards); got != want {
 		out = append(out, warn(AreaAgent, "agent.other-settings", fmt.Sprintf("the agent runs the forwards %s, doctor's settings say %s", got, want),
 			"doctor judged other ports than the agent's: its load balancer findings may be wrong", "run drainctl doctor with the agent's --config and flags"))
 	}
@@ -344,21 +348,12 @@ func judgeHAProxy(f Facts) []Finding {
 	return out
 }
 
-// forwardsText and settingsForwards say the agent's forwards and the
-// settings' alike ("81→80"), to compare them.
-func forwardsText(st *maintenance.Status) string {
-	var fs []string
-	for _, fw := range st.Forwards {
-		fs = append(fs, fmt.Sprintf("%d→%d", fw.Forward.From, fw.Forward.To))
-	}
-	slices.Sort(fs)
-	return strings.Join(fs, ", ")
-}
-
-func settingsForwards(f Facts) string {
-	var fs []string
-	for _, fw := range f.Settings.Forwards {
-		fs = append(fs, fmt.Sprintf("%d→%d", fw.From, fw.To))
+// forwardsText says forwards in order ("81→80, 8081→8080"), to compare
+// the agent's with the settings'.
+func forwardsText(fwds []forward.Forward) string {
+	fs := make([]string, len(fwds))
+	for i, fw := range fwds {
+		fs[i] = fmt.Sprintf("%d→%d", fw.From, fw.To)
 	}
 	slices.Sort(fs)
 	return strings.Join(fs, ", ")
