@@ -28,7 +28,8 @@ func gatherFirewall(ctx context.Context, o Options, recorded string, systemd boo
 		fw.ProbeErr = fmt.Errorf("open netlink for nftables: %w", err)
 		return fw
 	}
-	if fw.Rules, err = forward.Probe(conn); err != nil {
+	saves, _ := forward.LegacySaves(ctx)
+	if fw.Rules, err = forward.ProbeSaves(conn, saves); err != nil {
 		fw.ProbeErr = err
 		return fw
 	}
@@ -41,8 +42,7 @@ func gatherFirewall(ctx context.Context, o Options, recorded string, systemd boo
 		ports = append(ports, f.From)
 	}
 	var nftText string
-	var saves []string
-	fw.PortRules, nftText, saves = portRules(ctx, ports)
+	fw.PortRules, nftText = portRules(ctx, ports, saves)
 	backend := fw.Choice.Backend
 	if recorded != "" {
 		backend = recorded
@@ -64,9 +64,9 @@ func gatherFirewall(ctx context.Context, o Options, recorded string, systemd boo
 	return fw
 }
 
-// portRules finds other software's rules naming ports, and returns the
-// texts read: nft's ruleset and iptables-legacy's saves.
-func portRules(ctx context.Context, ports []uint16) (rules []PortRule, nftText string, legacy []string) {
+// portRules finds other software's rules naming ports, in iptables-nft's
+// and nft's rulesets and iptables-legacy's saves, and returns nft's text.
+func portRules(ctx context.Context, ports []uint16, legacy []string) (rules []PortRule, nftText string) {
 	// iptables-nft's own tables are read with its save command where it
 	// is installed: nft prints their xt targets only when it knows them
 	// (nft 1.0.6 leaves DNAT off, "XT target DNAT not found"). The
@@ -87,11 +87,10 @@ func portRules(ctx context.Context, ports []uint16) (rules []PortRule, nftText s
 		nftText = string(out)
 		rules = append(rules, nftPortRules(nftText, ports, iptNft)...)
 	}
-	legacy, _ = forward.LegacySaves(ctx)
 	for _, s := range legacy {
 		rules = append(rules, savePortRules(s, "iptables-legacy", ports)...)
 	}
-	return rules, nftText, legacy
+	return rules, nftText
 }
 
 // saveTables are the tables an iptables-save output lists whole: its

@@ -96,12 +96,18 @@ var iptablesNftTables = map[string]bool{"filter": true, "nat": true, "mangle": t
 // Probe counts the rules the host already has on each side. conn reads
 // nftables; drainctl's own table and chains are not counted.
 func Probe(conn *nftables.Conn) (HostRules, error) {
-	var h HostRules
-	_, err := exec.LookPath("iptables")
-	h.IptablesCmd = err == nil
 	// One save per family serves both the count and the search for
 	// drainctl's own chains (a failed save counts as no rules).
 	saves, _ := legacySaves(context.Background(), anyTable)
+	return ProbeSaves(conn, saves)
+}
+
+// ProbeSaves is Probe with iptables-legacy's saves already read
+// (LegacySaves), for a caller that reads them too (drainctl doctor).
+func ProbeSaves(conn *nftables.Conn, saves []string) (HostRules, error) {
+	var h HostRules
+	_, err := exec.LookPath("iptables")
+	h.IptablesCmd = err == nil
 	h.Legacy = countLegacy(saves)
 	for _, p := range []struct {
 		name    string
