@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/supervise"
 )
 
 // maintenanceRunCommand is enter, a command, exit: the one way to patch a
@@ -122,131 +122,29 @@ func runMaintenanceRun(c *cli.Context) error {
 	return err
 }
 
-// runLogged runs the command with its output going to log (never to a
-// pipe drainctl holds: if drainctl dies, the command goes on), and shows
-// the log as it grows. It returns the outcome and the end of the output.
+// runLogged runs the command under supervise.Run with its output going
+// to log, shown on stdout (stderr when quiet: stdout is for JSON), and
+// tells the operator what is done to it. It returns the outcome and the
+// end of the output, as the exit's request carries them.
 func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *maintenance.CommandDone {
 	done := &maintenance.CommandDone{Command: shellQuote(args)}
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		done.ExitCode, done.Output = -1, err.Error()
-		return done
+	show := io.Writer(os.Stdout)
+	if quiet {
+		show = os.Stderr
 	}
-	defer null.Close()
-	// drainctl reads the log through a descriptor of its own.
-	rf, err := os.Open(log.Name())
-	if err != nil {
-		done.ExitCode, done.Output = -1, err.Error()
-		return done
-	}
-	defer rf.Close()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, log, log
-	// Its own process group: the terminal's SIGINT and SIGHUP reach
-	// drainctl only, which decides what the command gets.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Shown from here on: an appended log's earlier runs are not this one.
-	start, _ := log.Seek(0, io.SeekCurrent)
-	if err := cmd.Start(); err != nil {
-		done.ExitCode, done.Output = -1, err.Error()
-		return done
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	show := &logTail{f: rf, off: start, quiet: quiet}
-	var limit <-chan time.Time
-	if ttl > 0 {
-		limit = time.After(ttl)
-	}
-	var kill <-chan time.Time
-	signalled := 0
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-exited:
-			show.read()
-			done.Output = show.tail()
-			setOutcome(done, err)
-			return done
-		case s := <-sigs:
-			// Ctrl-C once: the command decides how to stop (apt-get
-			// finishes its dpkg step); twice: the operator means it.
-			signalled++
-			if signalled > 1 {
-				say("drainctl: killing %s", done.Command)
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				continue
-			}
-			say("drainctl: %s: passed on to %s; waiting for it to end (again to kill it)", s, done.Command)
-			syscall.Kill(-cmd.Process.Pid, s.(syscall.Signal))
-		case <-limit:
-			// As systemd stops a unit: SIGTERM, then SIGKILL.
+	r := supervise.Run(args, supervise.Options{Log: log, Show: show, TTL: ttl, Signals: sigs, Notify: func(e supervise.Event) {
+		switch e.Kind {
+		case supervise.Relayed:
+			say("drainctl: %s: passed on to %s; waiting for it to end (again to kill it)", e.Signal, done.Command)
+		case supervise.Killing:
+			say("drainctl: killing %s", done.Command)
+		case supervise.TimedOut:
 			say("drainctl: %s ran out its --ttl %s: SIGTERM", done.Command, ttl)
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			kill = time.After(10 * time.Second)
-		case <-kill:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		case <-tick.C:
-			// The log is polled, not piped: nothing here may block the
-			// command's writes if drainctl stops reading.
-			show.read()
 		}
-	}
+	}})
+	done.ExitCode, done.Signal, done.Output = r.ExitCode, r.Signal, r.Output
+	return done
 }
-
-// setOutcome records how the command ended, from its Wait: its exit
-// status, or the signal that killed it (its exit code is then -1, as the
-// record has it), or why it could not be waited for.
-func setOutcome(done *maintenance.CommandDone, err error) {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		done.ExitCode = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			done.ExitCode, done.Signal = -1, ws.Signal().String()
-		}
-	default:
-		done.ExitCode, done.Output = -1, err.Error()
-	}
-}
-
-// logTail shows what the command appends to its log and keeps the end.
-type logTail struct {
-	f     *os.File // the log, open for reading
-	off   int64    // how far it has been shown
-	quiet bool     // --json: stdout is for JSON; the output goes to stderr
-	last  []byte   // the end of the output, for the record
-}
-
-// keepOutput is how much of the output's end is kept: the reason of a
-// failed run quotes its last line, and the agent records the end (it
-// keeps 4 KiB of it in the history).
-const keepOutput = 16 << 10
-
-// read shows what was appended since the last read.
-func (t *logTail) read() {
-	b, err := io.ReadAll(io.NewSectionReader(t.f, t.off, 1<<40))
-	if err != nil || len(b) == 0 {
-		return
-	}
-	t.off += int64(len(b))
-	// Write errors are ignored: with the terminal gone (a lost SSH
-	// session) the output still goes to the log.
-	if t.quiet {
-		os.Stderr.Write(b)
-	} else {
-		os.Stdout.Write(b)
-	}
-	t.last = append(t.last, b...)
-	if len(t.last) > keepOutput {
-		t.last = t.last[len(t.last)-keepOutput:]
-	}
-}
-
-// tail is the end of the output so far.
-func (t *logTail) tail() string { return string(t.last) }
 
 // openRunLog opens (appending) the run's log: the file given, else one
 // named by the time under /var/log/drainctl (root) or the user's state

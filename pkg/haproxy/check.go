@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -235,7 +236,7 @@ func (s *section) insertsCookie() bool {
 		return false
 	}
 	modes := d.fields[2:]
-	return contains(modes, "insert") || contains(modes, "rewrite") || contains(modes, "prefix")
+	return slices.Contains(modes, "insert") || slices.Contains(modes, "rewrite") || slices.Contains(modes, "prefix")
 }
 
 // checker gathers the findings of one backend or listen section, in the
@@ -359,15 +360,6 @@ func countsDiffer(s server, e Expect) string {
 		return ""
 	}
 	return strings.Join(p, "; ") + fmt.Sprintf(" (or set health_checks fall: %d, rise: %d in drainctl.yaml)", s.fall, s.rise)
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Entry is a primary (not backup) server entry of a haproxy.cfg, with

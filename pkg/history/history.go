@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/drainctl/drainctl/pkg/internal/atomicfile"
 )
 
 // Phase is one phase of an operation and how long it lasted.
@@ -87,9 +89,10 @@ func Open(dir string, max int) (*Store, error) {
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
 
-// Append adds an entry. The file is appended to and synced; once it holds
-// a tenth more than max entries it is rewritten with the last max (a new
-// file, renamed over the old: a crash leaves one or the other).
+// Append adds an entry. The file is appended to (a log, not replaced) and
+// synced, its directory too when the file is new; once it holds a tenth
+// more than max entries it is rewritten with the last max (a new file,
+// renamed over the old: a crash leaves one or the other).
 func (s *Store) Append(e Entry) error {
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -103,7 +106,9 @@ func (s *Store) Append(e Entry) error {
 	}
 	// A write cut by a crash leaves a line without its newline: end it,
 	// so that this entry is a line of its own.
+	created := true
 	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		created = false
 		last := make([]byte, 1)
 		if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
 			line = append([]byte{'\n'}, line...)
@@ -113,6 +118,13 @@ func (s *Store) Append(e Entry) error {
 	serr := f.Sync()
 	if err := errors.Join(werr, serr, f.Close()); err != nil {
 		return fmt.Errorf("history: %w", err)
+	}
+	// A file just created (or found empty) has a name the file's fsync
+	// does not cover: the directory's does.
+	if created {
+		if err := atomicfile.SyncDir(filepath.Dir(s.path)); err != nil {
+			return fmt.Errorf("history: %w", err)
+		}
 	}
 	s.lines++
 	if s.lines > s.max+s.max/10 {
@@ -134,17 +146,7 @@ func (s *Store) compact() error {
 		buf.Write(l)
 		buf.WriteByte('\n')
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), fileName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(buf.Bytes())
-	serr := tmp.Sync()
-	if err := errors.Join(werr, serr, tmp.Close()); err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := atomicfile.Write(s.path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
 	s.lines = len(all)

@@ -10,8 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/drainctl/drainctl/pkg/internal/atomicfile"
 )
 
 // ForgetAfter is how long a load balancer the view remembers may stay
@@ -41,26 +42,15 @@ func (v *View) Remember(lbs []LB, now time.Time) {
 	}
 }
 
-// Save writes lbs to path atomically (a new file renamed over the old), so
-// a crash leaves the old list or the new one.
+// Save writes lbs to path atomically and durably (a new file renamed over
+// the old, file and directory fsynced), so a crash leaves the old list or
+// the new one.
 func Save(path string, lbs []LB) error {
 	b, err := json.MarshalIndent(lbs, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".loadbalancers-*")
-	if err != nil {
-		return fmt.Errorf("save the load balancers: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save the load balancers: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save the load balancers: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save the load balancers: %w", err)
 	}
 	return nil

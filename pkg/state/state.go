@@ -14,6 +14,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/drainctl/drainctl/pkg/internal/atomicfile"
 )
 
 // Phase is where the server is in the maintenance cycle.
@@ -261,32 +263,8 @@ func (s *Store) Save(st State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.dir, fileName+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(s.Path(), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
-		return fmt.Errorf("replace state: %w", err)
-	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("fsync state dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync state dir: %w", err)
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,7 +292,7 @@ func mirrorOf(path string) string {
 			uri = "" // a new stanza
 		case fields[0] == "URIs:" && len(fields) > 1:
 			uri = fields[1]
-		case fields[0] == "Suites:" && uri != "" && contains(fields[1:], Suite):
+		case fields[0] == "Suites:" && uri != "" && slices.Contains(fields[1:], Suite):
 			return uri
 		case fields[0] == "deb":
 			rest := fields[1:]
@@ -309,15 +310,6 @@ func mirrorOf(path string) string {
 		}
 	}
 	return ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // tail is the end of a command's output, for an error message.
