@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // README's exit-code table lists every code the CLI has, and no other.
@@ -120,8 +122,8 @@ func TestConfigCheckAndAgentPages(t *testing.T) {
 	if l := flagLine(pages["drainctl-config-check.8"], "check"); l != "" {
 		t.Errorf("drainctl-config-check.8 lists %s", l)
 	}
-	if flagLine(pages["drainctl-config-check.8"], "fall") == "" || flagLine(pages["drainctl-agent.8"], "check") == "" {
-		t.Error("config check lacks --fall, or agent lacks --check")
+	if flagLine(pages["drainctl-config-check.8"], "health-checks-fall") == "" || flagLine(pages["drainctl-agent.8"], "check") == "" {
+		t.Error("config check lacks --health-checks-fall, or agent lacks --check")
 	}
 	agent := pages["drainctl-agent.8"]
 	if strings.Contains(agent, "within --reconcile-interval when") || !strings.Contains(agent, "as soon as something changes them") {
@@ -129,5 +131,38 @@ func TestConfigCheckAndAgentPages(t *testing.T) {
 	}
 	if l := flagLine(pages["drainctl-haproxy-config.8"], "backend"); l != "" {
 		t.Errorf("drainctl-haproxy-config.8 lists the old name: %s", l)
+	}
+}
+
+// Every setting of the table is a flag of `drainctl agent` and `config
+// check`, in their man pages and their --help, under its name and its
+// old ones.
+func TestManAndHelpListEverySetting(t *testing.T) {
+	pages, err := manPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"agent"}, {"config", "check"}} {
+		page := pages["drainctl-"+strings.Join(cmd, "-")+".8"]
+		help, _, _ := runCLI(t, append(cmd, "--help")...)
+		for _, st := range settings.All() {
+			line := flagLine(page, st.Flag())
+			doc, _, _ := strings.Cut(st.Doc, "`") // the page sets `WORD` in bold
+			if line == "" || !strings.Contains(line, doc[:min(len(doc), 20)]) {
+				t.Errorf("drainctl %s's man page: no --%s (%s)", strings.Join(cmd, " "), st.Flag(), st.Key)
+			}
+			if !strings.Contains(help, "--"+st.Flag()+" ") && !strings.Contains(help, "--"+st.Flag()+",") {
+				t.Errorf("drainctl %s --help: no --%s", strings.Join(cmd, " "), st.Flag())
+			}
+			for _, old := range st.OldFlags {
+				dashes := "--"
+				if len(old) == 1 {
+					dashes = "-"
+				}
+				if !strings.Contains(line, `\fB`+dashes+old) && !strings.Contains(line, ", "+dashes+old) {
+					t.Errorf("drainctl %s's man page: --%s does not name its old flag %s%s: %s", strings.Join(cmd, " "), st.Flag(), dashes, old, line)
+				}
+			}
+		}
 	}
 }

@@ -14,10 +14,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/ready"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // clearEnv keeps the host's DRAINCTL_* out of a test: an environment
@@ -31,7 +31,7 @@ func clearEnv(t *testing.T) {
 
 // settingsOf runs `drainctl [global...] config check` as far as the
 // settings, with the config file doc (none if empty), and returns them.
-func settingsOf(t *testing.T, doc string, global []string, args ...string) (agent.Settings, error) {
+func settingsOf(t *testing.T, doc string, global []string, args ...string) (settings.Settings, error) {
 	t.Helper()
 	if doc != "" {
 		path := filepath.Join(t.TempDir(), "drainctl.yaml")
@@ -42,7 +42,7 @@ func settingsOf(t *testing.T, doc string, global []string, args ...string) (agen
 	} else {
 		args = append([]string{"--config", os.DevNull}, args...)
 	}
-	var got agent.Settings
+	var got settings.Settings
 	var gotErr error
 	app := &cli.App{
 		Flags: []cli.Flag{socketFlag()},
@@ -86,7 +86,7 @@ ready:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := agent.Defaults()
+	want := settings.Defaults()
 	want.Backend, want.Forwards, want.StateDir = forward.BackendNftables, []forward.Forward{{From: 82, To: 8080}}, "/srv/drainctl"
 	want.Checks.Fall = 3
 	want.Policy.Deadline, want.Policy.Quiet, want.Policy.OnDeadline = 30*time.Second, time.Second, drain.Abort
@@ -123,14 +123,14 @@ func TestSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := agent.Defaults()
+	want := settings.Defaults()
 	want.Restart.Line, want.Ready.URL, want.Build = "true", "http://127.0.0.1:80/", got.Build
 	want.ConfigTest.Line = "apache2ctl -t"
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%+v\nwant\n%+v", got, want)
 	}
 	// Every flag given at the default it shows changes nothing: the shown
-	// defaults are agent.Defaults'.
+	// defaults are settings.Defaults'.
 	args := []string{"--restart-cmd", "true"}
 	for _, st := range agentSettingFlags() {
 		name := "--" + st.flag.Names()[0]
@@ -191,8 +191,8 @@ func TestSettingsErrorsSayWhere(t *testing.T) {
 		{"restart:\n  restart_cmd: x\nready:\n  url: localhost\n", nil, `line 4: ready url "localhost"`, true},
 		{"restart:\n  restart_cmd: x\n", []string{"--ready-url", "localhost"}, `ready url "localhost"`, false},
 		{"drain:\n  deadline: soon\n", nil, `line 2: "soon" is not a duration`, true},
-		{"restart:\n  restart_cmd: x\n", []string{"--on-deadline", "later"}, `--on-deadline "later": want proceed or abort`, false},
-		{"restart:\n  restart_cmd: x\n", []string{"--ignore", "10.0.0.0/33"}, `--ignore "10.0.0.0/33"`, false},
+		{"restart:\n  restart_cmd: x\n", []string{"--on-deadline", "later"}, `--drain-on-deadline: on_deadline "later": want proceed or abort`, false},
+		{"restart:\n  restart_cmd: x\n", []string{"--ignore", "10.0.0.0/33"}, `--drain-ignore: "10.0.0.0/33"`, false},
 		{"restart:\n  restart_cmd: x\n", []string{"--forward", "81"}, `forward "81": want FROM:TO`, false},
 	} {
 		_, err := settingsOf(t, tc.doc, nil, tc.args...)
@@ -206,5 +206,49 @@ func TestSettingsErrorsSayWhere(t *testing.T) {
 		case tc.want != "" && exitCode(err) != exitUsage:
 			t.Errorf("%q %v: exit %d, want %d", tc.doc, tc.args, exitCode(err), exitUsage)
 		}
+	}
+}
+
+// The old spellings still work: the flags from before the settings had
+// one name (aliases of the new ones), and the config file's old keys.
+func TestSettingsOldSpellings(t *testing.T) {
+	clearEnv(t)
+	const oldDoc = "restart:\n  configtest_cmd: apachectl -t\n  restart_cmd: apachectl -k graceful\n  restart_timeout: 2m\n"
+	old, err := settingsOf(t, oldDoc, nil, "--forward", "83:80", "--forward", "444:443", "--deadline", "45s", "--fall", "4", "--rise", "3",
+		"--watch-checks=false", "--ignore", "192.0.2.0/24", "--on-deadline", "abort", "--boot-ready-timeout", "7m",
+		"--poll", "300ms", "--min-wait", "3s", "--quiet", "1s", "--idle-after", "6s", "--grace", "1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newDoc = "configtest:\n  cmd: apachectl -t\nrestart:\n  cmd: apachectl -k graceful\n  timeout: 2m\n"
+	fresh, err := settingsOf(t, newDoc, nil, "--forwards", "83:80", "--forwards", "444:443", "--drain-deadline", "45s",
+		"--health-checks-fall", "4", "--health-checks-rise", "3", "--health-checks-watch=false", "--drain-ignore", "192.0.2.0/24",
+		"--drain-on-deadline", "abort", "--reboot-ready-timeout", "7m",
+		"--drain-poll", "300ms", "--drain-min-wait", "3s", "--drain-quiet", "1s", "--drain-idle-after", "6s", "--drain-grace", "1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(old, fresh) {
+		t.Fatalf("old spellings:\n%+v\nnew:\n%+v", old, fresh)
+	}
+	if old.ConfigTest.Line != "apachectl -t" || old.Restart.Timeout != 2*time.Minute || old.Checks.Fall != 4 || old.Reboot.ReadyTimeout != 7*time.Minute {
+		t.Fatalf("old spellings not read: %+v", old)
+	}
+	// The pool's renamed flags.
+	dir := t.TempDir()
+	ca, cert := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "c.pem")
+	key, pw := filepath.Join(dir, "k.pem"), filepath.Join(dir, "pw")
+	for _, f := range []string{ca, cert, key, pw} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := settingsOf(t, "", nil, "--restart-cmd", "true", "--pool-etcd", "http://10.0.0.5:2379,http://10.0.0.6:2379", "--pool-id", "web1",
+		"--pool-ca", ca, "--pool-cert", cert, "--pool-key", key, "--pool-user", "drainctl", "--pool-password-file", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Pool.CAFile != ca || p.Pool.CertFile != cert || p.Pool.KeyFile != key || p.Pool.Username != "drainctl" || len(p.Pool.Etcd) != 2 {
+		t.Fatalf("pool: %+v", p.Pool)
 	}
 }

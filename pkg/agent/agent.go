@@ -25,6 +25,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/metrics"
 	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -36,7 +37,7 @@ type metricsSource struct{ *maintenance.Engine }
 // joinPool opens the pool, when one is configured, and gives it to the
 // engine and the metrics; the agent is a live member while it runs (its
 // lease ends with it). close ends the membership.
-func joinPool(ctx context.Context, s Settings, deps *maintenance.Deps, met *metrics.Metrics, src *metricsSource, log *slog.Logger) (close func(), err error) {
+func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, met *metrics.Metrics, src *metricsSource, log *slog.Logger) (close func(), err error) {
 	if !s.Pool.Enabled() {
 		return func() {}, nil
 	}
@@ -75,11 +76,11 @@ func (c commands) Restart(ctx context.Context) (runner.Output, error)    { retur
 
 // Run runs the agent until ctx ends. ready, if not nil, is called once the
 // socket is served (systemd is notified as well). s must be Resolved.
-func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) error {
+func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady func()) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	gid, _ := groupID(s.SocketGroup)
+	gid, _ := s.SocketGID()
 	if s.SocketGroup == "" && gid == 0 {
 		log.Warn("group drainctl does not exist: only root can use the socket", "socket", s.Socket)
 	}
@@ -161,7 +162,7 @@ func Run(ctx context.Context, s Settings, log *slog.Logger, onReady func()) erro
 // names the one used last, and auto keeps it, so that rules of other
 // software appearing later (Docker adds iptables-legacy rules) do not
 // move a held server's rules.
-func openForwarder(ctx context.Context, s Settings, store *state.Store, log *slog.Logger) (forward.Forwarder, error) {
+func openForwarder(ctx context.Context, s settings.Settings, store *state.Store, log *slog.Logger) (forward.Forwarder, error) {
 	recorded, err := store.Load()
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
@@ -178,7 +179,7 @@ func openForwarder(ctx context.Context, s Settings, store *state.Store, log *slo
 // ports, and HAProxy's agent-check queries when the agent answers them
 // (agentView, which serveAgentCheck feeds). Without the capture (no
 // CAP_NET_RAW) the agent still runs: withdraws then wait min-wait.
-func startViews(s Settings, log *slog.Logger) (views lbview.Views, agentView *lbview.View, closeAll func()) {
+func startViews(s settings.Settings, log *slog.Logger) (views lbview.Views, agentView *lbview.View, closeAll func()) {
 	closeAll = func() {}
 	if !s.Checks.Watch {
 		return nil, nil, closeAll
@@ -279,7 +280,7 @@ const fullCheckEvery = 10 * time.Minute
 // nothing, so its fingerprint is polled every s.Reconcile (two getsockopt
 // per table, no command run), and the rules read only when it changed. An
 // idle agent thus runs no command at all between full checks.
-func watchAndRepair(ctx context.Context, s Settings, eng *maintenance.Engine, log *slog.Logger, errc <-chan error) error {
+func watchAndRepair(ctx context.Context, s settings.Settings, eng *maintenance.Engine, log *slog.Logger, errc <-chan error) error {
 	changes, err := forward.Watch(ctx, log)
 	if err != nil {
 		log.Warn("cannot watch the ruleset: checking the rules every reconcile interval instead", "err", err)

@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/bootinfo"
-	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/ready"
 	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // hostBoot is the engine's view of this host's boots (maintenance.Boot).
@@ -42,15 +42,9 @@ func (c rebootCommand) Reboot(ctx context.Context) (runner.Output, error) { retu
 func (c rebootCommand) String() string                                    { return c.Line }
 
 // withReboots lets the engine reboot the host as the settings say.
-func withReboots(d *maintenance.Deps, s Settings) {
+func withReboots(d *maintenance.Deps, s settings.Settings) {
 	d.Boot, d.Rebooter, d.RebootTimeout = hostBoot{}, rebootCommand{s.Reboot.Command}, s.Reboot.Timeout
 	bootReady := s.Ready
 	bootReady.Timeout = s.Reboot.ReadyTimeout
 	d.BootReady = ready.Check(bootReady)
 }
-
-// MarshalJSON writes the durations in milliseconds (jsonms).
-func (r RebootSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(r) }
-
-// UnmarshalJSON reads what MarshalJSON wrote.
-func (r *RebootSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, r) }

@@ -2,20 +2,21 @@ package config
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
-// defaults are agent.Defaults with a restart command given: Resolve then
+// defaults are settings.Defaults with a restart command given: Resolve then
 // asks systemd nothing.
-func defaults() agent.Settings {
-	s := agent.Defaults()
+func defaults() settings.Settings {
+	s := settings.Defaults()
 	s.Restart.Line = "true"
 	return s
 }
@@ -23,7 +24,7 @@ func defaults() agent.Settings {
 // settle is what the agent does with a document: lay it over the
 // defaults, resolve, validate, and name the file's line of what Validate
 // refuses.
-func settle(doc string) (agent.Settings, error) {
+func settle(doc string) (settings.Settings, error) {
 	s := defaults()
 	src, err := Parse([]byte(doc), &s)
 	if err != nil {
@@ -43,8 +44,8 @@ func TestLoadGood(t *testing.T) {
 	if s.Backend != "auto" || len(s.Forwards) != 2 || s.Forwards[0] != want[0] || s.Forwards[1] != want[1] {
 		t.Fatalf("got %+v", s)
 	}
-	if !src.Sets(agent.KeyForwards) || src.Line(agent.KeyForwards) != 4 || src.Sets(agent.KeyDeadline) {
-		t.Fatalf("source: forwards set %v on line %d, drain.deadline set %v", src.Sets(agent.KeyForwards), src.Line(agent.KeyForwards), src.Sets(agent.KeyDeadline))
+	if !src.Sets(settings.KeyForwards) || src.Line(settings.KeyForwards) != 4 || src.Sets(settings.KeyDeadline) {
+		t.Fatalf("source: forwards set %v on line %d, drain.deadline set %v", src.Sets(settings.KeyForwards), src.Line(settings.KeyForwards), src.Sets(settings.KeyDeadline))
 	}
 }
 
@@ -107,7 +108,7 @@ func TestLocateOnlyTheFilesKeys(t *testing.T) {
 func TestEmptyAndMissing(t *testing.T) {
 	s := defaults()
 	src, err := Parse(nil, &s)
-	if err != nil || !reflect.DeepEqual(s, defaults()) || src.Sets(agent.KeyForwards) {
+	if err != nil || !reflect.DeepEqual(s, defaults()) || src.Sets(settings.KeyForwards) {
 		t.Errorf("empty document: %+v, %v", s, err)
 	}
 	_, err = Load(filepath.Join(t.TempDir(), "nope.yaml"), &s)
@@ -149,33 +150,57 @@ func TestFullExampleIsValid(t *testing.T) {
 	}
 }
 
-// full.yaml says "every key with its default": it is agent.Defaults, but
+// full.yaml says "every key with its default": it is settings.Defaults, but
 // for the two keys whose default is a rule rather than a value
 // (socket_group: drainctl if it exists; ready.url: from the first
 // forward), and it has every key the agent names.
 func TestFullExampleIsTheDefaults(t *testing.T) {
-	s := agent.Defaults()
+	s := settings.Defaults()
 	src, err := Load(filepath.Join("..", "..", "testdata", "config", "full.yaml"), &s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := agent.Defaults()
+	want := settings.Defaults()
 	want.SocketGroup, want.Ready.URL = "drainctl", "http://127.0.0.1:80/"
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("full.yaml:\n%+v\nDefaults:\n%+v", s, want)
 	}
-	for _, key := range []string{
-		agent.KeySocket, agent.KeySocketGroup, agent.KeyStateDir, agent.KeyBackend, agent.KeyForwards, agent.KeyReconcile,
-		agent.KeyMetricsListen, agent.KeyAgentCheckListen, agent.KeyWatch, agent.KeyFall, agent.KeyRise,
-		agent.KeyPoll, agent.KeyMinWait, agent.KeyQuiet, agent.KeyIdleAfter, agent.KeyDeadline, agent.KeyGrace,
-		agent.KeyOnDeadline, agent.KeyIgnore, agent.KeyConfigTestCmd, agent.KeyConfigTestTime, agent.KeyRestartCmd,
-		agent.KeyRestartTime, agent.KeyReadyURL, agent.KeyReadyStatus, agent.KeyReadyHost, agent.KeyReadyTimeout,
-		agent.KeyPoolEtcd, agent.KeyPoolName, agent.KeyPoolID, agent.KeyPoolMax, agent.KeyPoolWait, agent.KeyPoolCA,
-		agent.KeyPoolCert, agent.KeyPoolKey, agent.KeyPoolUser, agent.KeyPoolPassword,
-	} {
-		if src.Line(key) == 0 {
-			t.Errorf("full.yaml has no %s", key)
+	for _, st := range settings.All() {
+		if src.Line(st.Key) == 0 {
+			t.Errorf("full.yaml has no %s", st.Key)
 		}
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "config", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range settings.All() {
+		for _, old := range st.OldKeys {
+			if strings.Contains(string(b), "\n  "+lastKey(old)+":") {
+				t.Errorf("full.yaml uses the old key %s, not %s", old, st.Key)
+			}
+		}
+	}
+}
+
+// The file's old keys are still read, as their settings; a setting given
+// under both names is an error, naming both lines.
+func TestOldKeys(t *testing.T) {
+	old, err := settle("restart:\n  configtest_cmd: apachectl -t\n  configtest_timeout: 10s\n  restart_cmd: apachectl -k graceful\n  restart_timeout: 2m\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := settle("configtest:\n  cmd: apachectl -t\n  timeout: 10s\nrestart:\n  cmd: apachectl -k graceful\n  timeout: 2m\n")
+	if err != nil || !reflect.DeepEqual(old, fresh) || old.Restart.Timeout != 2*time.Minute || old.ConfigTest.Line != "apachectl -t" {
+		t.Fatalf("old keys:\n%+v\nnew keys:\n%+v (%v)", old, fresh, err)
+	}
+	// Validate's errors name the old key's line.
+	if _, err := settle("restart:\n  restart_cmd: x\n  configtest_timeout: -1s\n"); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("old key's error: %v, want line 3", err)
+	}
+	_, err = settle("restart:\n  restart_cmd: x\n  cmd: y\n")
+	if err == nil || !strings.Contains(err.Error(), "line 2: restart.restart_cmd is restart.cmd, given on line 3") {
+		t.Errorf("both names: %v", err)
 	}
 }
 

@@ -3,7 +3,7 @@ package config
 import (
 	"testing"
 
-	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // FuzzParse: no document makes the config parser panic, and what it
@@ -13,7 +13,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := agent.Defaults()
+		s := settings.Defaults()
 		if _, err := Parse(b, &s); err != nil {
 			return
 		}

@@ -3,13 +3,13 @@ package doctor
 import (
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
 	"github.com/drainctl/drainctl/pkg/window"
 )
@@ -21,7 +21,7 @@ type Facts struct {
 	// cannot either.
 	AsRoot bool
 	// Settings are the agent's, from the same file and flags.
-	Settings agent.Settings
+	Settings settings.Settings
 	Firewall Firewall
 	Agent    Agent
 	Checks   Checks

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -23,6 +22,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
 	"github.com/drainctl/drainctl/pkg/window"
 )
@@ -30,7 +30,7 @@ import (
 // Options say what Gather reads.
 type Options struct {
 	// Settings are the agent's (the same file and flags).
-	Settings agent.Settings
+	Settings settings.Settings
 	// Listen is how long doctor captures the checks itself, on the
 	// forward and service ports (0: not at all). It needs CAP_NET_RAW.
 	Listen time.Duration
@@ -142,7 +142,7 @@ func remote(lbs []lbview.LB, local map[string]bool) []lbview.LB {
 	return out
 }
 
-func readHAProxy(file string, s agent.Settings, local map[string]bool) (*HAProxy, error) {
+func readHAProxy(file string, s settings.Settings, local map[string]bool) (*HAProxy, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
@@ -215,7 +215,7 @@ func localNames() map[string]bool {
 	return names
 }
 
-func gatherAgent(ctx context.Context, s agent.Settings) Agent {
+func gatherAgent(ctx context.Context, s settings.Settings) Agent {
 	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
@@ -290,7 +290,7 @@ func parseUnit(name, text string) *Unit {
 }
 
 // programs are the settings' commands, by the name a finding gives them.
-func programs(s agent.Settings) map[string]string {
+func programs(s settings.Settings) map[string]string {
 	return map[string]string{"configtest": s.ConfigTest.Line, "restart": s.Restart.Line, "reboot": s.Reboot.Command.Line}
 }
 
@@ -313,7 +313,7 @@ func program(line string) string {
 var shellBuiltins = map[string]bool{"cd": true, "exec": true, "command": true, ".": true, "source": true, "test": true, "[": true,
 	"true": true, "false": true, "export": true, "set": true, "if": true, "for": true, "while": true, "eval": true}
 
-func gatherWeb(ctx context.Context, s agent.Settings, systemd bool) Web {
+func gatherWeb(ctx context.Context, s settings.Settings, systemd bool) Web {
 	w := Web{Preset: runner.Presets[s.WebServer], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason}
 	if w.RestartReason == "" {
 		w.RestartReason = "set in the configuration"
@@ -339,7 +339,7 @@ func gatherWeb(ctx context.Context, s agent.Settings, systemd bool) Web {
 	return w
 }
 
-func gatherPool(ctx context.Context, s agent.Settings, agentUp bool) Pool {
+func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	p := Pool{Configured: s.Pool.Enabled()}
 	if !p.Configured {
 		return p

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // backend is the recommended backend, as `drainctl haproxy-config`
@@ -33,7 +33,7 @@ func TestReadHAProxyJudgesThisHostsBackends(t *testing.T) {
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := agent.Defaults()
+	s := settings.Defaults()
 	s.Forwards = []forward.Forward{{From: 81, To: 80}, {From: 8081, To: 8080}}
 	h, err := readHAProxy(file, s, localNames())
 	if err != nil {

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -26,7 +26,7 @@ func judgeWeb(f Facts) []Finding {
 			"restart":    "drainctl restart will fail after the drain (exit 9) and leave the server held out",
 			"reboot":     "maintenance reboot will fail (exit 14) and leave the server held out",
 		}[key]
-		setting := map[string]string{"configtest": agent.KeyConfigTestCmd, "restart": agent.KeyRestartCmd, "reboot": agent.KeyRebootCmd}[key]
+		setting := map[string]string{"configtest": settings.KeyConfigTestCmd, "restart": settings.KeyRestartCmd, "reboot": settings.KeyRebootCmd}[key]
 		out = append(out, fail(AreaWeb, "web.command-missing", fmt.Sprintf("the %s command's program %q is not installed", key, w.Missing[key]),
 			impact, fmt.Sprintf("install it, or set %s in the config", setting)))
 	}
@@ -42,12 +42,12 @@ func judgeWeb(f Facts) []Finding {
 	case e != nil && w.ReadyTimeout < s.Ready.Timeout && !answered(e):
 		// No answer within doctor's few seconds: the agent waits longer.
 		out = append(out, warn(AreaWeb, "web.slow", fmt.Sprintf("the readiness check GET %s got no answer within doctor's %s: %v", w.ReadyURL, w.ReadyTimeout, e),
-			fmt.Sprintf("if the web server does not answer within %s (%s) either, every restart and maintenance exit will hold the server out (exit 7)", s.Ready.Timeout, agent.KeyReadyTimeout),
+			fmt.Sprintf("if the web server does not answer within %s (%s) either, every restart and maintenance exit will hold the server out (exit 7)", s.Ready.Timeout, settings.KeyReadyTimeout),
 			"check that the web server answers "+w.ReadyURL))
 	case e != nil:
 		out = append(out, fail(AreaWeb, "web.not-ready", fmt.Sprintf("the readiness check GET %s fails: %v", w.ReadyURL, e),
 			"every restart and maintenance exit will hold the server out (exit 7), and after a reboot it stays out",
-			fmt.Sprintf("start the web server, or set %s, %s and %s to what this server answers", agent.KeyReadyURL, agent.KeyReadyHost, agent.KeyReadyStatus)))
+			fmt.Sprintf("start the web server, or set %s, %s and %s to what this server answers", settings.KeyReadyURL, settings.KeyReadyHost, settings.KeyReadyStatus)))
 	default:
 		out = append(out, ok(AreaWeb, "web.ready", fmt.Sprintf("the readiness check GET %s passes", w.ReadyURL)))
 	}
@@ -69,7 +69,7 @@ func judgeWebUnit(f Facts) []Finding {
 		if viaSystemctl {
 			return []Finding{fail(AreaWeb, "web.unit-missing", fmt.Sprintf("the restart runs systemctl, but systemd does not know %s", u.Name),
 				"drainctl restart will fail after the drain (exit 9) and leave the server held out",
-				fmt.Sprintf("%s: auto chooses %s's own reload here", agent.KeyRestartCmd, w.Preset.Name))}
+				fmt.Sprintf("%s: auto chooses %s's own reload here", settings.KeyRestartCmd, w.Preset.Name))}
 		}
 		return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd does not run %s: its own reload is used", w.Preset.Name))}
 	case u.ActiveState != "active" && viaSystemctl:
@@ -81,7 +81,7 @@ func judgeWebUnit(f Facts) []Finding {
 	case !viaSystemctl:
 		return []Finding{warn(AreaWeb, "web.bypasses-systemd", fmt.Sprintf("systemd runs %s, but the restart %q goes around it", u.Name, w.Restart),
 			"the reloaded web server's processes can end up outside its unit: systemctl stop or restart of the unit then misses them",
-			fmt.Sprintf("%s: auto (systemctl reload %s)", agent.KeyRestartCmd, u.Name))}
+			fmt.Sprintf("%s: auto (systemctl reload %s)", settings.KeyRestartCmd, u.Name))}
 	}
 	return []Finding{ok(AreaWeb, "web.unit", fmt.Sprintf("systemd runs %s (%s), and the restart goes through it", u.Name, u.ActiveState))}
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/settings"
 
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -204,7 +204,7 @@ func judgeChecks(f Facts) []Finding {
 		}
 		out = append(out, judge(AreaChecks, "checks.service-port",
 			fmt.Sprintf("%s connects to port %d%s (%d connections, %s) but never checks %s", l.Addr, l.Port, every, l.Checks, watched, fwd),
-			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes (if it is monitoring, add it to %s)", l.Port, l.Port, agent.KeyIgnore),
+			fmt.Sprintf("if these are its health checks (a check \"port %d\" on the server line, or the server listed on port %d only), withdrawing the forward does not take this server out: it keeps sending new users through a restart, and a maintenance waits for a confirmation that never comes (if it is monitoring, add it to %s)", l.Port, l.Port, settings.KeyIgnore),
 			fmt.Sprintf("on %s, check the forward port: server NAME %s:%d cookie NAME check port %d, and a backup entry on %d (drainctl haproxy-config writes the pattern; drainctl haproxy-check FILE finds the line)", l.Addr, addrOr(l.Local, "ADDRESS"), l.Port, forwardTo(f, l.Port), l.Port)))
 	}
 	if len(checkers) == 0 && !slices.ContainsFunc(out, func(x Finding) bool { return x.ID == "checks.service-port" && x.Severity == Fail }) {
@@ -283,7 +283,7 @@ func judgeTimings(f Facts, l lbview.LB) []Finding {
 			fmt.Sprintf("%s checks every %s: with fall %d it takes the server out about %s after a withdraw, but the agent confirms nothing (it does not watch the checks) and waits only min-wait %s",
 				l.Addr, lbview.Seconds(l.Interval), s.Checks.Fall, lbview.Seconds(out2), lbview.Seconds(s.Policy.MinWait)),
 			"the drain can end while the load balancer still sends new users, and they reach a web server being restarted",
-			fmt.Sprintf("set %s to at least %s, or let the agent watch the checks (%s)", agent.KeyMinWait, out2+time.Second, agent.KeyWatch)))
+			fmt.Sprintf("set %s to at least %s, or let the agent watch the checks (%s)", settings.KeyMinWait, out2+time.Second, settings.KeyWatch)))
 	}
 	if !blind && !lbview.Confirmable(max(s.Checks.Fall, s.Checks.Rise), l.Interval) {
 		out = append(out, warn(AreaChecks, "checks.slow",

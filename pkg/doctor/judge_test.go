@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -17,6 +16,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/runner"
+	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
 	"github.com/drainctl/drainctl/pkg/window"
 )
@@ -30,7 +30,7 @@ var (
 // service under its unit, one load balancer checking port 81 every
 // 0.5 s and answered, Apache under systemd.
 func healthy() Facts {
-	s := agent.Defaults()
+	s := settings.Defaults()
 	s.Restart.Line = "systemctl reload apache2.service"
 	s.RestartReason = "systemd runs apache2.service"
 	fwd := forward.Status{Forward: forward.Forward{From: 81, To: 80}, Rules: 2, Want: 2, Applied: true}

@@ -108,7 +108,7 @@ func TestSystemdAgentUnit(t *testing.T) {
 
 	var check struct {
 		Restart struct {
-			Command string `json:"command"`
+			Command string `json:"cmd"`
 		} `json:"restart"`
 		Reason string `json:"restart_reason"`
 	}

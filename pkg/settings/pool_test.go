@@ -1,4 +1,4 @@
-package agent
+package settings
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // The pool's settings are checked before anything starts: endpoints, a
 // name and id etcd can key on, both halves of a certificate or of a
 // login, and secrets nobody else can read.
-func TestPoolSettingsValidate(t *testing.T) {
+func TestPoolValidate(t *testing.T) {
 	dir := t.TempDir()
 	file := func(name string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -37,21 +37,21 @@ func TestPoolSettingsValidate(t *testing.T) {
 	}
 	for _, c := range []struct {
 		key, want string
-		set       func(*PoolSettings)
+		set       func(*Pool)
 	}{
-		{KeyPoolEtcd, "want http://HOST:PORT", func(p *PoolSettings) { p.Etcd = []string{"10.0.0.5:2379"} }},
-		{KeyPoolName, "pool name", func(p *PoolSettings) { p.Name = "a/b" }},
-		{KeyPoolID, "pool id", func(p *PoolSettings) { p.ID = "" }},
-		{KeyPoolWait, "must be positive", func(p *PoolSettings) { p.Wait = 0 }},
-		{KeyPoolCert, "both or neither", func(p *PoolSettings) { p.CertFile = file("c.pem", 0o644) }},
-		{KeyPoolUser, "both or neither", func(p *PoolSettings) { p.Username = "drainctl" }},
-		{KeyPoolKey, "lets others read it: chmod 600", func(p *PoolSettings) {
+		{KeyPoolEtcd, "want http://HOST:PORT", func(p *Pool) { p.Etcd = []string{"10.0.0.5:2379"} }},
+		{KeyPoolName, "pool name", func(p *Pool) { p.Name = "a/b" }},
+		{KeyPoolID, "pool id", func(p *Pool) { p.ID = "" }},
+		{KeyPoolWait, "must be positive", func(p *Pool) { p.Wait = 0 }},
+		{KeyPoolCertFile, "both or neither", func(p *Pool) { p.CertFile = file("c.pem", 0o644) }},
+		{KeyPoolUsername, "both or neither", func(p *Pool) { p.Username = "drainctl" }},
+		{KeyPoolKeyFile, "lets others read it: chmod 600", func(p *Pool) {
 			p.CertFile, p.KeyFile = file("c.pem", 0o644), file("k.pem", 0o640)
 		}},
-		{KeyPoolPassword, "lets others read it", func(p *PoolSettings) {
+		{KeyPoolPasswordFile, "lets others read it", func(p *Pool) {
 			p.Username, p.PasswordFile = "drainctl", file("pw", 0o604)
 		}},
-		{KeyPoolCA, "no such file", func(p *PoolSettings) { p.CAFile = filepath.Join(dir, "missing.pem") }},
+		{KeyPoolCAFile, "no such file", func(p *Pool) { p.CAFile = filepath.Join(dir, "missing.pem") }},
 	} {
 		p := good
 		c.set(&p)

@@ -1,4 +1,4 @@
-package agent
+package settings
 
 // The pool: its settings, their checks, and the pool.Pool made of them.
 
@@ -11,54 +11,39 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/jsonms"
 	"github.com/drainctl/drainctl/pkg/pool"
 )
 
-// PoolSettings put this host in a pool coordinated on etcd: at most
+// Pool puts this host in a pool coordinated on etcd: at most
 // MaxUnavailable of its servers out at once. No Etcd: no pool, the host
 // decides alone.
-type PoolSettings struct {
+type Pool struct {
 	// Etcd are etcd's client URLs (http:// or https://).
-	Etcd []string `json:"etcd"`
+	Etcd []string
 	// Name is the pool: several share one etcd and never block each other.
-	Name string `json:"name"`
+	Name string
 	// ID is this host in the pool; empty means its host name (Resolve).
-	ID string `json:"id"`
+	ID string
 	// MaxUnavailable is a count, or a percentage of the pool's members.
-	MaxUnavailable pool.Limit `json:"max_unavailable"`
+	MaxUnavailable pool.Limit
 	// CAFile verifies etcd's certificate; CertFile and KeyFile are this
 	// host's client certificate, if etcd asks for one.
-	CAFile   string `json:"ca_file,omitempty"`
-	CertFile string `json:"cert_file,omitempty"`
-	KeyFile  string `json:"key_file,omitempty"`
+	CAFile   string
+	CertFile string
+	KeyFile  string
 	// Username and PasswordFile log in to etcd, if its auth is on; the
 	// password is read from the file (mode 0600 or stricter).
-	Username     string `json:"username,omitempty"`
-	PasswordFile string `json:"password_file,omitempty"`
+	Username     string
+	PasswordFile string
 	// Wait is how long an operation waits for a slot unless it says.
-	Wait time.Duration `json:"wait_ms"`
+	Wait time.Duration
 }
 
 // Enabled says whether a pool is configured.
-func (p PoolSettings) Enabled() bool { return len(p.Etcd) > 0 }
-
-// Keys of the pool's settings.
-const (
-	KeyPoolEtcd     = "pool.etcd"
-	KeyPoolName     = "pool.name"
-	KeyPoolID       = "pool.id"
-	KeyPoolMax      = "pool.max_unavailable"
-	KeyPoolCA       = "pool.ca_file"
-	KeyPoolCert     = "pool.cert_file"
-	KeyPoolKey      = "pool.key_file"
-	KeyPoolUser     = "pool.username"
-	KeyPoolPassword = "pool.password_file"
-	KeyPoolWait     = "pool.wait"
-)
+func (p Pool) Enabled() bool { return len(p.Etcd) > 0 }
 
 // validate checks the pool's settings; nothing to check without a pool.
-func (p PoolSettings) validate() error {
+func (p Pool) validate() error {
 	if !p.Enabled() {
 		return nil
 	}
@@ -77,9 +62,9 @@ func (p PoolSettings) validate() error {
 		return invalid(KeyPoolWait, "pool wait %v: must be positive", p.Wait)
 	}
 	if (p.CertFile == "") != (p.KeyFile == "") {
-		return invalid(KeyPoolCert, "pool cert_file and key_file: give both or neither")
+		return invalid(KeyPoolCertFile, "pool cert_file and key_file: give both or neither")
 	}
-	for _, f := range []struct{ key, path string }{{KeyPoolCA, p.CAFile}, {KeyPoolCert, p.CertFile}} {
+	for _, f := range []struct{ key, path string }{{KeyPoolCAFile, p.CAFile}, {KeyPoolCertFile, p.CertFile}} {
 		if f.path == "" {
 			continue
 		}
@@ -88,9 +73,9 @@ func (p PoolSettings) validate() error {
 		}
 	}
 	if (p.Username == "") != (p.PasswordFile == "") {
-		return invalid(KeyPoolUser, "pool username and password_file: give both or neither")
+		return invalid(KeyPoolUsername, "pool username and password_file: give both or neither")
 	}
-	for _, f := range []struct{ key, path string }{{KeyPoolKey, p.KeyFile}, {KeyPoolPassword, p.PasswordFile}} {
+	for _, f := range []struct{ key, path string }{{KeyPoolKeyFile, p.KeyFile}, {KeyPoolPasswordFile, p.PasswordFile}} {
 		if err := secretFile(f.key, f.path); err != nil {
 			return err
 		}
@@ -116,7 +101,7 @@ func secretFile(key, path string) error {
 
 // Open makes the pool.Pool of the settings (it dials nothing yet): the
 // agent's, and drainctl doctor's when no agent answers.
-func (p PoolSettings) Open() (*pool.Pool, error) {
+func (p Pool) Open() (*pool.Pool, error) {
 	cfg := pool.Config{Endpoints: p.Etcd, Name: p.Name, ID: p.ID, Limit: p.MaxUnavailable, Username: p.Username}
 	if p.PasswordFile != "" {
 		b, err := os.ReadFile(p.PasswordFile)
@@ -148,10 +133,3 @@ func (p PoolSettings) Open() (*pool.Pool, error) {
 	}
 	return pool.Open(cfg)
 }
-
-// MarshalJSON writes the settings with durations in milliseconds (the
-// wire's one rule, jsonms).
-func (p PoolSettings) MarshalJSON() ([]byte, error) { return jsonms.Marshal(p) }
-
-// UnmarshalJSON reads what MarshalJSON wrote.
-func (p *PoolSettings) UnmarshalJSON(b []byte) error { return jsonms.Unmarshal(b, p) }

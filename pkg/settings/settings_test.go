@@ -1,4 +1,4 @@
-package agent
+package settings
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// `agent --check` prints the settings as scripts read them: the golden
-// file is what the binary printed before the settings had one pipeline
-// (durations in _ms fields, reconcile_interval_ms last), byte for byte,
-// with the pool's settings added since (go test -update rewrites it).
+// `agent --check` prints the settings as scripts read them: every
+// setting under its one name, in the file's order (durations in _ms
+// fields), then the build; the golden file is that, byte for byte (go
+// test -update rewrites it).
 func TestSettingsJSON(t *testing.T) {
 	s := Defaults()
 	s.Backend = forward.BackendNftables
@@ -109,8 +109,8 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{KeyForwards, "already forwarded", func(s *Settings) { s.Forwards = append(s.Forwards, forward.Forward{From: 81, To: 8080}) }},
 		{KeyBackend, `backend "pf"`, func(s *Settings) { s.Backend = "pf" }},
 		{KeyReconcile, "reconcile interval 50ms: must be at least 100ms", func(s *Settings) { s.Reconcile = 50 * time.Millisecond }},
-		{KeyConfigTestTime, "configtest timeout 0s: must be positive", func(s *Settings) { s.ConfigTest.Timeout = 0 }},
-		{KeyRestartTime, "restart timeout -1s: must be positive", func(s *Settings) { s.Restart.Timeout = -time.Second }},
+		{KeyConfigTestTimeout, "configtest timeout 0s: must be positive", func(s *Settings) { s.ConfigTest.Timeout = 0 }},
+		{KeyRestartTimeout, "restart timeout -1s: must be positive", func(s *Settings) { s.Restart.Timeout = -time.Second }},
 		{KeyReadyTimeout, "ready timeout 0s: must be positive", func(s *Settings) { s.Ready.Timeout = 0 }},
 		{KeyConfigTestCmd, "configtest command: must be set", func(s *Settings) { s.ConfigTest.Line = "" }},
 		{KeyRestartCmd, "restart command: must be set", func(s *Settings) { s.Restart.Line = "" }},
