@@ -15,7 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // maintenanceRunCommand is enter, a command, exit: the one way to patch a
@@ -113,7 +113,7 @@ func runMaintenanceRun(c *cli.Context) error {
 	// The exit carries the outcome: the agent holds the server with it as
 	// the reason, or puts the server back, and records it either way.
 	done.Hold = hold && onFailure == "hold"
-	_, err = showOp(ctx, asJSON, cl.Exit, maintenance.Request{Who: label(), CommandDone: done})
+	_, err = showOp(ctx, asJSON, cl.Exit, apitype.Request{Who: label(), CommandDone: done})
 	// Put back after a failure (--on-failure exit): still a failure, for
 	// the script that ran it.
 	if hold && err == nil {
@@ -125,8 +125,8 @@ func runMaintenanceRun(c *cli.Context) error {
 // runLogged runs the command with its output going to log (never to a
 // pipe drainctl holds: if drainctl dies, the command goes on), and shows
 // the log as it grows. It returns the outcome and the end of the output.
-func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *maintenance.CommandDone {
-	done := &maintenance.CommandDone{Command: shellQuote(args)}
+func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *apitype.CommandDone {
+	done := &apitype.CommandDone{Command: shellQuote(args)}
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		done.ExitCode, done.Output = -1, err.Error()
@@ -198,7 +198,7 @@ func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Si
 // setOutcome records how the command ended, from its Wait: its exit
 // status, or the signal that killed it (its exit code is then -1, as the
 // record has it), or why it could not be waited for.
-func setOutcome(done *maintenance.CommandDone, err error) {
+func setOutcome(done *apitype.CommandDone, err error) {
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
