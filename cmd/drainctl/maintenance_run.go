@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
@@ -108,7 +109,7 @@ func runMaintenanceRun(c *cli.Context) error {
 	done := runLogged(args, log, ttl, sigs, asJSON, say)
 	hold := done.ExitCode != 0 || done.Signal != ""
 	if hold {
-		say("%s %s", req.Command, done.Outcome())
+		say("%s %s", req.Command, api.CommandOutcome(done))
 	}
 	// The exit carries the outcome: the agent holds the server with it as
 	// the reason, or puts the server back, and records it either way.
@@ -117,7 +118,7 @@ func runMaintenanceRun(c *cli.Context) error {
 	// Put back after a failure (--on-failure exit): still a failure, for
 	// the script that ran it.
 	if hold && err == nil {
-		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, done.Outcome()), exitCommand)
+		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, api.CommandOutcome(done)), exitCommand)
 	}
 	return err
 }

@@ -213,6 +213,11 @@ func PoolSize(ps apitype.PoolStatus) int {
 	}.Size()
 }
 
+// CommandOutcome says how a maintenance run's command ended, for people
+// ("succeeded", "failed with exit status N", "was killed by SIGNAL"), by
+// maintenance.CommandDone.Outcome's rule.
+func CommandOutcome(d *apitype.CommandDone) string { return (*maintenance.CommandDone)(d).Outcome() }
+
 // sliceOf converts each element with f; nil stays nil (the wire sends
 // null there, and [] for an empty list).
 func sliceOf[E, T any](s []E, f func(E) T) []T {

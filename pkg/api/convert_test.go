@@ -11,8 +11,10 @@ import (
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -36,10 +38,21 @@ func TestConvertKeepsEveryField(t *testing.T) {
 	for _, v := range []any{&st, &ev, &res, &merr, &ps, &hist, &de, &req} {
 		fill(reflect.ValueOf(v).Elem(), new(int))
 	}
+	// doctor's way back (api.EngineStatus) loses nothing either.
+	back, err := api.EngineStatus(api.StatusOf(st), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poolBack, err := api.EnginePoolStatus(api.PoolStatusOf(ps), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name       string
 		engine, to any
 	}{
+		{"status, back to the engine's", st, back},
+		{"pool status, back to the engine's", ps, poolBack},
 		{"status", st, api.StatusOf(st)},
 		{"event", ev, api.EventOf(ev)},
 		{"result", res, api.ResultOf(res)},
@@ -193,5 +206,28 @@ func fill(v reflect.Value, n *int) {
 		v.SetInt(int64(*n))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		v.SetUint(uint64(*n))
+	}
+}
+
+// The clients' summaries of the wire's facts are the engine's rules: a
+// forward's one word, the pool's size, a command's outcome.
+func TestClientRulesAreTheEngines(t *testing.T) {
+	for _, f := range []forward.Status{{}, {Rules: 2, Want: 2, Applied: true}, {Rules: 4, Want: 4, Applied: true, Withdrawn: true},
+		{Rules: 1, Want: 2}, {Rules: 2, Want: 2, Applied: true, Problems: []string{"p"}}} {
+		st := api.StatusOf(maintenance.Status{Forwards: []forward.Status{f}})
+		if got := api.ForwardState(st.Forwards[0]); got != f.State() {
+			t.Errorf("%+v: %s, want %s", f, got, f.State())
+		}
+	}
+	ps := maintenance.PoolStatus{State: pool.State{Members: []pool.Member{{ID: "a", Live: true}, {ID: "b"}, {ID: "c"}},
+		Holders: []pool.Claim{{ID: "c"}}}}
+	if got := api.PoolSize(api.PoolStatusOf(ps)); got != ps.Size() || got != 2 {
+		t.Errorf("pool size %d, want %d", got, ps.Size())
+	}
+	for _, d := range []maintenance.CommandDone{{}, {ExitCode: 3}, {ExitCode: -1, Signal: "SIGKILL"}} {
+		wd := apitype.CommandDone(d)
+		if got := api.CommandOutcome(&wd); got != d.Outcome() {
+			t.Errorf("%+v: %s, want %s", d, got, d.Outcome())
+		}
 	}
 }

@@ -8,8 +8,9 @@
 // It imports the standard library and pkg/jsonms (the API's rule for
 // durations: whole milliseconds in _ms fields) and nothing of drainctl's
 // runtime, so that any client may import it alone. The types carry no
-// behaviour beyond their JSON, the Error method of Error and Outcome of
-// CommandDone.
+// behaviour beyond their JSON and the Error method of Error: the rules
+// that sum their facts up stay in their packages (pkg/api's ForwardState,
+// PoolSize and CommandOutcome apply them).
 //
 // The encoding is the API's, byte for byte: field order, omitempty and
 // omitzero, null for empty lists where the API has always sent null, and

@@ -1,9 +1,6 @@
 package apitype
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // Op names an operation, as the API, the state file and the history do.
 type Op string
@@ -87,18 +84,6 @@ type CommandDone struct {
 	Output string `json:"output,omitempty"`
 	// Hold keeps the server out of rotation instead of restoring it.
 	Hold bool `json:"hold,omitempty"`
-}
-
-// Outcome says how the command ended, for people: "succeeded", "failed
-// with exit status N", "was killed by SIGNAL".
-func (d *CommandDone) Outcome() string {
-	switch {
-	case d.Signal != "":
-		return "was killed by " + d.Signal
-	case d.ExitCode != 0:
-		return fmt.Sprintf("failed with exit status %d", d.ExitCode)
-	}
-	return "succeeded"
 }
 
 // Line is one line of an operation's answer, and of GET /v1/events: an
