@@ -8,12 +8,12 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/drain"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 // exitCode maps an error to the exit code scripts see (main.go lists
-// them). The agent's errors arrive as a *maintenance.Error whose Code
+// them). The agent's errors arrive as an *apitype.Error whose Code
 // survives the API; the client's own as sentinels.
 func exitCode(err error) int {
 	var ec cli.ExitCoder
@@ -33,7 +33,7 @@ func exitCode(err error) int {
 	}
 	// Codes the agent answers with. An unknown one (a newer agent) is a
 	// plain failure: exit 1 is never wrong about where the server is.
-	var me *maintenance.Error
+	var me *apitype.Error
 	if errors.As(err, &me) {
 		if code, ok := exitByCode[me.Code]; ok {
 			return code
@@ -44,18 +44,18 @@ func exitCode(err error) int {
 
 // exitByCode maps the agent's codes to exit codes; the others
 // (internal, agent-stopping) are exit 1.
-var exitByCode = map[maintenance.Code]int{
-	maintenance.CodeBusy:            exitBusy,
-	maintenance.CodeDeadline:        exitDeadline,
-	maintenance.CodeConfigTest:      exitConfigTest,
-	maintenance.CodeNotReady:        exitNotReady,
-	maintenance.CodeRestart:         exitRestart,
-	maintenance.CodeCommand:         exitCommand,
-	maintenance.CodeBadRequest:      exitUsage,
-	maintenance.CodePoolBusy:        exitPoolBusy,
-	maintenance.CodePoolUnavailable: exitPoolUnavailable,
-	maintenance.CodeOutsideWindow:   exitOutsideWindow,
-	maintenance.CodeRebootFailed:    exitRebootFailed,
+var exitByCode = map[apitype.Code]int{
+	apitype.CodeBusy:            exitBusy,
+	apitype.CodeDeadline:        exitDeadline,
+	apitype.CodeConfigTest:      exitConfigTest,
+	apitype.CodeNotReady:        exitNotReady,
+	apitype.CodeRestart:         exitRestart,
+	apitype.CodeCommand:         exitCommand,
+	apitype.CodeBadRequest:      exitUsage,
+	apitype.CodePoolBusy:        exitPoolBusy,
+	apitype.CodePoolUnavailable: exitPoolUnavailable,
+	apitype.CodeOutsideWindow:   exitOutsideWindow,
+	apitype.CodeRebootFailed:    exitRebootFailed,
 }
 
 // usageError marks errors in what the user asked for, as opposed to

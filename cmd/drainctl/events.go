@@ -8,8 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // eventsCommand follows the agent, read-only: it changes nothing and
@@ -33,10 +32,10 @@ func runEvents(c *cli.Context) error {
 	// With --json the drain's progress goes out inside the event lines,
 	// as the API sends them; the printer is for people only.
 	drainLine := progressPrinter(false)
-	return client(c).Events(c.Context, func(ev maintenance.Event) {
+	return client(c).Events(c.Context, func(ev apitype.Event) {
 		switch {
 		case c.Bool("json"):
-			enc.Encode(api.Line{Event: &ev}) // as GET /v1/events sends it
+			enc.Encode(apitype.Line{Event: &ev}) // as GET /v1/events sends it
 		case ev.Drain != nil:
 			drainLine(*ev.Drain)
 		case ev.Output != nil:

@@ -8,8 +8,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/conntable"
-	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
 )
 
@@ -81,19 +81,21 @@ func fwSpecs(fs []forward.Forward) string {
 
 // progressPrinter shows drain events: one rewritten line on a terminal,
 // JSON lines with --json, a line every few seconds otherwise (logs, cron
-// mail: a redraw there is noise).
-func progressPrinter(asJSON bool) func(drain.Event) {
+// mail: a redraw there is noise). It takes the API's events: the
+// agent's, and wait-drained's converted (api.DrainEventOf), which prints
+// them with --json as the API sends them.
+func progressPrinter(asJSON bool) func(apitype.DrainEvent) {
 	enc := json.NewEncoder(os.Stdout)
 	fi, _ := os.Stdout.Stat()
 	tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
 	lastLog := -time.Hour
-	return func(e drain.Event) {
+	return func(e apitype.DrainEvent) {
 		if asJSON {
 			_ = enc.Encode(e)
 			return
 		}
 		line := fmt.Sprintf("draining %s: %d active (forward %d, direct %d), %d idle, %d new; quiet %s; deadline in %s",
-			dur(e.Elapsed), e.Active, e.ByPath[conntable.PathForward], e.ByPath[conntable.PathDirect], e.Idle, e.New, dur(e.QuietFor), dur(e.DeadlineIn))
+			dur(e.Elapsed), e.Active, e.ByPath[string(conntable.PathForward)], e.ByPath[string(conntable.PathDirect)], e.Idle, e.New, dur(e.QuietFor), dur(e.DeadlineIn))
 		if e.Oldest != nil {
 			line += fmt.Sprintf("; oldest %s (%s, %s)", e.Oldest.Peer, e.Oldest.Path, dur(e.Oldest.Age))
 		}

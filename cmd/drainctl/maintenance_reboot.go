@@ -7,8 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // maintenanceRebootCommand is the reboot of a patch day: the agent takes
@@ -51,17 +50,17 @@ func runReboot(c *cli.Context) error {
 	}
 	req.IfRequired = c.Bool("if-required")
 	var down bool // the agent said the reboot command runs
-	op := func(ctx context.Context, r maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
-		return client(c).Reboot(ctx, r, func(ev maintenance.Event) {
-			if ev.Phase == state.Rebooting {
+	op := func(ctx context.Context, r apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
+		return client(c).Reboot(ctx, r, func(ev apitype.Event) {
+			if ev.Phase == apitype.PhaseRebooting {
 				down = true
 			}
 			progress(ev)
 		})
 	}
 	_, err = showOp(c.Context, c.Bool("json"), op, req)
-	var me *maintenance.Error
-	if down && (err != nil && (!errors.As(err, &me) || me.Code == maintenance.CodeStopping)) {
+	var me *apitype.Error
+	if down && (err != nil && (!errors.As(err, &me) || me.Code == apitype.CodeStopping)) {
 		// The host went down under the agent, as asked: this is the end
 		// the command expects, not a failure.
 		if !c.Bool("json") {

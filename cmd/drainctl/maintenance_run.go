@@ -14,7 +14,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/supervise"
 )
 
@@ -108,16 +109,16 @@ func runMaintenanceRun(c *cli.Context) error {
 	done := runLogged(args, log, ttl, sigs, asJSON, say)
 	hold := done.ExitCode != 0 || done.Signal != ""
 	if hold {
-		say("%s %s", req.Command, done.Outcome())
+		say("%s %s", req.Command, api.CommandOutcome(done))
 	}
 	// The exit carries the outcome: the agent holds the server with it as
 	// the reason, or puts the server back, and records it either way.
 	done.Hold = hold && onFailure == "hold"
-	_, err = showOp(ctx, asJSON, cl.Exit, maintenance.Request{Who: label(), CommandDone: done})
+	_, err = showOp(ctx, asJSON, cl.Exit, apitype.Request{Who: label(), CommandDone: done})
 	// Put back after a failure (--on-failure exit): still a failure, for
 	// the script that ran it.
 	if hold && err == nil {
-		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, done.Outcome()), exitCommand)
+		return cli.Exit(fmt.Sprintf("drainctl: %s %s; the server was put back (--on-failure exit)", req.Command, api.CommandOutcome(done)), exitCommand)
 	}
 	return err
 }
@@ -126,8 +127,8 @@ func runMaintenanceRun(c *cli.Context) error {
 // to log, shown on stdout (stderr when quiet: stdout is for JSON), and
 // tells the operator what is done to it. It returns the outcome and the
 // end of the output, as the exit's request carries them.
-func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *maintenance.CommandDone {
-	done := &maintenance.CommandDone{Command: shellQuote(args)}
+func runLogged(args []string, log *os.File, ttl time.Duration, sigs <-chan os.Signal, quiet bool, say func(string, ...any)) *apitype.CommandDone {
+	done := &apitype.CommandDone{Command: shellQuote(args)}
 	show := io.Writer(os.Stdout)
 	if quiet {
 		show = os.Stderr

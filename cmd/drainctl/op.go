@@ -11,8 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/window"
 )
 
@@ -57,16 +56,16 @@ func windowFlags() []cli.Flag {
 // request is an operation's request from its flags; the operations take
 // no arguments (a stray word is usually a reason without --reason, and
 // the hint says so).
-func request(c *cli.Context) (maintenance.Request, error) {
+func request(c *cli.Context) (apitype.Request, error) {
 	if c.NArg() > 0 {
-		return maintenance.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
+		return apitype.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
 	}
 	return flagRequest(c)
 }
 
 // flagRequest reads and checks the flags every operation shares.
-func flagRequest(c *cli.Context) (maintenance.Request, error) {
-	r := maintenance.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
+func flagRequest(c *cli.Context) (apitype.Request, error) {
+	r := apitype.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
 		TTL: c.Duration("ttl"), Force: c.Bool("force"), PoolWait: c.Duration("pool-wait"),
 		Window: c.String("window"), OutsideWindow: c.String("outside-window")}
 	// Not given: the agent's own policy decides.
@@ -75,7 +74,7 @@ func flagRequest(c *cli.Context) (maintenance.Request, error) {
 		if err != nil {
 			return r, usageError{err}
 		}
-		r.OnDeadline = o
+		r.OnDeadline = string(o)
 	}
 	if r.Window != "" {
 		if _, err := window.Parse(r.Window); err != nil {
@@ -86,7 +85,7 @@ func flagRequest(c *cli.Context) (maintenance.Request, error) {
 	} else {
 		r.OutsideWindow = "" // its default means nothing without a window
 	}
-	if o := r.OutsideWindow; o != "" && o != maintenance.OutsideSkip && o != maintenance.OutsideWait {
+	if o := r.OutsideWindow; o != "" && o != apitype.OutsideSkip && o != apitype.OutsideWait {
 		return r, usagef("--outside-window %q: want skip or wait", o)
 	}
 	// The agent refuses them too (bad request); refused here, the user
@@ -98,7 +97,7 @@ func flagRequest(c *cli.Context) (maintenance.Request, error) {
 }
 
 // opFunc is one of api.Client's operations: Enter, Exit, Restart.
-type opFunc func(context.Context, maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+type opFunc func(context.Context, apitype.Request, func(apitype.Event)) (apitype.Result, error)
 
 // runOp is the action of restart, maintenance enter and exit.
 func runOp(c *cli.Context, op opFunc) error {
@@ -115,14 +114,14 @@ func runOp(c *cli.Context, op opFunc) error {
 // commands' output) are escaped: a reason given by another user must not
 // drive this terminal. Warnings go to stderr, so that a script reading
 // stdout sees the same lines with or without them.
-func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request) (maintenance.Result, error) {
+func showOp(ctx context.Context, asJSON bool, op opFunc, req apitype.Request) (apitype.Result, error) {
 	enc := json.NewEncoder(os.Stdout)
 	// As in events: with --json, drain progress is in the event lines.
 	drainLine := progressPrinter(false)
-	res, err := op(ctx, req, func(ev maintenance.Event) {
+	res, err := op(ctx, req, func(ev apitype.Event) {
 		switch {
 		case asJSON:
-			enc.Encode(api.Line{Event: &ev})
+			enc.Encode(apitype.Line{Event: &ev})
 		case ev.Drain != nil:
 			drainLine(*ev.Drain)
 		case ev.Output != nil:
@@ -146,10 +145,10 @@ func showOp(ctx context.Context, asJSON bool, op opFunc, req maintenance.Request
 		// The result line, as the API sends it: with the agent's error
 		// when it refused or failed. A transport error (the agent went
 		// away) has no result line: the exit code and stderr say it.
-		var me *maintenance.Error
+		var me *apitype.Error
 		errors.As(err, &me)
 		if err == nil || me != nil {
-			enc.Encode(api.Line{Result: &res, Error: me})
+			enc.Encode(apitype.Line{Result: &res, Error: me})
 		}
 	} else if err == nil {
 		fmt.Printf("done: %s", res.Phase)

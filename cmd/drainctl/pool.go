@@ -9,7 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // poolCommand sees and mends the pool this host is in. It asks the
@@ -73,9 +74,9 @@ func runPoolStatus(c *cli.Context) error {
 
 // printPool shows the pool for people: a summary line, the holders, the
 // line, the members.
-func printPool(ps maintenance.PoolStatus, now time.Time) {
+func printPool(ps apitype.PoolStatus, now time.Time) {
 	fmt.Printf("pool %s: %d/%d out (max_unavailable %s, %d members); this host: %s\n",
-		safeLine(ps.Name), len(ps.Holders), ps.Allowed, ps.MaxUnavailable, ps.Size(), safeLine(ps.ID))
+		safeLine(ps.Name), len(ps.Holders), ps.Allowed, ps.MaxUnavailable, api.PoolSize(ps), safeLine(ps.ID))
 	if p := ps.Paused; p != nil {
 		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
 	}

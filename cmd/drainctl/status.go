@@ -8,8 +8,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 // statusCommand shows where the server is and why, from the agent's
@@ -79,7 +80,7 @@ func runStatus(c *cli.Context) error {
 	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
 	fmt.Fprintln(w, "FORWARD\tSTATE\tREDIRECTED\tREFUSED")
 	for _, f := range st.Forwards {
-		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, f.State(), f.Redirected, f.Refused)
+		fmt.Fprintf(w, "%d→%d\t%s\t%d\t%d\n", f.Forward.From, f.Forward.To, api.ForwardState(f), f.Redirected, f.Refused)
 	}
 	w.Flush() // to stdout: a failed write has nowhere to be reported
 	for _, f := range st.Forwards {
@@ -100,7 +101,7 @@ func runStatus(c *cli.Context) error {
 // showHealthChecks lists the load balancers checking the forward ports,
 // and warns when none does: then withdrawing takes the server out of no
 // rotation drainctl can see.
-func showHealthChecks(hc *maintenance.HealthChecks) {
+func showHealthChecks(hc *apitype.HealthChecks) {
 	if hc == nil {
 		fmt.Println("checks:   not watched (agent --watch-checks=false, or no CAP_NET_RAW)")
 		return
@@ -113,7 +114,7 @@ func showHealthChecks(hc *maintenance.HealthChecks) {
 		} else {
 			active++
 		}
-		fmt.Printf("checked:  %s%s\n", l.Describe(time.Now()), state)
+		fmt.Printf("checked:  %s%s\n", lbview.LB(l).Describe(time.Now()), state)
 	}
 	if active == 0 {
 		fmt.Printf("warning:  no load balancer health-checks %s now: withdrawing will not take this server out of any rotation drainctl can see\n", lbview.PortsText(hc.Ports))
@@ -123,7 +124,7 @@ func showHealthChecks(hc *maintenance.HealthChecks) {
 // showPool says whether the host is in a pool, and the slot it holds:
 // with none, the host decides alone (nothing stops every host going out
 // at once).
-func showPool(st maintenance.Status) {
+func showPool(st apitype.Status) {
 	p := st.Pool
 	if p == nil {
 		fmt.Println("pool:     none: this host decides alone (pool: in the config file coordinates a pool on etcd)")

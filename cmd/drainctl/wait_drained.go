@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/drainctl/drainctl/pkg/agent"
+	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/drain"
 )
 
@@ -56,7 +57,7 @@ func runWaitDrained(c *cli.Context) error {
 	show := progressPrinter(c.Bool("json"))
 	// No gate: without the agent nothing watches the load balancers, so
 	// the policy's min-wait stands in for their confirmation.
-	res, err := drain.Wait(c.Context, t, p, nil, show)
+	res, err := drain.Wait(c.Context, t, p, nil, func(e drain.Event) { show(api.DrainEventOf(e)) })
 	if err != nil {
 		return err
 	}

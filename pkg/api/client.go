@@ -18,8 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/history"
-	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // ErrUnreachable is in the chain of the error when no agent answers on
@@ -146,14 +145,14 @@ func unwrapDial(err error) error {
 }
 
 // Status asks the agent for its status.
-func (c *Client) Status(ctx context.Context) (maintenance.Status, error) {
-	var st maintenance.Status
+func (c *Client) Status(ctx context.Context) (apitype.Status, error) {
+	var st apitype.Status
 	return st, c.get(ctx, PathStatus, &st)
 }
 
 // History asks the agent for its last n operations (all with n <= 0).
-func (c *Client) History(ctx context.Context, n int) ([]history.Entry, error) {
-	var out []history.Entry
+func (c *Client) History(ctx context.Context, n int) ([]apitype.HistoryEntry, error) {
+	var out []apitype.HistoryEntry
 	return out, c.get(ctx, fmt.Sprintf("%s?n=%d", PathHistory, max(n, 0)), &out)
 }
 
@@ -163,62 +162,95 @@ func (c *Client) get(ctx context.Context, path string, v any) error {
 	return c.call(ctx, http.MethodGet, path, nil, v)
 }
 
-// call sends one request (body, if not nil, as JSON) and decodes the JSON
-// answer into v, within statusTimeout: the requests that do not stream.
+// call sends one request and decodes the JSON answer into v, within
+// statusTimeout: the requests that do not stream.
 func (c *Client) call(ctx context.Context, method, path string, body, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// send is every request's one path: it sends body (if not nil) as JSON
+// and returns the answer when the agent accepted the request (200), for
+// the caller to read and close; otherwise the agent's error (an
+// *apitype.Error), or the dial's hint.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("encode the request: %w", err)
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequestWithContext(ctx, method, "http://drainctl"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://drainctl"+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("request %s: %w", path, err)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return unwrapDial(err)
+		return nil, unwrapDial(err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	return resp, nil
 }
 
 func decodeError(resp *http.Response) error {
-	var b ErrorBody
+	var b apitype.ErrorBody
 	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || b.Error == nil {
 		return fmt.Errorf("agent answered %s", resp.Status)
 	}
 	return b.Error
 }
 
+// readLines hands each JSON line of a streamed answer to fn until fn
+// says it has what it waited for (nil), or the answer ends (the
+// decoder's error: io.EOF at a clean end). A JSON decoder, not a line
+// scanner: a line of any length (a command's output) is read whole.
+func readLines(r io.Reader, fn func(apitype.Line) (last bool)) error {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	for {
+		var l apitype.Line
+		if err := dec.Decode(&l); err != nil {
+			return err
+		}
+		if fn(l) {
+			return nil
+		}
+	}
+}
+
 // Enter asks the agent to take the server out and hold it (maintenance
 // enter). Like Exit and Restart it calls progress with each event the
 // agent streams while the operation runs, and returns the result; a
-// failed operation returns a *maintenance.Error with its code. A
+// failed operation returns an *apitype.Error with its code. A
 // connection lost midway does not stop the operation: it goes on in the
 // agent (drainctl status shows where it is).
-func (c *Client) Enter(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
+func (c *Client) Enter(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 	return c.op(ctx, PathEnter, req, progress)
 }
 
 // Exit asks the agent to check the web server and bring a held server
 // back into rotation (maintenance exit); events and errors as Enter.
-func (c *Client) Exit(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
+func (c *Client) Exit(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 	return c.op(ctx, PathExit, req, progress)
 }
 
 // Restart asks the agent for the whole cycle: withdraw, drain, config
 // test, graceful restart, readiness check, restore; events and errors as
 // Enter.
-func (c *Client) Restart(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
+func (c *Client) Restart(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 	return c.op(ctx, PathRestart, req, progress)
 }
 
@@ -226,74 +258,58 @@ func (c *Client) Restart(ctx context.Context, req maintenance.Request, progress 
 // boot's agent puts the server back. The answer ends when the host goes
 // down: the last line is then an agent-stopping error, or none at all
 // (the connection cut); events and errors otherwise as Enter.
-func (c *Client) Reboot(ctx context.Context, req maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
+func (c *Client) Reboot(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 	return c.op(ctx, PathReboot, req, progress)
 }
 
-func (c *Client) op(ctx context.Context, path string, r maintenance.Request, progress func(maintenance.Event)) (maintenance.Result, error) {
-	body, _ := json.Marshal(r)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://drainctl"+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http().Do(req)
+func (c *Client) op(ctx context.Context, path string, r apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
+	resp, err := c.send(ctx, http.MethodPost, path, r)
 	if err != nil {
-		return maintenance.Result{}, unwrapDial(err)
+		return apitype.Result{}, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return maintenance.Result{}, decodeError(resp)
-	}
-	// A JSON decoder, not a line scanner: a line of any length (a
-	// command's output) is read whole.
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
-	for {
-		var l Line
-		if err := dec.Decode(&l); err != nil {
-			if errors.Is(err, io.EOF) {
-				return maintenance.Result{}, errors.New("the agent ended the answer without a result (see drainctl status)")
-			}
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				return maintenance.Result{}, fmt.Errorf("bad answer from the agent: %w", err)
-			}
-			return maintenance.Result{}, fmt.Errorf("connection to the agent lost: %w (the operation goes on in the agent; see drainctl status)", err)
-		}
+	var last *apitype.Line
+	err = readLines(resp.Body, func(l apitype.Line) bool {
 		switch {
 		case l.Event != nil && progress != nil:
 			progress(*l.Event)
 		case l.Result != nil:
-			if l.Error != nil {
-				return *l.Result, l.Error
-			}
-			return *l.Result, nil
+			last = &l
 		}
+		return last != nil
+	})
+	var se *json.SyntaxError
+	switch {
+	case last != nil && last.Error != nil:
+		return *last.Result, last.Error
+	case last != nil:
+		return *last.Result, nil
+	case errors.Is(err, io.EOF):
+		return apitype.Result{}, errors.New("the agent ended the answer without a result (see drainctl status)")
+	case errors.As(err, &se):
+		return apitype.Result{}, fmt.Errorf("bad answer from the agent: %w", err)
 	}
+	return apitype.Result{}, fmt.Errorf("connection to the agent lost: %w (the operation goes on in the agent; see drainctl status)", err)
 }
 
 // Events streams every engine event to fn until ctx ends.
-func (c *Client) Events(ctx context.Context, fn func(maintenance.Event)) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://drainctl"+PathEvents, nil)
-	resp, err := c.http().Do(req)
+func (c *Client) Events(ctx context.Context, fn func(apitype.Event)) error {
+	resp, err := c.send(ctx, http.MethodGet, PathEvents, nil)
 	if err != nil {
-		return unwrapDial(err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return decodeError(resp)
-	}
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
-	for {
-		var l Line
-		if err := dec.Decode(&l); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return errors.New("the agent closed the event stream (it stopped or restarted)")
-			}
-			return fmt.Errorf("event stream from the agent: %w", err)
-		}
+	err = readLines(resp.Body, func(l apitype.Line) bool {
 		if l.Event != nil {
 			fn(*l.Event)
 		}
+		return false
+	})
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the agent closed the event stream (it stopped or restarted)")
 	}
+	return fmt.Errorf("event stream from the agent: %w", err)
 }

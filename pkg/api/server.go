@@ -16,12 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
-// Engine is what the server drives (maintenance.Engine).
+// Engine is what the server drives (maintenance.Engine). It speaks the
+// engine's types; the server converts them to the wire's (convert.go).
 type Engine interface {
 	Status(ctx context.Context) (maintenance.Status, error)
 	Enter(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
@@ -169,10 +171,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st, err := s.e.Status(r.Context())
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, ErrorBody{&maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}})
+		writeJSON(w, http.StatusInternalServerError, internalError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, StatusOf(st))
 }
 
 // Limits on what a client sends.
@@ -183,8 +185,8 @@ const (
 
 // DecodeRequest reads an operation's request body: one JSON object with
 // known fields only, nothing after it.
-func DecodeRequest(r io.Reader) (maintenance.Request, error) {
-	var req maintenance.Request
+func DecodeRequest(r io.Reader) (apitype.Request, error) {
+	var req apitype.Request
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -207,12 +209,13 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		// long as the operation runs.
 		rc := http.NewResponseController(w)
 		rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-		req, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
+		wreq, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, ErrorBody{&maintenance.Error{Code: maintenance.CodeBadRequest, Msg: "bad request body: " + err.Error()}})
+			writeJSON(w, http.StatusBadRequest, badBody(err))
 			return
 		}
 		rc.SetReadDeadline(time.Time{})
+		req := EngineRequest(wreq)
 		req.Who = caller(r, req.Who)
 		if cred := peer(r); cred != nil {
 			req.PID = int(cred.Pid)
@@ -221,7 +224,7 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		// slot leaves the line.
 		req.Done = r.Context().Done()
 		events := make(chan maintenance.Event, 256)
-		done := make(chan Line, 1)
+		done := make(chan apitype.Line, 1)
 		go func() {
 			res, err := run(req, func(ev maintenance.Event) {
 				select {
@@ -229,27 +232,24 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 				default: // a slow client misses progress, never the result
 				}
 			})
-			l := Line{Result: &res}
+			wres := ResultOf(res)
+			l := apitype.Line{Result: &wres}
 			if err != nil {
-				var me *maintenance.Error
-				if !errors.As(err, &me) {
-					me = &maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}
-				}
-				l.Error = me
+				l.Error = ErrorOf(err)
 				// A refused operation (busy) did nothing: the result
 				// still names it and where the server is.
-				if res.Phase == "" {
-					res.Phase = me.Phase
+				if wres.Phase == "" {
+					wres.Phase = l.Error.Phase
 				}
 			}
-			if res.Op == "" {
-				res.Op = op
+			if wres.Op == "" {
+				wres.Op = apitype.Op(op)
 			}
 			done <- l
 			if err != nil {
-				s.log.Info("operation ended", "who", req.Who, "phase", res.Phase, "err", err)
+				s.log.Info("operation ended", "who", req.Who, "phase", wres.Phase, "err", err)
 			} else {
-				s.log.Info("operation ended", "who", req.Who, "phase", res.Phase)
+				s.log.Info("operation ended", "who", req.Who, "phase", wres.Phase)
 			}
 		}()
 		w.Header().Set("Content-Type", "application/x-ndjson")
@@ -264,12 +264,11 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		for {
 			select {
 			case ev := <-events:
-				enc.Encode(Line{Event: &ev})
+				enc.Encode(eventLine(ev))
 				flush()
 			case l := <-done:
 				for len(events) > 0 {
-					ev := <-events
-					enc.Encode(Line{Event: &ev})
+					enc.Encode(eventLine(<-events))
 				}
 				enc.Encode(l)
 				flush()
@@ -286,19 +285,19 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("n"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 0 {
-			writeJSON(w, http.StatusBadRequest, ErrorBody{&maintenance.Error{Code: maintenance.CodeBadRequest, Msg: "n: want a number of entries, 0 for all"}})
+			writeJSON(w, http.StatusBadRequest, apitype.ErrorBody{Error: &apitype.Error{Code: apitype.CodeBadRequest, Msg: "n: want a number of entries, 0 for all"}})
 			return
 		}
 	}
 	entries, err := s.e.History(n)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, ErrorBody{&maintenance.Error{Code: maintenance.CodeInternal, Msg: err.Error()}})
+		writeJSON(w, http.StatusInternalServerError, internalError(err))
 		return
 	}
 	if entries == nil {
-		entries = []history.Entry{}
+		entries = []history.Entry{} // [], not null: a list, even empty
 	}
-	writeJSON(w, http.StatusOK, entries)
+	writeJSON(w, http.StatusOK, HistoryOf(entries))
 }
 
 // events streams every engine event until the client goes away.
@@ -317,7 +316,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			enc.Encode(Line{Event: &ev})
+			enc.Encode(eventLine(ev))
 			if f, ok := w.(http.Flusher); ok {
 				f.Flush()
 			}
@@ -325,4 +324,21 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// eventLine is an engine event as the wire's line.
+func eventLine(ev maintenance.Event) apitype.Line {
+	wev := EventOf(ev)
+	return apitype.Line{Event: &wev}
+}
+
+// badBody is the answer to a request body that does not decode.
+func badBody(err error) apitype.ErrorBody {
+	return apitype.ErrorBody{Error: &apitype.Error{Code: apitype.CodeBadRequest, Msg: "bad request body: " + err.Error()}}
+}
+
+// internalError is the answer to a failure of the agent itself (the
+// status or the history could not be read): internal, whatever err says.
+func internalError(err error) apitype.ErrorBody {
+	return apitype.ErrorBody{Error: &apitype.Error{Code: apitype.CodeInternal, Msg: err.Error()}}
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
@@ -48,13 +49,15 @@ var (
 )
 
 // wireSamples are values of every type the API and the CLI's --json
-// send, with what each must encode to, byte for byte.
+// send, with what each must encode to, byte for byte. The API's are the
+// engine's values through the server's converters (convert.go), as the
+// server sends them.
 var wireSamples = []struct {
 	name string
 	v    any
 	want string
 }{
-	{"status", maintenance.Status{
+	{"status", api.StatusOf(maintenance.Status{
 		State: state.State{Version: 1, Phase: state.Held, Holder: holder, Backend: "nftables",
 			History: []state.Transition{{Time: t0, Op: state.OpEnter, Phase: state.Withdrawing, Note: "x"}}},
 		Forwards:     []forward.Status{{Forward: forward.Forward{From: 81, To: 80}, Applied: true, Rules: 2, Want: 2}},
@@ -62,22 +65,22 @@ var wireSamples = []struct {
 		LastDrain:    &drainEvent,
 		HealthChecks: &maintenance.HealthChecks{Ports: []uint16{81}, LoadBalancers: []lbview.LB{lb}},
 		RunnerGone:   true,
-	},
+	}),
 		`{"state":{"version":1,"phase":"held","holder":{"who":"root (uid 0, pid 1508)","reason":"kernel update","since":"2026-11-24T12:32:16.852280678Z","until":"2026-11-24T14:32:16.852280678Z"},"backend":"nftables","history":[{"time":"2026-11-24T12:32:16.852280678Z","op":"enter","phase":"withdrawing","note":"x"}]},"running":false,"forwards":[{"forward":{"from":81,"to":80},"applied":true,"withdrawn":false,"redirected_packets":0,"refused_packets":0,"rules":2,"want_rules":2}],"backend":"nftables","last_drain":{"time":"2026-11-24T12:32:16.852280678Z","active":1,"by_path":{"direct":1},"by_peer":[{"peer":"198.18.0.3","count":1}],"oldest":{"peer":"198.18.0.3:4000","path":"direct","age_ms":2000,"idle_ms":10},"idle":2,"new":3,"ignored":4,"outcome":"drained","elapsed_ms":509,"quiet_for_ms":0,"deadline_in_ms":59490},"health_checks":{"ports":[81],"load_balancers":[{"address":"198.18.0.2","port":81,"checks":6,"accepted":5,"refused":1,"interval_ms":202,"first":"2026-11-24T12:32:16.852280678Z","last":"2026-11-24T12:32:17.852280678Z","active":true}]},"runner_gone":true}`},
-	{"status, empty", maintenance.Status{},
+	{"status, empty", api.StatusOf(maintenance.Status{}),
 		`{"state":{"version":0,"phase":""},"running":false,"forwards":null,"backend":""}`},
-	{"event line", api.Line{Event: &maintenance.Event{Time: t0, Op: state.OpRestart, Phase: state.Draining, Message: "m", Drain: &drainEvent, Output: &out}},
+	{"event line", apitype.Line{Event: ptr(api.EventOf(maintenance.Event{Time: t0, Op: state.OpRestart, Phase: state.Draining, Message: "m", Drain: &drainEvent, Output: &out}))},
 		`{"event":{"time":"2026-11-24T12:32:16.852280678Z","op":"restart","phase":"draining","message":"m","drain":{"time":"2026-11-24T12:32:16.852280678Z","active":1,"by_path":{"direct":1},"by_peer":[{"peer":"198.18.0.3","count":1}],"oldest":{"peer":"198.18.0.3:4000","path":"direct","age_ms":2000,"idle_ms":10},"idle":2,"new":3,"ignored":4,"outcome":"drained","elapsed_ms":509,"quiet_for_ms":0,"deadline_in_ms":59490},"output":{"command":"apachectl -t","output":"Syntax OK\n","exit_code":0,"duration_ms":4}}}`},
-	{"result line", api.Line{
-		Result: &maintenance.Result{Op: state.OpRestart, Phase: state.InService, Holder: holder, Note: "n",
+	{"result line", apitype.Line{
+		Result: ptr(api.ResultOf(maintenance.Result{Op: state.OpRestart, Phase: state.InService, Holder: holder, Note: "n",
 			Drain:      &drain.Result{Outcome: drain.Drained, Elapsed: ms(509), Remaining: 0, Last: drainEvent},
-			ConfigTest: &out, Restart: &out, Out: &confirm, Back: &confirm, Warnings: []string{"w"}, Elapsed: ms(930)},
-		Error: &maintenance.Error{Code: maintenance.CodeBusy, Msg: "busy", Holder: holder, Phase: state.Held},
+			ConfigTest: &out, Restart: &out, Out: &confirm, Back: &confirm, Warnings: []string{"w"}, Elapsed: ms(930)})),
+		Error: api.ErrorOf(&maintenance.Error{Code: maintenance.CodeBusy, Msg: "busy", Holder: holder, Phase: state.Held}),
 	},
 		`{"result":{"op":"restart","phase":"in-service","holder":{"who":"root (uid 0, pid 1508)","reason":"kernel update","since":"2026-11-24T12:32:16.852280678Z","until":"2026-11-24T14:32:16.852280678Z"},"note":"n","drain":{"outcome":"drained","remaining":0,"last":{"time":"2026-11-24T12:32:16.852280678Z","active":1,"by_path":{"direct":1},"by_peer":[{"peer":"198.18.0.3","count":1}],"oldest":{"peer":"198.18.0.3:4000","path":"direct","age_ms":2000,"idle_ms":10},"idle":2,"new":3,"ignored":4,"outcome":"drained","elapsed_ms":509,"quiet_for_ms":0,"deadline_in_ms":59490},"elapsed_ms":509},"configtest":{"command":"apachectl -t","output":"Syntax OK\n","exit_code":0,"duration_ms":4},"restart":{"command":"apachectl -t","output":"Syntax OK\n","exit_code":0,"duration_ms":4},"out_of_rotation":{"want":"out","load_balancers":[{"address":"198.18.0.2","port":81,"confirmed":true,"need":2,"answers":2,"after_ms":347},{"address":"198.18.0.2","port":82,"confirmed":false,"need":2,"answers":0}],"elapsed_ms":347},"back_in_rotation":{"want":"out","load_balancers":[{"address":"198.18.0.2","port":81,"confirmed":true,"need":2,"answers":2,"after_ms":347},{"address":"198.18.0.2","port":82,"confirmed":false,"need":2,"answers":0}],"elapsed_ms":347},"warnings":["w"],"elapsed_ms":930},"error":{"code":"busy","message":"busy","holder":{"who":"root (uid 0, pid 1508)","reason":"kernel update","since":"2026-11-24T12:32:16.852280678Z","until":"2026-11-24T14:32:16.852280678Z"},"phase":"held"}}`},
-	{"result, empty", maintenance.Result{},
+	{"result, empty", api.ResultOf(maintenance.Result{}),
 		`{"op":"","phase":"","elapsed_ms":0}`},
-	{"drain event, empty", drain.Event{},
+	{"drain event, empty", api.DrainEventOf(drain.Event{}),
 		`{"time":"0001-01-01T00:00:00Z","active":0,"by_path":null,"by_peer":null,"idle":0,"new":0,"ignored":0,"elapsed_ms":0,"quiet_for_ms":0,"deadline_in_ms":0}`},
 	{"request", maintenance.Request{Who: "cron", Reason: "r", TTL: ms(7200000), Deadline: ms(30000), OnDeadline: drain.Abort,
 		Command: "c", Log: "l", CommandDone: &maintenance.CommandDone{Command: "c", ExitCode: -1, Signal: "SIGKILL", Output: "o", Hold: true},
@@ -85,10 +88,16 @@ var wireSamples = []struct {
 		`{"who":"cron","reason":"r","on_deadline":"abort","command":"c","log":"l","command_done":{"command":"c","exit_code":-1,"signal":"SIGKILL","output":"o","hold":true},"force":true,"ttl_ms":7200000,"deadline_ms":30000}`},
 	{"request, empty", maintenance.Request{},
 		`{"who":""}`},
-	{"history", []history.Entry{{Op: "restart", Who: "alice", Reason: "r", Start: t0, End: t0.Add(time.Second), DurationMS: 1000,
+	{"wire request", apitype.Request{Who: "cron", Reason: "r", TTL: ms(7200000), Deadline: ms(30000), OnDeadline: "abort",
+		Command: "c", Log: "l", CommandDone: &apitype.CommandDone{Command: "c", ExitCode: -1, Signal: "SIGKILL", Output: "o", Hold: true},
+		Force: true, IfRequired: true, Window: "Mon 02:00-05:00", OutsideWindow: "wait", PoolWait: ms(60000)},
+		`{"who":"cron","reason":"r","on_deadline":"abort","command":"c","log":"l","command_done":{"command":"c","exit_code":-1,"signal":"SIGKILL","output":"o","hold":true},"force":true,"if_required":true,"window":"Mon 02:00-05:00","outside_window":"wait","ttl_ms":7200000,"deadline_ms":30000,"pool_wait_ms":60000}`},
+	{"wire request, empty", apitype.Request{},
+		`{"who":""}`},
+	{"history", api.HistoryOf([]history.Entry{{Op: "restart", Who: "alice", Reason: "r", Start: t0, End: t0.Add(time.Second), DurationMS: 1000,
 		Outcome: "ok", Phase: "in-service", Phases: []history.Phase{{Phase: "draining", Start: t0, DurationMS: 509}},
 		ConfigTestExit: &exitCode, RestartExit: &exitCode, Command: "c", CommandExit: &exitCode, CommandOutput: "o",
-		OutOfRotation: "1/1", BackInRotation: "1/1", Warnings: []string{"w"}}},
+		OutOfRotation: "1/1", BackInRotation: "1/1", Warnings: []string{"w"}}}),
 		`[{"op":"restart","who":"alice","reason":"r","start":"2026-11-24T12:32:16.852280678Z","end":"2026-11-24T12:32:17.852280678Z","duration_ms":1000,"outcome":"ok","phase":"in-service","phases":[{"phase":"draining","start":"2026-11-24T12:32:16.852280678Z","duration_ms":509}],"configtest_exit":0,"restart_exit":0,"command":"c","command_exit":0,"command_output":"o","out_of_rotation":"1/1","back_in_rotation":"1/1","warnings":["w"]}]`},
 	{"policy", func() drain.Policy {
 		p := drain.DefaultPolicy()
@@ -152,6 +161,27 @@ func TestWireNullAndUnknown(t *testing.T) {
 			t.Errorf("request %s: accepted", bad)
 		}
 	}
+	// The wire's request, as the server decodes it.
+	wreq := apitype.Request{TTL: time.Hour}
+	if err := json.Unmarshal([]byte(`{"who":"a","ttl_ms":null}`), &wreq); err != nil || wreq.TTL != time.Hour || wreq.Who != "a" {
+		t.Errorf("wire request: %+v, %v", wreq, err)
+	}
+	for _, bad := range []string{`{"ttl":1}`, `{"command_done":{"command":"c","bogus":1}}`, `{"pid":1}`} {
+		if err := json.Unmarshal([]byte(bad), &wreq); err == nil {
+			t.Errorf("wire request %s: accepted", bad)
+		}
+	}
+	// Null lists stay null and pointers absent, both ways: an empty
+	// status sends "forwards":null, as it always has.
+	var st apitype.Status
+	if err := json.Unmarshal([]byte(`{"state":{"version":0,"phase":""},"running":false,"forwards":null,"backend":"","last_drain":null}`), &st); err != nil ||
+		st.Forwards != nil || st.LastDrain != nil {
+		t.Errorf("status with nulls: %+v, %v", st, err)
+	}
+	ev := apitype.DrainEvent{Elapsed: time.Second}
+	if err := json.Unmarshal([]byte(`{"elapsed_ms":null,"by_path":null}`), &ev); err != nil || ev.Elapsed != time.Second || ev.ByPath != nil {
+		t.Errorf("drain event with nulls: %+v, %v", ev, err)
+	}
 }
 
 // wireRoots are the types that go on the wire: what the API's handlers
@@ -161,13 +191,23 @@ func TestWireNullAndUnknown(t *testing.T) {
 // agent.Settings{} (this test is package api_test so that it may import
 // pkg/agent, which imports pkg/api).
 var wireRoots = []any{
-	maintenance.Status{},  // GET /v1/status, drainctl status --json
-	api.Line{},            // operation lines and GET /v1/events: Event, Result, Error
-	api.ErrorBody{},       // answers refused before anything started
-	maintenance.Request{}, // POST bodies
-	[]history.Entry{},     // GET /v1/history, drainctl history --json
-	conntable.Listing{},   // drainctl connections --json
-	drain.Policy{},        // agent --check, with the commands and the readiness check
+	apitype.Status{},         // GET /v1/status, drainctl status --json
+	apitype.Line{},           // operation lines and GET /v1/events: Event, Result, Error
+	apitype.ErrorBody{},      // answers refused before anything started
+	apitype.Request{},        // POST bodies
+	[]apitype.HistoryEntry{}, // GET /v1/history, drainctl history --json
+	apitype.PoolStatus{},     // GET /v1/pool, drainctl pool status --json
+	apitype.PoolRequest{},    // the pool's POST bodies
+	apitype.PoolAnswer{},
+	// The engine's values the wire's are converted from: their JSON is
+	// the same (convert_test.go), and the history's is its file's.
+	maintenance.Status{},
+	maintenance.Result{},
+	maintenance.Event{},
+	maintenance.Request{},
+	[]history.Entry{},
+	conntable.Listing{}, // drainctl connections --json
+	drain.Policy{},      // agent --check, with the commands and the readiness check
 	runner.Command{},
 	ready.Check{},
 	loadgen.Result{}, // the lab's and the demo's load reports
@@ -182,6 +222,9 @@ var notDurations = map[string]string{
 	// DurationMS; moving it to a time.Duration is theirs to follow.
 	"history.Entry.DurationMS": "int64 milliseconds, computed by hand in maintenance's record.go",
 	"history.Phase.DurationMS": "int64 milliseconds, computed by hand in maintenance's record.go",
+	// The history's fields on the wire, as history.Entry has them.
+	"apitype.HistoryEntry.DurationMS": "history.Entry.DurationMS on the wire",
+	"apitype.HistoryPhase.DurationMS": "history.Phase.DurationMS on the wire",
 	// Microseconds as tcp_info gives them: on a LAN mostly under one ms.
 	"conntable.ListedConn.RTTus": "tcp_info's microseconds",
 }
@@ -195,7 +238,9 @@ func TestWireDurations(t *testing.T) {
 	}
 	// The walk reaches the types deep down, the durations' among them.
 	for _, want := range []any{drain.ConnSummary{}, drain.Result{}, runner.Output{}, lbview.LB{}, lbview.Confirmed{},
-		state.Holder{}, forward.Status{}, history.Phase{}, conntable.ListedConn{}, maintenance.CommandDone{}} {
+		state.Holder{}, forward.Status{}, history.Phase{}, conntable.ListedConn{}, maintenance.CommandDone{},
+		apitype.ConnSummary{}, apitype.DrainResult{}, apitype.Output{}, apitype.LB{}, apitype.Confirmed{}, apitype.Holder{},
+		apitype.ForwardStatus{}, apitype.HistoryPhase{}, apitype.CommandDone{}, apitype.Claim{}, apitype.Slot{}, apitype.Reboot{}} {
 		if !slices.Contains(visited, reflect.TypeOf(want)) {
 			t.Errorf("the walk did not reach %T", want)
 		}
@@ -370,3 +415,5 @@ func getDuration(f reflect.Value) time.Duration {
 	}
 	return time.Duration(f.Int())
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -218,7 +218,7 @@ func localNames() map[string]bool {
 func gatherAgent(ctx context.Context, s settings.Settings) Agent {
 	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
+	st, err := api.EngineStatus((&api.Client{Socket: s.Socket}).Status(cctx))
 	cancel()
 	if err != nil {
 		a.Err = err
@@ -347,7 +347,7 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if agentUp {
-		ps, err := (&api.Client{Socket: s.Socket}).PoolStatus(ctx)
+		ps, err := api.EnginePoolStatus((&api.Client{Socket: s.Socket}).PoolStatus(ctx))
 		if err != nil {
 			p.Err = err
 		} else {

@@ -20,7 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/lab"
 	"github.com/drainctl/drainctl/pkg/internal/loadgen"
 )
@@ -267,7 +267,7 @@ func drainctlRestart(ctx context.Context, bin, socket string, start time.Time, a
 	lastDrain := time.Duration(-time.Hour)
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		var l api.Line
+		var l apitype.Line
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
 		}

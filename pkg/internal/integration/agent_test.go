@@ -19,9 +19,8 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
-	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -131,10 +130,10 @@ func (h *host) ctl(t *testing.T, args ...string) (string, string, int) {
 	return drainctl(t, nil, append([]string{"--socket", h.sock}, args...)...)
 }
 
-func (h *host) status(t *testing.T) maintenance.Status {
+func (h *host) status(t *testing.T) apitype.Status {
 	t.Helper()
 	out, stderr, code := h.ctl(t, "status", "--json")
-	var st maintenance.Status
+	var st apitype.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status: exit %d %v\n%s%s", code, err, out, stderr)
 	}
@@ -164,12 +163,12 @@ func (h *host) waitPhase(t *testing.T, op state.Op, phase state.Phase) {
 	t.Fatalf("state never reached %s/%s (last %s/%s)", op, phase, o, p)
 }
 
-func withdrawn(st maintenance.Status) bool {
+func withdrawn(st apitype.Status) bool {
 	return len(st.Forwards) == 1 && st.Forwards[0].Applied && st.Forwards[0].Withdrawn
 }
 
-func inService(st maintenance.Status) bool {
-	return st.State.Phase == state.InService && len(st.Forwards) == 1 && st.Forwards[0].State() == "in-service"
+func inService(st apitype.Status) bool {
+	return st.State.Phase == apitype.PhaseInService && len(st.Forwards) == 1 && api.ForwardState(st.Forwards[0]) == "in-service"
 }
 
 // TestAgentKilledAtEachStepConverges kills the agent with SIGKILL while an
@@ -234,15 +233,15 @@ func TestAgentKilledAtEachStepConverges(t *testing.T) {
 			// on what the slow commands were.
 			h.agent(t)
 			deadline := time.Now().Add(10 * time.Second)
-			var st maintenance.Status
+			var st apitype.Status
 			for time.Now().Before(deadline) {
 				st = h.status(t)
-				if !st.Running && st.State.Phase == tc.wantPhase {
+				if !st.Running && st.State.Phase == apitype.Phase(tc.wantPhase) {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if st.State.Phase != tc.wantPhase || st.State.Op != state.OpNone {
+			if st.State.Phase != apitype.Phase(tc.wantPhase) || st.State.Op != apitype.OpNone {
 				t.Fatalf("after kill -9 at %s: %s/%s, want %s", tc.at, st.State.Op, st.State.Phase, tc.wantPhase)
 			}
 			switch tc.wantPhase {
@@ -374,7 +373,7 @@ func TestAgentFailedReadinessStaysOut(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	st := h.status(t)
-	if st.State.Phase != state.Held || !withdrawn(st) || !strings.Contains(st.State.LastError, "connection refused") {
+	if st.State.Phase != apitype.PhaseHeld || !withdrawn(st) || !strings.Contains(st.State.LastError, "connection refused") {
 		t.Fatalf("after failed readiness: %+v", st)
 	}
 	if _, _, code := h.ctl(t, "maintenance", "exit"); code != exitNotReady {
@@ -401,7 +400,7 @@ func TestAgentEventStream(t *testing.T) {
 	var phases []string
 	drains, warned := 0, false
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var l api.Line
+		var l apitype.Line
 		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Event == nil {
 			t.Fatalf("bad event line %q: %v", line, err)
 		}
@@ -409,7 +408,7 @@ func TestAgentEventStream(t *testing.T) {
 		switch {
 		case ev.Drain != nil:
 			drains++
-		case ev.Phase == state.Draining && strings.HasPrefix(ev.Message, "no load balancer health-checks port 81"):
+		case ev.Phase == apitype.PhaseDraining && strings.HasPrefix(ev.Message, "no load balancer health-checks port 81"):
 			warned = true // no load balancer in this test
 		default:
 			phases = append(phases, string(ev.Phase))
@@ -426,7 +425,7 @@ func TestAgentTTLEndsTheMaintenance(t *testing.T) {
 	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--ttl", "1s", "--reason", "short"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if st := h.status(t); st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Until.IsZero() {
+	if st := h.status(t); st.State.Phase != apitype.PhaseHeld || st.State.Holder == nil || st.State.Holder.Until.IsZero() {
 		t.Fatalf("after enter: %+v", st.State)
 	}
 	for i := 0; i < 50; i++ { // up to 5 s: TTL 1 s, reconcile every 200 ms
@@ -494,7 +493,7 @@ func TestAgentKeepsItsBackendWhenTheHostChanges(t *testing.T) {
 	}
 	h.agent(t)
 	st := h.status(t)
-	if st.Backend != "nftables" || st.State.Backend != "nftables" || st.State.Phase != state.Held || !withdrawn(st) {
+	if st.Backend != "nftables" || st.State.Backend != "nftables" || st.State.Phase != apitype.PhaseHeld || !withdrawn(st) {
 		t.Fatalf("after the restart: backend %s (state %s), %s, forwards %+v; want nftables, held, withdrawn", st.Backend, st.State.Backend, st.State.Phase, st.Forwards)
 	}
 	if h.connects(t, 81) {
@@ -539,14 +538,14 @@ func TestAgentSIGTERMDuringAnOperation(t *testing.T) {
 				t.Fatalf("after SIGTERM the state file says %s/%s, error %q; want %s/%s as before the signal, no error", st.Op, st.Phase, st.LastError, tc.op, tc.at)
 			}
 			h.agent(t)
-			var now maintenance.Status
+			var now apitype.Status
 			for i := 0; i < 100; i++ {
-				if now = h.status(t); !now.Running && now.State.Phase == tc.wantPhase {
+				if now = h.status(t); !now.Running && now.State.Phase == apitype.Phase(tc.wantPhase) {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-			if now.State.Phase != tc.wantPhase || now.State.LastError != "" {
+			if now.State.Phase != apitype.Phase(tc.wantPhase) || now.State.LastError != "" {
 				t.Fatalf("after the next start: %s, error %q; want %s", now.State.Phase, now.State.LastError, tc.wantPhase)
 			}
 		})
@@ -595,7 +594,7 @@ func TestAgentHistory(t *testing.T) {
 		t.Fatal(stderr)
 	}
 	out, stderr, code := h.ctl(t, "history", "--json")
-	var entries []history.Entry
+	var entries []apitype.HistoryEntry
 	if err := json.Unmarshal([]byte(out), &entries); err != nil || code != 0 {
 		t.Fatalf("history --json: exit %d, %v\n%s%s", code, err, out, stderr)
 	}
@@ -635,7 +634,7 @@ func TestAgentExitCodes(t *testing.T) {
 	if _, stderr, code := h.ctl(t, "restart"); code != exitRestart || !strings.Contains(stderr, "apache2: bad") {
 		t.Fatalf("failed restart command: exit %d, want %d: %s", code, exitRestart, stderr)
 	}
-	if st := h.status(t); st.State.Phase != state.Held || !withdrawn(st) {
+	if st := h.status(t); st.State.Phase != apitype.PhaseHeld || !withdrawn(st) {
 		t.Fatalf("after a failed restart command the server stays out: %+v", st)
 	}
 
@@ -667,7 +666,7 @@ func TestAgentMaintenanceRun(t *testing.T) {
 	runBoundedAndOrphaned(t, h, log)
 
 	entries, _, _ := h.ctl(t, "history", "--json")
-	var hist []history.Entry
+	var hist []apitype.HistoryEntry
 	json.Unmarshal([]byte(entries), &hist)
 	var exits []string
 	for _, e := range hist {
@@ -695,7 +694,7 @@ func runGoodAndFailed(t *testing.T, h *host, log string) {
 
 	_, stderr, code = h.ctl(t, "maintenance", "run", "--log", log, "--", "sh", "-c", "echo 'E: dpkg was interrupted' >&2; exit 100")
 	st := h.status(t)
-	if code != exitCommand || st.State.Phase != state.Held || !withdrawn(st) || !strings.Contains(st.State.Holder.Reason, "failed with exit status 100") ||
+	if code != exitCommand || st.State.Phase != apitype.PhaseHeld || !withdrawn(st) || !strings.Contains(st.State.Holder.Reason, "failed with exit status 100") ||
 		!strings.Contains(st.State.LastError, "E: dpkg was interrupted") {
 		t.Fatalf("a failed command: exit %d, %s; status %+v", code, stderr, st.State)
 	}
@@ -745,7 +744,7 @@ func runInterrupted(t *testing.T, h *host, log string) {
 	if !errors.As(err, &ee) || ee.ExitCode() != exitCommand || !strings.Contains(out.String(), "got INT") {
 		t.Fatalf("Ctrl-C: %v\n%s", err, out)
 	}
-	if st := h.status(t); st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "exit status 130") {
+	if st := h.status(t); st.State.Phase != apitype.PhaseHeld || !strings.Contains(st.State.Holder.Reason, "exit status 130") {
 		t.Fatalf("after Ctrl-C the server stays out with the outcome: %+v", st.State)
 	}
 	h.ctl(t, "maintenance", "exit")
@@ -764,7 +763,7 @@ func runInterrupted(t *testing.T, h *host, log string) {
 func runBoundedAndOrphaned(t *testing.T, h *host, log string) {
 	t.Helper()
 	_, stderr, code := h.ctl(t, "maintenance", "run", "--ttl", "1s", "--log", log, "--", "sleep", "30")
-	if st := h.status(t); code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.Holder.Reason, "was killed by terminated") {
+	if st := h.status(t); code != exitCommand || st.State.Phase != apitype.PhaseHeld || !strings.Contains(st.State.Holder.Reason, "was killed by terminated") {
 		t.Fatalf("a command past its --ttl: exit %d, %s; state %+v", code, stderr, st.State)
 	}
 	h.ctl(t, "maintenance", "exit")
@@ -773,7 +772,7 @@ func runBoundedAndOrphaned(t *testing.T, h *host, log string) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	st := h.status(t)
-	if st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Command != "sh -c 'sleep 2'" || !st.RunnerGone {
+	if st.State.Phase != apitype.PhaseHeld || st.State.Holder == nil || st.State.Holder.Command != "sh -c 'sleep 2'" || !st.RunnerGone {
 		t.Fatalf("after the run's drainctl was killed: %+v, runner gone %v", st.State, st.RunnerGone)
 	}
 	if out, _, _ := h.ctl(t, "status"); !strings.Contains(out, "which is GONE") {
@@ -877,7 +876,7 @@ exec ` + binary + ` --socket ` + h.sock + ` "$@"
 	out, code = patch()
 	st := h.status(t)
 	c, _ = os.ReadFile(calls)
-	if code != exitCommand || st.State.Phase != state.Held || !strings.Contains(st.State.LastError, "dpkg returned an error code") || strings.Contains(string(c), "reboot") {
+	if code != exitCommand || st.State.Phase != apitype.PhaseHeld || !strings.Contains(st.State.LastError, "dpkg returned an error code") || strings.Contains(string(c), "reboot") {
 		t.Fatalf("a failed upgrade: exit %d, state %+v\n%s\ncalls:\n%s", code, st.State, out, c)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 )
 
 // A client that sends its request slowly, or never finishes it, is cut
@@ -79,7 +79,7 @@ func TestAgentEventsLongLines(t *testing.T) {
 			break
 		}
 		longest = max(longest, len(line))
-		var l api.Line
+		var l apitype.Line
 		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Event == nil {
 			t.Fatalf("bad event line (%d bytes): %v", len(line), err)
 		}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
@@ -102,7 +103,7 @@ func (h *host) forwardState(t *testing.T) (phase, fstate string) {
 	st := h.status(t)
 	fstate = "absent"
 	if len(st.Forwards) == 1 {
-		fstate = st.Forwards[0].State()
+		fstate = api.ForwardState(st.Forwards[0])
 	}
 	return string(st.State.Phase), fstate
 }

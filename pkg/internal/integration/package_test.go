@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/debs"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
-	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/state"
 )
 
 // sandbox is a throw-away copy-on-write root with its own network.
@@ -234,9 +233,9 @@ func TestPackageDeb(t *testing.T) {
 	}
 	s.must("grep -q 'edited by the operator' /etc/drainctl/drainctl.yaml")
 	stop = s.agent()
-	var st maintenance.Status
+	var st apitype.Status
 	if out := s.must("drainctl status --json"); json.Unmarshal([]byte(out), &st) != nil ||
-		st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Reason != "kernel update" || !withdrawn(st) {
+		st.State.Phase != apitype.PhaseHeld || st.State.Holder == nil || st.State.Holder.Reason != "kernel update" || !withdrawn(st) {
 		t.Fatalf("after the upgrade the server must still be held and withdrawn:\n%s", out)
 	}
 	stop()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -29,7 +30,7 @@ func TestAgentRebootFailuresHold(t *testing.T) {
 				t.Fatalf("reboot: exit %d, want 14\n%s%s", code, out, stderr)
 			}
 			st := h.status(t)
-			if st.State.Phase != state.Held || !withdrawn(st) || !strings.Contains(st.State.LastError, tc.want) {
+			if st.State.Phase != apitype.PhaseHeld || !withdrawn(st) || !strings.Contains(st.State.LastError, tc.want) {
 				t.Fatalf("after the failed reboot: %+v", st.State)
 			}
 			// No second try: a held server is not rebooted, by cron or anyone.
@@ -71,7 +72,7 @@ func TestAgentRebootCutOffByShutdown(t *testing.T) {
 		t.Errorf("status does not show the reboot owed:\n%s", out)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for h.status(t).State.Phase != state.Held {
+	for h.status(t).State.Phase != apitype.PhaseHeld {
 		if time.Now().After(deadline) {
 			t.Fatalf("never held: %+v", h.status(t).State)
 		}

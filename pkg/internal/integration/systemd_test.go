@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -76,10 +76,10 @@ func unitPID(t *testing.T, c *nspawn.Container, unit string) int {
 }
 
 // status is `drainctl status --json` in the container.
-func cstatus(t *testing.T, c *nspawn.Container) (maintenance.Status, string) {
+func cstatus(t *testing.T, c *nspawn.Container) (apitype.Status, string) {
 	t.Helper()
 	out := csh(t, c, "drainctl status --json")
-	var st maintenance.Status
+	var st apitype.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -287,7 +287,7 @@ func TestSystemdUpgradeHeld(t *testing.T) {
 		t.Fatalf("after the upgrade:\n%s", out)
 	}
 	st, out := cstatus(t, c)
-	if st.State.Phase != state.Held || st.State.Holder == nil || st.State.Holder.Reason != "kernel" || !withdrawn(st) {
+	if st.State.Phase != apitype.PhaseHeld || st.State.Holder == nil || st.State.Holder.Reason != "kernel" || !withdrawn(st) {
 		t.Fatalf("after the upgrade the server must still be held and withdrawn:\n%s", out)
 	}
 	if rules := csh(t, c, "nft list ruleset"); !strings.Contains(rules, "table inet drainctl") || !strings.Contains(rules, "reject with tcp reset") {

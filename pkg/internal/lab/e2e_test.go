@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/debs"
 	"github.com/drainctl/drainctl/pkg/internal/loadgen"
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 var binary string
@@ -144,9 +145,9 @@ func backInService(t testing.TB, ctx context.Context, l *Lab, w *Web) {
 		t.Fatal(err)
 	}
 	out, _, _ := w.Drainctl(ctx, "status", "--json")
-	var st maintenance.Status
+	var st apitype.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil || st.State.Phase != "in-service" ||
-		len(st.Forwards) != 1 || st.Forwards[0].State() != "in-service" {
+		len(st.Forwards) != 1 || api.ForwardState(st.Forwards[0]) != "in-service" {
 		t.Fatalf("%s status: %v %s", w.Name, err, out)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
 )
 
@@ -213,7 +213,7 @@ func testFleet(t *testing.T, tool rollTool) {
 	}
 	for i, w := range f.l.Webs {
 		out, _, _ := w.Drainctl(context.Background(), "history", "-n", "1", "--json")
-		var hist []history.Entry
+		var hist []apitype.HistoryEntry
 		if err := json.Unmarshal([]byte(out), &hist); err != nil || len(hist) != 1 || hist[0].Op != "exit" ||
 			hist[0].Command != "sh -c 'echo patched >&2'" || hist[0].CommandExit == nil || *hist[0].CommandExit != 0 || hist[0].CommandOutput != "patched\n" {
 			t.Fatalf("%s's last operation is not the run's end (%v):\n%s", w.Name, err, out)

@@ -35,7 +35,7 @@ func TestE2ENginx(t *testing.T) {
 	res, evs := op(t, ctx, w, "restart", "--reason", "e2e busy nginx restart")
 	confirmedBy(t, "restart out", res.Out, ActiveLB4(1))
 	confirmedBy(t, "restart back", res.Back, ActiveLB4(1))
-	if res.Drain == nil || res.Drain.Outcome == drain.DeadlineProceed {
+	if res.Drain == nil || res.Drain.Outcome == string(drain.DeadlineProceed) {
 		t.Errorf("restart drain: %+v, want it ended by the confirmation, not the deadline", res.Drain)
 	}
 	if g, err := w.Generation(); err != nil || g != gen+1 {

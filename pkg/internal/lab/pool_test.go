@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/haproxy"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 // downWatch polls HAProxy every 10 ms and keeps the most primary entries
@@ -130,16 +130,16 @@ func TestE2EPoolCron(t *testing.T) {
 			}
 			ps := poolStatus(t, ctx, l.Webs[0])
 			if len(ps.Holders) != 0 || len(ps.Waiters) != 0 || len(ps.Members) != 4 {
-				t.Errorf("pool after the runs: %+v", ps.State)
+				t.Errorf("pool after the runs: %+v", ps)
 			}
 		})
 	}
 }
 
-func poolStatus(t *testing.T, ctx context.Context, w *Web) maintenance.PoolStatus {
+func poolStatus(t *testing.T, ctx context.Context, w *Web) apitype.PoolStatus {
 	t.Helper()
 	out, code, err := w.Drainctl(ctx, "pool", "status", "--json")
-	var ps maintenance.PoolStatus
+	var ps apitype.PoolStatus
 	if err != nil || code != 0 || json.Unmarshal([]byte(out), &ps) != nil {
 		t.Fatalf("pool status on %s: exit %d %v\n%s", w.Name, code, err, out)
 	}

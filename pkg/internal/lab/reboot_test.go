@@ -21,12 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/history"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/internal/debs"
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
-	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/state"
 )
 
 // bootHosted boots a container in w's namespace with drainctl's .deb
@@ -69,10 +67,10 @@ func inContainer(c *nspawn.Container, timeout time.Duration, args ...string) (st
 }
 
 // containerStatus is drainctl status --json in c.
-func containerStatus(t *testing.T, c *nspawn.Container) maintenance.Status {
+func containerStatus(t *testing.T, c *nspawn.Container) apitype.Status {
 	t.Helper()
 	out, code := inContainer(c, 10*time.Second, "status", "--json")
-	var st maintenance.Status
+	var st apitype.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 		t.Fatalf("status in %s: exit %d\n%s", c.Name, code, out)
 	}
@@ -81,16 +79,16 @@ func containerStatus(t *testing.T, c *nspawn.Container) maintenance.Status {
 
 // waitSettled waits until c's agent runs no operation and the server is
 // in phase, at most timeout.
-func waitSettled(t *testing.T, c *nspawn.Container, phase state.Phase, timeout time.Duration) maintenance.Status {
+func waitSettled(t *testing.T, c *nspawn.Container, phase apitype.Phase, timeout time.Duration) apitype.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		out, err := c.Exec(ctx, "drainctl", "status", "--json")
 		cancel()
-		var st maintenance.Status
+		var st apitype.Status
 		if err == nil && json.Unmarshal([]byte(out), &st) == nil && !st.Running && st.State.Phase == phase &&
-			(phase != state.InService || st.State.Slot == nil) {
+			(phase != apitype.PhaseInService || st.State.Slot == nil) {
 			return st
 		}
 		if time.Now().After(deadline) {
@@ -101,10 +99,10 @@ func waitSettled(t *testing.T, c *nspawn.Container, phase state.Phase, timeout t
 }
 
 // lastEntry is the last history entry in c.
-func lastEntry(t *testing.T, c *nspawn.Container) history.Entry {
+func lastEntry(t *testing.T, c *nspawn.Container) apitype.HistoryEntry {
 	t.Helper()
 	out, code := inContainer(c, 10*time.Second, "history", "-n", "1", "--json")
-	var es []history.Entry
+	var es []apitype.HistoryEntry
 	if code != 0 || json.Unmarshal([]byte(out), &es) != nil || len(es) != 1 {
 		t.Fatalf("history in %s: exit %d\n%s", c.Name, code, out)
 	}
@@ -159,7 +157,7 @@ func watchDownUp(t *testing.T, l *Lab, servers ...string) *downUp {
 }
 
 // phaseMS is how long the entry's phase took, in ms (0 if absent).
-func phaseMS(e history.Entry, phase string) int64 {
+func phaseMS(e apitype.HistoryEntry, phase string) int64 {
 	for _, p := range e.Phases {
 		if p.Phase == phase {
 			return p.DurationMS
@@ -215,7 +213,7 @@ func rebootUnderLoad(t *testing.T, l *Lab, c *nspawn.Container, w *Web, boot int
 	if after == "" || after == before {
 		t.Fatalf("boot id %q before, %q after: not a reboot", before, after)
 	}
-	st := waitSettled(t, c, state.InService, 60*time.Second)
+	st := waitSettled(t, c, apitype.PhaseInService, 60*time.Second)
 	settled := time.Now()
 	e := lastEntry(t, c)
 	if e.Op != "reboot" || e.Outcome != "ok" || e.BackInRotation != "1/1" || e.OutOfRotation != "1/1" || phaseMS(e, "booting") == 0 {
@@ -270,7 +268,7 @@ func TestE2ERebootFailuresHold(t *testing.T) {
 	if err := waitBoot(c, 2); err != nil {
 		t.Fatal(err)
 	}
-	st := waitSettled(t, c, state.Held, 60*time.Second)
+	st := waitSettled(t, c, apitype.PhaseHeld, 60*time.Second)
 	if st.State.Slot == nil || !strings.Contains(st.State.LastError, "not ready after the reboot") {
 		t.Fatalf("after a boot without Apache: %+v", st.State)
 	}
@@ -300,7 +298,7 @@ func TestE2ERebootFailuresHold(t *testing.T) {
 	if out, code := inContainer(c, time.Minute, "maintenance", "exit"); code != 0 {
 		t.Fatalf("maintenance exit: %s", out)
 	}
-	waitSettled(t, c, state.InService, 30*time.Second)
+	waitSettled(t, c, apitype.PhaseInService, 30*time.Second)
 	if out, code, _ := other.Drainctl(context.Background(), "restart", "--reason", "next", "--pool-wait", "30s"); code != 0 {
 		t.Fatalf("the next server's restart after the fix: exit %d\n%s", code, out)
 	}
@@ -311,7 +309,7 @@ func TestE2ERebootFailuresHold(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "did not reboot within 3s") {
 		t.Fatalf("reboot with a command that does nothing: %d\n%s", code, out)
 	}
-	if st := containerStatus(t, c); st.State.Phase != state.Held || c.Boots() != 2 {
+	if st := containerStatus(t, c); st.State.Phase != apitype.PhaseHeld || c.Boots() != 2 {
 		t.Fatalf("after the no-op reboot: %+v, %d boots", st.State, c.Boots())
 	}
 }
@@ -339,12 +337,12 @@ func TestE2ERebootPoolOneAtATime(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	var entries []history.Entry
+	var entries []apitype.HistoryEntry
 	for _, c := range cs {
 		if err := waitBoot(c, 2); err != nil {
 			t.Fatal(err)
 		}
-		waitSettled(t, c, state.InService, 90*time.Second)
+		waitSettled(t, c, apitype.PhaseInService, 90*time.Second)
 		entries = append(entries, lastEntry(t, c))
 	}
 	res := run.Stop()
@@ -393,7 +391,7 @@ func waitBoot(c *nspawn.Container, n int) error {
 }
 
 // phaseStart is when the entry's phase began (zero if absent).
-func phaseStart(e history.Entry, phase string) time.Time {
+func phaseStart(e apitype.HistoryEntry, phase string) time.Time {
 	for _, p := range e.Phases {
 		if p.Phase == phase {
 			return p.Start

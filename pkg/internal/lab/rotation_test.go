@@ -9,26 +9,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/internal/metricstest"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
 // op runs a drainctl operation with --json on w and returns its result
 // and events; it fails the test unless it exits 0.
-func op(t testing.TB, ctx context.Context, w *Web, args ...string) (maintenance.Result, []maintenance.Event) {
+func op(t testing.TB, ctx context.Context, w *Web, args ...string) (apitype.Result, []apitype.Event) {
 	t.Helper()
 	out, code, err := w.Drainctl(ctx, append(args, "--json")...)
 	if err != nil || code != 0 {
 		t.Fatalf("drainctl %v on %s: exit %d %v\n%s", args, w.Name, code, err, out)
 	}
-	var evs []maintenance.Event
+	var evs []apitype.Event
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l api.Line
+		var l apitype.Line
 		if json.Unmarshal(sc.Bytes(), &l) != nil {
 			continue
 		}
@@ -40,7 +39,7 @@ func op(t testing.TB, ctx context.Context, w *Web, args ...string) (maintenance.
 		}
 	}
 	t.Fatalf("drainctl %v on %s: no result in\n%s", args, w.Name, out)
-	return maintenance.Result{}, nil
+	return apitype.Result{}, nil
 }
 
 // watchHAProxy polls both HAProxy instances every 10 ms until each shows
@@ -70,7 +69,7 @@ func watchHAProxy(l *Lab, server, want string) func() []time.Time {
 // (the event whose message starts with announce), give or take 100 ms:
 // half the check interval, so a confirmation one check early (HAProxy
 // still at "UP 1/2" for 200 ms more) fails it.
-func timely(t *testing.T, what, announce string, evs []maintenance.Event, seen []time.Time) {
+func timely(t *testing.T, what, announce string, evs []apitype.Event, seen []time.Time) {
 	t.Helper()
 	var at time.Time
 	for _, ev := range evs {
@@ -95,12 +94,12 @@ func waitCheckers(t *testing.T, ctx context.Context, w *Web, n int) []lbview.LB 
 	var last string
 	for range 100 {
 		out, _, _ := w.Drainctl(ctx, "status", "--json")
-		var st maintenance.Status
+		var st apitype.Status
 		if json.Unmarshal([]byte(out), &st) == nil && st.HealthChecks != nil {
 			var active []lbview.LB
 			for _, l := range st.HealthChecks.LoadBalancers {
 				if l.Active && l.Interval > 0 {
-					active = append(active, l)
+					active = append(active, lbview.LB(l))
 				}
 			}
 			if len(active) == n {
@@ -116,11 +115,12 @@ func waitCheckers(t *testing.T, ctx context.Context, w *Web, n int) []lbview.LB 
 
 // confirmedBy fails the test unless c was confirmed by exactly the
 // addresses want.
-func confirmedBy(t *testing.T, what string, c *lbview.Confirmation, want ...string) {
+func confirmedBy(t *testing.T, what string, wc *apitype.Confirmation, want ...string) {
 	t.Helper()
-	if c == nil {
+	if wc == nil {
 		t.Fatalf("%s: no confirmation in the result", what)
 	}
+	c := engineConfirmation(*wc)
 	var got []string
 	for _, l := range c.LoadBalancers {
 		if l.Confirmed {
@@ -134,7 +134,7 @@ func confirmedBy(t *testing.T, what string, c *lbview.Confirmation, want ...stri
 
 // timeline says when each phase began, from the first event: where an
 // operation's time went.
-func timeline(evs []maintenance.Event) string {
+func timeline(evs []apitype.Event) string {
 	var b strings.Builder
 	var last string
 	for _, ev := range evs {
@@ -223,7 +223,7 @@ func TestE2ERotation(t *testing.T) {
 			confirmedBy(t, "restart out", res.Out, ActiveLB4(1), PassiveLB4(1))
 			confirmedBy(t, "restart back", res.Back, ActiveLB4(1), PassiveLB4(1))
 			timely(t, "restart", "out of rotation on 2/2", evs, down())
-			if res.Drain == nil || res.Drain.Outcome == drain.DeadlineProceed {
+			if res.Drain == nil || res.Drain.Outcome == string(drain.DeadlineProceed) {
 				t.Errorf("restart drain: %+v, want it ended by the confirmation, not the deadline", res.Drain)
 			}
 			if g, err := w.Generation(); err != nil || g != gen+1 {
@@ -269,4 +269,14 @@ func TestE2EWrongCheckPort(t *testing.T) {
 	if err != nil || code != 0 || !strings.Contains(out, "warning: no load balancer health-checks port 81: nothing confirms the server is back in rotation") {
 		t.Errorf("exit: exit %d %v, want a warning:\n%s", code, err, out)
 	}
+}
+
+// engineConfirmation is a confirmation from the API as lbview's, for its
+// All and Text.
+func engineConfirmation(c apitype.Confirmation) lbview.Confirmation {
+	lc := lbview.Confirmation{Want: lbview.Want(c.Want), Elapsed: c.Elapsed}
+	for _, l := range c.LoadBalancers {
+		lc.LoadBalancers = append(lc.LoadBalancers, lbview.Confirmed(l))
+	}
+	return lc
 }

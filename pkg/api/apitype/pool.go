@@ -1,0 +1,68 @@
+package apitype
+
+import "time"
+
+// PoolRequest is the body of the pool's POST routes (release, pause,
+// resume). Unknown fields are refused.
+type PoolRequest struct {
+	ID     string `json:"id,omitempty"` // release: whose slot
+	Force  bool   `json:"force,omitempty"`
+	Reason string `json:"reason,omitempty"` // pause: why
+	Who    string `json:"who,omitempty"`    // a label; the server adds the caller
+}
+
+// PoolAnswer is the answer of the pool's POST routes.
+type PoolAnswer struct {
+	Note string `json:"note"`
+}
+
+// PoolStatus is GET /v1/pool (drainctl pool status): the pool as etcd
+// has it, with this host's view of it.
+type PoolStatus struct {
+	Name    string       `json:"name"`
+	Members []PoolMember `json:"members"`
+	Holders []Claim      `json:"holders"`
+	Waiters []Waiter     `json:"waiters"`
+	Paused  *Pause       `json:"paused,omitempty"`
+	// ID is this host in the pool; MaxUnavailable its limit, and Allowed
+	// the slots it allows for the pool's size now.
+	ID             string `json:"id"`
+	MaxUnavailable string `json:"max_unavailable"`
+	Allowed        int    `json:"allowed"`
+	// Slot is the slot this host's state says it holds, with a pending
+	// release.
+	Slot *Slot `json:"slot,omitempty"`
+}
+
+// PoolMember is one host of the pool. Its fields are pool.Member's.
+type PoolMember struct {
+	ID string `json:"id"`
+	// Live: its agent's lease is current.
+	Live bool `json:"live"`
+	// LastSeen is when its agent last said it was alive.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// Claim is a held slot: the host, the operation, who asked, and when.
+// Its fields are pool.Claim's.
+type Claim struct {
+	ID     string    `json:"id"`
+	Op     string    `json:"op"`
+	Reason string    `json:"reason,omitempty"`
+	By     string    `json:"by,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// Waiter is a host waiting for a slot, in the order they are served.
+type Waiter struct {
+	ID    string    `json:"id"`
+	Op    string    `json:"op,omitempty"`
+	Since time.Time `json:"since"`
+}
+
+// Pause is the record of a paused pool.
+type Pause struct {
+	By     string    `json:"by,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
