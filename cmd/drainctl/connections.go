@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/conntable"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // tableFlags select what the connection table lists (openTable reads
@@ -19,7 +19,7 @@ import (
 func tableFlags(more ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringSliceFlag{Name: "forward", Aliases: []string{"f"},
-			DefaultText: "the config's forwards, else " + fwSpecs(agent.Defaults().Forwards),
+			DefaultText: "the config's forwards, else " + fwSpecs(settings.Defaults().Forwards),
 			Usage:       "forward `FROM:TO`: list port TO and tell connections that came through FROM"},
 		&cli.UintSliceFlag{Name: "port", Aliases: []string{"p"}, Usage: "also list service `PORT` (classified direct); repeatable"},
 		configFlag(),
@@ -39,7 +39,7 @@ func connectionsCommand() *cli.Command {
 			"all traffic). IDLE is the time since data last moved either way.",
 		Flags: append(tableFlags(jsonFlag(jsonForScripts)),
 			&cli.BoolFlag{Name: "all", Usage: "list every connection, not only the 50 most recently active"},
-			&cli.DurationFlag{Name: "idle-after", Value: agent.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
+			&cli.DurationFlag{Name: "idle-after", Value: settings.Defaults().Policy.IdleAfter, Usage: "count a connection idle after no data for `DURATION`"},
 		),
 		Action: runConnections,
 	}

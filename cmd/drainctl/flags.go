@@ -3,10 +3,10 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/config"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // The flags several commands share, each defined once. They are
@@ -51,7 +51,7 @@ const (
 // haproxyForwardFlag is the forward the haproxy commands write or check
 // against: one, the agent's default unless given.
 func haproxyForwardFlag(usage string) cli.Flag {
-	return &cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: agent.Defaults().Forwards[0].String(), Usage: usage}
+	return &cli.StringFlag{Name: "forward", Aliases: []string{"f"}, Value: settings.Defaults().Forwards[0].String(), Usage: usage}
 }
 
 // haproxyForward reads haproxyForwardFlag.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // forwardFlags name the forwards and the backend: without them, the
@@ -194,30 +194,30 @@ func forwardsFrom(c *cli.Context) (fs []forward.Forward, explicit bool, backend 
 	}
 	// The file as the agent reads it, so that a forward command and the
 	// agent agree on the forwards and the backend.
-	s := agent.Defaults()
+	s := settings.Defaults()
 	src, err := loadConfig(c, &s)
 	if err != nil {
 		return nil, false, "", usageError{err}
 	}
 	given := map[string]bool{}
 	if len(fs) > 0 {
-		s.Forwards, given[agent.KeyForwards] = fs, true
+		s.Forwards, given[settings.KeyForwards] = fs, true
 	}
 	if c.IsSet("backend") {
-		s.Backend, given[agent.KeyBackend] = c.String("backend"), true
+		s.Backend, given[settings.KeyBackend] = c.String("backend"), true
 	}
 	// Only the forwards and the backend: a forward command needs no
 	// socket group or readiness URL, and must not fail on one.
 	if err := s.ValidateForwards(); err != nil {
 		return nil, false, "", usageError{locate(err, src, given)}
 	}
-	return s.Forwards, len(fs) > 0 || src.Sets(agent.KeyForwards), s.Backend, nil
+	return s.Forwards, len(fs) > 0 || src.Sets(settings.KeyForwards), s.Backend, nil
 }
 
 // netfilterBackendFlag is the forward commands' --backend: the netfilter
 // backend, as the agent's --backend (settings.go). The haproxy commands'
 // backend is HAProxy's: --haproxy-backend.
 func netfilterBackendFlag() cli.Flag {
-	return &cli.StringFlag{Name: "backend", Value: agent.Defaults().Backend, EnvVars: []string{"DRAINCTL_BACKEND"},
+	return &cli.StringFlag{Name: "backend", Value: settings.Defaults().Backend, EnvVars: []string{"DRAINCTL_BACKEND"},
 		Usage: "auto, nftables, iptables, iptables-nft or iptables-legacy (auto follows the host's firewall)"}
 }

@@ -6,8 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/haproxy"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // haproxyCheckCommand reads a haproxy.cfg as drainctl's agents will meet
@@ -26,8 +26,8 @@ func haproxyCheckCommand() *cli.Command {
 			"found, 1 problems found, 2 unreadable.",
 		Flags: []cli.Flag{
 			haproxyForwardFlag("the forward `FROM:TO`"),
-			&cli.IntFlag{Name: "fall", Value: agent.Defaults().Checks.Fall, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
-			&cli.IntFlag{Name: "rise", Value: agent.Defaults().Checks.Rise, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
+			&cli.IntFlag{Name: "fall", Value: settings.Defaults().Checks.Fall, Usage: "the agents' health_checks fall: the primary entries' fall must be `N`"},
+			&cli.IntFlag{Name: "rise", Value: settings.Defaults().Checks.Rise, Usage: "the agents' health_checks rise: the primary entries' rise must be `N`"},
 			jsonFlag(jsonForScripts),
 		},
 		Action: runHAProxyCheck,

@@ -5,9 +5,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/drainctl/drainctl/pkg/agent"
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // waitDrainedCommand is the drain alone, for scripts that withdraw the
@@ -31,7 +31,7 @@ func waitDrainedCommand() *cli.Command {
 // policyFrom is wait-drained's policy: the defaults and its flags (the
 // config file's drain section is the agent's).
 func policyFrom(c *cli.Context) (drain.Policy, error) {
-	s := agent.Defaults()
+	s := settings.Defaults()
 	if _, err := applySettings(c, &s, policySettingFlags()); err != nil {
 		return s.Policy, usageError{err}
 	}

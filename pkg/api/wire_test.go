@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/agent"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/drainctl/drainctl/pkg/api"
@@ -187,9 +185,9 @@ func TestWireNullAndUnknown(t *testing.T) {
 // wireRoots are the types that go on the wire: what the API's handlers
 // (server.go) send and read, and what the CLI's --json prints. The
 // durations test walks every type reachable from them. Add a root when a
-// new type goes out, e.g. the agent's settings (agent --check):
-// agent.Settings{} (this test is package api_test so that it may import
-// pkg/agent, which imports pkg/api).
+// new type goes out. The agent's settings (agent --check) are not here:
+// their JSON is made from pkg/settings' table, whose own test holds the
+// _ms rule for every duration.
 var wireRoots = []any{
 	apitype.Status{},         // GET /v1/status, drainctl status --json
 	apitype.Line{},           // operation lines and GET /v1/events: Event, Result, Error
@@ -211,7 +209,6 @@ var wireRoots = []any{
 	runner.Command{},
 	ready.Check{},
 	loadgen.Result{}, // the lab's and the demo's load reports
-	agent.Settings{}, // agent --check
 }
 
 // notDurations are the wire's fields whose names say a time unit but
