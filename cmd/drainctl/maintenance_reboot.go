@@ -25,7 +25,7 @@ func maintenanceRebootCommand() *cli.Command {
 			"leaves, and runs the agent's reboot command (systemctl reboot unless\n" +
 			"configured). This command then ends with the host, exit 0.\n\n" +
 			"After the boot the agent checks the web server (for up to the agent's\n" +
-			"--boot-ready-timeout), restores the forward, waits for the load balancers to\n" +
+			"--reboot-ready-timeout), restores the forward, waits for the load balancers to\n" +
 			"put the server back, and gives the pool slot back; `drainctl history -n 1`\n" +
 			"shows the whole reboot, phase by phase.\n\n" +
 			"Every failure leaves the server out, held, and drainctl never reboots a held\n" +

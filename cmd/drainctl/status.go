@@ -103,7 +103,7 @@ func runStatus(c *cli.Context) error {
 // rotation drainctl can see.
 func showHealthChecks(hc *apitype.HealthChecks) {
 	if hc == nil {
-		fmt.Println("checks:   not watched (agent --watch-checks=false, or no CAP_NET_RAW)")
+		fmt.Println("checks:   not watched (agent --health-checks-watch=false, or no CAP_NET_RAW)")
 		return
 	}
 	active := 0

@@ -17,12 +17,13 @@ func waitDrainedCommand() *cli.Command {
 		Name:  "wait-drained",
 		Usage: "wait until the service port is quiet (no active connection), showing progress",
 		Description: "Polls the connection table with the drain policy and returns when no active\n" +
-			"connection has been seen for --quiet (after at least --min-wait), or at the\n" +
-			"--deadline. It does not withdraw anything: run it after `forward withdraw`.\n" +
-			"Active means: carried data within --idle-after, seen by two polls in a row\n" +
-			"(so health checks do not count), and not from an --ignore'd address.\n\n" +
-			"Exit status: 0 drained (or deadline with --on-deadline proceed), 3 deadline\n" +
-			"with --on-deadline abort. With --json, one JSON event per poll.",
+			"connection has been seen for --drain-quiet (after at least --drain-min-wait),\n" +
+			"or at the --drain-deadline. It does not withdraw anything: run it after\n" +
+			"`forward withdraw`.\n" +
+			"Active means: carried data within --drain-idle-after, seen by two polls in a row\n" +
+			"(so health checks do not count), and not from a --drain-ignore'd address.\n\n" +
+			"Exit status: 0 drained (or deadline with --drain-on-deadline proceed), 3\n" +
+			"deadline with --drain-on-deadline abort. With --json, one JSON event per poll.",
 		Flags:  append(append(tableFlags(), flagsOf(policySettingFlags())...), jsonFlag("print one JSON event per poll")),
 		Action: runWaitDrained,
 	}
