@@ -83,57 +83,47 @@ func ParseNftJSON(b []byte) (*NftRuleset, error) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("nftables JSON: %w", err)
 	}
-	type where struct {
-		Family string `json:"family"`
-		Table  string `json:"table"`
-	}
 	r := &NftRuleset{}
 	for _, obj := range doc.Nftables {
-		var err error
-		switch {
-		case obj["table"] != nil:
-			var v struct {
-				Family string `json:"family"`
-				Name   string `json:"name"`
+		for kind, raw := range obj { // one key each
+			if kind != "table" && kind != "chain" && kind != "rule" {
+				continue
 			}
-			if err = json.Unmarshal(obj["table"], &v); err == nil {
-				r.Tables = append(r.Tables, NftTableName{v.Family, v.Name})
+			var v nftObject
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, fmt.Errorf("nftables JSON: %s: %w", kind, err)
 			}
-		case obj["chain"] != nil:
-			var v struct {
-				where
-				Name   string `json:"name"`
-				Type   string `json:"type"`
-				Hook   string `json:"hook"`
-				Prio   int    `json:"prio"`
-				Policy string `json:"policy"`
-			}
-			if err = json.Unmarshal(obj["chain"], &v); err == nil {
-				r.Chains = append(r.Chains, NftChain{NftTableName{v.Family, v.Table}, v.Name, v.Type, v.Hook, v.Prio, v.Policy})
-			}
-		case obj["rule"] != nil:
-			var v struct {
-				where
-				Chain   string                       `json:"chain"`
-				Handle  uint64                       `json:"handle"`
-				Comment string                       `json:"comment"`
-				Expr    []map[string]json.RawMessage `json:"expr"`
-			}
-			if err = json.Unmarshal(obj["rule"], &v); err == nil {
-				rule := NftRule{Table: NftTableName{v.Family, v.Table}, Chain: v.Chain, Handle: v.Handle, Comment: v.Comment}
-				for _, e := range v.Expr {
-					for k, val := range e { // one key each
-						rule.Exprs = append(rule.Exprs, NftExpr{k, val})
-					}
-				}
-				r.Rules = append(r.Rules, rule)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("nftables JSON: %w", err)
+			r.add(kind, v)
 		}
 	}
 	return r, nil
+}
+
+// nftObject is a table, chain or rule of nft's JSON: the fields read of
+// each (the names match the JSON's, as encoding/json matches them).
+type nftObject struct {
+	Family, Table, Name, Chain, Type, Hook, Policy, Comment string
+	Prio                                                    int
+	Handle                                                  uint64
+	Expr                                                    []map[string]json.RawMessage
+}
+
+// add adds a table, chain or rule (kind) to the ruleset.
+func (r *NftRuleset) add(kind string, v nftObject) {
+	switch kind {
+	case "table":
+		r.Tables = append(r.Tables, NftTableName{v.Family, v.Name})
+	case "chain":
+		r.Chains = append(r.Chains, NftChain{NftTableName{v.Family, v.Table}, v.Name, v.Type, v.Hook, v.Prio, v.Policy})
+	case "rule":
+		rule := NftRule{Table: NftTableName{v.Family, v.Table}, Chain: v.Chain, Handle: v.Handle, Comment: v.Comment}
+		for _, e := range v.Expr {
+			for k, val := range e { // one key each
+				rule.Exprs = append(rule.Exprs, NftExpr{k, val})
+			}
+		}
+		r.Rules = append(r.Rules, rule)
+	}
 }
 
 // Drainctl says whether the rule is drainctl's own: in its table (inet
