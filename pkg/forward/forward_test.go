@@ -66,7 +66,7 @@ func TestCommentRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %v %s = %v %s %v", f, k, gf, gk, ok)
 		}
 	}
-	for _, c := range []string{"", jumpComment, "drainctl:81:80:bogus", "other:81:80:withdraw", "drainctl:x:80:withdraw"} {
+	for _, c := range []string{"", jumpComment, CommentPrefix + "81:80:bogus", "other:81:80:withdraw", CommentPrefix + "x:80:withdraw"} {
 		if _, _, ok := parseComment(c); ok {
 			t.Errorf("parseComment(%q) accepted a comment drainctl does not write", c)
 		}

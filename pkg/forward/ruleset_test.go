@@ -102,7 +102,7 @@ func TestParseNftJSON(t *testing.T) {
 		{text: "ct state established,related accept"},
 		{text: "tcp dport 81 reject", ports: []PortRange{{81, 81}}, drops: true},
 		{text: `iifname != "docker0" tcp dport 81 counter packets 0 bytes 0 dnat ip to 172.17.0.2:80`, ports: []PortRange{{81, 81}}, nats: true},
-		{text: `tcp dport 81 counter packets 0 bytes 0 redirect to :80 comment "drainctl:81:80:redirect-in"`, ports: []PortRange{{81, 81}}, nats: true, drainctl: true},
+		{text: `tcp dport 81 counter packets 0 bytes 0 redirect to :80 comment "` + CommentPrefix + `81:80:redirect-in"`, ports: []PortRange{{81, 81}}, nats: true, drainctl: true},
 	}
 	if len(r.Rules) != len(wants) {
 		t.Fatalf("%d rules, want %d", len(r.Rules), len(wants))
