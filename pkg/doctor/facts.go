@@ -57,9 +57,14 @@ type Software struct {
 
 // PortRule is another program's rule that names a forward port.
 type PortRule struct {
-	Where string // "nftables table ip nat", "iptables-legacy table nat"
-	Rule  string
+	Where string // "nftables table ip nat, chain pre", "iptables-legacy table nat"
+	Rule  string // as nft or iptables-save lists it
 	Port  uint16
+	// Table and Chain are where the rule is ("nat", "PREROUTING").
+	Table, Chain string
+	// NATs: it rewrites the destination (DNAT, REDIRECT); Drops: it
+	// drops or rejects.
+	NATs, Drops bool
 }
 
 // Agent is what the agent says and how it runs.

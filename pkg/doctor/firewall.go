@@ -5,11 +5,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -20,16 +17,16 @@ import (
 // gatherFirewall probes netfilter as the agent's backend auto does, and
 // finds the firewall software and the rules of others on the forward
 // ports. recorded is the state file's backend; systemd says whether
-// systemd runs the host.
-func gatherFirewall(ctx context.Context, o Options, recorded string, systemd bool) Firewall {
+// systemd runs the host; look finds the programs doctor runs.
+func gatherFirewall(ctx context.Context, o Options, recorded string, systemd bool, look forward.LookPath) Firewall {
 	var fw Firewall
 	conn, err := nftables.New()
 	if err != nil {
 		fw.ProbeErr = fmt.Errorf("open netlink for nftables: %w", err)
 		return fw
 	}
-	saves, _ := forward.LegacySaves(ctx)
-	if fw.Rules, err = forward.ProbeSaves(conn, saves); err != nil {
+	saves, _ := forward.LegacySaves(ctx, look)
+	if fw.Rules, err = forward.ProbeSaves(conn, saves, look); err != nil {
 		fw.ProbeErr = err
 		return fw
 	}
@@ -41,18 +38,21 @@ func gatherFirewall(ctx context.Context, o Options, recorded string, systemd boo
 	for _, f := range o.Settings.Forwards {
 		ports = append(ports, f.From)
 	}
-	var nftText string
-	fw.PortRules, nftText = portRules(ctx, ports, saves)
+	r := readRulesets(ctx, saves, look)
+	fw.PortRules = r.portRules(ports)
 	backend := fw.Choice.Backend
 	if recorded != "" {
 		backend = recorded
 	}
-	variant, _ := forward.IptablesMode(ctx, "iptables")
-	fw.Software = software(o.Root, nftText, saves, backend, variant)
+	variant := ""
+	if ipt, err := look("iptables"); err == nil {
+		variant, _ = forward.IptablesMode(ctx, ipt)
+	}
+	fw.Software = software(o.Root, r, backend, variant)
 	// Debian ships /etc/nftables.conf with flush ruleset and the unit
 	// disabled: then nothing loads it, unless someone starts it.
 	if systemd {
-		if u := showUnit(ctx, "nftables.service"); u != nil && u.UnitFileState != "enabled" && u.ActiveState != "active" {
+		if u := showUnit(ctx, look, "nftables.service"); u != nil && u.UnitFileState != "enabled" && u.ActiveState != "active" {
 			for i := range fw.Software {
 				if fw.Software[i].Name == "nftables.service" {
 					fw.Software[i].Removes = false
@@ -64,71 +64,76 @@ func gatherFirewall(ctx context.Context, o Options, recorded string, systemd boo
 	return fw
 }
 
-// portRules finds other software's rules naming ports, in iptables-nft's
-// and nft's rulesets and iptables-legacy's saves, and returns nft's text.
-func portRules(ctx context.Context, ports []uint16, legacy []string) (rules []PortRule, nftText string) {
-	// iptables-nft's own tables are read with its save command where it
-	// is installed: nft prints their xt targets only when it knows them
-	// (nft 1.0.6 leaves DNAT off, "XT target DNAT not found"). The
-	// tables it says are incompatible (native chains in "ip nat") are
-	// nft's to list.
-	iptNft := map[string]bool{}
-	for i, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
-		out, err := exec.CommandContext(ctx, cmd).Output()
-		if err != nil {
-			continue
-		}
-		rules = append(rules, savePortRules(string(out), "iptables-nft", ports)...)
-		for t := range saveTables(string(out)) {
-			iptNft[[]string{"ip ", "ip6 "}[i]+t] = true
-		}
-	}
-	if out, err := exec.CommandContext(ctx, "nft", "list", "ruleset").Output(); err == nil {
-		nftText = string(out)
-		rules = append(rules, nftPortRules(nftText, ports, iptNft)...)
-	}
-	for _, s := range legacy {
-		rules = append(rules, savePortRules(s, "iptables-legacy", ports)...)
-	}
-	return rules, nftText
+// rulesets are the host's rules as forward parses them: iptables-nft's
+// and iptables-legacy's saves (each family), and nft's ruleset.
+type rulesets struct {
+	iptNft []*forward.SaveRules // [0] IPv4, [1] IPv6, nil where unread
+	legacy []*forward.SaveRules
+	nft    *forward.NftRuleset // nil where unread
 }
 
-// saveTables are the tables an iptables-save output lists whole: its
-// "*nat" lines, but not those it says contain chains it cannot show.
-func saveTables(text string) map[string]bool {
-	ts := map[string]bool{}
-	var incompatible []string
-	for _, l := range strings.Split(text, "\n") {
-		if t, ok := strings.CutPrefix(l, "*"); ok {
-			ts[strings.TrimSpace(t)] = true
-		}
-		if rest, ok := strings.CutPrefix(l, "# Table `"); ok && strings.Contains(rest, "incompatible") {
-			name, _, _ := strings.Cut(rest, "'")
-			incompatible = append(incompatible, name)
+// readRulesets reads iptables-nft's saves and nft's ruleset (legacy:
+// iptables-legacy's, read already). What cannot be read is left out.
+func readRulesets(ctx context.Context, legacy []*forward.SaveRules, look forward.LookPath) rulesets {
+	r := rulesets{legacy: legacy, iptNft: make([]*forward.SaveRules, 2)}
+	for i, cmd := range []string{"iptables-nft-save", "ip6tables-nft-save"} {
+		if path, err := look(cmd); err == nil {
+			r.iptNft[i], _ = forward.ReadSave(ctx, path)
 		}
 	}
-	for _, t := range incompatible {
-		delete(ts, t)
+	if path, err := look("nft"); err == nil {
+		r.nft, _ = forward.ReadNftRuleset(ctx, path)
 	}
-	return ts
+	return r
+}
+
+// portRules finds other software's rules naming ports, in iptables-nft's
+// and nft's rulesets and iptables-legacy's saves.
+func (r rulesets) portRules(ports []uint16) []PortRule {
+	// iptables-nft's own tables are read from its saves where it is
+	// installed: nft shows their xt targets only by name (its JSON: "xt
+	// target DNAT"; its text leaves DNAT off where it does not know it,
+	// nft 1.0.6's "XT target DNAT not found"). The tables it says are
+	// incompatible (native chains in "ip nat") are nft's to list.
+	var out []PortRule
+	iptNft := map[forward.NftTableName]bool{}
+	for i, s := range r.iptNft {
+		if s == nil {
+			continue
+		}
+		out = append(out, savePortRules(s, "iptables-nft", ports)...)
+		for _, t := range s.Order {
+			if s.Listed(t) {
+				iptNft[forward.NftTableName{Family: []string{"ip", "ip6"}[i], Name: t}] = true
+			}
+		}
+	}
+	if r.nft != nil {
+		out = append(out, nftPortRules(r.nft, ports, iptNft)...)
+	}
+	for _, s := range r.legacy {
+		out = append(out, savePortRules(s, "iptables-legacy", ports)...)
+	}
+	return out
 }
 
 // software names the firewall tools whose rules or files are on the host.
 // backend is where drainctl's rules are: what a tool's reload removes
 // depends on it.
-func software(root, nftText string, saves []string, backend, restoreVariant string) []Software {
+func software(root string, r rulesets, backend, restoreVariant string) []Software {
 	var out []Software
-	all := nftText + strings.Join(saves, "\n")
-	if strings.Contains(all, "ufw-before-input") || strings.Contains(all, "ufw6-before-input") {
+	if r.hasChain("ufw-before-input", "ufw6-before-input") {
 		out = append(out, Software{Name: "ufw", Detail: "its chains are loaded (ufw-before-input...); it changes only its own chains"})
 	}
-	if regexp.MustCompile(`(?m)^table (inet|ip|ip6) firewalld `).MatchString(nftText) {
+	if r.nft != nil && slices.ContainsFunc(r.nft.Tables, func(t forward.NftTableName) bool {
+		return t.Name == "firewalld" && (t.Family == "inet" || t.Family == "ip" || t.Family == "ip6")
+	}) {
 		out = append(out, Software{Name: "firewalld", Detail: "its table is loaded; a reload replaces only its own table"})
 	}
-	if strings.Contains(all, "chain DOCKER") || strings.Contains(all, ":DOCKER ") {
+	if r.hasChain("DOCKER") {
 		out = append(out, Software{Name: "docker", Detail: "its DOCKER chains are loaded (nat PREROUTING jumps to DOCKER for local addresses; a container published on a forward port would take its checks)"})
 	}
-	if b, err := os.ReadFile(filepath.Join(root, "/etc/nftables.conf")); err == nil && regexp.MustCompile(`(?m)^\s*flush\s+ruleset`).Match(b) {
+	if b, err := os.ReadFile(filepath.Join(root, "/etc/nftables.conf")); err == nil && flushesRuleset(string(b)) {
 		// flush ruleset empties every nftables table, iptables-nft's
 		// too, and leaves iptables-legacy's alone.
 		out = append(out, Software{Name: "nftables.service", Detail: "/etc/nftables.conf flushes the whole ruleset (flush ruleset) at every start and reload of nftables.service",
@@ -148,82 +153,72 @@ func software(root, nftText string, saves []string, backend, restoreVariant stri
 	return out
 }
 
-// portRE finds a destination port match in nft's text and in
-// iptables-save's: "dport 81", "dport { 80, 81 }", "--dport 81",
-// "--dports 80,81", "dport 80-90".
-var portRE = regexp.MustCompile(`(?:\bdport|--dports?)\s+(\{[^}]*\}|\S+)`)
+// hasChain says whether a chain of one of names is loaded: in nft's
+// ruleset (iptables-nft's tables included) or iptables-legacy's.
+func (r rulesets) hasChain(names ...string) bool {
+	if r.nft != nil && slices.ContainsFunc(r.nft.Chains, func(c forward.NftChain) bool { return slices.Contains(names, c.Name) }) {
+		return true
+	}
+	return slices.ContainsFunc(r.legacy, func(s *forward.SaveRules) bool {
+		return s.HasChain(func(c string) bool { return slices.Contains(names, c) })
+	})
+}
 
-// namesPort says whether a rule's text matches one of ports by
-// destination port, and which.
-func namesPort(rule string, ports []uint16) (uint16, bool) {
-	for _, m := range portRE.FindAllStringSubmatch(rule, -1) {
-		for _, tok := range strings.FieldsFunc(m[1], func(r rune) bool { return r == '{' || r == '}' || r == ',' || r == ' ' }) {
-			lo, hi, isRange := strings.Cut(strings.ReplaceAll(tok, ":", "-"), "-")
-			a, err1 := strconv.Atoi(lo)
-			b, err2 := strconv.Atoi(hi)
-			if err1 != nil {
-				continue
-			}
-			if !isRange || err2 != nil {
-				b = a
-			}
-			for _, p := range ports {
-				if int(p) >= a && int(p) <= b {
-					return p, true
-				}
+// flushesRuleset says whether an nft script (nftables.service's
+// /etc/nftables.conf) has a line "flush ruleset".
+func flushesRuleset(script string) bool {
+	for _, l := range strings.Split(script, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "flush" && strings.HasPrefix(f[1], "ruleset") {
+			return true
+		}
+	}
+	return false
+}
+
+// namesPort says whether one of ranges (a rule's destination ports)
+// holds one of ports, and which: the first range's first.
+func namesPort(ranges []forward.PortRange, ports []uint16) (uint16, bool) {
+	for _, r := range ranges {
+		for _, p := range ports {
+			if r.Contains(p) {
+				return p, true
 			}
 		}
 	}
 	return 0, false
 }
 
-// ours says whether a rule or chain is drainctl's own.
-func ours(line string) bool {
-	return strings.Contains(line, "drainctl:") || strings.Contains(line, "DRAINCTL-")
-}
-
-// nftPortRules lists the rules of `nft list ruleset` outside drainctl's
-// table that name one of ports, but for the tables in skip ("ip nat":
-// read from iptables-nft's save command instead).
-func nftPortRules(text string, ports []uint16, skip map[string]bool) []PortRule {
+// nftPortRules lists the rules of nft's ruleset outside drainctl's that
+// name one of ports, but for the tables in skip (iptables-nft's: read
+// from its saves instead).
+func nftPortRules(r *forward.NftRuleset, ports []uint16, skip map[forward.NftTableName]bool) []PortRule {
 	var out []PortRule
-	table, chain := "", ""
-	for _, raw := range strings.Split(text, "\n") {
-		line := strings.TrimSpace(raw)
-		switch {
-		case strings.HasPrefix(line, "table "):
-			table = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "table ")), "{")
-			table = strings.TrimSpace(table)
-			chain = ""
-			continue
-		case strings.HasPrefix(line, "chain "):
-			chain = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "chain "), "{"))
+	for _, rule := range r.Rules {
+		if rule.Drainctl() || skip[rule.Table] {
 			continue
 		}
-		if table == "inet "+forward.NftTable || chain == "" || ours(line) || ours(chain) || skip[table] {
-			continue
-		}
-		if p, ok := namesPort(line, ports); ok {
-			out = append(out, PortRule{Where: fmt.Sprintf("nftables table %s, chain %s", table, chain), Rule: line, Port: p})
+		if p, ok := namesPort(rule.DestPorts(), ports); ok {
+			out = append(out, PortRule{Where: fmt.Sprintf("nftables table %s, chain %s", rule.Table, rule.Chain), Rule: rule.Text(), Port: p,
+				Table: rule.Table.Name, Chain: rule.Chain, NATs: rule.NATs(), Drops: rule.Drops()})
 		}
 	}
 	return out
 }
 
-// savePortRules lists the rules of an iptables-save output that name one
-// of ports.
-func savePortRules(text, what string, ports []uint16) []PortRule {
+// savePortRules lists the rules of an iptables save (what: whose) that
+// name one of ports.
+func savePortRules(s *forward.SaveRules, what string, ports []uint16) []PortRule {
 	var out []PortRule
-	table := ""
-	for _, line := range strings.Split(text, "\n") {
-		switch {
-		case strings.HasPrefix(line, "*"):
-			table = strings.TrimPrefix(line, "*")
-		case strings.HasPrefix(line, "-A ") && !ours(line):
-			if p, ok := namesPort(line, ports); ok {
-				out = append(out, PortRule{Where: fmt.Sprintf("%s table %s", what, table), Rule: line, Port: p})
+	for _, t := range s.Order {
+		for _, rule := range s.Tables[t].All() {
+			if rule.Drainctl() {
+				continue
+			}
+			if p, ok := namesPort(rule.DestPorts(), ports); ok {
+				out = append(out, PortRule{Where: fmt.Sprintf("%s table %s", what, t), Rule: rule.Line(), Port: p,
+					Table: t, Chain: rule.Chain, NATs: rule.NATs(), Drops: rule.Drops()})
 			}
 		}
 	}
-	return slices.Clip(out)
+	return out
 }

@@ -1,77 +1,125 @@
 package doctor
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/drainctl/drainctl/pkg/forward"
 )
+
+// nftJSON parses nft -j list ruleset's output made of objs ({"table":
+// ...}, {"chain": ...}, {"rule": ...}).
+func nftJSON(t *testing.T, objs ...string) *forward.NftRuleset {
+	t.Helper()
+	r, err := forward.ParseNftJSON([]byte(`{"nftables": [{"metainfo": {"json_schema_version": 1}}, ` + strings.Join(objs, ", ") + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// nftRule is a rule object of nft's JSON; exprs its expressions.
+func nftRule(family, table, chain, comment string, exprs ...string) string {
+	return fmt.Sprintf(`{"rule": {"family": %q, "table": %q, "chain": %q, "handle": 2, "comment": %q, "expr": [%s]}}`,
+		family, table, chain, comment, strings.Join(exprs, ", "))
+}
+
+// dport is a match of a transport header's destination port on right.
+func dport(proto, field, op, right string) string {
+	return fmt.Sprintf(`{"match": {"op": %q, "left": {"payload": {"protocol": %q, "field": %q}}, "right": %s}}`, op, proto, field, right)
+}
+
+func parseSave(t *testing.T, text string) *forward.SaveRules {
+	t.Helper()
+	s, err := forward.ParseSave(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func TestNamesPort(t *testing.T) {
 	ports := []uint16{81}
-	for rule, want := range map[string]bool{
-		"tcp dport 81 counter accept":                            true,
-		"tcp dport { 80, 81, 443 } accept":                       true,
-		"tcp dport 80-90 drop":                                   true,
-		"tcp dport 8081 accept":                                  false,
-		"tcp sport 81 accept":                                    false,
+	for _, c := range []struct {
+		text, match string
+		want        bool
+	}{
+		{"tcp dport 81 counter accept", dport("tcp", "dport", "==", "81"), true},
+		{"tcp dport { 80, 81, 443 } accept", dport("tcp", "dport", "==", `{"set": [80, 81, 443]}`), true},
+		{"tcp dport 80-90 drop", dport("tcp", "dport", "==", `{"range": [80, 90]}`), true},
+		{"tcp dport 8081 accept", dport("tcp", "dport", "==", "8081"), false},
+		{"tcp sport 81 accept", dport("tcp", "sport", "==", "81"), false},
+	} {
+		r := nftJSON(t, nftRule("inet", "filter", "input", "", c.match, `{"accept": null}`)).Rules[0]
+		if _, got := namesPort(r.DestPorts(), ports); got != c.want {
+			t.Errorf("%q: %v, want %v", c.text, got, c.want)
+		}
+	}
+	for line, want := range map[string]bool{
 		"-A PREROUTING -p tcp -m tcp --dport 81 -j DNAT":         true,
 		"-A INPUT -p tcp -m multiport --dports 22,80:90 -j DROP": true,
 		"-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT":            false,
 		"-A INPUT -p tcp --dport 810 -j ACCEPT":                  false,
 	} {
-		if _, got := namesPort(rule, ports); got != want {
-			t.Errorf("%q: %v, want %v", rule, got, want)
+		r := parseSave(t, "*filter\n"+line+"\nCOMMIT\n").All()[0]
+		if _, got := namesPort(r.DestPorts(), ports); got != want {
+			t.Errorf("%q: %v, want %v", line, got, want)
 		}
 	}
 }
 
 func TestNftPortRulesSkipsDrainctl(t *testing.T) {
-	text := `table inet drainctl {
-	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
-		tcp dport 81 redirect to :80 comment "drainctl:81:80:redirect-in"
-	}
-}
-table ip nat {
-	chain DRAINCTL-PRE {
-		tcp dport 81 counter packets 0 bytes 0 redirect to :80 comment "drainctl:81:80:redirect-in"
-	}
-	chain DOCKER {
-		iifname != "docker0" meta l4proto tcp tcp dport 81 counter packets 0 bytes 0 dnat to 172.17.0.2:80
-	}
-}
-table inet filter {
-	chain input {
-		tcp dport { 22, 80 } accept
-	}
-}
-`
-	got := nftPortRules(text, []uint16{81}, nil)
-	if len(got) != 1 || got[0].Where != "nftables table ip nat, chain DOCKER" || got[0].Port != 81 {
+	redirect := `{"redirect": {"port": 80}}`
+	r := nftJSON(t,
+		nftRule("inet", forward.NftTable, "prerouting", forward.CommentPrefix+"81:80:redirect-in", dport("tcp", "dport", "==", "81"), redirect),
+		nftRule("ip", "nat", forward.ChainPrefix+"PRE", forward.CommentPrefix+"81:80:redirect-in", dport("tcp", "dport", "==", "81"), `{"counter": {"packets": 0, "bytes": 0}}`, redirect),
+		nftRule("ip", "nat", "DOCKER", "", `{"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "docker0"}}`,
+			`{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}`, dport("tcp", "dport", "==", "81"),
+			`{"counter": {"packets": 0, "bytes": 0}}`, `{"dnat": {"addr": "172.17.0.2", "port": 80}}`),
+		nftRule("inet", "filter", "input", "", dport("tcp", "dport", "==", `{"set": [22, 80]}`), `{"accept": null}`),
+	)
+	got := nftPortRules(r, []uint16{81}, nil)
+	if len(got) != 1 || got[0].Where != "nftables table ip nat, chain DOCKER" || got[0].Port != 81 || !got[0].NATs || got[0].Table != "nat" ||
+		got[0].Rule != `iifname != "docker0" meta l4proto tcp tcp dport 81 counter packets 0 bytes 0 dnat to 172.17.0.2:80` {
 		t.Fatalf("%+v", got)
 	}
 	// With iptables-nft's save command, its tables are read there.
-	if got := nftPortRules(text, []uint16{81}, map[string]bool{"ip nat": true}); len(got) != 0 {
+	if got := nftPortRules(r, []uint16{81}, map[forward.NftTableName]bool{{Family: "ip", Name: "nat"}: true}); len(got) != 0 {
 		t.Fatalf("iptables-nft's table read twice: %+v", got)
 	}
 }
 
-func TestSaveTables(t *testing.T) {
-	// iptables-nft-save 1.8.9 on a host with a native "table ip nat".
-	out := "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\nCOMMIT\n"
-	if got := saveTables(out); !got["filter"] || got["nat"] || len(got) != 1 {
-		t.Errorf("%v, want filter only", got)
+// iptables-nft-save 1.8.9 on a host with a native "table ip nat": nft
+// lists that table, iptables-nft-save the others.
+func TestIncompatibleTablesReadFromNft(t *testing.T) {
+	r := rulesets{
+		iptNft: []*forward.SaveRules{parseSave(t, "# Table `nat' contains incompatible base-chains, use 'nft' tool to list them.\n"+
+			"*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 81 -j ACCEPT\nCOMMIT\n"), nil},
+		nft: nftJSON(t,
+			nftRule("ip", "nat", "pre", "", dport("tcp", "dport", "==", "81"), `{"redirect": {"port": 8080}}`),
+			nftRule("ip", "filter", "INPUT", "", dport("tcp", "dport", "==", "81"), `{"accept": null}`)),
+	}
+	var where []string
+	for _, pr := range r.portRules([]uint16{81}) {
+		where = append(where, pr.Where+": "+pr.Rule)
+	}
+	if want := []string{"iptables-nft table filter: -A INPUT -p tcp --dport 81 -j ACCEPT", "nftables table ip nat, chain pre: tcp dport 81 redirect to :8080"}; !slices.Equal(where, want) {
+		t.Errorf("%q, want %q", where, want)
 	}
 }
 
 func TestSavePortRules(t *testing.T) {
-	text := "*nat\n:PREROUTING ACCEPT [0:0]\n:DRAINCTL-PRE - [0:0]\n" +
-		"-A PREROUTING -j DRAINCTL-PRE\n" +
-		"-A DRAINCTL-PRE -p tcp -m tcp --dport 81 -m comment --comment drainctl:81:80:redirect-in -j REDIRECT --to-ports 80\n" +
-		"-A PREROUTING -p tcp -m tcp --dport 81 -j DNAT --to-destination 10.1.1.1:80\nCOMMIT\n"
-	got := savePortRules(text, "iptables-legacy", []uint16{81})
-	if len(got) != 1 || got[0].Where != "iptables-legacy table nat" {
+	s := parseSave(t, "*nat\n:PREROUTING ACCEPT [0:0]\n:"+forward.ChainPrefix+"PRE - [0:0]\n"+
+		"-A PREROUTING -j "+forward.ChainPrefix+"PRE\n"+
+		"-A "+forward.ChainPrefix+"PRE -p tcp -m tcp --dport 81 -m comment --comment "+forward.CommentPrefix+"81:80:redirect-in -j REDIRECT --to-ports 80\n"+
+		"-A PREROUTING -p tcp -m tcp --dport 81 -j DNAT --to-destination 10.1.1.1:80\nCOMMIT\n")
+	got := savePortRules(s, "iptables-legacy", []uint16{81})
+	if len(got) != 1 || got[0].Where != "iptables-legacy table nat" || got[0].Rule != "-A PREROUTING -p tcp -m tcp --dport 81 -j DNAT --to-destination 10.1.1.1:80" ||
+		!got[0].NATs || !takesPort(got[0]) {
 		t.Fatalf("%+v", got)
 	}
 }
@@ -81,11 +129,14 @@ func TestSoftware(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc", "iptables"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc", "nftables.conf"), []byte("#!/usr/sbin/nft -f\n\nflush ruleset\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc", "iptables", "rules.v4"), []byte("*filter\nCOMMIT\n"), 0o644)
-	nft := "table inet firewalld { # handle 1\n}\ntable ip filter {\n\tchain ufw-before-input {\n\t}\n}\n"
-	saves := []string{"*nat\n:DOCKER - [0:0]\nCOMMIT\n"}
+	r := rulesets{
+		nft: nftJSON(t, `{"table": {"family": "inet", "name": "firewalld", "handle": 1}}`, `{"table": {"family": "ip", "name": "filter", "handle": 2}}`,
+			`{"chain": {"family": "ip", "table": "filter", "name": "ufw-before-input", "handle": 1}}`),
+		legacy: []*forward.SaveRules{parseSave(t, "*nat\n:DOCKER - [0:0]\nCOMMIT\n")},
+	}
 	var names []string
 	removes := map[string]bool{}
-	for _, s := range software(root, nft, saves, "nftables", "nft") {
+	for _, s := range software(root, r, "nftables", "nft") {
 		names = append(names, s.Name)
 		removes[s.Name] = s.Removes
 	}
@@ -99,19 +150,24 @@ func TestSoftware(t *testing.T) {
 		backend, variant string
 		removes          bool
 	}{{"iptables-legacy", "legacy", true}, {"iptables-legacy", "nft", false}, {"iptables-nft", "nft", true}, {"iptables", "", true}} {
-		for _, s := range software(root, "", nil, tc.backend, tc.variant) {
+		for _, s := range software(root, rulesets{}, tc.backend, tc.variant) {
 			if s.Name == "netfilter-persistent" && s.Removes != tc.removes {
 				t.Errorf("rules in %s, iptables-restore %s: removes %v, want %v", tc.backend, tc.variant, s.Removes, tc.removes)
 			}
 		}
 	}
-	for _, s := range software(root, "", nil, "iptables-legacy", "nft") {
+	for _, s := range software(root, rulesets{}, "iptables-legacy", "nft") {
 		if s.Name == "nftables.service" && s.Removes {
 			t.Error("flush ruleset does not touch iptables-legacy's tables")
 		}
 	}
-	if got := software(t.TempDir(), "", nil, "nftables", "nft"); len(got) != 0 {
+	if got := software(t.TempDir(), rulesets{}, "nftables", "nft"); len(got) != 0 {
 		t.Errorf("a bare host: %+v", got)
+	}
+	for script, want := range map[string]bool{"flush ruleset\n": true, "  flush   ruleset;\n": true, "# flush ruleset\n": false, "flush table inet filter\n": false} {
+		if flushesRuleset(script) != want {
+			t.Errorf("%q: flushes %v, want %v", script, !want, want)
+		}
 	}
 }
 

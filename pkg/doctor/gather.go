@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	// timeouts (the config test's, the readiness check's).
 	ctx, cancel := context.WithTimeout(ctx, o.Listen+2*time.Minute)
 	defer cancel()
-	systemdPath()
+	look := lookPath
 	s := o.Settings
 	f := Facts{Settings: s, AsRoot: os.Geteuid() == 0}
 	local := localNames()
@@ -89,19 +88,23 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 		f.Checks.CaptureErr, f.Checks.Skipped = errors.New("not captured (--listen 0)"), true
 	}
 
-	f.Agent = gatherAgent(ctx, s)
+	f.Agent = gatherAgent(ctx, s, look)
 	recorded := ""
 	if f.Agent.State != nil {
 		recorded = f.Agent.State.Backend
 	}
-	f.Firewall = gatherFirewall(ctx, o, recorded, f.Agent.Systemd)
+	f.Firewall = gatherFirewall(ctx, o, recorded, f.Agent.Systemd, look)
 	if st := f.Agent.Status; st != nil && st.HealthChecks != nil {
 		f.Checks.AgentWatching = true
 		f.Checks.Agent = st.HealthChecks.LoadBalancers
 	}
-	f.Web = gatherWeb(ctx, s, f.Agent.Systemd)
+	f.Web = gatherWeb(ctx, s, f.Agent.Systemd, look)
 	f.Pool = gatherPool(ctx, s, f.agentUp())
-	f.Reboot.Need, f.Reboot.Err = bootinfo.RebootCheck{Root: o.Root}.Required(ctx)
+	reboot := bootinfo.RebootCheck{Root: o.Root}
+	if p, err := look("needrestart"); err == nil {
+		reboot.Needrestart = p
+	}
+	f.Reboot.Need, f.Reboot.Err = reboot.Required(ctx)
 	f.Reboot.Window = o.Window
 
 	if watch != nil {
@@ -117,17 +120,24 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	return f, nil
 }
 
-// systemdPath makes doctor's PATH cover systemd's default, the agent's:
-// under `su` or sudo without /usr/sbin, apache2ctl would look missing.
-func systemdPath() {
-	path := os.Getenv("PATH")
-	have := filepath.SplitList(path)
-	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
-		if !slices.Contains(have, d) {
-			path += string(os.PathListSeparator) + d
+// agentPath is systemd's default PATH, the agent's.
+var agentPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// lookPath finds a program as the agent would: on doctor's PATH, else
+// on systemd's default one (under su or sudo without /usr/sbin,
+// apache2ctl would look missing). Doctor's own environment is left as it
+// is: the commands it runs see the caller's PATH.
+func lookPath(file string) (string, error) {
+	p, err := exec.LookPath(file)
+	if err == nil || strings.Contains(file, "/") {
+		return p, err
+	}
+	for _, dir := range agentPath {
+		if p, err := exec.LookPath(filepath.Join(dir, file)); err == nil {
+			return p, nil
 		}
 	}
-	os.Setenv("PATH", strings.TrimPrefix(path, string(os.PathListSeparator)))
+	return "", err
 }
 
 // remote drops this host's own connections (the readiness check,
@@ -215,7 +225,7 @@ func localNames() map[string]bool {
 	return names
 }
 
-func gatherAgent(ctx context.Context, s settings.Settings) Agent {
+func gatherAgent(ctx context.Context, s settings.Settings, look forward.LookPath) Agent {
 	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	st, err := api.EngineStatus((&api.Client{Socket: s.Socket}).Status(cctx))
@@ -236,7 +246,7 @@ func gatherAgent(ctx context.Context, s settings.Settings) Agent {
 	}
 	a.Systemd = systemdRuns()
 	if a.Systemd {
-		a.Unit = showUnit(ctx, UnitName)
+		a.Unit = showUnit(ctx, look, UnitName)
 	}
 	return a
 }
@@ -247,11 +257,16 @@ func systemdRuns() bool {
 	return err == nil && fi.IsDir()
 }
 
-// showUnit reads a unit's properties; nil if systemctl cannot say.
-func showUnit(ctx context.Context, name string) *Unit {
+// showUnit reads a unit's properties; nil if systemctl (found by look)
+// cannot say.
+func showUnit(ctx context.Context, look forward.LookPath, name string) *Unit {
+	systemctl, err := look("systemctl")
+	if err != nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "systemctl", "show", name,
+	out, err := exec.CommandContext(ctx, systemctl, "show", name,
 		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,User,AmbientCapabilities,DropInPaths").Output()
 	if err != nil {
 		return nil
@@ -313,7 +328,7 @@ func program(line string) string {
 var shellBuiltins = map[string]bool{"cd": true, "exec": true, "command": true, ".": true, "source": true, "test": true, "[": true,
 	"true": true, "false": true, "export": true, "set": true, "if": true, "for": true, "while": true, "eval": true}
 
-func gatherWeb(ctx context.Context, s settings.Settings, systemd bool) Web {
+func gatherWeb(ctx context.Context, s settings.Settings, systemd bool, look forward.LookPath) Web {
 	w := Web{Preset: runner.Presets[s.WebServer], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason}
 	if w.RestartReason == "" {
 		w.RestartReason = "set in the configuration"
@@ -321,7 +336,7 @@ func gatherWeb(ctx context.Context, s settings.Settings, systemd bool) Web {
 	w.Missing = map[string]string{}
 	for key, line := range programs(s) {
 		if p := program(line); p != "" {
-			if _, err := exec.LookPath(p); err != nil {
+			if _, err := look(p); err != nil {
 				w.Missing[key] = p
 			}
 		}
@@ -334,7 +349,7 @@ func gatherWeb(ctx context.Context, s settings.Settings, systemd bool) Web {
 	w.ReadyURL, w.ReadyTimeout = rc.URL, rc.Timeout
 	w.ReadyErr = rc.Wait(ctx)
 	if systemd && w.Preset.Unit != "" {
-		w.Unit = showUnit(ctx, w.Preset.Unit)
+		w.Unit = showUnit(ctx, look, w.Preset.Unit)
 	}
 	return w
 }

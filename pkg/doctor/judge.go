@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +21,7 @@ func judgeWeb(f Facts) []Finding {
 	var out []Finding
 	name := s.WebServer
 	out = append(out, ok(AreaWeb, "web.commands", fmt.Sprintf("web server %s: config test %q, restart %q (%s)", name, w.ConfigTest.Line, w.Restart, w.RestartReason)))
-	for _, key := range sortedKeys(w.Missing) {
+	for _, key := range slices.Sorted(maps.Keys(w.Missing)) {
 		impact := map[string]string{
 			"configtest": "drainctl restart will refuse every restart (exit 6; the server is put back)",
 			"restart":    "drainctl restart will fail after the drain (exit 9) and leave the server held out",
@@ -364,13 +365,4 @@ func forwardsText(fwds []forward.Forward) string {
 func answered(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "connection refused") || strings.Contains(s, "status ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

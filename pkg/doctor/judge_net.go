@@ -91,12 +91,11 @@ func judgeFirewall(f Facts) []Finding {
 // in filter's INPUT does not: the checks arrive there redirected, on
 // the service port.
 func takesPort(pr PortRule) bool {
-	r := strings.ToLower(pr.Rule)
 	switch {
-	case strings.Contains(pr.Where, "table nat") || strings.Contains(pr.Where, " nat,"):
-		return strings.Contains(r, "dnat") || strings.Contains(r, "redirect")
-	case strings.Contains(pr.Where, "raw") || strings.Contains(pr.Where, "mangle"):
-		return strings.Contains(r, "drop") || strings.Contains(r, "reject")
+	case pr.Table == "nat":
+		return pr.NATs
+	case strings.Contains(pr.Table+" "+pr.Chain, "raw") || strings.Contains(pr.Table+" "+pr.Chain, "mangle"):
+		return pr.Drops
 	}
 	return false
 }

@@ -104,10 +104,10 @@ func TestEachRule(t *testing.T) {
 			f.Firewall.Software = []Software{{Name: "nftables.service", Detail: "flushes", Removes: true}}
 		}, "firewall.software-removes", Warning, "nftables.service"},
 		{"another rule on port 81", func(f *Facts) {
-			f.Firewall.PortRules = []PortRule{{Where: "iptables-legacy table nat", Rule: "-A DOCKER -p tcp --dport 81 -j DNAT", Port: 81}}
+			f.Firewall.PortRules = []PortRule{{Where: "iptables-legacy table nat", Rule: "-A DOCKER -p tcp --dport 81 -j DNAT", Port: 81, Table: "nat", Chain: "DOCKER", NATs: true}}
 		}, "firewall.port-rule", Fail, "-A DOCKER"},
 		{"another rule accepting port 81", func(f *Facts) {
-			f.Firewall.PortRules = []PortRule{{Where: "nftables table inet filter, chain input", Rule: "tcp dport 81 accept", Port: 81}}
+			f.Firewall.PortRules = []PortRule{{Where: "nftables table inet filter, chain input", Rule: "tcp dport 81 accept", Port: 81, Table: "filter", Chain: "input"}}
 		}, "firewall.port-rule", Warning, "tcp dport 81 accept"},
 		{"not root", func(f *Facts) { f.AsRoot, f.Firewall.ProbeErr = false, errors.New("operation not permitted") }, "firewall.unseen", Warning, "as this user"},
 		{"checks on the service port", func(f *Facts) {

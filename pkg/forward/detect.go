@@ -98,15 +98,20 @@ var iptablesNftTables = map[string]bool{"filter": true, "nat": true, "mangle": t
 func Probe(conn *nftables.Conn) (HostRules, error) {
 	// One save per family serves both the count and the search for
 	// drainctl's own chains (a failed save counts as no rules).
-	saves, _ := legacySaves(context.Background(), anyTable)
-	return ProbeSaves(conn, saves)
+	saves, _ := legacySaves(context.Background(), anyTable, exec.LookPath)
+	return ProbeSaves(conn, saves, exec.LookPath)
 }
 
+// LookPath finds a program by name, as exec.LookPath does: drainctl
+// doctor passes one that also looks where the agent's PATH would.
+type LookPath func(file string) (string, error)
+
 // ProbeSaves is Probe with iptables-legacy's saves already read
-// (LegacySaves), for a caller that reads them too (drainctl doctor).
-func ProbeSaves(conn *nftables.Conn, saves []string) (HostRules, error) {
+// (LegacySaves), for a caller that reads them too (drainctl doctor);
+// look finds the iptables command.
+func ProbeSaves(conn *nftables.Conn, saves []*SaveRules, look LookPath) (HostRules, error) {
 	var h HostRules
-	_, err := exec.LookPath("iptables")
+	_, err := look("iptables")
 	h.IptablesCmd = err == nil
 	h.Legacy = countLegacy(saves)
 	for _, p := range []struct {
@@ -137,7 +142,7 @@ func ProbeSaves(conn *nftables.Conn, saves []string) (HostRules, error) {
 		}
 		iptNft := (t.Family == nftables.TableFamilyIPv4 || t.Family == nftables.TableFamilyIPv6) && iptablesNftTables[t.Name]
 		for _, c := range chains {
-			if c.Table.Name != t.Name || c.Table.Family != t.Family || strings.HasPrefix(c.Name, "DRAINCTL-") {
+			if c.Table.Name != t.Name || c.Table.Family != t.Family || strings.HasPrefix(c.Name, ChainPrefix) {
 				continue
 			}
 			n := 1 // a rule google/nftables cannot decode still counts
@@ -160,15 +165,15 @@ func ProbeSaves(conn *nftables.Conn, saves []string) (HostRules, error) {
 }
 
 // drainctlRule says whether an nftables rule is one of drainctl's (its
-// jumps in iptables-nft's chains): commented "drainctl:", in nft's
+// jumps in iptables-nft's chains): commented CommentPrefix, in nft's
 // comment or iptables-nft's xt comment match.
 func drainctlRule(r *nftables.Rule) bool {
-	if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, commentPrefix) {
+	if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, CommentPrefix) {
 		return true
 	}
 	for _, e := range r.Exprs {
 		if m, ok := e.(*expr.Match); ok && m.Name == "comment" {
-			if c, ok := m.Info.(*xt.Comment); ok && strings.HasPrefix(string(*c), commentPrefix) {
+			if c, ok := m.Info.(*xt.Comment); ok && strings.HasPrefix(string(*c), CommentPrefix) {
 				return true
 			}
 		}
@@ -176,32 +181,40 @@ func drainctlRule(r *nftables.Rule) bool {
 	return false
 }
 
-// legacySaves returns the iptables-legacy-save output of each family
-// whose legacy tables, as the kernel lists them, satisfy want. Only then
-// is the command run: running it otherwise would load modules. An
-// unreadable list is a family without tables.
-func legacySaves(ctx context.Context, want func(tables []string) bool) ([]string, error) {
-	var out []string
+// legacySaves reads iptables-legacy-save's output for each family whose
+// legacy tables, as the kernel lists them, satisfy want. Only then is
+// the command (found by look) run: running it otherwise would load
+// modules. An unreadable list is a family without tables.
+func legacySaves(ctx context.Context, want func(tables []string) bool, look LookPath) ([]*SaveRules, error) {
+	var out []*SaveRules
 	var errs []error
 	for _, fam := range legacyFamilies {
 		names, err := os.ReadFile(fam.proc)
 		if err != nil || !want(strings.Fields(string(names))) {
 			continue
 		}
-		b, err := exec.CommandContext(ctx, fam.save).Output()
+		cmd, err := look(fam.save)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", fam.save, err))
+			errs = append(errs, err)
 			continue
 		}
-		out = append(out, string(b))
+		s, err := ReadSave(ctx, cmd)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, s)
 	}
 	return out, errors.Join(errs...)
 }
 
-// LegacySaves returns iptables-legacy-save's output for each family that
-// has legacy tables (run only then: running it loads kernel modules).
-// drainctl doctor reads other software's rules in it.
-func LegacySaves(ctx context.Context) ([]string, error) { return legacySaves(ctx, anyTable) }
+// LegacySaves reads iptables-legacy-save's output for each family that
+// has legacy tables (run only then: running it loads kernel modules),
+// the commands found by look. drainctl doctor reads other software's
+// rules in them.
+func LegacySaves(ctx context.Context, look LookPath) ([]*SaveRules, error) {
+	return legacySaves(ctx, anyTable, look)
+}
 
 // anyTable and natOrFilter are legacySaves' usual wants.
 func anyTable(ts []string) bool { return len(ts) > 0 }
@@ -210,12 +223,12 @@ func natOrFilter(ts []string) bool {
 }
 
 // countLegacy counts the rules of other software in iptables-legacy's
-// save outputs.
-func countLegacy(saves []string) int {
+// saves.
+func countLegacy(saves []*SaveRules) int {
 	n := 0
-	for _, out := range saves {
-		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, "-A ") && !strings.Contains(l, commentPrefix) {
+	for _, s := range saves {
+		for _, r := range s.All() {
+			if !r.Drainctl() {
 				n++
 			}
 		}
@@ -223,10 +236,13 @@ func countLegacy(saves []string) int {
 	return n
 }
 
-// hasDrainctlChains says whether save outputs declare a DRAINCTL- chain.
-func hasDrainctlChains(saves []string) bool {
-	return slices.ContainsFunc(saves, func(s string) bool { return strings.Contains(s, "\n:DRAINCTL-") })
+// hasDrainctlChains says whether saves declare a chain of drainctl's.
+func hasDrainctlChains(saves []*SaveRules) bool {
+	return slices.ContainsFunc(saves, func(s *SaveRules) bool { return s.HasChain(ownChain) })
 }
+
+// ownChain says whether an iptables chain is drainctl's (ChainPrefix).
+func ownChain(name string) bool { return strings.HasPrefix(name, ChainPrefix) }
 
 // Options say which backend New opens.
 type Options struct {

@@ -11,8 +11,7 @@ import (
 // backend reaches the real one: a save dump out, a restore batch in,
 // applied by applyBatch (whole, or not at all).
 type fakeXT struct {
-	tables map[string]*savedTable
-	order  map[string][]string // chains of each table, built-ins first, for dumps
+	tables map[string]*SaveTable // chains built-ins first, then sorted, as dumps list them
 	calls  int
 	// gen, when set, is the nftables generation: each restore moves it by
 	// one per table, as iptables-nft-restore does. onRestore runs after.
@@ -25,28 +24,23 @@ var _ xtables = (*fakeXT)(nil)
 var fakeTables = []string{"filter", "nat"}
 
 func newFakeXT() *fakeXT {
-	f := &fakeXT{tables: map[string]*savedTable{}, order: map[string][]string{
-		"filter": {"INPUT", "FORWARD", "OUTPUT"},
-		"nat":    {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
-	}}
+	f := &fakeXT{tables: map[string]*SaveTable{}}
 	for _, t := range fakeTables {
-		f.tables[t] = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
-		for _, c := range f.order[t] {
-			f.tables[t].chains[c] = true
-		}
+		f.tables[t] = newSaveTable(t)
+		f.tables[t].Chains = builtins(t)
 	}
 	return f
 }
 
 // add appends a rule of other software, as a test's setup.
 func (f *fakeXT) add(table, chain, spec string) {
-	f.tables[table].rules[chain] = append(f.tables[table].rules[chain], savedRule{counters: "[0:0]", spec: spec})
+	f.tables[table].Rules[chain] = append(f.tables[table].Rules[chain], SaveRule{Chain: chain, Counters: "[0:0]", Spec: spec})
 }
 
 // rule is the spec of a chain's i-th rule, or "".
 func (f *fakeXT) rule(table, chain string, i int) string {
-	if rs := f.tables[table].rules[chain]; i < len(rs) {
-		return rs[i].spec
+	if rs := f.tables[table].Rules[chain]; i < len(rs) {
+		return rs[i].Spec
 	}
 	return ""
 }
@@ -62,13 +56,7 @@ func (f *fakeXT) StartRestore(_ context.Context, batch string) (func() error, er
 	next, err := applyBatch(f.tables, batch)
 	if err == nil {
 		for _, t := range fakeTables {
-			f.order[t] = slices.DeleteFunc(f.order[t], func(c string) bool { return !next[t].chains[c] })
-			for c := range next[t].chains {
-				if !slices.Contains(f.order[t], c) {
-					f.order[t] = append(f.order[t], c)
-				}
-			}
-			slices.Sort(f.order[t][len(builtins(t)):])
+			slices.Sort(next[t].Chains[len(builtins(t)):])
 		}
 		f.tables = next
 		if f.gen != nil {
@@ -93,16 +81,16 @@ func (f *fakeXT) dump() string {
 	for _, name := range fakeTables {
 		t := f.tables[name]
 		fmt.Fprintf(&b, "*%s\n", name)
-		for _, c := range f.order[name] {
+		for _, c := range t.Chains {
 			policy := "-"
 			if slices.Contains(builtins(name), c) {
 				policy = "ACCEPT"
 			}
 			fmt.Fprintf(&b, ":%s %s [0:0]\n", c, policy)
 		}
-		for _, c := range f.order[name] {
-			for _, r := range t.rules[c] {
-				fmt.Fprintf(&b, "%s -A %s %s\n", r.counters, c, r.spec)
+		for _, c := range t.Chains {
+			for _, r := range t.Rules[c] {
+				fmt.Fprintf(&b, "%s -A %s %s\n", r.Counters, c, r.Spec)
 			}
 		}
 		b.WriteString("COMMIT\n")
@@ -113,9 +101,9 @@ func (f *fakeXT) dump() string {
 // count sets every rule's packet counter to n, as traffic would.
 func (f *fakeXT) count(n int) {
 	for _, t := range f.tables {
-		for _, rs := range t.rules {
+		for _, rs := range t.Rules {
 			for i := range rs {
-				rs[i].counters = fmt.Sprintf("[%d:%d]", n, 60*n)
+				rs[i].Counters = fmt.Sprintf("[%d:%d]", n, 60*n)
 			}
 		}
 	}

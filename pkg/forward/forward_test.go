@@ -66,7 +66,7 @@ func TestCommentRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %v %s = %v %s %v", f, k, gf, gk, ok)
 		}
 	}
-	for _, c := range []string{"", "drainctl:jump", "drainctl:81:80:bogus", "other:81:80:withdraw", "drainctl:x:80:withdraw"} {
+	for _, c := range []string{"", jumpComment, CommentPrefix + "81:80:bogus", "other:81:80:withdraw", CommentPrefix + "x:80:withdraw"} {
 		if _, _, ok := parseComment(c); ok {
 			t.Errorf("parseComment(%q) accepted a comment drainctl does not write", c)
 		}
@@ -138,7 +138,7 @@ func TestIptablesFakeGolden(t *testing.T) {
 	// Jumps run before other software's rules, so an ACCEPT cannot bypass.
 	for _, c := range []string{"nat/PREROUTING", "nat/OUTPUT", "filter/INPUT"} {
 		table, chain, _ := strings.Cut(c, "/")
-		if first := v4.rule(table, chain, 0); !strings.Contains(first, "drainctl:jump") {
+		if first := v4.rule(table, chain, 0); !strings.Contains(first, jumpComment) {
 			t.Errorf("%s starts with %q, want drainctl's jump", c, first)
 		}
 	}
@@ -206,31 +206,31 @@ func TestIptablesFakeStatusAndRepair(t *testing.T) {
 	}
 
 	// Someone deletes the IPv6 withdraw rules: withdrawn no longer holds.
-	v6.tables["filter"].rules["DRAINCTL-INPUT"] = nil
+	v6.tables["filter"].Rules[iptChainInput] = nil
 	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" {
 		t.Fatalf("after losing the IPv6 withdraw rule, status = %+v, want partial and not withdrawn", st[0])
 	}
 	// An ACCEPT is inserted ahead of the jump: status says so, and the
 	// next change puts the jump first again.
-	v4.tables["filter"].rules["INPUT"] = append([]savedRule{{"[0:0]", "-p tcp -m tcp --dport 80 -j ACCEPT"}}, v4.tables["filter"].rules["INPUT"]...)
+	v4.tables["filter"].Rules["INPUT"] = append([]SaveRule{{Chain: "INPUT", Counters: "[0:0]", Spec: "-p tcp -m tcp --dport 80 -j ACCEPT"}}, v4.tables["filter"].Rules["INPUT"]...)
 	if st, _ := b.Status(ctx); st[0].Withdrawn || st[0].State() != "partial" || !strings.Contains(strings.Join(st[0].Problems, "\n"), "rule 2 of filter INPUT") {
 		t.Fatalf("with an ACCEPT ahead of the jump, status = %+v, want partial naming the jump's position", st[0])
 	}
 	// A duplicate of a redirect appears (a second tool, an old version).
-	dup := savedRule{"[0:0]", iptSpec(f, kindPre)}
-	v4.tables["nat"].rules["DRAINCTL-PREROUTING"] = append(v4.tables["nat"].rules["DRAINCTL-PREROUTING"], dup)
+	dup := SaveRule{Chain: iptChainPre, Counters: "[0:0]", Spec: iptSpec(f, kindPre)}
+	v4.tables["nat"].Rules[iptChainPre] = append(v4.tables["nat"].Rules[iptChainPre], dup)
 	// A flush removes the jump: nothing is applied any more.
-	v4.tables["nat"].rules["PREROUTING"] = nil
+	v4.tables["nat"].Rules["PREROUTING"] = nil
 	if st, _ := b.Status(ctx); st[0].Applied {
 		t.Fatalf("with the PREROUTING jump gone, status = %+v, want not applied", st[0])
 	}
 	if err := b.Withdraw(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(v4.tables["nat"].rules["DRAINCTL-PREROUTING"]); n != 2 {
+	if n := len(v4.tables["nat"].Rules[iptChainPre]); n != 2 {
 		t.Errorf("duplicate redirect not cleaned up: %d rules, want the RETURN and one REDIRECT", n)
 	}
-	if first := v4.rule("filter", "INPUT", 0); !strings.Contains(first, "drainctl:jump") {
+	if first := v4.rule("filter", "INPUT", 0); !strings.Contains(first, jumpComment) {
 		t.Errorf("after repair filter INPUT starts with %q, want drainctl's jump", first)
 	}
 	if st, _ := b.Status(ctx); !st[0].Applied || !st[0].Withdrawn || st[0].Rules != 10 || len(st[0].Problems) != 0 {
@@ -254,8 +254,8 @@ func TestIptablesFakeOldWithdrawStaysWithdrawn(t *testing.T) {
 	if err := b.Withdraw(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"DRAINCTL-PREROUTING", "DRAINCTL-OUTPUT"} {
-		v4.tables["nat"].rules[c] = v4.tables["nat"].rules[c][1:] // drop the RETURN
+	for _, c := range []string{iptChainPre, iptChainOut} {
+		v4.tables["nat"].Rules[c] = v4.tables["nat"].Rules[c][1:] // drop the RETURN
 	}
 	if err := b.Apply(ctx, f); err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestIptablesFakeOldWithdrawStaysWithdrawn(t *testing.T) {
 	}
 	// A RETURN moved behind its REDIRECT bypasses nothing: status says
 	// so, and the next change puts it first.
-	rs := v4.tables["nat"].rules["DRAINCTL-PREROUTING"]
+	rs := v4.tables["nat"].Rules[iptChainPre]
 	rs[0], rs[1] = rs[1], rs[0]
 	if st, _ := b.Status(ctx); st[0].Withdrawn || !strings.Contains(strings.Join(st[0].Problems, " "), "comes after its REDIRECT") {
 		t.Fatalf("with the RETURN behind the REDIRECT, status = %+v", st[0])
@@ -273,7 +273,7 @@ func TestIptablesFakeOldWithdrawStaysWithdrawn(t *testing.T) {
 	if err := b.Withdraw(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := b.Status(ctx); st[0].State() != "withdrawn" || !strings.Contains(v4.rule("nat", "DRAINCTL-PREROUTING", 0), "withdraw-nat-in") {
+	if st, _ := b.Status(ctx); st[0].State() != "withdrawn" || !strings.Contains(v4.rule("nat", iptChainPre, 0), "withdraw-nat-in") {
 		t.Fatalf("after withdraw, status = %+v:\n%s", st[0], v4.dump())
 	}
 }
@@ -375,14 +375,14 @@ func TestIptablesCacheFollowsTheGeneration(t *testing.T) {
 
 	// Another process deletes the IPv4 REDIRECTs (one commit): the next
 	// operation must see it and put them back.
-	v4.tables["nat"].rules["DRAINCTL-PREROUTING"] = nil
+	v4.tables["nat"].Rules[iptChainPre] = nil
 	gen++
 	c = calls()
 	must(b.Restore(ctx, f))
 	if got := calls() - c; got != 3 {
 		t.Fatalf("after another process's change, restore ran %d commands, want 2 saves and the IPv4 restore", got)
 	}
-	if !strings.Contains(v4.rule("nat", "DRAINCTL-PREROUTING", 0), "redirect-in") {
+	if !strings.Contains(v4.rule("nat", iptChainPre, 0), "redirect-in") {
 		t.Fatalf("the deleted REDIRECT was not put back:\n%s", v4.dump())
 	}
 

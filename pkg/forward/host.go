@@ -8,7 +8,6 @@ import (
 	"net"
 	"os/exec"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +28,9 @@ import (
 // namespace (the CLI's forward commands and the agent), so their changes
 // do not interleave.
 type Host struct {
+	// modal gives Apply, Withdraw and Restore: change, which makes them
+	// in the primary under the lock and moves the others' rules.
+	modal
 	primary Forwarder
 	others  []*otherBackend
 	probe   *nftables.Conn // netlink, to see nftables and iptables-nft cheaply
@@ -70,6 +72,7 @@ const lockTimeout = 15 * time.Second
 // probes and is closed with the host.
 func newHost(primary Forwarder, conn *nftables.Conn, log *slog.Logger) *Host {
 	h := &Host{primary: primary, probe: conn, log: log, lockName: DefaultLock}
+	h.modal = modal{h.change}
 	for _, name := range []string{BackendNftables, BackendIptablesNft, BackendIptablesLegacy} {
 		if name == primary.Backend() {
 			continue
@@ -112,8 +115,8 @@ func nftTablePresent(conn *nftables.Conn) (bool, error) {
 	return slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == NftTable }), nil
 }
 
-// iptNftChainsPresent reports whether iptables-nft holds a DRAINCTL-
-// chain. iptables-nft keeps its rules in nftables, so netlink sees them
+// iptNftChainsPresent reports whether iptables-nft holds a chain of
+// drainctl's (ChainPrefix). iptables-nft keeps its rules in nftables, so netlink sees them
 // without running a command.
 func iptNftChainsPresent(conn *nftables.Conn) (bool, error) {
 	cs, err := conn.ListChains()
@@ -123,15 +126,15 @@ func iptNftChainsPresent(conn *nftables.Conn) (bool, error) {
 	return slices.ContainsFunc(cs, func(c *nftables.Chain) bool {
 		fam := c.Table.Family
 		return (fam == nftables.TableFamilyIPv4 || fam == nftables.TableFamilyIPv6) &&
-			iptablesNftTables[c.Table.Name] && strings.HasPrefix(c.Name, "DRAINCTL-")
+			iptablesNftTables[c.Table.Name] && ownChain(c.Name)
 	}), nil
 }
 
-// legacyChainsPresent reports whether iptables-legacy holds a DRAINCTL-
-// chain; iptables-legacy-save runs only for a family whose nat or filter
+// legacyChainsPresent reports whether iptables-legacy holds a chain of
+// drainctl's; iptables-legacy-save runs only for a family whose nat or filter
 // table the kernel lists.
 func legacyChainsPresent() (bool, error) {
-	saves, err := legacySaves(context.Background(), natOrFilter)
+	saves, err := legacySaves(context.Background(), natOrFilter, exec.LookPath)
 	return hasDrainctlChains(saves), err
 }
 
@@ -205,25 +208,10 @@ func (h *Host) strays(ctx context.Context) ([]stray, error) {
 	return out, nil
 }
 
-// Apply installs fs's REDIRECTs in the primary (Forwarder.Apply), under
-// the namespace's lock; rules another backend holds are moved to the
-// primary in the same call, so that they stop acting.
-func (h *Host) Apply(ctx context.Context, fs ...Forward) error {
-	return h.change(ctx, fs, modeKeep)
-}
-
-// Withdraw refuses new connections to fs's forward ports in the primary
-// (Forwarder.Withdraw), moving other backends' rules as Apply does.
-func (h *Host) Withdraw(ctx context.Context, fs ...Forward) error {
-	return h.change(ctx, fs, modeWithdraw)
-}
-
-// Restore accepts new connections to fs's forward ports again in the
-// primary (Forwarder.Restore), moving other backends' rules as Apply does.
-func (h *Host) Restore(ctx context.Context, fs ...Forward) error {
-	return h.change(ctx, fs, modeRestore)
-}
-
+// change makes the change m to fs in the primary (Forwarder.Apply,
+// Withdraw or Restore), under the namespace's lock; rules another backend
+// holds are moved to the primary in the same call, so that they stop
+// acting.
 func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 	if err := CheckSet(fs); err != nil {
 		return err
@@ -238,7 +226,7 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 		return err
 	}
 	if len(strays) == 0 {
-		return h.op(m)(ctx, fs...)
+		return byMode(h.primary, m)(ctx, fs...)
 	}
 	return h.changeMoving(ctx, fs, m, strays)
 }
@@ -254,7 +242,7 @@ func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []
 	carryApply, carryWithdraw := carried(fs, m, mine, strays)
 	rest := slices.DeleteFunc(slices.Clone(fs), func(f Forward) bool { return slices.Contains(carryWithdraw, f) })
 	if len(rest) > 0 {
-		if err := h.op(m)(ctx, rest...); err != nil {
+		if err := byMode(h.primary, m)(ctx, rest...); err != nil {
 			return err
 		}
 	}
@@ -306,16 +294,6 @@ func carried(fs []Forward, m mode, mine []Status, strays []stray) (carryApply, c
 		}
 	}
 	return carryApply, carryWithdraw
-}
-
-func (h *Host) op(m mode) func(context.Context, ...Forward) error {
-	switch m {
-	case modeWithdraw:
-		return h.primary.Withdraw
-	case modeRestore:
-		return h.primary.Restore
-	}
-	return h.primary.Apply
 }
 
 // Remove deletes drainctl's rules of fs (all with none given) from every

@@ -83,7 +83,7 @@ func TestKernelBackendChangeUnderHeldServer(t *testing.T) {
 				t.Fatalf("after restore with %s, status = %+v", restoreWith, s)
 			}
 			if restoreWith != "auto" {
-				if out := l.srv.MustExec(t, "nft", "list", "tables"); strings.Contains(out, "drainctl") {
+				if out := l.srv.MustExec(t, "nft", "list", "tables"); strings.Contains(out, forward.NftTable) {
 					t.Fatalf("drainctl's nftables table left behind after moving to %s:\n%s", restoreWith, out)
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -17,10 +16,10 @@ import (
 // built-in chain by one jump rule carrying the comment jumpComment, first
 // in that chain.
 const (
-	iptChainPre   = "DRAINCTL-PREROUTING" // nat: withdraw, then REDIRECT, from the network
-	iptChainOut   = "DRAINCTL-OUTPUT"     // nat: the same for connections made on this host
-	iptChainInput = "DRAINCTL-INPUT"      // filter: withdraw (reject NEW with a reset)
-	jumpComment   = commentPrefix + "jump"
+	iptChainPre   = ChainPrefix + "PREROUTING" // nat: withdraw, then REDIRECT, from the network
+	iptChainOut   = ChainPrefix + "OUTPUT"     // nat: the same for connections made on this host
+	iptChainInput = ChainPrefix + "INPUT"      // filter: withdraw (reject NEW with a reset)
+	jumpComment   = CommentPrefix + "jump"
 )
 
 // iptHook is one of drainctl's chains and the built-in chain jumping to it.
@@ -69,11 +68,12 @@ type iptFamily struct {
 	// cache is the family's tables as of nftables generation gen
 	// (iptables-nft only): a change reads them from it, without running
 	// iptables-save, while the generation is still gen.
-	cache map[string]*savedTable
+	cache map[string]*SaveTable
 	gen   uint32
 }
 
 type iptForwarder struct {
+	modal          // Apply, Withdraw and Restore: sync
 	variant string // "iptables-nft" or "iptables-legacy"
 	fams    []*iptFamily
 	log     *slog.Logger
@@ -137,7 +137,9 @@ func newIptables(variant string, fams []*iptFamily, log *slog.Logger) *iptForwar
 	if log == nil {
 		log = slog.Default()
 	}
-	return &iptForwarder{variant: variant, fams: fams, log: log}
+	b := &iptForwarder{variant: variant, fams: fams, log: log}
+	b.modal = modal{b.sync}
+	return b
 }
 
 func (b *iptForwarder) Backend() string { return b.variant }
@@ -170,11 +172,9 @@ func jumpSpec(chain string) string {
 	return "-m comment --comment " + jumpComment + " -j " + chain
 }
 
-var reComment = regexp.MustCompile(`--comment "?([^" ]+)"?`)
-
 // iptView is what one family's save says about drainctl's rules.
 type iptView struct {
-	tables map[string]*savedTable
+	tables map[string]*SaveTable
 	rules  []found
 	// withdrawn holds the forwards with any withdraw rule: a forward
 	// caught half-withdrawn is completed, never restored by accident.
@@ -221,33 +221,33 @@ func (b *iptForwarder) read(ctx context.Context, cached bool) (views []*iptView,
 			errs = append(errs, fmt.Errorf("%s: read rules: %w", fam.name, err))
 			continue
 		}
-		tables, err := parseSave(text)
+		save, err := ParseSave(text)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", fam.name, err))
 			continue
 		}
-		views[i] = b.view(fam.name, tables)
+		views[i] = b.view(fam.name, save.Tables)
 		if genOK {
-			fam.cache, fam.gen = tables, gen
+			fam.cache, fam.gen = save.Tables, gen
 		}
 	}
 	return views, gen, genOK, errors.Join(errs...)
 }
 
 // view finds drainctl's rules in one family's tables.
-func (b *iptForwarder) view(fam string, tables map[string]*savedTable) *iptView {
+func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
 	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, forwards: map[Forward]bool{}}
 	var misplaced []string
 	for _, h := range iptHooks {
 		t := tables[h.table]
-		if t == nil || !t.chains[h.chain] {
+		if t == nil || !t.HasChain(h.chain) {
 			continue
 		}
 		redirected := map[Forward]bool{}
-		for _, r := range t.rules[h.chain] {
-			f, k, ok := parseComment(r.comment())
+		for _, r := range t.Rules[h.chain] {
+			f, k, ok := parseComment(r.Comment())
 			if !ok || iptChainOf[k] != h {
-				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam, "chain", h.chain, "rule", r.spec)
+				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam, "chain", h.chain, "rule", r.Spec)
 				continue
 			}
 			if k == kindPre || k == kindOut {
@@ -255,7 +255,7 @@ func (b *iptForwarder) view(fam string, tables map[string]*savedTable) *iptView 
 			} else if k != kindWithdraw && redirected[f] {
 				misplaced = append(misplaced, fmt.Sprintf("%s: the withdraw of %s comes after its REDIRECT in %s: new connections are not refused", fam, f, h.chain))
 			}
-			v.rules = append(v.rules, found{fwd: f, kind: k, packets: r.packets()})
+			v.rules = append(v.rules, found{fwd: f, kind: k, packets: r.Packets()})
 			v.forwards[f] = true
 			if k != kindPre && k != kindOut {
 				v.withdrawn[f] = true
@@ -272,11 +272,11 @@ func (b *iptForwarder) view(fam string, tables map[string]*savedTable) *iptView 
 // to exactly once, by the first rule of its built-in chain. A rule ahead of
 // the jump could ACCEPT (or redirect) a connection drainctl means to refuse
 // or to forward, so a jump in second place is a problem, not a detail.
-func jumpProblems(fam string, tables map[string]*savedTable) []string {
+func jumpProblems(fam string, tables map[string]*SaveTable) []string {
 	var ps []string
 	for _, h := range iptHooks {
 		t := tables[h.table]
-		if t == nil || !t.chains[h.chain] {
+		if t == nil || !t.HasChain(h.chain) {
 			ps = append(ps, fmt.Sprintf("%s: chain %s %s is missing", fam, h.table, h.chain))
 			continue
 		}
@@ -295,26 +295,14 @@ func jumpProblems(fam string, tables map[string]*savedTable) []string {
 
 // jumpPositions lists the 0-based positions of drainctl's jumps in h's
 // built-in chain.
-func jumpPositions(t *savedTable, h iptHook) []int {
+func jumpPositions(t *SaveTable, h iptHook) []int {
 	var pos []int
-	for i, r := range t.rules[h.builtin] {
-		if r.comment() == jumpComment && strings.HasSuffix(r.spec, "-j "+h.chain) {
+	for i, r := range t.Rules[h.builtin] {
+		if r.Comment() == jumpComment && strings.HasSuffix(r.Spec, "-j "+h.chain) {
 			pos = append(pos, i)
 		}
 	}
 	return pos
-}
-
-func (b *iptForwarder) Apply(ctx context.Context, fs ...Forward) error {
-	return b.sync(ctx, fs, modeKeep)
-}
-
-func (b *iptForwarder) Withdraw(ctx context.Context, fs ...Forward) error {
-	return b.sync(ctx, fs, modeWithdraw)
-}
-
-func (b *iptForwarder) Restore(ctx context.Context, fs ...Forward) error {
-	return b.sync(ctx, fs, modeRestore)
 }
 
 func (b *iptForwarder) sync(ctx context.Context, fs []Forward, m mode) error {

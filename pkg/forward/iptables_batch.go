@@ -16,7 +16,7 @@ import (
 // counters of the rules it keeps; the REDIRECT is re-added in the same
 // transaction, so the NAT of live connections is never without a rule.
 // With no forward left, the jumps and chains are deleted.
-func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
+func iptBatch(tables map[string]*SaveTable, want map[Forward]bool) string {
 	fs := make([]Forward, 0, len(want))
 	for f := range want {
 		fs = append(fs, f)
@@ -26,7 +26,7 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 	for _, table := range []string{"filter", "nat"} {
 		t := tables[table]
 		if t == nil {
-			t = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
+			t = newSaveTable(table)
 		}
 		var decl, body []string
 		for _, h := range iptHooks {
@@ -35,7 +35,7 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 			}
 			pos := jumpPositions(t, h)
 			if len(fs) == 0 {
-				if !t.chains[h.chain] {
+				if !t.HasChain(h.chain) {
 					continue
 				}
 				for range pos {
@@ -76,7 +76,7 @@ func iptBatch(tables map[string]*savedTable, want map[Forward]bool) string {
 // duplicates, a rule not drainctl's, a RETURN behind its REDIRECT) has the
 // chain declared, which empties it, and written whole in order, keeping
 // the counters of the rules it keeps.
-func chainBatch(t *savedTable, h iptHook, fs []Forward, want map[Forward]bool) (decl, body []string) {
+func chainBatch(t *SaveTable, h iptHook, fs []Forward, want map[Forward]bool) (decl, body []string) {
 	wanted, order := wantedRules(h, fs, want)
 	have, clean := chainRules(t, h)
 	if clean {
@@ -104,12 +104,12 @@ func wantedRules(h iptHook, fs []Forward, want map[Forward]bool) (wanted map[str
 // chainRules reads the rules chain h holds, by comment, and whether it
 // can be changed rule by rule (clean): it exists, and holds only
 // drainctl's rules, once each, no RETURN behind its REDIRECT.
-func chainRules(t *savedTable, h iptHook) (have map[string]savedRule, clean bool) {
-	have = map[string]savedRule{}
-	clean = t.chains[h.chain]
+func chainRules(t *SaveTable, h iptHook) (have map[string]SaveRule, clean bool) {
+	have = map[string]SaveRule{}
+	clean = t.HasChain(h.chain)
 	redirectSeen := map[Forward]bool{}
-	for _, r := range t.rules[h.chain] {
-		c := r.comment()
+	for _, r := range t.Rules[h.chain] {
+		c := r.Comment()
 		f, k, ok := parseComment(c)
 		if _, dup := have[c]; dup || !ok {
 			clean = false
@@ -127,10 +127,10 @@ func chainRules(t *savedTable, h iptHook) (have map[string]savedRule, clean bool
 
 // editChain writes the deletes (by saved spec) and the inserts and
 // appends that turn a clean chain's rules (have) into the wanted ones.
-func editChain(h iptHook, wanted map[string]Forward, order []string, have map[string]savedRule) (body []string) {
+func editChain(h iptHook, wanted map[string]Forward, order []string, have map[string]SaveRule) (body []string) {
 	for c, r := range have {
 		if _, ok := wanted[c]; !ok {
-			body = append(body, "-D "+h.chain+" "+r.spec)
+			body = append(body, "-D "+h.chain+" "+r.Spec)
 		}
 	}
 	sort.Strings(body)
@@ -150,12 +150,12 @@ func editChain(h iptHook, wanted map[string]Forward, order []string, have map[st
 
 // rewriteChain declares chain h (which empties it) and writes the wanted
 // rules in order, with the counters of those it already had.
-func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map[string]savedRule) (decl, body []string) {
+func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map[string]SaveRule) (decl, body []string) {
 	decl = []string{":" + h.chain + " - [0:0]"}
 	for _, c := range order {
 		cnt := "[0:0]"
-		if r, ok := have[c]; ok && r.counters != "" {
-			cnt = r.counters
+		if r, ok := have[c]; ok && r.Counters != "" {
+			cnt = r.Counters
 		}
 		_, k, _ := parseComment(c)
 		body = append(body, cnt+" -A "+h.chain+" "+iptSpec(wanted[c], k))

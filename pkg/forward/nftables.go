@@ -43,6 +43,7 @@ var nftLayout = layout{
 }
 
 type nftForwarder struct {
+	modal // Apply, Withdraw and Restore: sync
 	conn  *nftables.Conn
 	log   *slog.Logger
 	table *nftables.Table
@@ -55,12 +56,14 @@ func NewNftables(conn *nftables.Conn, log *slog.Logger) Forwarder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &nftForwarder{
+	n := &nftForwarder{
 		conn: conn,
 		log:  log,
 		// inet: one table and one rule serve IPv4 and IPv6 alike.
 		table: &nftables.Table{Name: NftTable, Family: nftables.TableFamilyINet},
 	}
+	n.modal = modal{n.sync}
+	return n
 }
 
 func (n *nftForwarder) Backend() string { return "nftables" }
@@ -148,18 +151,6 @@ func nftCounter(r *nftables.Rule) uint64 {
 		}
 	}
 	return 0
-}
-
-func (n *nftForwarder) Apply(ctx context.Context, fs ...Forward) error {
-	return n.sync(ctx, fs, modeKeep)
-}
-
-func (n *nftForwarder) Withdraw(ctx context.Context, fs ...Forward) error {
-	return n.sync(ctx, fs, modeWithdraw)
-}
-
-func (n *nftForwarder) Restore(ctx context.Context, fs ...Forward) error {
-	return n.sync(ctx, fs, modeRestore)
 }
 
 // sync brings the rules of fs to what mode asks, in one atomic batch.

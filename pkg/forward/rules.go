@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -29,19 +30,26 @@ const (
 	kindWithdrawNatOut ruleKind = "withdraw-nat-local"
 )
 
-// commentPrefix starts the comment of every rule drainctl owns; deletion
-// and status find rules by it, never by position.
-const commentPrefix = "drainctl:"
+// The markers of what drainctl owns in netfilter, with NftTable: every
+// reader of the rules (the backends, Probe, drainctl doctor) tells
+// drainctl's rules from other software's by them, and only by them.
+const (
+	// CommentPrefix starts the comment of every rule drainctl owns;
+	// deletion and status find rules by it, never by position.
+	CommentPrefix = "drainctl:"
+	// ChainPrefix starts the name of every iptables chain drainctl owns.
+	ChainPrefix = "DRAINCTL-"
+)
 
 // ruleComment is the comment stored with a rule, e.g.
 // "drainctl:81:80:redirect-in".
 func ruleComment(f Forward, k ruleKind) string {
-	return fmt.Sprintf("%s%d:%d:%s", commentPrefix, f.From, f.To, k)
+	return fmt.Sprintf("%s%d:%d:%s", CommentPrefix, f.From, f.To, k)
 }
 
 // parseComment reads a comment written by ruleComment.
 func parseComment(c string) (Forward, ruleKind, bool) {
-	rest, ok := strings.CutPrefix(c, commentPrefix)
+	rest, ok := strings.CutPrefix(c, CommentPrefix)
 	if !ok {
 		return Forward{}, "", false
 	}
@@ -59,6 +67,41 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 		return Forward{From: uint16(from), To: uint16(to)}, k, true
 	}
 	return Forward{}, "", false
+}
+
+// modal gives a Forwarder its Apply, Withdraw and Restore from the one
+// function that brings forwards to a mode: the three differ only in what
+// they do to the withdraw rules. Each backend (and Host) embeds it.
+type modal struct {
+	change func(ctx context.Context, fs []Forward, m mode) error
+}
+
+// Apply is Forwarder.Apply: the forwards installed, withdrawn or not as
+// they were.
+func (c modal) Apply(ctx context.Context, fs ...Forward) error {
+	return c.change(ctx, fs, modeKeep)
+}
+
+// Withdraw is Forwarder.Withdraw: the forwards installed and withdrawn.
+func (c modal) Withdraw(ctx context.Context, fs ...Forward) error {
+	return c.change(ctx, fs, modeWithdraw)
+}
+
+// Restore is Forwarder.Restore: the forwards installed and accepting
+// new connections.
+func (c modal) Restore(ctx context.Context, fs ...Forward) error {
+	return c.change(ctx, fs, modeRestore)
+}
+
+// byMode is f's method for mode m.
+func byMode(f Forwarder, m mode) func(context.Context, ...Forward) error {
+	switch m {
+	case modeWithdraw:
+		return f.Withdraw
+	case modeRestore:
+		return f.Restore
+	}
+	return f.Apply
 }
 
 // mode says what a sync does to the withdraw rule of each forward.

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -77,86 +76,9 @@ func (x execXtables) StartRestore(ctx context.Context, batch string) (func() err
 	}, nil
 }
 
-// savedRule is one "-A CHAIN ..." line of iptables-save.
-type savedRule struct {
-	counters string // "[packets:bytes]", or "" when saved without counters
-	spec     string // everything after "-A CHAIN "
-}
-
-func (r savedRule) packets() uint64 {
-	p, _, _ := strings.Cut(strings.Trim(r.counters, "[]"), ":")
-	n, _ := strconv.ParseUint(p, 10, 64)
-	return n
-}
-
-// comment is the rule's --comment value, or "".
-func (r savedRule) comment() string {
-	m := reComment.FindStringSubmatch(r.spec)
-	if m == nil {
-		return ""
-	}
-	return m[1]
-}
-
-// savedTable is one table of an iptables-save dump.
-type savedTable struct {
-	chains map[string]bool        // every chain declared
-	rules  map[string][]savedRule // rules by chain, in order
-}
-
-// parseSave reads iptables-save output. Lines it does not understand are
-// an error: acting on a misread ruleset could undo a withdraw.
-func parseSave(text string) (map[string]*savedTable, error) {
-	tables := map[string]*savedTable{}
-	var cur *savedTable
-	for n, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "*"):
-			cur = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
-			tables[line[1:]] = cur
-		case cur == nil:
-			return nil, fmt.Errorf("iptables-save line %d: %q outside a table", n+1, line)
-		case line == "COMMIT":
-			cur = nil
-		case strings.HasPrefix(line, ":"):
-			name, _, _ := strings.Cut(line[1:], " ")
-			cur.chains[name] = true
-		default:
-			var r savedRule
-			if strings.HasPrefix(line, "[") {
-				c, rest, ok := strings.Cut(line, " ")
-				if !ok {
-					return nil, fmt.Errorf("iptables-save line %d: %q", n+1, line)
-				}
-				r.counters, line = c, rest
-			}
-			rest, ok := strings.CutPrefix(line, "-A ")
-			if !ok {
-				return nil, fmt.Errorf("iptables-save line %d: unexpected %q", n+1, line)
-			}
-			chain, spec, _ := strings.Cut(rest, " ")
-			r.spec = spec
-			cur.rules[chain] = append(cur.rules[chain], r)
-		}
-	}
-	return tables, nil
-}
-
-func (t *savedTable) clone() *savedTable {
-	c := &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
-	for k, v := range t.chains {
-		c.chains[k] = v
-	}
-	for k, v := range t.rules {
-		c.rules[k] = append([]savedRule(nil), v...)
-	}
-	return c
-}
-
-func cloneTables(ts map[string]*savedTable) map[string]*savedTable {
-	c := make(map[string]*savedTable, len(ts))
+// cloneTables copies a save's tables, for a change that may be refused.
+func cloneTables(ts map[string]*SaveTable) map[string]*SaveTable {
+	c := make(map[string]*SaveTable, len(ts))
 	for k, v := range ts {
 		c[k] = v.clone()
 	}
@@ -172,22 +94,22 @@ var reInsert = regexp.MustCompile(`^-I (\S+) (\d+) (.*)$`)
 // spec, "-X", "COMMIT". The backend uses it to know the rules after its
 // own change without reading them again, and the unit tests' fake
 // iptables is built on it.
-func applyBatch(tables map[string]*savedTable, batch string) (map[string]*savedTable, error) {
+func applyBatch(tables map[string]*SaveTable, batch string) (map[string]*SaveTable, error) {
 	next := cloneTables(tables)
-	var t *savedTable
+	var t *SaveTable
 	for n, line := range strings.Split(strings.TrimSpace(batch), "\n") {
 		bad := func(why string) error { return fmt.Errorf("iptables-restore line %d %q: %s", n+1, line, why) }
 		if t == nil && !strings.HasPrefix(line, "*") {
 			return nil, bad("outside a table")
 		}
-		r := savedRule{counters: "[0:0]"}
+		r := SaveRule{Counters: "[0:0]"}
 		if strings.HasPrefix(line, "[") {
-			r.counters, line, _ = strings.Cut(line, " ")
+			r.Counters, line, _ = strings.Cut(line, " ")
 		}
 		switch {
 		case strings.HasPrefix(line, "*"):
 			if next[line[1:]] == nil {
-				next[line[1:]] = &savedTable{chains: map[string]bool{}, rules: map[string][]savedRule{}}
+				next[line[1:]] = newSaveTable(line[1:])
 			}
 			t = next[line[1:]]
 		case line == "COMMIT":
@@ -207,33 +129,32 @@ func applyBatch(tables map[string]*savedTable, batch string) (map[string]*savedT
 // apply makes one line of a batch's table in t: a chain declared, a rule
 // (r, with its counters) appended, inserted or deleted, a chain removed.
 // It returns why iptables-restore would refuse the line, or "".
-func (t *savedTable) apply(line string, r savedRule) (refused string) {
+func (t *SaveTable) apply(line string, r SaveRule) (refused string) {
 	switch {
 	case strings.HasPrefix(line, ":"):
 		c, _, _ := strings.Cut(line[1:], " ")
-		t.chains[c] = true
-		t.rules[c] = nil // --noflush still empties a declared chain
+		t.declare(c)
+		t.Rules[c] = nil // --noflush still empties a declared chain
 	case strings.HasPrefix(line, "-A "):
-		c, spec, _ := strings.Cut(line[3:], " ")
-		if !t.chains[c] {
+		r.Chain, r.Spec, _ = strings.Cut(line[3:], " ")
+		if !t.HasChain(r.Chain) {
 			return "no such chain"
 		}
-		r.spec = spec
-		t.rules[c] = append(t.rules[c], r)
+		t.Rules[r.Chain] = append(t.Rules[r.Chain], r)
 	case strings.HasPrefix(line, "-I "):
 		m := reInsert.FindStringSubmatch(line)
-		if m == nil || !t.chains[m[1]] || m[2] != "1" {
+		if m == nil || !t.HasChain(m[1]) || m[2] != "1" {
 			return "not an insert at 1 into an existing chain"
 		}
-		r.spec = m[3]
-		t.rules[m[1]] = append([]savedRule{r}, t.rules[m[1]]...)
+		r.Chain, r.Spec = m[1], m[3]
+		t.Rules[r.Chain] = append([]SaveRule{r}, t.Rules[r.Chain]...)
 	case strings.HasPrefix(line, "-D "):
 		c, spec, _ := strings.Cut(line[3:], " ")
-		i := slices.IndexFunc(t.rules[c], func(r savedRule) bool { return sameSpec(r.spec, spec) })
+		i := slices.IndexFunc(t.Rules[c], func(r SaveRule) bool { return sameSpec(r.Spec, spec) })
 		if i < 0 {
 			return "no such rule"
 		}
-		t.rules[c] = slices.Delete(t.rules[c], i, i+1)
+		t.Rules[c] = slices.Delete(t.Rules[c], i, i+1)
 	case strings.HasPrefix(line, "-X "):
 		return t.deleteChain(line[3:])
 	default:
@@ -244,19 +165,19 @@ func (t *savedTable) apply(line string, r savedRule) (refused string) {
 
 // deleteChain removes chain c as -X does, or says why it would refuse:
 // the chain must exist, be empty, and no rule may jump to it.
-func (t *savedTable) deleteChain(c string) (refused string) {
-	if !t.chains[c] || len(t.rules[c]) > 0 {
+func (t *SaveTable) deleteChain(c string) (refused string) {
+	if !t.HasChain(c) || len(t.Rules[c]) > 0 {
 		return "not an empty chain"
 	}
-	for _, rs := range t.rules {
+	for _, rs := range t.Rules {
 		for _, r := range rs {
-			if strings.HasSuffix(r.spec, "-j "+c) {
+			if strings.HasSuffix(r.Spec, "-j "+c) {
 				return "chain in use"
 			}
 		}
 	}
-	delete(t.chains, c)
-	delete(t.rules, c)
+	t.Chains = slices.DeleteFunc(t.Chains, func(x string) bool { return x == c })
+	delete(t.Rules, c)
 	return ""
 }
 
