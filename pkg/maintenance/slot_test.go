@@ -95,7 +95,7 @@ func newPoolRig(t *testing.T, slots *fakeSlots, initial *state.State) *rig {
 }
 
 // The slot is taken before anything is withdrawn, recorded in the state
-// the withdraw writes, and given back after the restore.
+// before the withdraw, and given back after the restore.
 func TestPoolRestartTakesAndGivesBack(t *testing.T) {
 	slots := &fakeSlots{}
 	r := newPoolRig(t, slots, nil)
@@ -222,7 +222,7 @@ func TestPoolReleasePending(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for end := time.Now().Add(5 * time.Second); r.e.slot() != nil; {
+	for end := time.Now().Add(5 * time.Second); r.e.led.get().Slot != nil; {
 		if time.Now().After(end) {
 			t.Fatal("the state still owes the slot")
 		}
