@@ -63,11 +63,11 @@ func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun
 		return r, err
 	}
 	if err := r.policy().Validate(); err != nil {
-		e := fail(CodeBadRequest, "", "%v; nothing was changed", err)
+		bad := fail(CodeBadRequest, "", "%v; nothing was changed", err)
 		if req.Deadline > 0 {
-			e.Field = "deadline_ms" // else the agent's own policy
+			bad.Field = "deadline_ms" // else the agent's own policy
 		}
-		return r, e
+		return r, bad
 	}
 	r.win, _ = requestWindow(req) // checked by CheckRequest
 	return r, nil
