@@ -49,7 +49,7 @@ import (
 // of the running operation are its ledger's (ledger.go), the forwarder
 // its forwards' (forwards.go): the lock order is theirs.
 type Engine struct {
-	d     Deps            // Forwarder and Forwards moved to fw
+	d     Deps            // without Forwarder, Forwards (fw's) and Store (led's)
 	ctx   context.Context // the agent's lifetime: operations outlive requests
 	clock drain.Clock
 	log   *slog.Logger

@@ -90,7 +90,9 @@ func (r *opRun) takeSlot(now bool) error {
 	slot := &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(got.Op), Since: got.Since}
 	if err := e.led.apply(func(st *state.State) { st.Slot = slot }); err != nil {
 		// Not recorded, so not kept: a restart would not know it owes it.
-		e.d.Slots.Release(e.ctx) //nolint:errcheck // the pool's lease ends it otherwise
+		if rerr := e.d.Slots.Release(e.ctx); rerr != nil {
+			e.log.Warn("give back the pool slot not recorded", "pool", e.d.Slots.Name(), "err", rerr)
+		}
 		return fail(CodeInternal, state.InService, "cannot write the state file, so the pool slot was given back: %v; nothing was changed", err)
 	}
 	r.publish(Event{Op: r.op, Phase: state.InService, Message: "pool " + e.d.Slots.Name() + ": slot taken"})
