@@ -20,10 +20,13 @@
 // does not answer.
 package maintenance
 
-// The engine's plumbing: the state it keeps, its subscribers, the status,
-// and the one place where a phase is written. The operations are in
-// operations.go, the steps they are made of in steps.go, and what every
-// operation shares (the prologue, the busy rules) in run.go.
+// The engine's plumbing: its subscribers, the status, and where a phase
+// is written (transition). The state and the claim of the running
+// operation are the ledger's (ledger.go), the forwarder is reached only
+// through forwards.go; the operations are in operations.go and reboot.go,
+// the safety sequence they share (take out, put back) in safety.go, the
+// steps it is made of in steps.go, the request's rules in request.go and
+// what every operation shares (the prologue, the busy rules) in run.go.
 
 import (
 	"context"
@@ -31,44 +34,34 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/forward"
-	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
 // Engine runs operations one at a time and keeps the forwards as the state
-// says. Its methods are safe for concurrent use.
+// says. Its methods are safe for concurrent use. The state and the claim
+// of the running operation are its ledger's (ledger.go), the forwarder
+// its forwards' (forwards.go): the lock order is theirs.
 type Engine struct {
-	d     Deps
+	d     Deps            // without Forwarder, Forwards (fw's) and Store (led's)
 	ctx   context.Context // the agent's lifetime: operations outlive requests
 	clock drain.Clock
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	st      state.State
-	running bool
-	rec     *recording // the running operation's, for the history
-	// lastForwards is the forwards as last read, for Snapshot: a scrape
-	// reads them again only when the engine changed them since
-	// (fwChanged), not at every scrape.
-	lastForwards []forward.Status
-	fwChanged    atomic.Bool
-	lastDrain    *drain.Event
-	subs         map[chan Event]struct{}
+	led *ledger
+	fw  *forwards
+
+	mu        sync.Mutex // subs and lastDrain
+	lastDrain *drain.Event
+	subs      map[chan Event]struct{}
 	// releaseKick wakes the pool slot's releaser (slot.go).
 	releaseKick chan struct{}
-
-	// fwMu serialises forwarder calls, and makes "write the phase, then
-	// act" one step as seen by Reconcile: otherwise a reconcile that read
-	// the phase just before a withdraw could undo it.
-	fwMu sync.Mutex
 }
 
 // New makes an engine; call Resume before anything else. ctx bounds the
@@ -80,57 +73,16 @@ func New(ctx context.Context, d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}, releaseKick: make(chan struct{}, 1)}
-	e.d.Forwarder = marking{d.Forwarder, &e.fwChanged}
+	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}, releaseKick: make(chan struct{}, 1),
+		led: newLedger(d.Store, d.Clock), fw: newForwards(d.Forwarder, d.Forwards)}
+	// Only through e.fw (its lock) and e.led (the state written first).
+	e.d.Forwarder, e.d.Forwards, e.d.Store = nil, nil, nil
 	return e
 }
 
 // Phase is where the server is, from memory (no netfilter read): for
 // answers that must be cheap, HAProxy's agent-check among them.
-func (e *Engine) Phase() state.Phase {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.st.Phase
-}
-
-// marking notes every change the engine makes to the forwards, so that
-// Snapshot knows when its last read is out of date.
-type marking struct {
-	forward.Forwarder
-	changed *atomic.Bool
-}
-
-func (m marking) Apply(ctx context.Context, fs ...forward.Forward) error {
-	m.changed.Store(true)
-	return m.Forwarder.Apply(ctx, fs...)
-}
-func (m marking) Withdraw(ctx context.Context, fs ...forward.Forward) error {
-	m.changed.Store(true)
-	return m.Forwarder.Withdraw(ctx, fs...)
-}
-func (m marking) Restore(ctx context.Context, fs ...forward.Forward) error {
-	m.changed.Store(true)
-	return m.Forwarder.Restore(ctx, fs...)
-}
-func (m marking) Remove(ctx context.Context, fs ...forward.Forward) error {
-	m.changed.Store(true)
-	return m.Forwarder.Remove(ctx, fs...)
-}
-
-// readForwards reads the forwards and keeps them for Snapshot. Call with
-// fwMu held.
-func (e *Engine) readForwards(ctx context.Context) ([]forward.Status, error) {
-	e.fwChanged.Store(false) // a change during the read marks it again
-	fs, err := e.d.Forwarder.Status(ctx)
-	if err != nil {
-		e.fwChanged.Store(true)
-		return nil, err
-	}
-	e.mu.Lock()
-	e.lastForwards = fs
-	e.mu.Unlock()
-	return fs, nil
-}
+func (e *Engine) Phase() state.Phase { return e.led.get().Phase }
 
 // Subscribe returns a channel of every event until cancel is called. Slow
 // readers miss events rather than block the engine.
@@ -172,29 +124,30 @@ func (e *Engine) publish(ev Event, progress func(Event)) {
 
 // Status reports the state and what the kernel says of the forwards.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
-	e.fwMu.Lock()
-	fs, err := e.readForwards(ctx)
-	e.fwMu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.statusLocked(fs), err
+	var fs []forward.Status
+	err := e.fw.with(func(x fwx) (err error) { fs, err = x.read(ctx); return err })
+	return e.status(fs), err
 }
 
-// statusLocked is the state with the forwards fs; e.mu is held.
-func (e *Engine) statusLocked(fs []forward.Status) Status {
-	st := Status{State: e.st, Running: e.running, Forwards: fs, Backend: e.d.Forwarder.Backend(), LastDrain: e.lastDrain,
-		RunnerGone: runnerGone(e.st.Holder)}
+// status is the state with the forwards fs.
+func (e *Engine) status(fs []forward.Status) Status {
+	st, running := e.led.view()
+	e.mu.Lock()
+	last := e.lastDrain
+	e.mu.Unlock()
+	s := Status{State: st, Running: running, Forwards: fs, Backend: e.fw.fw.Backend(), LastDrain: last,
+		RunnerGone: runnerGone(st.Holder)}
 	if e.d.Rotation != nil {
 		hc := &HealthChecks{LoadBalancers: e.d.Rotation.LoadBalancers(), Ports: e.d.Rotation.Ports()}
 		if hc.LoadBalancers == nil {
 			hc.LoadBalancers = []lbview.LB{}
 		}
-		st.HealthChecks = hc
+		s.HealthChecks = hc
 	}
 	if p := e.d.Pool; p != nil {
-		st.Pool = &StatusPool{Name: e.d.Slots.Name(), ID: p.ID(), MaxUnavailable: p.Limit().String()}
+		s.Pool = &StatusPool{Name: e.d.Slots.Name(), ID: p.ID(), MaxUnavailable: p.Limit().String()}
 	}
-	return st
+	return s
 }
 
 // runnerGone says whether a maintenance run's drainctl process has died
@@ -211,16 +164,12 @@ func runnerGone(h *state.Holder) bool {
 // Snapshot is the state, and the forwards as last read: it reads them
 // again only when the engine has changed them since (or a read failed).
 func (e *Engine) Snapshot() Status {
-	if e.fwChanged.Load() {
+	if e.fw.stale() {
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		e.fwMu.Lock()
-		e.readForwards(ctx)
-		e.fwMu.Unlock()
+		_ = e.fw.with(func(x fwx) error { _, err := x.read(ctx); return err }) // the last read stays
 		cancel()
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.statusLocked(e.lastForwards)
+	return e.status(e.fw.lastRead())
 }
 
 // Connections lists the service port's established connections.
@@ -229,10 +178,12 @@ func (e *Engine) Connections(ctx context.Context, fn func(*conntable.Conn)) erro
 }
 
 // transition writes the new phase to the state file, with op as the
-// operation in progress (none once it has ended); only then may the caller
-// act on it. It must be called with fwMu held when the action touches the
-// forwards. Announcing the phase is the caller's (opRun.step, opRun.settle).
-func (e *Engine) transition(op state.Op, phase state.Phase, note string) error {
+// operation in progress (none once it has ended), and also's changes to
+// the state (the holder, the error); only then may the caller act on it.
+// A change of the forwards and its transition are made in one
+// forwards.with. Announcing the phase is the caller's (opRun.step,
+// opRun.settle).
+func (e *Engine) transition(op state.Op, phase state.Phase, note string, also ...func(*state.State)) error {
 	if e.ctx.Err() != nil {
 		// The agent is stopping (SIGTERM): the state file stays as it is,
 		// as after a kill -9, and the next start resumes from it. Writing
@@ -240,57 +191,29 @@ func (e *Engine) transition(op state.Op, phase state.Phase, note string) error {
 		// nobody asked for.
 		return errStopping
 	}
-	e.mu.Lock()
-	st := e.st
-	st.Op, st.Phase = op, phase
-	if op == state.OpNone {
-		st.Reboot = nil // a reboot's record lasts until it has ended
-	}
-	st.History = append(append([]state.Transition(nil), st.History...), state.Transition{Time: e.clock.Now(), Op: op, Phase: phase, Note: note})
-	if err := e.d.Store.Save(st); err != nil {
-		e.mu.Unlock()
+	if err := e.led.step(op, phase, note, also...); err != nil {
 		// Not written, so not acted on: the state file stays the truth.
-		return fail(CodeInternal, e.st.Phase, "cannot write the state file, so not going on to %s: %v", phase, err)
+		return fail(CodeInternal, e.Phase(), "cannot write the state file, so not going on to %s: %v", phase, err)
 	}
-	e.st = st
-	if e.rec != nil {
-		e.rec.phases = append(e.rec.phases, history.Phase{Phase: string(phase), Start: e.clock.Now()})
-	}
-	e.mu.Unlock()
 	e.log.Info("maintenance transition", "op", op, "phase", phase, "note", note)
 	return nil
 }
-
-// setHolder and setError change the state; the next transition writes it.
-func (e *Engine) setHolder(h *state.Holder) { e.mu.Lock(); e.st.Holder = h; e.mu.Unlock() }
-func (e *Engine) setError(msg string)       { e.mu.Lock(); e.st.LastError = msg; e.mu.Unlock() }
-
-// currentHolder is who holds the server now (nil: nobody).
-func (e *Engine) currentHolder() *state.Holder {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.st.Holder
-}
-
-// end lets the engine go at the end of an operation (or of Resume).
-func (e *Engine) end() { e.mu.Lock(); e.running = false; e.rec = nil; e.mu.Unlock() }
 
 // WaitIdle waits, up to ctx, until no operation runs. The agent calls it
 // when it stops, after cancelling the engine's context, so that it does
 // not exit in the middle of a change of the forwards.
 func (e *Engine) WaitIdle(ctx context.Context) error {
-	for {
-		e.mu.Lock()
-		running := e.running
-		e.mu.Unlock()
-		if !running {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("an operation is still running: %w", ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	idle := e.led.idled()
+	select {
+	case <-idle: // idle now: not an error, whatever ctx says
+		return nil
+	default:
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("an operation is still running: %w", ctx.Err())
 	}
 }
 

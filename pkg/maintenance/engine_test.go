@@ -418,9 +418,9 @@ func TestRestoreFailureIsRetriedByReconcile(t *testing.T) {
 // running (a failed state write): before, "restoring" was skipped for ever.
 func TestReconcileDoesNotSkipRestoring(t *testing.T) {
 	r := newRig(t, nil)
-	r.e.mu.Lock()
-	r.e.st.Phase, r.e.st.Op = state.Restoring, state.OpExit
-	r.e.mu.Unlock()
+	if err := r.e.led.apply(func(st *state.State) { st.Phase, st.Op = state.Restoring, state.OpExit }); err != nil {
+		t.Fatal(err)
+	}
 	r.fw.applied = false
 	if repaired, err := r.e.Reconcile(context.Background()); err != nil || !repaired {
 		t.Fatalf("reconcile in restoring with nothing running: repaired=%v err=%v", repaired, err)

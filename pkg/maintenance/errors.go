@@ -48,6 +48,10 @@ type Error struct {
 	Holder *state.Holder `json:"holder,omitempty"`
 	// Phase is where the server was left.
 	Phase state.Phase `json:"phase,omitempty"`
+	// Field is the request's field a CodeBadRequest is about (its JSON
+	// key: "ttl_ms", "window"), for the CLI to name its flag; empty when
+	// none is. Not sent: the message names it for people.
+	Field string `json:"-"`
 }
 
 // Error is the message, for people.

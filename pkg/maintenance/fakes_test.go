@@ -76,27 +76,25 @@ func (f *fakeForwarder) Apply(_ context.Context, _ ...forward.Forward) error {
 	f.applied = true
 	return f.record("apply")
 }
-func (f *fakeForwarder) Withdraw(_ context.Context, _ ...forward.Forward) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failWithdraw > 0 {
-		f.failWithdraw--
-		f.record("withdraw-failed")
-		return errBoom
-	}
-	f.applied, f.withdrawn = true, true
-	return f.record("withdraw")
+func (f *fakeForwarder) Withdraw(context.Context, ...forward.Forward) error {
+	return f.set("withdraw", &f.failWithdraw, true)
 }
-func (f *fakeForwarder) Restore(_ context.Context, _ ...forward.Forward) error {
+func (f *fakeForwarder) Restore(context.Context, ...forward.Forward) error {
+	return f.set("restore", &f.failRestore, false)
+}
+
+// set withdraws or restores the forward, unless *failing says the call
+// fails (it counts down).
+func (f *fakeForwarder) set(op string, failing *int, withdrawn bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failRestore > 0 {
-		f.failRestore--
-		f.record("restore-failed")
+	if *failing > 0 {
+		*failing--
+		f.record(op + "-failed")
 		return errBoom
 	}
-	f.applied, f.withdrawn = true, false
-	return f.record("restore")
+	f.applied, f.withdrawn = true, withdrawn
+	return f.record(op)
 }
 func (f *fakeForwarder) Remove(_ context.Context, fs ...forward.Forward) error {
 	f.mu.Lock()

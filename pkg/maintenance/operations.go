@@ -33,20 +33,12 @@ func (r *opRun) enter() error {
 		res.Phase, res.Holder, res.Note = state.Held, st.Holder, "already in maintenance"+holderText(st.Holder)
 		return nil
 	}
-	if err := r.takeSlotInWindow(); err != nil {
+	if err := r.takeOut(opening{note: "maintenance enter: " + r.req.Reason, window: true}); err != nil {
 		return err
-	}
-	r.e.setHolder(r.holder())
-	if err := r.withdraw("maintenance enter: " + r.req.Reason); err != nil {
-		return err
-	}
-	dr, err := r.drain(false)
-	res.Drain = &dr
-	if err != nil {
-		return r.rollback(err)
 	}
 	r.hold(nil, "")
-	res.Phase, res.Holder, res.Elapsed = state.Held, r.e.currentHolder(), r.elapsed()
+	dr := res.Drain
+	res.Phase, res.Holder, res.Elapsed = state.Held, r.e.led.get().Holder, r.elapsed()
 	res.Note = fmt.Sprintf("%sdrained (%s after %s); held out of rotation until maintenance exit",
 		confirmed(res.Out), dr.Outcome, dr.Elapsed.Round(time.Millisecond))
 	return nil
@@ -83,8 +75,8 @@ func (r *opRun) exit() error {
 	} else if run {
 		note += fmt.Sprintf(" (--force, while %q ran)", st.Holder.Command)
 	}
-	if err := r.readyAndRestore(note); err != nil {
-		res.Phase, res.Holder = state.Held, r.e.currentHolder()
+	if err := r.putBack(closing{note: note}); err != nil {
+		res.Phase, res.Holder = state.Held, r.e.led.get().Holder
 		return err
 	}
 	res.Phase, res.Elapsed, res.Note = state.InService, r.elapsed(), backNote(res.Back)
@@ -102,7 +94,7 @@ func (r *opRun) commandFailed(done *CommandDone) error {
 		msg += ": " + tail
 	}
 	r.hold(&h, msg)
-	holder := r.e.currentHolder()
+	holder := r.e.led.get().Holder
 	r.res.Phase, r.res.Holder, r.res.Note = state.Held, holder, "held out of rotation: "+msg
 	return &Error{Code: CodeCommand, Holder: holder, Phase: state.Held,
 		Msg: msg + "; the server stays out of rotation until maintenance exit"}
@@ -119,26 +111,14 @@ func (r *opRun) restart() error {
 	if err := heldBusy(r.st); err != nil {
 		return err
 	}
-	if err := r.takeSlotInWindow(); err != nil {
+	if err := r.takeOut(opening{note: "restart: " + r.req.Reason, window: true, grace: true}); err != nil {
 		return err
 	}
-	r.e.setHolder(r.holder())
-	if err := r.withdraw("restart: " + r.req.Reason); err != nil {
+	if err := r.restartSteps(); err != nil {
 		return err
 	}
-	dr, err := r.drain(true)
-	res.Drain = &dr
-	if err != nil {
-		return r.rollback(err)
-	}
-	if err := r.configTest(); err != nil {
-		return err
-	}
-	if err := r.restartServer(); err != nil {
-		return err
-	}
-	if err := r.readyAndRestore("restarted"); err != nil {
-		res.Phase, res.Holder = state.Held, r.e.currentHolder()
+	if err := r.putBack(closing{note: "restarted"}); err != nil {
+		res.Phase, res.Holder = state.Held, r.e.led.get().Holder
 		return err
 	}
 	res.Phase, res.Elapsed = state.InService, r.elapsed()

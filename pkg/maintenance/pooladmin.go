@@ -47,7 +47,7 @@ func (e *Engine) PoolStatus(ctx context.Context) (PoolStatus, error) {
 	if err != nil {
 		return PoolStatus{}, err
 	}
-	return ReadPool(ctx, p, e.slot())
+	return ReadPool(ctx, p, e.led.get().Slot)
 }
 
 // ReadPool reads pool p's status, with etcd's failures as the pool's

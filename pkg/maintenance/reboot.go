@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -40,9 +41,6 @@ func (e *Engine) Reboot(req Request, progress func(Event)) (Result, error) {
 	res := Result{Op: state.OpReboot}
 	if e.d.Boot == nil || e.d.Rebooter == nil {
 		return res, fail(CodeBadRequest, "", "this agent does not reboot the host: it has no reboot command")
-	}
-	if req.TTL != 0 || req.Command != "" || req.Log != "" || req.CommandDone != nil || req.Force {
-		return res, fail(CodeBadRequest, "", "ttl, command, log, command_done and force do not apply to a reboot")
 	}
 	r, err := e.prepare(state.OpReboot, req, progress)
 	if err != nil {
@@ -75,17 +73,9 @@ func (r *opRun) reboot() error {
 	if err != nil {
 		return fail(CodeInternal, state.InService, "cannot read the boot id, so a reboot could not be told from none: %v; nothing was changed", err)
 	}
-	if err := r.takeSlotInWindow(); err != nil {
+	// Users get the drain (no grace): the reboot ends their sessions.
+	if err := r.takeOut(opening{note: "reboot: " + r.req.Reason, window: true}); err != nil {
 		return err
-	}
-	e.setHolder(r.holder())
-	if err := r.withdraw("reboot: " + r.req.Reason); err != nil {
-		return err
-	}
-	dr, err := r.drain(false) // users get the drain: the reboot ends their sessions
-	r.res.Drain = &dr
-	if err != nil {
-		return r.rollback(err)
 	}
 	if err := r.stillInWindow(); err != nil {
 		return err
@@ -100,12 +90,8 @@ func (r *opRun) stillInWindow() error {
 	if w.IsZero() || w.Contains(r.e.clock.Now()) {
 		return nil
 	}
-	if err := r.readyAndRestore("the window " + w.String() + " closed during the drain: not rebooting"); err != nil {
-		r.res.Phase = state.Held
-		return err
-	}
-	r.res.Phase = state.InService
-	return fail(CodeOutsideWindow, state.InService, "the window %s closed during the drain: not rebooted, back in service", w)
+	return r.rollBack("the window "+w.String()+" closed during the drain: not rebooting",
+		fail(CodeOutsideWindow, state.InService, "the window %s closed during the drain: not rebooted, back in service", w))
 }
 
 // goDown writes the reboot to the state (so the next boot knows it went
@@ -117,14 +103,12 @@ func (r *opRun) goDown(boot string) error {
 	now := e.clock.Now()
 	rb := &state.Reboot{BootID: boot, Since: now, Command: commandLine(cmd), Who: r.req.Who, Reason: r.req.Reason, Start: r.rec.start,
 		OutOfRotation: r.res.Out.Ratio()}
-	e.mu.Lock()
-	for _, p := range r.rec.phases {
+	for _, p := range e.led.phases() {
 		rb.Marks = append(rb.Marks, state.Mark{Phase: p.Phase, Start: p.Start})
 	}
 	rb.Marks = append(rb.Marks, state.Mark{Phase: string(state.Rebooting), Start: now})
-	e.st.Reboot = rb
-	e.mu.Unlock()
-	if err := r.step(state.Rebooting, fmt.Sprintf("running %q (leaving boot %s); the server comes back into rotation by itself once the web server answers after the boot", rb.Command, boot)); err != nil {
+	note := fmt.Sprintf("running %q (leaving boot %s); the server comes back into rotation by itself once the web server answers after the boot", rb.Command, boot)
+	if err := r.step(state.Rebooting, note, func(st *state.State) { st.Reboot = rb }); err != nil {
 		return err
 	}
 	out, err := cmd.Reboot(e.ctx)
@@ -174,7 +158,7 @@ func (r *opRun) awaitReboot(rb *state.Reboot) error {
 func (r *opRun) rebootFailed(msg string) error {
 	msg += "; drainctl does not try again: fix the reboot command, reboot by hand, then maintenance exit"
 	r.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: r.e.clock.Now()}, msg)
-	r.res.Phase, r.res.Holder = state.Held, r.e.currentHolder()
+	r.res.Phase, r.res.Holder = state.Held, r.e.led.get().Holder
 	return fail(CodeRebootFailed, state.Held, "%s", msg)
 }
 
@@ -201,7 +185,7 @@ func (e *Engine) resumeReboot(st state.State) (note string, rest func(), err err
 		// The reboot command never ran (no record: withdrawing, draining,
 		// or the rollback's ready-check): roll back, as for a restart.
 		return "reboot interrupted before the reboot command: rolling back", func() {
-			if err := e.resuming(state.OpReboot).readyAndRestore("agent restarted before the reboot: rolling back"); err != nil && !errors.Is(err, errStopping) {
+			if err := e.resuming(state.OpReboot).putBack(closing{note: "agent restarted before the reboot: rolling back"}); err != nil && !errors.Is(err, errStopping) {
 				e.log.Error("rollback of the interrupted reboot failed", "err", err)
 			}
 		}, nil
@@ -223,16 +207,14 @@ func (e *Engine) resumeReboot(st state.State) (note string, rest func(), err err
 // resumedReboot is the reboot's run as the next agent continues it: its
 // request, start and phases so far come from the state.
 func (e *Engine) resumedReboot(rb *state.Reboot) *opRun {
-	r := &opRun{e: e, op: state.OpReboot, res: &Result{Op: state.OpReboot}, ready: e.d.BootReady, after: " after the reboot"}
+	r := &opRun{e: e, op: state.OpReboot, res: &Result{Op: state.OpReboot}}
 	r.req = Request{Who: rb.Who, Reason: rb.Reason}
 	r.outRatio = rb.OutOfRotation
 	r.start, r.rec.start = rb.Start, rb.Start
 	for _, m := range rb.Marks {
 		r.rec.phases = append(r.rec.phases, history.Phase{Phase: m.Phase, Start: m.Start})
 	}
-	e.mu.Lock()
-	e.rec = &r.rec
-	e.mu.Unlock()
+	e.led.follow(&r.rec)
 	return r
 }
 
@@ -244,7 +226,7 @@ func (e *Engine) finishReboot(r *opRun, from state.Phase) {
 			r.rec.phases = append(r.rec.phases, history.Phase{Phase: string(Booting), Start: t})
 		}
 	}
-	err := r.readyAndRestore(fmt.Sprintf("back from the reboot (%s)", r.req.Reason))
+	err := r.putBack(closing{note: fmt.Sprintf("back from the reboot (%s)", r.req.Reason), ready: e.d.BootReady, after: " after the reboot"})
 	r.res.Phase = e.Phase()
 	switch {
 	case errors.Is(err, errStopping):
@@ -254,8 +236,8 @@ func (e *Engine) finishReboot(r *opRun, from state.Phase) {
 			r.res.Elapsed = r.elapsed()
 			r.res.Note = "rebooted; " + backNote(r.res.Back)
 		}
-		r.giveBack() // the releaser, when the restore failed and the agent retries it
-	case e.slot() != nil:
+		r.done() // the releaser, when the restore failed and the agent retries it
+	case e.led.get().Slot != nil:
 		e.log.Error("not back after the reboot: held, and the pool slot is kept, so no other server of the pool goes until this one is fixed", "err", err)
 	default:
 		e.log.Error("not back after the reboot: held", "err", err)
@@ -265,7 +247,5 @@ func (e *Engine) finishReboot(r *opRun, from state.Phase) {
 
 // withdrawAll withdraws every forward (Resume, before it decides).
 func (e *Engine) withdrawAll() error {
-	e.fwMu.Lock()
-	defer e.fwMu.Unlock()
-	return e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...)
+	return e.fw.with(func(x fwx) error { return x.do(e.ctx, forward.Forwarder.Withdraw, x.all()...) })
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // recording is what the history keeps of an operation while it runs:
-// when it began and its phases (Engine.transition adds them).
+// when it began and its phases (the ledger adds them).
 type recording struct {
 	start  time.Time
 	phases []history.Phase
@@ -51,9 +51,7 @@ func (e *Engine) entry(r *opRun, err error) history.Entry {
 		Outcome: "ok", Phase: string(res.Phase), Phases: rec.phases,
 	}
 	if entry.Phase == "" {
-		e.mu.Lock()
-		entry.Phase = string(e.st.Phase)
-		e.mu.Unlock()
+		entry.Phase = string(e.Phase())
 	}
 	for i := range entry.Phases {
 		next := end

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
@@ -29,23 +28,19 @@ func (e *Engine) Resume() (string, error) {
 }
 
 func (e *Engine) resume() (string, error) {
-	st, err := e.d.Store.Load()
+	st, err := e.led.load()
 	if err != nil {
 		return "", err
 	}
-	e.mu.Lock()
-	e.st = st
-	e.running = true
-	e.mu.Unlock()
 	// The engine is let go at the end, unless work is left to run in
 	// the background (a reboot to finish): that work lets it go.
 	var rest func()
 	defer func() {
 		if rest == nil {
-			e.end()
+			e.led.release()
 			return
 		}
-		go func() { defer e.end(); rest() }()
+		go func() { defer e.led.release(); rest() }()
 	}()
 	if st, err = e.recordBackend(st); err != nil {
 		return "", err
@@ -53,15 +48,13 @@ func (e *Engine) resume() (string, error) {
 	defer func() {
 		// Forwards no longer configured go, after the configured ones
 		// are in place (so NAT always has a rule for live connections).
-		if err := e.dropUnconfigured(e.ctx); err != nil {
+		if err := e.fw.with(e.dropUnconfiguredNow); err != nil {
 			e.log.Error("remove forwards that are no longer configured", "err", err)
 		}
 	}()
 	switch {
 	case st.Phase == state.InService:
-		e.fwMu.Lock()
-		defer e.fwMu.Unlock()
-		if err := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); err != nil {
+		if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, forward.Forwarder.Restore, x.all()...) }); err != nil {
 			return "", fmt.Errorf("apply the forward: %w", err)
 		}
 		return "in service: forward applied", nil
@@ -86,7 +79,7 @@ func (e *Engine) resume() (string, error) {
 		if err := e.withdrawAll(); err != nil {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
-		if err := e.resuming(state.OpRestart).readyAndRestore("agent restarted before the web server was restarted: rolling back"); err != nil {
+		if err := e.resuming(state.OpRestart).putBack(closing{note: "agent restarted before the web server was restarted: rolling back"}); err != nil {
 			return "restart interrupted; rollback failed: " + err.Error(), nil
 		}
 		return "restart interrupted before the web server was restarted: rolled back, in service", nil
@@ -96,7 +89,7 @@ func (e *Engine) resume() (string, error) {
 			return "", fmt.Errorf("withdraw the forward: %w", err)
 		}
 		what := fmt.Sprintf("agent restarted during %s (%s): finishing", st.Op, st.Phase)
-		if err := e.resuming(st.Op).readyAndRestore(what); err != nil {
+		if err := e.resuming(st.Op).putBack(closing{note: what}); err != nil {
 			return what + "; the server stays out: " + err.Error(), nil
 		}
 		return what + "; in service", nil
@@ -107,21 +100,17 @@ func (e *Engine) resume() (string, error) {
 // they move there (the first change of Resume moves them): an agent
 // restarted with backend auto keeps it.
 func (e *Engine) recordBackend(st state.State) (state.State, error) {
-	b := e.d.Forwarder.Backend()
+	b := e.fw.fw.Backend()
 	if st.Backend == b {
 		return st, nil
 	}
 	if st.Backend != "" {
 		e.log.Warn("forward backend changed: drainctl's rules move", "from", st.Backend, "to", b)
 	}
-	st.Backend = b
-	if err := e.d.Store.Save(st); err != nil {
+	if err := e.led.apply(func(st *state.State) { st.Backend = b }); err != nil {
 		return st, fmt.Errorf("record the forward backend: %w", err)
 	}
-	e.mu.Lock()
-	e.st = st
-	e.mu.Unlock()
-	return st, nil
+	return e.led.get(), nil
 }
 
 // Reconcile makes the forwards match the state: in service → restored,
@@ -130,21 +119,22 @@ func (e *Engine) recordBackend(st state.State) (state.State, error) {
 // The agent calls it every few seconds.
 func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 	// An operation changes the forwards and writes the phase announcing
-	// it in one step under fwMu, so the phase read here is what the rules
+	// it in one forwards.with, so the phase read here is what the rules
 	// should be.
-	e.fwMu.Lock()
-	e.mu.Lock()
-	phase, running, holder := e.st.Phase, e.running, e.st.Holder
-	e.mu.Unlock()
-	fs, err := e.readForwards(ctx)
-	if err == nil {
-		repaired, err = e.repair(ctx, phase, fs)
-	}
-	e.fwMu.Unlock()
+	var st state.State
+	var running bool
+	err = e.fw.with(func(x fwx) error {
+		st, running = e.led.view()
+		fs, err := x.read(ctx)
+		if err == nil {
+			repaired, err = e.repair(ctx, x, st.Phase, fs)
+		}
+		return err
+	})
 	if err != nil {
 		return repaired, err
 	}
-	e.expireTTL(phase, running, holder)
+	e.expireTTL(st.Phase, running, st.Holder)
 	return repaired, nil
 }
 
@@ -152,10 +142,8 @@ func (e *Engine) Reconcile(ctx context.Context) (repaired bool, err error) {
 // background: Exit checks readiness first). The agent calls it every
 // reconcile interval; Reconcile calls it too.
 func (e *Engine) ExpireTTL() {
-	e.mu.Lock()
-	phase, running, holder := e.st.Phase, e.running, e.st.Holder
-	e.mu.Unlock()
-	e.expireTTL(phase, running, holder)
+	st, running := e.led.view()
+	e.expireTTL(st.Phase, running, st.Holder)
 }
 
 func (e *Engine) expireTTL(phase state.Phase, running bool, holder *state.Holder) {
@@ -168,59 +156,56 @@ func (e *Engine) expireTTL(phase state.Phase, running bool, holder *state.Holder
 	}
 }
 
-func (e *Engine) repair(ctx context.Context, phase state.Phase, fs []forward.Status) (bool, error) {
+func (e *Engine) repair(ctx context.Context, x fwx, phase state.Phase, fs []forward.Status) (bool, error) {
 	have := map[forward.Forward]forward.Status{}
 	for _, s := range fs {
 		have[s.Forward] = s
 	}
 	want := phase != state.InService // withdrawn
 	repaired := false
-	for _, f := range e.d.Forwards {
+	for _, f := range x.all() {
 		s, ok := have[f]
 		if ok && s.Applied && s.Withdrawn == want && s.Rules == s.Want && len(s.Problems) == 0 {
 			continue
 		}
 		e.log.Warn("forward not as expected (firewall reload or flush?): putting it back",
 			"forward", f, "state", s.State(), "phase", phase, "problems", s.Problems)
-		op := e.d.Forwarder.Restore
+		op := forward.Forwarder.Restore
 		if want {
-			op = e.d.Forwarder.Withdraw
+			op = forward.Forwarder.Withdraw
 		}
-		if err := op(ctx, e.d.Forwards...); err != nil {
+		if err := x.do(ctx, op, x.all()...); err != nil {
 			return false, fmt.Errorf("repair the forward: %w", err)
 		}
 		repaired = true
 		break
 	}
-	for _, s := range fs {
-		if !slices.Contains(e.d.Forwards, s.Forward) {
-			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward)
-			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
-				return repaired, fmt.Errorf("remove forward %s, no longer configured: %w", s.Forward, err)
-			}
-			repaired = true
-		}
+	removed, err := e.dropUnconfigured(ctx, x, fs)
+	return repaired || removed, err
+}
+
+// dropUnconfiguredNow reads the forwards and drops the unconfigured.
+func (e *Engine) dropUnconfiguredNow(x fwx) error {
+	fs, err := x.read(e.ctx)
+	if err != nil {
+		return err
 	}
-	return repaired, nil
+	_, err = e.dropUnconfigured(e.ctx, x, fs)
+	return err
 }
 
 // dropUnconfigured removes the rules of forwards that are installed but
 // no longer configured: left in place, an old REDIRECT would keep
 // answering the load balancer's checks.
-func (e *Engine) dropUnconfigured(ctx context.Context) error {
-	e.fwMu.Lock()
-	defer e.fwMu.Unlock()
-	fs, err := e.readForwards(ctx)
-	if err != nil {
-		return err
-	}
+func (e *Engine) dropUnconfigured(ctx context.Context, x fwx, fs []forward.Status) (removed bool, err error) {
 	for _, s := range fs {
-		if !slices.Contains(e.d.Forwards, s.Forward) {
+		if !x.configured(s.Forward) {
 			e.log.Warn("removing a forward that is no longer configured", "forward", s.Forward, "state", s.State())
-			if err := e.d.Forwarder.Remove(ctx, s.Forward); err != nil {
-				return fmt.Errorf("remove forward %s: %w", s.Forward, err)
+			if err := x.do(ctx, forward.Forwarder.Remove, s.Forward); err != nil {
+				return removed, fmt.Errorf("remove forward %s, no longer configured: %w", s.Forward, err)
 			}
+			removed = true
 		}
 	}
-	return nil
+	return removed, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/drain"
 	"github.com/drainctl/drainctl/pkg/state"
 	"github.com/drainctl/drainctl/pkg/window"
 )
@@ -32,11 +31,9 @@ type opRun struct {
 	// e.clock): the load balancers' checks are counted from it.
 	since time.Time
 	rec   recording
-	// ready replaces the engine's readiness check (after a reboot: the
-	// boot's longer timeout), and after says when it runs in the message
-	// of a failure (" after the reboot"); both empty for the others.
-	ready Readiness
-	after string
+	// released is what became of the pool slot given back (giveBack),
+	// for the end of the result's note.
+	released string
 	// outRatio is the withdraw's confirmation ("1/1") when it was
 	// confirmed in an earlier boot: the reboot's, for its history entry.
 	outRatio string
@@ -56,22 +53,23 @@ func (e *Engine) operate(op state.Op, req Request, progress func(Event), body fu
 	return e.run(r, body)
 }
 
-// prepare checks the request once, whoever runs it next: validate, the
-// request's deadline against the agent's policy (a deadline shorter than
-// min-wait is refused before anything is withdrawn, not found out in the
-// middle of the drain), and the window, kept parsed on the run.
+// prepare checks the request once, whoever runs it next: CheckRequest,
+// the request's deadline against the agent's policy (a deadline shorter
+// than min-wait is refused before anything is withdrawn, not found out in
+// the middle of the drain), and the window, kept parsed on the run.
 func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun, error) {
 	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
-	if err := validate(req); err != nil {
+	if err := CheckRequest(op, req); err != nil {
 		return r, err
 	}
 	if err := r.policy().Validate(); err != nil {
-		return r, fail(CodeBadRequest, "", "%v; nothing was changed", err)
+		bad := fail(CodeBadRequest, "", "%v; nothing was changed", err)
+		if req.Deadline > 0 {
+			bad.Field = "deadline_ms" // else the agent's own policy
+		}
+		return r, bad
 	}
-	var err error
-	if r.win, err = checkWindow(req); err != nil {
-		return r, err
-	}
+	r.win, _ = requestWindow(req) // checked by CheckRequest
 	return r, nil
 }
 
@@ -82,9 +80,9 @@ func (e *Engine) run(r *opRun, body func(*opRun) error) (Result, error) {
 		return *r.res, err
 	}
 	err := func() error {
-		defer e.end()
+		defer e.led.release()
 		err := body(r)
-		r.giveBack()
+		r.done()
 		return err
 	}()
 	e.record(r, err)
@@ -97,26 +95,26 @@ func (e *Engine) resuming(op state.Op) *opRun { return &opRun{e: e, op: op} }
 
 // begin claims the engine for r, or says who holds it.
 func (e *Engine) begin(r *opRun) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.ctx.Err() != nil {
-		return &Error{Code: CodeBusy, Phase: e.st.Phase, Msg: "busy: the agent is stopping"}
-	}
-	if e.running {
-		return &Error{Code: CodeBusy, Holder: e.st.Holder, Phase: e.st.Phase,
-			Msg: fmt.Sprintf("busy: %s in progress (%s)%s", e.st.Op, e.st.Phase, holderText(e.st.Holder))}
-	}
-	e.running = true
-	r.st = e.st
 	r.rec.start = e.clock.Now()
-	e.rec = &r.rec
-	return nil
+	st, err := e.led.claim(func(st state.State, running bool) error {
+		if e.ctx.Err() != nil {
+			return &Error{Code: CodeBusy, Phase: st.Phase, Msg: "busy: the agent is stopping"}
+		}
+		if running {
+			return &Error{Code: CodeBusy, Holder: st.Holder, Phase: st.Phase,
+				Msg: fmt.Sprintf("busy: %s in progress (%s)%s", st.Op, st.Phase, holderText(st.Holder))}
+		}
+		return nil
+	}, &r.rec)
+	r.st = st
+	return err
 }
 
-// step writes the operation's next phase and announces it; only then may
-// the caller act on it (see Engine.transition).
-func (r *opRun) step(phase state.Phase, note string) error {
-	if err := r.e.transition(r.op, phase, note); err != nil {
+// step writes the operation's next phase (with also's changes to the
+// state) and announces it; only then may the caller act on it (see
+// Engine.transition).
+func (r *opRun) step(phase state.Phase, note string, also ...func(*state.State)) error {
+	if err := r.e.transition(r.op, phase, note, also...); err != nil {
 		return err
 	}
 	r.publish(Event{Op: r.op, Phase: phase, Message: note})
@@ -128,8 +126,8 @@ func (r *opRun) step(phase state.Phase, note string) error {
 // still names the operation that got there ("forward restored" is the
 // restore's), for the displays that follow it (drainctl events); only
 // Resume's, finishing no operation, has none.
-func (r *opRun) settle(phase state.Phase, note string) error {
-	if err := r.e.transition(state.OpNone, phase, note); err != nil {
+func (r *opRun) settle(phase state.Phase, note string, also ...func(*state.State)) error {
+	if err := r.e.transition(state.OpNone, phase, note, also...); err != nil {
 		return err
 	}
 	r.publish(Event{Op: r.op, Phase: phase, Message: note})
@@ -141,29 +139,6 @@ func (r *opRun) publish(ev Event) { r.e.publish(ev, r.progress) }
 
 // elapsed is the operation's duration so far.
 func (r *opRun) elapsed() time.Duration { return r.e.clock.Now().Sub(r.start) }
-
-// validate refuses a request that cannot be right, whoever sent it: the
-// API is a trust boundary, so what the CLI checked is checked again.
-func validate(req Request) error {
-	if req.Who == "" {
-		return fail(CodeBadRequest, "", "who is required")
-	}
-	if req.TTL < 0 || req.Deadline < 0 || req.PoolWait < 0 {
-		return fail(CodeBadRequest, "", "ttl, deadline and pool wait must not be negative")
-	}
-	if req.OnDeadline != "" { // empty: the policy's
-		if _, err := drain.ParseOnDeadline(string(req.OnDeadline)); err != nil {
-			return fail(CodeBadRequest, "", "%v", err)
-		}
-	}
-	if req.Command != "" && req.TTL > 0 {
-		return fail(CodeBadRequest, "", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
-	}
-	if req.CommandDone != nil && req.CommandDone.Command == "" {
-		return fail(CodeBadRequest, "", "command_done: command is required")
-	}
-	return nil
-}
 
 // runBusy is the answer to anyone but the run itself while a command of
 // `maintenance run` holds the server.
@@ -188,4 +163,10 @@ func (r *opRun) holder() *state.Holder {
 		h.Until = h.Since.Add(req.TTL)
 	}
 	return h
+}
+
+// holding sets the state's holder (nil: nobody) and last error, for a
+// transition to write.
+func holding(h *state.Holder, errMsg string) func(*state.State) {
+	return func(st *state.State) { st.Holder, st.LastError = h, errMsg }
 }

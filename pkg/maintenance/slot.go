@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -41,9 +40,9 @@ const DefaultPoolWait = 2 * time.Hour
 const WaitingForSlot state.Phase = "waiting-for-slot"
 
 // takeSlot takes the pool's slot for this operation, waiting in line for
-// at most the pool wait, and records it in the state before anything is
-// withdrawn. Without a pool it does nothing.
-func (r *opRun) takeSlot() error {
+// at most the pool wait (not at all with now), and records it in the
+// state before anything is withdrawn. Without a pool it does nothing.
+func (r *opRun) takeSlot(now bool) error {
 	e := r.e
 	if e.d.Slots == nil {
 		return nil
@@ -65,12 +64,14 @@ func (r *opRun) takeSlot() error {
 	claim := pool.Claim{Op: string(r.op), Reason: r.req.Reason, By: r.req.Who, Since: e.clock.Now()}
 	// The wait is a phase of the history (and the metrics' wait time),
 	// though not of the state: nothing has changed while it lasts.
-	e.mu.Lock()
-	if e.rec != nil {
-		e.rec.phases = append(e.rec.phases, history.Phase{Phase: string(WaitingForSlot), Start: claim.Since})
-	}
-	e.mu.Unlock()
+	e.led.mark(WaitingForSlot, claim.Since)
+	inLine := false
 	shown := func(w pool.Wait) {
+		if now {
+			inLine = true // the pool is full: leave the line at once
+			cancel()
+			return
+		}
 		r.publish(Event{Op: r.op, Phase: WaitingForSlot, Message: "waiting for a slot: " + w.Text(time.Now())})
 	}
 	got, err := e.d.Slots.Acquire(ctx, claim, shown)
@@ -79,24 +80,32 @@ func (r *opRun) takeSlot() error {
 		return fail(CodePoolUnavailable, state.InService, "%v; nothing was changed: the server stays in service", err)
 	case err != nil && e.ctx.Err() != nil:
 		return errStopping
+	case err != nil && inLine:
+		return fail(CodePoolBusy, state.InService, "busy: no slot of pool %s free now; nothing was changed", e.d.Slots.Name())
 	case errors.Is(err, context.DeadlineExceeded):
 		return fail(CodePoolBusy, state.InService, "busy: no slot of pool %s within %v; nothing was changed", e.d.Slots.Name(), wait)
 	case err != nil:
 		return fail(CodePoolBusy, state.InService, "gave up waiting for a slot of pool %s: %v; nothing was changed", e.d.Slots.Name(), err)
 	}
-	e.mu.Lock()
-	e.st.Slot = &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(got.Op), Since: got.Since}
-	e.mu.Unlock()
+	slot := &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(got.Op), Since: got.Since}
+	if err := e.led.apply(func(st *state.State) { st.Slot = slot }); err != nil {
+		// Not recorded, so not kept: a restart would not know it owes it.
+		if rerr := e.d.Slots.Release(e.ctx); rerr != nil {
+			e.log.Warn("give back the pool slot not recorded", "pool", e.d.Slots.Name(), "err", rerr)
+		}
+		return fail(CodeInternal, state.InService, "cannot write the state file, so the pool slot was given back: %v; nothing was changed", err)
+	}
 	r.publish(Event{Op: r.op, Phase: state.InService, Message: "pool " + e.d.Slots.Name() + ": slot taken"})
 	return nil
 }
 
 // giveBack ends an operation that left the server in service: the slot
 // goes back now if the load balancers confirmed the server back (or none
-// checks it), else the releaser does it once they do.
+// checks it), else the releaser does it once they do. What became of it
+// is kept for the result's note (done). Idempotent.
 func (r *opRun) giveBack() {
 	e := r.e
-	if e.d.Slots == nil || e.slot() == nil || e.Phase() != state.InService {
+	if st := e.led.get(); e.d.Slots == nil || st.Slot == nil || st.Phase != state.InService {
 		return
 	}
 	back := r.res != nil && (e.d.Rotation == nil || (r.res.Back != nil && r.res.Back.AllChecking()))
@@ -105,18 +114,21 @@ func (r *opRun) giveBack() {
 		e.kickReleaser()
 		return
 	}
-	note := e.release(e.ctx)
+	r.released = e.release(e.ctx)
+}
+
+// done ends an operation: the slot given back if it can be (putBack did
+// already, unless the operation ended in service another way: a withdraw
+// rolled back, a restore that failed), and the result's note saying so.
+func (r *opRun) done() {
+	r.giveBack()
+	if r.released == "" || r.res == nil {
+		return
+	}
 	if r.res.Note != "" {
 		r.res.Note += "; "
 	}
-	r.res.Note += note
-}
-
-// slot is the slot the state says this host holds.
-func (e *Engine) slot() *state.Slot {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.st.Slot
+	r.res.Note += r.released
 }
 
 // release gives the slot back and says how it went. A failure marks the
@@ -136,21 +148,19 @@ func (e *Engine) release(ctx context.Context) string {
 	return "pool " + name + ": slot released"
 }
 
-// setSlot changes the state's slot and writes the state at once: the
-// release is not a phase, but a restart must know it is still owed.
+// setSlot changes the state's slot, if it has one, and writes it at
+// once: the release is not a phase, but a restart must know it is still
+// owed.
 func (e *Engine) setSlot(f func(*state.Slot) *state.Slot) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	st := e.st
-	if st.Slot != nil {
-		c := *st.Slot
-		st.Slot = f(&c)
-	}
-	if err := e.d.Store.Save(st); err != nil {
+	err := e.led.apply(func(st *state.State) {
+		if st.Slot != nil {
+			c := *st.Slot
+			st.Slot = f(&c)
+		}
+	})
+	if err != nil {
 		e.log.Error("write the state file", "err", err)
-		return
 	}
-	e.st = st
 }
 
 func (e *Engine) kickReleaser() {
@@ -182,9 +192,7 @@ func (e *Engine) releaser(period time.Duration) {
 }
 
 func (e *Engine) releaseOnce(askPool bool) {
-	e.mu.Lock()
-	st, running := e.st, e.running
-	e.mu.Unlock()
+	st, running := e.led.view()
 	if running || st.Phase != state.InService {
 		return
 	}
@@ -198,10 +206,18 @@ func (e *Engine) releaseOnce(askPool bool) {
 		if err != nil || c == nil {
 			return
 		}
-		st.Slot = &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(c.Op), Since: c.Since}
-		e.mu.Lock()
-		e.st.Slot = st.Slot
-		e.mu.Unlock()
+		// Owed: recorded, unless an operation began meanwhile (its own).
+		found := &state.Slot{Pool: e.d.Slots.Name(), Op: state.Op(c.Op), Since: c.Since}
+		if err := e.whileIdle(func(st state.State) bool { return st.Phase == state.InService && st.Slot == nil }, func() {
+			if err := e.led.apply(func(st *state.State) { st.Slot = found }); err != nil {
+				e.log.Error("write the state file", "err", err)
+			}
+		}); err != nil {
+			return
+		}
+		if st = e.led.get(); st.Slot == nil {
+			return
+		}
 	}
 	if !st.Slot.Release && e.d.Rotation != nil {
 		// Back in rotation first: the next host must not leave before
@@ -216,15 +232,26 @@ func (e *Engine) releaseOnce(askPool bool) {
 	// took the same slot again (Acquire gives a holder its own claim back)
 	// and is taking the server out. Release only if nothing began, and
 	// claim the engine for the release itself, so nothing begins during it.
-	e.mu.Lock()
-	again := !e.running && e.st.Phase == state.InService && e.st.Slot != nil && e.st.Slot.Since.Equal(st.Slot.Since)
-	if again {
-		e.running = true
+	since := st.Slot.Since
+	e.whileIdle(func(st state.State) bool { //nolint:errcheck // nothing to release when an operation runs
+		return st.Phase == state.InService && st.Slot != nil && st.Slot.Since.Equal(since)
+	}, func() { e.release(e.ctx) })
+}
+
+// whileIdle claims the engine while no operation runs and ok says so of
+// the state, runs f and lets the engine go: the releaser's changes are
+// made between operations, never in one.
+func (e *Engine) whileIdle(ok func(state.State) bool, f func()) error {
+	_, err := e.led.claim(func(st state.State, running bool) error {
+		if running || !ok(st) {
+			return errRunning
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
 	}
-	e.mu.Unlock()
-	if !again {
-		return
-	}
-	defer e.end()
-	e.release(e.ctx)
+	defer e.led.release()
+	f()
+	return nil
 }

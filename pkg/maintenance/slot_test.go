@@ -95,7 +95,7 @@ func newPoolRig(t *testing.T, slots *fakeSlots, initial *state.State) *rig {
 }
 
 // The slot is taken before anything is withdrawn, recorded in the state
-// the withdraw writes, and given back after the restore.
+// before the withdraw, and given back after the restore.
 func TestPoolRestartTakesAndGivesBack(t *testing.T) {
 	slots := &fakeSlots{}
 	r := newPoolRig(t, slots, nil)
@@ -133,8 +133,9 @@ func TestPoolUnavailableChangesNothing(t *testing.T) {
 }
 
 // A full pool: the waiter is shown who holds the slots, then busy with
-// its own code after the pool wait, or at once when its caller leaves;
-// nothing changed either way.
+// its own code after the pool wait, or at once when its caller leaves,
+// or when the opening does not wait (slotNow); nothing changed either
+// way.
 func TestPoolBusy(t *testing.T) {
 	slots := &fakeSlots{busy: true}
 	r := newPoolRig(t, slots, nil)
@@ -157,6 +158,12 @@ func TestPoolBusy(t *testing.T) {
 	wantCode(t, err, CodePoolBusy)
 	if time.Since(start) > 10*time.Second || !strings.Contains(err.Error(), "gave up") {
 		t.Errorf("after %v: %v", time.Since(start), err)
+	}
+	// The opening's slotNow: busy at once, without waiting in line.
+	req.Done = nil
+	_, err = between(r.e, state.OpRestart, req, func(r *opRun) error { return r.takeOut(opening{slotNow: true}) })
+	if CodeOf(err) != CodePoolBusy || !strings.Contains(err.Error(), "free now") {
+		t.Errorf("slotNow: %v", err)
 	}
 	if len(r.fw.calls) != 0 || r.e.Phase() != state.InService {
 		t.Fatalf("calls %v, phase %s", r.fw.calls, r.e.Phase())
@@ -222,7 +229,7 @@ func TestPoolReleasePending(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for end := time.Now().Add(5 * time.Second); r.e.slot() != nil; {
+	for end := time.Now().Add(5 * time.Second); r.e.led.get().Slot != nil; {
 		if time.Now().After(end) {
 			t.Fatal("the state still owes the slot")
 		}

@@ -12,39 +12,40 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
-// withdraw refuses new connections to the forward ports, in the same step
-// (under fwMu) as the transition that announces it: a reconcile never sees
-// the one without the other. A withdraw that keeps failing is rolled back:
-// the server stays in service, and the state says so.
-func (r *opRun) withdraw(note string) error {
+// withdraw refuses new connections to the forward ports, with h as the
+// holder from now on, in the same step (forwards.with) as the transition
+// that announces it: a reconcile never sees the one without the other. A
+// withdraw that keeps failing is rolled back: the server stays in
+// service, and the state says so.
+func (r *opRun) withdraw(note string, h *state.Holder) error {
 	e := r.e
 	r.since = time.Now() // packets' time, not e.clock's
-	e.fwMu.Lock()
-	defer e.fwMu.Unlock()
-	if err := r.step(state.Withdrawing, note); err != nil {
-		return err
-	}
-	err := retry(e.ctx, func() error { return e.d.Forwarder.Withdraw(e.ctx, e.d.Forwards...) })
-	if err == nil {
-		return nil
-	}
-	if e.ctx.Err() != nil {
-		return errStopping
-	}
-	msg := fmt.Sprintf("withdraw the forward failed (%v): the server stays in service", err)
-	if rerr := e.d.Forwarder.Restore(e.ctx, e.d.Forwards...); rerr != nil {
-		msg += fmt.Sprintf("; putting the forward back failed too (%v), and the agent retries it", rerr)
-	}
-	e.setHolder(nil)
-	e.setError(msg)
-	if terr := r.settle(state.InService, "rolled back: "+msg); terr != nil {
-		return terr
-	}
-	return fail(CodeInternal, state.InService, "%s", msg)
+	return e.fw.with(func(x fwx) error {
+		if err := r.step(state.Withdrawing, note, func(st *state.State) { st.Holder = h }); err != nil {
+			return err
+		}
+		err := retry(e.ctx, func() error { return x.do(e.ctx, forward.Forwarder.Withdraw, x.all()...) })
+		if err == nil {
+			return nil
+		}
+		if e.ctx.Err() != nil {
+			return errStopping
+		}
+		msg := fmt.Sprintf("withdraw the forward failed (%v): the server stays in service", err)
+		if rerr := x.do(e.ctx, forward.Forwarder.Restore, x.all()...); rerr != nil {
+			msg += fmt.Sprintf("; putting the forward back failed too (%v), and the agent retries it", rerr)
+		}
+		if terr := r.settle(state.InService, "rolled back: "+msg, holding(nil, msg)); terr != nil {
+			return terr
+		}
+		return fail(CodeInternal, state.InService, "%s", msg)
+	})
 }
 
 // drain waits for the server to be quiet, with the request's overrides.
@@ -130,129 +131,78 @@ func (r *opRun) warn(msg string) {
 	r.e.log.Warn(msg, "op", r.op)
 }
 
-// rollback puts the server back after a failed drain (deadline with abort,
-// or the table could not be read): the web server was not touched.
-func (r *opRun) rollback(cause error) error {
-	if r.e.ctx.Err() != nil {
-		return errStopping
-	}
-	code := CodeInternal
-	if isDeadline(cause) {
-		code = CodeDeadline
-	}
-	if err := r.readyAndRestore("rolling back: " + cause.Error()); err != nil {
-		r.res.Phase = state.Held
-		return err
-	}
-	r.res.Phase = state.InService
-	return fail(code, state.InService, "%v; the forward was restored, nothing was restarted", cause)
-}
-
-// configTest runs the web server's config test. When it fails nothing is
-// restarted: the old configuration still serves, and the forward comes
-// back.
-func (r *opRun) configTest() error {
+// command runs one of the web server's commands (the config test, the
+// graceful restart) in its phase, written first; its output is kept in
+// *out and announced. failed is the command's own failure; err ends the
+// operation (the state not written, the agent stopping).
+func (r *opRun) command(phase state.Phase, run func(context.Context) (runner.Output, error), out **runner.Output) (failed, err error) {
 	e := r.e
-	if err := r.step(state.ConfigTest, ""); err != nil {
-		return err
+	if err := r.step(phase, ""); err != nil {
+		return nil, err
 	}
-	out, err := e.d.Runner.ConfigTest(e.ctx)
-	r.res.ConfigTest = &out
-	r.publish(Event{Op: r.op, Phase: state.ConfigTest, Output: &out})
-	if err != nil && e.ctx.Err() != nil {
-		return errStopping
+	o, ferr := run(e.ctx)
+	*out = &o
+	r.publish(Event{Op: r.op, Phase: phase, Output: &o})
+	if ferr != nil && e.ctx.Err() != nil {
+		return nil, errStopping
 	}
-	if err == nil {
-		return nil
-	}
-	if rerr := r.readyAndRestore("config test failed, nothing restarted"); rerr != nil {
-		r.res.Phase = state.Held
-		return rerr
-	}
-	r.res.Phase = state.InService
-	return fail(CodeConfigTest, state.InService, "config test failed, nothing was restarted and the forward was restored: %v", err)
+	return ferr, nil
 }
 
-// restartServer runs the graceful restart. When it fails the server stays
+// restartSteps are the config test and the graceful restart. A config
+// test that fails restarts nothing: the old configuration still serves,
+// and the forward comes back. A restart that fails leaves the server
 // out: whether the web server serves is not known.
-func (r *opRun) restartServer() error {
-	e := r.e
-	if err := r.step(state.Restarting, ""); err != nil {
-		return err
-	}
-	out, err := e.d.Runner.Restart(e.ctx)
-	r.res.Restart = &out
-	r.publish(Event{Op: r.op, Phase: state.Restarting, Output: &out})
-	if err != nil && e.ctx.Err() != nil {
-		return errStopping
-	}
-	if err == nil {
-		return nil
-	}
-	msg := fmt.Sprintf("restart command failed, so the server stays out of rotation: %v", err)
-	r.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg)
-	r.res.Phase, r.res.Holder = state.Held, e.currentHolder()
-	return fail(CodeRestart, state.Held, "%s", msg)
-}
-
-// readyAndRestore checks the web server, then restores the forward. When
-// the server is not ready it stays out: held, with the error recorded.
-// With the load balancers' view, it then waits for them to put the server
-// back, and says so in the result (none at Resume: nobody asks).
-func (r *opRun) readyAndRestore(note string) error {
-	e := r.e
-	if err := r.step(state.ReadyCheck, note); err != nil {
-		return err
-	}
-	ready := e.d.Ready
-	if r.ready != nil {
-		ready = r.ready
-	}
-	if err := ready.Wait(e.ctx); err != nil {
-		if e.ctx.Err() != nil {
-			return errStopping
-		}
-		msg := fmt.Sprintf("web server not ready%s, so the server stays out of rotation: %v", r.after, err)
-		r.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg)
-		return fail(CodeNotReady, state.Held, "%s", msg)
-	}
-	e.fwMu.Lock()
-	defer e.fwMu.Unlock()
-	restored, err := r.restore()
+func (r *opRun) restartSteps() error {
+	e, res := r.e, r.res
+	failed, err := r.command(state.ConfigTest, e.d.Runner.ConfigTest, &res.ConfigTest)
 	if err != nil {
 		return err
 	}
-	r.confirmBack(restored)
+	if failed != nil {
+		return r.rollBack("config test failed, nothing restarted",
+			fail(CodeConfigTest, state.InService, "config test failed, nothing was restarted and the forward was restored: %v", failed))
+	}
+	if failed, err = r.command(state.Restarting, e.d.Runner.Restart, &res.Restart); err != nil {
+		return err
+	}
+	if failed != nil {
+		msg := fmt.Sprintf("restart command failed, so the server stays out of rotation: %v", failed)
+		r.hold(&state.Holder{Who: "drainctl", Reason: msg, Since: e.clock.Now()}, msg)
+		res.Phase, res.Holder = state.Held, e.led.get().Holder
+		return fail(CodeRestart, state.Held, "%s", msg)
+	}
 	return nil
 }
 
-// restore puts the forward back, in the same step as the transition that
-// announces it; fwMu is held. A restore that keeps failing still leaves
-// the state in service: the web server is ready and the user asked for it
-// back, so the agent's reconcile retries the forward until the kernel
-// takes it (status shows the forward as it really is meanwhile). It
-// returns when the forward was restored, by the packets' clock.
-func (r *opRun) restore() (time.Time, error) {
+// restore puts the forward back, in the same step (forwards.with) as the
+// transition that announces it. A restore that keeps failing still
+// leaves the state in service: the web server is ready and the user
+// asked for it back, so the agent's reconcile retries the forward until
+// the kernel takes it (status shows the forward as it really is
+// meanwhile). It returns when the forward was restored, by the packets'
+// clock.
+func (r *opRun) restore() (restored time.Time, err error) {
 	e := r.e
-	if err := r.step(state.Restoring, ""); err != nil {
-		return time.Time{}, err
-	}
-	restored := time.Now() // packets' time, not e.clock's
-	err := retry(e.ctx, func() error { return e.d.Forwarder.Restore(e.ctx, e.d.Forwards...) })
-	if err != nil && e.ctx.Err() != nil {
-		return restored, errStopping
-	}
-	e.setHolder(nil)
-	if err != nil {
-		msg := fmt.Sprintf("restore the forward failed (%v); the agent retries it", err)
-		e.setError(msg)
-		if terr := r.settle(state.InService, msg); terr != nil {
-			return restored, terr
+	err = e.fw.with(func(x fwx) error {
+		if err := r.step(state.Restoring, ""); err != nil {
+			return err
 		}
-		return restored, fail(CodeInternal, state.InService, "%s", msg)
-	}
-	e.setError("")
-	return restored, r.settle(state.InService, "forward restored")
+		restored = time.Now() // packets' time, not e.clock's
+		err := retry(e.ctx, func() error { return x.do(e.ctx, forward.Forwarder.Restore, x.all()...) })
+		if err != nil && e.ctx.Err() != nil {
+			return errStopping
+		}
+		if err != nil {
+			msg := fmt.Sprintf("restore the forward failed (%v); the agent retries it", err)
+			if terr := r.settle(state.InService, msg, holding(nil, msg)); terr != nil {
+				return terr
+			}
+			return fail(CodeInternal, state.InService, "%s", msg)
+		}
+		return r.settle(state.InService, "forward restored", holding(nil, ""))
+	})
+	return restored, err
 }
 
 // confirmBack waits for the load balancers to put the server back after
@@ -274,17 +224,18 @@ func (r *opRun) confirmBack(since time.Time) {
 	r.publish(Event{Op: r.op, Phase: state.InService, Message: c.Text()})
 }
 
-// hold leaves the server out of rotation with no operation in progress.
-// A new holder (the one a failure names) replaces the old; nil keeps it.
+// hold leaves the server out of rotation with no operation in progress,
+// with errMsg as the last error. A new holder (the one a failure names)
+// replaces the old; nil keeps it.
 func (r *opRun) hold(h *state.Holder, errMsg string) {
 	e := r.e
-	e.mu.Lock()
-	if h != nil {
-		e.st.Holder = h
-	}
-	e.st.LastError = errMsg
-	e.mu.Unlock()
-	if err := r.settle(state.Held, errMsg); err != nil && !errors.Is(err, errStopping) {
+	err := r.settle(state.Held, errMsg, func(st *state.State) {
+		if h != nil {
+			st.Holder = h
+		}
+		st.LastError = errMsg
+	})
+	if err != nil && !errors.Is(err, errStopping) {
 		e.log.Error("cannot record the hold", "err", err)
 	}
 }

@@ -19,40 +19,20 @@ const (
 	OutsideWait = "wait" // wait for the window to open
 )
 
-// checkWindow checks the request's window and returns it parsed (zero
-// for none).
-func checkWindow(req Request) (window.Window, error) {
-	switch req.OutsideWindow {
-	case "", OutsideSkip, OutsideWait:
-	default:
-		return window.Window{}, fail(CodeBadRequest, "", "outside_window %q: want skip or wait", req.OutsideWindow)
-	}
-	if req.Window == "" {
-		if req.OutsideWindow != "" {
-			return window.Window{}, fail(CodeBadRequest, "", "outside_window without a window")
-		}
-		return window.Window{}, nil
-	}
-	w, err := window.Parse(req.Window)
-	if err != nil {
-		return w, fail(CodeBadRequest, "", "%v", err)
-	}
-	return w, nil
-}
-
-// takeSlotInWindow takes the pool slot within the request's window:
-// outside it, it waits for the window or gives up (the request says); a
-// slot granted once the window has closed is given back at once.
-func (r *opRun) takeSlotInWindow() error {
+// takeSlotIn takes the pool slot as o says: within the request's window
+// (o.window), where outside it, it waits for the window or gives up (the
+// request says), and a slot granted once the window has closed is given
+// back at once.
+func (r *opRun) takeSlotIn(o opening) error {
 	w := r.win
-	if w.IsZero() {
-		return r.takeSlot()
+	if w.IsZero() || !o.window {
+		return r.takeSlot(o.slotNow)
 	}
 	for {
 		if err := r.waitWindow(w); err != nil {
 			return err
 		}
-		if err := r.takeSlot(); err != nil {
+		if err := r.takeSlot(o.slotNow); err != nil {
 			return err
 		}
 		if w.Contains(r.e.clock.Now()) {
