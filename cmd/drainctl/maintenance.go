@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api/apitype"
+)
 
 // maintenanceCommand groups the holds: enter and exit, run (a command
 // between the two, maintenance_run.go), and status. Each is one request
@@ -21,7 +25,7 @@ func maintenanceCommand() *cli.Command {
 				Flags: opFlags(true),
 				// Entering a held server is no error: a retried cron job
 				// must not fail on its own hold.
-				Action: func(c *cli.Context) error { return runOp(c, client(c).Enter) },
+				Action: func(c *cli.Context) error { return runOp(c, apitype.OpEnter, client(c).Enter) },
 			},
 			{
 				Name:  "exit",
@@ -34,7 +38,7 @@ func maintenanceCommand() *cli.Command {
 				// hold.
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines),
 					&cli.BoolFlag{Name: "force", Usage: "end the hold even while a command of maintenance run owns it (the command goes on)"}},
-				Action: func(c *cli.Context) error { return runOp(c, client(c).Exit) },
+				Action: func(c *cli.Context) error { return runOp(c, apitype.OpExit, client(c).Exit) },
 			},
 			maintenanceRunCommand(),
 			maintenanceRebootCommand(), // maintenance_reboot.go

@@ -44,11 +44,10 @@ func maintenanceRebootCommand() *cli.Command {
 }
 
 func runReboot(c *cli.Context) error {
-	req, err := request(c)
+	req, err := request(c, apitype.OpReboot)
 	if err != nil {
 		return err
 	}
-	req.IfRequired = c.Bool("if-required")
 	var down bool // the agent said the reboot command runs
 	op := func(ctx context.Context, r apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 		return client(c).Reboot(ctx, r, func(ev apitype.Event) {

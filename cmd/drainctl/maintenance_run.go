@@ -68,13 +68,16 @@ func runMaintenanceRun(c *cli.Context) error {
 	if onFailure != "hold" && onFailure != "exit" {
 		return usagef("--on-failure %q: want hold or exit", onFailure)
 	}
-	req, err := flagRequest(c)
-	if err != nil {
-		return err
-	}
+	req := flagRequest(c)
 	// The run's --ttl bounds its command; the hold itself has none.
 	ttl := req.TTL
 	req.TTL, req.Command = 0, shellQuote(args)
+	if ttl < 0 {
+		return usagef("--ttl: must not be negative")
+	}
+	if err := checkRequest(apitype.OpEnter, req); err != nil {
+		return err
+	}
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return usagef("maintenance run: %v", err)
 	}

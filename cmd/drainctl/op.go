@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
-	"github.com/drainctl/drainctl/pkg/window"
+	"github.com/drainctl/drainctl/pkg/maintenance"
+	"github.com/drainctl/drainctl/pkg/state"
 )
 
 // The operations — restart, maintenance enter, exit and run — share
@@ -53,55 +56,67 @@ func windowFlags() []cli.Flag {
 	}
 }
 
-// request is an operation's request from its flags; the operations take
-// no arguments (a stray word is usually a reason without --reason, and
-// the hint says so).
-func request(c *cli.Context) (apitype.Request, error) {
+// request is operation op's request from its flags, checked; the
+// operations take no arguments (a stray word is usually a reason without
+// --reason, and the hint says so).
+func request(c *cli.Context, op apitype.Op) (apitype.Request, error) {
 	if c.NArg() > 0 {
 		return apitype.Request{}, usagef("unexpected argument %q (give the reason with --reason)", c.Args().First())
 	}
-	return flagRequest(c)
+	r := flagRequest(c)
+	r.IfRequired = c.Bool("if-required") // reboot's; false where it is no flag
+	return r, checkRequest(op, r)
 }
 
-// flagRequest reads and checks the flags every operation shares.
-func flagRequest(c *cli.Context) (apitype.Request, error) {
+// flagRequest reads the flags every operation shares. Unset, --deadline
+// and --on-deadline leave the agent's own policy to decide; the default
+// of --outside-window means nothing without a window.
+func flagRequest(c *cli.Context) apitype.Request {
 	r := apitype.Request{Who: label(), Reason: c.String("reason"), Deadline: c.Duration("deadline"),
 		TTL: c.Duration("ttl"), Force: c.Bool("force"), PoolWait: c.Duration("pool-wait"),
-		Window: c.String("window"), OutsideWindow: c.String("outside-window")}
-	// Not given: the agent's own policy decides.
-	if c.String("on-deadline") != "" {
-		o, err := parseOnDeadlineFlag(c)
-		if err != nil {
-			return r, usageError{err}
+		OnDeadline: c.String("on-deadline"), Window: c.String("window"), OutsideWindow: c.String("outside-window")}
+	if r.Window == "" && !c.IsSet("outside-window") {
+		r.OutsideWindow = ""
+	}
+	return r
+}
+
+// requestFlags are the flags of the request's fields (their JSON keys,
+// maintenance.FieldOf's answer).
+var requestFlags = map[string]string{
+	"deadline_ms": "--deadline", "on_deadline": "--on-deadline", "ttl_ms": "--ttl",
+	"pool_wait_ms": "--pool-wait", "window": "--window", "outside_window": "--outside-window",
+	"force": "--force", "if_required": "--if-required",
+}
+
+// checkRequest checks r by the engine's own rules (the agent checks it
+// again: the socket is a trust boundary), so that a bad flag exits 2
+// naming the flag, with no agent running and nothing changed.
+func checkRequest(op apitype.Op, r apitype.Request) error {
+	req := api.EngineRequest(r)
+	// Who the caller is, the agent learns from the socket (the kernel's
+	// peer credentials): a label of ours is only a note on it.
+	req.Who = cmp.Or(req.Who, "the caller")
+	err := maintenance.CheckRequest(state.Op(op), req)
+	if err == nil {
+		return nil
+	}
+	var e *maintenance.Error
+	if errors.As(err, &e) {
+		if flag, ok := requestFlags[maintenance.FieldOf(err)]; ok {
+			return usagef("%s: %s", flag, e.Msg)
 		}
-		r.OnDeadline = string(o)
+		return usagef("%s", e.Msg)
 	}
-	if r.Window != "" {
-		if _, err := window.Parse(r.Window); err != nil {
-			return r, usagef("--window: %v", err)
-		}
-	} else if c.IsSet("outside-window") {
-		return r, usagef("--outside-window needs a --window")
-	} else {
-		r.OutsideWindow = "" // its default means nothing without a window
-	}
-	if o := r.OutsideWindow; o != "" && o != apitype.OutsideSkip && o != apitype.OutsideWait {
-		return r, usagef("--outside-window %q: want skip or wait", o)
-	}
-	// The agent refuses them too (bad request); refused here, the user
-	// sees which flag.
-	if r.Deadline < 0 || r.TTL < 0 || r.PoolWait < 0 {
-		return r, usagef("--deadline, --ttl and --pool-wait must not be negative")
-	}
-	return r, nil
+	return usageError{err}
 }
 
 // opFunc is one of api.Client's operations: Enter, Exit, Restart.
 type opFunc func(context.Context, apitype.Request, func(apitype.Event)) (apitype.Result, error)
 
 // runOp is the action of restart, maintenance enter and exit.
-func runOp(c *cli.Context, op opFunc) error {
-	req, err := request(c)
+func runOp(c *cli.Context, name apitype.Op, op opFunc) error {
+	req, err := request(c, name)
 	if err != nil {
 		return err
 	}

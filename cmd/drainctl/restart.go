@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api/apitype"
+)
 
 // restartCommand is the whole cycle, in the agent: drainctl's reason to
 // be. The agent decides what a failure leaves behind (README.md's table),
@@ -13,6 +17,6 @@ func restartCommand() *cli.Command {
 			"failed restart command or readiness check leaves the server out (exit 9, 7):\n" +
 			"fix it, then `drainctl maintenance exit`.",
 		Flags:  opFlags(false),
-		Action: func(c *cli.Context) error { return runOp(c, client(c).Restart) },
+		Action: func(c *cli.Context) error { return runOp(c, apitype.OpRestart, client(c).Restart) },
 	}
 }

@@ -62,11 +62,11 @@ func CheckRequest(op state.Op, req Request) error {
 		return badField("who", "who is required")
 	}
 	for _, d := range []struct {
-		field string
-		neg   bool
-	}{{"ttl_ms", req.TTL < 0}, {"deadline_ms", req.Deadline < 0}, {"pool_wait_ms", req.PoolWait < 0}} {
+		field, word string
+		neg         bool
+	}{{"ttl_ms", "ttl", req.TTL < 0}, {"deadline_ms", "deadline", req.Deadline < 0}, {"pool_wait_ms", "pool wait", req.PoolWait < 0}} {
 		if d.neg {
-			return badField(d.field, "ttl, deadline and pool wait must not be negative")
+			return badField(d.field, "%s must not be negative", d.word)
 		}
 	}
 	if req.OnDeadline != "" { // empty: the policy's

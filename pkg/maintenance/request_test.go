@@ -25,9 +25,9 @@ func TestCheckRequest(t *testing.T) {
 		on []state.Op
 	}{
 		{"who", Request{}, ops, "who", "who is required", nil},
-		{"negative ttl", Request{Who: "a", TTL: -1}, ops, "ttl_ms", "must not be negative", notReboot},
-		{"negative pool wait", Request{Who: "a", PoolWait: -time.Second}, ops, "pool_wait_ms", "ttl, deadline and pool wait must not be negative", nil},
-		{"negative deadline", Request{Who: "a", Deadline: -time.Second}, ops, "deadline_ms", "must not be negative", nil},
+		{"negative ttl", Request{Who: "a", TTL: -1}, ops, "ttl_ms", "ttl must not be negative", notReboot},
+		{"negative pool wait", Request{Who: "a", PoolWait: -time.Second}, ops, "pool_wait_ms", "pool wait must not be negative", nil},
+		{"negative deadline", Request{Who: "a", Deadline: -time.Second}, ops, "deadline_ms", "deadline must not be negative", nil},
 		{"on deadline", Request{Who: "a", OnDeadline: "later"}, ops, "on_deadline", "later", nil},
 		{"a run with a ttl", Request{Who: "a", Command: "true", TTL: time.Hour}, ops, "ttl_ms", "ttl does not apply to a maintenance run's hold", notReboot},
 		{"command done without its command", Request{Who: "a", CommandDone: &CommandDone{}}, ops, "command_done", "command_done: command is required", notReboot},
