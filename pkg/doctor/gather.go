@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
@@ -96,7 +97,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	f.Firewall = gatherFirewall(ctx, o, recorded, f.Agent.Systemd, look)
 	if st := f.Agent.Status; st != nil && st.HealthChecks != nil {
 		f.Checks.AgentWatching = true
-		f.Checks.Agent = st.HealthChecks.LoadBalancers
+		f.Checks.Agent = agentLBs(st.HealthChecks.LoadBalancers)
 	}
 	f.Web = gatherWeb(ctx, s, f.Agent.Systemd, look)
 	f.Pool = gatherPool(ctx, s, f.agentUp())
@@ -228,7 +229,7 @@ func localNames() map[string]bool {
 func gatherAgent(ctx context.Context, s settings.Settings, look forward.LookPath) Agent {
 	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	st, err := api.EngineStatus((&api.Client{Socket: s.Socket}).Status(cctx))
+	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
 	cancel()
 	if err != nil {
 		a.Err = err
@@ -362,7 +363,7 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if agentUp {
-		ps, err := api.EnginePoolStatus((&api.Client{Socket: s.Socket}).PoolStatus(ctx))
+		ps, err := (&api.Client{Socket: s.Socket}).PoolStatus(ctx)
 		if err != nil {
 			p.Err = err
 		} else {
@@ -370,7 +371,8 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 		}
 		return p
 	}
-	// No agent: ask etcd itself, as the agent would.
+	// No agent: ask etcd itself, as the agent would, and judge its answer
+	// as the agent would have sent it.
 	pl, err := s.Pool.Open()
 	if err != nil {
 		p.Err = err
@@ -382,6 +384,18 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 		p.Err = err
 		return p
 	}
-	p.Status = &ps
+	wire := api.PoolStatusOf(ps)
+	p.Status = &wire
 	return p
+}
+
+// agentLBs are the agent's load balancers as lbview's, merged with
+// doctor's capture and described by lbview's rules (apitype.LB has
+// lbview.LB's fields, for this conversion).
+func agentLBs(lbs []apitype.LB) []lbview.LB {
+	out := make([]lbview.LB, len(lbs))
+	for i, l := range lbs {
+		out[i] = lbview.LB(l)
+	}
+	return out
 }
