@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,13 +122,35 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	return f, nil
 }
 
-// agentPath is systemd's default PATH, the agent's.
+// agentPath is systemd's default PATH, the agent's. Doctor finds
+// programs (lookPath) and runs the config test (configTest) on its own
+// PATH and these after it: under su or sudo without /usr/sbin, apache2ctl
+// would look missing, and its config test fail, where the agent finds
+// it.
 var agentPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
+// searchPath is doctor's PATH followed by agentPath's directories it
+// lacks: the PATH lookPath searches, as a PATH variable.
+func searchPath() string {
+	dirs := filepath.SplitList(os.Getenv("PATH"))
+	for _, d := range agentPath {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return strings.Join(dirs, string(os.PathListSeparator))
+}
+
+// configTest runs the config test with searchPath as its PATH, so that
+// the program lookPath found is the one it runs. Only that run's
+// environment is widened: doctor's own stays as the caller set it.
+func configTest(ctx context.Context, c runner.Command) error {
+	_, err := c.RunWith(ctx, append(os.Environ(), "PATH="+searchPath()))
+	return err
+}
+
 // lookPath finds a program as the agent would: on doctor's PATH, else
-// on systemd's default one (under su or sudo without /usr/sbin,
-// apache2ctl would look missing). Doctor's own environment is left as it
-// is: the commands it runs see the caller's PATH.
+// on agentPath.
 func lookPath(file string) (string, error) {
 	p, err := exec.LookPath(file)
 	if err == nil || strings.Contains(file, "/") {
@@ -343,7 +366,7 @@ func gatherWeb(ctx context.Context, s settings.Settings, systemd bool, look forw
 		}
 	}
 	if w.Missing["configtest"] == "" {
-		_, w.ConfigTestErr = s.ConfigTest.Run(ctx)
+		w.ConfigTestErr = configTest(ctx, s.ConfigTest)
 	}
 	rc := s.Ready
 	rc.Timeout = min(rc.Timeout, 3*time.Second)
