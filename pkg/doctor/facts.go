@@ -3,11 +3,11 @@ package doctor
 import (
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/maintenance"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -70,8 +70,9 @@ type PortRule struct {
 // Agent is what the agent says and how it runs.
 type Agent struct {
 	Socket string
-	// Status is the agent's answer; nil with Err when it gave none.
-	Status *maintenance.Status
+	// Status is the agent's answer, as the wire has it (doctor is the
+	// agent's client, like the CLI); nil with Err when it gave none.
+	Status *apitype.Status
 	Err    error
 	// Systemd: systemd runs this host.
 	Systemd bool
@@ -142,10 +143,11 @@ type Web struct {
 	Unit *Unit
 }
 
-// Pool is the pool as the agent (or etcd) answers.
+// Pool is the pool as the agent (or etcd) answers, in the wire's terms
+// either way.
 type Pool struct {
 	Configured bool
-	Status     *maintenance.PoolStatus
+	Status     *apitype.PoolStatus
 	Err        error
 }
 

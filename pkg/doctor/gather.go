@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
@@ -96,7 +98,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	f.Firewall = gatherFirewall(ctx, o, recorded, f.Agent.Systemd, look)
 	if st := f.Agent.Status; st != nil && st.HealthChecks != nil {
 		f.Checks.AgentWatching = true
-		f.Checks.Agent = st.HealthChecks.LoadBalancers
+		f.Checks.Agent = agentLBs(st.HealthChecks.LoadBalancers)
 	}
 	f.Web = gatherWeb(ctx, s, f.Agent.Systemd, look)
 	f.Pool = gatherPool(ctx, s, f.agentUp())
@@ -120,13 +122,35 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	return f, nil
 }
 
-// agentPath is systemd's default PATH, the agent's.
+// agentPath is systemd's default PATH, the agent's. Doctor finds
+// programs (lookPath) and runs the config test (configTest) on its own
+// PATH and these after it: under su or sudo without /usr/sbin, apache2ctl
+// would look missing, and its config test fail, where the agent finds
+// it.
 var agentPath = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
+// searchPath is doctor's PATH followed by agentPath's directories it
+// lacks: the PATH lookPath searches, as a PATH variable.
+func searchPath() string {
+	dirs := filepath.SplitList(os.Getenv("PATH"))
+	for _, d := range agentPath {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return strings.Join(dirs, string(os.PathListSeparator))
+}
+
+// configTest runs the config test with searchPath as its PATH, so that
+// the program lookPath found is the one it runs. Only that run's
+// environment is widened: doctor's own stays as the caller set it.
+func configTest(ctx context.Context, c runner.Command) error {
+	_, err := c.RunWith(ctx, append(os.Environ(), "PATH="+searchPath()))
+	return err
+}
+
 // lookPath finds a program as the agent would: on doctor's PATH, else
-// on systemd's default one (under su or sudo without /usr/sbin,
-// apache2ctl would look missing). Doctor's own environment is left as it
-// is: the commands it runs see the caller's PATH.
+// on agentPath.
 func lookPath(file string) (string, error) {
 	p, err := exec.LookPath(file)
 	if err == nil || strings.Contains(file, "/") {
@@ -228,7 +252,7 @@ func localNames() map[string]bool {
 func gatherAgent(ctx context.Context, s settings.Settings, look forward.LookPath) Agent {
 	a := Agent{Socket: s.Socket, StateFile: state.FilePath(s.StateDir)}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	st, err := api.EngineStatus((&api.Client{Socket: s.Socket}).Status(cctx))
+	st, err := (&api.Client{Socket: s.Socket}).Status(cctx)
 	cancel()
 	if err != nil {
 		a.Err = err
@@ -342,7 +366,7 @@ func gatherWeb(ctx context.Context, s settings.Settings, systemd bool, look forw
 		}
 	}
 	if w.Missing["configtest"] == "" {
-		_, w.ConfigTestErr = s.ConfigTest.Run(ctx)
+		w.ConfigTestErr = configTest(ctx, s.ConfigTest)
 	}
 	rc := s.Ready
 	rc.Timeout = min(rc.Timeout, 3*time.Second)
@@ -362,7 +386,7 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if agentUp {
-		ps, err := api.EnginePoolStatus((&api.Client{Socket: s.Socket}).PoolStatus(ctx))
+		ps, err := (&api.Client{Socket: s.Socket}).PoolStatus(ctx)
 		if err != nil {
 			p.Err = err
 		} else {
@@ -370,7 +394,8 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 		}
 		return p
 	}
-	// No agent: ask etcd itself, as the agent would.
+	// No agent: ask etcd itself, as the agent would, and judge its answer
+	// as the agent would have sent it.
 	pl, err := s.Pool.Open()
 	if err != nil {
 		p.Err = err
@@ -382,6 +407,18 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 		p.Err = err
 		return p
 	}
-	p.Status = &ps
+	wire := api.PoolStatusOf(ps)
+	p.Status = &wire
 	return p
+}
+
+// agentLBs are the agent's load balancers as lbview's, merged with
+// doctor's capture and described by lbview's rules (apitype.LB has
+// lbview.LB's fields, for this conversion).
+func agentLBs(lbs []apitype.LB) []lbview.LB {
+	out := make([]lbview.LB, len(lbs))
+	for i, l := range lbs {
+		out[i] = lbview.LB(l)
+	}
+	return out
 }

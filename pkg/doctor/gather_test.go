@@ -1,11 +1,14 @@
 package doctor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/settings"
 )
 
@@ -52,5 +55,37 @@ func TestReadHAProxyJudgesThisHostsBackends(t *testing.T) {
 	}
 	if len(h.Findings) == 0 {
 		t.Error("app3's missing backup entry not found")
+	}
+}
+
+// Under su without /usr/sbin, the config test's program is on the
+// agent's PATH only: doctor finds it there and its config test runs it,
+// with doctor's own PATH left as it was.
+func TestConfigTestFindsProgramsOnTheAgentsPath(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "drainctl-test-apachectl"), []byte("#!/bin/sh\n[ \"$1\" = -t ] && echo Syntax OK\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	saved := agentPath
+	t.Cleanup(func() { agentPath = saved })
+	agentPath = []string{dir}
+	path := t.TempDir() // doctor's PATH, without the program
+	t.Setenv("PATH", path)
+
+	if p, err := lookPath("drainctl-test-apachectl"); err != nil || p != filepath.Join(dir, "drainctl-test-apachectl") {
+		t.Errorf("lookPath: %q, %v", p, err)
+	}
+	c := runner.Command{Line: "drainctl-test-apachectl -t", Timeout: 5 * time.Second}
+	if err := configTest(context.Background(), c); err != nil {
+		t.Errorf("the config test did not find the program on the agent's PATH: %v", err)
+	}
+	if _, err := c.Run(context.Background()); err == nil {
+		t.Error("the program was found without the agent's PATH: the test proves nothing")
+	}
+	if got := os.Getenv("PATH"); got != path {
+		t.Errorf("doctor's PATH changed to %q", got)
+	}
+	if got, want := searchPath(), path+string(os.PathListSeparator)+dir; got != want {
+		t.Errorf("searchPath %q, want %q", got, want)
 	}
 }

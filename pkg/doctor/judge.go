@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/settings"
-	"github.com/drainctl/drainctl/pkg/state"
 )
 
 func judgeWeb(f Facts) []Finding {
@@ -126,7 +126,7 @@ func judgeAgentState(f Facts) []Finding {
 	s := st.State
 	var out []Finding
 	switch {
-	case s.Phase == state.InService:
+	case s.Phase == apitype.PhaseInService:
 		out = append(out, ok(AreaAgent, "agent.running", fmt.Sprintf("the agent answers: in service, backend %s", st.Backend)))
 	case s.Holder != nil:
 		out = append(out, warn(AreaAgent, "agent.held", fmt.Sprintf("the server is %s, held by %s since %s: %s", s.Phase, s.Holder.Who, s.Holder.Since.Format(time.DateTime), s.Holder.Reason),
@@ -141,7 +141,7 @@ func judgeAgentState(f Facts) []Finding {
 	}
 	running := make([]forward.Forward, len(st.Forwards))
 	for i, fw := range st.Forwards {
-		running[i] = fw.Forward
+		running[i] = forward.Forward(fw.Forward)
 	}
 	if got, want := forwardsText(running), forwardsText(f.Settings.Forwards); got != want {
 		out = append(out, warn(AreaAgent, "agent.other-settings", fmt.Sprintf("the agent runs the forwards %s, doctor's settings say %s", got, want),
@@ -152,8 +152,8 @@ func judgeAgentState(f Facts) []Finding {
 			out = append(out, fail(AreaAgent, "agent.forward-problem", fmt.Sprintf("forward %d→%d: %s", fw.Forward.From, fw.Forward.To, p),
 				"the kernel may do other than drainctl's rules say: a withdraw may not take the server out", "see drainctl forward status"))
 		}
-		if s.Phase == state.InService && !st.Running && fw.State() != "in-service" && len(fw.Problems) == 0 {
-			out = append(out, fail(AreaAgent, "agent.forward-not-in-service", fmt.Sprintf("forward %d→%d is %s although the server is in service", fw.Forward.From, fw.Forward.To, fw.State()),
+		if s.Phase == apitype.PhaseInService && !st.Running && api.ForwardState(fw) != "in-service" && len(fw.Problems) == 0 {
+			out = append(out, fail(AreaAgent, "agent.forward-not-in-service", fmt.Sprintf("forward %d→%d is %s although the server is in service", fw.Forward.From, fw.Forward.To, api.ForwardState(fw)),
 				"the load balancers take the server out: it gets no new users", "restart the agent; if it persists, see its log (journalctl -u drainctl)"))
 		}
 	}

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/drainctl/drainctl/pkg/settings"
-
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/state"
+	"github.com/drainctl/drainctl/pkg/settings"
 )
 
 // agentUp says whether the agent answered.
@@ -142,11 +142,11 @@ func (f Facts) checkers() []lbview.LB {
 // inService says whether the agent says the forward takes new users.
 func (f Facts) inService() bool {
 	st := f.Agent.Status
-	if st == nil || st.State.Phase != state.InService || st.Running {
+	if st == nil || st.State.Phase != apitype.PhaseInService || st.Running {
 		return false
 	}
 	for _, fw := range st.Forwards {
-		if fw.State() != "in-service" {
+		if api.ForwardState(fw) != "in-service" {
 			return false
 		}
 	}

@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/bootinfo"
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
-	"github.com/drainctl/drainctl/pkg/maintenance"
-	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -33,7 +32,7 @@ func healthy() Facts {
 	s := settings.Defaults()
 	s.Restart.Line = "systemctl reload apache2.service"
 	s.RestartReason = "systemd runs apache2.service"
-	fwd := forward.Status{Forward: forward.Forward{From: 81, To: 80}, Rules: 2, Want: 2, Applied: true}
+	fwd := apitype.ForwardStatus{Forward: apitype.Forward{From: 81, To: 80}, Rules: 2, Want: 2, Applied: true}
 	check := lbview.LB{Addr: lb1, Port: 81, Checks: 12, Accepted: 12, Interval: 500 * time.Millisecond, Last: now, Active: true}
 	unit := &Unit{Name: UnitName, LoadState: "loaded", ActiveState: "active", UnitFileState: "enabled",
 		Families: "AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET", Caps: "cap_chown cap_net_admin cap_net_raw cap_sys_admin", CapsKnown: true}
@@ -43,8 +42,8 @@ func healthy() Facts {
 		Settings: s,
 		Firewall: Firewall{Choice: forward.Choice{Backend: "nftables", Reason: "default"}},
 		Agent: Agent{Socket: "/run/drainctl/drainctl.sock", Systemd: true, Unit: unit, StateFile: "/var/lib/drainctl/state.json",
-			Status: &maintenance.Status{State: state.Fresh(), Backend: "nftables", Forwards: []forward.Status{fwd},
-				HealthChecks: &maintenance.HealthChecks{Ports: []uint16{81}, LoadBalancers: []lbview.LB{check}}}},
+			Status: &apitype.Status{State: apitype.State{Version: state.Version, Phase: apitype.PhaseInService}, Backend: "nftables", Forwards: []apitype.ForwardStatus{fwd},
+				HealthChecks: &apitype.HealthChecks{Ports: []uint16{81}, LoadBalancers: []apitype.LB{apitype.LB(check)}}}},
 		Checks: Checks{Listened: 6 * time.Second, Seen: []lbview.LB{check}, Agent: []lbview.LB{check}, AgentWatching: true},
 		Web: Web{Preset: runner.Presets["apache"], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason,
 			ReadyURL: s.Ready.URL, Unit: &Unit{Name: "apache2.service", LoadState: "loaded", ActiveState: "active"}},
@@ -158,8 +157,8 @@ func TestEachRule(t *testing.T) {
 		{"agent down", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrUnreachable }, "agent.down", Fail, "not running"},
 		{"socket refuses", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrPermission }, "agent.permission", Warning, "refused this user"},
 		{"held", func(f *Facts) {
-			f.Agent.Status.State.Phase = state.Held
-			f.Agent.Status.State.Holder = &state.Holder{Who: "uid 0", Reason: "kernel", Since: now}
+			f.Agent.Status.State.Phase = apitype.PhaseHeld
+			f.Agent.Status.State.Holder = &apitype.Holder{Who: "uid 0", Reason: "kernel", Since: now}
 		}, "agent.held", Warning, "held by uid 0"},
 		{"forward absent in service", func(f *Facts) { f.Agent.Status.Forwards[0].Rules = 0 }, "agent.forward-not-in-service", Fail, "is absent"},
 		{"forward problem", func(f *Facts) { f.Agent.Status.Forwards[0].Problems = []string{"the jump is missing"} }, "agent.forward-problem", Fail, "the jump is missing"},
@@ -179,13 +178,13 @@ func TestEachRule(t *testing.T) {
 			f.Pool = Pool{Configured: true, Err: errors.New("context deadline exceeded")}
 		}, "pool.unavailable", Fail, "http://10.0.0.9:2379"},
 		{"pool full and paused", func(f *Facts) {
-			f.Pool = Pool{Configured: true, Status: &maintenance.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
-				State: pool.State{Name: "app", Members: []pool.Member{{ID: "web1", Live: true}, {ID: "web2", Live: true}},
-					Holders: []pool.Claim{{ID: "web2", Op: "reboot", Since: now}}, Paused: &pool.Pause{By: "ops", Reason: "incident"}}}}
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
+				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web2", Live: true}},
+				Holders: []apitype.Claim{{ID: "web2", Op: "reboot", Since: now}}, Paused: &apitype.Pause{By: "ops", Reason: "incident"}}}
 		}, "pool.full", Warning, "web2 (reboot since"},
 		{"not a member", func(f *Facts) {
-			f.Pool = Pool{Configured: true, Status: &maintenance.PoolStatus{ID: "web9", MaxUnavailable: "1", Allowed: 1,
-				State: pool.State{Name: "app", Members: []pool.Member{{ID: "web1", Live: true}}}}}
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web9", MaxUnavailable: "1", Allowed: 1,
+				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}
 		}, "pool.not-member", Warning, "web9"},
 		{"reboot required", func(f *Facts) {
 			f.Reboot.Need = bootinfo.Need{Required: true, Reasons: []string{"linux-image-6.1.0-28-amd64"}}
@@ -244,8 +243,8 @@ func TestWindowOpenAndClosed(t *testing.T) {
 // A held server's refused checks are what the withdraw is for.
 func TestHeldServerRefusedChecksAreExpected(t *testing.T) {
 	f := healthy()
-	f.Agent.Status.State.Phase = state.Held
-	f.Agent.Status.State.Holder = &state.Holder{Who: "uid 0", Since: now}
+	f.Agent.Status.State.Phase = apitype.PhaseHeld
+	f.Agent.Status.State.Holder = &apitype.Holder{Who: "uid 0", Since: now}
 	f.Agent.Status.Forwards[0].Withdrawn = true
 	f.Checks.Seen[0].Accepted, f.Checks.Seen[0].Refused = 0, 12
 	fs := Judge(f)

@@ -57,15 +57,25 @@ type Output struct {
 
 const keep = 16 << 10
 
-// Run runs c with sh -c. A non-zero exit, a failure to start, or the
-// timeout is an error; the output is returned in every case.
-func (c Command) Run(ctx context.Context) (Output, error) {
+// Run runs c with sh -c, in this process's environment. A non-zero
+// exit, a failure to start, or the timeout is an error; the output is
+// returned in every case.
+func (c Command) Run(ctx context.Context) (Output, error) { return c.RunWith(ctx, nil) }
+
+// RunWith is Run in the environment env, as exec.Cmd.Env takes it (nil:
+// this process's; of two entries for one variable, the last counts). The
+// environment is the caller's choice for one run, not part of the
+// command: a caller that must see programs as another process would
+// (doctor, the agent's PATH) says so here instead of changing its own
+// environment for every goroutine.
+func (c Command) RunWith(ctx context.Context, env []string) (Output, error) {
 	if strings.TrimSpace(c.Line) == "" {
 		return Output{}, errors.New("no command configured")
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Line)
+	cmd.Env = env
 	// Its own process group, so a timeout kills what the shell started too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -31,6 +31,25 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// RunWith's environment is the command's: a program on the PATH it
+// gives runs, where Run (this process's PATH) does not find it.
+func TestRunWithEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "drainctl-test-configtest"), []byte("#!/bin/sh\necho Syntax OK \"$GREETING\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := Command{Line: "drainctl-test-configtest", Timeout: 5 * time.Second}
+	ctx := context.Background()
+	env := append(os.Environ(), "PATH="+os.Getenv("PATH")+string(os.PathListSeparator)+dir, "GREETING=hello")
+	out, err := c.RunWith(ctx, env)
+	if err != nil || out.ExitCode != 0 || !strings.Contains(out.Output, "Syntax OK hello") {
+		t.Fatalf("with the temp dir on PATH: %+v, %v", out, err)
+	}
+	if out, err := c.Run(ctx); err == nil || out.ExitCode != 127 {
+		t.Fatalf("found without the temp dir on PATH: %+v, %v", out, err)
+	}
+}
+
 // Where systemd runs Apache the restart goes through systemd (the new
 // children then belong to apache2.service, not to drainctl.service);
 // elsewhere, apache2ctl.
