@@ -226,7 +226,9 @@ func TestConnectionsAndWaitDrained(t *testing.T) {
 	if _, stderr, code := drainctl(t, srv, "connections", "--port", "0"); code != exitUsage || !strings.Contains(stderr, "--port 0") {
 		t.Fatalf("--port 0: exit %d, %s", code, stderr)
 	}
-	if _, stderr, code := drainctl(t, srv, "wait-drained", "--on-deadline", "later"); code != exitUsage || !strings.Contains(stderr, `on-deadline "later"`) {
+	// --on-deadline is the old name of --drain-on-deadline: the error
+	// names the setting by its name now.
+	if _, stderr, code := drainctl(t, srv, "wait-drained", "--on-deadline", "later"); code != exitUsage || !strings.Contains(stderr, `--drain-on-deadline: on_deadline "later"`) {
 		t.Fatalf("--on-deadline later: exit %d, %s", code, stderr)
 	}
 }
