@@ -34,6 +34,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Config says which pool this host is in and how to reach its etcd.
@@ -122,6 +124,15 @@ func Open(cfg Config) (*Pool, error) {
 		// Keepalives find a dead endpoint so the client fails over.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: cfg.RequestTimeout,
+		// gRPC's default reconnect backoff grows to 120 s: after an etcd
+		// outage of a few seconds the client would wait longer than a
+		// request's timeout before it tried again, and the first requests
+		// once etcd is back fail as "unavailable". Capped at a second, the
+		// pool answers within about a second of etcd's return.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: cfg.RequestTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: etcd client for %s: %w", cfg.Name, strings.Join(cfg.Endpoints, ","), err)
