@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,10 @@ type Engine struct {
 	subs      map[chan Event]struct{}
 	// releaseKick wakes the pool slot's releaser (slot.go).
 	releaseKick chan struct{}
+	// unrecorded: a slot was taken that the state file could not record
+	// and the pool did not take back; only etcd knows of it, so the
+	// releaser asks the pool until it is found or gone (slot.go).
+	unrecorded atomic.Bool
 }
 
 // New makes an engine; call Resume before anything else. ctx bounds the

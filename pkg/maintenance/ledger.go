@@ -87,6 +87,10 @@ func (l *ledger) view() (state.State, bool) {
 
 // apply changes the state by f and writes it; only then does memory
 // change. A failed write returns the Store's error and changes nothing.
+// f (as step's also and claim's admit) runs under the ledger's lock: it
+// may only assign fields of the copy it is given — never call the
+// engine, and never change what a pointer of the state points to (copy
+// it first), or memory would change before the write.
 func (l *ledger) apply(f func(*state.State)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

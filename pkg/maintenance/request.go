@@ -45,8 +45,9 @@ var requestFields = []requestField{
 }
 
 // strictOps refuse a field that does not apply to them. The others
-// ignore one, as they always have: an API client's request that worked
-// must not start failing.
+// ignore one, as they always have (an API client's request that worked
+// must not start failing), except a bad window or outside_window, which
+// every operation refuses as before.
 var strictOps = []state.Op{state.OpReboot}
 
 // CheckRequest checks req for operation op, whoever sent it (the API is a

@@ -91,7 +91,12 @@ func (r *opRun) takeSlot(now bool) error {
 	if err := e.led.apply(func(st *state.State) { st.Slot = slot }); err != nil {
 		// Not recorded, so not kept: a restart would not know it owes it.
 		if rerr := e.d.Slots.Release(e.ctx); rerr != nil {
+			// Only etcd knows of it now: the releaser asks the pool
+			// until the slot is found (and given back) or gone.
+			e.unrecorded.Store(true)
+			e.kickReleaser()
 			e.log.Warn("give back the pool slot not recorded", "pool", e.d.Slots.Name(), "err", rerr)
+			return fail(CodeInternal, state.InService, "cannot write the state file (%v), and giving the pool slot back failed too (%v): the agent retries; nothing was changed", err, rerr)
 		}
 		return fail(CodeInternal, state.InService, "cannot write the state file, so the pool slot was given back: %v; nothing was changed", err)
 	}
@@ -105,6 +110,9 @@ func (r *opRun) takeSlot(now bool) error {
 // is kept for the result's note (done). Idempotent.
 func (r *opRun) giveBack() {
 	e := r.e
+	if r.released != "" {
+		return // tried already (putBack): a failed release is the releaser's now
+	}
 	if st := e.led.get(); e.d.Slots == nil || st.Slot == nil || st.Phase != state.InService {
 		return
 	}
@@ -180,7 +188,7 @@ func (e *Engine) releaser(period time.Duration) {
 		if e.ctx.Err() != nil {
 			return
 		}
-		e.releaseOnce(first)
+		e.releaseOnce(first || e.unrecorded.Load())
 		first = false
 		select {
 		case <-e.ctx.Done():
@@ -203,7 +211,11 @@ func (e *Engine) releaseOnce(askPool bool) {
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		c, err := e.d.Slots.Held(ctx)
 		cancel()
-		if err != nil || c == nil {
+		if err != nil {
+			return // asked again at the next round if a slot is unrecorded
+		}
+		if c == nil {
+			e.unrecorded.Store(false)
 			return
 		}
 		// Owed: recorded, unless an operation began meanwhile (its own).
@@ -218,6 +230,7 @@ func (e *Engine) releaseOnce(askPool bool) {
 		if st = e.led.get(); st.Slot == nil {
 			return
 		}
+		e.unrecorded.Store(false) // recorded now: owed as any other
 	}
 	if !st.Slot.Release && e.d.Rotation != nil {
 		// Back in rotation first: the next host must not leave before
@@ -243,7 +256,7 @@ func (e *Engine) releaseOnce(askPool bool) {
 // made between operations, never in one.
 func (e *Engine) whileIdle(ok func(state.State) bool, f func()) error {
 	_, err := e.led.claim(func(st state.State, running bool) error {
-		if running || !ok(st) {
+		if running || !ok(st) || e.ctx.Err() != nil { // stopping: nothing begins
 			return errRunning
 		}
 		return nil

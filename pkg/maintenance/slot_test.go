@@ -287,3 +287,43 @@ func TestReleaserKeepsASlotTakenAgainDuringItsWait(t *testing.T) {
 		t.Fatalf("slot held %v, state %+v: the held server's slot was given back", slots.isHeld(), st)
 	}
 }
+
+// A slot granted that the state file cannot record, and that etcd does
+// not take back either, is known only to etcd: the releaser asks the pool
+// for it at its next round (not only at the agent's start), records it
+// and gives it back once both answer again.
+func TestPoolUnrecordedSlotIsFoundAgain(t *testing.T) {
+	slots := &fakeSlots{}
+	r := newPoolRig(t, slots, nil)
+	slots.onAcquire = func() {
+		slots.down = true // under slots.mu: Release fails next
+		r.store.mu.Lock()
+		r.store.fail = errors.New("disk full")
+		r.store.mu.Unlock()
+	}
+	_, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodeInternal)
+	if !strings.Contains(err.Error(), "giving the pool slot back failed too") || !slots.isHeld() {
+		t.Fatalf("err %v, held %v: want the failed give-back said, the slot still in etcd", err, slots.isHeld())
+	}
+	if !r.e.unrecorded.Load() {
+		t.Fatal("the engine does not know a slot is unrecorded")
+	}
+	// A round while etcd is still down changes nothing and keeps asking.
+	r.e.releaseOnce(r.e.unrecorded.Load())
+	if !r.e.unrecorded.Load() || !slots.isHeld() {
+		t.Fatalf("after a round with etcd down: unrecorded %v, held %v", r.e.unrecorded.Load(), slots.isHeld())
+	}
+	slots.onAcquire = nil
+	slots.setDown(false)
+	r.store.mu.Lock()
+	r.store.fail = nil
+	r.store.mu.Unlock()
+	r.e.releaseOnce(r.e.unrecorded.Load())
+	if slots.isHeld() || r.e.unrecorded.Load() {
+		t.Fatalf("after etcd and the disk are back: held %v, unrecorded %v", slots.isHeld(), r.e.unrecorded.Load())
+	}
+	if st, _ := r.store.Load(); st.Slot != nil {
+		t.Errorf("the state still owes a slot: %+v", st.Slot)
+	}
+}
