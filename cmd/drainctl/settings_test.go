@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -250,5 +251,29 @@ func TestSettingsOldSpellings(t *testing.T) {
 	}
 	if p.Pool.CAFile != ca || p.Pool.CertFile != cert || p.Pool.KeyFile != key || p.Pool.Username != "drainctl" || len(p.Pool.Etcd) != 2 {
 		t.Fatalf("pool: %+v", p.Pool)
+	}
+}
+
+// --pool-etcd "" switches the file's pool off, and a stray comma is no
+// endpoint, as the comma-separated flag always read them; repeated, the
+// flag gives each endpoint.
+func TestSettingsPoolEtcdBlankEntries(t *testing.T) {
+	clearEnv(t)
+	const doc = "pool:\n  etcd: [http://192.0.2.1:2379]\n"
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--pool-etcd", ""}, []string{}},
+		{[]string{"--pool-etcd", "http://192.0.2.2:2379,,http://192.0.2.3:2379,"}, []string{"http://192.0.2.2:2379", "http://192.0.2.3:2379"}},
+		{[]string{"--pool-etcd", "http://192.0.2.2:2379", "--pool-etcd", "http://192.0.2.3:2379"}, []string{"http://192.0.2.2:2379", "http://192.0.2.3:2379"}},
+	} {
+		s, err := settingsOf(t, doc, nil, c.args...)
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if !slices.Equal(s.Pool.Etcd, c.want) {
+			t.Errorf("%q: pool.etcd %q, want %q", c.args, s.Pool.Etcd, c.want)
+		}
 	}
 }

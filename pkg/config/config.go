@@ -107,12 +107,13 @@ func known(path string) (leaf, section bool) {
 // keys, refusing a key no setting has, as a misspelt key is an error,
 // not silently ignored.
 func walk(n *yaml.Node, path string, leaves map[string]*yaml.Node) error {
+	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("line %d: %swant a mapping of settings, e.g. backend: auto", n.Line, strings.TrimPrefix(path+": ", ": "))
 	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
+		k, v := n.Content[i], resolve(n.Content[i+1])
 		if line, dup := seen[k.Value]; dup {
 			return fmt.Errorf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, line)
 		}
@@ -151,6 +152,15 @@ func find(st *settings.Setting, leaves map[string]*yaml.Node) (*yaml.Node, error
 	return found, nil
 }
 
+// resolve is the node an alias (*name) stands for: YAML's anchors and
+// aliases are the file's to use, as a struct decoder would follow them.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
 // isNull: a key without a value, which leaves the default.
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
 
@@ -158,13 +168,14 @@ func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag(
 // null, a zero duration) leaves the default, as it always has in this
 // file: the file cannot set a duration to 0 (a flag can).
 func decode(st *settings.Setting, n *yaml.Node, s *settings.Settings) error {
+	n = resolve(n)
 	if isNull(n) {
 		return nil
 	}
 	if n.Kind == yaml.SequenceNode && st.AcceptsList() {
 		items := make([]string, len(n.Content))
 		for i, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
+			if c = resolve(c); c.Kind != yaml.ScalarNode {
 				return fmt.Errorf("line %d: %s: each entry is %s", c.Line, lastKey(st.Key), placeholder(st.Doc))
 			}
 			items[i] = c.Value

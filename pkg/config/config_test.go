@@ -230,3 +230,15 @@ func TestDurations(t *testing.T) {
 		t.Fatalf("%+v, %v", s, err)
 	}
 }
+
+// YAML's anchors and aliases are followed, as a struct decoder did.
+func TestAnchorsAndAliases(t *testing.T) {
+	s := settings.Defaults()
+	doc := "ready:\n  timeout: &t 20s\nrestart:\n  timeout: *t\ndrain:\n  ignore: &nets [192.0.2.0/24]\npool: &p\n  name: web\n"
+	if _, err := Parse([]byte(doc), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Restart.Timeout != 20*time.Second || s.Pool.Name != "web" || len(s.Policy.Ignore) != 1 {
+		t.Fatalf("aliases not followed: restart.timeout %v, pool.name %q, drain.ignore %v", s.Restart.Timeout, s.Pool.Name, s.Policy.Ignore)
+	}
+}

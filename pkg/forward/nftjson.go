@@ -189,8 +189,8 @@ type nftMatch struct {
 }
 
 // DestPorts are the destination ports the rule matches on ("tcp dport
-// 81", "th dport { 80-90, 443 }"; negated or not: either way it names
-// them). A named set (@ports) is not looked into.
+// 81", "th dport { 80-90, 443 }"; "tcp dport != 81": every port but 81;
+// "tcp dport < 1024": 0-1023). A named set (@ports) is not looked into.
 func (r NftRule) DestPorts() []PortRange {
 	var out []PortRange
 	for _, e := range r.Exprs {
@@ -204,9 +204,35 @@ func (r NftRule) DestPorts() []PortRange {
 		if json.Unmarshal(m.Left, &left) != nil || left.Payload == nil || left.Payload.Field != "dport" {
 			continue
 		}
-		out = append(out, nftPorts(m.Right)...)
+		out = append(out, matchedPorts(m.Op, nftPorts(m.Right))...)
 	}
 	return out
+}
+
+// matchedPorts are the ports a match of op against named matches.
+func matchedPorts(op string, named []PortRange) []PortRange {
+	if len(named) != 1 || named[0].Lo != named[0].Hi {
+		if op == "!=" {
+			return complement(named)
+		}
+		return named // ==, in: a set or a range
+	}
+	p := named[0].Lo
+	switch {
+	case op == "!=":
+		return complement(named)
+	case op == "<" && p > 0:
+		return []PortRange{{0, p - 1}}
+	case op == "<=":
+		return []PortRange{{0, p}}
+	case op == ">" && p < 65535:
+		return []PortRange{{p + 1, 65535}}
+	case op == ">=":
+		return []PortRange{{p, 65535}}
+	case op == "<" || op == ">":
+		return nil
+	}
+	return named
 }
 
 // nftPorts reads a port, a range [lo, hi], or a set of them.

@@ -97,7 +97,7 @@ func TestParseNftJSON(t *testing.T) {
 		{text: `tcp dport { 81, 8081 } counter packets 0 bytes 0 accept comment "hi there"`, ports: []PortRange{{81, 81}, {8081, 8081}}},
 		{text: "tcp dport 80-90 drop", ports: []PortRange{{80, 90}}, drops: true},
 		{text: "tcp dport @s reject with tcp reset", drops: true},
-		{text: "udp dport != 53 jump n2", ports: []PortRange{{53, 53}}},
+		{text: "udp dport != 53 jump n2", ports: []PortRange{{0, 52}, {54, 65535}}}, // every port but 53
 		{text: `th dport { 70-75, 81 } ip saddr 10.0.0.0/8 log prefix "x " drop`, ports: []PortRange{{70, 75}, {81, 81}}, drops: true},
 		{text: "ct state established,related accept"},
 		{text: "tcp dport 81 reject", ports: []PortRange{{81, 81}}, drops: true},
@@ -121,5 +121,44 @@ func TestParseNftJSON(t *testing.T) {
 	}
 	if _, err := ParseNftJSON([]byte("Error: JSON support not compiled-in")); err == nil {
 		t.Error("not JSON: no error")
+	}
+}
+
+// A negated or compared port match names the ports the rule applies to,
+// not the ports written in it: `tcp dport != 81 drop` drops everything
+// but 81, so doctor must not judge it as dropping the forward port.
+func TestDestPortsOfNegationsAndComparisons(t *testing.T) {
+	for _, c := range []struct {
+		op    string
+		named []PortRange
+		want  []PortRange
+	}{
+		{"==", []PortRange{{81, 81}}, []PortRange{{81, 81}}},
+		{"in", []PortRange{{80, 90}, {443, 443}}, []PortRange{{80, 90}, {443, 443}}},
+		{"!=", []PortRange{{81, 81}}, []PortRange{{0, 80}, {82, 65535}}},
+		{"!=", []PortRange{{443, 443}, {80, 90}, {81, 81}}, []PortRange{{0, 79}, {91, 442}, {444, 65535}}},
+		{"!=", []PortRange{{0, 65535}}, nil},
+		{"<", []PortRange{{1024, 1024}}, []PortRange{{0, 1023}}},
+		{"<=", []PortRange{{1024, 1024}}, []PortRange{{0, 1024}}},
+		{">", []PortRange{{1024, 1024}}, []PortRange{{1025, 65535}}},
+		{">=", []PortRange{{81, 81}}, []PortRange{{81, 65535}}},
+		{"<", []PortRange{{0, 0}}, nil},
+	} {
+		if got := matchedPorts(c.op, c.named); !slices.Equal(got, c.want) {
+			t.Errorf("dport %s %v: %v, want %v", c.op, c.named, got, c.want)
+		}
+	}
+	save, err := ParseSave("*raw\n:PREROUTING ACCEPT [0:0]\n" +
+		"-A PREROUTING -p tcp -m tcp ! --dport 81 -j DROP\n" +
+		"-A PREROUTING -p tcp -m multiport ! --dports 80,81:82 -j DROP\n" +
+		"-A PREROUTING -p tcp -m tcp --dport 81 -j DROP\nCOMMIT\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := save.All()
+	for i, want := range [][]PortRange{{{0, 80}, {82, 65535}}, {{0, 79}, {83, 65535}}, {{81, 81}}} {
+		if got := rules[i].DestPorts(); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", rules[i].Line(), got, want)
+		}
 	}
 }

@@ -243,18 +243,24 @@ func (r SaveRule) NATs() bool { t := r.Target(); return t == "DNAT" || t == "RED
 func (r SaveRule) Drops() bool { t := r.Target(); return t == "DROP" || t == "REJECT" }
 
 // DestPorts are the destination ports the rule matches on (--dport,
-// --dports; negated or not: either way it names them).
+// --dports): with a "!" before the option, every port but those, since
+// `! --dport 81 -j DROP` drops everything except 81.
 func (r SaveRule) DestPorts() []PortRange {
 	var out []PortRange
 	args := r.Args()
 	for i, a := range args[:max(len(args)-1, 0)] {
 		switch a {
 		case "--dport", "--dports", "--destination-port", "--destination-ports":
+			var named []PortRange
 			for _, p := range strings.Split(args[i+1], ",") {
 				if pr, ok := parsePortRange(p, ":"); ok {
-					out = append(out, pr)
+					named = append(named, pr)
 				}
 			}
+			if i > 0 && args[i-1] == "!" {
+				named = complement(named)
+			}
+			out = append(out, named...)
 		}
 	}
 	return out
@@ -265,6 +271,22 @@ type PortRange struct{ Lo, Hi uint16 }
 
 // Contains says whether p is in the range.
 func (r PortRange) Contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
+
+// complement is every port (0-65535) in none of rs.
+func complement(rs []PortRange) []PortRange {
+	var out []PortRange
+	next := 0 // the lowest port not yet covered or excluded
+	for _, r := range slices.SortedFunc(slices.Values(rs), func(a, b PortRange) int { return int(a.Lo) - int(b.Lo) }) {
+		if int(r.Lo) > next {
+			out = append(out, PortRange{uint16(next), r.Lo - 1})
+		}
+		next = max(next, int(r.Hi)+1)
+	}
+	if next <= 65535 {
+		out = append(out, PortRange{uint16(next), 65535})
+	}
+	return out
+}
 
 // parsePortRange reads "81" or "80" sep "90".
 func parsePortRange(s, sep string) (PortRange, bool) {

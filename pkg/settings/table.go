@@ -282,7 +282,7 @@ func poolTable() []*Setting {
 	return []*Setting{
 		{Key: KeyPoolEtcd, DefaultText: "none: no pool, this host decides alone",
 			Doc: "etcd's client `URL`s, comma-separated or repeated: take a slot of the pool before taking the server out",
-			v:   listOf(func(s *Settings) *[]string { return &s.Pool.Etcd }, func(t string) (string, error) { return t, nil }, func(t string) string { return t })},
+			v:   endpointsOf(func(s *Settings) *[]string { return &s.Pool.Etcd })},
 		{Key: KeyPoolName, Doc: "the pool's `NAME` (pools sharing one etcd never block each other)", v: t(func(p *Pool) *string { return &p.Name })},
 		{Key: KeyPoolID, DefaultText: "the host name", Doc: "this host's `ID` in the pool", v: t(func(p *Pool) *string { return &p.ID })},
 		{Key: KeyPoolMaxUnavailable, Doc: "at most `N` servers of the pool out at once, or P% of its members (at least 1)",

@@ -119,6 +119,9 @@ type list[T any] struct {
 	get    func(*Settings) *[]T
 	parse  func(string) (T, error)
 	format func(T) string
+	// skipEmpty drops blank entries: `--pool-etcd ""` (or a stray comma)
+	// means no endpoint there, as the comma-separated flag always read it.
+	skipEmpty bool
 }
 
 func (v list[T]) kind() Kind                         { return List }
@@ -128,6 +131,9 @@ func (v list[T]) set(s *Settings, text string) error { return v.setList(s, Split
 func (v list[T]) setList(s *Settings, items []string) error {
 	out := make([]T, 0, len(items))
 	for i, it := range items {
+		if v.skipEmpty && strings.TrimSpace(it) == "" {
+			continue
+		}
 		x, err := v.parse(strings.TrimSpace(it))
 		if err != nil {
 			return &ItemError{i, err}
@@ -191,6 +197,12 @@ func textOf[T any](get func(*Settings) *T, parse func(string) (T, error), format
 
 func listOf[T any](get func(*Settings) *[]T, parse func(string) (T, error), format func(T) string) value {
 	return list[T]{get: get, parse: parse, format: format}
+}
+
+// endpointsOf is a list of text whose blank entries mean none.
+func endpointsOf(get func(*Settings) *[]string) value {
+	id := func(t string) string { return t }
+	return list[string]{get: get, parse: func(t string) (string, error) { return t, nil }, format: id, skipEmpty: true}
 }
 
 // ParseDuration reads a duration setting: "2s", "500ms", "1m", not
