@@ -56,33 +56,39 @@ var strictOps = []state.Op{state.OpReboot}
 // JSON key, see FieldOf). It does not know the agent's drain policy: a
 // deadline shorter than its min-wait is refused by the engine alone.
 func CheckRequest(op state.Op, req Request) error {
+	_, err := checkRequest(op, req)
+	return err
+}
+
+// checkRequest is CheckRequest, with the request's window parsed (zero
+// for none) for the engine to keep.
+func checkRequest(op state.Op, req Request) (window.Window, error) {
 	if err := checkApplies(op, req); err != nil {
-		return err
+		return window.Window{}, err
 	}
 	if req.Who == "" {
-		return badField("who", "who is required")
+		return window.Window{}, badField("who", "who is required")
 	}
 	for _, d := range []struct {
 		field, word string
 		neg         bool
 	}{{"ttl_ms", "ttl", req.TTL < 0}, {"deadline_ms", "deadline", req.Deadline < 0}, {"pool_wait_ms", "pool wait", req.PoolWait < 0}} {
 		if d.neg {
-			return badField(d.field, "%s must not be negative", d.word)
+			return window.Window{}, badField(d.field, "%s must not be negative", d.word)
 		}
 	}
 	if req.OnDeadline != "" { // empty: the policy's
 		if _, err := drain.ParseOnDeadline(string(req.OnDeadline)); err != nil {
-			return badField("on_deadline", "%v", err)
+			return window.Window{}, badField("on_deadline", "%v", err)
 		}
 	}
 	if req.Command != "" && req.TTL > 0 {
-		return badField("ttl_ms", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
+		return window.Window{}, badField("ttl_ms", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
 	}
 	if req.CommandDone != nil && req.CommandDone.Command == "" {
-		return badField("command_done", "command_done: command is required")
+		return window.Window{}, badField("command_done", "command_done: command is required")
 	}
-	_, err := requestWindow(req)
-	return err
+	return requestWindow(req)
 }
 
 // checkApplies refuses, for a strict operation, the fields that do not

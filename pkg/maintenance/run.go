@@ -53,13 +53,14 @@ func (e *Engine) operate(op state.Op, req Request, progress func(Event), body fu
 	return e.run(r, body)
 }
 
-// prepare checks the request once, whoever runs it next: CheckRequest,
+// prepare checks the request once, whoever runs it next: checkRequest,
 // the request's deadline against the agent's policy (a deadline shorter
 // than min-wait is refused before anything is withdrawn, not found out in
 // the middle of the drain), and the window, kept parsed on the run.
 func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun, error) {
 	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
-	if err := CheckRequest(op, req); err != nil {
+	var err error
+	if r.win, err = checkRequest(op, req); err != nil {
 		return r, err
 	}
 	if err := r.policy().Validate(); err != nil {
@@ -69,7 +70,6 @@ func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun
 		}
 		return r, bad
 	}
-	r.win, _ = requestWindow(req) // checked by CheckRequest
 	return r, nil
 }
 
