@@ -94,13 +94,17 @@ func Parse(b []byte, s *settings.Settings) (*Source, error) {
 // known says what a dotted path of the file is: a setting's key (new or
 // old), or a section holding some.
 func known(path string) (leaf, section bool) {
+	if settings.Lookup(path) != nil {
+		return true, false
+	}
 	for _, st := range settings.All() {
 		for _, k := range append([]string{st.Key}, st.OldKeys...) {
-			leaf = leaf || k == path
-			section = section || strings.HasPrefix(k, path+".")
+			if strings.HasPrefix(k, path+".") {
+				return false, true
+			}
 		}
 	}
-	return leaf, section
+	return false, false
 }
 
 // walk collects the values of the mapping n (at path) by their dotted
@@ -168,8 +172,7 @@ func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag(
 // null, a zero duration) leaves the default, as it always has in this
 // file: the file cannot set a duration to 0 (a flag can).
 func decode(st *settings.Setting, n *yaml.Node, s *settings.Settings) error {
-	n = resolve(n)
-	if isNull(n) {
+	if isNull(n) { // n is walk's: an alias already resolved
 		return nil
 	}
 	if n.Kind == yaml.SequenceNode && st.AcceptsList() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,7 +82,7 @@ func (st *Setting) Default() string { return st.v.text(Defaults()) }
 // there is none.
 func Lookup(key string) *Setting {
 	for _, st := range All() {
-		if st.Key == key {
+		if st.Key == key || slices.Contains(st.OldKeys, key) {
 			return st
 		}
 	}
