@@ -142,7 +142,7 @@ func ProbeSaves(conn *nftables.Conn, saves []*SaveRules, look LookPath) (HostRul
 		}
 		iptNft := (t.Family == nftables.TableFamilyIPv4 || t.Family == nftables.TableFamilyIPv6) && iptablesNftTables[t.Name]
 		for _, c := range chains {
-			if c.Table.Name != t.Name || c.Table.Family != t.Family || strings.HasPrefix(c.Name, ChainPrefix) {
+			if c.Table.Name != t.Name || c.Table.Family != t.Family || ownChain(c.Name) {
 				continue
 			}
 			n := 1 // a rule google/nftables cannot decode still counts

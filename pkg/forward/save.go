@@ -232,7 +232,7 @@ func (r SaveRule) Target() string { return r.value("-j", "--jump", "-g", "--goto
 // Drainctl says whether the rule is drainctl's own: commented with
 // CommentPrefix, or in or jumping to a chain named with ChainPrefix.
 func (r SaveRule) Drainctl() bool {
-	return strings.HasPrefix(r.Comment(), CommentPrefix) || strings.HasPrefix(r.Chain, ChainPrefix) || strings.HasPrefix(r.Target(), ChainPrefix)
+	return strings.HasPrefix(r.Comment(), CommentPrefix) || ownChain(r.Chain) || ownChain(r.Target())
 }
 
 // NATs says whether the rule rewrites the destination of what it
