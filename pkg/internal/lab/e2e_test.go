@@ -133,7 +133,7 @@ func restartCycle(t *testing.T, ctx context.Context, l *Lab, w *Web) {
 	if err != nil || code != 0 {
 		t.Fatalf("drainctl restart of %s: exit %d %v\n%s", w.Name, code, err, out)
 	}
-	if g, err := w.Generation(); err != nil || g != gen+1 {
+	if g, err := w.GenerationAfter(gen); err != nil || g != gen+1 {
 		t.Fatalf("%s: Apache generation %d -> %d (%v): not restarted", w.Name, gen, g, err)
 	}
 	backInService(t, ctx, l, w)

@@ -43,7 +43,7 @@ func TestE2EFleetPool(t *testing.T) {
 	if down.peak.Load() != 2 {
 		t.Errorf("at most %d primaries DOWN at once, want 2", down.peak.Load())
 	}
-	for i, g := range f.generations(t) {
+	for i, g := range f.generationsAfter(t, before) {
 		if g != before[i]+1 {
 			t.Errorf("%s: Apache generation %d -> %d: not restarted once", f.l.Webs[i].Name, before[i], g)
 		}
@@ -67,7 +67,7 @@ func TestE2EFleetPool(t *testing.T) {
 		if down.peak.Load() != 2 {
 			t.Errorf("playbook: at most %d primaries DOWN at once, want 2\n%s", down.peak.Load(), out)
 		}
-		for i, g := range f.generations(t) {
+		for i, g := range f.generationsAfter(t, before) {
 			if g != before[i]+1 {
 				t.Errorf("playbook: %s: Apache generation %d -> %d: not restarted once", f.l.Webs[i].Name, before[i], g)
 			}

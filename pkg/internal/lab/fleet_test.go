@@ -67,6 +67,21 @@ func (f *fleet) generations(t testing.TB) []int {
 	return gs
 }
 
+// generationsAfter is each app server's Apache generation once it has
+// passed before's (at most 5 s each: see Web.GenerationAfter).
+func (f *fleet) generationsAfter(t testing.TB, before []int) []int {
+	t.Helper()
+	var gs []int
+	for i, w := range f.l.Webs {
+		g, err := w.GenerationAfter(before[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs = append(gs, g)
+	}
+	return gs
+}
+
 // start runs a controller command (bounded to 3 minutes) and returns it
 // running, with its combined output.
 func (f *fleet) start(t testing.TB, env []string, args ...string) (*exec.Cmd, *strings.Builder) {
@@ -196,7 +211,7 @@ func testFleet(t *testing.T, tool rollTool) {
 	if _, err := os.Stat(f.lock); !os.IsNotExist(err) {
 		t.Fatalf("the roll left its lock %s (%v)", f.lock, err)
 	}
-	after := f.generations(t)
+	after := f.generationsAfter(t, before)
 	for i := range after {
 		if after[i] != before[i]+1 {
 			t.Fatalf("Apache generations %v -> %v: every host restarted once\n%s", before, after, out1)
@@ -252,6 +267,7 @@ func testFleet(t *testing.T, tool rollTool) {
 	roll, out := tool.roll(t, f, "")
 	code = exitCode(roll.Wait())
 	f.l.Webs[1].BreakConfig(false)
+	f.l.Webs[0].GenerationAfter(before[0])
 	after = f.generations(t)
 	if code == 0 || !strings.Contains(out.String(), tool.failed(f.hosts[1])) {
 		t.Fatalf("a roll over a broken config: exit %d, want the host named (%q)\n%s", code, tool.failed(f.hosts[1]), out)
@@ -284,7 +300,7 @@ func TestE2EMaintenanceRun(t *testing.T) {
 		if err != nil || code != 0 {
 			t.Fatalf("maintenance run on %s: exit %d %v\n%s", w.Name, code, err, out)
 		}
-		if g, _ := w.Generation(); g != gen+1 {
+		if g, _ := w.GenerationAfter(gen); g != gen+1 {
 			t.Fatalf("%s: generation %d -> %d", w.Name, gen, g)
 		}
 		backInService(t, ctx, l, w)

@@ -38,7 +38,7 @@ func TestE2ENginx(t *testing.T) {
 	if res.Drain == nil || res.Drain.Outcome == string(drain.DeadlineProceed) {
 		t.Errorf("restart drain: %+v, want it ended by the confirmation, not the deadline", res.Drain)
 	}
-	if g, err := w.Generation(); err != nil || g != gen+1 {
+	if g, err := w.GenerationAfter(gen); err != nil || g != gen+1 {
 		t.Fatalf("nginx reloads %d -> %d (%v): not reloaded", gen, g, err)
 	}
 	t.Logf("busy restart: %s; drain %s with %d active after %v; %v in all: %s", res.Note, res.Drain.Outcome,

@@ -226,7 +226,7 @@ func TestE2ERotation(t *testing.T) {
 			if res.Drain == nil || res.Drain.Outcome == string(drain.DeadlineProceed) {
 				t.Errorf("restart drain: %+v, want it ended by the confirmation, not the deadline", res.Drain)
 			}
-			if g, err := w.Generation(); err != nil || g != gen+1 {
+			if g, err := w.GenerationAfter(gen); err != nil || g != gen+1 {
 				t.Fatalf("Apache generation %d -> %d (%v): not restarted", gen, g, err)
 			}
 			t.Logf("restart: %s; drain %s with %d active after %v; %v in all: %s", res.Note, res.Drain.Outcome,

@@ -126,6 +126,22 @@ func (w *Web) Generation() (int, error) {
 	return 0, fmt.Errorf("no ParentServerConfigGeneration in server-status of %s", w.Name)
 }
 
+// GenerationAfter waits up to 5 s for w's generation to pass gen and
+// returns it. A graceful restart is a signal: the parent re-reads its
+// configuration after `apache2 -k graceful` has returned, and the old
+// generation's children keep answering (the readiness check among them)
+// until it has, so a generation read at once can still be the old one.
+func (w *Web) GenerationAfter(gen int) (int, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, err := w.Generation()
+		if (err == nil && g > gen) || time.Now().After(deadline) {
+			return g, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // ErrorLog is w's web server's error log.
 func (w *Web) ErrorLog() string {
 	b, _ := os.ReadFile(filepath.Join(w.dir, "error.log"))
