@@ -16,6 +16,10 @@ const (
 	PathExit    = "/v1/maintenance/exit"
 	PathRestart = "/v1/restart"
 	PathReboot  = "/v1/maintenance/reboot"
-	PathEvents  = "/v1/events"
-	PathHistory = "/v1/history" // ?n=N: the last N operations
+	// The guard unit's (drainctl hook): the web server's unit stops,
+	// starts.
+	PathWebStop  = "/v1/web/stop"
+	PathWebStart = "/v1/web/start"
+	PathEvents   = "/v1/events"
+	PathHistory  = "/v1/history" // ?n=N: the last N operations
 )

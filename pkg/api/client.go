@@ -262,6 +262,19 @@ func (c *Client) Reboot(ctx context.Context, req apitype.Request, progress func(
 	return c.op(ctx, PathReboot, req, progress)
 }
 
+// WebStop tells the agent that systemd is about to stop the web server's
+// unit (req.Unit; req.Job says why): it returns once the server is out
+// of rotation, or the agent's web wait gave up. The guard unit's hook.
+func (c *Client) WebStop(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
+	return c.op(ctx, PathWebStop, req, progress)
+}
+
+// WebStart tells the agent that systemd started the web server's unit:
+// the server goes back if that unit's stop took it out.
+func (c *Client) WebStart(ctx context.Context, req apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
+	return c.op(ctx, PathWebStart, req, progress)
+}
+
 func (c *Client) op(ctx context.Context, path string, r apitype.Request, progress func(apitype.Event)) (apitype.Result, error) {
 	resp, err := c.send(ctx, http.MethodPost, path, r)
 	if err != nil {

@@ -42,6 +42,8 @@ func EngineRequest(r apitype.Request) maintenance.Request {
 		TTL:           r.TTL,
 		Deadline:      r.Deadline,
 		PoolWait:      r.PoolWait,
+		Unit:          r.Unit,
+		Job:           r.Job,
 	}
 }
 

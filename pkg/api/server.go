@@ -30,6 +30,8 @@ type Engine interface {
 	Exit(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Reboot(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	WebStop(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	WebStart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Subscribe() (<-chan maintenance.Event, func())
 	History(n int) ([]history.Entry, error)
 	PoolEngine
@@ -57,6 +59,8 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+PathExit, s.op(state.OpExit, e.Exit))
 	s.mux.HandleFunc("POST "+PathRestart, s.op(state.OpRestart, e.Restart))
 	s.mux.HandleFunc("POST "+PathReboot, s.op(state.OpReboot, e.Reboot))
+	s.mux.HandleFunc("POST "+PathWebStop, s.op(state.OpWebStop, e.WebStop))
+	s.mux.HandleFunc("POST "+PathWebStart, s.op(state.OpWebStart, e.WebStart))
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
 	s.mux.HandleFunc("GET "+PathHistory, s.history)
 	s.routePool(e)

@@ -67,6 +67,8 @@ type Engine struct {
 	// and the pool did not take back; only etcd knows of it, so the
 	// releaser asks the pool until it is found or gone (slot.go).
 	unrecorded atomic.Bool
+	// hold is a restart's hold of new connections (webunit.go).
+	hold connHold
 }
 
 // New makes an engine; call Resume before anything else. ctx bounds the

@@ -64,6 +64,9 @@ type fakeForwarder struct {
 	extra   []forward.Forward
 	removed []forward.Forward
 	reads   int // Status calls
+	// held: new connections to the service port are held; failHold
+	// makes Hold fail.
+	held, failHold bool
 }
 
 func (f *fakeForwarder) record(op string) error {
@@ -122,6 +125,25 @@ func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	}
 	return append(out, s), nil
 }
+// Hold and Release hold new connections to the service port (a
+// restart's listener gap); failHold makes Hold fail.
+func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failHold {
+		f.record("hold-failed")
+		return errBoom
+	}
+	f.held = true
+	return f.record("hold")
+}
+func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = false
+	return f.record("release")
+}
+func (f *fakeForwarder) isHeld() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.held }
 func (f *fakeForwarder) Backend() string { return "fake" }
 func (f *fakeForwarder) Close() error    { return nil }
 func (f *fakeForwarder) Calls() []string {

@@ -42,13 +42,18 @@ var requestFields = []requestField{
 	{"command_done", "command_done", func(r Request) bool { return r.CommandDone != nil }, []state.Op{state.OpExit}},
 	{"force", "force", func(r Request) bool { return r.Force }, []state.Op{state.OpExit}},
 	{"if_required", "if_required", func(r Request) bool { return r.IfRequired }, []state.Op{state.OpReboot}},
+	{"unit", "unit", func(r Request) bool { return r.Unit != "" }, webOps},
+	{"job", "job", func(r Request) bool { return r.Job != "" }, []state.Op{state.OpWebStop}},
 }
+
+// webOps are what the guard unit of a web server asks (drainctl hook).
+var webOps = []state.Op{state.OpWebStop, state.OpWebStart}
 
 // strictOps refuse a field that does not apply to them. The others
 // ignore one, as they always have (an API client's request that worked
 // must not start failing), except a bad window or outside_window, which
 // every operation refuses as before.
-var strictOps = []state.Op{state.OpReboot}
+var strictOps = []state.Op{state.OpReboot, state.OpWebStop, state.OpWebStart}
 
 // CheckRequest checks req for operation op, whoever sent it (the API is a
 // trust boundary: what the CLI checked is checked again). A refusal is an
@@ -84,6 +89,14 @@ func checkRequest(op state.Op, req Request) (window.Window, error) {
 	}
 	if req.Command != "" && req.TTL > 0 {
 		return window.Window{}, badField("ttl_ms", "ttl does not apply to a maintenance run's hold: the run bounds its command and ends the hold itself")
+	}
+	if slices.Contains(webOps, op) {
+		if err := checkUnit(req.Unit); err != nil {
+			return window.Window{}, err
+		}
+	}
+	if op == state.OpWebStop && !slices.Contains(jobs, req.Job) {
+		return window.Window{}, badField("job", "job %q: want %s", req.Job, strings.Join(jobs, ", "))
 	}
 	if req.CommandDone != nil && req.CommandDone.Command == "" {
 		return window.Window{}, badField("command_done", "command_done: command is required")

@@ -34,7 +34,7 @@ func TestCheckRequest(t *testing.T) {
 		{"outside window", Request{Who: "a", Window: "02:00-05:00", OutsideWindow: "later"}, ops, "outside_window", `outside_window "later": want skip or wait`, nil},
 		{"outside window alone", Request{Who: "a", OutsideWindow: OutsideWait}, ops, "outside_window", "outside_window without a window", nil},
 		{"bad window", Request{Who: "a", Window: "Tue 02:00-03:00 Mars/Olympus"}, ops, "window", "Mars/Olympus", nil},
-		{"ttl", Request{Who: "a", TTL: time.Hour}, []state.Op{state.OpReboot}, "ttl_ms", "ttl, command, log, command_done and force do not apply to a reboot", nil},
+		{"ttl", Request{Who: "a", TTL: time.Hour}, []state.Op{state.OpReboot}, "ttl_ms", "ttl, command, log, command_done, force, unit and job do not apply to a reboot", nil},
 		{"command", Request{Who: "a", Command: "apt-get upgrade"}, []state.Op{state.OpReboot}, "command", "do not apply to a reboot", nil},
 		{"log", Request{Who: "a", Log: "/var/log/x"}, []state.Op{state.OpReboot}, "log", "do not apply to a reboot", nil},
 		{"force", Request{Who: "a", Force: true}, []state.Op{state.OpReboot}, "force", "do not apply to a reboot", nil},

@@ -34,6 +34,10 @@ type opening struct {
 	// goes on after the policy's grace even if users remain (a restart:
 	// the graceful restart finishes their requests).
 	grace bool
+	// overBudget: a slot the pool does not grant (busy, or etcd not
+	// answering) is a warning, not a refusal: the web server's unit
+	// stops whatever drainctl says (WebStop).
+	overBudget bool
 }
 
 // takeOut takes the pool slot (within the window, as o says), withdraws
@@ -44,7 +48,12 @@ type opening struct {
 // what comes next is the caller's.
 func (r *opRun) takeOut(o opening) error {
 	if err := r.takeSlotIn(o); err != nil {
-		return err
+		if !o.overBudget {
+			return err
+		}
+		if err := r.overBudget(err); err != nil {
+			return err
+		}
 	}
 	if err := r.withdraw(o.note, r.holder()); err != nil {
 		return err

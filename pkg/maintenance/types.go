@@ -90,6 +90,10 @@ type Deps struct {
 	Rebooter      Rebooter
 	RebootTimeout time.Duration
 	BootReady     Readiness
+	// WebWait bounds how long a web server unit's stop (WebStop) waits
+	// for a pool slot, and then for the drain, before it goes ahead
+	// (0: DefaultWebWait).
+	WebWait time.Duration
 	// History records every operation; nil records nothing.
 	History History
 	// Observer is told of every operation that ran (the metrics); nil for
@@ -149,6 +153,12 @@ type Request struct {
 	Deadline time.Duration `json:"deadline_ms,omitempty"`
 	// PoolWait overrides how long to wait for a pool slot.
 	PoolWait time.Duration `json:"pool_wait_ms,omitempty"`
+	// Unit and Job (web-stop, web-start) are the web server's unit that
+	// systemd stops or starts, and systemd's job on it: JobRestart (the
+	// unit starts again at once: new connections are held through the
+	// listener's gap), JobStop, or JobShutdown (the host goes down).
+	Unit string `json:"unit,omitempty"`
+	Job  string `json:"job,omitempty"`
 }
 
 // CommandDone is a `maintenance run` command's outcome.

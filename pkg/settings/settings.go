@@ -79,6 +79,10 @@ type Settings struct {
 	Ready ready.Check `json:"-"`
 	// Reboot is how the host reboots, for maintenance reboot.
 	Reboot Reboot `json:"-"`
+	// WebUnitWait bounds how long a stop of the web server's unit by
+	// someone else (systemctl, dpkg, needrestart, a shutdown) waits for a
+	// pool slot, and then for the drain, before it goes ahead.
+	WebUnitWait time.Duration `json:"-"`
 	// Pool coordinates this host's operations with the other servers of
 	// its pool (none: it decides alone).
 	Pool Pool `json:"-"`
@@ -152,6 +156,7 @@ func Defaults() Settings {
 		// server may still be warming up: 5 minutes.
 		Reboot: Reboot{Command: runner.Command{Line: "systemctl reboot", Timeout: 30 * time.Second},
 			Timeout: maintenance.DefaultRebootTimeout, ReadyTimeout: 5 * time.Minute},
+		WebUnitWait: maintenance.DefaultWebWait,
 		// No etcd: no pool. With one, a pool of one name unless told,
 		// one server out at a time (HAProxy sends new users to the
 		// backups only once every primary is out), a wait long enough

@@ -123,6 +123,7 @@ const (
 	KeyRebootCmd          = "reboot.cmd"
 	KeyRebootTimeout      = "reboot.timeout"
 	KeyRebootReadyTimeout = "reboot.ready_timeout"
+	KeyWebUnitWait        = "web_unit.wait"
 	KeyPoolEtcd           = "pool.etcd"
 	KeyPoolName           = "pool.name"
 	KeyPoolID             = "pool.id"
@@ -272,6 +273,14 @@ func commandTable() []*Setting {
 		{Key: KeyRebootReadyTimeout, OldFlags: []string{"boot-ready-timeout"}, Doc: "after a reboot, give the web server `DURATION` to answer (else held, and in a pool the slot is kept)",
 			v:     duration(func(s *Settings) *time.Duration { return &s.Reboot.ReadyTimeout }),
 			check: func(s Settings) error { return positive("boot ready", s.Reboot.ReadyTimeout) }},
+		{Key: KeyWebUnitWait, Doc: "a stop of the web server's unit by someone else (systemctl, dpkg, needrestart, a shutdown) waits at most `DURATION` for a pool slot, then as long for the drain, and goes ahead (over the budget if no slot came); keep twice it below the guard unit's TimeoutStopSec (5m)",
+			v: duration(func(s *Settings) *time.Duration { return &s.WebUnitWait }),
+			check: func(s Settings) error {
+				if s.WebUnitWait <= 0 || s.WebUnitWait > 2*time.Minute {
+					return fmt.Errorf("web unit wait %v: must be above 0 and at most 2m (the guard unit's TimeoutStopSec is 5m)", s.WebUnitWait)
+				}
+				return nil
+			}},
 	}
 }
 

@@ -50,6 +50,12 @@ const (
 	OpExit    Op = "exit"    // maintenance exit: ready check, restore
 	OpRestart Op = "restart" // the full cycle
 	OpReboot  Op = "reboot"  // withdraw, drain, reboot; the next boot restores
+	// The web server's unit stopped or started by someone else (systemd,
+	// for the package manager, needrestart, a person's systemctl, a
+	// shutdown), told by the guard unit: out before it stops, back after
+	// it starts.
+	OpWebStop  Op = "web-stop"
+	OpWebStart Op = "web-start"
 )
 
 // Holder records who took the server out, when and why.
@@ -67,6 +73,9 @@ type Holder struct {
 	// RunnerPID is the drainctl process running that command: if it is
 	// gone while the hold is still the command's, nobody will end it.
 	RunnerPID int `json:"runner_pid,omitempty"`
+	// Unit is set when the hold is a web server unit's stop (OpWebStop):
+	// the unit's next start (OpWebStart) ends it.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Slot is the pool slot this host holds: taken before the server is
@@ -208,7 +217,7 @@ const Version = 1
 
 var (
 	phases = []Phase{InService, Withdrawing, Draining, Held, ConfigTest, Restarting, ReadyCheck, Restoring, Rebooting}
-	ops    = []Op{OpNone, OpEnter, OpExit, OpRestart, OpReboot}
+	ops    = []Op{OpNone, OpEnter, OpExit, OpRestart, OpReboot, OpWebStop, OpWebStart}
 )
 
 // Parse reads a state file's content and checks that it is a state this

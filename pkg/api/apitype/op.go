@@ -12,6 +12,11 @@ const (
 	OpExit    Op = "exit"    // maintenance exit: ready check, restore
 	OpRestart Op = "restart" // the full cycle
 	OpReboot  Op = "reboot"  // withdraw, drain, reboot; the next boot restores
+	// The web server's unit stopped or started by someone else, told by
+	// the guard unit (drainctl hook): out before it stops, back after it
+	// starts.
+	OpWebStop  Op = "web-stop"
+	OpWebStart Op = "web-start"
 )
 
 // Phase is where the server is in the maintenance cycle.
@@ -73,6 +78,11 @@ type Request struct {
 	Deadline time.Duration `json:"deadline_ms,omitempty"`
 	// PoolWait overrides how long to wait for a pool slot.
 	PoolWait time.Duration `json:"pool_wait_ms,omitempty"`
+	// Unit and Job (web-stop, web-start) are the web server's unit and
+	// systemd's job on it ("restart", "stop"; "shutdown" when the host
+	// goes down).
+	Unit string `json:"unit,omitempty"`
+	Job  string `json:"job,omitempty"`
 }
 
 // CommandDone is a `maintenance run` command's outcome, sent with exit.

@@ -54,6 +54,9 @@ type Holder struct {
 	Log     string `json:"log,omitempty"`
 	// RunnerPID is the drainctl process running that command.
 	RunnerPID int `json:"runner_pid,omitempty"`
+	// Unit is set when the hold is a web server unit's stop: the unit's
+	// next start ends it.
+	Unit string `json:"unit,omitempty"`
 }
 
 // Slot is the pool slot this host holds.

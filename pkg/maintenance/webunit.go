@@ -1,0 +1,244 @@
+package maintenance
+
+// The web server's unit stopped and started by someone else: systemd,
+// for dpkg's maintainer scripts, needrestart, unattended-upgrades, a
+// person's `systemctl restart|stop` and a shutdown. None of them asks
+// drainctl; systemd tells it through the guard unit
+// (drainctl-guard@UNIT.service, PartOf= the web server's unit and ordered
+// after it: stopped before it, started after it), whose ExecStop and
+// ExecStart run `drainctl hook`, which asks the agent for WebStop and
+// WebStart. The opening and the closing are the safety sequence's, as
+// for drainctl's own operations; what differs is that the stop cannot be
+// refused, only delayed: systemd goes ahead when the hook returns, so
+// a slot or a drain that does not come within the agent's web wait is
+// given up, the server taken out over the pool's budget, and the history
+// says so.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/state"
+)
+
+// The jobs of Request.Job: what systemd is doing to the web server's
+// unit.
+const (
+	// JobRestart: the unit stops and starts again at once (systemctl
+	// restart, dpkg's postinst, needrestart). New connections are held
+	// through the listener's gap.
+	JobRestart = "restart"
+	// JobStop: the unit stops, and nobody says when it starts again. The
+	// server stays out, its slot kept, until the unit's next start.
+	JobStop = "stop"
+	// JobShutdown: the host goes down; the boot's start of the unit puts
+	// the server back.
+	JobShutdown = "shutdown"
+)
+
+var jobs = []string{JobRestart, JobStop, JobShutdown}
+
+// DefaultWebWait is how long a web server's stop waits for a pool slot,
+// and then for the drain, before it goes ahead anyway: long enough for
+// a pool's other server to finish a restart (seconds) and for the load
+// balancers to confirm the server out, short enough that a person's
+// `systemctl restart` is not mistaken for a hang. The guard unit's
+// TimeoutStopSec (5 min) is above twice it.
+const DefaultWebWait = time.Minute
+
+// HoldMax bounds the hold of new connections during a restart's
+// listener gap, should the unit never start again (or the hook never
+// say so): past it, new connections are refused again, as without
+// drainctl. 30 s is past what a load balancer waits for a connection
+// (HAProxy: timeout connect, 5 s in Debian's haproxy.cfg, times its
+// retries).
+const HoldMax = 30 * time.Second
+
+// unitName is what systemd's unit names look like (systemd.unit(5)):
+// the hook passes the guard's instance, %i.
+var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,255}\.(service|socket|target)$`)
+
+// checkUnit refuses a missing or malformed unit name.
+func checkUnit(unit string) error {
+	if unit == "" {
+		return badField("unit", "unit is required (the web server's unit, e.g. apache2.service)")
+	}
+	if !unitName.MatchString(unit) {
+		return badField("unit", "unit %q: not a systemd unit name (e.g. apache2.service)", unit)
+	}
+	return nil
+}
+
+// WebStop takes the server out before systemd stops the web server's
+// unit: the pool slot, the withdraw, the load balancers' confirmation
+// and the drain, each bounded by the web wait, then held with the unit
+// as holder. A server already out (a person's hold, a maintenance run
+// whose command restarts the web server) stays as it is. For a restart,
+// new connections to the service ports are held (dropped, so the load
+// balancer's kernel sends the SYN again) until WebStart, at most HoldMax.
+// Busy while another operation runs: drainctl's own restart and reboot
+// already have the server out.
+func (e *Engine) WebStop(req Request, progress func(Event)) (Result, error) {
+	return e.operate(state.OpWebStop, req, progress, (*opRun).webStop)
+}
+
+func (r *opRun) webStop() error {
+	st, res := r.st, r.res
+	if st.Phase == state.Held {
+		res.Phase, res.Holder = state.Held, st.Holder
+		res.Note = "already out of rotation" + holderText(st.Holder)
+		if r.req.Job == JobRestart && r.holdNew() {
+			res.Note += "; new connections held until " + r.req.Unit + " listens again"
+		}
+		return nil
+	}
+	// The wait is the agent's, not the caller's: systemd stops the unit
+	// when the hook returns, whatever drainctl says.
+	wait := r.e.webWait()
+	r.req.PoolWait = wait
+	r.req.Deadline = max(wait, r.e.d.Policy.MinWait)
+	r.req.OnDeadline = drain.Proceed
+	if err := r.takeOut(opening{note: r.req.Unit + " " + r.req.Job + ": " + r.req.Reason, grace: true, overBudget: true}); err != nil {
+		return err
+	}
+	held := r.req.Job == JobRestart && r.holdNew()
+	h := r.holder()
+	h.Unit = r.req.Unit
+	r.hold(h, "")
+	res.Phase, res.Holder, res.Elapsed = state.Held, r.e.led.get().Holder, r.elapsed()
+	res.Note = fmt.Sprintf("%sdrained (%s after %s); out of rotation until %s starts again",
+		confirmed(res.Out), res.Drain.Outcome, res.Drain.Elapsed.Round(time.Millisecond), r.req.Unit)
+	if held {
+		res.Note += "; new connections held until it listens"
+	}
+	return nil
+}
+
+// WebStart puts the server back after systemd started the web server's
+// unit, if the hold is that unit's stop (another unit's, a person's or a
+// run's hold stays): readiness, restore, the load balancers'
+// confirmation, the slot given back. It ends a restart's hold of new
+// connections first, whatever the state. With nothing to put back it
+// records nothing (every boot starts the guard).
+func (e *Engine) WebStart(req Request, progress func(Event)) (Result, error) {
+	if err := CheckRequest(state.OpWebStart, req); err != nil {
+		return Result{Op: state.OpWebStart}, err
+	}
+	e.releaseHold()
+	if st := e.led.get(); !ownHold(st, req.Unit) {
+		return Result{Op: state.OpWebStart, Phase: st.Phase, Holder: st.Holder, Note: "nothing to put back: the server is " + string(st.Phase) + holderText(st.Holder)}, nil
+	}
+	return e.operate(state.OpWebStart, req, progress, (*opRun).webStart)
+}
+
+// ownHold says whether st is held by unit's stop.
+func ownHold(st state.State, unit string) bool {
+	return st.Phase == state.Held && st.Holder != nil && st.Holder.Unit != "" && st.Holder.Unit == unit
+}
+
+func (r *opRun) webStart() error {
+	st, res := r.st, r.res
+	if !ownHold(st, r.req.Unit) {
+		res.Phase, res.Holder = st.Phase, st.Holder
+		res.Note = "nothing to put back: the server is " + string(st.Phase) + holderText(st.Holder)
+		return nil
+	}
+	if err := r.putBack(closing{note: r.req.Unit + " started"}); err != nil {
+		res.Phase, res.Holder = state.Held, r.e.led.get().Holder
+		return err
+	}
+	res.Phase, res.Elapsed, res.Note = state.InService, r.elapsed(), backNote(res.Back)
+	return nil
+}
+
+// webWait is the agent's web wait.
+func (e *Engine) webWait() time.Duration {
+	if e.d.WebWait > 0 {
+		return e.d.WebWait
+	}
+	return DefaultWebWait
+}
+
+// connHold is the hold of new connections during a restart: its timer
+// ends it after HoldMax.
+type connHold struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+// holdNew holds new connections to the service ports, until WebStart or
+// HoldMax. A hold that fails is a warning: the restart goes on as
+// without it.
+func (r *opRun) holdNew() bool {
+	e := r.e
+	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, holdFn, x.all()...) }); err != nil {
+		r.warn(fmt.Sprintf("hold new connections during the restart: %v; they are refused while the web server does not listen", err))
+		return false
+	}
+	e.hold.mu.Lock()
+	defer e.hold.mu.Unlock()
+	if e.hold.timer != nil {
+		e.hold.timer.Stop()
+	}
+	e.hold.timer = time.AfterFunc(HoldMax, func() {
+		e.log.Warn("the web server did not start within the hold's bound: new connections are refused again", "bound", HoldMax)
+		e.releaseHold()
+	})
+	return true
+}
+
+// releaseHold ends the hold of new connections, if any (idempotent: at
+// every WebStart, and at the agent's start, a hold the last run left).
+func (e *Engine) releaseHold() {
+	e.hold.mu.Lock()
+	if e.hold.timer != nil {
+		e.hold.timer.Stop()
+		e.hold.timer = nil
+	}
+	e.hold.mu.Unlock()
+	// Bounded: a netfilter call that hangs must not hang the hook.
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	if err := e.fw.with(func(x fwx) error { return x.do(ctx, releaseFn, x.all()...) }); err != nil && !errors.Is(err, context.Canceled) {
+		e.log.Error("release the hold of new connections", "err", err)
+	}
+}
+
+// connHolder is a forwarder that can hold new connections.
+type connHolder interface {
+	Hold(ctx context.Context, fs ...forward.Forward) error
+	Release(ctx context.Context, fs ...forward.Forward) error
+}
+
+func holdFn(f forward.Forwarder, ctx context.Context, fs ...forward.Forward) error {
+	if h, ok := f.(connHolder); ok {
+		return h.Hold(ctx, fs...)
+	}
+	return errors.New("this backend cannot hold new connections")
+}
+
+func releaseFn(f forward.Forwarder, ctx context.Context, fs ...forward.Forward) error {
+	if h, ok := f.(connHolder); ok {
+		return h.Release(ctx, fs...)
+	}
+	return nil
+}
+
+// overBudget turns a pool slot refused to a web server's stop into a
+// warning: systemd stops the unit anyway.
+func (r *opRun) overBudget(err error) error {
+	var e *Error
+	if !errors.As(err, &e) || (e.Code != CodePoolBusy && e.Code != CodePoolUnavailable) {
+		return err
+	}
+	r.warn("over the pool's budget: " + strings.TrimSuffix(e.Msg, "; nothing was changed") +
+		"; taken out all the same: systemd stops " + r.req.Unit + " whatever drainctl says")
+	return nil
+}
