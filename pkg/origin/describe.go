@@ -11,10 +11,11 @@ import (
 )
 
 // describe names who asked: drainctl's own asks first (the server is
-// already out, or on its way), then a shutdown, then the tool that runs
-// the others (unattended-upgrades runs dpkg; apt runs dpkg and
-// needrestart), then the plain command. shutdown is the shutdown's word
-// from the job list ("reboot"...).
+// already out, or on its way), then a shutdown, then unattended-upgrades
+// (nobody at the keyboard, whatever it ran: dpkg or needrestart), then
+// needrestart (what apt's hook ran), apt, dpkg, and last the plain
+// command. The text names every one of them found, outermost first.
+// shutdown is the shutdown's word from the job list ("reboot"...).
 func (f finder) describe(ctx context.Context, o Origin, shutdown string, asker *proc, chain []*proc) (kind, text string) {
 	if o.Shutdown && (asker == nil || asker.role != roleShutdown) {
 		// What else runs while the system goes down did not ask for it.

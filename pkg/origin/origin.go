@@ -146,7 +146,7 @@ func (f finder) of(ctx context.Context, unit string) Origin {
 		// No job list (systemctl failed): the asking command's word is
 		// the best left.
 		switch {
-		case asker.role == roleUnit && asker.verb != "":
+		case (asker.role == roleUnit || asker.role == roleInvoke) && asker.verb != "":
 			o.Job = asker.verb
 		case asker.role == roleShutdown:
 			o.Shutdown = true

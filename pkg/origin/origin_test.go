@@ -257,6 +257,16 @@ func TestNeedrestart(t *testing.T) {
 		fakeProc{pid: 1040, ppid: 1030, argv: []string{"systemctl", "restart", "apache2.service"}},
 	)
 	check(t, o, Origin{Job: "restart", GuardJob: "restart", Kind: KindNeedrestart, Text: "needrestart"})
+
+	// Under unattended-upgrades (apt's hook runs it there too): the
+	// automatic upgrade is who asked.
+	o, _ = of(t, "apache2.service", map[string]string{listJobs: jobsRestart},
+		fakeProc{pid: 1010, ppid: 1, argv: []string{"/usr/bin/python3", "/usr/bin/unattended-upgrade"}},
+		fakeProc{pid: 1020, ppid: 1010, argv: []string{"/bin/sh", "-c", "/usr/lib/needrestart/apt-pinvoke -m u"}},
+		fakeProc{pid: 1030, ppid: 1020, argv: []string{"/usr/bin/perl", "/usr/sbin/needrestart", "-m", "u"}},
+		fakeProc{pid: 1040, ppid: 1030, argv: []string{"systemctl", "restart", "apache2.service"}},
+	)
+	check(t, o, Origin{Job: "restart", GuardJob: "restart", Kind: KindUnattended, Text: "unattended-upgrades: needrestart"})
 }
 
 // `systemctl restart apache2` by alice on pts/0, through sudo; then

@@ -135,8 +135,9 @@ func TestRealProcessesDrainctl(t *testing.T) {
 		"bin/systemctl": `: >"$READY"; sleep 60; exit 0`,
 	})
 	startTree(t, dir, `"$DIR/bin/drainctl" agent --config /dev/null`)
+	begin := time.Now()
 	o := Of(context.Background(), strings.TrimSuffix(unit, ".service"))
-	t.Logf("%+v", o)
+	t.Logf("%+v in %v (%d processes on the host)", o, time.Since(begin), countProcs())
 	if o.Kind != KindDrainctl || o.Text != "drainctl agent: systemctl restart "+unit || o.Shutdown {
 		t.Errorf("%+v", o)
 	}
@@ -164,4 +165,15 @@ func TestRealProcessesUserOnTerminal(t *testing.T) {
 	if o.Kind != KindSystemctl || !regexp.MustCompile(`^systemctl restart `+regexp.QuoteMeta(unit)+` by root \(pts/[0-9]+\)$`).MatchString(o.Text) {
 		t.Errorf("%+v", o)
 	}
+}
+
+func countProcs() int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			n++
+		}
+	}
+	return n
 }
