@@ -51,6 +51,7 @@ func newApp() *cli.App {
 			haproxyConfigCommand(), // haproxy_config.go
 			haproxyCheckCommand(),  // haproxy_check.go
 			doctorCommand(),        // doctor.go
+			hookCommand(),          // hook.go: stopping, started (the guard unit's)
 			completionCommand(),    // completion.go
 			manCommand(),           // man.go (hidden)
 		},

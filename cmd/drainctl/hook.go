@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/drainctl/drainctl/pkg/api"
+	"github.com/drainctl/drainctl/pkg/api/apitype"
+	"github.com/drainctl/drainctl/pkg/origin"
+)
+
+// hookCommand is what the guard unit (drainctl-guard@UNIT.service) runs
+// when systemd stops the web server's unit and starts it again. People
+// do not run it; it is documented so that they can read what it does.
+func hookCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "hook",
+		Usage: "the guard unit's: the web server's unit stops or started (systemd runs it, not people)",
+		Description: "drainctl-guard@UNIT.service runs `drainctl hook stopping UNIT` before systemd\n" +
+			"stops the web server's unit UNIT, whoever asked (dpkg's maintainer scripts,\n" +
+			"needrestart, unattended-upgrades, a person's systemctl restart or stop, a\n" +
+			"shutdown), and `drainctl hook started UNIT` after it started.\n\n" +
+			"stopping asks the agent to take the server out of rotation first, as\n" +
+			"drainctl's own operations do: a pool slot, the withdraw, the load balancers'\n" +
+			"confirmation, the drain. The agent waits at most its web_unit.wait for the\n" +
+			"slot and as long for the drain, then lets systemd go ahead (over the pool's\n" +
+			"budget if no slot came: the history says so). For a restart, new connections\n" +
+			"are held (not refused) while the web server does not listen. The history\n" +
+			"names who asked: \"dpkg: apache2 2.4.68-1~deb12u1 → 2.4.71-1~deb12u1\",\n" +
+			"\"needrestart\", \"systemctl restart apache2 by alice (pts/0)\", \"shutdown\".\n\n" +
+			"started puts the server back if that unit's stop took it out: readiness,\n" +
+			"restore, the load balancers' confirmation, the slot given back. A server held\n" +
+			"by a person or a maintenance run stays held.\n\n" +
+			"Both exit 0 whatever happens (the agent not running, busy, slow): systemd\n" +
+			"must never be kept from stopping or starting the web server by drainctl.",
+		Subcommands: []*cli.Command{
+			{Name: "stopping", Usage: "systemd is about to stop UNIT: take the server out of rotation first", ArgsUsage: "UNIT",
+				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStopping},
+			{Name: "started", Usage: "systemd started UNIT: put the server back if its stop took it out", ArgsUsage: "UNIT",
+				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStarted},
+		},
+	}
+}
+
+// hookUnit is the one argument, the web server's unit.
+func hookUnit(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("want one argument, the web server's unit (e.g. apache2.service)")
+	}
+	unit := c.Args().First()
+	if !strings.Contains(unit, ".") {
+		unit += ".service"
+	}
+	return unit, nil
+}
+
+func hookStopping(c *cli.Context) error {
+	unit, err := hookUnit(c)
+	if err != nil {
+		return err
+	}
+	o := origin.Of(c.Context, unit)
+	job := apitypeJob(o)
+	if job == "" {
+		// The guard alone stops (the package removed, a person's
+		// systemctl on the guard): the web server stays up.
+		fmt.Printf("%s is not stopping (%s): nothing to do\n", unit, o.Text)
+		return nil
+	}
+	req := apitype.Request{Who: "systemd", Reason: o.Text, Unit: unit, Job: job}
+	return hookOp(c, req, client(c).WebStop)
+}
+
+func hookStarted(c *cli.Context) error {
+	unit, err := hookUnit(c)
+	if err != nil {
+		return err
+	}
+	return hookOp(c, apitype.Request{Who: "systemd", Unit: unit}, client(c).WebStart)
+}
+
+// apitypeJob is the job the agent is told of: a shutdown, a restart (the
+// unit starts again at once), a stop; none when the web server is not
+// stopping at all.
+func apitypeJob(o origin.Origin) string {
+	switch {
+	case o.Shutdown:
+		return "shutdown"
+	case o.Restart():
+		return "restart"
+	case o.Job == "" && o.GuardJob != "":
+		return ""
+	}
+	// A stop, or a job systemd did not say: out until the next start.
+	return "stop"
+}
+
+// hookOp runs the operation and says what became of it; its failures are
+// told, never returned: systemd goes on whatever drainctl says.
+func hookOp(c *cli.Context, req apitype.Request, op opFunc) error {
+	_, err := showOp(c.Context, c.Bool("json"), op, req)
+	if err == nil {
+		return nil
+	}
+	var me *apitype.Error
+	switch {
+	case errors.Is(err, api.ErrUnreachable):
+		fmt.Fprintf(os.Stderr, "drainctl: the agent is not running (%v): %s goes on without drainctl\n", err, req.Unit)
+	case errors.As(err, &me) && me.Code == apitype.CodeBadRequest:
+		return err // the guard unit is miswritten: say so, exit 2
+	default:
+		fmt.Fprintf(os.Stderr, "drainctl: %v: %s goes on\n", err, req.Unit)
+	}
+	return nil
+}
