@@ -125,6 +125,7 @@ func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	}
 	return append(out, s), nil
 }
+
 // Hold and Release hold new connections to the service port (a
 // restart's listener gap); failHold makes Hold fail.
 func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error {
@@ -143,7 +144,7 @@ func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error {
 	f.held = false
 	return f.record("release")
 }
-func (f *fakeForwarder) isHeld() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.held }
+func (f *fakeForwarder) isHeld() bool    { f.mu.Lock(); defer f.mu.Unlock(); return f.held }
 func (f *fakeForwarder) Backend() string { return "fake" }
 func (f *fakeForwarder) Close() error    { return nil }
 func (f *fakeForwarder) Calls() []string {
