@@ -14,19 +14,23 @@
 //
 // A hold ([Forwarder.Hold]) bridges a hard restart of the web server, when
 // its listener is closed for seconds: new TCP connections from outside the
-// host whose conntrack original destination port is the service port
-// (80) are dropped instead of refused, so the load balancer's kernel
-// retransmits the SYN (after 1 s, then 2 s more...) and the connection
-// lands on the new web server once it listens, where a refusal would make
-// HAProxy retry and redispatch it to another server (a sticky user moved).
-// Connections through the forward port (81, whose original destination
-// port is 81), connections made on the host itself (they arrive on lo:
-// local checks fail fast) and established connections are not held. A
-// hold is independent of the withdraw: Apply, Withdraw and Restore keep it
-// as it is, and only Release (or Remove) deletes it. It lives with the
+// host whose original destination port is the service port (80), and for
+// which no socket listens, are dropped instead of refused, so the load
+// balancer's kernel retransmits the SYN (after 1 s, then 2 s more...) and
+// the connection lands on the new web server as soon as it listens, where
+// a refusal would make HAProxy retry and redispatch it to another server
+// (a sticky user moved). Connections through the forward port (81, whose
+// original destination port is 81), connections made on the host itself
+// (they arrive on lo: local checks fail fast) and established connections
+// are not held. The hold drops only what the kernel would refuse (a rule
+// ahead of the drop lets a connection pass when the kernel's socket
+// lookup finds a listener), so it can be put in place before the web
+// server stops and costs nothing while it runs, even if left behind. It
+// is independent of the withdraw: Apply, Withdraw and Restore keep it as
+// it is, and only Release (or Remove) deletes it. It lives with the
 // forward's other rules (the nftables withdraw-in chain at -150, before
-// NAT, matching tcp dport 80; iptables' DRAINCTL-INPUT, after NAT, matching
-// --ctorigdstport 80), under the same markers.
+// NAT, matching tcp dport 80; iptables' DRAINCTL-INPUT, after NAT,
+// matching --ctorigdstport 80), under the same markers.
 package forward
 
 import (
@@ -207,12 +211,14 @@ type Forwarder interface {
 	// restart: the client's kernel (the load balancer's) retransmits the
 	// SYN (1 s, then 2 s, ...) and the connection lands on the new web
 	// server once it listens, instead of a refusal that HAProxy retries
-	// and redispatches to another server (a sticky user moved). Loopback
-	// traffic (iifname lo) is not held: local checks fail fast.
-	// Established connections are untouched (ct state new only), and so
-	// are connections through the forward port: the hold matches the
-	// connection's original destination port. It does not change
-	// Withdraw/Restore, and they keep it.
+	// and redispatches to another server (a sticky user moved). Only
+	// connections no socket listens for are dropped: while the web server
+	// listens, a hold changes nothing. Loopback traffic (iifname lo) is
+	// not held: local checks fail fast. Established connections are
+	// untouched (ct state new only), and so are connections through the
+	// forward port: the hold matches the connection's original
+	// destination port. It does not change Withdraw/Restore, and they
+	// keep it.
 	Hold(ctx context.Context, fs ...Forward) error
 	// Release deletes the hold rules of each forward, and nothing else;
 	// releasing a forward not held does nothing.

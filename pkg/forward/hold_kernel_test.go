@@ -66,8 +66,8 @@ func (l *lab) held(t *testing.T, want bool, when string) {
 
 // The point of the hold: with nothing listening on the service port, the
 // load balancer's SYN is dropped, not refused, and its kernel's
-// retransmission reaches the listener that opens meanwhile, once the hold
-// is released.
+// retransmission reaches the listener that opens meanwhile, the hold
+// still in place: it drops only what the kernel would refuse.
 func TestKernelHoldLandsOnTheNewListener(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		l := newLab(t, b)
@@ -90,12 +90,10 @@ func TestKernelHoldLandsOnTheNewListener(t *testing.T) {
 				results <- result{a, c, err}
 			}()
 		}
-		// The web server listens again while the first SYNs are held, and
-		// the hold is released (as the guard's "started" hook does); the
+		// The web server listens again while the first SYNs are held; the
 		// clients' kernels send the next SYN after 1 s, then 2 s more.
 		time.Sleep(1500 * time.Millisecond)
 		l.serve(t)
-		must(t, "release", l.f.Release(ctx, fwd))
 		for range serviceFromOutside {
 			r := <-results
 			if r.err != nil {
@@ -106,6 +104,16 @@ func TestKernelHoldLandsOnTheNewListener(t *testing.T) {
 				t.Fatalf("held: request on the connection to %s: %v", r.addr, err)
 			}
 		}
+		// Held, and listening: new connections are served at once.
+		for _, a := range serviceFromOutside {
+			c, err := dialWithin(l.cli, a, 3*time.Second)
+			must(t, "held, listening: new connection to "+a, err)
+			must(t, "held, listening: request to "+a, c.get())
+			c.close()
+		}
+		l.held(t, true, "held, listening")
+		must(t, "release", l.f.Release(ctx, fwd))
+		l.held(t, false, "released")
 	})
 }
 
@@ -277,7 +285,7 @@ func TestKernelHostHoldMovesAndReleases(t *testing.T) {
 	if out := tables(); strings.Contains(out, forward.NftTable) {
 		t.Fatalf("drainctl's nftables table left after the move:\n%s", out)
 	}
-	if out := legacyChains(); strings.Count(out, forward.CommentPrefix+"81:80:hold") != 2 {
+	if out := legacyChains(); strings.Count(out, forward.CommentPrefix+"81:80:hold\"") != 2 {
 		t.Fatalf("want the hold in iptables-legacy, IPv4 and IPv6:\n%s", out)
 	}
 

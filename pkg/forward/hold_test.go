@@ -39,10 +39,11 @@ func (h *holdFake) status(f Forward) Status {
 	return Status{Forward: f}
 }
 
-// holdRules are the hold rules of one family.
+// holdRules are the hold rules of one family, in order.
 func holdRules(x *fakeXT) []SaveRule {
 	return slices.DeleteFunc(slices.Clone(x.tables["filter"].Rules[iptChainInput]), func(r SaveRule) bool {
-		return !strings.HasSuffix(r.Comment(), ":hold")
+		_, k, _ := parseComment(r.Comment())
+		return k != kindHold && k != kindHoldListening
 	})
 }
 
@@ -70,12 +71,12 @@ func TestIptablesFakeHoldAndRelease(t *testing.T) {
 	}
 	h.must("hold", h.b.Hold(ctx, f))
 	for _, x := range []*fakeXT{h.v4, h.v6} {
-		if hs := holdRules(x); len(hs) != 1 || !sameSpec(hs[0].Spec, iptSpec(f, kindHold)) {
-			t.Fatalf("hold rules %+v, want one: %s", hs, iptSpec(f, kindHold))
+		if hs := holdRules(x); len(hs) != 2 || !sameSpec(hs[0].Spec, iptSpec(f, kindHoldListening)) || !sameSpec(hs[1].Spec, iptSpec(f, kindHold)) {
+			t.Fatalf("hold rules %+v, want, in this order:\n%s\n%s", hs, iptSpec(f, kindHoldListening), iptSpec(f, kindHold))
 		}
 	}
-	if s := h.status(f); !s.Applied || !s.Held || s.Withdrawn || s.Rules != 6 || s.Want != 6 || s.State() != "in-service" {
-		t.Fatalf("held: status = %+v, want applied, held, in service, 6/6 rules", s)
+	if s := h.status(f); !s.Applied || !s.Held || s.Withdrawn || s.Rules != 8 || s.Want != 8 || s.State() != "in-service" {
+		t.Fatalf("held: status = %+v, want applied, held, in service, 8/8 rules", s)
 	}
 	if n := h.commands("hold again", func() error { return h.b.Hold(ctx, f) }); n != 2 {
 		t.Fatalf("hold of a held forward ran %d commands, want the 2 saves", n)
@@ -111,22 +112,37 @@ func TestIptablesFakeHoldKept(t *testing.T) {
 		if s := h.status(f); !s.Held || s.Rules != s.Want {
 			t.Fatalf("after %s, status = %+v, want still held", op.name, s)
 		}
-		if hs := holdRules(h.v4); len(hs) != 1 || hs[0].Packets() != 3 {
-			t.Fatalf("after %s, hold rules %+v, want the same one, its counter kept", op.name, hs)
+		if hs := holdRules(h.v4); len(hs) != 2 || hs[1].Packets() != 3 {
+			t.Fatalf("after %s, hold rules %+v, want the same two, their counters kept", op.name, hs)
 		}
 	}
 	if s := h.status(g); s.Held {
 		t.Fatalf("%s held too: %+v", g, s)
 	}
-	// Someone deletes the IPv6 hold rule: not held, partial; the next
+	// Someone deletes the IPv6 hold rules: not held, partial; the next
 	// change completes the hold.
 	h.v6.tables["filter"].Rules[iptChainInput] = nil
 	if s := h.status(f); s.Held || s.State() != "partial" {
-		t.Fatalf("with the IPv6 hold rule gone, status = %+v, want partial and not held", s)
+		t.Fatalf("with the IPv6 hold rules gone, status = %+v, want partial and not held", s)
 	}
 	h.must("restore", h.b.Restore(ctx, f))
 	if s := h.status(f); !s.Held || s.State() != "in-service" {
 		t.Fatalf("after restore, status = %+v, want held and in service", s)
+	}
+	// The hold's RETURN moved behind its DROP passes nothing: status says
+	// so, and the next change puts it first.
+	rs := h.v4.tables["filter"].Rules[iptChainInput]
+	i := slices.IndexFunc(rs, func(r SaveRule) bool { return strings.HasSuffix(r.Comment(), ":hold-listening") })
+	rs[i], rs[i+1] = rs[i+1], rs[i]
+	if s := h.status(f); s.Held || !strings.Contains(strings.Join(s.Problems, " "), "comes after its DROP") {
+		t.Fatalf("with the hold's RETURN behind its DROP, status = %+v", s)
+	}
+	h.must("apply", h.b.Apply(ctx, f))
+	if hs := holdRules(h.v4); len(hs) != 2 || !strings.HasSuffix(hs[0].Comment(), ":hold-listening") {
+		t.Fatalf("after apply, hold rules %+v, want the RETURN first", hs)
+	}
+	if s := h.status(f); !s.Held || len(s.Problems) != 0 {
+		t.Fatalf("after apply, status = %+v, want held, no problem", s)
 	}
 }
 
@@ -140,7 +156,7 @@ func TestIptablesFakeHoldRemoved(t *testing.T) {
 	h.must("hold", h.b.Hold(ctx, f, g))
 	h.must("withdraw", h.b.Withdraw(ctx, f))
 	h.must("remove one", h.b.Remove(ctx, f))
-	if hs := holdRules(h.v4); len(hs) != 1 || !strings.Contains(hs[0].Comment(), g.String()) {
+	if hs := holdRules(h.v4); len(hs) != 2 || !strings.Contains(hs[0].Comment()+hs[1].Comment(), g.String()) || strings.Contains(hs[0].Comment()+hs[1].Comment(), f.String()) {
 		t.Fatalf("after removing %s, hold rules %+v, want %s's only", f, hs, g)
 	}
 	h.must("remove all", h.b.Remove(ctx))
@@ -158,9 +174,10 @@ func TestSummarizeHeld(t *testing.T) {
 		rules, max int
 	}{
 		{[]ruleKind{kindPre, kindOut}, false, "in-service", 2, 2},
-		{[]ruleKind{kindPre, kindOut, kindHold}, true, "in-service", 3, 3},
-		{[]ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindHold}, true, "withdrawn", 5, 5},
-		{[]ruleKind{kindHold}, true, "partial", 1, 3},
+		{[]ruleKind{kindPre, kindOut, kindHoldListening, kindHold}, true, "in-service", 4, 4},
+		{[]ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindHoldListening, kindHold}, true, "withdrawn", 6, 6},
+		{[]ruleKind{kindPre, kindOut, kindHold}, false, "partial", 3, 4},
+		{[]ruleKind{kindHoldListening, kindHold}, true, "partial", 2, 4},
 	} {
 		var rs []found
 		for _, k := range tc.kinds {
@@ -181,19 +198,23 @@ func TestHoldRulesAreDrainctls(t *testing.T) {
 	// iptables-save (iptables-nft 1.8.9 and iptables-legacy print the same).
 	save, err := ParseSave("*filter\n:INPUT ACCEPT [0:0]\n:" + iptChainInput + " - [0:0]\n" +
 		"-A INPUT -m comment --comment \"" + jumpComment + "\" -j " + iptChainInput + "\n" +
+		"-A " + iptChainInput + " ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m socket --nowildcard -m comment --comment \"drainctl:81:80:hold-listening\" -j RETURN\n" +
 		"-A " + iptChainInput + " ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m comment --comment \"drainctl:81:80:hold\" -j DROP\nCOMMIT\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	rules := save.All()
-	if len(rules) != 2 {
+	if len(rules) != 3 {
 		t.Fatalf("rules %+v", rules)
 	}
-	if h := rules[1]; !h.Drainctl() || !h.Drops() || !sameSpec(h.Spec, iptSpec(Forward{81, 80}, kindHold)) {
-		t.Errorf("hold rule %q: drainctl's %v, drops %v; want drainctl's, and the spec the backend writes", h.Line(), h.Drainctl(), h.Drops())
-	}
-	if f, k, ok := parseComment(rules[1].Comment()); !ok || f != (Forward{81, 80}) || k != kindHold {
-		t.Errorf("hold comment read as %v %s %v", f, k, ok)
+	for i, k := range []ruleKind{kindHoldListening, kindHold} {
+		h := rules[i+1]
+		if !h.Drainctl() || h.Drops() != (k == kindHold) || !sameSpec(h.Spec, iptSpec(Forward{81, 80}, k)) {
+			t.Errorf("hold rule %q: drainctl's %v, drops %v; want drainctl's, and the spec the backend writes", h.Line(), h.Drainctl(), h.Drops())
+		}
+		if f, got, ok := parseComment(h.Comment()); !ok || f != (Forward{81, 80}) || got != k {
+			t.Errorf("hold comment read as %v %s %v, want %s", f, got, ok, k)
+		}
 	}
 	if n := countLegacy([]*SaveRules{save}); n != 0 {
 		t.Errorf("rules of other software: %d, want 0", n)
@@ -202,24 +223,38 @@ func TestHoldRulesAreDrainctls(t *testing.T) {
 	// nft -j list ruleset (nft 1.0.6): the nftables backend's hold, and
 	// iptables-nft's as nft lists it.
 	r, err := ParseNftJSON([]byte(`{"nftables": [
-{"rule": {"family": "inet", "table": "drainctl", "chain": "withdraw-in", "handle": 9, "comment": "drainctl:81:80:hold", "expr": [
+{"rule": {"family": "inet", "table": "drainctl", "chain": "withdraw-in", "handle": 9, "comment": "drainctl:81:80:hold-listening", "expr": [
+  {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}},
+  {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
+  {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}},
+  {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
+  {"match": {"op": "==", "left": {"socket": {"key": "transparent"}}, "right": 0}}, {"accept": null}]}},
+{"rule": {"family": "inet", "table": "drainctl", "chain": "withdraw-in", "handle": 10, "comment": "drainctl:81:80:hold", "expr": [
   {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}},
   {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
   {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}},
   {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": "new"}},
   {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
-{"rule": {"family": "ip", "table": "filter", "chain": "DRAINCTL-INPUT", "handle": 4, "expr": [
+{"rule": {"family": "ip", "table": "filter", "chain": "DRAINCTL-INPUT", "handle": 5, "expr": [
   {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
-  {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "tcp"}},
+  {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+  {"xt": {"type": "match", "name": "conntrack"}}, {"xt": {"type": "match", "name": "socket"}}, {"xt": {"type": "match", "name": "comment"}},
+  {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}},
+{"rule": {"family": "ip", "table": "filter", "chain": "DRAINCTL-INPUT", "handle": 6, "expr": [
+  {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
+  {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
   {"xt": {"type": "match", "name": "conntrack"}}, {"xt": {"type": "match", "name": "comment"}},
   {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}
 ]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rule := range r.Rules {
-		if !rule.Drainctl() || !rule.Drops() {
-			t.Errorf("%s %s: %s: drainctl's %v, drops %v; want both", rule.Table, rule.Chain, rule.Text(), rule.Drainctl(), rule.Drops())
+	if len(r.Rules) != 4 {
+		t.Fatalf("rules %+v", r.Rules)
+	}
+	for i, rule := range r.Rules {
+		if !rule.Drainctl() || rule.Drops() != (i%2 == 1) {
+			t.Errorf("%s %s: %s: drainctl's %v, drops %v; want drainctl's", rule.Table, rule.Chain, rule.Text(), rule.Drainctl(), rule.Drops())
 		}
 	}
 }

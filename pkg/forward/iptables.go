@@ -41,6 +41,7 @@ var iptChainOf = map[ruleKind]iptHook{
 	kindOut:            iptHooks[1],
 	kindWithdraw:       iptHooks[2],
 	kindHold:           iptHooks[2],
+	kindHoldListening:  iptHooks[2],
 }
 
 // A withdrawn forward is refused twice over, and each way alone refuses:
@@ -64,8 +65,9 @@ var iptLayout = layout{
 	refused: []ruleKind{kindWithdrawNat, kindWithdrawNatOut},
 	// A hold acts in filter INPUT, after NAT, on the conntrack original
 	// destination port, so a connection to 81 (redirected to 80 by then)
-	// is not held.
-	hold: []ruleKind{kindHold},
+	// is not held; a RETURN ahead of its DROP lets a connection pass when
+	// a socket listens on the port.
+	hold: []ruleKind{kindHoldListening, kindHold},
 }
 
 // iptState is what a forward's rules are to be: installed always,
@@ -166,15 +168,21 @@ func (b *iptForwarder) Close() error { return nil }
 //	nat DRAINCTL-OUTPUT: the same two, for connections made on the host
 //	filter DRAINCTL-INPUT (withdrawn only):
 //	    -p tcp -m conntrack --ctstate NEW --ctorigdstport 81 -m comment --comment drainctl:81:80:withdraw -j REJECT --reject-with tcp-reset
-//	filter DRAINCTL-INPUT (held only):
+//	filter DRAINCTL-INPUT (held only; the RETURN first):
+//	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m socket --nowildcard -m comment --comment drainctl:81:80:hold-listening -j RETURN
 //	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m comment --comment drainctl:81:80:hold -j DROP
 //
 // "--dst-type LOCAL" limits the redirect to packets addressed to this host
 // (INPUT sees only those). The hold's "! -i lo" leaves the host's own
-// connections alone: a local check of a closed port fails at once.
+// connections alone: a local check of a closed port fails at once. Its
+// RETURN passes a connection some socket listens for (--nowildcard: a
+// listener on every address too), so the hold drops only what would be
+// refused.
 func iptSpec(f Forward, k ruleKind) string {
 	comment := "-m comment --comment " + ruleComment(f, k)
 	switch k {
+	case kindHoldListening:
+		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d -m socket --nowildcard %s -j RETURN", f.To, comment)
 	case kindHold:
 		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j DROP", f.To, comment)
 	case kindWithdraw:
@@ -264,7 +272,7 @@ func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
 		if t == nil || !t.HasChain(h.chain) {
 			continue
 		}
-		redirected := map[Forward]bool{}
+		redirected, dropped := map[Forward]bool{}, map[Forward]bool{}
 		for _, r := range t.Rules[h.chain] {
 			f, k, ok := parseComment(r.Comment())
 			if !ok || iptChainOf[k] != h {
@@ -274,7 +282,12 @@ func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
 			switch k {
 			case kindPre, kindOut:
 				redirected[f] = true
-			case kindHold:
+			case kindHold, kindHoldListening:
+				if k == kindHold {
+					dropped[f] = true
+				} else if dropped[f] {
+					misplaced = append(misplaced, fmt.Sprintf("%s: the RETURN of the hold of %s comes after its DROP in %s: connections are held even while the service listens", fam, f, h.chain))
+				}
 				v.held[f] = true
 			default:
 				if k != kindWithdraw && redirected[f] {

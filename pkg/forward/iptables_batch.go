@@ -105,11 +105,12 @@ func wantedRules(h iptHook, fs []Forward, want map[Forward]iptState) (wanted map
 
 // chainRules reads the rules chain h holds, by comment, and whether it
 // can be changed rule by rule (clean): it exists, and holds only
-// drainctl's rules, once each, no RETURN behind its REDIRECT.
+// drainctl's rules, once each, no RETURN behind its REDIRECT or its
+// hold's DROP.
 func chainRules(t *SaveTable, h iptHook) (have map[string]SaveRule, clean bool) {
 	have = map[string]SaveRule{}
 	clean = t.HasChain(h.chain)
-	redirectSeen := map[Forward]bool{}
+	redirectSeen, dropSeen := map[Forward]bool{}, map[Forward]bool{}
 	for _, r := range t.Rules[h.chain] {
 		c := r.Comment()
 		f, k, ok := parseComment(c)
@@ -121,6 +122,12 @@ func chainRules(t *SaveTable, h iptHook) (have map[string]SaveRule, clean bool) 
 		}
 		if ok && (k == kindWithdrawNat || k == kindWithdrawNatOut) && redirectSeen[f] {
 			clean = false // a RETURN behind its REDIRECT bypasses nothing
+		}
+		if ok && k == kindHold {
+			dropSeen[f] = true
+		}
+		if ok && k == kindHoldListening && dropSeen[f] {
+			clean = false // so is a hold's RETURN behind its DROP
 		}
 		have[c] = r
 	}
@@ -141,7 +148,7 @@ func editChain(h iptHook, wanted map[string]Forward, order []string, have map[st
 			continue
 		}
 		_, k, _ := parseComment(c)
-		if k == kindWithdrawNat || k == kindWithdrawNatOut {
+		if k == kindWithdrawNat || k == kindWithdrawNatOut || k == kindHoldListening {
 			body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
 		} else {
 			body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
@@ -166,16 +173,17 @@ func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map
 }
 
 // iptOrder is the order of a forward's rules in a chain written whole:
-// the RETURN of a withdraw must come before the REDIRECT it bypasses (the
-// REJECT and the hold's DROP match different ports: either order works).
-var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw, kindHold}
+// the RETURN of a withdraw must come before the REDIRECT it bypasses, and
+// the hold's RETURN before its DROP (the REJECT and the hold match
+// different ports: their order does not matter).
+var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw, kindHoldListening, kindHold}
 
 // has says whether a forward in state s has a rule of kind k.
 func (s iptState) has(k ruleKind) bool {
 	switch k {
 	case kindPre, kindOut:
 		return true
-	case kindHold:
+	case kindHold, kindHoldListening:
 		return s.held
 	}
 	return s.withdrawn

@@ -31,11 +31,12 @@ const (
 
 // nftChainOf places each kind of rule in its chain.
 var nftChainOf = map[ruleKind]string{
-	kindPre:         nftChainPre,
-	kindOut:         nftChainOut,
-	kindWithdraw:    nftChainWithdrawIn,
-	kindWithdrawOut: nftChainWithdrawOut,
-	kindHold:        nftChainWithdrawIn,
+	kindPre:           nftChainPre,
+	kindOut:           nftChainOut,
+	kindWithdraw:      nftChainWithdrawIn,
+	kindWithdrawOut:   nftChainWithdrawOut,
+	kindHold:          nftChainWithdrawIn,
+	kindHoldListening: nftChainWithdrawIn,
 }
 
 // nftLayout: inet rules serve IPv4 and IPv6 at once, so one copy of each.
@@ -43,7 +44,7 @@ var nftLayout = layout{
 	apply:    []ruleKind{kindPre, kindOut},
 	withdraw: []ruleKind{kindWithdraw, kindWithdrawOut},
 	refused:  []ruleKind{kindWithdraw, kindWithdrawOut},
-	hold:     []ruleKind{kindHold},
+	hold:     []ruleKind{kindHoldListening, kindHold},
 	families: 1,
 }
 
@@ -213,12 +214,19 @@ func (n *nftForwarder) write(ctx context.Context, fs []Forward, m mode, hold boo
 			changes++
 		}
 		if on && len(got) == 0 {
-			n.conn.AddRule(&nftables.Rule{
+			r := &nftables.Rule{
 				Table:    n.table,
 				Chain:    chains[nftChainOf[k]],
 				Exprs:    nftExprs(f, k),
 				UserData: userdata.AppendString(nil, userdata.TypeComment, c),
-			})
+			}
+			if k == kindHoldListening {
+				// First in its chain, so before the hold's drop
+				// wherever that is.
+				n.conn.InsertRule(r)
+			} else {
+				n.conn.AddRule(r)
+			}
 			changes++
 		}
 		return nil
@@ -280,7 +288,7 @@ func (n *nftForwarder) release(ctx context.Context, fs []Forward) error {
 	}
 	changes := 0
 	for _, r := range rules {
-		if r.kind != kindHold || !slices.Contains(fs, r.fwd) {
+		if !slices.Contains(nftLayout.hold, r.kind) || !slices.Contains(fs, r.fwd) {
 			continue
 		}
 		if err := n.conn.DelRule(r.rule); err != nil {
@@ -352,7 +360,8 @@ func (n *nftForwarder) Status(ctx context.Context) ([]Status, error) {
 //	    meta l4proto tcp tcp dport 81 fib daddr type local counter redirect to :80
 //	withdraw, withdraw-local (filter prerouting / filter output, -150):
 //	    meta l4proto tcp tcp dport 81 fib daddr type local ct state new counter reject with tcp reset
-//	hold (filter prerouting, -150, in withdraw-in):
+//	hold-listening, hold (filter prerouting, -150, in withdraw-in, in this order):
+//	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new socket transparent 0 accept
 //	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new counter drop
 //
 // "fib daddr type local" limits every rule to packets addressed to this
@@ -360,10 +369,18 @@ func (n *nftForwarder) Status(ctx context.Context) ([]Status, error) {
 // The hold matches the service port before NAT (-150), so its port is the
 // connection's original destination port: a connection to 81, which NAT
 // sends to 80 later, is not held. The host's own connections arrive on lo
-// and are not held: a local check of a closed port fails at once.
+// and are not held: a local check of a closed port fails at once. The
+// accept ahead of the drop ends the chain for a connection some socket
+// listens for (the kernel's socket lookup, as for a delivery), so the
+// hold drops only what would be refused: the new web server gets the
+// next SYN as soon as it listens, and a hold left in place by mistake
+// costs nothing while the server runs. It sees sockets that are not
+// transparent (IP_TRANSPARENT), as a web server's are; for one that is,
+// the drop acts until Release.
 func nftExprs(f Forward, k ruleKind) []expr.Any {
+	held := k == kindHold || k == kindHoldListening
 	port := f.From
-	if k == kindHold {
+	if held {
 		port = f.To
 	}
 	match := []expr.Any{
@@ -372,7 +389,7 @@ func nftExprs(f Forward, k ruleKind) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
 	}
-	if k == kindHold {
+	if held {
 		match = append(match,
 			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
@@ -390,13 +407,18 @@ func nftExprs(f Forward, k ruleKind) []expr.Any {
 			Xor:  binaryutil.NativeEndian.PutUint32(0),
 		},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Counter{},
 	}
 	switch k {
 	case kindWithdraw, kindWithdrawOut:
-		return append(append(match, ctNew...), &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+		return append(append(match, ctNew...), &expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
 	case kindHold:
-		return append(append(match, ctNew...), &expr.Verdict{Kind: expr.VerdictDrop})
+		return append(append(match, ctNew...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+	case kindHoldListening:
+		return append(append(match, ctNew...),
+			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		)
 	}
 	return append(match,
 		&expr.Counter{},

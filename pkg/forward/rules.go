@@ -29,8 +29,12 @@ const (
 	kindWithdrawNat    ruleKind = "withdraw-nat-in"
 	kindWithdrawNatOut ruleKind = "withdraw-nat-local"
 	// kindHold drops (instead of refusing) new connections from outside
-	// the host to the service port while held (Forwarder.Hold).
-	kindHold ruleKind = "hold"
+	// the host to the service port while held (Forwarder.Hold), and
+	// kindHoldListening, ahead of it, lets them pass whenever a socket
+	// listens on the port: the hold drops only what the kernel would
+	// refuse.
+	kindHold          ruleKind = "hold"
+	kindHoldListening ruleKind = "hold-listening"
 )
 
 // The markers of what drainctl owns in netfilter, with NftTable: every
@@ -66,7 +70,7 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 		return Forward{}, "", false
 	}
 	switch k := ruleKind(parts[2]); k {
-	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold:
+	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold, kindHoldListening:
 		return Forward{From: uint16(from), To: uint16(to)}, k, true
 	}
 	return Forward{}, "", false
