@@ -147,8 +147,8 @@ type Status struct {
 	// agent's metrics keep totals that do not go down.
 	Refused uint64 `json:"refused_packets"`
 	// Held is true when new connections from outside the host to the
-	// service port are dropped rather than refused (Forwarder.Hold), for
-	// every address family.
+	// service port are dropped rather than refused while nothing listens
+	// on it (Forwarder.Hold), for every address family.
 	Held bool `json:"held"`
 	// Rules is how many rules drainctl has installed for this forward, and
 	// Want how many a complete applied (and, if withdrawn, withdrawn; if
