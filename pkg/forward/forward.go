@@ -11,6 +11,26 @@
 // the namespace (see docs/design.md); instead a filter rule rejects only NEW
 // connections whose conntrack original destination port is the forward port,
 // so established connections keep their NAT mapping and keep working.
+//
+// A hold ([Forwarder.Hold]) bridges a hard restart of the web server, when
+// its listener is closed for seconds: new TCP connections from outside the
+// host whose original destination port is the service port (80), and for
+// which no socket listens, are dropped instead of refused, so the load
+// balancer's kernel retransmits the SYN (after 1 s, then 2 s more...) and
+// the connection lands on the new web server as soon as it listens, where
+// a refusal would make HAProxy retry and redispatch it to another server
+// (a sticky user moved). Connections through the forward port (81, whose
+// original destination port is 81), connections made on the host itself
+// (they arrive on lo: local checks fail fast) and established connections
+// are not held. The hold drops only what the kernel would refuse (a rule
+// ahead of the drop lets a connection pass when the kernel's socket
+// lookup finds a listener), so it can be put in place before the web
+// server stops and costs nothing while it runs, even if left behind. It
+// is independent of the withdraw: Apply, Withdraw and Restore keep it as
+// it is, and only Release (or Remove) deletes it. It lives with the
+// forward's other rules (the nftables withdraw-in chain at -150, before
+// NAT, matching tcp dport 80; iptables' DRAINCTL-INPUT, after NAT,
+// matching --ctorigdstport 80), under the same markers.
 package forward
 
 import (
@@ -126,9 +146,14 @@ type Status struct {
 	// withdraw (and Redirected when the REDIRECT is recreated); the
 	// agent's metrics keep totals that do not go down.
 	Refused uint64 `json:"refused_packets"`
+	// Held is true when new connections from outside the host to the
+	// service port are dropped rather than refused while nothing listens
+	// on it (Forwarder.Hold), for every address family.
+	Held bool `json:"held"`
 	// Rules is how many rules drainctl has installed for this forward, and
-	// Want how many a complete applied (and, if withdrawn, withdrawn) forward
-	// has; they differ when something removed part of it.
+	// Want how many a complete applied (and, if withdrawn, withdrawn; if
+	// held, held) forward has; they differ when something removed part of
+	// it.
 	Rules int `json:"rules"`
 	Want  int `json:"want_rules"`
 	// Problems say why the rules may not work as installed: a jump that
@@ -138,6 +163,9 @@ type Status struct {
 	// withdrawing: some withdraw rule is there (a partial withdraw is
 	// completed rather than undone).
 	withdrawing bool
+	// holding: some hold rule is there (likewise completed, and carried
+	// when the rules move to another backend).
+	holding bool
 }
 
 // State names the forward's condition in one word for people: absent,
@@ -176,9 +204,29 @@ type Forwarder interface {
 	// Restore makes sure each forward is installed and accepts new
 	// connections again.
 	Restore(ctx context.Context, fs ...Forward) error
+	// Hold makes sure each forward is installed (withdrawn or not as it
+	// was) and that new TCP connections to its service port (To, e.g. 80)
+	// that arrive from outside the host are dropped silently instead of
+	// refused while the web server's listener is closed during a hard
+	// restart: the client's kernel (the load balancer's) retransmits the
+	// SYN (1 s, then 2 s, ...) and the connection lands on the new web
+	// server once it listens, instead of a refusal that HAProxy retries
+	// and redispatches to another server (a sticky user moved). Only
+	// connections no socket listens for are dropped: while the web server
+	// listens, a hold changes nothing. Loopback traffic (iifname lo) is
+	// not held: local checks fail fast. Established connections are
+	// untouched (ct state new only), and so are connections through the
+	// forward port: the hold matches the connection's original
+	// destination port. It does not change Withdraw/Restore, and they
+	// keep it.
+	Hold(ctx context.Context, fs ...Forward) error
+	// Release deletes the hold rules of each forward, and nothing else;
+	// releasing a forward not held does nothing.
+	Release(ctx context.Context, fs ...Forward) error
 	// Remove deletes the rules of the given forwards, or of every forward
-	// drainctl owns when none is given. Once no forward is left it deletes
-	// drainctl's table or chains too. Rules of other software are untouched.
+	// drainctl owns when none is given, hold rules included. Once no
+	// forward is left it deletes drainctl's table or chains too. Rules of
+	// other software are untouched.
 	Remove(ctx context.Context, fs ...Forward) error
 	// Status lists every forward drainctl has rules for, sorted by port.
 	Status(ctx context.Context) ([]Status, error)

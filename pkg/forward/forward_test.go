@@ -59,7 +59,7 @@ func TestCheckSet(t *testing.T) {
 }
 
 func TestCommentRoundTrip(t *testing.T) {
-	for _, k := range []ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut} {
+	for _, k := range []ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold} {
 		f := Forward{65535, 1}
 		gf, gk, ok := parseComment(ruleComment(f, k))
 		if !ok || gf != f || gk != k {

@@ -15,7 +15,7 @@ func FuzzParseSave(f *testing.F) {
 		if err != nil {
 			return
 		}
-		iptBatch(save.Tables, map[Forward]bool{{81, 80}: true, {444, 443}: false})
+		iptBatch(save.Tables, map[Forward]iptState{{81, 80}: {withdrawn: true}, {444, 443}: {held: true}})
 		iptBatch(save.Tables, nil)
 		jumpProblems("ipv4", save.Tables)
 		for _, r := range save.All() {

@@ -29,7 +29,8 @@ import (
 // do not interleave.
 type Host struct {
 	// modal gives Apply, Withdraw and Restore: change, which makes them
-	// in the primary under the lock and moves the others' rules.
+	// in the primary under the lock and moves the others' rules; and Hold
+	// and Release: hold, the same for the hold rules.
 	modal
 	primary Forwarder
 	others  []*otherBackend
@@ -72,7 +73,7 @@ const lockTimeout = 15 * time.Second
 // probes and is closed with the host.
 func newHost(primary Forwarder, conn *nftables.Conn, log *slog.Logger) *Host {
 	h := &Host{primary: primary, probe: conn, log: log, lockName: DefaultLock}
-	h.modal = modal{h.change}
+	h.modal = modal{h.change, h.hold}
 	for _, name := range []string{BackendNftables, BackendIptablesNft, BackendIptablesLegacy} {
 		if name == primary.Backend() {
 			continue
@@ -228,13 +229,51 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 	if len(strays) == 0 {
 		return byMode(h.primary, m)(ctx, fs...)
 	}
-	return h.changeMoving(ctx, fs, m, strays)
+	return h.changeMoving(ctx, fs, m, strays, false)
 }
 
-// changeMoving makes the change m to fs on the primary while other
-// backends hold drainctl's rules (strays), and moves those rules over:
-// installed on the primary first, then removed from where they were.
-func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []stray) error {
+// hold holds fs in the primary (on), moving the others' rules as change
+// does, or releases them (off) in every backend that holds them, under
+// the namespace's lock.
+func (h *Host) hold(ctx context.Context, fs []Forward, on bool) error {
+	if err := CheckSet(fs); err != nil {
+		return err
+	}
+	unlock, err := h.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	strays, err := h.strays(ctx)
+	if err != nil {
+		return err
+	}
+	if on {
+		if len(strays) == 0 {
+			return h.primary.Hold(ctx, fs...)
+		}
+		return h.changeMoving(ctx, fs, modeKeep, strays, true)
+	}
+	if err := h.primary.Release(ctx, fs...); err != nil {
+		return err
+	}
+	// A hold left in another backend would still drop connections.
+	for _, s := range strays {
+		if !slices.ContainsFunc(s.st, func(st Status) bool { return st.holding && slices.Contains(fs, st.Forward) }) {
+			continue
+		}
+		if err := s.f.Release(ctx, fs...); err != nil {
+			return fmt.Errorf("release the hold of %v in %s: %w", fs, s.name, err)
+		}
+	}
+	return nil
+}
+
+// changeMoving makes the change m to fs on the primary (and holds them,
+// with hold) while other backends hold drainctl's rules (strays), and
+// moves those rules over: installed on the primary first, withdrawn and
+// held as they were, then removed from where they were.
+func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []stray, hold bool) error {
 	mine, err := h.primary.Status(ctx)
 	if err != nil {
 		return err
@@ -254,6 +293,23 @@ func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []
 	if len(carryApply) > 0 {
 		if err := h.primary.Apply(ctx, carryApply...); err != nil {
 			return fmt.Errorf("carry %v over from another backend: %w", carryApply, err)
+		}
+	}
+	var held []Forward
+	if hold {
+		held = slices.Clone(fs)
+	}
+	for _, s := range strays {
+		for _, st := range s.st {
+			if st.holding && !slices.Contains(held, st.Forward) {
+				held = append(held, st.Forward)
+			}
+		}
+	}
+	if len(held) > 0 {
+		// Before the strays' rules go, so a hold never lapses.
+		if err := h.primary.Hold(ctx, held...); err != nil {
+			return fmt.Errorf("hold %v (carried over from another backend): %w", held, err)
 		}
 	}
 	for _, s := range strays {

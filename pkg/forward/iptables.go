@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -18,7 +20,7 @@ import (
 const (
 	iptChainPre   = ChainPrefix + "PREROUTING" // nat: withdraw, then REDIRECT, from the network
 	iptChainOut   = ChainPrefix + "OUTPUT"     // nat: the same for connections made on this host
-	iptChainInput = ChainPrefix + "INPUT"      // filter: withdraw (reject NEW with a reset)
+	iptChainInput = ChainPrefix + "INPUT"      // filter: withdraw (reject NEW with a reset), hold (drop NEW)
 	jumpComment   = CommentPrefix + "jump"
 )
 
@@ -38,6 +40,8 @@ var iptChainOf = map[ruleKind]iptHook{
 	kindWithdrawNatOut: iptHooks[1],
 	kindOut:            iptHooks[1],
 	kindWithdraw:       iptHooks[2],
+	kindHold:           iptHooks[2],
+	kindHoldListening:  iptHooks[2],
 }
 
 // A withdrawn forward is refused twice over, and each way alone refuses:
@@ -59,7 +63,16 @@ var iptLayout = layout{
 	withdraw: []ruleKind{kindWithdrawNat, kindWithdrawNatOut, kindWithdraw},
 	// A refused SYN passes the RETURN and then the REJECT: count it once.
 	refused: []ruleKind{kindWithdrawNat, kindWithdrawNatOut},
+	// A hold acts in filter INPUT, after NAT, on the conntrack original
+	// destination port, so a connection to 81 (redirected to 80 by then)
+	// is not held; a RETURN ahead of its DROP lets a connection pass when
+	// a socket listens on the port.
+	hold: []ruleKind{kindHoldListening, kindHold},
 }
+
+// iptState is what a forward's rules are to be: installed always,
+// withdrawn and held as told.
+type iptState struct{ withdrawn, held bool }
 
 // iptFamily is one IP family's iptables.
 type iptFamily struct {
@@ -73,7 +86,7 @@ type iptFamily struct {
 }
 
 type iptForwarder struct {
-	modal          // Apply, Withdraw and Restore: sync
+	modal          // Apply, Withdraw and Restore: sync; Hold and Release: hold
 	variant string // "iptables-nft" or "iptables-legacy"
 	fams    []*iptFamily
 	log     *slog.Logger
@@ -138,7 +151,7 @@ func newIptables(variant string, fams []*iptFamily, log *slog.Logger) *iptForwar
 		log = slog.Default()
 	}
 	b := &iptForwarder{variant: variant, fams: fams, log: log}
-	b.modal = modal{b.sync}
+	b.modal = modal{b.sync, b.hold}
 	return b
 }
 
@@ -155,11 +168,23 @@ func (b *iptForwarder) Close() error { return nil }
 //	nat DRAINCTL-OUTPUT: the same two, for connections made on the host
 //	filter DRAINCTL-INPUT (withdrawn only):
 //	    -p tcp -m conntrack --ctstate NEW --ctorigdstport 81 -m comment --comment drainctl:81:80:withdraw -j REJECT --reject-with tcp-reset
+//	filter DRAINCTL-INPUT (held only; the RETURN first):
+//	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m socket --nowildcard -m comment --comment drainctl:81:80:hold-listening -j RETURN
+//	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m comment --comment drainctl:81:80:hold -j DROP
 //
-// "--dst-type LOCAL" limits the redirect to packets addressed to this host.
+// "--dst-type LOCAL" limits the redirect to packets addressed to this host
+// (INPUT sees only those). The hold's "! -i lo" leaves the host's own
+// connections alone: a local check of a closed port fails at once. Its
+// RETURN passes a connection some socket listens for (--nowildcard: a
+// listener on every address too), so the hold drops only what would be
+// refused.
 func iptSpec(f Forward, k ruleKind) string {
 	comment := "-m comment --comment " + ruleComment(f, k)
 	switch k {
+	case kindHoldListening:
+		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d -m socket --nowildcard %s -j RETURN", f.To, comment)
+	case kindHold:
+		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j DROP", f.To, comment)
 	case kindWithdraw:
 		return fmt.Sprintf("-p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j REJECT --reject-with tcp-reset", f.From, comment)
 	case kindWithdrawNat, kindWithdrawNatOut:
@@ -179,7 +204,11 @@ type iptView struct {
 	// withdrawn holds the forwards with any withdraw rule: a forward
 	// caught half-withdrawn is completed, never restored by accident.
 	withdrawn map[Forward]bool
-	forwards  map[Forward]bool
+	// held holds the forwards with a hold rule in this family; heldAny,
+	// set by converge, those with one in any family, so that a change
+	// completes a hold half lost rather than keeping it half.
+	held, heldAny map[Forward]bool
+	forwards      map[Forward]bool
 	// problems say why the rules do not work as installed: a chain or a
 	// jump missing, or a jump that other rules come before.
 	problems []string
@@ -236,30 +265,38 @@ func (b *iptForwarder) read(ctx context.Context, cached bool) (views []*iptView,
 
 // view finds drainctl's rules in one family's tables.
 func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
-	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, forwards: map[Forward]bool{}}
+	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, held: map[Forward]bool{}, forwards: map[Forward]bool{}}
 	var misplaced []string
 	for _, h := range iptHooks {
 		t := tables[h.table]
 		if t == nil || !t.HasChain(h.chain) {
 			continue
 		}
-		redirected := map[Forward]bool{}
+		redirected, dropped := map[Forward]bool{}, map[Forward]bool{}
 		for _, r := range t.Rules[h.chain] {
 			f, k, ok := parseComment(r.Comment())
 			if !ok || iptChainOf[k] != h {
 				b.log.Warn("rule not drainctl's in a drainctl chain; the next change drops it", "family", fam, "chain", h.chain, "rule", r.Spec)
 				continue
 			}
-			if k == kindPre || k == kindOut {
+			switch k {
+			case kindPre, kindOut:
 				redirected[f] = true
-			} else if k != kindWithdraw && redirected[f] {
-				misplaced = append(misplaced, fmt.Sprintf("%s: the withdraw of %s comes after its REDIRECT in %s: new connections are not refused", fam, f, h.chain))
+			case kindHold, kindHoldListening:
+				if k == kindHold {
+					dropped[f] = true
+				} else if dropped[f] {
+					misplaced = append(misplaced, fmt.Sprintf("%s: the RETURN of the hold of %s comes after its DROP in %s: connections are held even while the service listens", fam, f, h.chain))
+				}
+				v.held[f] = true
+			default:
+				if k != kindWithdraw && redirected[f] {
+					misplaced = append(misplaced, fmt.Sprintf("%s: the withdraw of %s comes after its REDIRECT in %s: new connections are not refused", fam, f, h.chain))
+				}
+				v.withdrawn[f] = true
 			}
 			v.rules = append(v.rules, found{fwd: f, kind: k, packets: r.Packets()})
 			v.forwards[f] = true
-			if k != kindPre && k != kindOut {
-				v.withdrawn[f] = true
-			}
 		}
 	}
 	if len(v.rules) > 0 {
@@ -305,32 +342,53 @@ func jumpPositions(t *SaveTable, h iptHook) []int {
 	return pos
 }
 
+// asIs is the state of every forward v has rules for: other forwards
+// keep their state through a change.
+func (v *iptView) asIs() map[Forward]iptState {
+	want := map[Forward]iptState{}
+	for f := range v.forwards {
+		want[f] = iptState{withdrawn: v.withdrawn[f], held: v.heldAny[f]}
+	}
+	return want
+}
+
+// sync brings fs to mode m; their holds stay as they are.
 func (b *iptForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
-	return b.converge(ctx, func(v *iptView) map[Forward]bool {
-		want := map[Forward]bool{}
-		for f := range v.forwards {
-			want[f] = v.withdrawn[f] // other forwards keep their state
-		}
+	return b.converge(ctx, func(v *iptView) map[Forward]iptState {
+		want := v.asIs()
 		for _, f := range fs {
-			want[f] = wantWithdraw(m, v.withdrawn[f])
+			want[f] = iptState{withdrawn: wantWithdraw(m, v.withdrawn[f]), held: v.heldAny[f]}
+		}
+		return want
+	})
+}
+
+// hold is Hold (on: fs installed as they are, and held) and Release (the
+// hold rules of fs deleted; a forward without rules stays without).
+func (b *iptForwarder) hold(ctx context.Context, fs []Forward, on bool) error {
+	if err := CheckSet(fs); err != nil {
+		return err
+	}
+	return b.converge(ctx, func(v *iptView) map[Forward]iptState {
+		want := v.asIs()
+		for _, f := range fs {
+			if st, ok := want[f]; ok || on {
+				want[f] = iptState{withdrawn: st.withdrawn, held: on}
+			}
 		}
 		return want
 	})
 }
 
 func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
-	drop := map[Forward]bool{}
-	for _, f := range fs {
-		drop[f] = true
-	}
-	return b.converge(ctx, func(v *iptView) map[Forward]bool {
-		want := map[Forward]bool{}
-		for f := range v.forwards {
-			if len(fs) > 0 && !drop[f] {
-				want[f] = v.withdrawn[f]
+	return b.converge(ctx, func(v *iptView) map[Forward]iptState {
+		want := v.asIs()
+		for f := range want {
+			if len(fs) == 0 || slices.Contains(fs, f) {
+				delete(want, f)
 			}
 		}
 		return want
@@ -338,19 +396,26 @@ func (b *iptForwarder) Remove(ctx context.Context, fs ...Forward) error {
 }
 
 // converge reads each family's rules, asks want which forwards to have
-// (and which of them withdrawn), and writes the difference in one
-// iptables-restore batch per family.
+// (and which of them withdrawn and held), and writes the difference in
+// one iptables-restore batch per family.
 // Nothing is run when nothing differs. With iptables-nft, the rules after
 // the change are known without reading them again when the nftables
 // generation moved by exactly drainctl's own commits (one per table in a
 // batch): no other process changed anything meanwhile.
-func (b *iptForwarder) converge(ctx context.Context, want func(*iptView) map[Forward]bool) error {
+func (b *iptForwarder) converge(ctx context.Context, want func(*iptView) map[Forward]iptState) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	views, gen, genOK, err := b.read(ctx, true)
 	if err != nil {
 		return err
+	}
+	heldAny := map[Forward]bool{}
+	for _, v := range views {
+		maps.Copy(heldAny, v.held)
+	}
+	for _, v := range views {
+		v.heldAny = heldAny
 	}
 	batches := make([]string, len(b.fams))
 	commits := uint32(0)

@@ -10,13 +10,13 @@ import (
 )
 
 // iptBatch writes the iptables-restore input that turns tables into
-// drainctl's rules for want (forward → withdrawn), or "" when they are so
-// already. A chain whose content differs is declared (which, with
+// drainctl's rules for want (forward → withdrawn, held), or "" when they
+// are so already. A chain whose content differs is declared (which, with
 // --noflush, empties it) and written whole, in order, keeping the packet
 // counters of the rules it keeps; the REDIRECT is re-added in the same
 // transaction, so the NAT of live connections is never without a rule.
 // With no forward left, the jumps and chains are deleted.
-func iptBatch(tables map[string]*SaveTable, want map[Forward]bool) string {
+func iptBatch(tables map[string]*SaveTable, want map[Forward]iptState) string {
 	fs := make([]Forward, 0, len(want))
 	for f := range want {
 		fs = append(fs, f)
@@ -68,15 +68,16 @@ func iptBatch(tables map[string]*SaveTable, want map[Forward]bool) string {
 }
 
 // chainBatch writes the lines that turn drainctl's chain h into the rules
-// of fs (want: forward → withdrawn). The usual change, a withdraw or a
-// restore, only adds or deletes rules: a RETURN is inserted first in its
-// chain (so before every REDIRECT), a REJECT appended, and a rule that
+// of fs (want: forward → withdrawn, held). The usual change, a withdraw,
+// a restore, a hold or a release, only adds or deletes rules: a RETURN is
+// inserted first in its chain (so before every REDIRECT), a REJECT or a
+// hold's DROP appended, and a rule that
 // must go deleted by what it is (its saved spec), so the REDIRECTs of
 // live connections are never touched. Anything else (a chain missing,
 // duplicates, a rule not drainctl's, a RETURN behind its REDIRECT) has the
 // chain declared, which empties it, and written whole in order, keeping
 // the counters of the rules it keeps.
-func chainBatch(t *SaveTable, h iptHook, fs []Forward, want map[Forward]bool) (decl, body []string) {
+func chainBatch(t *SaveTable, h iptHook, fs []Forward, want map[Forward]iptState) (decl, body []string) {
 	wanted, order := wantedRules(h, fs, want)
 	have, clean := chainRules(t, h)
 	if clean {
@@ -86,12 +87,13 @@ func chainBatch(t *SaveTable, h iptHook, fs []Forward, want map[Forward]bool) (d
 }
 
 // wantedRules lists the rules chain h must hold for fs (want: forward →
-// withdrawn), by comment, in the order a chain written whole has them.
-func wantedRules(h iptHook, fs []Forward, want map[Forward]bool) (wanted map[string]Forward, order []string) {
+// withdrawn, held), by comment, in the order a chain written whole has
+// them.
+func wantedRules(h iptHook, fs []Forward, want map[Forward]iptState) (wanted map[string]Forward, order []string) {
 	wanted = map[string]Forward{}
 	for _, f := range fs {
 		for _, k := range iptOrder {
-			if iptChainOf[k] == h && (want[f] || k == kindPre || k == kindOut) {
+			if iptChainOf[k] == h && want[f].has(k) {
 				c := ruleComment(f, k)
 				wanted[c] = f
 				order = append(order, c)
@@ -103,11 +105,12 @@ func wantedRules(h iptHook, fs []Forward, want map[Forward]bool) (wanted map[str
 
 // chainRules reads the rules chain h holds, by comment, and whether it
 // can be changed rule by rule (clean): it exists, and holds only
-// drainctl's rules, once each, no RETURN behind its REDIRECT.
+// drainctl's rules, once each, no RETURN behind its REDIRECT or its
+// hold's DROP.
 func chainRules(t *SaveTable, h iptHook) (have map[string]SaveRule, clean bool) {
 	have = map[string]SaveRule{}
 	clean = t.HasChain(h.chain)
-	redirectSeen := map[Forward]bool{}
+	redirectSeen, dropSeen := map[Forward]bool{}, map[Forward]bool{}
 	for _, r := range t.Rules[h.chain] {
 		c := r.Comment()
 		f, k, ok := parseComment(c)
@@ -119,6 +122,12 @@ func chainRules(t *SaveTable, h iptHook) (have map[string]SaveRule, clean bool) 
 		}
 		if ok && (k == kindWithdrawNat || k == kindWithdrawNatOut) && redirectSeen[f] {
 			clean = false // a RETURN behind its REDIRECT bypasses nothing
+		}
+		if ok && k == kindHold {
+			dropSeen[f] = true
+		}
+		if ok && k == kindHoldListening && dropSeen[f] {
+			clean = false // so is a hold's RETURN behind its DROP
 		}
 		have[c] = r
 	}
@@ -139,7 +148,7 @@ func editChain(h iptHook, wanted map[string]Forward, order []string, have map[st
 			continue
 		}
 		_, k, _ := parseComment(c)
-		if k == kindWithdrawNat || k == kindWithdrawNatOut {
+		if k == kindWithdrawNat || k == kindWithdrawNatOut || k == kindHoldListening {
 			body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
 		} else {
 			body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
@@ -164,5 +173,18 @@ func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map
 }
 
 // iptOrder is the order of a forward's rules in a chain written whole:
-// the RETURN of a withdraw must come before the REDIRECT it bypasses.
-var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw}
+// the RETURN of a withdraw must come before the REDIRECT it bypasses, and
+// the hold's RETURN before its DROP (the REJECT and the hold match
+// different ports: their order does not matter).
+var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw, kindHoldListening, kindHold}
+
+// has says whether a forward in state s has a rule of kind k.
+func (s iptState) has(k ruleKind) bool {
+	switch k {
+	case kindPre, kindOut:
+		return true
+	case kindHold, kindHoldListening:
+		return s.held
+	}
+	return s.withdrawn
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -18,7 +19,9 @@ import (
 const NftTable = "drainctl"
 
 // Chains of the drainctl table. The two NAT chains hold the REDIRECTs; the
-// two withdraw chains hold the rules that refuse new connections.
+// two withdraw chains hold the rules that refuse new connections, and
+// withdraw-in the hold rules too (they act at the same point: before NAT,
+// on connections from the network).
 const (
 	nftChainPre         = "prerouting"
 	nftChainOut         = "output"
@@ -28,10 +31,12 @@ const (
 
 // nftChainOf places each kind of rule in its chain.
 var nftChainOf = map[ruleKind]string{
-	kindPre:         nftChainPre,
-	kindOut:         nftChainOut,
-	kindWithdraw:    nftChainWithdrawIn,
-	kindWithdrawOut: nftChainWithdrawOut,
+	kindPre:           nftChainPre,
+	kindOut:           nftChainOut,
+	kindWithdraw:      nftChainWithdrawIn,
+	kindWithdrawOut:   nftChainWithdrawOut,
+	kindHold:          nftChainWithdrawIn,
+	kindHoldListening: nftChainWithdrawIn,
 }
 
 // nftLayout: inet rules serve IPv4 and IPv6 at once, so one copy of each.
@@ -39,11 +44,12 @@ var nftLayout = layout{
 	apply:    []ruleKind{kindPre, kindOut},
 	withdraw: []ruleKind{kindWithdraw, kindWithdrawOut},
 	refused:  []ruleKind{kindWithdraw, kindWithdrawOut},
+	hold:     []ruleKind{kindHoldListening, kindHold},
 	families: 1,
 }
 
 type nftForwarder struct {
-	modal // Apply, Withdraw and Restore: sync
+	modal // Apply, Withdraw and Restore: sync; Hold and Release: hold
 	conn  *nftables.Conn
 	log   *slog.Logger
 	table *nftables.Table
@@ -62,7 +68,7 @@ func NewNftables(conn *nftables.Conn, log *slog.Logger) Forwarder {
 		// inet: one table and one rule serve IPv4 and IPv6 alike.
 		table: &nftables.Table{Name: NftTable, Family: nftables.TableFamilyINet},
 	}
-	n.modal = modal{n.sync}
+	n.modal = modal{n.sync, n.hold}
 	return n
 }
 
@@ -153,8 +159,23 @@ func nftCounter(r *nftables.Rule) uint64 {
 	return 0
 }
 
-// sync brings the rules of fs to what mode asks, in one atomic batch.
+// sync brings the rules of fs to what mode asks, in one atomic batch,
+// keeping their hold rules as they are.
 func (n *nftForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
+	return n.write(ctx, fs, m, false)
+}
+
+// hold is Hold (on: fs installed as they are, and held) and Release.
+func (n *nftForwarder) hold(ctx context.Context, fs []Forward, on bool) error {
+	if on {
+		return n.write(ctx, fs, modeKeep, true)
+	}
+	return n.release(ctx, fs)
+}
+
+// write brings the rules of fs to what mode asks, and holds them when
+// hold is set (else keeps their hold as it is), in one atomic batch.
+func (n *nftForwarder) write(ctx context.Context, fs []Forward, m mode, hold bool) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
@@ -193,29 +214,27 @@ func (n *nftForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 			changes++
 		}
 		if on && len(got) == 0 {
-			n.conn.AddRule(&nftables.Rule{
+			r := &nftables.Rule{
 				Table:    n.table,
 				Chain:    chains[nftChainOf[k]],
 				Exprs:    nftExprs(f, k),
 				UserData: userdata.AppendString(nil, userdata.TypeComment, c),
-			})
+			}
+			if k == kindHoldListening {
+				// First in its chain, so before the hold's drop
+				// wherever that is.
+				n.conn.InsertRule(r)
+			} else {
+				n.conn.AddRule(r)
+			}
 			changes++
 		}
 		return nil
 	}
 	for _, f := range fs {
-		has := false
-		for _, k := range nftLayout.withdraw {
-			has = has || len(have[ruleComment(f, k)]) > 0
-		}
-		withdraw := wantWithdraw(m, has)
-		for _, k := range nftLayout.apply {
-			if err := want(f, k, true); err != nil {
-				return err
-			}
-		}
-		for _, k := range nftLayout.withdraw {
-			if err := want(f, k, withdraw); err != nil {
+		has := func(k ruleKind) bool { return len(have[ruleComment(f, k)]) > 0 }
+		for _, w := range nftWanted(m, hold, has) {
+			if err := want(f, w.kind, w.on); err != nil {
 				return err
 			}
 		}
@@ -223,7 +242,67 @@ func (n *nftForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 	if err := n.conn.Flush(); err != nil {
 		return fmt.Errorf("nftables: commit: %w", err)
 	}
-	n.log.Debug("nftables synced", "forwards", fs, "mode", m, "changes", changes)
+	n.log.Debug("nftables synced", "forwards", fs, "mode", m, "hold", hold, "changes", changes)
+	return nil
+}
+
+// kindOn is one kind of rule of a forward, and whether it is wanted.
+type kindOn struct {
+	kind ruleKind
+	on   bool
+}
+
+// nftWanted lists which of its rules a forward must have after a write in
+// mode m (has: whether it has one of a kind now): every apply rule, the
+// withdraw rules as m decides, and the hold rule when asked (hold) or
+// held already. A hold stays until Release deletes it: the withdraw and
+// the restore do not decide it.
+func nftWanted(m mode, hold bool, has func(ruleKind) bool) []kindOn {
+	var out []kindOn
+	for _, k := range nftLayout.apply {
+		out = append(out, kindOn{k, true})
+	}
+	withdrawn := wantWithdraw(m, slices.ContainsFunc(nftLayout.withdraw, has))
+	for _, k := range nftLayout.withdraw {
+		out = append(out, kindOn{k, withdrawn})
+	}
+	held := hold || slices.ContainsFunc(nftLayout.hold, has)
+	for _, k := range nftLayout.hold {
+		out = append(out, kindOn{k, held})
+	}
+	return out
+}
+
+// release deletes the hold rules of fs, in one atomic batch; nothing
+// else changes, and nothing is sent when none is there.
+func (n *nftForwarder) release(ctx context.Context, fs []Forward) error {
+	if err := CheckSet(fs); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	exists, rules, err := n.list()
+	if err != nil || !exists {
+		return err
+	}
+	changes := 0
+	for _, r := range rules {
+		if !slices.Contains(nftLayout.hold, r.kind) || !slices.Contains(fs, r.fwd) {
+			continue
+		}
+		if err := n.conn.DelRule(r.rule); err != nil {
+			return fmt.Errorf("nftables: delete rule %q: %w", ruleComment(r.fwd, r.kind), err)
+		}
+		changes++
+	}
+	if changes == 0 {
+		return nil
+	}
+	if err := n.conn.Flush(); err != nil {
+		return fmt.Errorf("nftables: commit release: %w", err)
+	}
+	n.log.Debug("nftables released", "forwards", fs, "changes", changes)
 	return nil
 }
 
@@ -281,30 +360,64 @@ func (n *nftForwarder) Status(ctx context.Context) ([]Status, error) {
 //	    meta l4proto tcp tcp dport 81 fib daddr type local counter redirect to :80
 //	withdraw, withdraw-local (filter prerouting / filter output, -150):
 //	    meta l4proto tcp tcp dport 81 fib daddr type local ct state new counter reject with tcp reset
+//	hold-listening, hold (filter prerouting, -150, in withdraw-in, in this order):
+//	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new socket transparent 0 accept
+//	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new counter drop
 //
 // "fib daddr type local" limits every rule to packets addressed to this
 // host: traffic routed through it (containers, VMs) is never captured.
+// The hold matches the service port before NAT (-150), so its port is the
+// connection's original destination port: a connection to 81, which NAT
+// sends to 80 later, is not held. The host's own connections arrive on lo
+// and are not held: a local check of a closed port fails at once. The
+// accept ahead of the drop ends the chain for a connection some socket
+// listens for (the kernel's socket lookup, as for a delivery), so the
+// hold drops only what would be refused: the new web server gets the
+// next SYN as soon as it listens, and a hold left in place by mistake
+// costs nothing while the server runs. It sees sockets that are not
+// transparent (IP_TRANSPARENT), as a web server's are; for one that is,
+// the drop acts until Release.
 func nftExprs(f Forward, k ruleKind) []expr.Any {
+	held := k == kindHold || k == kindHoldListening
+	port := f.From
+	if held {
+		port = f.To
+	}
 	match := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(f.From)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+	if held {
+		match = append(match,
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
+		)
+	}
+	match = append(match,
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+	)
+	ctNew := []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{
+			SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW),
+			Xor:  binaryutil.NativeEndian.PutUint32(0),
+		},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
 	}
 	switch k {
 	case kindWithdraw, kindWithdrawOut:
-		return append(match,
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{
-				SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW),
-				Xor:  binaryutil.NativeEndian.PutUint32(0),
-			},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-			&expr.Counter{},
-			&expr.Reject{Type: unix.NFT_REJECT_TCP_RST},
+		return append(append(match, ctNew...), &expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+	case kindHold:
+		return append(append(match, ctNew...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+	case kindHoldListening:
+		return append(append(match, ctNew...),
+			&expr.Socket{Key: expr.SocketKeyTransparent, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+			&expr.Verdict{Kind: expr.VerdictAccept},
 		)
 	}
 	return append(match,
@@ -312,4 +425,12 @@ func nftExprs(f Forward, k ruleKind) []expr.Any {
 		&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(f.To)},
 		&expr.Redir{RegisterProtoMin: 1, Flags: unix.NF_NAT_RANGE_PROTO_SPECIFIED},
 	)
+}
+
+// ifname is an interface name as nft compares it: the name padded with
+// NULs to IFNAMSIZ (16 bytes), an exact match (not a "lo*" prefix).
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
 }

@@ -28,6 +28,13 @@ const (
 	// connections (iptables only, see iptables.go).
 	kindWithdrawNat    ruleKind = "withdraw-nat-in"
 	kindWithdrawNatOut ruleKind = "withdraw-nat-local"
+	// kindHold drops (instead of refusing) new connections from outside
+	// the host to the service port while held (Forwarder.Hold), and
+	// kindHoldListening, ahead of it, lets them pass whenever a socket
+	// listens on the port: the hold drops only what the kernel would
+	// refuse.
+	kindHold          ruleKind = "hold"
+	kindHoldListening ruleKind = "hold-listening"
 )
 
 // The markers of what drainctl owns in netfilter, with NftTable: every
@@ -63,7 +70,7 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 		return Forward{}, "", false
 	}
 	switch k := ruleKind(parts[2]); k {
-	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut:
+	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold, kindHoldListening:
 		return Forward{From: uint16(from), To: uint16(to)}, k, true
 	}
 	return Forward{}, "", false
@@ -71,9 +78,22 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 
 // modal gives a Forwarder its Apply, Withdraw and Restore from the one
 // function that brings forwards to a mode: the three differ only in what
-// they do to the withdraw rules. Each backend (and Host) embeds it.
+// they do to the withdraw rules; and its Hold and Release from the one
+// that puts the hold rules on or off. Each backend (and Host) embeds it.
 type modal struct {
 	change func(ctx context.Context, fs []Forward, m mode) error
+	hold   func(ctx context.Context, fs []Forward, on bool) error
+}
+
+// Hold is Forwarder.Hold: the forwards installed, withdrawn or not as
+// they were, and held.
+func (c modal) Hold(ctx context.Context, fs ...Forward) error {
+	return c.hold(ctx, fs, true)
+}
+
+// Release is Forwarder.Release: the forwards' hold rules deleted.
+func (c modal) Release(ctx context.Context, fs ...Forward) error {
+	return c.hold(ctx, fs, false)
 }
 
 // Apply is Forwarder.Apply: the forwards installed, withdrawn or not as
@@ -125,6 +145,7 @@ type layout struct {
 	apply    []ruleKind // rules of an applied forward
 	withdraw []ruleKind // rules added when it is withdrawn
 	refused  []ruleKind // withdraw rules whose counters count refusals
+	hold     []ruleKind // rules added when it is held
 	families int        // copies of each rule (iptables: one per IP family)
 }
 
@@ -166,12 +187,18 @@ func summarize(rules []found, l layout, plumbingOK bool) []Status {
 	for f, s := range byFwd {
 		applied, _ := all(f, l.apply)
 		withdrawn, someWithdraw := all(f, l.withdraw)
+		held, someHold := all(f, l.hold)
 		s.Applied = plumbingOK && applied
 		s.Withdrawn = plumbingOK && withdrawn
+		s.Held = plumbingOK && someHold && held
 		s.withdrawing = someWithdraw
+		s.holding = someHold
 		s.Want = len(l.apply) * l.families
 		if someWithdraw {
 			s.Want += len(l.withdraw) * l.families
+		}
+		if someHold {
+			s.Want += len(l.hold) * l.families
 		}
 		out = append(out, *s)
 	}

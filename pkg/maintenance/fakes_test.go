@@ -85,6 +85,8 @@ func (f *fakeForwarder) Withdraw(context.Context, ...forward.Forward) error {
 func (f *fakeForwarder) Restore(context.Context, ...forward.Forward) error {
 	return f.set("restore", &f.failRestore, false)
 }
+func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error    { return nil }
+func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error { return nil }
 
 // set withdraws or restores the forward, unless *failing says the call
 // fails (it counts down).

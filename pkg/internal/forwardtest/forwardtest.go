@@ -79,6 +79,12 @@ func (n inNS) Withdraw(ctx context.Context, fs ...forward.Forward) error {
 func (n inNS) Restore(ctx context.Context, fs ...forward.Forward) error {
 	return n.ns.Do(func() error { return n.f.Restore(ctx, fs...) })
 }
+func (n inNS) Hold(ctx context.Context, fs ...forward.Forward) error {
+	return n.ns.Do(func() error { return n.f.Hold(ctx, fs...) })
+}
+func (n inNS) Release(ctx context.Context, fs ...forward.Forward) error {
+	return n.ns.Do(func() error { return n.f.Release(ctx, fs...) })
+}
 func (n inNS) Remove(ctx context.Context, fs ...forward.Forward) error {
 	return n.ns.Do(func() error { return n.f.Remove(ctx, fs...) })
 }
