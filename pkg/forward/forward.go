@@ -149,7 +149,7 @@ type Status struct {
 	// Held is true when new connections from outside the host to the
 	// service port are dropped rather than refused while nothing listens
 	// on it (Forwarder.Hold), for every address family.
-	Held bool `json:"held"`
+	Held bool `json:"held,omitempty"`
 	// Rules is how many rules drainctl has installed for this forward, and
 	// Want how many a complete applied (and, if withdrawn, withdrawn; if
 	// held, held) forward has; they differ when something removed part of
@@ -180,11 +180,20 @@ func (s Status) State() string {
 	case s.Rules < s.Want:
 		return "partial"
 	case s.Withdrawn:
-		return "withdrawn"
+		return "withdrawn" + s.heldText()
 	case s.Applied:
-		return "in-service"
+		return "in-service" + s.heldText()
 	}
 	return "partial"
+}
+
+// heldText marks a forward whose service port is held (a web server's
+// restart in progress).
+func (s Status) heldText() string {
+	if s.Held {
+		return ", held"
+	}
+	return ""
 }
 
 // Forwarder installs and switches forwards. Implementations are safe for use

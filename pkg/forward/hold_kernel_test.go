@@ -160,7 +160,7 @@ func TestKernelHoldSparesLocalForwardPortAndEstablished(t *testing.T) {
 
 		must(t, "withdraw", l.f.Withdraw(ctx, fwd))
 		l.held(t, true, "withdrawn while held")
-		if s := l.status(t); !s.Withdrawn || s.State() != "withdrawn" {
+		if s := l.status(t); !s.Withdrawn || s.State() != "withdrawn, held" {
 			t.Fatalf("withdrawn while held: status = %+v, want withdrawn", s)
 		}
 		for _, tg := range targets {

@@ -75,7 +75,7 @@ func TestIptablesFakeHoldAndRelease(t *testing.T) {
 			t.Fatalf("hold rules %+v, want, in this order:\n%s\n%s", hs, iptSpec(f, kindHoldListening), iptSpec(f, kindHold))
 		}
 	}
-	if s := h.status(f); !s.Applied || !s.Held || s.Withdrawn || s.Rules != 8 || s.Want != 8 || s.State() != "in-service" {
+	if s := h.status(f); !s.Applied || !s.Held || s.Withdrawn || s.Rules != 8 || s.Want != 8 || s.State() != "in-service, held" {
 		t.Fatalf("held: status = %+v, want applied, held, in service, 8/8 rules", s)
 	}
 	if n := h.commands("hold again", func() error { return h.b.Hold(ctx, f) }); n != 2 {
@@ -126,7 +126,7 @@ func TestIptablesFakeHoldKept(t *testing.T) {
 		t.Fatalf("with the IPv6 hold rules gone, status = %+v, want partial and not held", s)
 	}
 	h.must("restore", h.b.Restore(ctx, f))
-	if s := h.status(f); !s.Held || s.State() != "in-service" {
+	if s := h.status(f); !s.Held || s.State() != "in-service, held" {
 		t.Fatalf("after restore, status = %+v, want held and in service", s)
 	}
 	// The hold's RETURN moved behind its DROP passes nothing: status says
@@ -174,8 +174,8 @@ func TestSummarizeHeld(t *testing.T) {
 		rules, max int
 	}{
 		{[]ruleKind{kindPre, kindOut}, false, "in-service", 2, 2},
-		{[]ruleKind{kindPre, kindOut, kindHoldListening, kindHold}, true, "in-service", 4, 4},
-		{[]ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindHoldListening, kindHold}, true, "withdrawn", 6, 6},
+		{[]ruleKind{kindPre, kindOut, kindHoldListening, kindHold}, true, "in-service, held", 4, 4},
+		{[]ruleKind{kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindHoldListening, kindHold}, true, "withdrawn, held", 6, 6},
 		{[]ruleKind{kindPre, kindOut, kindHold}, false, "partial", 3, 4},
 		{[]ruleKind{kindHoldListening, kindHold}, true, "partial", 2, 4},
 	} {

@@ -85,8 +85,6 @@ func (f *fakeForwarder) Withdraw(context.Context, ...forward.Forward) error {
 func (f *fakeForwarder) Restore(context.Context, ...forward.Forward) error {
 	return f.set("restore", &f.failRestore, false)
 }
-func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error    { return nil }
-func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error { return nil }
 
 // set withdraws or restores the forward, unless *failing says the call
 // fails (it counts down).
@@ -121,7 +119,7 @@ func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	if !f.applied {
 		return out, nil
 	}
-	s := forward.Status{Forward: fwd, Applied: true, Withdrawn: f.withdrawn, Rules: 2, Want: 2}
+	s := forward.Status{Forward: fwd, Applied: true, Withdrawn: f.withdrawn, Held: f.held, Rules: 2, Want: 2}
 	if f.withdrawn {
 		s.Rules, s.Want = 4, 4
 	}

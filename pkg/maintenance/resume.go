@@ -45,6 +45,7 @@ func (e *Engine) resume() (string, error) {
 	if st, err = e.recordBackend(st); err != nil {
 		return "", err
 	}
+	e.releaseLeftHold()
 	defer func() {
 		// Forwards no longer configured go, after the configured ones
 		// are in place (so NAT always has a rule for live connections).

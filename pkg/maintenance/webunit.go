@@ -178,7 +178,7 @@ type connHold struct {
 // without it.
 func (r *opRun) holdNew() bool {
 	e := r.e
-	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, holdFn, x.all()...) }); err != nil {
+	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, forward.Forwarder.Hold, x.all()...) }); err != nil {
 		r.warn(fmt.Sprintf("hold new connections during the restart: %v; they are refused while the web server does not listen", err))
 		return false
 	}
@@ -206,29 +206,32 @@ func (e *Engine) releaseHold() {
 	// Bounded: a netfilter call that hangs must not hang the hook.
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	if err := e.fw.with(func(x fwx) error { return x.do(ctx, releaseFn, x.all()...) }); err != nil && !errors.Is(err, context.Canceled) {
+	if err := e.fw.with(func(x fwx) error { return x.do(ctx, forward.Forwarder.Release, x.all()...) }); err != nil && !errors.Is(err, context.Canceled) {
 		e.log.Error("release the hold of new connections", "err", err)
 	}
 }
 
-// connHolder is a forwarder that can hold new connections.
-type connHolder interface {
-	Hold(ctx context.Context, fs ...forward.Forward) error
-	Release(ctx context.Context, fs ...forward.Forward) error
-}
-
-func holdFn(f forward.Forwarder, ctx context.Context, fs ...forward.Forward) error {
-	if h, ok := f.(connHolder); ok {
-		return h.Hold(ctx, fs...)
+// releaseLeftHold releases a hold of new connections that the agent's
+// last run left (it stopped between the web server's stop and start):
+// this run does not know when that gap ends, and the hold's timer is
+// gone with the last run.
+func (e *Engine) releaseLeftHold() {
+	err := e.fw.with(func(x fwx) error {
+		fs, err := x.read(e.ctx)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if f.Held {
+				e.log.Info("releasing the hold of new connections left by the agent's last run")
+				return x.do(e.ctx, forward.Forwarder.Release, x.all()...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.log.Error("release a hold of new connections left by the last run", "err", err)
 	}
-	return errors.New("this backend cannot hold new connections")
-}
-
-func releaseFn(f forward.Forwarder, ctx context.Context, fs ...forward.Forward) error {
-	if h, ok := f.(connHolder); ok {
-		return h.Release(ctx, fs...)
-	}
-	return nil
 }
 
 // overBudget turns a pool slot refused to a web server's stop into a

@@ -142,6 +142,24 @@ func TestWebStopOverTheBudget(t *testing.T) {
 	}
 }
 
+// An agent that starts releases a hold its last run left (stopped
+// between the web server's stop and start): nothing else would.
+func TestResumeReleasesAHoldLeft(t *testing.T) {
+	r := newRig(t, nil)
+	if _, err := r.e.WebStop(sysRestart, nil); err != nil || !r.fw.isHeld() {
+		t.Fatalf("%v, held %v", err, r.fw.isHeld())
+	}
+	st, _ := r.store.Load()
+	r2 := newRig(t, &st)
+	r2.fw.held = true // the kernel's rules, as the last run left them
+	if _, err := r2.e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if r2.fw.isHeld() || r2.e.Phase() != state.Held {
+		t.Fatalf("after the agent's start: held %v, %s", r2.fw.isHeld(), r2.e.Phase())
+	}
+}
+
 // A hold of connections that fails is a warning; the stop goes on.
 func TestWebRestartHoldFails(t *testing.T) {
 	r := newRig(t, nil)

@@ -116,6 +116,9 @@ type ForwardStatus struct {
 	// rules installed now.
 	Redirected uint64 `json:"redirected_packets"`
 	Refused    uint64 `json:"refused_packets"`
+	// Held: new connections to the service port from outside are held
+	// (dropped while nothing listens) through a web server's restart.
+	Held bool `json:"held,omitempty"`
 	// Rules is how many rules drainctl has installed, Want how many a
 	// complete forward has.
 	Rules int `json:"rules"`
