@@ -385,12 +385,22 @@ func (d *drainer) outcome(ev Event, polls, left int, now time.Time) Outcome {
 }
 
 // inFlight says whether a request is being served on c: data came in
-// after the last data went out (a request being processed), or the answer
-// is still leaving (bytes unsent or not yet acknowledged). A keep-alive
+// after the last data went out (a request being processed), the answer
+// is still leaving (bytes unsent or not yet acknowledged), or a long
+// answer is being written as it goes (a CGI or a proxied download that
+// sends a line at a time: between two writes its socket is empty, but
+// its request came long ago and data went out just now). A keep-alive
 // connection between two requests is not.
 func inFlight(c *conntable.Conn) bool {
-	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0
+	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0 ||
+		(c.SinceSent() < longAnswer && c.SinceRecv() >= longAnswer)
 }
+
+// longAnswer: an answer still sending data this long after its request
+// came is a long one in progress. A keep-alive user's next request comes
+// within it of the last answer (a busy user), or the connection goes
+// quiet (the user reads): neither looks like one.
+const longAnswer = time.Second
 
 // ignored says whether a is in one of ps: a peer whose connections never
 // count (monitoring).

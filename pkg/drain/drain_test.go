@@ -340,3 +340,25 @@ func TestGateInFlightAndGrace(t *testing.T) {
 		t.Fatalf("got %+v, %v; want grace-proceed at 1 s with 2 active", res, err)
 	}
 }
+
+// A request in flight, by the socket's times: a long answer written as it
+// goes (a CGI's lines) counts even between two writes, when its socket
+// is empty; a keep-alive user between requests does not.
+func TestInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		recv, sent uint32 // ms since the last data in, out
+		want       bool
+	}{
+		{"request being processed", 10, 500, true},
+		{"long answer between two writes", 3000, 50, true},
+		{"busy user just answered", 60, 50, false},
+		{"keep-alive between requests", 3000, 2990, false},
+		{"long answer ended 2 s ago", 5000, 2000, false},
+	} {
+		c := &conntable.Conn{Socket: conntable.Socket{Info: unix.TCPInfo{Last_data_recv: tc.recv, Last_data_sent: tc.sent}}}
+		if got := inFlight(c); got != tc.want {
+			t.Errorf("%s (recv %d ms ago, sent %d ms ago): in flight %v, want %v", tc.name, tc.recv, tc.sent, got, tc.want)
+		}
+	}
+}

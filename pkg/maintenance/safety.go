@@ -15,6 +15,7 @@ package maintenance
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -34,6 +35,12 @@ type opening struct {
 	// goes on after the policy's grace even if users remain (a restart:
 	// the graceful restart finishes their requests).
 	grace bool
+	// inFlight, when set, replaces the grace: once the load balancers
+	// confirm the server out, the drain waits this long at most for the
+	// requests then in flight (a web server's stop: Apache's graceful-stop
+	// closes its listener at once and then waits for them, so the longer
+	// one runs past the stop, the longer nobody is served).
+	inFlight time.Duration
 	// overBudget: a slot the pool does not grant (busy, or etcd not
 	// answering) is a warning, not a refusal: the web server's unit
 	// stops whatever drainctl says (WebStop).
@@ -58,7 +65,14 @@ func (r *opRun) takeOut(o opening) error {
 	if err := r.withdraw(o.note, r.holder()); err != nil {
 		return err
 	}
-	dr, err := r.drain(o.grace)
+	var grace time.Duration
+	if o.grace {
+		grace = r.e.d.Policy.Grace
+	}
+	if o.inFlight > 0 {
+		grace = o.inFlight
+	}
+	dr, err := r.drain(grace)
 	r.res.Drain = &dr
 	if err != nil {
 		if r.e.ctx.Err() != nil {

@@ -50,10 +50,11 @@ func (r *opRun) withdraw(note string, h *state.Holder) error {
 
 // drain waits for the server to be quiet, with the request's overrides.
 // With the load balancers' view, their confirmation that the server is
-// out replaces the fixed min-wait; a restart (grace) then goes on after
-// the policy's grace even if users still come through the backup entry:
-// the graceful restart finishes their requests.
-func (r *opRun) drain(grace bool) (drain.Result, error) {
+// out replaces the fixed min-wait; a restart (grace) then goes on once
+// the requests in flight at the confirmation are done, or after grace,
+// even if users still come through the backup entry: the graceful
+// restart finishes their requests. No grace: until quiet.
+func (r *opRun) drain(grace time.Duration) (drain.Result, error) {
 	if err := r.step(state.Draining, ""); err != nil {
 		return drain.Result{}, err
 	}
@@ -92,7 +93,7 @@ func (r *opRun) policy() drain.Policy {
 
 // drainConfirmed drains while the load balancers' view waits for them to
 // take the server out: their confirmation opens the drain's gate.
-func (r *opRun) drainConfirmed(p drain.Policy, grace bool, say func(Event), show func(drain.Event)) (drain.Result, error) {
+func (r *opRun) drainConfirmed(p drain.Policy, grace time.Duration, say func(Event), show func(drain.Event)) (drain.Result, error) {
 	e := r.e
 	ctx, cancel := context.WithCancel(e.ctx)
 	gate := make(chan drain.Opening, 1)
@@ -103,9 +104,7 @@ func (r *opRun) drainConfirmed(p drain.Policy, grace bool, say func(Event), show
 		if c.All() {
 			// Nobody new comes: a short quiet shows nobody is at work.
 			o.Quiet = min(p.Quiet, 2*p.Poll)
-			if grace {
-				o.Grace = p.Grace
-			}
+			o.Grace = grace
 		}
 		if ctx.Err() == nil {
 			say(Event{Op: r.op, Phase: state.Draining, Message: c.Text()})

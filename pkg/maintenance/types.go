@@ -156,7 +156,8 @@ type Request struct {
 	// Unit and Job (web-stop, web-start) are the web server's unit that
 	// systemd stops or starts, and systemd's job on it: JobRestart (the
 	// unit starts again at once: new connections are held through the
-	// listener's gap), JobStop, or JobShutdown (the host goes down).
+	// listener's gap), JobStop (held at most HoldStopMax), or JobShutdown
+	// (the host goes down).
 	Unit string `json:"unit,omitempty"`
 	Job  string `json:"job,omitempty"`
 }

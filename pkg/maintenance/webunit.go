@@ -61,6 +61,13 @@ const DefaultWebWait = time.Minute
 // retries).
 const HoldMax = 30 * time.Second
 
+// HoldStopMax bounds the hold after a plain stop: nobody says when the
+// unit starts again. A stop and a start a few seconds apart (a script, a
+// person's quick fix) keep their users; a longer stop refuses again
+// after it, and the load balancer sends the users elsewhere at once
+// instead of letting each wait for its connect timeout.
+const HoldStopMax = 10 * time.Second
+
 // unitName is what systemd's unit names look like (systemd.unit(5)):
 // the hook passes the guard's instance, %i.
 var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,255}\.(service|socket|target)$`)
@@ -78,11 +85,14 @@ func checkUnit(unit string) error {
 
 // WebStop takes the server out before systemd stops the web server's
 // unit: the pool slot, the withdraw, the load balancers' confirmation
-// and the drain, each bounded by the web wait, then held with the unit
-// as holder. A server already out (a person's hold, a maintenance run
-// whose command restarts the web server) stays as it is. For a restart,
-// new connections to the service ports are held (dropped, so the load
-// balancer's kernel sends the SYN again) until WebStart, at most HoldMax.
+// and the drain (the requests in flight once the load balancers confirm
+// it out: the web server's stop closes its listener and then waits for
+// them), each bounded by the web wait, then held with the unit as
+// holder. A server already out (a person's hold, a maintenance run whose
+// command restarts the web server) stays as it is. Unless the host shuts
+// down, new connections to the service ports are then held (dropped
+// while nothing listens, so the load balancer's kernel sends the SYN
+// again) until WebStart, at most HoldMax (a restart) or HoldStopMax.
 // Busy while another operation runs: drainctl's own restart and reboot
 // already have the server out.
 func (e *Engine) WebStop(req Request, progress func(Event)) (Result, error) {
@@ -94,7 +104,7 @@ func (r *opRun) webStop() error {
 	if st.Phase == state.Held {
 		res.Phase, res.Holder = state.Held, st.Holder
 		res.Note = "already out of rotation" + holderText(st.Holder)
-		if r.req.Job == JobRestart && r.holdNew() {
+		if r.holdNew() {
 			res.Note += "; new connections held until " + r.req.Unit + " listens again"
 		}
 		return nil
@@ -105,10 +115,10 @@ func (r *opRun) webStop() error {
 	r.req.PoolWait = wait
 	r.req.Deadline = max(wait, r.e.d.Policy.MinWait)
 	r.req.OnDeadline = drain.Proceed
-	if err := r.takeOut(opening{note: r.req.Unit + " " + r.req.Job + ": " + r.req.Reason, grace: true, overBudget: true}); err != nil {
+	if err := r.takeOut(opening{note: r.req.Unit + " " + r.req.Job + ": " + r.req.Reason, inFlight: wait, overBudget: true}); err != nil {
 		return err
 	}
-	held := r.req.Job == JobRestart && r.holdNew()
+	held := r.holdNew()
 	h := r.holder()
 	h.Unit = r.req.Unit
 	r.hold(h, "")
@@ -173,11 +183,19 @@ type connHold struct {
 	timer *time.Timer
 }
 
-// holdNew holds new connections to the service ports, until WebStart or
-// HoldMax. A hold that fails is a warning: the restart goes on as
-// without it.
+// holdNew holds new connections to the service ports through the
+// listener's gap of a restart (until WebStart, or HoldMax) or a stop (at
+// most HoldStopMax); not at a shutdown, which ends the sessions anyway.
+// A hold that fails is a warning: the restart goes on as without it.
 func (r *opRun) holdNew() bool {
 	e := r.e
+	bound := HoldMax
+	switch r.req.Job {
+	case JobShutdown:
+		return false
+	case JobStop:
+		bound = HoldStopMax
+	}
 	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, forward.Forwarder.Hold, x.all()...) }); err != nil {
 		r.warn(fmt.Sprintf("hold new connections during the restart: %v; they are refused while the web server does not listen", err))
 		return false
@@ -187,8 +205,8 @@ func (r *opRun) holdNew() bool {
 	if e.hold.timer != nil {
 		e.hold.timer.Stop()
 	}
-	e.hold.timer = time.AfterFunc(HoldMax, func() {
-		e.log.Warn("the web server did not start within the hold's bound: new connections are refused again", "bound", HoldMax)
+	e.hold.timer = time.AfterFunc(bound, func() {
+		e.log.Warn("the web server did not start within the hold's bound: new connections are refused again", "bound", bound)
 		e.releaseHold()
 	})
 	return true

@@ -63,8 +63,9 @@ func TestWebRestartTakenOutAndPutBack(t *testing.T) {
 	}
 }
 
-// A plain stop holds no connections (nobody says when the unit comes
-// back): the server stays out, its pool slot kept, until the start.
+// A plain stop: the server stays out, its pool slot kept, until the
+// start; new connections are held (at most HoldStopMax). A shutdown
+// holds none: the reboot ends the sessions anyway.
 func TestWebStopKeepsTheSlotUntilStart(t *testing.T) {
 	slots := &fakeSlots{}
 	r := newPoolRig(t, slots, nil)
@@ -73,14 +74,18 @@ func TestWebStopKeepsTheSlotUntilStart(t *testing.T) {
 	if _, err := r.e.WebStop(req, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r.fw.isHeld() || !slots.isHeld() || r.e.Phase() != state.Held {
+	if !r.fw.isHeld() || !slots.isHeld() || r.e.Phase() != state.Held {
 		t.Fatalf("after a stop: held conns %v, slot %v, %s", r.fw.isHeld(), slots.isHeld(), r.e.Phase())
 	}
 	if _, err := r.e.WebStart(started("apache2.service"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if slots.isHeld() || r.e.Phase() != state.InService {
-		t.Fatalf("after the start: slot %v, %s", slots.isHeld(), r.e.Phase())
+	if slots.isHeld() || r.e.Phase() != state.InService || r.fw.isHeld() {
+		t.Fatalf("after the start: slot %v, %s, held conns %v", slots.isHeld(), r.e.Phase(), r.fw.isHeld())
+	}
+	req.Job = JobShutdown
+	if _, err := r.e.WebStop(req, nil); err != nil || r.fw.isHeld() || r.e.Phase() != state.Held {
+		t.Fatalf("a shutdown: %v, held conns %v, %s", err, r.fw.isHeld(), r.e.Phase())
 	}
 }
 
