@@ -235,9 +235,10 @@ type Timer struct {
 	Name string
 	// Calendar are its OnCalendar= expressions.
 	Calendar []string
-	// Next is when it elapses next (zero: not scheduled); RandomDelay
-	// its RandomizedDelaySec.
-	Next        time.Time
+	// Next is when its calendar elapses next (zero: not scheduled);
+	// RandomDelay its RandomizedDelaySec, and Drawn when it will run
+	// this time, the random delay added (systemd 252 draws it ahead).
+	Next, Drawn time.Time
 	RandomDelay time.Duration
 	DropIns     []string
 }

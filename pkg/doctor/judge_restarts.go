@@ -111,8 +111,13 @@ func judgeGuard(g Guarded) Finding {
 		if g.Web {
 			fix = fmt.Sprintf("install drainctl's package (it ships /usr/lib/systemd/system/%s.d/drainctl.conf), or %s", u.Name, fix)
 		}
-		return warn(AreaRestarts, "restarts.guard", fmt.Sprintf("%s does not want %s: its stops and restarts by dpkg, needrestart, systemctl and shutdowns are not drained", u.Name, guard),
-			impact, fix)
+		found := fmt.Sprintf("%s does not want %s: its stops and restarts by dpkg, needrestart, systemctl and shutdowns are not drained", u.Name, guard)
+		if g.Guard != nil && g.Guard.ActiveState == "active" {
+			// Started by hand: PartOf= carries the unit's stops and
+			// restarts to it, but nothing starts it after a stop.
+			found = fmt.Sprintf("%s does not want %s: the guard runs now, but once %s stops, nothing starts it again and its later stops and restarts are not drained", u.Name, guard, u.Name)
+		}
+		return warn(AreaRestarts, "restarts.guard", found, impact, fix)
 	case g.Guard == nil || g.Guard.LoadState != "loaded":
 		state := "unknown to systemctl"
 		if g.Guard != nil {
@@ -246,6 +251,9 @@ func judgeUpgradeWindow(t *Timer, w window.Window) Finding {
 	when := fmt.Sprintf("%s (OnCalendar %s) runs unattended-upgrades next at %s", t.Name, strings.Join(t.Calendar, ", "), t.Next.In(w.Location()).Format(time.DateTime))
 	if t.RandomDelay > 0 {
 		when += fmt.Sprintf(", plus up to %s at random", t.RandomDelay)
+		if t.Drawn.After(t.Next) {
+			when += fmt.Sprintf(" (this time %s)", t.Drawn.In(w.Location()).Format(time.TimeOnly))
+		}
 	}
 	last := t.Next.Add(t.RandomDelay)
 	if w.Contains(t.Next) && w.Contains(last) {

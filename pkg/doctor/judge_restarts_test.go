@@ -27,7 +27,8 @@ func fpm(wants bool, guard string) Guarded {
 // apt's daily upgrade timer as Debian ships it: 06:00 plus up to an
 // hour, next on the day after now.
 func debianTimer() *Timer {
-	return &Timer{Name: aptUpgradeTimer, Calendar: []string{"*-*-* 06:00:00"}, Next: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC), RandomDelay: time.Hour}
+	return &Timer{Name: aptUpgradeTimer, Calendar: []string{"*-*-* 06:00:00"}, Next: time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC),
+		Drawn: time.Date(2026, 12, 2, 6, 49, 20, 0, time.UTC), RandomDelay: time.Hour}
 }
 
 // The restarts area, a rule at a time: the healthy host with one fact
@@ -58,6 +59,10 @@ func TestJudgeRestarts(t *testing.T) {
 			"systemd does not run this host: restarts of the web server by hand, by dpkg or by a shutdown are not drained", ""},
 		{"no drop-in (a tarball install)", func(f *Facts) { f.Web.Unit.Wants = nil }, "restarts.guard", Warning,
 			"apache2.service does not want drainctl-guard@apache2.service", `systemctl edit apache2.service, and add the two lines "[Unit]" and "Wants=drainctl-guard@apache2.service"`},
+		{"guard started by hand, no drop-in", func(f *Facts) { f.Web.Unit.Wants = []string{"network-online.target"} }, "restarts.guard", Warning,
+			"the guard runs now, but once apache2.service stops, nothing starts it again", "Wants=drainctl-guard@apache2.service"},
+		{"no drop-in, no guard", func(f *Facts) { f.Web.Unit.Wants, f.Restarts.Guarded[0].Guard.ActiveState = nil, "inactive" }, "restarts.guard", Warning,
+			"apache2.service does not want drainctl-guard@apache2.service: its stops and restarts by dpkg, needrestart, systemctl and shutdowns are not drained", "drainctl.conf"},
 		{"guard not started yet", func(f *Facts) { f.Restarts.Guarded[0].Guard.ActiveState = "inactive" }, "restarts.guard", Warning,
 			"apache2.service wants drainctl-guard@apache2.service, but the guard is inactive", "systemctl start drainctl-guard@apache2.service (the next start of apache2.service starts it too)"},
 		{"guard failed", func(f *Facts) { f.Restarts.Guarded[0].Guard.ActiveState = "failed" }, "restarts.guard", Warning,
@@ -128,7 +133,7 @@ func TestJudgeRestarts(t *testing.T) {
 			f.Reboot.Window = mustWindow("Mon-Fri 02:00-05:00 UTC")
 			f.Restarts.Unattended.Timer = debianTimer()
 		}, "restarts.unattended-window", Warning,
-			"apt-daily-upgrade.timer (OnCalendar *-*-* 06:00:00) runs unattended-upgrades next at 2026-12-02 06:00:00, plus up to 1h0m0s at random: outside the window Mon-Fri 02:00-05:00 UTC",
+			"apt-daily-upgrade.timer (OnCalendar *-*-* 06:00:00) runs unattended-upgrades next at 2026-12-02 06:00:00, plus up to 1h0m0s at random (this time 06:49:20): outside the window Mon-Fri 02:00-05:00 UTC",
 			`systemctl edit apt-daily-upgrade.timer, and add the lines "[Timer]", "OnCalendar=", "OnCalendar=Mon..Fri 02:00 UTC" and "RandomizedDelaySec=0"`},
 		{"upgrades inside the window", func(f *Facts) {
 			unattended(f)

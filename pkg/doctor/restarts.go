@@ -101,8 +101,9 @@ func showTimer(ctx context.Context, look forward.LookPath, name string) *Timer {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	// --timestamp=unix (systemd 248, Debian 12 has 252): "@SECONDS",
-	// not a zone abbreviation Go cannot read back.
+	// --timestamp=unix (systemd 248, Debian 12 has 252): TimersCalendar's
+	// next_elapse as "@SECONDS", not in a zone abbreviation Go may not
+	// read back. NextElapseUSecRealtime is formatted all the same.
 	out, err := exec.CommandContext(ctx, systemctl, "show", name, "--timestamp=unix",
 		"-p", "LoadState,TimersCalendar,NextElapseUSecRealtime,RandomizedDelayUSec,DropInPaths").Output()
 	if err != nil {
@@ -111,7 +112,12 @@ func showTimer(ctx context.Context, look forward.LookPath, name string) *Timer {
 	return parseTimer(name, string(out))
 }
 
-var onCalendar = regexp.MustCompile(`OnCalendar=([^;]*?)\s*;`)
+// TimersCalendar is "{ OnCalendar=*-*-* 06:00:00 ; next_elapse=@1796709600 }",
+// a line for each.
+var (
+	onCalendar = regexp.MustCompile(`OnCalendar=([^;]*?)\s*;`)
+	nextElapse = regexp.MustCompile(`next_elapse=([^;}]*?)\s*[;}]`)
+)
 
 // parseTimer reads systemctl show's lines of a timer; nil when it is
 // not loaded.
@@ -130,12 +136,13 @@ func parseTimer(name, text string) *Timer {
 			for _, m := range onCalendar.FindAllStringSubmatch(v, -1) {
 				t.Calendar = append(t.Calendar, m[1])
 			}
-		case "NextElapseUSecRealtime":
-			if s, ok := strings.CutPrefix(v, "@"); ok {
-				if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
-					t.Next = time.Unix(n, 0)
+			for _, m := range nextElapse.FindAllStringSubmatch(v, -1) {
+				if n := parseTimestamp(m[1]); !n.IsZero() && (t.Next.IsZero() || n.Before(t.Next)) {
+					t.Next = n
 				}
 			}
+		case "NextElapseUSecRealtime":
+			t.Drawn = parseTimestamp(v)
 		case "RandomizedDelayUSec":
 			t.RandomDelay = parseTimespan(v)
 		case "DropInPaths":
@@ -145,7 +152,30 @@ func parseTimer(name, text string) *Timer {
 	if !loaded {
 		return nil
 	}
+	if t.Next.IsZero() {
+		t.Next = t.Drawn
+	}
 	return t
+}
+
+// parseTimestamp reads a timestamp as systemctl show prints it: "@SECONDS"
+// with --timestamp=unix, else "Tue 2026-12-08 06:00:00 UTC" in the
+// host's zone (doctor's, as it runs there), or microseconds; zero for
+// none ("", "n/a").
+func parseTimestamp(v string) time.Time {
+	if s, ok := strings.CutPrefix(v, "@"); ok {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+			return time.Unix(n, 0)
+		}
+		return time.Time{}
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+		return time.UnixMicro(n)
+	}
+	if t, err := time.ParseInLocation("Mon 2006-01-02 15:04:05 MST", v, time.Local); err == nil {
+		return t
+	}
+	return time.Time{}
 }
 
 var timespanPart = regexp.MustCompile(`(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d|w)?`)

@@ -147,15 +147,23 @@ func TestReadPolicyRCD(t *testing.T) {
 // systemctl show's lines of apt-daily-upgrade.timer on Debian 12, with
 // --timestamp=unix.
 func TestParseTimer(t *testing.T) {
-	out := "LoadState=loaded\n" +
-		"TimersCalendar={ OnCalendar=*-*-* 06:00:00 ; next_elapse=@1765173600 }\n" +
-		"NextElapseUSecRealtime=@1765173600\n" +
+	// As systemd 252 prints it (Debian 12 in a container): the random
+	// delay drawn ahead into NextElapseUSecRealtime, which ignores
+	// --timestamp; TimersCalendar's next_elapse without it.
+	out := "TimersCalendar={ OnCalendar=*-*-* 06:00:00 ; next_elapse=@1796709600 }\n" +
+		"NextElapseUSecRealtime=Tue 2026-12-08 06:49:20 UTC\n" +
 		"RandomizedDelayUSec=1h\n" +
+		"LoadState=loaded\n" +
 		"DropInPaths=/etc/systemd/system/apt-daily-upgrade.timer.d/override.conf\n"
 	tm := parseTimer(aptUpgradeTimer, out)
-	if tm == nil || !slices.Equal(tm.Calendar, []string{"*-*-* 06:00:00"}) || !tm.Next.Equal(time.Unix(1765173600, 0)) ||
-		tm.RandomDelay != time.Hour || len(tm.DropIns) != 1 {
+	if tm == nil || !slices.Equal(tm.Calendar, []string{"*-*-* 06:00:00"}) || !tm.Next.Equal(time.Unix(1796709600, 0)) ||
+		!tm.Drawn.Equal(time.Unix(1796709600+49*60+20, 0)) || tm.RandomDelay != time.Hour || len(tm.DropIns) != 1 {
 		t.Errorf("%+v", tm)
+	}
+	// Two calendars: the earlier.
+	tm = parseTimer(aptUpgradeTimer, "LoadState=loaded\nTimersCalendar={ OnCalendar=*-*-* 06:00:00 ; next_elapse=@1796709600 }\nTimersCalendar={ OnCalendar=*-*-* 02:00:00 ; next_elapse=@1796695200 }\n")
+	if tm == nil || len(tm.Calendar) != 2 || !tm.Next.Equal(time.Unix(1796695200, 0)) {
+		t.Errorf("two calendars: %+v", tm)
 	}
 	// A drop-in's calendar after an empty OnCalendar=: only its own.
 	tm = parseTimer(aptUpgradeTimer, "LoadState=loaded\nTimersCalendar={ OnCalendar=Mon..Fri *-*-* 02:00:00 ; next_elapse=n/a }\nNextElapseUSecRealtime=\nRandomizedDelayUSec=0\n")
@@ -164,6 +172,12 @@ func TestParseTimer(t *testing.T) {
 	}
 	if tm := parseTimer(aptUpgradeTimer, "LoadState=not-found\n"); tm != nil {
 		t.Errorf("not found: %+v", tm)
+	}
+	for in, want := range map[string]time.Time{"@1765173600": time.Unix(1765173600, 0), "1765173600000000": time.Unix(1765173600, 0),
+		"Mon 2025-12-08 06:00:00 UTC": time.Unix(1765173600, 0), "": {}, "n/a": {}, "@0": {}} {
+		if got := parseTimestamp(in); !got.Equal(want) {
+			t.Errorf("parseTimestamp(%q) = %s, want %s", in, got, want)
+		}
 	}
 	for in, want := range map[string]time.Duration{"1h": time.Hour, "1h 30min": 90 * time.Minute, "500ms": 500 * time.Millisecond, "0": 0, "2d": 48 * time.Hour} {
 		if got := parseTimespan(in); got != want {

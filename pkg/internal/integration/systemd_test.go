@@ -438,6 +438,24 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 	r.expect(t, nil, append(up, disabled, guarded("apache2"), guarded("php8.2-fpm"))...)
 	csh(t, c, "systemctl stop drainctl-guard@php8.2-fpm.service && systemctl stop php8.2-fpm && rm -r /etc/systemd/system/php8.2-fpm.service* && systemctl daemon-reload")
 
+	// unattended-upgrades (a stand-in program: the image has none) on,
+	// run by Debian's apt-daily-upgrade.timer (06:00 plus up to an hour):
+	// outside the window; inside once doctor's fix is applied as written.
+	csh(t, c, "touch /usr/bin/unattended-upgrade && printf 'APT::Periodic::Unattended-Upgrade \"1\";\\n' >/etc/apt/apt.conf.d/20auto-upgrades")
+	const window = "01:00-02:00 UTC"
+	r = cdoctor(t, c, "--listen", "1s", "--window", window)
+	r.expect(t, nil, append(up, disabled, guarded("apache2"),
+		want{id: "restarts.unattended", severity: "ok", found: `unattended-upgrades runs (APT::Periodic::Unattended-Upgrade "1" in /etc/apt/apt.conf.d/20auto-upgrades): dpkg restarts the web server when it upgrades it, drained by the guard`},
+		want{id: "restarts.unattended-window", severity: "warning", found: "apt-daily-upgrade.timer (OnCalendar *-*-* 06:00:00) runs unattended-upgrades next at "},
+		want{id: "restarts.unattended-window", severity: "warning", found: ", plus up to 1h0m0s at random"},
+		want{id: "restarts.unattended-window", severity: "warning", found: ": outside the window " + window})...)
+	csh(t, c, "mkdir -p /etc/systemd/system/apt-daily-upgrade.timer.d && printf '[Timer]\\nOnCalendar=\\nOnCalendar=01:00 UTC\\nRandomizedDelaySec=0\\n' >/etc/systemd/system/apt-daily-upgrade.timer.d/window.conf"+
+		" && systemctl daemon-reload && systemctl restart apt-daily-upgrade.timer")
+	r = cdoctor(t, c, "--listen", "1s", "--window", window)
+	r.expect(t, nil, append(up, disabled, guarded("apache2"),
+		want{id: "restarts.unattended-window", severity: "ok", found: ": inside the window " + window})...)
+	csh(t, c, "rm -r /usr/bin/unattended-upgrade /etc/apt/apt.conf.d/20auto-upgrades /etc/systemd/system/apt-daily-upgrade.timer.d && systemctl daemon-reload")
+
 	// Apache's guard stopped alone: Apache's stops are not drained until
 	// it runs again.
 	csh(t, c, "systemctl stop drainctl-guard@apache2.service")
