@@ -17,7 +17,7 @@ import (
 func doctorCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "doctor",
-		Usage: "check this host before trusting drainctl with it: firewall, load balancers, web server, agent, pool, reboots",
+		Usage: "check this host before trusting drainctl with it: firewall, load balancers, web server, agent, pool, reboots, restarts",
 		Description: "Reads the host and says, finding by finding, what is so, what will go wrong,\n" +
 			"and the fix:\n" +
 			"  firewall        the backend drainctl uses and why, firewall software whose\n" +
@@ -32,6 +32,11 @@ func doctorCommand() *cli.Command {
 			"                  what the agent needs (AF_PACKET, CAP_NET_ADMIN), the state file;\n" +
 			"  pool            etcd reachable, the members and the slots;\n" +
 			"  reboot          whether a reboot is required, and --window;\n" +
+			"  restarts        whether the web server's (and php-fpm's) stops and restarts by\n" +
+			"                  others (dpkg, needrestart, systemctl, shutdowns) are drained by\n" +
+			"                  drainctl-guard@UNIT.service; needrestart's mode, unattended-\n" +
+			"                  upgrades' automatic reboots and schedule against --window,\n" +
+			"                  policy-rc.d;\n" +
 			"  haproxy-config  with --haproxy-config, haproxy-check's findings.\n" +
 			"It changes nothing: no rule, no state, no restart. Run it as root on the app\n" +
 			"server, with the agent's --config. Exit status: 0 all ok, 15 warnings, 16 a\n" +

@@ -60,6 +60,8 @@ const (
 	AreaAgent    = "agent"
 	AreaPool     = "pool"
 	AreaReboot   = "reboot"
+	// AreaRestarts is the restarts nobody asks drainctl for.
+	AreaRestarts = "restarts"
 	AreaHAProxy  = "haproxy-config"
 )
 
@@ -100,7 +102,7 @@ func Worst(fs []Finding) Severity {
 func Judge(f Facts) []Finding {
 	var out []Finding
 	for _, judge := range []func(Facts) []Finding{
-		judgeFirewall, judgeChecks, judgeWeb, judgeAgent, judgePool, judgeReboot, judgeHAProxy,
+		judgeFirewall, judgeChecks, judgeWeb, judgeAgent, judgePool, judgeReboot, judgeRestarts, judgeHAProxy,
 	} {
 		out = append(out, judge(f)...)
 	}

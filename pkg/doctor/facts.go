@@ -28,6 +28,9 @@ type Facts struct {
 	Web      Web
 	Pool     Pool
 	Reboot   Reboot
+	// Restarts are the restarts of the web server nobody asks drainctl
+	// for, and whether its guard drains them.
+	Restarts Restarts
 	// HAProxy is set with --haproxy-config.
 	HAProxy *HAProxy
 }
@@ -104,6 +107,9 @@ type Unit struct {
 	User    string
 	Ambient string
 	DropIns []string
+	// Wants is the unit's Wants= (drop-ins' included): a web server's
+	// names its guard when the package's drop-in is in force.
+	Wants []string
 }
 
 // Checks is the load balancers' view: the agent's (since it started)
@@ -169,4 +175,83 @@ type HAProxy struct {
 	NotMine  bool
 	// Mine are the primary entries whose address is one of this host's.
 	Mine []haproxy.Entry
+}
+
+// Restarts is who restarts the web server behind drainctl's back (dpkg,
+// needrestart, unattended-upgrades, a person's systemctl, a shutdown),
+// and whether the guard unit drains those restarts.
+type Restarts struct {
+	// Guarded are the units whose stops take the server out once their
+	// guard runs: the preset's web server (Web.Unit, when systemd knows
+	// it) first, then the active php-fpm units; empty without systemd.
+	Guarded []Guarded
+	// ListErr says why the php-fpm units could not be listed.
+	ListErr     error
+	Needrestart Needrestart
+	Unattended  Unattended
+	// PolicyRCD is /usr/sbin/policy-rc.d; nil when there is none.
+	PolicyRCD *PolicyRCD
+}
+
+// Guarded is a unit and its guard.
+type Guarded struct {
+	Unit *Unit
+	// Guard is drainctl-guard@NAME.service as systemd shows it; nil if
+	// systemctl could not say.
+	Guard *Unit
+	// Web: the preset's web server (not a php-fpm).
+	Web bool
+}
+
+// Needrestart is needrestart's installation and restart mode.
+type Needrestart struct {
+	Installed bool
+	// Mode is the last $nrconf{restart} set: "a" (restart), "l" (list),
+	// "i" (ask); "" when no file sets it (needrestart's default, "i").
+	Mode string
+	// ModeFile is the file that set Mode.
+	ModeFile string
+	// Err says why a configuration file could not be read.
+	Err error
+}
+
+// Unattended is unattended-upgrades' installation and apt settings.
+type Unattended struct {
+	Installed bool
+	// Upgrade is APT::Periodic::Unattended-Upgrade ("1": daily, "0" or
+	// "": off), and the file that set it.
+	Upgrade, UpgradeFile string
+	// Reboot is Unattended-Upgrade::Automatic-Reboot, RebootTime its
+	// -Time ("" is "now"), and the file that set Reboot.
+	Reboot, RebootTime, RebootFile string
+	Err                            error
+	// Timer is apt-daily-upgrade.timer, which starts the runs; nil
+	// without systemd or when systemctl could not say.
+	Timer *Timer
+}
+
+// Timer is a systemd timer's schedule.
+type Timer struct {
+	Name string
+	// Calendar are its OnCalendar= expressions.
+	Calendar []string
+	// Next is when its calendar elapses next (zero: not scheduled);
+	// RandomDelay its RandomizedDelaySec, and Drawn when it will run
+	// this time, the random delay added (systemd 252 draws it ahead).
+	Next, Drawn time.Time
+	RandomDelay time.Duration
+	DropIns     []string
+}
+
+// PolicyRCD is the policy-rc.d script dpkg's maintainer scripts ask
+// before they start, stop or restart a service.
+type PolicyRCD struct {
+	Path string
+	// Target is where the path links to (update-alternatives), "" for
+	// none.
+	Target string
+	// Drainctl: the script is drainctl's.
+	Drainctl bool
+	// Forbids: the script only answers 101 (forbidden), to everything.
+	Forbids bool
 }

@@ -108,6 +108,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 	}
 	f.Reboot.Need, f.Reboot.Err = reboot.Required(ctx)
 	f.Reboot.Window = o.Window
+	f.Restarts = gatherRestarts(ctx, o.Root, f.Agent.Systemd, f.Web.Unit, look)
 
 	if watch != nil {
 		select {
@@ -291,7 +292,7 @@ func showUnit(ctx context.Context, look forward.LookPath, name string) *Unit {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, systemctl, "show", name,
-		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,User,AmbientCapabilities,DropInPaths").Output()
+		"-p", "LoadState,ActiveState,UnitFileState,RestrictAddressFamilies,CapabilityBoundingSet,User,AmbientCapabilities,DropInPaths,Wants").Output()
 	if err != nil {
 		return nil
 	}
@@ -323,6 +324,8 @@ func parseUnit(name, text string) *Unit {
 			u.Ambient = v
 		case "DropInPaths":
 			u.DropIns = strings.Fields(v)
+		case "Wants":
+			u.Wants = strings.Fields(v)
 		}
 	}
 	return u

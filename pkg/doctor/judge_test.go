@@ -36,6 +36,7 @@ func healthy() Facts {
 	check := lbview.LB{Addr: lb1, Port: 81, Checks: 12, Accepted: 12, Interval: 500 * time.Millisecond, Last: now, Active: true}
 	unit := &Unit{Name: UnitName, LoadState: "loaded", ActiveState: "active", UnitFileState: "enabled",
 		Families: "AF_UNIX AF_NETLINK AF_INET AF_INET6 AF_PACKET", Caps: "cap_chown cap_net_admin cap_net_raw cap_sys_admin", CapsKnown: true}
+	web := &Unit{Name: "apache2.service", LoadState: "loaded", ActiveState: "active", Wants: []string{"drainctl-guard@apache2.service"}}
 	return Facts{
 		Now:      now,
 		AsRoot:   true,
@@ -46,8 +47,12 @@ func healthy() Facts {
 				HealthChecks: &apitype.HealthChecks{Ports: []uint16{81}, LoadBalancers: []apitype.LB{apitype.LB(check)}}}},
 		Checks: Checks{Listened: 6 * time.Second, Seen: []lbview.LB{check}, Agent: []lbview.LB{check}, AgentWatching: true},
 		Web: Web{Preset: runner.Presets["apache"], ConfigTest: s.ConfigTest, Restart: s.Restart.Line, RestartReason: s.RestartReason,
-			ReadyURL: s.Ready.URL, Unit: &Unit{Name: "apache2.service", LoadState: "loaded", ActiveState: "active"}},
+			ReadyURL: s.Ready.URL, Unit: web},
 		Reboot: Reboot{Need: bootinfo.Need{Checked: []string{"/var/run/reboot-required"}}},
+		// The package's drop-in in force, its guard running; no
+		// needrestart, no unattended-upgrades.
+		Restarts: Restarts{Guarded: []Guarded{{Unit: web, Web: true,
+			Guard: &Unit{Name: "drainctl-guard@apache2.service", LoadState: "loaded", ActiveState: "active"}}}},
 	}
 }
 
@@ -76,7 +81,8 @@ func TestHealthyHostIsAllOK(t *testing.T) {
 	if w := Worst(fs); w != OK {
 		t.Fatalf("worst %s; warnings %v, failures %v", w, ids(fs, Warning), ids(fs, Fail))
 	}
-	for _, id := range []string{"firewall.backend", "checks.forward-port", "web.commands", "web.configtest", "web.ready", "web.unit", "agent.running", "agent.unit", "agent.state-file", "pool.none", "reboot.not-required"} {
+	for _, id := range []string{"firewall.backend", "checks.forward-port", "web.commands", "web.configtest", "web.ready", "web.unit", "agent.running", "agent.unit", "agent.state-file", "pool.none", "reboot.not-required",
+		"restarts.guard", "restarts.needrestart", "restarts.unattended"} {
 		if find(fs, id) == nil {
 			t.Errorf("no %s finding in %v", id, ids(fs, OK))
 		}

@@ -315,6 +315,12 @@ func cdoctor(t *testing.T, c *nspawn.Container, args ...string) doctorReport {
 	return parseDoctor(t, out, stderr, code)
 }
 
+// guarded is doctor's finding of a unit whose guard runs.
+func guarded(name string) want {
+	return want{id: "restarts.guard", severity: "ok",
+		found: fmt.Sprintf("%s.service's stops and restarts are drained (drainctl-guard@%s.service active)", name, name)}
+}
+
 // doctorUnderSystemd runs doctor in a container whose packaged agent runs
 // under drainctl.service, Apache under apache2.service, and HAProxy
 // (haproxyCfg, a copy given to doctor) checks the forward: all ok. Then
@@ -354,7 +360,7 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 
 	// As packaged: nothing to fix.
 	r := cdoctor(t, c, "--listen", "1s", "--haproxy-config", "/root/haproxy.cfg")
-	r.expect(t, nil, append(up, unitOK, want{id: "haproxy.ok", severity: "ok", found: "/root/haproxy.cfg: withdrawing this server will not lose requests or sessions"})...)
+	r.expect(t, nil, append(up, unitOK, guarded("apache2"), want{id: "haproxy.ok", severity: "ok", found: "/root/haproxy.cfg: withdrawing this server will not lose requests or sessions"})...)
 	if r.Worst != "ok" {
 		t.Fatalf("doctor under the packaged unit: worst %s, want ok\n%s", r.Worst, r)
 	}
@@ -418,8 +424,48 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 		t.Errorf("agent.unit ok beside agent.unit-disabled:\n%s", r)
 	}
 
-	// Apache stopped: the readiness check fails, and HAProxy's checks of
-	// 81 are refused while the agent says the forward is in service.
+	// A php-fpm under systemd (a stand-in unit: the image has no PHP):
+	// undrained until it wants its guard; then drained, with doctor's
+	// fix as written. Its guard is stopped first, and alone (its hook
+	// sees no stop of php-fpm), or its stop would take the server out.
+	csh(t, c, "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' >/etc/systemd/system/php8.2-fpm.service && systemctl daemon-reload && systemctl start php8.2-fpm")
+	r = cdoctor(t, c, "--listen", "1s")
+	r.expect(t, nil, append(up, disabled, guarded("apache2"),
+		want{id: "restarts.guard", severity: "warning", found: "php8.2-fpm.service does not want drainctl-guard@php8.2-fpm.service"})...)
+	csh(t, c, "mkdir -p /etc/systemd/system/php8.2-fpm.service.d && printf '[Unit]\\nWants=drainctl-guard@php8.2-fpm.service\\n' >/etc/systemd/system/php8.2-fpm.service.d/drainctl.conf"+
+		" && systemctl daemon-reload && systemctl start drainctl-guard@php8.2-fpm.service")
+	r = cdoctor(t, c, "--listen", "1s")
+	r.expect(t, nil, append(up, disabled, guarded("apache2"), guarded("php8.2-fpm"))...)
+	csh(t, c, "systemctl stop drainctl-guard@php8.2-fpm.service && systemctl stop php8.2-fpm && rm -r /etc/systemd/system/php8.2-fpm.service* && systemctl daemon-reload")
+
+	// unattended-upgrades (a stand-in program: the image has none) on,
+	// run by Debian's apt-daily-upgrade.timer (06:00 plus up to an hour):
+	// outside the window; inside once doctor's fix is applied as written.
+	csh(t, c, "touch /usr/bin/unattended-upgrade && printf 'APT::Periodic::Unattended-Upgrade \"1\";\\n' >/etc/apt/apt.conf.d/20auto-upgrades")
+	const window = "01:00-02:00 UTC"
+	r = cdoctor(t, c, "--listen", "1s", "--window", window)
+	r.expect(t, nil, append(up, disabled, guarded("apache2"),
+		want{id: "restarts.unattended", severity: "ok", found: `unattended-upgrades runs (APT::Periodic::Unattended-Upgrade "1" in /etc/apt/apt.conf.d/20auto-upgrades): dpkg restarts the web server when it upgrades it, drained by the guard`},
+		want{id: "restarts.unattended-window", severity: "warning", found: "apt-daily-upgrade.timer (OnCalendar *-*-* 06:00:00) runs unattended-upgrades next at "},
+		want{id: "restarts.unattended-window", severity: "warning", found: ", plus up to 1h0m0s at random"},
+		want{id: "restarts.unattended-window", severity: "warning", found: ": outside the window " + window})...)
+	csh(t, c, "mkdir -p /etc/systemd/system/apt-daily-upgrade.timer.d && printf '[Timer]\\nOnCalendar=\\nOnCalendar=01:00 UTC\\nRandomizedDelaySec=0\\n' >/etc/systemd/system/apt-daily-upgrade.timer.d/window.conf"+
+		" && systemctl daemon-reload && systemctl restart apt-daily-upgrade.timer")
+	r = cdoctor(t, c, "--listen", "1s", "--window", window)
+	r.expect(t, nil, append(up, disabled, guarded("apache2"),
+		want{id: "restarts.unattended-window", severity: "ok", found: ": inside the window " + window})...)
+	csh(t, c, "rm -r /usr/bin/unattended-upgrade /etc/apt/apt.conf.d/20auto-upgrades /etc/systemd/system/apt-daily-upgrade.timer.d && systemctl daemon-reload")
+
+	// Apache's guard stopped alone: Apache's stops are not drained until
+	// it runs again.
+	csh(t, c, "systemctl stop drainctl-guard@apache2.service")
+	r = cdoctor(t, c, "--listen", "1s")
+	r.expect(t, nil, append(up, disabled,
+		want{id: "restarts.guard", severity: "warning", found: "apache2.service wants drainctl-guard@apache2.service, but the guard is inactive"})...)
+
+	// Apache stopped (behind its stopped guard, which would take the
+	// server out first): the readiness check fails, and HAProxy's checks
+	// of 81 are refused while the agent says the forward is in service.
 	// With a restart command that does not go through systemd the
 	// inactive unit is no concern: the web server runs outside it.
 	csh(t, c, "systemctl stop apache2")
