@@ -41,10 +41,17 @@ import (
 // restarted.
 type restartScenario struct {
 	name string
-	act  func(t *testing.T, c *nspawn.Container) // returns once the action is done (the reboot: once the next boot runs)
+	// prepare runs before the load starts (e.g. what the action needs
+	// installed), check after the server is back.
+	prepare, check func(t *testing.T, c *nspawn.Container)
+	act            func(t *testing.T, c *nspawn.Container) // returns once the action is done (the reboot: once the next boot runs)
 	// reboot: the sessions in Apache's memory end with the boot, so moved
 	// users are reported, not asserted.
 	reboot bool
+	// actLate, instead of act, is an action that takes a while before it
+	// restarts the web server: it calls start (which returns once the
+	// download is in flight) when it gets there.
+	actLate func(t *testing.T, c *nspawn.Container, start func())
 }
 
 // restartFigures are what one scenario measured, for the log and the
@@ -71,7 +78,10 @@ func TestSystemdEveryRestart(t *testing.T) {
 	begin := time.Now()
 	l := startRestartLab(t)
 	w := l.Webs[1]
-	c := bootRestartWeb(t, l, w)
+	repo := newUpgradeRepo(t)
+	c := bootRestartWeb(t, l, w, repo.dir+":"+repoInside)
+	// The upgrade's packages are fetched on the host while the rest runs.
+	go repo.build(c.Dir)
 	t.Logf("lab and container ready in %v", time.Since(begin).Round(time.Millisecond))
 
 	scenarios := []restartScenario{
@@ -88,6 +98,7 @@ func TestSystemdEveryRestart(t *testing.T) {
 			time.Sleep(2 * time.Second)
 			csh(t, c, "systemctl start apache2")
 		}},
+		{name: "4-unattended-upgrade", prepare: repo.install, actLate: repo.upgrade, check: repo.check},
 		{name: "3-systemctl-reboot", reboot: true, act: func(t *testing.T, c *nspawn.Container) {
 			n := c.Boots()
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -134,12 +145,15 @@ func startRestartLab(t *testing.T) *lab.Lab {
 	return l
 }
 
-// slowCGI streams 50 lines, one every 100 ms (about 5 s), then "end": a
-// download Apache serves for the whole time, whatever the buffers hold.
+// slowCGI streams N lines (the query string, 50 without), one every
+// 100 ms (about 5 s), then "end": a download Apache serves for the whole
+// time, whatever the buffers hold.
 const slowCGI = `#!/bin/sh
+n=50
+case "$QUERY_STRING" in *[!0-9]* | "") ;; *) n=$QUERY_STRING ;; esac
 printf 'Content-Type: text/plain\r\n\r\n'
 i=0
-while [ $i -lt 50 ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
+while [ $i -lt $n ]; do echo "line $i"; i=$((i+1)); sleep 0.1; done
 echo end
 `
 
@@ -147,10 +161,10 @@ echo end
 // serving w's name and the slow CGI (mod_cgid), the agent started by
 // systemd with the lab's drain settings. It returns once HAProxy has the
 // server UP.
-func bootRestartWeb(t *testing.T, l *lab.Lab, w *lab.Web) *nspawn.Container {
+func bootRestartWeb(t *testing.T, l *lab.Lab, w *lab.Web, bindRO ...string) *nspawn.Container {
 	t.Helper()
 	deb, _ := buildPackages(t, "0.0.1")
-	c, debs := bootWithDebs(t, nspawn.Options{NetNS: w.NetNS()}, deb)
+	c, debs := bootWithDebs(t, nspawn.Options{NetNS: w.NetNS(), BindRO: bindRO}, deb)
 	// The lab's settings (as pkg/internal/lab's hosted servers): HAProxy
 	// confirms within fall 2 × inter 500 ms; a 3 s drain deadline.
 	flags := []string{"--min-wait", "1s", "--quiet", "1s", "--deadline", "3s", "--reconcile-interval", "1s",
@@ -180,6 +194,11 @@ systemctl start drainctl`, w.Name, slowCGI, debs[0], strings.Join(flags, " "))
 // waits until the server is back, logs the figures and checks them.
 func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Container, sc restartScenario) restartFigures {
 	f := restartFigures{name: sc.name}
+	if sc.prepare != nil {
+		begin := time.Now()
+		sc.prepare(t, c)
+		t.Logf("prepared in %v", time.Since(begin).Round(time.Millisecond))
+	}
 	run := loadgen.Start(context.Background(), loadgen.Config{
 		URL: lab.Frontend, Users: 20, UserInterval: 50 * time.Millisecond,
 		Anon: 4, AnonInterval: 20 * time.Millisecond,
@@ -190,10 +209,29 @@ func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Containe
 	time.Sleep(1500 * time.Millisecond)
 
 	watch := watchRestart(t, l, w)
-	dl := startDownload(t, l, w.Name)
-	begin := time.Now()
-	sc.act(t, c)
+	var dl *download
+	var dlStart time.Time
+	start := func() {
+		if dl == nil {
+			dlStart = time.Now()
+			// 6 s: the first line comes after about 1 s (Apache holds the
+			// CGI's first lines that long), then 5 s in flight.
+			dl = startDownload(t, l, w.Name, 60)
+		}
+	}
+	var begin time.Time
+	if sc.actLate != nil {
+		begin = time.Now()
+		sc.actLate(t, c, start)
+	} else {
+		start()
+		begin = time.Now()
+		sc.act(t, c)
+	}
 	f.actionTook = time.Since(begin)
+	if dl == nil {
+		t.Fatal("the action never started the download")
+	}
 
 	res := dl.wait()
 	f.download, f.downloadOK = res.String(), res.complete()
@@ -219,13 +257,16 @@ func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Containe
 	}
 	f.outBeforeGap = f.out && (gapStart.IsZero() || out.Before(gapStart))
 	f.history = historySince(t, c, begin)
+	if sc.check != nil {
+		sc.check(t, c)
+	}
 
 	t.Logf("%s: the action took %v, back in rotation %v after it began", sc.name, f.actionTook.Round(time.Millisecond), f.settle.Round(time.Millisecond))
 	t.Logf("HAProxy: %s out of rotation %v (from %v after the action began), %s-bak not UP %v; listener (new connections to %s:80 every 100 ms) not accepting for %v from %v after (%d probes failed)",
 		w.Name, f.outFor.Round(time.Millisecond), f.outAfter.Round(time.Millisecond), w.Name, f.backDownFor.Round(time.Millisecond), w.Addr,
 		f.gap.Round(time.Millisecond), f.gapAfter.Round(time.Millisecond), f.gaps)
 	t.Logf("HAProxy's transitions: %s", watch.transitions(begin))
-	t.Logf("the slow download: %s", f.download)
+	t.Logf("the slow download (started %+v from the action's beginning): %s", dlStart.Sub(begin).Round(time.Millisecond), f.download)
 	t.Logf("load: requests %d, failed %d, users moved %d, by server %v", lr.Requests, lr.Failed, lr.Moved, lr.ByServer)
 	for _, fl := range lr.Failures {
 		t.Logf("  failed: %s (+%v) user %d %s %s", fl.Time.Format("15:04:05.000"), fl.Time.Sub(begin).Round(time.Millisecond), fl.User, fl.Kind, fl.Err)
@@ -471,28 +512,32 @@ type download struct {
 }
 
 type downloadResult struct {
+	want  int           // lines before "end"
+	first time.Duration // until the first line
 	lines int
 	last  string
 	took  time.Duration
 	err   error
 }
 
-func (r downloadResult) complete() bool { return r.err == nil && r.lines == 51 && r.last == "end" }
+func (r downloadResult) complete() bool {
+	return r.err == nil && r.lines == r.want+1 && r.last == "end"
+}
 
 func (r downloadResult) String() string {
-	s := fmt.Sprintf("%d of 51 lines in %v, the last %q", r.lines, r.took.Round(time.Millisecond), r.last)
+	s := fmt.Sprintf("%d of %d lines in %v (the first after %v), the last %q", r.lines, r.want+1, r.took.Round(time.Millisecond), r.first.Round(time.Millisecond), r.last)
 	if r.err != nil {
 		s += ": " + r.err.Error()
 	}
 	return s
 }
 
-// startDownload starts the slow CGI's download through HAProxy, with the
-// cookie that sends it to server, and returns once its first line
-// arrived: Apache is serving it.
-func startDownload(t *testing.T, l *lab.Lab, server string) *download {
+// startDownload starts the slow CGI's download of lines lines through
+// HAProxy, with the cookie that sends it to server, and returns once its
+// first line arrived: Apache is serving it.
+func startDownload(t *testing.T, l *lab.Lab, server string, lines int) *download {
 	t.Helper()
-	d := &download{done: make(chan struct{})}
+	d := &download{done: make(chan struct{}), result: downloadResult{want: lines}}
 	first := make(chan struct{})
 	// No compression: Debian's mod_deflate would hold the whole answer
 	// until the CGI ends, and the download would not be in flight.
@@ -501,7 +546,7 @@ func startDownload(t *testing.T, l *lab.Lab, server string) *download {
 		defer close(d.done)
 		begin := time.Now()
 		defer func() { d.result.took = time.Since(begin) }()
-		req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(lab.Frontend, "/")+"/cgi-bin/slow", nil)
+		req, _ := http.NewRequest(http.MethodGet, strings.TrimSuffix(lab.Frontend, "/")+fmt.Sprintf("/cgi-bin/slow?%d", lines), nil)
 		req.AddCookie(&http.Cookie{Name: "SRV", Value: server})
 		resp, err := client.Do(req)
 		if err != nil {
@@ -518,6 +563,7 @@ func startDownload(t *testing.T, l *lab.Lab, server string) *download {
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
 			if d.result.lines == 0 {
+				d.result.first = time.Since(begin)
 				close(first)
 			}
 			d.result.lines++
@@ -531,11 +577,12 @@ func startDownload(t *testing.T, l *lab.Lab, server string) *download {
 			d.result.err = io.ErrUnexpectedEOF
 		}
 	}()
-	// Well before its 5 s: Apache is serving it when the action begins.
+	// Its first line: Apache is serving it, and the lines to come keep it
+	// in flight for 100 ms each.
 	select {
 	case <-first:
-	case <-time.After(2 * time.Second):
-		t.Fatal("the slow download's first line did not come within 2 s: it is not in flight")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow download's first line did not come within 10 s")
 	}
 	return d
 }
