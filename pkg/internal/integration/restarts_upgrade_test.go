@@ -110,11 +110,11 @@ func (r *upgradeRepo) build(root string) {
 			r.new = v
 		}
 	}
-	if r.new == "" {
-		// The issue's fallback (the current .deb repacked with a higher
-		// version) is not written yet.
-		fail(fmt.Errorf("the archive has no apache2-bin newer than the root's %s", r.old))
-		return
+	// When the archive has nothing newer (a point release caught up with
+	// the security archive): the root's own version, repacked higher.
+	repack := r.new == ""
+	if repack {
+		r.new = r.old + "+drainctl1"
 	}
 	apt := []string{"apt-get", "-s", "-o", "Dir::State::status=" + status, "--no-install-recommends", "install"}
 	uu, err := host(append(apt, "unattended-upgrades")...)
@@ -126,10 +126,12 @@ func (r *upgradeRepo) build(root string) {
 	for _, p := range apachePackages {
 		want = append(want, p+"="+r.new)
 	}
-	ap, err := host(append(apt, want...)...)
-	if err != nil {
-		fail(err)
-		return
+	var ap string
+	if !repack {
+		if ap, err = host(append(apt, want...)...); err != nil {
+			fail(err)
+			return
+		}
 	}
 	// "Inst NAME [OLD] (VERSION ORIGIN [ARCH])"
 	inst := regexp.MustCompile(`(?m)^Inst (\S+) (?:\[[^]]*\] )?\((\S+) `)
@@ -141,9 +143,20 @@ func (r *upgradeRepo) build(root string) {
 			get = append(get, p)
 		}
 	}
+	if repack {
+		for _, p := range apachePackages {
+			get = append(get, p+"="+r.old)
+		}
+	}
 	if _, err := host(append([]string{"apt-get", "download", "-q"}, get...)...); err != nil {
 		fail(err)
 		return
+	}
+	if repack {
+		if err := r.repack(host); err != nil {
+			fail(err)
+			return
+		}
 	}
 	packages, err := host("dpkg-scanpackages", "-m", ".", "/dev/null")
 	if err != nil {
@@ -160,6 +173,42 @@ func (r *upgradeRepo) build(root string) {
 			return
 		}
 	}
+}
+
+// repack gives the root's Apache packages, downloaded, the version r.new:
+// in their control files every mention of r.old (Version, and the
+// packages' = dependencies on each other).
+func (r *upgradeRepo) repack(host func(args ...string) (string, error)) error {
+	tmp, err := os.MkdirTemp("", "drainctl-repack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, p := range apachePackages {
+		debs, _ := filepath.Glob(filepath.Join(r.dir, p+"_*.deb"))
+		if len(debs) != 1 {
+			return fmt.Errorf("repack %s: downloaded %v", p, debs)
+		}
+		tree := filepath.Join(tmp, p)
+		if _, err := host("dpkg-deb", "-R", debs[0], tree); err != nil {
+			return err
+		}
+		control := filepath.Join(tree, "DEBIAN", "control")
+		b, err := os.ReadFile(control)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(control, []byte(strings.ReplaceAll(string(b), r.old, r.new)), 0o644); err != nil {
+			return err
+		}
+		if _, err := host("dpkg-deb", "-b", tree, filepath.Join(r.dir, p+"_repacked.deb")); err != nil {
+			return err
+		}
+		if err := os.Remove(debs[0]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wait waits for build and fails the test if it failed.
@@ -182,7 +231,7 @@ echo 'deb [trusted=yes] file:%s ./' > /etc/apt/sources.list
 rm -f /etc/apt/sources.list.d/*
 apt-get update -q >/dev/null
 DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends unattended-upgrades >/dev/null
-echo 'DPkg::Pre-Invoke { "touch %s"; };' > /etc/apt/apt.conf.d/99drainctl-test
+echo 'DPkg::Pre-Install-Pkgs { "cat >/dev/null; date +%%T.%%N >>%s"; };' > /etc/apt/apt.conf.d/99drainctl-test
 rm -f %s`, repoInside, dpkgMark, dpkgMark))
 	if out := csh(t, c, "apt-get -s upgrade | grep '^Inst' || true"); !strings.Contains(out, "Inst apache2-bin ") {
 		t.Fatalf("apache2-bin not upgradable from the repository:\n%s", out)
@@ -190,10 +239,11 @@ rm -f %s`, repoInside, dpkgMark, dpkgMark))
 	r.mainPID = unitPID(t, c, "apache2")
 }
 
-// dpkgMark is the file apt's DPkg::Pre-Invoke hook (install's) touches
-// before each dpkg run: the upgrade's restart of Apache is a second or so
-// away, and the download starts then (unattended-upgrade spends 2 to 5 s
-// in python and apt before).
+// dpkgMark is the file apt's DPkg::Pre-Install-Pkgs hook (install's)
+// touches when dpkg is about to unpack the packages: the upgrade's
+// restart of Apache is a second or so away, and the download starts then
+// (unattended-upgrade spends 2 to 6 s in python and apt before; apt's
+// DPkg::Pre-Invoke fires earlier than that).
 const dpkgMark = "/var/tmp/drainctl-test-dpkg"
 
 // upgrade runs unattended-upgrade, as apt-daily-upgrade.service does, and
@@ -229,7 +279,8 @@ func (r *upgradeRepo) upgrade(t *testing.T, c *nspawn.Container, start func()) {
 	if res.err != nil {
 		t.Fatalf("unattended-upgrade: %v", res.err)
 	}
-	t.Logf("unattended-upgrade in %v:\n%s", time.Since(begin).Round(time.Millisecond), res.out)
+	t.Logf("unattended-upgrade in %v (begun %s, dpkg's packages at %s):\n%s", time.Since(begin).Round(time.Millisecond),
+		begin.Format("15:04:05.000"), strings.Fields(csh(t, c, "cat "+dpkgMark)), res.out)
 }
 
 // check: the new version installed, and Apache runs it: a new main
