@@ -289,6 +289,12 @@ func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Containe
 	}
 	t.Logf("drainctl history since the action: %s", historyLine(f.history))
 	t.Logf("apache2's and drainctl's journal since the action:\n%s", journalSince(c, begin))
+	// Apache's own word on its stops: a graceful stop's end, or children
+	// killed.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	elog, _ := c.Sh(ctx, "grep -E 'SIG|did not exit|shutting down|resuming' /var/log/apache2/error.log | tail -n 8")
+	cancel()
+	t.Logf("Apache's error.log (its last stops):\n%s", elog)
 
 	// The verdicts: every check is reported, none stops the others.
 	if lr.Failed != 0 {
