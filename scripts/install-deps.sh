@@ -12,9 +12,11 @@ set -euo pipefail
 PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux
 	openssh-server openssh-client ansible-core jq etcd-server etcd-client openssl nginx-light)
 # The systemd tier (pkg/internal/nspawn): systemd-nspawn and debootstrap,
-# without their recommends: systemd-container recommends libnss-mymachines,
-# whose postinst edits the host's /etc/nsswitch.conf.
-NORECOMMENDS=(systemd-container debootstrap)
+# and dpkg-dev for dpkg-scanpackages (the local repository an upgrade by
+# unattended-upgrades installs from), without their recommends:
+# systemd-container recommends libnss-mymachines, whose postinst edits
+# the host's /etc/nsswitch.conf, and dpkg-dev a compiler.
+NORECOMMENDS=(systemd-container debootstrap dpkg-dev)
 missing=()
 for p in "${PKGS[@]}" "${NORECOMMENDS[@]}"; do
 	# Any of Debian's nginx flavours will do: installing nginx-light

@@ -160,6 +160,11 @@ func (r *opRun) webStart() error {
 		res.Note = "nothing to put back: the server is " + string(st.Phase) + holderText(st.Holder)
 		return nil
 	}
+	if r.req.Reason == "" {
+		// The history's entry says why the server went out and is back:
+		// the stop's reason (who asked), not the guard's empty one.
+		r.req.Reason = st.Holder.Reason
+	}
 	if err := r.putBack(closing{note: r.req.Unit + " started"}); err != nil {
 		res.Phase, res.Holder = state.Held, r.e.led.get().Holder
 		return err

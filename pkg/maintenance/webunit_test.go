@@ -58,7 +58,8 @@ func TestWebRestartTakenOutAndPutBack(t *testing.T) {
 	if err != nil || r.e.Phase() != state.InService || r.fw.withdrawn || r.e.led.get().Holder != nil {
 		t.Fatalf("web-start: %v %+v", err, res)
 	}
-	if len(h.entries) != 2 || h.entries[0].Op != "web-stop" || h.entries[1].Op != "web-start" || !strings.Contains(h.entries[0].Reason, "dpkg: apache2") {
+	if len(h.entries) != 2 || h.entries[0].Op != "web-stop" || h.entries[1].Op != "web-start" || !strings.Contains(h.entries[0].Reason, "dpkg: apache2") ||
+		h.entries[1].Reason != h.entries[0].Reason {
 		t.Fatalf("history: %+v", h.entries)
 	}
 }
