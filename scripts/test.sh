@@ -33,10 +33,14 @@ fi
 trap 'rm -f "$log"; [ -z "$nspawn_cache" ] || rm -rf "$nspawn_cache"' EXIT
 status=0
 # The end-to-end tests (pkg/internal/lab) run after the others, alone: they load
-# both cores, and timing-sensitive kernel tests should not share them.
+# both cores, and timing-sensitive kernel tests should not share them. So
+# does the systemd tier's test under the e2e load (TestSystemdEveryRestart:
+# the web server in a container restarted every way nobody asks drainctl).
 pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
-DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v $pkgs >"$log" 2>&1 || status=$?
+alone='^TestSystemdEveryRestart$'
+DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -skip "$alone" $pkgs >"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
+DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" ./pkg/internal/integration >>"$log" 2>&1 || status=$?
 # Fuzz targets, briefly: the parsers of what drainctl reads from clients,
 # files and the kernel. A crash fails the run (its input is saved under
 # the package's testdata/fuzz for a regression test). Bounded by a count
