@@ -193,6 +193,7 @@ func historyEntryOf(e history.Entry) apitype.HistoryEntry {
 		ConfigTestExit: e.ConfigTestExit, RestartExit: e.RestartExit,
 		Command: e.Command, CommandExit: e.CommandExit, CommandOutput: e.CommandOutput,
 		OutOfRotation: e.OutOfRotation, BackInRotation: e.BackInRotation, Warnings: e.Warnings,
+		OverBudget: e.OverBudget,
 	}
 }
 

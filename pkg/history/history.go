@@ -58,6 +58,9 @@ type Entry struct {
 	BackInRotation string `json:"back_in_rotation,omitempty"`
 	// Warnings are the operation's (a change no load balancer confirmed).
 	Warnings []string `json:"warnings,omitempty"`
+	// OverBudget: the server went out without a pool slot (a web server's
+	// stop that could not wait longer for one).
+	OverBudget bool `json:"over_budget,omitempty"`
 }
 
 // Max is how many entries the file keeps.

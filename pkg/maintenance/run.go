@@ -39,6 +39,8 @@ type opRun struct {
 	outRatio string
 	// win is the request's window, parsed once by prepare (zero: none).
 	win window.Window
+	// pastBudget: the server went out without a pool slot (overBudget).
+	pastBudget bool
 }
 
 // operate is the prologue and epilogue every operation shares: it checks

@@ -264,6 +264,7 @@ func (r *opRun) overBudget(err error) error {
 	if !errors.As(err, &e) || (e.Code != CodePoolBusy && e.Code != CodePoolUnavailable) {
 		return err
 	}
+	r.pastBudget = true
 	r.warn("over the pool's budget: " + strings.TrimSuffix(e.Msg, "; nothing was changed") +
 		"; taken out all the same: systemd stops " + r.req.Unit + " whatever drainctl says")
 	return nil

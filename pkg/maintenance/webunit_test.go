@@ -141,7 +141,7 @@ func TestWebStopOverTheBudget(t *testing.T) {
 			if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "over the pool's budget") || !strings.Contains(res.Warnings[0], tc.want) {
 				t.Fatalf("warnings %q", res.Warnings)
 			}
-			if len(h.entries) != 1 || len(h.entries[0].Warnings) == 0 || !strings.Contains(h.entries[0].Warnings[0], "over the pool's budget") {
+			if len(h.entries) != 1 || !h.entries[0].OverBudget || len(h.entries[0].Warnings) == 0 || !strings.Contains(h.entries[0].Warnings[0], "over the pool's budget") {
 				t.Fatalf("history %+v", h.entries)
 			}
 		})

@@ -46,6 +46,7 @@ type Metrics struct {
 	drain     prometheus.Histogram
 	lastOpEnd prometheus.Gauge
 	poolWait  prometheus.Histogram // WatchPool's; nil without a pool
+	over      *prometheus.CounterVec
 }
 
 // phases lists every state, so that each has its series (1 for the
@@ -58,7 +59,7 @@ func New(src Source, b Build) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.ops = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "drainctl_operations_total",
-		Help: "Maintenance operations that ran, by operation (enter, exit, restart) and outcome (ok or the failure's code).",
+		Help: "Maintenance operations that ran, by operation (enter, exit, restart, reboot; web-stop and web-start: the web server's unit stopped and started by someone else) and outcome (ok or the failure's code).",
 	}, []string{"op", "outcome"})
 	m.cycle = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "drainctl_operation_duration_seconds",
@@ -70,6 +71,10 @@ func New(src Source, b Build) *Metrics {
 		Help:    "How long drains took, from the withdraw to quiet (or the deadline).",
 		Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120},
 	})
+	m.over = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "drainctl_over_budget_total",
+		Help: "Operations that took the server out without a pool slot, by operation: a web server's stop by someone else that could not wait longer for one (web_unit.wait).",
+	}, []string{"op"})
 	m.lastOpEnd = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "drainctl_last_operation_end_timestamp_seconds",
 		Help: "When the last maintenance operation ended (Unix time).",
@@ -80,13 +85,14 @@ func New(src Source, b Build) *Metrics {
 		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.ops, m.cycle, m.drain, m.lastOpEnd, info, newScraper(src),
+	m.reg.MustRegister(m.ops, m.cycle, m.drain, m.over, m.lastOpEnd, info, newScraper(src),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every label pair of the counter exists from the start at 0, so a
 	// rate() sees the first one.
-	for _, op := range []string{"enter", "exit", "restart"} {
+	for _, op := range []string{"enter", "exit", "restart", "web-stop", "web-start"} {
 		m.ops.WithLabelValues(op, "ok")
 	}
+	m.over.WithLabelValues("web-stop")
 	return m
 }
 
@@ -98,6 +104,9 @@ func (m *Metrics) Observe(e history.Entry) {
 		if p.Phase == string(state.Draining) {
 			m.drain.Observe(float64(p.DurationMS) / 1000)
 		}
+	}
+	if e.OverBudget {
+		m.over.WithLabelValues(e.Op).Inc()
 	}
 	m.lastOpEnd.Set(float64(e.End.UnixMilli()) / 1000)
 	m.observePool(e)

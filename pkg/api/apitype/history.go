@@ -34,6 +34,8 @@ type HistoryEntry struct {
 	BackInRotation string `json:"back_in_rotation,omitempty"`
 	// Warnings are the operation's.
 	Warnings []string `json:"warnings,omitempty"`
+	// OverBudget: the server went out without a pool slot.
+	OverBudget bool `json:"over_budget,omitempty"`
 }
 
 // HistoryPhase is one phase of an operation and how long it lasted.
