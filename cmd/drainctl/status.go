@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -66,6 +67,12 @@ func runStatus(c *cli.Context) error {
 		}
 		if h.Log != "" {
 			fmt.Printf("log:      %s\n", safeLine(h.Log))
+		}
+		if h.Unit != "" {
+			// Stopped by someone else (systemctl, dpkg, a shutdown): the
+			// unit's start puts the server back, nobody need exit.
+			fmt.Printf("unit:     %s stopped; the server goes back when it starts again (drainctl-guard@%s)\n",
+				safeLine(h.Unit), safeLine(strings.TrimSuffix(h.Unit, ".service"))+".service")
 		}
 	}
 	if s.LastError != "" {
