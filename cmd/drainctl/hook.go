@@ -27,9 +27,11 @@ func hookCommand() *cli.Command {
 			"stopping asks the agent to take the server out of rotation first, as\n" +
 			"drainctl's own operations do: a pool slot, the withdraw, the load balancers'\n" +
 			"confirmation, the drain. The agent waits at most its web_unit.wait for the\n" +
-			"slot and as long for the drain, then lets systemd go ahead (over the pool's\n" +
-			"budget if no slot came: the history says so). For a restart, new connections\n" +
-			"are held (not refused) while the web server does not listen. The history\n" +
+			"slot and as long for the drain (the requests in flight), then lets systemd go\n" +
+			"ahead (over the pool's budget if no slot came: the history says so). Unless\n" +
+			"the host shuts down, new connections are then held, not refused, while the\n" +
+			"web server does not listen (at most 30 s after a restart's stop, 10 s after a\n" +
+			"plain stop): the load balancer's next SYN lands on the new one. The history\n" +
 			"names who asked: \"dpkg: apache2 2.4.68-1~deb12u1 → 2.4.71-1~deb12u1\",\n" +
 			"\"needrestart\", \"systemctl restart apache2 by alice (pts/0)\", \"shutdown\".\n\n" +
 			"started puts the server back if that unit's stop took it out: readiness,\n" +
@@ -109,7 +111,7 @@ func hookOp(c *cli.Context, req apitype.Request, op opFunc) error {
 	var me *apitype.Error
 	switch {
 	case errors.Is(err, api.ErrUnreachable):
-		fmt.Fprintf(os.Stderr, "drainctl: the agent is not running (%v): %s goes on without drainctl\n", err, req.Unit)
+		fmt.Fprintf(os.Stderr, "drainctl: %v; %s goes on without drainctl\n", err, req.Unit)
 	case errors.As(err, &me) && me.Code == apitype.CodeBadRequest:
 		return err // the guard unit is miswritten: say so, exit 2
 	default:
