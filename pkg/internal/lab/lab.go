@@ -407,6 +407,23 @@ func (l *Lab) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 // Status is HAProxy's status of a server ("UP", "DOWN", "UP 1/2"...).
 func (l *Lab) Status(server string) (string, error) { return statusOf(l.stats, server) }
 
+// Statuses is HAProxy's status of every server of the backend, keyed
+// by name, from one reading of its stats: for a test that asks whether
+// several were out at the same instant.
+func (l *Lab) Statuses() (map[string]string, error) {
+	st, err := haproxy.ShowStat(l.stats)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for key, s := range st {
+		if name, ok := strings.CutPrefix(key, "app/"); ok {
+			out[name] = s["status"]
+		}
+	}
+	return out, nil
+}
+
 func statusOf(stats, server string) (string, error) {
 	st, err := haproxy.ShowStat(stats)
 	if err != nil {
