@@ -34,10 +34,11 @@ trap 'rm -f "$log"; [ -z "$nspawn_cache" ] || rm -rf "$nspawn_cache"' EXIT
 status=0
 # The end-to-end tests (pkg/internal/lab) run after the others, alone: they load
 # both cores, and timing-sensitive kernel tests should not share them. So
-# does the systemd tier's test under the e2e load (TestSystemdEveryRestart:
-# the web server in a container restarted every way nobody asks drainctl).
+# do the systemd tier's tests under the e2e load (TestSystemdEveryRestart:
+# the web server in a container restarted every way nobody asks drainctl;
+# TestSystemdPoolUnattended: two containers upgraded at once in a pool).
 pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
-alone='^TestSystemdEveryRestart$'
+alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended)$'
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -skip "$alone" $pkgs >"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" ./pkg/internal/integration >>"$log" 2>&1 || status=$?

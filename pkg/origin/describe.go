@@ -100,7 +100,9 @@ func (f finder) labels(ctx context.Context, asker *proc, chain []*proc) ([]strin
 			}
 		}
 	}
-	return labels, kinds
+	// unattended-upgrade forks a child of its own name to run dpkg (as do
+	// others): one caller, one label.
+	return slices.Compact(labels), kinds
 }
 
 // maintScript tells a dpkg maintainer script's process

@@ -195,6 +195,18 @@ func TestDpkgUnderUnattendedUpgrades(t *testing.T) {
 	if !o.Restart() {
 		t.Error("not a restart")
 	}
+	// unattended-upgrade forks a child of its own name that runs dpkg (seen
+	// in the systemd tier): named once.
+	o, _ = of(t, "apache2.service", map[string]string{listJobs: jobsRestart, "dpkg-query -W -f ${Version} apache2": "2.4.71-1~deb12u1"},
+		fakeProc{pid: 1010, ppid: 1, argv: []string{"/usr/bin/python3", "/usr/bin/unattended-upgrade"}},
+		fakeProc{pid: 1015, ppid: 1010, argv: []string{"/usr/bin/python3", "/usr/bin/unattended-upgrade"}},
+		fakeProc{pid: 1020, ppid: 1015, argv: []string{"/usr/bin/dpkg", "--configure", "apache2:amd64"}},
+		fakeProc{pid: 1030, ppid: 1020, argv: []string{"/bin/sh", "/var/lib/dpkg/info/apache2.postinst", "configure", "2.4.68-1~deb12u1"}},
+		fakeProc{pid: 1050, ppid: 1030, argv: []string{"systemctl", "restart", "apache2.service"}},
+	)
+	if o.Text != "unattended-upgrades: dpkg: apache2 2.4.68-1~deb12u1 → 2.4.71-1~deb12u1" {
+		t.Errorf("with unattended-upgrade's child: %q", o.Text)
+	}
 	if r.didRun(sysState) {
 		t.Error("asked systemd's state during a restart: never a shutdown")
 	}
