@@ -24,6 +24,6 @@ const (
 	// manager restart the unit now? POST apitype.Request (unit, job: the
 	// action), answer apitype.PolicyAnswer.
 	PathWebPolicy = "/v1/web/policy"
-	PathEvents   = "/v1/events"
-	PathHistory  = "/v1/history" // ?n=N: the last N operations
+	PathEvents    = "/v1/events"
+	PathHistory   = "/v1/history" // ?n=N: the last N operations
 )
