@@ -126,7 +126,7 @@ func hookPolicy(c *cli.Context) error {
 	if !a.Defer {
 		return nil
 	}
-	return cli.Exit("drainctl: "+action+" of "+unit+" "+a.Note, exitDefer)
+	return cli.Exit("drainctl: "+action+" of "+unit+" not now: "+a.Note, exitDefer)
 }
 
 // apitypeJob is the job the agent is told of: a shutdown, a restart (the

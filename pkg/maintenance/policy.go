@@ -66,7 +66,7 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 		// package of the same upgrade) is the same restart.
 		if st.Owed != nil && st.Owed.Unit == req.Unit {
 			o := *st.Owed
-			ans = PolicyAnswer{Defer: true, Owed: &o, Note: "the restart of " + req.Unit + " is owed already (since " + o.Since.Format(time.RFC3339) + "): drainctl restarts it, drained, when the pool has a slot"}
+			ans = PolicyAnswer{Defer: true, Owed: &o, Note: "owed already (since " + o.Since.Format(time.RFC3339) + "): drainctl restarts it, drained, when the pool has a slot"}
 			return
 		}
 		if st.Owed != nil || st.Phase != state.InService || st.Op != state.OpNone {
@@ -75,7 +75,7 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 		}
 		o := state.Owed{Unit: req.Unit, Action: req.Job, Reason: req.Reason, Since: e.clock.Now()}
 		st.Owed = &o
-		ans = PolicyAnswer{Defer: true, Owed: &o, Note: "deferred: drainctl restarts " + req.Unit + " itself, drained, once pool " + e.d.Slots.Name() + " grants a slot and the package manager is done"}
+		ans = PolicyAnswer{Defer: true, Owed: &o, Note: "deferred: drainctl restarts it itself, drained, once pool " + e.d.Slots.Name() + " grants a slot and the package manager is done"}
 	})
 	if err != nil {
 		// Not recorded, so not owed: the package manager goes on, and

@@ -91,6 +91,12 @@ func TestSystemdDeferredUpgrade(t *testing.T) {
 		t.Fatalf("unattended-upgrade: %v\n%s", err, uu)
 	}
 	t.Logf("unattended-upgrade in %v:\n%s", took.Round(time.Millisecond), uu)
+	// deb-systemd-invoke was told no, and said so: apt did not wait for
+	// a slot (its run above took the time it takes; a guard's stop
+	// waiting for the slot would hold it web_unit.wait, 2 min).
+	if !strings.Contains(uu, "/usr/sbin/policy-rc.d returned 101, not running 'restart apache2.service'") {
+		t.Errorf("deb-systemd-invoke did not skip apache2's restart on policy-rc.d's word")
+	}
 
 	// apt is done; the restart is owed, not done: the old Apache serves,
 	// web2 in service and in rotation.
