@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"syscall"
@@ -115,7 +116,13 @@ func (e *Engine) owedLoop() {
 		wait := time.Hour
 		if st := e.led.get(); st.Owed != nil {
 			if err := e.runOwed(*st.Owed); err != nil {
-				e.log.Warn("the restart owed could not run yet; trying again", "unit", st.Owed.Unit, "err", err, "in", owedRetry)
+				// Busy (a hold, another operation) is the common case and
+				// lasts: not a warning every round.
+				level := slog.LevelWarn
+				if me := (*Error)(nil); errors.As(err, &me) && me.Code == CodeBusy {
+					level = slog.LevelDebug
+				}
+				e.log.Log(e.ctx, level, "the restart owed could not run yet; trying again", "unit", st.Owed.Unit, "err", err, "in", owedRetry)
 				wait = owedRetry
 			} else if e.led.get().Owed != nil {
 				wait = 0 // a new one, recorded meanwhile
