@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/state"
 )
@@ -150,12 +151,49 @@ func (e *Engine) runOwed(o state.Owed) error {
 	if o.Reason == "" {
 		req.Reason = "package manager's " + o.Action + " of " + o.Unit + " (deferred: pool full)"
 	}
+	if err := e.waitOwedSlot(req); err != nil {
+		return err
+	}
 	r := &opRun{e: e, op: state.OpRestart, req: req, res: &Result{Op: state.OpRestart}, start: e.clock.Now()}
 	res, err := e.run(r, (*opRun).owedRestart)
+	var me *Error
+	if err != nil && e.d.Slots != nil && errors.As(err, &me) && me.Code == CodeBusy {
+		// Refused before it began (another operation, a hold): the slot
+		// waited for is not recorded anywhere. The releaser finds it in
+		// the pool and gives it back once the server is in service (an
+		// operation that took it meanwhile, as this host's, keeps it).
+		e.unrecorded.Store(true)
+		e.kickReleaser()
+	}
 	if err == nil {
 		e.log.Info("the restart owed is done", "unit", o.Unit, "note", res.Note)
 	}
 	return err
+}
+
+// waitOwedSlot waits in the pool's line for the slot without claiming
+// the engine: a wait of minutes must not make every other operation busy
+// meanwhile (a person's systemctl restart, whose guard would then not
+// drain it). The operation then takes the slot it holds at once
+// (Acquire gives a host its own claim back).
+func (e *Engine) waitOwedSlot(req Request) error {
+	if e.d.Slots == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, req.PoolWait)
+	defer cancel()
+	claim := pool.Claim{Op: string(state.OpRestart), Reason: req.Reason, By: req.Who, Since: e.clock.Now()}
+	said := false
+	_, err := e.d.Slots.Acquire(ctx, claim, func(w pool.Wait) {
+		if !said {
+			said = true
+			e.log.Info("the restart owed waits for a pool slot", "unit", req.Unit, "wait", w.Text(time.Now()))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("the pool slot for the restart owed: %w", err)
+	}
+	return nil
 }
 
 // packagesMax bounds the wait for the package manager: an apt that
@@ -216,7 +254,9 @@ func (r *opRun) owedRestart() error {
 	wait := e.webWait()
 	r.req.Deadline = max(wait, e.d.Policy.MinWait)
 	r.req.OnDeadline = drain.Proceed
-	if err := r.takeOut(opening{note: "restart owed: " + r.req.Unit + " (" + r.req.Reason + ")", inFlight: wait}); err != nil {
+	// The slot was waited for before (waitOwedSlot): taken at once, or
+	// gone to another server meanwhile (busy: the loop waits again).
+	if err := r.takeOut(opening{note: "restart owed: " + r.req.Unit + " (" + r.req.Reason + ")", inFlight: wait, slotNow: true}); err != nil {
 		return err
 	}
 	held := r.holdNew()
