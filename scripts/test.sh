@@ -18,7 +18,7 @@ go vet ./...
 go tool -modfile=scripts/tools/go.mod golangci-lint run ./...
 # The shell tools: syntax (their behaviour is tested by the Go tests).
 bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
-sh -n scripts/contrib/cron/drainctl-patch scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version
+sh -n scripts/contrib/cron/drainctl-patch scripts/package/policy-rc.d scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version
 
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
 # The systemd tier's container root (pkg/internal/nspawn): one debootstrap
@@ -36,9 +36,11 @@ status=0
 # both cores, and timing-sensitive kernel tests should not share them. So
 # do the systemd tier's tests under the e2e load (TestSystemdEveryRestart:
 # the web server in a container restarted every way nobody asks drainctl;
-# TestSystemdPoolUnattended: two containers upgraded at once in a pool).
+# TestSystemdPoolUnattended: two containers upgraded at once in a pool;
+# TestSystemdDeferredUpgrade: an upgrade deferred by policy-rc.d until
+# the pool has a slot).
 pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
-alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended)$'
+alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended|TestSystemdDeferredUpgrade)$'
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -skip "$alone" $pkgs >"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" ./pkg/internal/integration >>"$log" 2>&1 || status=$?

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,6 +46,16 @@ func hookCommand() *cli.Command {
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStopping},
 			{Name: "started", Usage: "systemd started UNIT: put the server back if its stop took it out", ArgsUsage: "UNIT",
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStarted},
+			{Name: "policy", Usage: "the package manager would ACTION UNIT: exit 101 to defer a restart the pool has no slot for", ArgsUsage: "UNIT ACTION",
+				Description: "drainctl's policy-rc.d (/usr/lib/drainctl/policy-rc.d) runs it for the web\n" +
+					"servers' units when deb-systemd-invoke or invoke-rc.d would restart one.\n" +
+					"In a pool the agent records the restart owed (drainctl status shows it) and\n" +
+					"answers defer: exit 101, the package manager skips the restart, the old\n" +
+					"binary keeps serving, and the agent restarts the unit itself, drained, once\n" +
+					"the pool grants a slot and the package manager is done. Otherwise exit 0:\n" +
+					"no pool, another action, the server already out, the agent not running, any\n" +
+					"error (the guard unit still drains the restart).",
+				Flags: []cli.Flag{socketFlag()}, Action: hookPolicy},
 		},
 	}
 }
@@ -83,6 +95,38 @@ func hookStarted(c *cli.Context) error {
 		return err
 	}
 	return hookOp(c, apitype.Request{Who: "systemd", Unit: unit}, client(c).WebStart)
+}
+
+// exitDefer is policy-rc.d's "action forbidden" (invoke-rc.d(8)): the
+// package manager skips the action and goes on. Only hook policy exits
+// with it, for policy-rc.d to pass on.
+const exitDefer = 101
+
+// policyWait bounds the question to the agent: the package manager
+// waits for the answer.
+const policyWait = 10 * time.Second
+
+func hookPolicy(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usagef("want two arguments, the unit and the action (e.g. apache2.service restart)")
+	}
+	unit, action := c.Args().Get(0), c.Args().Get(1)
+	if !strings.Contains(unit, ".") {
+		unit += ".service"
+	}
+	ctx, cancel := context.WithTimeout(c.Context, policyWait)
+	defer cancel()
+	req := apitype.Request{Who: "dpkg", Reason: origin.Of(ctx, unit).Text, Unit: unit, Job: action}
+	a, err := client(c).WebPolicy(ctx, req)
+	if err != nil {
+		// Never in apt's way: the guard drains the restart as it can.
+		fmt.Fprintf(os.Stderr, "drainctl: %v; %s %s goes on\n", err, action, unit)
+		return nil
+	}
+	if !a.Defer {
+		return nil
+	}
+	return cli.Exit("drainctl: "+action+" of "+unit+" not now: "+a.Note, exitDefer)
 }
 
 // apitypeJob is the job the agent is told of: a shutdown, a restart (the

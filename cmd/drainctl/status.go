@@ -82,6 +82,7 @@ func runStatus(c *cli.Context) error {
 		fmt.Printf("reboot:   %q since %s, leaving boot %s; the next boot puts the server back\n",
 			safeLine(rb.Command), rb.Since.Local().Format(time.DateTime), safeLine(rb.BootID))
 	}
+	showOwed(s.Owed)
 	showPool(st)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "backend:  %s\n", st.Backend)
@@ -145,4 +146,18 @@ func showPool(st apitype.Status) {
 		}
 	}
 	fmt.Println()
+}
+
+// showOwed shows a package's restart deferred by drainctl's policy-rc.d:
+// the old binary serves until drainctl restarts the unit.
+func showOwed(o *apitype.Owed) {
+	if o == nil {
+		return
+	}
+	what := safeLine(o.Action) + " of " + safeLine(o.Unit)
+	if o.Reason != "" {
+		what += " (" + safeLine(o.Reason) + ")"
+	}
+	fmt.Printf("owed:     %s, deferred since %s: no pool slot was free; drainctl restarts it, drained, when one is\n",
+		what, o.Since.Local().Format(time.DateTime))
 }

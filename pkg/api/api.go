@@ -20,6 +20,10 @@ const (
 	// starts.
 	PathWebStop  = "/v1/web/stop"
 	PathWebStart = "/v1/web/start"
-	PathEvents   = "/v1/events"
-	PathHistory  = "/v1/history" // ?n=N: the last N operations
+	// drainctl's policy-rc.d (drainctl hook policy): may the package
+	// manager restart the unit now? POST apitype.Request (unit, job: the
+	// action), answer apitype.PolicyAnswer.
+	PathWebPolicy = "/v1/web/policy"
+	PathEvents    = "/v1/events"
+	PathHistory   = "/v1/history" // ?n=N: the last N operations
 )

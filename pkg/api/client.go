@@ -262,6 +262,13 @@ func (c *Client) Reboot(ctx context.Context, req apitype.Request, progress func(
 	return c.op(ctx, PathReboot, req, progress)
 }
 
+// WebPolicy asks the agent whether the package manager may do
+// req.Job to req.Unit now (drainctl's policy-rc.d).
+func (c *Client) WebPolicy(ctx context.Context, req apitype.Request) (apitype.PolicyAnswer, error) {
+	var a apitype.PolicyAnswer
+	return a, c.call(ctx, http.MethodPost, PathWebPolicy, req, &a)
+}
+
 // WebStop tells the agent that systemd is about to stop the web server's
 // unit (req.Unit; req.Job says why): it returns once the server is out
 // of rotation, or the agent's web wait gave up. The guard unit's hook.

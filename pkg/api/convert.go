@@ -72,6 +72,7 @@ func stateOf(s state.State) apitype.State {
 		Backend:   s.Backend,
 		Slot:      ptrOf(s.Slot, slotOf),
 		Reboot:    ptrOf(s.Reboot, rebootOf),
+		Owed:      ptrOf(s.Owed, func(o state.Owed) apitype.Owed { return apitype.Owed(o) }),
 		LastError: s.LastError,
 		History: sliceOf(s.History, func(t state.Transition) apitype.Transition {
 			return apitype.Transition{Time: t.Time, Op: apitype.Op(t.Op), Phase: apitype.Phase(t.Phase), Note: t.Note}
@@ -80,6 +81,11 @@ func stateOf(s state.State) apitype.State {
 }
 
 func holderOf(h state.Holder) apitype.Holder { return apitype.Holder(h) }
+
+// PolicyAnswerOf is the engine's answer to policy-rc.d on the wire.
+func PolicyAnswerOf(a maintenance.PolicyAnswer) apitype.PolicyAnswer {
+	return apitype.PolicyAnswer{Defer: a.Defer, Note: a.Note, Owed: ptrOf(a.Owed, func(o state.Owed) apitype.Owed { return apitype.Owed(o) })}
+}
 
 func slotOf(s state.Slot) apitype.Slot {
 	return apitype.Slot{Pool: s.Pool, Op: apitype.Op(s.Op), Since: s.Since, Release: s.Release}

@@ -34,8 +34,9 @@ func TestConvertKeepsEveryField(t *testing.T) {
 		hist []history.Entry
 		de   drain.Event
 		req  apitype.Request
+		pa   maintenance.PolicyAnswer
 	)
-	for _, v := range []any{&st, &ev, &res, &merr, &ps, &hist, &de, &req} {
+	for _, v := range []any{&st, &ev, &res, &merr, &ps, &hist, &de, &req, &pa} {
 		fill(reflect.ValueOf(v).Elem(), new(int))
 	}
 	for _, c := range []struct {
@@ -49,6 +50,7 @@ func TestConvertKeepsEveryField(t *testing.T) {
 		{"pool status", ps, api.PoolStatusOf(ps)},
 		{"history", hist, api.HistoryOf(hist)},
 		{"drain event", de, api.DrainEventOf(de)},
+		{"policy answer", pa, api.PolicyAnswerOf(pa)},
 		{"request", api.EngineRequest(req), req}, // the other way
 	} {
 		eb, err := json.Marshal(c.engine)

@@ -31,6 +31,7 @@ type Engine interface {
 	Restart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Reboot(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	WebStop(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
+	WebPolicy(maintenance.Request) (maintenance.PolicyAnswer, error)
 	WebStart(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)
 	Subscribe() (<-chan maintenance.Event, func())
 	History(n int) ([]history.Entry, error)
@@ -61,6 +62,7 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST "+PathReboot, s.op(state.OpReboot, e.Reboot))
 	s.mux.HandleFunc("POST "+PathWebStop, s.op(state.OpWebStop, e.WebStop))
 	s.mux.HandleFunc("POST "+PathWebStart, s.op(state.OpWebStart, e.WebStart))
+	s.mux.HandleFunc("POST "+PathWebPolicy, s.webPolicy)
 	s.mux.HandleFunc("GET "+PathEvents, s.events)
 	s.mux.HandleFunc("GET "+PathHistory, s.history)
 	s.routePool(e)
@@ -170,6 +172,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// webPolicy answers drainctl's policy-rc.d at once: the package manager
+// waits for it.
+func (s *Server) webPolicy(w http.ResponseWriter, r *http.Request) {
+	var req apitype.Request
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, badBody(err))
+		return
+	}
+	req.Who = caller(r, req.Who)
+	a, err := s.e.WebPolicy(EngineRequest(req))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PolicyAnswerOf(a))
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

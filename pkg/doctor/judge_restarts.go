@@ -316,7 +316,7 @@ func judgePolicyRCD(f Facts) []Finding {
 		what += " (→ " + p.Target + ")"
 	}
 	if p.Forbids {
-		return []Finding{ok(AreaRestarts, "restarts.policy-rc.d", what+" answers 101 to everything: dpkg starts, stops and restarts no service, the web server included (an upgraded one runs the old binary until someone restarts it); needrestart, systemctl and shutdowns do not ask it")}
+		return []Finding{ok(AreaRestarts, "restarts.policy-rc.d", what+" answers 101 to everything: dpkg starts, stops and restarts no service, the web server included (an upgraded one runs the old binary until someone restarts it); needrestart, systemctl and shutdowns do not ask it; drainctl's policy-rc.d (/usr/lib/drainctl/policy-rc.d: in a pool, a package's restart with no slot free deferred, not taken over the budget) was not installed over it")}
 	}
-	return []Finding{ok(AreaRestarts, "restarts.policy-rc.d", what+" governs dpkg's starts, stops and restarts (invoke-rc.d, deb-systemd-invoke) before the guard sees them: if it answers 101 for the web server, dpkg does not restart it at all")}
+	return []Finding{ok(AreaRestarts, "restarts.policy-rc.d", what+" governs dpkg's starts, stops and restarts (invoke-rc.d, deb-systemd-invoke) before the guard sees them: if it answers 101 for the web server, dpkg does not restart it at all; drainctl's policy-rc.d (/usr/lib/drainctl/policy-rc.d: in a pool, a package's restart with no slot free deferred, not taken over the budget) was not installed over it")}
 }

@@ -150,6 +150,9 @@ func TestJudgeRestarts(t *testing.T) {
 		{"another policy-rc.d", func(f *Facts) {
 			f.Restarts.PolicyRCD = &PolicyRCD{Path: policyRCD, Target: "/etc/alternatives/policy-rc.d"}
 		}, "restarts.policy-rc.d", OK, "/usr/sbin/policy-rc.d (→ /etc/alternatives/policy-rc.d) governs dpkg's starts, stops and restarts", ""},
+		{"another policy-rc.d, not drainctl's", func(f *Facts) {
+			f.Restarts.PolicyRCD = &PolicyRCD{Path: policyRCD, Forbids: true}
+		}, "restarts.policy-rc.d", OK, "drainctl's policy-rc.d (/usr/lib/drainctl/policy-rc.d: in a pool, a package's restart with no slot free deferred, not taken over the budget) was not installed over it", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := healthy()

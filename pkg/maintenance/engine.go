@@ -69,6 +69,8 @@ type Engine struct {
 	unrecorded atomic.Bool
 	// hold is a restart's hold of new connections (webunit.go).
 	hold connHold
+	// owedKick wakes the loop that runs a restart owed (policy.go).
+	owedKick chan struct{}
 }
 
 // New makes an engine; call Resume before anything else. ctx bounds the
@@ -80,7 +82,7 @@ func New(ctx context.Context, d Deps) *Engine {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}, releaseKick: make(chan struct{}, 1),
+	e := &Engine{d: d, ctx: ctx, clock: d.Clock, log: d.Log, subs: map[chan Event]struct{}{}, releaseKick: make(chan struct{}, 1), owedKick: make(chan struct{}, 1),
 		led: newLedger(d.Store, d.Clock), fw: newForwards(d.Forwarder, d.Forwards)}
 	// Only through e.fw (its lock) and e.led (the state written first).
 	e.d.Forwarder, e.d.Forwards, e.d.Store = nil, nil, nil

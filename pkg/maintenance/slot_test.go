@@ -26,6 +26,9 @@ type fakeSlots struct {
 	releases int
 	// onAcquire, when set, runs as a slot is granted (time passing in line).
 	onAcquire func()
+	// freed, when set, frees a busy slot when closed: the waiter in line
+	// gets it.
+	freed chan struct{}
 }
 
 func (f *fakeSlots) note(s string) {
@@ -47,8 +50,13 @@ func (f *fakeSlots) Acquire(ctx context.Context, c pool.Claim, wait func(pool.Wa
 	if f.busy {
 		f.mu.Unlock()
 		wait(pool.Wait{Pool: "web", Allowed: 1, Holders: []pool.Claim{{ID: "web3", Reason: "kernel update", By: "root", Since: time.Now()}}})
-		<-ctx.Done()
-		return pool.Claim{}, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return pool.Claim{}, ctx.Err()
+		case <-f.freed: // nil: never
+		}
+		f.mu.Lock()
+		f.busy = false
 	}
 	defer f.mu.Unlock()
 	c.ID = "web1"

@@ -94,6 +94,12 @@ type Deps struct {
 	// for a pool slot, and then for the drain, before it goes ahead
 	// (0: DefaultWebWait).
 	WebWait time.Duration
+	// UnitRestart restarts a web server's unit through systemd, for a
+	// restart owed (policy.go); nil: systemctl restart UNIT.
+	UnitRestart func(ctx context.Context, unit string) (runner.Output, error)
+	// PackagesBusy says whether the package manager runs (dpkg's locks
+	// held): a restart owed waits for it to end. nil: dpkg's locks.
+	PackagesBusy func() bool
 	// History records every operation; nil records nothing.
 	History History
 	// Observer is told of every operation that ran (the metrics); nil for

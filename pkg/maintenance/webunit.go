@@ -101,6 +101,11 @@ func (e *Engine) WebStop(req Request, progress func(Event)) (Result, error) {
 
 func (r *opRun) webStop() error {
 	st, res := r.st, r.res
+	if r.req.Job == JobRestart {
+		// systemd restarts the unit whatever drainctl says: a restart
+		// owed of it is done by this one.
+		r.e.owedDone(r.req.Unit)
+	}
 	if st.Phase == state.Held {
 		res.Phase, res.Holder = state.Held, st.Holder
 		res.Note = "already out of rotation" + holderText(st.Holder)

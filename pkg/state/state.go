@@ -116,6 +116,19 @@ type Reboot struct {
 	OutOfRotation string `json:"out_of_rotation,omitempty"`
 }
 
+// Owed is a restart deferred by drainctl's policy-rc.d.
+type Owed struct {
+	// Unit is the web server's unit (apache2.service).
+	Unit string `json:"unit"`
+	// Action is what the package manager asked (restart, try-restart,
+	// force-reload).
+	Action string `json:"action"`
+	// Reason is who asked ("dpkg: apache2 2.4.68-1~deb12u1 →
+	// 2.4.71-1~deb12u1"), for the history entry of the restart.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
 // Mark is when an operation entered a phase.
 type Mark struct {
 	Phase string    `json:"phase"`
@@ -144,6 +157,11 @@ type State struct {
 	Slot *Slot `json:"slot,omitempty"`
 	// Reboot is set while a reboot drainctl started is in progress.
 	Reboot *Reboot `json:"reboot,omitempty"`
+	// Owed is a web server unit's restart that the package manager
+	// asked for while the pool had no slot free: drainctl's policy-rc.d
+	// told dpkg not to (101), and the agent restarts the unit itself,
+	// drained, once a slot comes. Cleared when that restart is issued.
+	Owed *Owed `json:"owed,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`
 	History   []Transition `json:"history,omitempty"`
@@ -258,6 +276,8 @@ func Parse(b []byte) (State, error) {
 		return State{}, fmt.Errorf("phase %q with operation %q: no step of drainctl writes that", st.Phase, st.Op)
 	case st.Phase == Rebooting && (st.Reboot == nil || st.Reboot.BootID == ""):
 		return State{}, errors.New("phase \"rebooting\" without the boot it leaves: no step of drainctl writes that")
+	case st.Owed != nil && st.Owed.Unit == "":
+		return State{}, errors.New("a restart owed without its unit: no step of drainctl writes that")
 	}
 	return st, nil
 }

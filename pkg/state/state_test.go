@@ -79,6 +79,7 @@ func TestInvalidFileIsAnErrorNotAFreshStart(t *testing.T) {
 		{`{"version": 1, "phase": "draining"}`, `phase "draining" with operation ""`},
 		{`{"version": 1, "phase": "in-service", "op": "restart"}`, `phase "in-service" with operation "restart"`},
 		{`{"version": "1", "phase": "held"}`, "not a drainctl state"},
+		{`{"version": 1, "phase": "in-service", "owed": {"action": "restart"}}`, "restart owed without its unit"},
 	} {
 		os.WriteFile(s.Path(), []byte(tc.content), 0o600)
 		_, err := s.Load()
@@ -89,6 +90,20 @@ func TestInvalidFileIsAnErrorNotAFreshStart(t *testing.T) {
 	os.WriteFile(s.Path(), []byte(`{"version": 1, "phase": "rebooting", "op": "reboot", "reboot": {"boot_id": "b1", "since": "2026-12-01T03:00:00Z"}}`), 0o600)
 	if st, err := s.Load(); err != nil || st.Phase != Rebooting || st.Reboot == nil || st.Reboot.BootID != "b1" {
 		t.Errorf("a valid rebooting state: %+v, %v", st, err)
+	}
+	// A restart deferred by policy-rc.d, as the agent writes it: read
+	// back whole, and written again the same.
+	owed := `{"version": 1, "phase": "in-service", "owed": {"unit": "apache2.service", "action": "restart", "reason": "dpkg: apache2 2.4.68-1~deb12u1 → 2.4.71-1~deb12u1", "since": "2026-12-01T03:00:00Z"}}`
+	os.WriteFile(s.Path(), []byte(owed), 0o600)
+	st, err := s.Load()
+	if err != nil || st.Owed == nil || st.Owed.Unit != "apache2.service" || st.Owed.Action != "restart" || !strings.HasPrefix(st.Owed.Reason, "dpkg: apache2") || st.Owed.Since.IsZero() {
+		t.Errorf("a state with a restart owed: %+v, %v", st, err)
+	}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.Load(); err != nil || again.Owed == nil || *again.Owed != *st.Owed {
+		t.Errorf("the restart owed, saved and read again: %+v, %v; want %+v", again.Owed, err, st.Owed)
 	}
 	os.WriteFile(s.Path(), []byte(`{"version": 1, "phase": "held", "backend": "iptables-nft"}`), 0o600)
 	if st, err := s.Load(); err != nil || st.Phase != Held || st.Backend != "iptables-nft" {

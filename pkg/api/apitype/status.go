@@ -36,6 +36,10 @@ type State struct {
 	Slot *Slot `json:"slot,omitempty"`
 	// Reboot is set while a reboot drainctl started is in progress.
 	Reboot *Reboot `json:"reboot,omitempty"`
+	// Owed is a web server unit's restart that the package manager asked
+	// for while the pool had no slot (drainctl's policy-rc.d deferred
+	// it): the agent restarts the unit, drained, once a slot comes.
+	Owed *Owed `json:"owed,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`
 	History   []Transition `json:"history,omitempty"`
@@ -57,6 +61,23 @@ type Holder struct {
 	// Unit is set when the hold is a web server unit's stop: the unit's
 	// next start ends it.
 	Unit string `json:"unit,omitempty"`
+}
+
+// Owed is a restart deferred by drainctl's policy-rc.d.
+type Owed struct {
+	Unit   string    `json:"unit"`             // apache2.service
+	Action string    `json:"action"`           // what the package manager asked: restart, try-restart, force-reload
+	Reason string    `json:"reason,omitempty"` // who asked ("dpkg: apache2 OLD → NEW")
+	Since  time.Time `json:"since"`
+}
+
+// PolicyAnswer is the agent's answer to policy-rc.d (POST /v1/web/policy).
+type PolicyAnswer struct {
+	// Defer: policy-rc.d exits 101, the package manager skips the
+	// action, and the agent owes the restart (Owed).
+	Defer bool   `json:"defer"`
+	Note  string `json:"note"`
+	Owed  *Owed  `json:"owed,omitempty"`
 }
 
 // Slot is the pool slot this host holds.

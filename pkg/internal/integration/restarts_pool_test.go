@@ -87,7 +87,7 @@ func TestSystemdPoolUnattended(t *testing.T) {
 	prepared := time.Now()
 	inParallel(t, len(cs), func(i int) {
 		rs[i].install(t, cs[i])
-		csh(t, cs[i], "mkdir -p "+barrierDir+" && cat > /usr/sbin/policy-rc.d <<'EOF'\n"+barrierScript+"EOF\nchmod 755 /usr/sbin/policy-rc.d")
+		csh(t, cs[i], "mkdir -p "+barrierDir+" && rm -f /usr/sbin/policy-rc.d && cat > /usr/sbin/policy-rc.d <<'EOF'\n"+barrierScript+"EOF\nchmod 755 /usr/sbin/policy-rc.d")
 	})
 	t.Logf("unattended-upgrades installed in both in %v", time.Since(prepared).Round(time.Millisecond))
 
