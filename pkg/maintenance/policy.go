@@ -147,9 +147,9 @@ func (e *Engine) runOwed(o state.Owed) error {
 	}
 	// No caller waits for it: it waits in line as long as a run of the
 	// whole pool may take, not the agent's pool_wait for people.
-	req := Request{Who: "drainctl", Reason: o.Reason + " (deferred: pool full)", Unit: o.Unit, Job: JobRestart, PoolWait: DefaultPoolWait}
+	req := Request{Who: "drainctl", Reason: o.Reason + " (deferred for a pool slot)", Unit: o.Unit, Job: JobRestart, PoolWait: DefaultPoolWait}
 	if o.Reason == "" {
-		req.Reason = "package manager's " + o.Action + " of " + o.Unit + " (deferred: pool full)"
+		req.Reason = "package manager's " + o.Action + " of " + o.Unit + " (deferred for a pool slot)"
 	}
 	if err := e.waitOwedSlot(req); err != nil {
 		return err

@@ -114,7 +114,7 @@ func TestPolicyDefersUntilASlotThenRestartsDrained(t *testing.T) {
 	if got := calls(r); got != "acquire,withdraw,hold,release,restore,release" {
 		t.Errorf("calls %s", got)
 	}
-	if len(h.entries) != 1 || h.entries[0].Op != "restart" || h.entries[0].Reason != dpkgRestart.Reason+" (deferred: pool full)" {
+	if len(h.entries) != 1 || h.entries[0].Op != "restart" || h.entries[0].Reason != dpkgRestart.Reason+" (deferred for a pool slot)" {
 		t.Fatalf("history: %+v", h.entries)
 	}
 }

@@ -172,7 +172,7 @@ func checkDeferredRestart(t *testing.T, h []apitype.HistoryEntry) {
 	t.Helper()
 	var op *apitype.HistoryEntry
 	for i, e := range h {
-		if e.Op == string(apitype.OpRestart) && strings.Contains(e.Reason, "(deferred: pool full)") {
+		if e.Op == string(apitype.OpRestart) && strings.Contains(e.Reason, "(deferred for a pool slot)") {
 			op = &h[i]
 		}
 		if e.Op == string(apitype.OpWebStop) && e.Outcome == "ok" {
