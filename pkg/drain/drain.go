@@ -389,11 +389,17 @@ func (d *drainer) outcome(ev Event, polls, left int, now time.Time) Outcome {
 // is still leaving (bytes unsent or not yet acknowledged), or a long
 // answer is being written as it goes (a CGI or a proxied download that
 // sends a line at a time: between two writes its socket is empty, but
-// its request came long ago and data went out just now). A keep-alive
-// connection between two requests is not.
+// its request came long ago and data went out just now), or a request
+// came on a new connection that has not answered a byte yet (the times
+// cannot tell it: the kernel sets the last send at the handshake, and
+// the request comes within the same tick, so both are equal; the byte
+// counters can: bytes received, none sent, none acknowledged, where the
+// kernel counts them, 4.1 and 4.19 on). A keep-alive connection between
+// two requests is not.
 func inFlight(c *conntable.Conn) bool {
 	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0 ||
-		(c.SinceSent() < longAnswer && c.SinceRecv() >= longAnswer)
+		(c.SinceSent() < longAnswer && c.SinceRecv() >= longAnswer) ||
+		(c.Info.Bytes_received > 0 && c.Info.Bytes_sent == 0 && c.Info.Bytes_acked <= 1)
 }
 
 // longAnswer: an answer still sending data this long after its request

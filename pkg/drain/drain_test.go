@@ -348,15 +348,20 @@ func TestInFlight(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		recv, sent uint32 // ms since the last data in, out
+		in, out    uint64 // bytes received, sent (and acknowledged)
 		want       bool
 	}{
-		{"request being processed", 10, 500, true},
-		{"long answer between two writes", 3000, 50, true},
-		{"busy user just answered", 60, 50, false},
-		{"keep-alive between requests", 3000, 2990, false},
-		{"long answer ended 2 s ago", 5000, 2000, false},
+		{"request being processed", 10, 500, 100, 1000, true},
+		{"long answer between two writes", 3000, 50, 100, 1000, true},
+		{"busy user just answered", 60, 50, 100, 1000, false},
+		{"keep-alive between requests", 3000, 2990, 100, 1000, false},
+		{"long answer ended 2 s ago", 5000, 2000, 100, 1000, false},
+		{"new connection, request in, no answer yet, same tick", 200, 200, 100, 0, true},
+		{"new connection, nothing yet", 200, 200, 0, 0, false},
+		{"answered within the request's tick", 200, 200, 100, 1000, false},
 	} {
-		c := &conntable.Conn{Socket: conntable.Socket{Info: unix.TCPInfo{Last_data_recv: tc.recv, Last_data_sent: tc.sent}}}
+		c := &conntable.Conn{Socket: conntable.Socket{Info: unix.TCPInfo{Last_data_recv: tc.recv, Last_data_sent: tc.sent,
+			Bytes_received: tc.in, Bytes_sent: tc.out, Bytes_acked: tc.out}}}
 		if got := inFlight(c); got != tc.want {
 			t.Errorf("%s (recv %d ms ago, sent %d ms ago): in flight %v, want %v", tc.name, tc.recv, tc.sent, got, tc.want)
 		}
