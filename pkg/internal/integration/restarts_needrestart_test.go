@@ -17,11 +17,6 @@ import (
 	"github.com/drainctl/drainctl/pkg/internal/nspawn"
 )
 
-// needrestartBin is needrestart's command line (perl runs the script):
-// the download starts when it appears, a second or so before its
-// restart of Apache.
-const needrestartBin = "/usr/sbin/needrestart"
-
 // needrestartRun is one run of the scenario.
 type needrestartRun struct {
 	r       *upgradeRepo
@@ -54,6 +49,10 @@ needrestart -r a -l 2>&1`, repoInside, repoInside))
 		t.Fatalf("Apache (main PID %d) maps no libapr-1", n.mainPID)
 	}
 }
+
+// needrestartBin is needrestart's command line (perl runs the script):
+// the download starts when it appears, before its restart of Apache.
+const needrestartBin = "/usr/sbin/needrestart"
 
 // reinstall reinstalls libapr1 with apt, whose hook runs needrestart,
 // and starts the download once needrestart runs.

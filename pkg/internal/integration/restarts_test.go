@@ -112,9 +112,8 @@ func TestSystemdEveryRestart(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		csh(t, c, "systemctl start apache2")
 	}
-	// The download starts with apache2's postinst (needrestart's start),
-	// a second or more before its restart: 8 s, to be still in flight
-	// then. Not much more: Apache's stop under systemd cuts what is still
+	// The download starts with apache2's postinst (needrestart), a second
+	// or more before its restart: 8 s, to be still in flight then. Not much more: Apache's stop under systemd cuts what is still
 	// in flight about 9 s after it began (measured: a 10 s download begun
 	// 0.9 s before was cut at 9.3 s).
 	scenarios := []restartScenario{

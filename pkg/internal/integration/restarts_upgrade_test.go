@@ -27,7 +27,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,9 +328,16 @@ func (u *upgradeRun) upgrade(t *testing.T, c *nspawn.Container, start func()) {
 	runSeeing(t, c, "unattended-upgrade -v 2>&1", postinst, start)
 }
 
-// runSeeing runs script in the container and calls start once a process
-// whose command line contains marker runs there; it fails the test if
-// the script fails or never ran one.
+// runSeeing runs script in the container and, once a process whose
+// command line contains marker runs there, stops it (SIGSTOP), calls
+// start and lets it go on (SIGCONT): the download is then in flight,
+// its answer begun, before what the process goes on to do (restart
+// Apache). Without the pause it could still wait for its first byte when
+// the load balancer confirms the server out (needrestart restarts Apache
+// 0.2 s after it starts, a postinst 1 to 3 s), and the drain does not
+// count such a request as in flight (a new connection whose answer has
+// not begun: measured, reported). It fails the test if the script fails
+// or never ran one.
 func runSeeing(t *testing.T, c *nspawn.Container, script, marker string, start func()) {
 	t.Helper()
 	begin := time.Now()
@@ -345,11 +354,23 @@ func runSeeing(t *testing.T, c *nspawn.Container, script, marker string, start f
 	}()
 	var res result
 	var seen time.Time
+	var paused time.Duration
 	// The host sees the container's processes in its /proc.
 	for seen.IsZero() {
-		if runningIn(c.InitPID(), marker) {
+		if pids := pidsIn(c.InitPID(), marker); len(pids) > 0 {
 			seen = time.Now()
-			start()
+			func() {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGSTOP)
+				}
+				defer func() {
+					for _, pid := range pids {
+						_ = syscall.Kill(pid, syscall.SIGCONT)
+					}
+					paused = time.Since(seen)
+				}()
+				start()
+			}()
 			res = <-done
 			break
 		}
@@ -362,27 +383,30 @@ func runSeeing(t *testing.T, c *nspawn.Container, script, marker string, start f
 	if res.err != nil {
 		t.Fatalf("%s: %v\n%s", script, res.err, res.out)
 	}
-	t.Logf("%s in %v (%s after %v):\n%s", script, time.Since(begin).Round(time.Millisecond),
-		marker, seen.Sub(begin).Round(time.Millisecond), res.out)
+	t.Logf("%s in %v (%s after %v, paused %v while the download started):\n%s", script, time.Since(begin).Round(time.Millisecond),
+		marker, seen.Sub(begin).Round(time.Millisecond), paused.Round(time.Millisecond), res.out)
 }
 
-// runningIn tells whether a process whose command line contains s runs
-// in the PID namespace of the process init (a container's: not another
-// test's container).
-func runningIn(init int, s string) bool {
+// pidsIn is the processes whose command line contains s in the PID
+// namespace of the process init (a container's: not another test's
+// container).
+func pidsIn(init int, s string) []int {
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), s) {
 			if pns, err := os.Readlink(filepath.Join(filepath.Dir(p), "ns", "pid")); err == nil && pns == ns {
-				return true
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					pids = append(pids, pid)
+				}
 			}
 		}
 	}
-	return false
+	return pids
 }
 
 // check: the new version installed, and Apache runs it: a new main
