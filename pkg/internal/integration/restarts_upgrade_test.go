@@ -9,7 +9,13 @@ package integration
 // takes by default (Origin Debian, Label Debian-Security, Codename
 // bookworm-security). unattended-upgrades installs it as it does every
 // morning: dpkg runs apache2's postinst, whose deb-systemd-invoke
-// restarts apache2.service.
+// restarts apache2.service. Run twice: the second time, with HAProxy's
+// timeout connect at Debian's 5 s, to the newer version repacked higher
+// (the repository's second/, made once the first is ready).
+//
+// The repository also serves what scenario 5 takes (needrestart and its
+// dependencies, and the root's own libapr1, to replace under Apache:
+// restarts_needrestart_test.go).
 
 import (
 	"context"
@@ -21,7 +27,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,15 +43,22 @@ const repoInside = "/srv/upgrade-repo"
 // the root holds and the upgrade replaces.
 var apachePackages = []string{"apache2", "apache2-bin", "apache2-data", "apache2-utils"}
 
+// secondDir is the repository's subdirectory (a repository of its own)
+// with the second upgrade's packages.
+const secondDir = "second"
+
 // upgradeRepo is the repository: made empty before the boot (a bind needs
 // it), filled by build on the host.
 type upgradeRepo struct {
 	dir      string
 	old, new string // apache2-bin's version in the root, and in the repository
-	mainPID  int    // Apache's before the upgrade
-	done     chan struct{}
-	err      error
-	took     time.Duration
+	newer    string // in second/: new repacked higher
+	lib      string // libapr1's version in the root (and the repository)
+	// done is closed when the repository is ready (err says whether),
+	// secondDone when second/ is (secondErr).
+	done, secondDone chan struct{}
+	err, secondErr   error
+	took, secondTook time.Duration
 }
 
 func newUpgradeRepo(t *testing.T) *upgradeRepo {
@@ -53,47 +68,62 @@ func newUpgradeRepo(t *testing.T) *upgradeRepo {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &upgradeRepo{dir: dir, done: make(chan struct{})}
+	return &upgradeRepo{dir: dir, done: make(chan struct{}), secondDone: make(chan struct{})}
 }
 
-// build fills the repository, for the container whose root is root (on
-// the host): apt on the host, given the container's dpkg status, says
-// what installing unattended-upgrades and the newer Apache takes; those
-// versions are downloaded from the archive.
+// hostCmd runs a command on the host in dir, and returns its output or
+// an error with its output.
+func hostCmd(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = string(ee.Stderr)
+		}
+		return "", fmt.Errorf("%s: %w\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out), nil
+}
+
+// build fills the repository, then second/, for the container whose
+// root is root (on the host).
 func (r *upgradeRepo) build(root string) {
-	defer close(r.done)
-	begin := time.Now()
-	defer func() { r.took = time.Since(begin) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	status := filepath.Join(root, "var/lib/dpkg/status")
-	host := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Dir = r.dir
-		cmd.Env = append(os.Environ(), "LC_ALL=C")
-		out, err := cmd.Output()
-		if err != nil {
-			var stderr string
-			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
-				stderr = string(ee.Stderr)
-			}
-			return "", fmt.Errorf("%s: %w\n%s%s", strings.Join(args, " "), err, out, stderr)
-		}
-		return string(out), nil
+	begin := time.Now()
+	r.err = r.buildFirst(ctx, root)
+	r.took = time.Since(begin)
+	close(r.done)
+	if r.err != nil {
+		r.secondErr = fmt.Errorf("no repository for it: %w", r.err)
+	} else {
+		r.secondErr = r.buildSecond(ctx)
 	}
-	fail := func(err error) { r.err = err }
+	r.secondTook = time.Since(begin)
+	close(r.secondDone)
+}
 
-	out, err := host("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f", "${Version}", "apache2-bin")
-	if err != nil {
-		fail(fmt.Errorf("the root's apache2-bin: %w", err))
-		return
+// buildFirst: apt on the host, given the container's dpkg status, says
+// what installing unattended-upgrades, needrestart and the newer Apache
+// takes; those versions are downloaded from the archive, with the root's
+// libapr1.
+func (r *upgradeRepo) buildFirst(ctx context.Context, root string) error {
+	status := filepath.Join(root, "var/lib/dpkg/status")
+	host := func(args ...string) (string, error) { return hostCmd(ctx, r.dir, args...) }
+	for p, v := range map[string]*string{"apache2-bin": &r.old, "libapr1": &r.lib} {
+		out, err := host("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f", "${Version}", p)
+		if err != nil {
+			return fmt.Errorf("the root's %s: %w", p, err)
+		}
+		*v = strings.TrimSpace(out)
 	}
-	r.old = strings.TrimSpace(out)
 	// The newest version the archive has, if newer than the root's.
-	out, err = host("apt-cache", "madison", "apache2-bin")
+	out, err := host("apt-cache", "madison", "apache2-bin")
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Split(line, "|")
@@ -117,10 +147,9 @@ func (r *upgradeRepo) build(root string) {
 		r.new = r.old + "+drainctl1"
 	}
 	apt := []string{"apt-get", "-s", "-o", "Dir::State::status=" + status, "--no-install-recommends", "install"}
-	uu, err := host(append(apt, "unattended-upgrades")...)
+	uu, err := host(append(apt, "unattended-upgrades", "needrestart")...)
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
 	var want []string
 	for _, p := range apachePackages {
@@ -129,14 +158,13 @@ func (r *upgradeRepo) build(root string) {
 	var ap string
 	if !repack {
 		if ap, err = host(append(apt, want...)...); err != nil {
-			fail(err)
-			return
+			return err
 		}
 	}
 	// "Inst NAME [OLD] (VERSION ORIGIN [ARCH])"
 	inst := regexp.MustCompile(`(?m)^Inst (\S+) (?:\[[^]]*\] )?\((\S+) `)
 	seen := map[string]bool{}
-	var get []string
+	get := []string{"libapr1=" + r.lib}
 	for _, m := range inst.FindAllStringSubmatch(uu+ap, -1) {
 		if p := m[1] + "=" + m[2]; !seen[p] {
 			seen[p] = true
@@ -149,45 +177,64 @@ func (r *upgradeRepo) build(root string) {
 		}
 	}
 	if _, err := host(append([]string{"apt-get", "download", "-q"}, get...)...); err != nil {
-		fail(err)
-		return
+		return err
 	}
 	if repack {
-		if err := r.repack(host); err != nil {
-			fail(err)
-			return
+		if err := repackApache(host, r.dir, r.dir, r.old, r.new, true); err != nil {
+			return err
 		}
 	}
+	return writeIndex(host, r.dir)
+}
+
+// buildSecond makes second/: the repository's Apache packages repacked
+// with version newer.
+func (r *upgradeRepo) buildSecond(ctx context.Context) error {
+	dir := filepath.Join(r.dir, secondDir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	r.newer = r.new + "+drainctl2"
+	host := func(args ...string) (string, error) { return hostCmd(ctx, dir, args...) }
+	if err := repackApache(host, r.dir, dir, r.new, r.newer, false); err != nil {
+		return err
+	}
+	return writeIndex(host, dir)
+}
+
+// writeIndex writes the repository's Packages and Release in dir (host
+// runs there), the Release naming unattended-upgrades' default origin.
+func writeIndex(host func(args ...string) (string, error), dir string) error {
 	packages, err := host("dpkg-scanpackages", "-m", ".", "/dev/null")
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
 	sum := sha256.Sum256([]byte(packages))
 	release := fmt.Sprintf("Origin: Debian\nLabel: Debian-Security\nSuite: bookworm-security\nCodename: bookworm-security\n"+
 		"Date: %s\nArchitectures: amd64 all\nComponents: main\nDescription: issue 25's upgrade, for the test\nSHA256:\n %s %d Packages\n",
 		time.Now().UTC().Format(time.RFC1123), hex.EncodeToString(sum[:]), len(packages))
 	for name, b := range map[string]string{"Packages": packages, "Release": release} {
-		if err := os.WriteFile(filepath.Join(r.dir, name), []byte(b), 0o644); err != nil {
-			fail(err)
-			return
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b), 0o644); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
-// repack gives the root's Apache packages, downloaded, the version r.new:
-// in their control files every mention of r.old (Version, and the
-// packages' = dependencies on each other).
-func (r *upgradeRepo) repack(host func(args ...string) (string, error)) error {
+// repackApache repacks the Apache packages of version from in src as
+// version to, into dst: in their control files every mention of from
+// (Version, and the packages' = dependencies on each other). remove
+// removes the originals (the repository must not have both).
+func repackApache(host func(args ...string) (string, error), src, dst, from, to string, remove bool) error {
 	tmp, err := os.MkdirTemp("", "drainctl-repack-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	for _, p := range apachePackages {
-		debs, _ := filepath.Glob(filepath.Join(r.dir, p+"_*.deb"))
+		debs, _ := filepath.Glob(filepath.Join(src, p+"_*.deb"))
 		if len(debs) != 1 {
-			return fmt.Errorf("repack %s: downloaded %v", p, debs)
+			return fmt.Errorf("repack %s: found %v", p, debs)
 		}
 		tree := filepath.Join(tmp, p)
 		if _, err := host("dpkg-deb", "-R", debs[0], tree); err != nil {
@@ -198,43 +245,73 @@ func (r *upgradeRepo) repack(host func(args ...string) (string, error)) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(control, []byte(strings.ReplaceAll(string(b), r.old, r.new)), 0o644); err != nil {
+		if err := os.WriteFile(control, []byte(strings.ReplaceAll(string(b), from, to)), 0o644); err != nil {
 			return err
 		}
-		if _, err := host("dpkg-deb", "-b", tree, filepath.Join(r.dir, p+"_repacked.deb")); err != nil {
+		// Uncompressed: xz would take seconds, for a repository read once.
+		if _, err := host("dpkg-deb", "-Znone", "-b", tree, filepath.Join(dst, p+"_repacked.deb")); err != nil {
 			return err
 		}
-		if err := os.Remove(debs[0]); err != nil {
-			return err
+		if remove {
+			if err := os.Remove(debs[0]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// wait waits for build and fails the test if it failed.
-func (r *upgradeRepo) wait(t *testing.T) {
+// wait waits for build (second: for second/ too) and fails the test if
+// it failed.
+func (r *upgradeRepo) wait(t *testing.T, second bool) {
 	t.Helper()
 	<-r.done
 	if r.err != nil {
 		t.Fatalf("the upgrade's repository: %v", r.err)
 	}
+	if second {
+		<-r.secondDone
+		if r.secondErr != nil {
+			t.Fatalf("the second upgrade's repository: %v", r.secondErr)
+		}
+	}
 }
 
-// install (before the load) makes the repository the container's only
-// source and installs unattended-upgrades from it, as a site has it.
-func (r *upgradeRepo) install(t *testing.T, c *nspawn.Container) {
+// upgradeRun is one of the scenario's runs: the first upgrade (the
+// root's Apache to the repository's) or the second (to second/'s).
+type upgradeRun struct {
+	r        *upgradeRepo
+	second   bool
+	from, to string
+	mainPID  int // Apache's before the upgrade
+}
+
+func (r *upgradeRepo) run(second bool) *upgradeRun { return &upgradeRun{r: r, second: second} }
+
+// install (before the load) makes the repository (and second/, for the
+// second) the container's only source and installs unattended-upgrades
+// from it, as a site has it.
+func (u *upgradeRun) install(t *testing.T, c *nspawn.Container) {
 	t.Helper()
-	r.wait(t)
-	t.Logf("repository with apache2 %s (the root has %s) ready after %v", r.new, r.old, r.took.Round(time.Millisecond))
+	r := u.r
+	r.wait(t, u.second)
+	sources := fmt.Sprintf("deb [trusted=yes] file:%s ./\n", repoInside)
+	if u.from, u.to = r.old, r.new; u.second {
+		u.from, u.to = r.new, r.newer
+		sources += fmt.Sprintf("deb [trusted=yes] file:%s/%s ./\n", repoInside, secondDir)
+		t.Logf("repository with apache2 %s ready after %v", r.newer, r.secondTook.Round(time.Millisecond))
+	} else {
+		t.Logf("repository with apache2 %s (the root has %s) ready after %v", r.new, r.old, r.took.Round(time.Millisecond))
+	}
 	csh(t, c, fmt.Sprintf(`set -e
-echo 'deb [trusted=yes] file:%s ./' > /etc/apt/sources.list
+printf '%s' > /etc/apt/sources.list
 rm -f /etc/apt/sources.list.d/*
 apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends unattended-upgrades >/dev/null`, repoInside))
-	if out := csh(t, c, "apt-get -s upgrade | grep '^Inst' || true"); !strings.Contains(out, "Inst apache2-bin ") {
-		t.Fatalf("apache2-bin not upgradable from the repository:\n%s", out)
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends unattended-upgrades >/dev/null`, sources))
+	if out := csh(t, c, "apt-get -s upgrade | grep '^Inst' || true"); !strings.Contains(out, "Inst apache2-bin ["+u.from+"] ("+u.to+" ") {
+		t.Fatalf("apache2-bin not upgradable from %s to %s from the repository:\n%s", u.from, u.to, out)
 	}
-	r.mainPID = unitPID(t, c, "apache2")
+	u.mainPID = unitPID(t, c, "apache2")
 }
 
 // postinst is what the upgrade's restart of Apache runs in: apache2's
@@ -246,7 +323,22 @@ const postinst = "/var/lib/dpkg/info/apache2.postinst"
 
 // upgrade runs unattended-upgrade, as apt-daily-upgrade.service does, and
 // starts the download once apache2's postinst runs.
-func (r *upgradeRepo) upgrade(t *testing.T, c *nspawn.Container, start func()) {
+func (u *upgradeRun) upgrade(t *testing.T, c *nspawn.Container, start func()) {
+	t.Helper()
+	runSeeing(t, c, "unattended-upgrade -v 2>&1", postinst, start)
+}
+
+// runSeeing runs script in the container and, once a process whose
+// command line contains marker runs there, stops it (SIGSTOP), calls
+// start and lets it go on (SIGCONT): the download is then in flight,
+// its answer begun, before what the process goes on to do (restart
+// Apache). Without the pause it could still wait for its first byte when
+// the load balancer confirms the server out (needrestart restarts Apache
+// 0.2 s after it starts, a postinst 1 to 3 s), and the drain does not
+// count such a request as in flight (a new connection whose answer has
+// not begun: measured, reported). It fails the test if the script fails
+// or never ran one.
+func runSeeing(t *testing.T, c *nspawn.Container, script, marker string, start func()) {
 	t.Helper()
 	begin := time.Now()
 	type result struct {
@@ -257,62 +349,77 @@ func (r *upgradeRepo) upgrade(t *testing.T, c *nspawn.Container, start func()) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		out, err := c.Sh(ctx, "unattended-upgrade -v 2>&1")
+		out, err := c.Sh(ctx, script)
 		done <- result{out, err}
 	}()
 	var res result
 	var seen time.Time
+	var paused time.Duration
 	// The host sees the container's processes in its /proc.
 	for seen.IsZero() {
-		if runningIn(c.InitPID(), postinst) {
+		if pids := pidsIn(c.InitPID(), marker); len(pids) > 0 {
 			seen = time.Now()
-			start()
+			func() {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGSTOP)
+				}
+				defer func() {
+					for _, pid := range pids {
+						_ = syscall.Kill(pid, syscall.SIGCONT)
+					}
+					paused = time.Since(seen)
+				}()
+				start()
+			}()
 			res = <-done
 			break
 		}
 		select {
 		case res = <-done:
-			t.Fatalf("unattended-upgrade ran no %s: %v\n%s", postinst, res.err, res.out)
+			t.Fatalf("%s ran no %s: %v\n%s", script, marker, res.err, res.out)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	if res.err != nil {
-		t.Fatalf("unattended-upgrade: %v", res.err)
+		t.Fatalf("%s: %v\n%s", script, res.err, res.out)
 	}
-	t.Logf("unattended-upgrade in %v (apache2's postinst after %v):\n%s", time.Since(begin).Round(time.Millisecond),
-		seen.Sub(begin).Round(time.Millisecond), res.out)
+	t.Logf("%s in %v (%s after %v, paused %v while the download started):\n%s", script, time.Since(begin).Round(time.Millisecond),
+		marker, seen.Sub(begin).Round(time.Millisecond), paused.Round(time.Millisecond), res.out)
 }
 
-// runningIn tells whether a process whose command line contains s runs
-// in the PID namespace of the process init (a container's: not another
-// test's container).
-func runningIn(init int, s string) bool {
+// pidsIn is the processes whose command line contains s in the PID
+// namespace of the process init (a container's: not another test's
+// container).
+func pidsIn(init int, s string) []int {
 	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), s) {
 			if pns, err := os.Readlink(filepath.Join(filepath.Dir(p), "ns", "pid")); err == nil && pns == ns {
-				return true
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					pids = append(pids, pid)
+				}
 			}
 		}
 	}
-	return false
+	return pids
 }
 
 // check: the new version installed, and Apache runs it: a new main
 // process whose binary is the file on disk (not a deleted one).
-func (r *upgradeRepo) check(t *testing.T, c *nspawn.Container) {
+func (u *upgradeRun) check(t *testing.T, c *nspawn.Container) {
 	t.Helper()
-	if v := strings.TrimSpace(csh(t, c, "dpkg-query -W -f '${Version}' apache2-bin")); v != r.new {
-		t.Fatalf("apache2-bin %s after the upgrade, want %s", v, r.new)
+	if v := strings.TrimSpace(csh(t, c, "dpkg-query -W -f '${Version}' apache2-bin")); v != u.to {
+		t.Fatalf("apache2-bin %s after the upgrade, want %s", v, u.to)
 	}
 	pid := unitPID(t, c, "apache2")
 	exe := strings.TrimSpace(csh(t, c, fmt.Sprintf("readlink /proc/%d/exe", pid)))
-	if pid == r.mainPID || exe != "/usr/sbin/apache2" {
-		t.Fatalf("Apache does not run the new binary: main PID %d (before %d), exe %q", pid, r.mainPID, exe)
+	if pid == u.mainPID || exe != "/usr/sbin/apache2" {
+		t.Fatalf("Apache does not run the new binary: main PID %d (before %d), exe %q", pid, u.mainPID, exe)
 	}
-	t.Logf("Apache runs %s: main PID %d (before %d), exe %s", r.new, pid, r.mainPID, exe)
+	t.Logf("Apache runs %s: main PID %d (before %d), exe %s", u.to, pid, u.mainPID, exe)
 }

@@ -6,8 +6,12 @@ package lab
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/internal/namespace"
@@ -17,6 +21,12 @@ import (
 // name names its files in the lab dir. It returns its stats socket.
 func (l *Lab) startHAProxy(ns *namespace.NS, name string, servers []haproxy.Server) (string, error) {
 	stats := filepath.Join(l.o.Dir, name+".sock")
+	if l.haproxies == nil {
+		l.haproxies = map[string]*haproxyProc{}
+	}
+	// Copied: the caller reuses its slice (the passive HAProxy's
+	// addresses).
+	l.haproxies[name] = &haproxyProc{ns: ns, servers: slices.Clone(servers)}
 	var backend string
 	if l.o.Pattern == Naive {
 		var b strings.Builder
@@ -49,7 +59,7 @@ defaults
     mode http
     log global
     option httplog
-    timeout connect 2s
+    timeout connect %s
     timeout client 30s
     timeout server 30s
     timeout http-keep-alive 10s
@@ -57,7 +67,7 @@ frontend www
     bind 127.0.0.1:8000
     http-request capture req.hdr(X-Drainctl-User) len 4
     default_backend app
-%s`, stats, backend)
+%s`, stats, hapTime(l.o.TimeoutConnect), backend)
 	path := filepath.Join(l.o.Dir, name+".cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", err
@@ -66,13 +76,20 @@ frontend www
 		return "", fmt.Errorf("haproxy config: %w: %s", err, out)
 	}
 	cmd := ns.Command("haproxy", "-db", "-f", path)
-	logf, _ := os.Create(filepath.Join(l.o.Dir, name+".log"))
+	// Appended to: a HAProxy run again (SetTimeoutConnect) logs after
+	// the first one.
+	logf, err := os.OpenFile(filepath.Join(l.o.Dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", err
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
 	l.pids = append(l.pids, cmd.Process.Pid)
-	go cmd.Wait()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	l.haproxies[name].cmd, l.haproxies[name].done = cmd, done
 	if waitFor(func() bool { _, err := haproxy.Command(stats, "show info"); return err == nil }) {
 		return stats, nil
 	}
@@ -83,4 +100,62 @@ frontend www
 func (l *Lab) HAProxyConfig() string {
 	b, _ := os.ReadFile(l.HAProxyConfigFile())
 	return string(b)
+}
+
+// haproxyProc is one of the lab's HAProxy processes and what it was
+// started with.
+type haproxyProc struct {
+	ns      *namespace.NS
+	servers []haproxy.Server
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has exited
+}
+
+// SetTimeoutConnect runs the lab's HAProxy (and the passive one) again
+// with timeout connect d: each process stops and a new one reads the
+// changed configuration, so how HAProxy's connect timeout changes what
+// users see can be measured in one lab (Debian's default haproxy.cfg
+// has 5s, the lab 2s). Connections through HAProxy are cut: call it with
+// no load running. It returns once the new processes answer on their
+// stats sockets; their servers start UP (HAProxy's default), their
+// checks run from then on.
+func (l *Lab) SetTimeoutConnect(d time.Duration) error {
+	l.o.TimeoutConnect = d
+	for _, name := range []string{"haproxy", "haproxy-passive"} {
+		p := l.haproxies[name]
+		if p == nil {
+			continue
+		}
+		pid := p.cmd.Process.Pid
+		// SIGUSR1, HAProxy's soft stop: nothing is in flight.
+		if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+			return fmt.Errorf("stop %s (pid %d): %w", name, pid, err)
+		}
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("%s (pid %d) still runs 10 s after SIGUSR1", name, pid)
+		}
+		// Gone and reaped: Close must not signal its pid, which may be
+		// another process's by then.
+		l.pids = slices.DeleteFunc(l.pids, func(p int) bool { return p == pid })
+		stats, err := l.startHAProxy(p.ns, name, p.servers)
+		if err != nil {
+			return fmt.Errorf("%s with timeout connect %v: %w", name, d, err)
+		}
+		if name == "haproxy" {
+			l.stats = stats
+		} else {
+			l.pstats = stats
+		}
+	}
+	return nil
+}
+
+// hapTime formats d as HAProxy reads it ("2s", "1500ms").
+func hapTime(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
 }

@@ -55,6 +55,9 @@ type Options struct {
 	Passive bool
 	// Inter is the primary entries' check interval (default: haproxy-config's).
 	Inter time.Duration
+	// TimeoutConnect is HAProxy's timeout connect (default 2s; Debian's
+	// haproxy.cfg has 5s). SetTimeoutConnect changes it in a running lab.
+	TimeoutConnect time.Duration
 	// CheckPort is the port the primary entries' checks use (default:
 	// the forward port, 81). Another port is a broken haproxy.cfg.
 	CheckPort uint16
@@ -115,6 +118,9 @@ type Lab struct {
 	stats   string // HAProxy's stats socket
 	pstats  string // the passive HAProxy's
 	pids    []int
+	// haproxies are the HAProxy processes by name (haproxy,
+	// haproxy-passive), for SetTimeoutConnect.
+	haproxies map[string]*haproxyProc
 	// The pool's etcd (Options.Pool): the LAN namespace and the members.
 	lan         *namespace.NS
 	etcd        []*etcdMember
@@ -193,7 +199,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 }
 
 // withDefaults fills in what o leaves zero: the recommended pattern, two
-// servers, a 5s drain deadline, Apache.
+// servers, a 5s drain deadline, HAProxy's timeout connect 2s, Apache.
 func (o Options) withDefaults() Options {
 	if o.Pattern == "" {
 		o.Pattern = Recommended
@@ -203,6 +209,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Deadline == 0 {
 		o.Deadline = 5 * time.Second
+	}
+	if o.TimeoutConnect == 0 {
+		o.TimeoutConnect = 2 * time.Second
 	}
 	if o.WebServer == "" {
 		o.WebServer = Apache
