@@ -51,7 +51,8 @@ func TestSystemdDeferredUpgrade(t *testing.T) {
 	if got := strings.TrimSpace(csh(t, c, "readlink -f /usr/sbin/policy-rc.d")); got != "/usr/lib/drainctl/policy-rc.d" {
 		t.Fatalf("/usr/sbin/policy-rc.d is %q, want drainctl's (the alternative the .deb installs)", got)
 	}
-	repo.install(t, c)
+	up := repo.run(false)
+	up.install(t, c)
 	t.Logf("lab, etcd, the container and unattended-upgrades ready in %v", time.Since(begin).Round(time.Millisecond))
 
 	// web1 takes the pool's only slot: in maintenance, before the users
@@ -98,7 +99,7 @@ func TestSystemdDeferredUpgrade(t *testing.T) {
 		t.Errorf("deb-systemd-invoke did not skip apache2's restart on policy-rc.d's word")
 	}
 
-	owedSince := checkOwed(t, l, c, repo)
+	owedSince := checkOwed(t, l, c, up)
 
 	// The slot comes: web1 back. web2's agent restarts Apache, drained.
 	freed := time.Now()
@@ -128,7 +129,7 @@ func TestSystemdDeferredUpgrade(t *testing.T) {
 	if ps := poolStatusOf(t, l); len(ps.Holders) != 0 {
 		t.Errorf("pool after the restart: holders %+v, want none", ps.Holders)
 	}
-	repo.check(t, c)
+	up.check(t, c)
 	t.Logf("the test took %v", time.Since(begin).Round(time.Millisecond))
 }
 
@@ -136,7 +137,7 @@ func TestSystemdDeferredUpgrade(t *testing.T) {
 // installed, the restart owed, not done (the old Apache serves), the
 // server in service and in rotation, the slot still web1's. It returns
 // when the restart became owed.
-func checkOwed(t *testing.T, l *lab.Lab, c *nspawn.Container, repo *upgradeRepo) time.Time {
+func checkOwed(t *testing.T, l *lab.Lab, c *nspawn.Container, up *upgradeRun) time.Time {
 	t.Helper()
 	web1, web2 := l.Webs[0], l.Webs[1]
 	// apt is done; the restart is owed, not done: the old Apache serves,
@@ -144,11 +145,11 @@ func checkOwed(t *testing.T, l *lab.Lab, c *nspawn.Container, repo *upgradeRepo)
 	st, raw := cstatus(t, c)
 	owedStatus := csh(t, c, "drainctl status | grep '^owed:' || true")
 	t.Logf("web2 after the upgrade: %s", strings.TrimSpace(owedStatus))
-	if v := strings.TrimSpace(csh(t, c, "dpkg-query -W -f '${Version}' apache2-bin")); v != repo.new {
-		t.Fatalf("apache2-bin %s after the upgrade, want %s", v, repo.new)
+	if v := strings.TrimSpace(csh(t, c, "dpkg-query -W -f '${Version}' apache2-bin")); v != up.to {
+		t.Fatalf("apache2-bin %s after the upgrade, want %s", v, up.to)
 	}
-	if pid := unitPID(t, c, "apache2"); pid != repo.mainPID {
-		t.Errorf("Apache restarted during the upgrade (main PID %d, before %d): the pool had no slot", pid, repo.mainPID)
+	if pid := unitPID(t, c, "apache2"); pid != up.mainPID {
+		t.Errorf("Apache restarted during the upgrade (main PID %d, before %d): the pool had no slot", pid, up.mainPID)
 	}
 	if st.State.Owed == nil || st.State.Owed.Unit != "apache2.service" || st.State.Phase != apitype.PhaseInService {
 		t.Fatalf("web2's status after the upgrade: no restart owed, or not in service:\n%s", raw)

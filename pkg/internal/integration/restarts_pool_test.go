@@ -78,11 +78,10 @@ func TestSystemdPoolUnattended(t *testing.T) {
 	// unattended-upgrades installed from the repository in each, and
 	// each one's Apache main PID before (install records it: one copy of
 	// the repository's description per container).
-	repo.wait(t)
-	rs := make([]*upgradeRepo, len(cs))
+	repo.wait(t, false)
+	rs := make([]*upgradeRun, len(cs))
 	for i := range rs {
-		r := *repo
-		rs[i] = &r
+		rs[i] = repo.run(false)
 	}
 	prepared := time.Now()
 	inParallel(t, len(cs), func(i int) {
@@ -332,7 +331,7 @@ func upgradeAt(t *testing.T, cs []*nspawn.Container) []uuRun {
 	for n := 0; n < len(cs); {
 		all := true
 		for i, c := range cs {
-			if runs[i].postinst == 0 && runningIn(c.InitPID(), postinst) {
+			if runs[i].postinst == 0 && len(pidsIn(c.InitPID(), postinst)) > 0 {
 				runs[i].postinst = time.Since(begin)
 			}
 			if runs[i].arrived == 0 {
