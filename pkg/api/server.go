@@ -177,11 +177,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // webPolicy answers drainctl's policy-rc.d at once: the package manager
 // waits for it.
 func (s *Server) webPolicy(w http.ResponseWriter, r *http.Request) {
-	var req apitype.Request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, badBody(err))
+	req, ok := readRequest(w, r)
+	if !ok {
 		return
 	}
 	req.Who = caller(r, req.Who)
@@ -208,6 +205,24 @@ const (
 	bodyTimeout = 5 * time.Second
 )
 
+// readRequest reads an operation's request body, or answers 400 and
+// says so. The body must arrive within bodyTimeout: a client that sends
+// it slowly, or never finishes, is cut off instead of holding a
+// connection (and, with many, the agent's descriptors). The deadline is
+// lifted once it is read: an operation's answer streams for as long as
+// it runs.
+func readRequest(w http.ResponseWriter, r *http.Request) (apitype.Request, bool) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	req, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, badBody(err))
+		return req, false
+	}
+	rc.SetReadDeadline(time.Time{})
+	return req, true
+}
+
 // DecodeRequest reads an operation's request body: one JSON object with
 // known fields only, nothing after it.
 func DecodeRequest(r io.Reader) (apitype.Request, error) {
@@ -227,19 +242,10 @@ func DecodeRequest(r io.Reader) (apitype.Request, error) {
 // operation runs in its own goroutine: if the client goes away it goes on.
 func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.Event)) (maintenance.Result, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		// The body must arrive within bodyTimeout: a client that sends it
-		// slowly, or never finishes, is cut off instead of holding a
-		// connection (and, with many, the agent's descriptors). The
-		// deadline is lifted once it is read: the answer streams for as
-		// long as the operation runs.
-		rc := http.NewResponseController(w)
-		rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-		wreq, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, badBody(err))
+		wreq, ok := readRequest(w, r)
+		if !ok {
 			return
 		}
-		rc.SetReadDeadline(time.Time{})
 		req := EngineRequest(wreq)
 		req.Who = caller(r, req.Who)
 		if cred := peer(r); cred != nil {
