@@ -214,6 +214,17 @@ func (h *Host) strays(ctx context.Context) ([]stray, error) {
 // holds are moved to the primary in the same call, so that they stop
 // acting.
 func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
+	return h.withStrays(ctx, fs, func(strays []stray) error {
+		if len(strays) == 0 {
+			return byMode(h.primary, m)(ctx, fs...)
+		}
+		return h.changeMoving(ctx, fs, m, strays, false)
+	})
+}
+
+// withStrays checks fs and runs fn under the namespace's lock with the
+// rules other backends hold (change and hold both move or mend them).
+func (h *Host) withStrays(ctx context.Context, fs []Forward, fn func([]stray) error) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
@@ -226,28 +237,18 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 	if err != nil {
 		return err
 	}
-	if len(strays) == 0 {
-		return byMode(h.primary, m)(ctx, fs...)
-	}
-	return h.changeMoving(ctx, fs, m, strays, false)
+	return fn(strays)
 }
 
 // hold holds fs in the primary (on), moving the others' rules as change
 // does, or releases them (off) in every backend that holds them, under
 // the namespace's lock.
 func (h *Host) hold(ctx context.Context, fs []Forward, on bool) error {
-	if err := CheckSet(fs); err != nil {
-		return err
-	}
-	unlock, err := h.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	strays, err := h.strays(ctx)
-	if err != nil {
-		return err
-	}
+	return h.withStrays(ctx, fs, func(strays []stray) error { return h.holdWith(ctx, fs, on, strays) })
+}
+
+// holdWith is hold, with the lock taken and the others' rules read.
+func (h *Host) holdWith(ctx context.Context, fs []Forward, on bool, strays []stray) error {
 	if on {
 		if len(strays) == 0 {
 			return h.primary.Hold(ctx, fs...)
