@@ -16,9 +16,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,21 +186,7 @@ func checkDeferredRestart(t *testing.T, h []apitype.HistoryEntry) {
 // run by the lab, web2 left to the test, both in the pool "web" of
 // max_unavailable 1 on a one-member etcd.
 func startDeferLab(t *testing.T) *lab.Lab {
-	t.Helper()
-	id := fmt.Sprintf("%ddf", os.Getpid()%100000)
-	o := lab.Options{Binary: binary, Backend: "nftables", Servers: 2, Hosted: 1, Deadline: 3 * time.Second,
-		Pool: &lab.PoolOptions{Members: 1, MaxUnavailable: "1"},
-		ID:   id, Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id)}
-	l, err := lab.Start(context.Background(), o)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
-	return l
+	return startHostedLab(t, "df", 2, 1, &lab.PoolOptions{Members: 1, MaxUnavailable: "1"})
 }
 
 // waitOwedDone waits until c's agent owes no restart and runs no

@@ -158,22 +158,7 @@ func TestSystemdPoolUnattended(t *testing.T) {
 // run by the lab, web2 and web3 left to the test (Hosted), all three in
 // the pool "web" of max_unavailable 1 on a one-member etcd.
 func startPoolLab(t *testing.T) *lab.Lab {
-	t.Helper()
-	id := fmt.Sprintf("%dpu", os.Getpid()%100000)
-	// Not under t.TempDir (0700): Apache's www-data reads the lab's files.
-	o := lab.Options{Binary: binary, Backend: "nftables", Servers: 3, Hosted: 2, Deadline: 3 * time.Second,
-		Pool: &lab.PoolOptions{Members: 1, MaxUnavailable: "1"},
-		ID:   id, Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id)}
-	l, err := lab.Start(context.Background(), o)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab cleanup: %v", err)
-		}
-	})
-	return l
+	return startHostedLab(t, "pu", 3, 2, &lab.PoolOptions{Members: 1, MaxUnavailable: "1"})
 }
 
 // inParallel runs f(0) ... f(n-1) at once and waits for all of them. f
@@ -482,13 +467,7 @@ func (pw *poolWatch) outages(server string, begin time.Time) string {
 func (pw *poolWatch) transitions(begin time.Time) string {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
-	var parts []string
-	for _, s := range pw.status {
-		if !s.at.Before(begin) {
-			parts = append(parts, fmt.Sprintf("+%v %s %s", s.at.Sub(begin).Round(time.Millisecond), s.server, s.status))
-		}
-	}
-	return strings.Join(parts, ", ")
+	return transitionsOf(pw.status, begin)
 }
 
 // poolOps are the upgrade's operations in one container's history: the

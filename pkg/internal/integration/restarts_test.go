@@ -195,12 +195,18 @@ func setTimeoutConnect(t *testing.T, l *lab.Lab, w *lab.Web, d time.Duration) {
 
 // startRestartLab is the lab: HAProxy with the recommended pattern, web1
 // run by the lab, web2 left to the test (Hosted).
-func startRestartLab(t *testing.T) *lab.Lab {
+func startRestartLab(t *testing.T) *lab.Lab { return startHostedLab(t, "rs", 2, 1, nil) }
+
+// startHostedLab starts the systemd tier's lab (the e2e lab's HAProxy and
+// users; the last hosted servers left to the test's containers, in pool,
+// if one is given), named by the test binary's pid and tag, and closes
+// it at the end of the test.
+func startHostedLab(t *testing.T, tag string, servers, hosted int, pool *lab.PoolOptions) *lab.Lab {
 	t.Helper()
-	id := fmt.Sprintf("%drs", os.Getpid()%100000)
+	id := fmt.Sprintf("%d%s", os.Getpid()%100000, tag)
 	// Not under t.TempDir (0700): Apache's www-data reads the lab's files.
-	o := lab.Options{Binary: binary, Backend: "nftables", Servers: 2, Hosted: 1, Deadline: 3 * time.Second,
-		ID: id, Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id)}
+	o := lab.Options{Binary: binary, Backend: "nftables", Servers: servers, Hosted: hosted, Deadline: 3 * time.Second,
+		Pool: pool, ID: id, Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id)}
 	l, err := lab.Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
@@ -607,8 +613,13 @@ func (rw *restartWatch) gap(begin time.Time) (start time.Time, longest time.Dura
 func (rw *restartWatch) transitions(begin time.Time) string {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
+	return transitionsOf(rw.status, begin)
+}
+
+// transitionsOf lists the status changes from begin on.
+func transitionsOf(status []statusChange, begin time.Time) string {
 	var parts []string
-	for _, s := range rw.status {
+	for _, s := range status {
 		if !s.at.Before(begin) {
 			parts = append(parts, fmt.Sprintf("+%v %s %s", s.at.Sub(begin).Round(time.Millisecond), s.server, s.status))
 		}
