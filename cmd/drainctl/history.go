@@ -60,6 +60,10 @@ func runHistory(c *cli.Context) error {
 			}
 			reason += "]"
 		}
+		if e.Action != "" {
+			// A restart owed to the package manager: what it did.
+			reason = strings.TrimSpace(reason + " [" + e.Action + "]")
+		}
 		// How many load balancers confirmed the withdraw and the
 		// restore ("-": not watched, or not done).
 		lbs := cmp.Or(e.OutOfRotation, "-") + " " + cmp.Or(e.BackInRotation, "-")

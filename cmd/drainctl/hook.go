@@ -46,15 +46,17 @@ func hookCommand() *cli.Command {
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStopping},
 			{Name: "started", Usage: "systemd started UNIT: put the server back if its stop took it out", ArgsUsage: "UNIT",
 				Flags: []cli.Flag{socketFlag(), jsonFlag(jsonOpLines)}, Action: hookStarted},
-			{Name: "policy", Usage: "the package manager would ACTION UNIT: exit 101 to defer a restart the pool has no slot for", ArgsUsage: "UNIT ACTION",
+			{Name: "policy", Usage: "the package manager would ACTION UNIT: exit 101 when drainctl takes the restart over", ArgsUsage: "UNIT ACTION",
 				Description: "drainctl's policy-rc.d (/usr/lib/drainctl/policy-rc.d) runs it for the web\n" +
-					"servers' units when deb-systemd-invoke or invoke-rc.d would restart one.\n" +
-					"In a pool the agent records the restart owed (drainctl status shows it) and\n" +
-					"answers defer: exit 101, the package manager skips the restart, the old\n" +
-					"binary keeps serving, and the agent restarts the unit itself, drained, once\n" +
-					"the pool grants a slot and the package manager is done. Otherwise exit 0:\n" +
-					"no pool, another action, the server already out, the agent not running, any\n" +
-					"error (the guard unit still drains the restart).",
+					"servers' units when deb-systemd-invoke or invoke-rc.d would restart one (or\n" +
+					"upgrade nginx's binary). The agent records the restart owed (drainctl status\n" +
+					"shows it) and answers defer: exit 101, the package manager skips the restart,\n" +
+					"the old binary keeps serving, and once the package manager is done (in a\n" +
+					"pool: and the pool grants a slot) the agent does itself, drained, the\n" +
+					"cheapest action the new files need: the web server's graceful reload if the\n" +
+					"package replaced nothing it runs, nginx's binary upgrade, else a restart.\n" +
+					"Otherwise exit 0: another action, the server already out, the agent not\n" +
+					"running, any error (the guard unit still drains the restart).",
 				Flags: []cli.Flag{socketFlag()}, Action: hookPolicy},
 		},
 	}
@@ -126,7 +128,7 @@ func hookPolicy(c *cli.Context) error {
 	if !a.Defer {
 		return nil
 	}
-	return cli.Exit("drainctl: "+action+" of "+unit+" not now: "+a.Note, exitDefer)
+	return cli.Exit("drainctl: "+action+" of "+unit+" taken over: "+a.Note, exitDefer)
 }
 
 // apitypeJob is the job the agent is told of: a shutdown, a restart (the

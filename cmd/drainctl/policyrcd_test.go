@@ -77,6 +77,7 @@ func TestPolicyRcd(t *testing.T) {
 		{"deb-systemd-invoke, pool full", rcdCase{agentRC: 101}, []string{"apache2.service", "restart"}, 101, "hook policy apache2.service restart", ""},
 		{"invoke-rc.d, quiet, runlevel, fallback", rcdCase{agentRC: 101}, []string{"--quiet", "nginx", "try-restart start", "2"}, 101, "hook policy nginx.service try-restart", ""},
 		{"force-reload", rcdCase{agentRC: 101}, []string{"apache2", "force-reload"}, 101, "hook policy apache2.service force-reload", ""},
+		{"nginx's binary upgrade", rcdCase{agentRC: 101}, []string{"nginx", "upgrade"}, 101, "hook policy nginx.service upgrade", ""},
 		{"agent says go", rcdCase{agentRC: 0}, []string{"apache2.service", "restart"}, 0, "hook policy apache2.service restart", ""},
 		{"agent fails", rcdCase{agentRC: 4}, []string{"apache2.service", "restart"}, 0, "hook policy apache2.service restart", ""},
 		{"agent says go, previous decides", rcdCase{agentRC: 0, prev: true, prevRC: 101}, []string{"apache2.service", "restart"}, 101, "hook policy apache2.service restart", "apache2.service restart"},

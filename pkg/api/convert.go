@@ -200,6 +200,7 @@ func historyEntryOf(e history.Entry) apitype.HistoryEntry {
 		Command: e.Command, CommandExit: e.CommandExit, CommandOutput: e.CommandOutput,
 		OutOfRotation: e.OutOfRotation, BackInRotation: e.BackInRotation, Warnings: e.Warnings,
 		OverBudget: e.OverBudget,
+		Action:     e.Action,
 	}
 }
 

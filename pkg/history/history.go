@@ -61,6 +61,10 @@ type Entry struct {
 	// OverBudget: the server went out without a pool slot (a web server's
 	// stop that could not wait longer for one).
 	OverBudget bool `json:"over_budget,omitempty"`
+	// Action is what a restart owed to the package manager did to the
+	// web server, and why: "reload: …", "upgrade: …" (nginx's binary
+	// upgrade) or "restart: …".
+	Action string `json:"action,omitempty"`
 }
 
 // Max is how many entries the file keeps.

@@ -1,15 +1,17 @@
 package maintenance
 
-// A package's restart of the web server within the pool's budget. The
-// guard unit is told of every stop, but cannot refuse one: over the
-// budget it can only delay it (web_unit.wait) and then go ahead. dpkg's
-// restarts are the one kind that can be refused without harm, since
+// A package's restart of the web server, taken over. The guard unit is
+// told of every stop, but cannot refuse one, nor change it into
+// something cheaper: over the pool's budget it can only delay it
+// (web_unit.wait) and then go ahead, and a stop is a stop even when a
+// graceful reload would have loaded the new files. dpkg's restarts are
+// the one kind that can be refused without harm, since
 // deb-systemd-invoke and invoke-rc.d ask /usr/sbin/policy-rc.d first and
 // take 101 as "not now" (the old binary keeps serving). drainctl's
-// policy-rc.d asks the agent (WebPolicy); in a pool the agent answers
-// 101, records the restart owed, and restarts the unit itself, drained,
-// as an operation of its own once a slot is granted and the package
-// manager is done.
+// policy-rc.d asks the agent (WebPolicy), which answers 101, records the
+// restart owed, and once the package manager is done (and, in a pool, a
+// slot granted) does the cheapest action the new files need
+// (cheapest.go), drained, as an operation of its own.
 
 import (
 	"context"
@@ -31,7 +33,9 @@ import (
 // unit: the ones a pool's budget may put off. A stop is not among them:
 // it is a removal's (prerm remove), and a package removed under a
 // running server must not keep it running; the guard drains it.
-var deferrable = []string{"restart", "try-restart", "force-reload"}
+// nginx's postinst asks for its binary upgrade ("upgrade", run by its
+// init script outside systemd, which the guard never sees).
+var deferrable = []string{"restart", "try-restart", "force-reload", "upgrade"}
 
 // PolicyAnswer is the agent's answer to policy-rc.d.
 type PolicyAnswer struct {
@@ -44,14 +48,17 @@ type PolicyAnswer struct {
 }
 
 // WebPolicy answers policy-rc.d, asked by the package manager before it
-// does req.Job (its action) to req.Unit. Without a pool, with the
-// server already out or an operation running (the guard's stop finds
-// them), or for an action that does not restart a running unit, the
-// package manager goes on. In a pool the restart is deferred, always,
-// not only when the pool is full: a slot seen free now may be taken by
-// another server before the guard's stop asks for it, and the stop then
-// goes ahead over the budget; the agent's own restart waits in line
-// instead. The owed restart runs in the background (owedLoop).
+// does req.Job (its action) to req.Unit. With the server already out or
+// an operation running (the guard's stop finds them), or for an action
+// that does not restart a running unit, the package manager goes on.
+// Otherwise the restart is deferred, always: so that it costs only what
+// the new files need (a reload, where the package replaced nothing the
+// server runs), once for the whole upgrade (after its last package, not
+// between two), and in a pool within the budget, not only when the pool
+// is full: a slot seen free now may be taken by another server before
+// the guard's stop asks for it, and the stop then goes ahead over the
+// budget; the agent's own restart waits in line instead. The owed
+// restart runs in the background (owedLoop).
 func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 	if err := checkUnit(req.Unit); err != nil {
 		return PolicyAnswer{}, err
@@ -59,16 +66,13 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 	if !slices.Contains(deferrable, req.Job) {
 		return PolicyAnswer{Note: req.Job + " of " + req.Unit + ": not deferred (only a restart of a running unit is)"}, nil
 	}
-	if e.d.Slots == nil {
-		return PolicyAnswer{Note: "no pool: the guard drains " + req.Unit + " as it restarts"}, nil
-	}
 	var ans PolicyAnswer
 	err := e.led.apply(func(st *state.State) {
 		// A second action on the same unit while one is owed (another
 		// package of the same upgrade) is the same restart.
 		if st.Owed != nil && st.Owed.Unit == req.Unit {
 			o := *st.Owed
-			ans = PolicyAnswer{Defer: true, Owed: &o, Note: "owed already (since " + o.Since.Format(time.RFC3339) + "): drainctl restarts it, drained, when the pool has a slot"}
+			ans = PolicyAnswer{Defer: true, Owed: &o, Note: "owed already (since " + o.Since.Format(time.RFC3339) + "): drainctl reloads or restarts it, drained, once the package manager is done"}
 			return
 		}
 		if st.Owed != nil || st.Phase != state.InService || st.Op != state.OpNone {
@@ -77,7 +81,11 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 		}
 		o := state.Owed{Unit: req.Unit, Action: req.Job, Reason: req.Reason, Since: e.clock.Now()}
 		st.Owed = &o
-		ans = PolicyAnswer{Defer: true, Owed: &o, Note: "deferred: drainctl restarts it itself, drained, once pool " + e.d.Slots.Name() + " grants a slot and the package manager is done"}
+		when := "once the package manager is done"
+		if e.d.Slots != nil {
+			when += " and pool " + e.d.Slots.Name() + " grants a slot"
+		}
+		ans = PolicyAnswer{Defer: true, Owed: &o, Note: "deferred: drainctl reloads or restarts it itself, as the new files need, drained, " + when}
 	})
 	if err != nil {
 		// Not recorded, so not owed: the package manager goes on, and
@@ -147,10 +155,14 @@ func (e *Engine) runOwed(o state.Owed) error {
 	}
 	// No caller waits for it: it waits in line as long as a run of the
 	// whole pool may take, not the agent's pool_wait for people.
-	req := Request{Who: "drainctl", Reason: o.Reason + " (deferred for a pool slot)", Unit: o.Unit, Job: JobRestart, PoolWait: DefaultPoolWait}
-	if o.Reason == "" {
-		req.Reason = "package manager's " + o.Action + " of " + o.Unit + " (deferred for a pool slot)"
+	reason := o.Reason
+	if reason == "" {
+		reason = "package manager's " + o.Action + " of " + o.Unit
 	}
+	if e.d.Slots != nil {
+		reason += " (deferred for a pool slot)"
+	}
+	req := Request{Who: "drainctl", Reason: reason, Unit: o.Unit, Job: JobRestart, PoolWait: DefaultPoolWait}
 	if err := e.waitOwedSlot(req); err != nil {
 		return err
 	}
@@ -240,34 +252,45 @@ func dpkgBusy() bool {
 	return false
 }
 
-// owedRestart is the owed restart's body: restart's, with systemd's
-// restart of the unit (a new binary needs a new process: a graceful
-// reload keeps the old one), the requests in flight waited for as
-// web-stop does (the unit's stop closes the listener), and new
-// connections held through the gap. The guard's web-stop finds the
-// engine busy and lets systemd go on; its web-start ends the hold.
+// owedRestart is the owed restart's body: restart's opening, with the
+// requests in flight waited for as web-stop does (a restart closes the
+// listener), then the cheapest action (cheapest.go). The guard's
+// web-stop, if systemd restarts the unit, finds the engine busy and lets
+// it go on; its web-start ends the hold.
 func (r *opRun) owedRestart() error {
-	e, res := r.e, r.res
+	e := r.e
 	if err := heldBusy(r.st); err != nil {
 		return err
 	}
 	wait := e.webWait()
 	r.req.Deadline = max(wait, e.d.Policy.MinWait)
 	r.req.OnDeadline = drain.Proceed
+	// Chosen before the server goes out: a unit that does not run
+	// cannot be read, and is restarted as the package manager asked.
+	action, why := e.cheapest(e.ctx, r.req.Unit)
+	r.action = action + ": " + why
 	// The slot was waited for before (waitOwedSlot): taken at once, or
 	// gone to another server meanwhile (busy: the loop waits again).
-	if err := r.takeOut(opening{note: "restart owed: " + r.req.Unit + " (" + r.req.Reason + ")", inFlight: wait, slotNow: true}); err != nil {
+	if err := r.takeOut(opening{note: "restart owed: " + r.req.Unit + " (" + r.req.Reason + "): " + action + ", as " + why, inFlight: wait, slotNow: true}); err != nil {
 		return err
 	}
+	switch action {
+	case actReload:
+		return r.owedReload(why)
+	case actUpgrade:
+		return r.owedUpgrade(why)
+	}
+	return r.owedRestartUnit(why)
+}
+
+// owedRestartUnit restarts the unit through systemd (a new binary needs
+// a new process: a graceful reload keeps the old one), with new
+// connections held through the gap.
+func (r *opRun) owedRestartUnit(why string) error {
+	e, res := r.e, r.res
 	held := r.holdNew()
 	unit := r.req.Unit
-	// The owed record goes with the step that issues the restart: an
-	// agent killed from here on finishes it (Resume), not owes it again.
-	if err := r.step(state.Restarting, "systemctl restart "+unit, func(st *state.State) {
-		if st.Owed != nil && st.Owed.Unit == unit {
-			st.Owed = nil
-		}
-	}); err != nil {
+	if err := r.step(state.Restarting, "systemctl restart "+unit, clearOwed(unit)); err != nil {
 		return err
 	}
 	out, ferr := e.restartUnit(e.ctx, unit)
@@ -290,7 +313,7 @@ func (r *opRun) owedRestart() error {
 		return err
 	}
 	res.Phase, res.Elapsed = state.InService, r.elapsed()
-	res.Note = unit + " restarted (owed); " + backNote(res.Back)
+	res.Note = unit + " restarted (" + why + "); " + backNote(res.Back)
 	return nil
 }
 

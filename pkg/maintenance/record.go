@@ -75,7 +75,7 @@ func (e *Engine) entry(r *opRun, err error) history.Entry {
 		entry.Command, entry.CommandExit, entry.CommandOutput = d.Command, &code, tail(d.Output, 4<<10)
 	}
 	entry.OutOfRotation, entry.BackInRotation, entry.Warnings = cmp.Or(res.Out.Ratio(), r.outRatio), res.Back.Ratio(), res.Warnings
-	entry.OverBudget = r.pastBudget
+	entry.OverBudget, entry.Action = r.pastBudget, r.action
 	return entry
 }
 

@@ -24,8 +24,9 @@ func (e *Engine) Resume() (string, error) {
 		// given back when the server is back in rotation.
 		go e.releaser(10 * time.Second)
 	}
-	if err == nil && (e.d.Slots != nil || e.led.get().Owed != nil) {
-		// A restart owed is run once a slot comes; one owed before the
+	if err == nil {
+		// A restart owed (policy-rc.d's) is run once the package manager
+		// is done and, in a pool, a slot comes; one owed before the
 		// agent stopped is still owed.
 		go e.owedLoop()
 	}

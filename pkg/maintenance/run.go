@@ -41,6 +41,8 @@ type opRun struct {
 	win window.Window
 	// pastBudget: the server went out without a pool slot (overBudget).
 	pastBudget bool
+	// action: what a restart owed did (cheapest.go), for the history.
+	action string
 }
 
 // operate is the prologue and epilogue every operation shares: it checks

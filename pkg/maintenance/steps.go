@@ -134,9 +134,9 @@ func (r *opRun) warn(msg string) {
 // graceful restart) in its phase, written first; its output is kept in
 // *out and announced. failed is the command's own failure; err ends the
 // operation (the state not written, the agent stopping).
-func (r *opRun) command(phase state.Phase, run func(context.Context) (runner.Output, error), out **runner.Output) (failed, err error) {
+func (r *opRun) command(phase state.Phase, run func(context.Context) (runner.Output, error), out **runner.Output, also ...func(*state.State)) (failed, err error) {
 	e := r.e
-	if err := r.step(phase, ""); err != nil {
+	if err := r.step(phase, "", also...); err != nil {
 		return nil, err
 	}
 	o, ferr := run(e.ctx)
@@ -151,10 +151,11 @@ func (r *opRun) command(phase state.Phase, run func(context.Context) (runner.Out
 // restartSteps are the config test and the graceful restart. A config
 // test that fails restarts nothing: the old configuration still serves,
 // and the forward comes back. A restart that fails leaves the server
-// out: whether the web server serves is not known.
-func (r *opRun) restartSteps() error {
+// out: whether the web server serves is not known. also changes the
+// state with the config test's step (a restart owed: cleared).
+func (r *opRun) restartSteps(also ...func(*state.State)) error {
 	e, res := r.e, r.res
-	failed, err := r.command(state.ConfigTest, e.d.Runner.ConfigTest, &res.ConfigTest)
+	failed, err := r.command(state.ConfigTest, e.d.Runner.ConfigTest, &res.ConfigTest, also...)
 	if err != nil {
 		return err
 	}

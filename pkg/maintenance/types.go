@@ -97,6 +97,18 @@ type Deps struct {
 	// UnitRestart restarts a web server's unit through systemd, for a
 	// restart owed (policy.go); nil: systemctl restart UNIT.
 	UnitRestart func(ctx context.Context, unit string) (runner.Output, error)
+	// UnitUpgrade runs a unit's binary upgrade (nginx's), for a restart
+	// owed whose binary was replaced (cheapest.go); nil: its init
+	// script's upgrade.
+	UnitUpgrade func(ctx context.Context, unit string) (runner.Output, error)
+	// Replaced lists the files replaced under a unit's running main
+	// process (its binary, libraries): none means a graceful reload
+	// loads what a package installed. nil: read from /proc (pkg/stale).
+	Replaced func(ctx context.Context, unit string) ([]string, error)
+	// WebUnit is the systemd unit of the web server whose config test
+	// and reload Runner runs (apache2.service): a restart owed of it can
+	// be that reload. Empty: never (a custom web server).
+	WebUnit string
 	// PackagesBusy says whether the package manager runs (dpkg's locks
 	// held): a restart owed waits for it to end. nil: dpkg's locks.
 	PackagesBusy func() bool

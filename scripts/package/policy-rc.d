@@ -3,14 +3,17 @@
 # /usr/sbin/policy-rc.d, as an alternative, when the package could install
 # it (update-alternatives --display policy-rc.d).
 #
-# A web server's restart by the package manager must not take the server
-# out over its pool's budget. The guard unit drains every restart but
-# cannot refuse one; a policy-rc.d can: for the web servers' units (a
-# drainctl-guard@ for them) and a restart of a running unit, it asks the
-# agent (drainctl hook policy UNIT ACTION), which in a pool records the
-# restart owed and answers 101: the package manager skips the restart,
-# the old binary keeps serving, and the agent restarts the unit itself,
-# drained, once a slot is free. Everything else (other units, other
+# A web server's restart by the package manager should cost only what the
+# new files need, and never take the server out over its pool's budget.
+# The guard unit drains every restart but can neither refuse one nor make
+# it cheaper; a policy-rc.d can: for the web servers' units (a
+# drainctl-guard@ for them) and a restart of a running unit (or nginx's
+# binary upgrade), it asks the agent (drainctl hook policy UNIT ACTION),
+# which records the restart owed and answers 101: the package manager
+# skips the restart, the old binary keeps serving, and once the package
+# manager is done (in a pool: and a slot is free) the agent does itself,
+# drained, a graceful reload if the package replaced nothing the server
+# runs, nginx's binary upgrade, or a restart. Everything else (other units, other
 # actions, no agent, any failure) is not drainctl's to decide: the
 # policy-rc.d that was there before (another alternative) decides, else
 # it is allowed (0). It never fails the package manager.
@@ -53,12 +56,13 @@ for a in "$@"; do
 done
 [ -n "$id" ] && [ -n "$action" ] || next "$@"
 
-# Only a restart of a running unit is put off ("restart start" with
-# invoke-rc.d's fallback: the first word); not a stop (a removal's: the
-# package must not stay running), a start, a reload, a parenthesized
-# action (invoke-rc.d's "would not run anyway").
+# Only a restart of a running unit is taken over ("restart start" with
+# invoke-rc.d's fallback: the first word), and nginx's binary upgrade
+# (its postinst's, after nginx-common's restart: the same one); not a
+# stop (a removal's: the package must not stay running), a start, a
+# reload, a parenthesized action (invoke-rc.d's "would not run anyway").
 case "${action%% *}" in
-restart|try-restart|force-reload) ;;
+restart|try-restart|force-reload|upgrade) ;;
 *) next "$@" ;;
 esac
 

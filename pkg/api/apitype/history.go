@@ -36,6 +36,9 @@ type HistoryEntry struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// OverBudget: the server went out without a pool slot.
 	OverBudget bool `json:"over_budget,omitempty"`
+	// Action is what a restart owed to the package manager did to the
+	// web server, and why ("reload: …", "upgrade: …", "restart: …").
+	Action string `json:"action,omitempty"`
 }
 
 // HistoryPhase is one phase of an operation and how long it lasted.
