@@ -108,10 +108,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	deps := maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
-		Observer: met, Log: log, WebWait: s.WebUnitWait,
-		// A restart of the preset's unit owed to the package manager can
-		// be its reload (none for a custom web server).
-		WebUnit: runner.Presets[s.WebServer].Unit,
+		Observer: met, Log: log, WebWait: s.WebUnitWait, WebUnit: runner.Presets[s.WebServer].Unit,
 	}
 	withReboots(&deps, s)
 	views, agentView, closeViews := startViews(s, log)
