@@ -37,8 +37,9 @@ type State struct {
 	// Reboot is set while a reboot drainctl started is in progress.
 	Reboot *Reboot `json:"reboot,omitempty"`
 	// Owed is a web server unit's restart that the package manager asked
-	// for while the pool had no slot (drainctl's policy-rc.d deferred
-	// it): the agent restarts the unit, drained, once a slot comes.
+	// for and drainctl's policy-rc.d took over: once the package manager
+	// is done (in a pool: and a slot comes) the agent reloads, upgrades
+	// or restarts the unit, drained.
 	Owed *Owed `json:"owed,omitempty"`
 	// LastError is the failure that left the server where it is, if any.
 	LastError string       `json:"last_error,omitempty"`

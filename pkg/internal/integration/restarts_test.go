@@ -105,7 +105,7 @@ func TestSystemdEveryRestart(t *testing.T) {
 	go repo.build(c.Dir)
 	t.Logf("lab and container ready in %v", time.Since(begin).Round(time.Millisecond))
 
-	upgrade1, upgrade2, needrestart := repo.run(false), repo.run(true), repo.needrestart()
+	upgrade1, upgrade2, needrestart, reload := repo.run(false), repo.run(true), repo.needrestart(), repo.reload()
 	restart := func(t *testing.T, c *nspawn.Container) { csh(t, c, "systemctl restart apache2") }
 	stopStart := func(t *testing.T, c *nspawn.Container) {
 		csh(t, c, "systemctl stop apache2")
@@ -125,6 +125,8 @@ func TestSystemdEveryRestart(t *testing.T) {
 		{name: "1-systemctl-restart", origin: []string{"systemctl restart apache2"}, act: restart},
 		{name: "2-systemctl-stop-start", origin: []string{"systemctl stop apache2"}, act: stopStart},
 		{name: "4-unattended-upgrade", prepare: upgrade1.install, actLate: upgrade1.upgrade, check: upgrade1.check, lines: 80,
+			origin: []string{"unattended-upgrades", "dpkg: apache2 "}},
+		{name: "6-package-reload", prepare: reload.install, actLate: reload.upgrade, check: reload.check, lines: 80,
 			origin: []string{"unattended-upgrades", "dpkg: apache2 "}},
 		{name: "5-needrestart", prepare: needrestart.install, actLate: needrestart.reinstall, check: needrestart.check, lines: 80,
 			origin: []string{"needrestart"}},
@@ -384,7 +386,9 @@ func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Containe
 }
 
 // waitBack waits until the server is back: HAProxy has both of its
-// entries UP and its agent is in service, running no operation.
+// entries UP and its agent is in service, running no operation and
+// owing no restart (a package's, taken over by policy-rc.d, runs once
+// the package manager is done).
 func waitBack(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Container, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -393,7 +397,7 @@ func waitBack(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Container, timeout
 		out, err := c.Exec(ctx, "drainctl", "status", "--json")
 		cancel()
 		var st apitype.Status
-		agentOK := err == nil && json.Unmarshal([]byte(out), &st) == nil && !st.Running && st.State.Phase == apitype.PhaseInService
+		agentOK := err == nil && json.Unmarshal([]byte(out), &st) == nil && !st.Running && st.State.Phase == apitype.PhaseInService && st.State.Owed == nil
 		s1, _ := l.Status(w.Name)
 		s2, _ := l.Status(w.Name + "-bak")
 		if agentOK && s1 == "UP" && s2 == "UP" {

@@ -53,6 +53,7 @@ type upgradeRepo struct {
 	dir      string
 	old, new string // apache2-bin's version in the root, and in the repository
 	newer    string // in second/: new repacked higher
+	config   string // in config/: apache2 alone, new repacked higher (restarts_reload_test.go)
 	lib      string // libapr1's version in the root (and the repository)
 	// done is closed when the repository is ready (err says whether),
 	// secondDone when second/ is (secondErr).
@@ -100,7 +101,7 @@ func (r *upgradeRepo) build(root string) {
 	if r.err != nil {
 		r.secondErr = fmt.Errorf("no repository for it: %w", r.err)
 	} else {
-		r.secondErr = r.buildSecond(ctx)
+		r.secondErr = errors.Join(r.buildSecond(ctx), r.buildConfig(ctx))
 	}
 	r.secondTook = time.Since(begin)
 	close(r.secondDone)
