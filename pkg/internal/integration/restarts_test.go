@@ -357,6 +357,7 @@ func runRestartScenario(t *testing.T, l *lab.Lab, w *lab.Web, c *nspawn.Containe
 		t.Logf("  moved: %s (+%v) user %d %s -> %s", m.Time.Format("15:04:05.000"), m.Time.Sub(begin).Round(time.Millisecond), m.User, m.From, m.To)
 	}
 	t.Logf("drainctl history since the action: %s", historyLine(f.history))
+	t.Logf("drainctl history -n 3, as a person reads it:\n%s", csh(t, c, "drainctl history -n 3"))
 	t.Logf("apache2's and drainctl's journal since the action:\n%s", journalSince(c, begin))
 	// Apache's own word on its stops: a graceful stop's end, or children
 	// killed.
