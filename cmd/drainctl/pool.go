@@ -114,6 +114,10 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 	if s := ps.Slot; s != nil && s.Release {
 		fmt.Println("this host's release is pending: etcd did not answer; the agent retries")
 	}
+	for _, m := range ps.Malformed {
+		// Someone else's keys: escaped, as every text of others.
+		fmt.Printf("malformed key %s: %s (delete it with etcdctl del once understood)\n", safeLine(m.Key), safeLine(m.Why))
+	}
 }
 
 func ago(now, t time.Time) string {

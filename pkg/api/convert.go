@@ -181,6 +181,7 @@ func PoolStatusOf(ps maintenance.PoolStatus) apitype.PoolStatus {
 			return apitype.Waiter{ID: w.ID, Op: w.Op, Since: w.Since}
 		}),
 		Paused:         ptrOf(ps.Paused, func(p pool.Pause) apitype.Pause { return apitype.Pause(p) }),
+		Malformed:      sliceOf(ps.Malformed, func(m pool.Malformed) apitype.MalformedKey { return apitype.MalformedKey(m) }),
 		ID:             ps.ID,
 		MaxUnavailable: ps.MaxUnavailable,
 		Allowed:        ps.Allowed,

@@ -77,6 +77,11 @@ func (r *opRun) takeSlot(now bool) error {
 	got, err := e.d.Slots.Acquire(ctx, claim, shown)
 	switch {
 	case errors.Is(err, pool.ErrUnavailable):
+		// A grant whose answer was lost may have committed, in etcd
+		// only: the releaser asks the pool until it knows, and gives
+		// back a slot it finds (the server never left).
+		e.unrecorded.Store(true)
+		e.kickReleaser()
 		return fail(CodePoolUnavailable, state.InService, "%v; nothing was changed: the server stays in service", err)
 	case err != nil && e.ctx.Err() != nil:
 		return errStopping
@@ -178,18 +183,26 @@ func (e *Engine) kickReleaser() {
 	}
 }
 
+// askPoolEvery is how many of the releaser's rounds go by between two
+// questions to the pool when nothing says a slot may be there: a
+// backstop, for whatever lost the news of a slot (an answer lost in a way
+// nobody saw). One read of this host's own key, no write.
+const askPoolEvery = 6
+
 // releaser gives the slot back whenever the server is in service, no
 // operation runs, and the load balancers confirm it back in rotation;
-// it retries every period. At start it also asks the pool: a slot taken
-// just before a crash, with the state not yet written, is found there.
+// it retries every period. It also asks the pool: at start (a slot taken
+// just before a crash, with the state not yet written, is found there),
+// at every round while a slot may be there unrecorded (a grant whose
+// answer was lost), and every askPoolEvery rounds whatever: a slot in
+// etcd that the host does not know of is given back within a bounded
+// time, never left to stop the pool.
 func (e *Engine) releaser(period time.Duration) {
-	first := true
-	for {
+	for round := 0; ; round++ {
 		if e.ctx.Err() != nil {
 			return
 		}
-		e.releaseOnce(first || e.unrecorded.Load())
-		first = false
+		e.releaseOnce(round%askPoolEvery == 0 || e.unrecorded.Load())
 		select {
 		case <-e.ctx.Done():
 			return

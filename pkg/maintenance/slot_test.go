@@ -29,6 +29,8 @@ type fakeSlots struct {
 	// freed, when set, frees a busy slot when closed: the waiter in line
 	// gets it.
 	freed chan struct{}
+	// lostAnswer: the grant commits but its answer is lost (unavailable).
+	lostAnswer bool
 }
 
 func (f *fakeSlots) note(s string) {
@@ -46,6 +48,12 @@ func (f *fakeSlots) Acquire(ctx context.Context, c pool.Claim, wait func(pool.Wa
 	if f.held != nil {
 		defer f.mu.Unlock()
 		return *f.held, nil
+	}
+	if f.lostAnswer {
+		defer f.mu.Unlock()
+		c.ID = "web1"
+		f.held = &c
+		return pool.Claim{}, fmt.Errorf("pool web: take a slot: no answer within 5s: %w (it may still commit)", pool.ErrUnavailable)
 	}
 	if f.busy {
 		f.mu.Unlock()
@@ -333,5 +341,56 @@ func TestPoolUnrecordedSlotIsFoundAgain(t *testing.T) {
 	}
 	if st, _ := r.store.Load(); st.Slot != nil {
 		t.Errorf("the state still owes a slot: %+v", st.Slot)
+	}
+}
+
+// A grant that commits in etcd but whose answer is lost: the operation
+// fails closed (nothing withdrawn, the server in service), and the
+// releaser, told a slot may be there, finds it and gives it back; the
+// pool is not left stuck until the agent restarts.
+func TestPoolLostGrantIsGivenBack(t *testing.T) {
+	slots := &fakeSlots{lostAnswer: true}
+	r := newPoolRig(t, slots, nil)
+	_, err := r.e.Restart(alice, nil)
+	wantCode(t, err, CodePoolUnavailable)
+	if r.fw.withdrawn || r.e.Phase() != state.InService || !slots.isHeld() {
+		t.Fatalf("withdrawn %v, phase %s, held in etcd %v", r.fw.withdrawn, r.e.Phase(), slots.isHeld())
+	}
+	if !r.e.unrecorded.Load() {
+		t.Fatal("the engine does not know the lost grant may hold a slot")
+	}
+	waitUntil(t, "the releaser gives the slot back", func() bool { return !slots.isHeld() })
+	if st, _ := r.store.Load(); st.Slot != nil || r.e.unrecorded.Load() {
+		t.Fatalf("after: state slot %+v, unrecorded %v", st.Slot, r.e.unrecorded.Load())
+	}
+}
+
+// A slot in etcd that nothing told the engine of (its news lost some
+// way nobody saw) is still given back within askPoolEvery rounds.
+func TestPoolUnknownSlotIsGivenBack(t *testing.T) {
+	slots := &fakeSlots{}
+	r := newPoolRig(t, slots, nil)
+	// Rounds of 5 ms (Resume's releaser has 10 s ones: asleep here).
+	go r.e.releaser(5 * time.Millisecond)
+	for i := range 3 {
+		// After the releaser's first round, which asks anyway.
+		time.Sleep(20 * time.Millisecond)
+		slots.mu.Lock()
+		slots.held = &pool.Claim{ID: "web1", Op: "restart", Since: time.Now()}
+		slots.mu.Unlock()
+		if r.e.unrecorded.Load() {
+			t.Fatal("unrecorded: the test would not test the backstop")
+		}
+		waitUntil(t, fmt.Sprintf("the releaser's backstop gives the slot back (%d)", i+1), func() bool { return !slots.isHeld() })
+	}
+}
+
+// waitUntil waits (10 s at most) for cond.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("after 10 s: %s", what)
+		}
 	}
 }

@@ -31,6 +31,8 @@ var (
 		"Hosts waiting in line for a slot.", []string{"pool"}, nil)
 	descPaused = prometheus.NewDesc("drainctl_pool_paused",
 		"1 while the pool is paused (no slot is granted).", []string{"pool"}, nil)
+	descMalformed = prometheus.NewDesc("drainctl_pool_malformed_keys",
+		"Keys under the pool's prefix drainctl cannot read (pool status lists them; a held slot or a pause among them still counts).", []string{"pool"}, nil)
 	descPoolUp = prometheus.NewDesc("drainctl_pool_etcd_up",
 		"1 when etcd answered this scrape's read of the pool.", []string{"pool"}, nil)
 	descEtcdErrors = prometheus.NewDesc("drainctl_pool_etcd_errors_total",
@@ -43,7 +45,7 @@ type poolScraper struct {
 }
 
 func (p poolScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descMembers, descWaiting, descPaused, descPoolUp, descEtcdErrors} {
+	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descMembers, descWaiting, descPaused, descMalformed, descPoolUp, descEtcdErrors} {
 		ch <- d
 	}
 }
@@ -70,7 +72,7 @@ func (p poolScraper) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range []struct {
 			d *prometheus.Desc
 			v float64
-		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}} {
+		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}, {descMalformed, float64(len(st.Malformed))}} {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, m.v, p.name)
 		}
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, live, p.name, "live")

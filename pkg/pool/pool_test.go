@@ -396,3 +396,152 @@ func TestErrorsCounted(t *testing.T) {
 		t.Fatalf("errors %v", e)
 	}
 }
+
+// Keys drainctl cannot read are reported and never fatal, and the
+// budget is kept on what is there: a malformed holder key still holds a
+// slot, a malformed pause still pauses; junk elsewhere is left aside.
+func TestMalformedKeys(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := open(t, c, "web", "web1", "2")
+	ctx := ctxT(t, 30*time.Second)
+	if err := a.register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli := a.cli
+	prefix := "/drainctl/pools/web/"
+	for k, v := range map[string]string{
+		"seen/zz":          "not json",
+		"holders/bad":      "not json",
+		"holders/a/b":      `{"op":"restart"}`,
+		"unknown/thing":    "x",
+		"members":          "",
+		"waiters/late":     "{",
+		"/drainctl/pools/": "",
+	} {
+		key := prefix + k
+		if k == "/drainctl/pools/" {
+			key = "/drainctl/pools/web2/holders/web1" // another pool's key: not this pool's
+		}
+		if _, err := cli.Put(ctx, key, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatalf("one bad key made the pool unreadable: %v", err)
+	}
+	got := map[string]string{}
+	for _, m := range st.Malformed {
+		got[strings.TrimPrefix(m.Key, prefix)] = m.Why
+	}
+	for k, made := range map[string]string{
+		"seen/zz": "last seen is not known", "holders/bad": "counted as a held slot", "holders/a/b": "counted as a held slot",
+		"unknown/thing": "left aside", "members": "left aside", "waiters/late": "left out of the line",
+	} {
+		if !strings.Contains(got[k], made) {
+			t.Errorf("%s: reported %q, want %q", k, got[k], made)
+		}
+	}
+	if len(st.Malformed) != 6 {
+		t.Errorf("malformed: %+v", st.Malformed)
+	}
+	if len(st.Holders) != 2 {
+		t.Fatalf("holders %+v: the two malformed holder keys must count", st.Holders)
+	}
+	// max 2, two held by malformed keys: web1 waits.
+	if _, err := a.Acquire(ctxT(t, 1500*time.Millisecond), Claim{Op: "restart"}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("acquire with the budget used by malformed holders: %v, want a wait", err)
+	}
+	if _, err := cli.Delete(ctx, prefix+"holders/bad"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Acquire(ctxT(t, 5*time.Second), Claim{Op: "restart"}, nil); err != nil {
+		t.Fatalf("acquire with one slot free, junk still there: %v", err)
+	}
+	if _, err := cli.Put(ctx, prefix+"paused", "{{"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.Status(ctx); err != nil || st.Paused == nil {
+		t.Fatalf("a malformed pause: %+v, %v; want paused", st.Paused, err)
+	}
+}
+
+// Hosts whose ids are prefixes of each other (web1, web10) are never
+// confused: each holds, sees and releases its own slot only.
+func TestPrefixIDs(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	w1, w10 := open(t, c, "web", "web1", "2"), open(t, c, "web", "web10", "2")
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := w10.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := w1.Held(ctx); err != nil || h != nil {
+		t.Fatalf("web1 holds %+v (%v): web10's slot read as web1's", h, err)
+	}
+	if err := w1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := w10.Held(ctx); err != nil || h == nil || h.ID != "web10" {
+		t.Fatalf("web10's slot after web1's release: %+v, %v", h, err)
+	}
+	if h, err := w1.ReleaseFor(ctx, "web1", true); err != nil || h != nil {
+		t.Fatalf("release for web1 freed %+v, %v", h, err)
+	}
+	if h, err := w10.Held(ctx); err != nil || h == nil {
+		t.Fatalf("web10's slot gone: %+v, %v", h, err)
+	}
+}
+
+// A grant whose answer is lost (the transaction reaches etcd and
+// commits; the reply never comes back) is found out: the host reads its
+// own key before it says, and holds the slot it was granted. When the
+// answers stay lost past the find-out, it says unavailable, and the
+// slot it holds without knowing is there for Held to find later.
+func TestGrantAnswerLost(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	prox := etcdtest.NewProxy(t, strings.TrimPrefix(c.Endpoints()[0], "http://"))
+	p, err := Open(Config{Endpoints: []string{prox.Endpoint()}, Name: "web", ID: "a1", Limit: MustLimit("1"),
+		RequestTimeout: time.Second, TTL: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	other := open(t, c, "web", "a2", "1")
+	ctx := ctxT(t, 60*time.Second)
+	// The grant's transaction is the only request with the holder key.
+	holder := "/drainctl/pools/web/holders/a1"
+
+	// Lost for 1.5 s: the grant times out at 1 s, the find-out reads
+	// again once the answers flow.
+	prox.LoseAnswerTo(holder, 1500*time.Millisecond)
+	got, err := p.Acquire(ctx, Claim{Op: "restart", Reason: "lost answer"}, nil)
+	if err != nil || got.Reason != "lost answer" {
+		t.Fatalf("acquire whose answer was lost and found out: %+v, %v", got, err)
+	}
+	if prox.Lost() == 0 {
+		t.Fatal("the proxy lost nothing: the test did not test")
+	}
+	if h, err := other.Held(ctx); err != nil || h != nil {
+		t.Fatalf("a2: %+v, %v", h, err)
+	}
+	if st, err := other.Status(ctx); err != nil || len(st.Holders) != 1 || st.Holders[0].ID != "a1" {
+		t.Fatalf("the pool: %+v, %v", st.Holders, err)
+	}
+	if err := p.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Lost for longer than the find-out: unavailable, yet held in etcd.
+	prox.LoseAnswerTo(holder, findOutFor+3*time.Second)
+	_, err = p.Acquire(ctx, Claim{Op: "restart"}, nil)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "may still commit") {
+		t.Fatalf("acquire with the answers lost: %v, want unavailable, maybe committed", err)
+	}
+	if st, err := other.Status(ctx); err != nil || len(st.Holders) != 1 || st.Holders[0].ID != "a1" {
+		t.Fatalf("the pool after the lost grant: %+v, %v (the transaction committed)", st.Holders, err)
+	}
+	waitFor(t, "a1 finds its slot once etcd answers", func() bool {
+		h, err := p.Held(ctxT(t, 2*time.Second))
+		return err == nil && h != nil
+	})
+}

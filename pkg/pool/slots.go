@@ -165,7 +165,9 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 }
 
 // grant takes the slot if neither the holders nor the pause changed since
-// rev, the revision the decision was made on; false means they did.
+// rev, the revision the decision was made on; false means they did. A
+// grant whose answer did not come (a timeout, a connection lost) may
+// have committed: it finds out (findOut) before it says.
 func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 	v, _ := json.Marshal(c)
 	resp, err := call(ctx, p, "take a slot", func(ctx context.Context) (*clientv3.TxnResponse, error) {
@@ -178,9 +180,42 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 		).Commit()
 	})
 	if err != nil {
-		return false, err
+		if p.findOut(ctx, string(v)) {
+			return true, nil
+		}
+		return false, fmt.Errorf("%w (it may still commit: the agent asks the pool until it knows)", err)
 	}
 	return resp.Succeeded, nil
+}
+
+// findOutFor bounds findOut: a few tries, as etcd comes back from what
+// lost the answer (a connection reset takes the client about a second
+// to make again).
+const findOutFor = 3 * time.Second
+
+// findOut reads this host's holder key after a grant whose answer was
+// lost: true if it holds claim (the grant committed). A read that fails
+// too, or finds nothing, is false: not known to be held. The caller
+// says nothing was taken, and the agent's releaser asks again later (a
+// grant still in flight may commit after the read).
+func (p *Pool) findOut(ctx context.Context, claim string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), findOutFor)
+	defer cancel()
+	for {
+		// Each try bounded on its own: a connection that swallows the
+		// answers holds a request until its deadline.
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		resp, err := p.cli.Get(actx, p.key("holders", p.cfg.ID))
+		acancel()
+		if err == nil {
+			return len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == claim
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // turn is where a waiter stands: how many wait ahead of it, how many
@@ -255,13 +290,27 @@ func (p *Pool) Release(ctx context.Context) error {
 	return err
 }
 
-// Held reports whether this host holds a slot, and the claim.
+// Held reports whether this host holds a slot, and the claim. It reads
+// this host's key alone: the agent asks it periodically (a slot granted
+// whose answer was lost), and a pool of thousands must not be read
+// whole by each of its hosts every minute.
 func (p *Pool) Held(ctx context.Context) (*Claim, error) {
-	st, err := p.read(ctx)
+	resp, err := call(ctx, p, "read this host's slot", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return p.cli.Get(ctx, p.key("holders", p.cfg.ID))
+	})
 	if err != nil {
 		return nil, err
 	}
-	return st.holder(p.cfg.ID), nil
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	var c Claim
+	if err := json.Unmarshal(resp.Kvs[0].Value, &c); err != nil {
+		// Held all the same: the key is there.
+		c = Claim{Op: "unknown"}
+	}
+	c.ID = p.cfg.ID
+	return &c, nil
 }
 
 // ReleaseFor frees the slot of another host, one that is gone for good.

@@ -35,8 +35,22 @@ type State struct {
 	Holders []Claim  `json:"holders"`
 	Waiters []Waiter `json:"waiters"`
 	Paused  *Pause   `json:"paused,omitempty"`
+	// Malformed are the keys under the pool's prefix that drainctl could
+	// not read, and what it made of each: reported, never fatal. A key
+	// that says a slot is held or the pool paused still counts, as
+	// whatever it is (the budget is kept on what is there, readable or
+	// not); anything else is left aside.
+	Malformed []Malformed `json:"malformed,omitempty"`
 	// Revision is etcd's revision the state was read at.
 	Revision int64 `json:"-"`
+}
+
+// Malformed is one key of the pool drainctl could not read.
+type Malformed struct {
+	Key string `json:"key"`
+	// Why it could not be read, and what was made of it ("counted as a
+	// held slot", "left aside").
+	Why string `json:"why"`
 }
 
 // Size is the number of hosts the pool counts for a percentage: the live
@@ -89,17 +103,39 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		return members[id]
 	}
 	for _, kv := range resp.Kvs {
-		kind, id, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), p.prefix), "/")
-		var err error
+		key := string(kv.Key)
+		kind, id, _ := strings.Cut(strings.TrimPrefix(key, p.prefix), "/")
+		bad := func(err error, made string) {
+			st.Malformed = append(st.Malformed, Malformed{Key: key, Why: err.Error() + ": " + made})
+		}
+		if err := checkID(kind, id); err != nil {
+			// Not one of drainctl's keys as it writes them; a holder's
+			// still counts (someone holds a slot by it).
+			if kind == "holders" {
+				st.Holders = append(st.Holders, Claim{ID: id, Op: "unknown"})
+				bad(err, "counted as a held slot")
+			} else {
+				bad(err, "left aside")
+			}
+			continue
+		}
 		switch kind {
 		case "holders":
 			var c Claim
-			err = json.Unmarshal(kv.Value, &c)
+			if err := json.Unmarshal(kv.Value, &c); err != nil {
+				c = Claim{Op: "unknown"}
+				bad(err, "counted as a held slot")
+			}
 			c.ID = id
 			st.Holders = append(st.Holders, c)
 		case "waiters":
 			var w Waiter
-			err = json.Unmarshal(kv.Value, &w)
+			if err := json.Unmarshal(kv.Value, &w); err != nil {
+				// Out of the line: the line only orders the grants, and
+				// a key no agent wrote would hold everyone behind it.
+				bad(err, "left out of the line")
+				continue
+			}
 			w.ID = id
 			w.rev = kv.CreateRevision
 			waiters = append(waiters, w)
@@ -107,15 +143,17 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 			memberOf(id).Live = true
 		case "seen":
 			var t time.Time
-			err = json.Unmarshal(kv.Value, &t)
+			if err := json.Unmarshal(kv.Value, &t); err != nil {
+				bad(err, "when it was last seen is not known")
+			}
 			memberOf(id).LastSeen = t
 		case "paused":
 			var pz Pause
-			err = json.Unmarshal(kv.Value, &pz)
+			if err := json.Unmarshal(kv.Value, &pz); err != nil {
+				pz = Pause{Reason: "a pause record drainctl cannot read"}
+				bad(err, "the pool counts as paused")
+			}
 			st.Paused = &pz
-		}
-		if err != nil {
-			return State{}, fmt.Errorf("pool %s: key %s: %w", p.cfg.Name, kv.Key, err)
 		}
 	}
 	// First come, first served: the order the waiter keys were made.
@@ -127,6 +165,27 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Holders, func(a, b Claim) int { return a.Since.Compare(b.Since) })
 	return st, nil
+}
+
+// kinds are the pool's keys, and whether each names a host
+// (KIND/ID) or is the pool's own (KIND alone).
+var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "paused": false}
+
+// checkID says whether a key of kind with id (what follows "KIND/") is
+// one drainctl writes: a known kind, and an id where one belongs, with
+// no "/" (Open refuses one in a host's id, so no host's key can be
+// read as another's, and web1's never as web10's).
+func checkID(kind, id string) error {
+	perHost, ok := kinds[kind]
+	switch {
+	case !ok:
+		return fmt.Errorf("unknown key %q", kind)
+	case perHost && (id == "" || strings.Contains(id, "/")):
+		return fmt.Errorf("host id %q: not one a host can have", id)
+	case !perHost && id != "":
+		return fmt.Errorf("%s takes no id", kind)
+	}
+	return nil
 }
 
 // Status reads the pool: members, holders, waiters, and whether it is paused.

@@ -24,6 +24,10 @@ type PoolStatus struct {
 	Holders []Claim      `json:"holders"`
 	Waiters []Waiter     `json:"waiters"`
 	Paused  *Pause       `json:"paused,omitempty"`
+	// Malformed are the keys under the pool's prefix drainctl cannot
+	// read, and what it made of each (a held slot or a pause still
+	// counts; anything else is left aside).
+	Malformed []MalformedKey `json:"malformed,omitempty"`
 	// ID is this host in the pool; MaxUnavailable its limit, and Allowed
 	// the slots it allows for the pool's size now.
 	ID             string `json:"id"`
@@ -32,6 +36,13 @@ type PoolStatus struct {
 	// Slot is the slot this host's state says it holds, with a pending
 	// release.
 	Slot *Slot `json:"slot,omitempty"`
+}
+
+// MalformedKey is a key of the pool drainctl cannot read. Its fields
+// are pool.Malformed's.
+type MalformedKey struct {
+	Key string `json:"key"`
+	Why string `json:"why"`
 }
 
 // PoolMember is one host of the pool. Its fields are pool.Member's.
