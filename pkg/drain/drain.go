@@ -246,11 +246,11 @@ func WaitGated(ctx context.Context, l Lister, p Policy, gate <-chan Opening, clo
 	d := &drainer{p: p, gated: gate != nil, start: start, seen: map[uint64]time.Time{}, lastActive: start}
 	for polls := 1; ; polls++ {
 		now := clock.Now()
-		ev, inFlightNow, err := d.poll(ctx, l, now)
+		ev, reqs, err := d.poll(ctx, l, now)
 		if err != nil {
 			return Result{}, fmt.Errorf("read connection table: %w", err)
 		}
-		ev.Outcome = d.outcome(ev, polls, d.left(inFlightNow), now)
+		ev.Outcome = d.outcome(ev, polls, d.left(reqs, now), now)
 		if progress != nil {
 			progress(ev)
 		}
@@ -291,20 +291,34 @@ type drainer struct {
 	open       *Opening
 	openedAt   time.Time
 	waitFor    map[uint64]bool // requests in flight at the opening, by cookie
+	// maybe are the answers begun at the opening within longAnswer of
+	// their request, by cookie, with the request's time: a short
+	// exchange just done, or a long answer in its first second. Each is
+	// watched until it tells (see left).
+	maybe map[uint64]time.Time
+}
+
+// requests is what one poll saw of the requests on the connections (a
+// gated drain only): in flight, undecided (an answer begun within
+// longAnswer of its request), and when each connection's last request
+// came.
+type requests struct {
+	inFlight, undecided map[uint64]bool
+	at                  map[uint64]time.Time
 }
 
 // opened takes the gate's opening, at now.
 func (d *drainer) opened(o Opening, now time.Time) { d.open, d.openedAt = &o, now }
 
 // poll reads the table once, at now: the poll's event (without its
-// outcome), and the requests in flight, by cookie (a gated drain only: a
-// restart's waits for them).
-func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map[uint64]bool, error) {
+// outcome), and the requests, by cookie (a gated drain only: a restart's
+// waits for those in flight).
+func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, requests, error) {
 	p := d.p
 	ev := Event{Time: now, Elapsed: now.Sub(d.start), ByPath: map[conntable.Path]int{}}
 	peers := map[netip.Addr]int{}
 	next := make(map[uint64]time.Time, len(d.seen))
-	inFlightNow := map[uint64]bool{}
+	reqs := requests{inFlight: map[uint64]bool{}, undecided: map[uint64]bool{}, at: map[uint64]time.Time{}}
 	err := l.Each(ctx, func(c *conntable.Conn) {
 		first, known := d.seen[c.Cookie]
 		if !known {
@@ -312,8 +326,14 @@ func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map
 		}
 		next[c.Cookie] = first
 		ign := ignored(p.Ignore, c.Peer.Addr())
-		if d.gated && !ign && inFlight(c) {
-			inFlightNow[c.Cookie] = true
+		if d.gated && !ign {
+			reqs.at[c.Cookie] = now.Add(-c.SinceRecv())
+			switch {
+			case inFlight(c):
+				reqs.inFlight[c.Cookie] = true
+			case undecided(c):
+				reqs.undecided[c.Cookie] = true
+			}
 		}
 		switch {
 		case ign:
@@ -332,7 +352,7 @@ func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map
 		}
 	})
 	if err != nil {
-		return ev, nil, err
+		return ev, reqs, err
 	}
 	d.seen = next
 	if ev.Active > 0 {
@@ -341,19 +361,44 @@ func (d *drainer) poll(ctx context.Context, l Lister, now time.Time) (Event, map
 	ev.ByPeer = topPeers(peers, 10)
 	ev.QuietFor = now.Sub(d.lastActive)
 	ev.DeadlineIn = max(p.Deadline-ev.Elapsed, 0)
-	return ev, inFlightNow, nil
+	return ev, reqs, nil
 }
+
+// sameRequest is how far apart two polls may put one request's time (the
+// kernel's clock of the last data in has a tick of a few ms).
+const sameRequest = 50 * time.Millisecond
 
 // left counts the requests in flight at the opening that still are: the
 // first poll after the opening names them, and each that ends is
-// forgotten (a later request on its connection is not waited for).
-func (d *drainer) left(inFlightNow map[uint64]bool) int {
+// forgotten (a later request on its connection is not waited for). The
+// answers that poll finds undecided (begun within longAnswer of their
+// request) count too until they tell: a long answer in its first second
+// looks like a short exchange just done, and only the next second says
+// which. One that goes on sending past longAnswer after its request is
+// in flight; one that goes quiet, gets a new request (a keep-alive
+// user's next: the last was short) or closes is not.
+func (d *drainer) left(reqs requests, now time.Time) int {
 	if d.open != nil && d.waitFor == nil {
-		d.waitFor = inFlightNow
+		d.waitFor, d.maybe = reqs.inFlight, map[uint64]time.Time{}
+		for cookie := range reqs.undecided {
+			d.maybe[cookie] = reqs.at[cookie]
+		}
 	}
-	left := 0
+	for cookie, at := range d.maybe {
+		cur, ok := reqs.at[cookie]
+		switch {
+		case !ok || cur.Sub(at) > sameRequest:
+			delete(d.maybe, cookie) // closed, or a new request on it
+		case reqs.inFlight[cookie]:
+			d.waitFor[cookie] = true
+			delete(d.maybe, cookie)
+		case now.Sub(at) > longAnswer+d.p.Poll:
+			delete(d.maybe, cookie) // quiet since: a short exchange
+		}
+	}
+	left := len(d.maybe)
 	for cookie := range d.waitFor {
-		if inFlightNow[cookie] {
+		if reqs.inFlight[cookie] {
 			left++
 		} else {
 			delete(d.waitFor, cookie)
@@ -400,6 +445,13 @@ func inFlight(c *conntable.Conn) bool {
 	return c.SinceRecv() < c.SinceSent() || c.Info.Unacked > 0 || c.Info.Notsent_bytes > 0 ||
 		(c.SinceSent() < longAnswer && c.SinceRecv() >= longAnswer) ||
 		(c.Info.Bytes_received > 0 && c.Info.Bytes_sent == 0 && c.Info.Bytes_acked <= 1)
+}
+
+// undecided says whether c's answer began within longAnswer of its
+// request and is not known to be in flight: a short exchange just done,
+// or a long answer in its first second (left watches it until it tells).
+func undecided(c *conntable.Conn) bool {
+	return c.SinceRecv() < longAnswer && c.SinceSent() <= c.SinceRecv() && c.Info.Bytes_sent > 0
 }
 
 // longAnswer: an answer still sending data this long after its request

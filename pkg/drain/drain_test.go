@@ -38,6 +38,33 @@ type conn struct {
 	// busyUntil: until then a request is in flight on it (data came in
 	// after the last went out).
 	busyUntil time.Duration
+	// req, when set, scripts its requests instead of idle and busyUntil:
+	// the first at req (before the drain began, if negative), then one
+	// every every (0: no other), each answered in 10 ms, except that the
+	// answer to the last one before sendUntil streams (a line every
+	// 100 ms) until sendUntil.
+	req       *time.Duration
+	every     time.Duration
+	sendUntil time.Duration
+}
+
+// times says, at at, how long ago c's last request came and its last
+// answer's data went out (a scripted request, see conn.req).
+func (c conn) times(at time.Duration) (recv, sent time.Duration) {
+	r := *c.req
+	if c.every > 0 && at > r {
+		r += (at - r) / c.every * c.every
+	}
+	recv = at - r
+	switch {
+	case at < r+10*time.Millisecond:
+		return recv, recv + 10*time.Millisecond // being processed
+	case at < c.sendUntil:
+		return recv, (at - r) % (100 * time.Millisecond) // a line every 100 ms
+	case c.sendUntil > r:
+		return recv, at - c.sendUntil
+	}
+	return recv, at - r - 10*time.Millisecond
 }
 
 // script lists the connections present at each moment of the drain.
@@ -62,12 +89,18 @@ func (s *script) Each(_ context.Context, fn func(*conntable.Conn)) error {
 		if at < c.busyUntil {
 			sent = ms + 10
 		}
+		info := unix.TCPInfo{Last_data_recv: ms, Last_data_sent: sent}
+		if c.req != nil {
+			r, s := c.times(at)
+			info = unix.TCPInfo{Last_data_recv: uint32(r / time.Millisecond), Last_data_sent: uint32(s / time.Millisecond),
+				Bytes_received: 100, Bytes_sent: 1000, Bytes_acked: 1000}
+		}
 		fn(&conntable.Conn{
 			Socket: conntable.Socket{
 				Local:  netip.MustParseAddrPort("198.18.0.1:80"),
 				Peer:   netip.MustParseAddrPort(c.peer),
 				Cookie: c.cookie,
-				Info:   unix.TCPInfo{Last_data_recv: ms, Last_data_sent: sent},
+				Info:   info,
 			},
 			Path: c.path,
 		})
@@ -365,5 +398,41 @@ func TestInFlight(t *testing.T) {
 		if got := inFlight(c); got != tc.want {
 			t.Errorf("%s (recv %d ms ago, sent %d ms ago): in flight %v, want %v", tc.name, tc.recv, tc.sent, got, tc.want)
 		}
+	}
+}
+
+// An answer begun within a second of its request, at the opening, is
+// watched until it tells: a long answer in its first second (a download
+// streamed at once: between two lines its socket is empty, and its
+// request is young) is waited for; a short exchange just done, and a
+// keep-alive user's connection that gets its next request, are not.
+func TestGateWatchesYoungAnswers(t *testing.T) {
+	p := DefaultPolicy()
+	open := Opening{Quiet: 500 * time.Millisecond, Grace: 10 * time.Second}
+	at := func(d time.Duration) *time.Duration { return &d }
+	// Its request 0.3 s before the opening, streaming until 3 s: in
+	// flight until its last line is a second old (the long answer's
+	// rule), so the drain goes on at 4 s, not at once.
+	stream := conn{cookie: 1, peer: "198.18.0.2:40000", path: conntable.PathDirect, until: forever,
+		req: at(-300 * time.Millisecond), sendUntil: 3 * time.Second}
+	res, err := runGated(t, p, opened(open), stream)
+	if err != nil || res.Outcome != InFlightDone || res.Elapsed != 4*time.Second {
+		t.Fatalf("a stream in its first second at the opening: %+v, %v; want in-flight-done at 4 s", res, err)
+	}
+	// Answered 0.19 s before the opening, quiet since: let go once a
+	// second and a poll went by since its request.
+	short := conn{cookie: 2, peer: "198.18.0.3:40000", path: conntable.PathDirect, until: forever,
+		req: at(-200 * time.Millisecond)}
+	res, err = runGated(t, p, opened(open), short)
+	if err != nil || res.Outcome != InFlightDone || res.Elapsed != 1250*time.Millisecond {
+		t.Fatalf("a short exchange just done at the opening: %+v, %v; want in-flight-done at 1.25 s", res, err)
+	}
+	// A busy keep-alive user (a request every 50 ms): its next request
+	// says the last was short; let go at the next poll.
+	busy := conn{cookie: 3, peer: "198.18.0.4:40000", path: conntable.PathDirect, until: forever,
+		req: at(-time.Second + 20*time.Millisecond), every: 50 * time.Millisecond}
+	res, err = runGated(t, p, opened(open), busy)
+	if err != nil || res.Outcome != InFlightDone || res.Elapsed != 250*time.Millisecond {
+		t.Fatalf("a busy keep-alive user at the opening: %+v, %v; want in-flight-done at 0.25 s", res, err)
 	}
 }
