@@ -9,7 +9,9 @@ package integration
 // local repository) and runs under systemd with drainctl's .deb and the
 // agent set for nginx (web_server nginx: `nginx -t`, `systemctl reload
 // nginx.service`). unattended-upgrades then upgrades nginx to
-// bookworm-security's with a slow download in flight: nginx-common's
+// bookworm-security's with a slow download in flight (8 s, proxied by
+// nginx, begun when nginx-common's postinst starts: downloadAge,
+// upgradeDownloadLines): nginx-common's
 // postinst restarts nginx.service (deb-systemd-invoke, after asking
 // policy-rc.d), nginx's postinst swaps the binary with the init script's
 // USR2 upgrade (invoke-rc.d nginx upgrade), outside systemd. Whichever
