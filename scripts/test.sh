@@ -38,9 +38,10 @@ status=0
 # the web server in a container restarted every way nobody asks drainctl;
 # TestSystemdPoolUnattended: two containers upgraded at once in a pool;
 # TestSystemdDeferredUpgrade: an upgrade deferred by policy-rc.d until
-# the pool has a slot).
+# the pool has a slot; TestSystemdNginxUpgrade: nginx upgraded by
+# unattended-upgrades in a container, TestE2ENginx's pattern).
 pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
-alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended|TestSystemdDeferredUpgrade)$'
+alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended|TestSystemdDeferredUpgrade|TestSystemdNginxUpgrade)$'
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -skip "$alone" $pkgs >"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" ./pkg/internal/integration >>"$log" 2>&1 || status=$?

@@ -202,13 +202,17 @@ func startRestartLab(t *testing.T) *lab.Lab { return startHostedLab(t, "rs", 2, 
 // startHostedLab starts the systemd tier's lab (the e2e lab's HAProxy and
 // users; the last hosted servers left to the test's containers, in pool,
 // if one is given), named by the test binary's pid and tag, and closes
-// it at the end of the test.
-func startHostedLab(t *testing.T, tag string, servers, hosted int, pool *lab.PoolOptions) *lab.Lab {
+// it at the end of the test. with changes the options (nginx's lab:
+// restarts_nginx_test.go).
+func startHostedLab(t *testing.T, tag string, servers, hosted int, pool *lab.PoolOptions, with ...func(*lab.Options)) *lab.Lab {
 	t.Helper()
 	id := fmt.Sprintf("%d%s", os.Getpid()%100000, tag)
 	// Not under t.TempDir (0700): Apache's www-data reads the lab's files.
 	o := lab.Options{Binary: binary, Backend: "nftables", Servers: servers, Hosted: hosted, Deadline: 3 * time.Second,
 		Pool: pool, ID: id, Dir: filepath.Join(os.TempDir(), "drainctl-e2e-"+id)}
+	for _, f := range with {
+		f(&o)
+	}
 	l, err := lab.Start(context.Background(), o)
 	if err != nil {
 		t.Fatalf("lab: %v", err)
@@ -428,13 +432,13 @@ func historySince(t *testing.T, c *nspawn.Container, begin time.Time) []apitype.
 	return since
 }
 
-// journalSince is the container's journal of apache2 and drainctl from
+// journalSince is the container's journal of apache2 (nginx) and drainctl from
 // begin on (the boots before the last are there: Debian 12's journal is
 // persistent), or why not.
 func journalSince(c *nspawn.Container, begin time.Time) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := c.Sh(ctx, fmt.Sprintf("journalctl -q --no-pager -o short-precise -u apache2 -u drainctl -u 'drainctl-guard@*' --since @%d.%06d",
+	out, err := c.Sh(ctx, fmt.Sprintf("journalctl -q --no-pager -o short-precise -u apache2 -u nginx -u drainctl -u 'drainctl-guard@*' --since @%d.%06d",
 		begin.Unix(), begin.Nanosecond()/1000))
 	if err != nil {
 		return err.Error()

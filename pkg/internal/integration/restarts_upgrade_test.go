@@ -227,12 +227,18 @@ func writeIndex(host func(args ...string) (string, error), dir string) error {
 // (Version, and the packages' = dependencies on each other). remove
 // removes the originals (the repository must not have both).
 func repackApache(host func(args ...string) (string, error), src, dst, from, to string, remove bool) error {
+	return repackPackages(host, apachePackages, src, dst, from, to, remove)
+}
+
+// repackPackages is repackApache for the packages pkgs (nginx's too:
+// restarts_nginx_test.go).
+func repackPackages(host func(args ...string) (string, error), pkgs []string, src, dst, from, to string, remove bool) error {
 	tmp, err := os.MkdirTemp("", "drainctl-repack-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	for _, p := range apachePackages {
+	for _, p := range pkgs {
 		debs, _ := filepath.Glob(filepath.Join(src, p+"_*.deb"))
 		if len(debs) != 1 {
 			return fmt.Errorf("repack %s: found %v", p, debs)
