@@ -124,6 +124,10 @@ func (r *opRun) webStop() error {
 		res.Note = "already out of rotation" + holderText(st.Holder)
 		if r.holdNew() {
 			res.Note += "; new connections held until " + r.req.Unit + " listens again"
+			if behindWeb(r.req.Unit) {
+				// The sticky users still come through the backup entry.
+				r.closeKeepAlive()
+			}
 		}
 		return nil
 	}
@@ -267,9 +271,12 @@ func (r *opRun) closeKeepAlive() {
 	r.publish(Event{Op: r.op, Phase: state.Draining, Message: "web server reloaded gracefully: its keep-alive connections closed before " + r.req.Unit + " stops"})
 	// The requests in flight now, on connections the reload closes after
 	// them: a short quiet (nobody new comes, the hold keeps them out).
+	// Bounded by the web wait whatever the policy says: systemd stops
+	// the unit when the hook returns.
 	p := r.policy()
+	p.Deadline, p.OnDeadline = max(e.webWait(), p.MinWait), drain.Proceed
 	gate := make(chan drain.Opening, 1)
-	gate <- drain.Opening{Quiet: 2 * p.Poll, Grace: r.e.webWait()}
+	gate <- drain.Opening{Quiet: 2 * p.Poll, Grace: e.webWait()}
 	if _, err := drain.WaitGated(e.ctx, e.d.Table, p, gate, e.clock, nil); err != nil && e.ctx.Err() == nil {
 		r.warn(fmt.Sprintf("the requests in flight after the reload: %v", err))
 	}

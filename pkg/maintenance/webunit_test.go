@@ -264,6 +264,20 @@ func TestWebRestartBehindTheWebServer(t *testing.T) {
 	if got := calls(r); !strings.HasSuffix(got, ",release,restore") {
 		t.Fatalf("calls %s", got)
 	}
+	// A server a person holds: php-fpm's restart holds everything and
+	// closes the keep-alive connections all the same (the sticky users
+	// still come through the backup entry); it stays the person's.
+	r3 := newRig(t, nil)
+	if _, err := r3.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	r3.fw.mu.Lock()
+	r3.fw.calls = nil
+	r3.fw.mu.Unlock()
+	if res, err := r3.e.WebStop(fpm, nil); err != nil || !strings.Contains(res.Note, "already out of rotation") || calls(r3) != "hold-all" ||
+		strings.Join(r3.run.calls, ",") != "restart" || r3.e.led.get().Holder.Who != "alice" {
+		t.Fatalf("php-fpm's stop of a held server: %v %+v, calls %s, runner %v", err, res, calls(r3), r3.run.calls)
+	}
 	// A reload that fails is a warning: php-fpm stops all the same.
 	r2 := newRig(t, nil)
 	r2.run.restartErr = errBoom
