@@ -98,7 +98,7 @@ func rebootOf(r state.Reboot) apitype.Reboot {
 
 func forwardStatusOf(f forward.Status) apitype.ForwardStatus {
 	return apitype.ForwardStatus{Forward: apitype.Forward(f.Forward), Applied: f.Applied, Withdrawn: f.Withdrawn,
-		Redirected: f.Redirected, Refused: f.Refused, Held: f.Held, Rules: f.Rules, Want: f.Want, Problems: f.Problems}
+		Redirected: f.Redirected, Refused: f.Refused, Held: f.Held, HeldAll: f.HeldAll, Rules: f.Rules, Want: f.Want, Problems: f.Problems}
 }
 
 // DrainEventOf is a drain's progress on the wire (also what
@@ -212,7 +212,7 @@ func historyEntryOf(e history.Entry) apitype.HistoryEntry {
 // in-service, withdrawn, partial) by forward.Status.State's rule.
 func ForwardState(f apitype.ForwardStatus) string {
 	return forward.Status{Forward: forward.Forward(f.Forward), Applied: f.Applied, Withdrawn: f.Withdrawn,
-		Redirected: f.Redirected, Refused: f.Refused, Held: f.Held, Rules: f.Rules, Want: f.Want, Problems: f.Problems}.State()
+		Redirected: f.Redirected, Refused: f.Refused, Held: f.Held, HeldAll: f.HeldAll, Rules: f.Rules, Want: f.Want, Problems: f.Problems}.State()
 }
 
 // PoolSize is the pool's size by pool.State.Size's rule: its live

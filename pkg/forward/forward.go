@@ -150,6 +150,10 @@ type Status struct {
 	// service port are dropped rather than refused while nothing listens
 	// on it (Forwarder.Hold), for every address family.
 	Held bool `json:"held,omitempty"`
+	// HeldAll is true when new connections from outside the host to the
+	// service port are dropped whether anything listens on it or not
+	// (Forwarder.HoldAll).
+	HeldAll bool `json:"held_all,omitempty"`
 	// Rules is how many rules drainctl has installed for this forward, and
 	// Want how many a complete applied (and, if withdrawn, withdrawn; if
 	// held, held) forward has; they differ when something removed part of
@@ -166,6 +170,8 @@ type Status struct {
 	// holding: some hold rule is there (likewise completed, and carried
 	// when the rules move to another backend).
 	holding bool
+	// holdingAll: some hold-all rule is there.
+	holdingAll bool
 }
 
 // State names the forward's condition in one word for people: absent,
@@ -190,7 +196,10 @@ func (s Status) State() string {
 // heldText marks a forward whose service port is held (a web server's
 // restart in progress).
 func (s Status) heldText() string {
-	if s.Held {
+	switch {
+	case s.HeldAll:
+		return ", held (all)"
+	case s.Held:
 		return ", held"
 	}
 	return ""
@@ -229,8 +238,16 @@ type Forwarder interface {
 	// destination port. It does not change Withdraw/Restore, and they
 	// keep it.
 	Hold(ctx context.Context, fs ...Forward) error
-	// Release deletes the hold rules of each forward, and nothing else;
-	// releasing a forward not held does nothing.
+	// HoldAll is Hold whether a socket listens on the service port or
+	// not: new TCP connections from outside the host to it are dropped
+	// until Release, while a unit behind the web server restarts (php-fpm
+	// behind Apache: Apache listens all along, and would answer 503). The
+	// same exceptions (loopback, the forward port, established
+	// connections). It replaces a Hold, and Hold replaces it.
+	HoldAll(ctx context.Context, fs ...Forward) error
+	// Release deletes the hold rules of each forward (Hold's and
+	// HoldAll's), and nothing else; releasing a forward not held does
+	// nothing.
 	Release(ctx context.Context, fs ...Forward) error
 	// Remove deletes the rules of the given forwards, or of every forward
 	// drainctl owns when none is given, hold rules included. Once no

@@ -218,7 +218,7 @@ func (h *Host) change(ctx context.Context, fs []Forward, m mode) error {
 		if len(strays) == 0 {
 			return byMode(h.primary, m)(ctx, fs...)
 		}
-		return h.changeMoving(ctx, fs, m, strays, false)
+		return h.changeMoving(ctx, fs, m, strays, holdOff)
 	})
 }
 
@@ -240,27 +240,27 @@ func (h *Host) withStrays(ctx context.Context, fs []Forward, fn func([]stray) er
 	return fn(strays)
 }
 
-// hold holds fs in the primary (on), moving the others' rules as change
-// does, or releases them (off) in every backend that holds them, under
-// the namespace's lock.
-func (h *Host) hold(ctx context.Context, fs []Forward, on bool) error {
-	return h.withStrays(ctx, fs, func(strays []stray) error { return h.holdWith(ctx, fs, on, strays) })
+// hold holds fs in the primary (as hm says), moving the others' rules as
+// change does, or releases them (holdOff) in every backend that holds
+// them, under the namespace's lock.
+func (h *Host) hold(ctx context.Context, fs []Forward, hm holdMode) error {
+	return h.withStrays(ctx, fs, func(strays []stray) error { return h.holdWith(ctx, fs, hm, strays) })
 }
 
 // holdWith is hold, with the lock taken and the others' rules read.
-func (h *Host) holdWith(ctx context.Context, fs []Forward, on bool, strays []stray) error {
-	if on {
+func (h *Host) holdWith(ctx context.Context, fs []Forward, hm holdMode, strays []stray) error {
+	if hm != holdOff {
 		if len(strays) == 0 {
-			return h.primary.Hold(ctx, fs...)
+			return byHold(h.primary, hm)(ctx, fs...)
 		}
-		return h.changeMoving(ctx, fs, modeKeep, strays, true)
+		return h.changeMoving(ctx, fs, modeKeep, strays, hm)
 	}
 	if err := h.primary.Release(ctx, fs...); err != nil {
 		return err
 	}
 	// A hold left in another backend would still drop connections.
 	for _, s := range strays {
-		if !slices.ContainsFunc(s.st, func(st Status) bool { return st.holding && slices.Contains(fs, st.Forward) }) {
+		if !slices.ContainsFunc(s.st, func(st Status) bool { return (st.holding || st.holdingAll) && slices.Contains(fs, st.Forward) }) {
 			continue
 		}
 		if err := s.f.Release(ctx, fs...); err != nil {
@@ -270,11 +270,11 @@ func (h *Host) holdWith(ctx context.Context, fs []Forward, on bool, strays []str
 	return nil
 }
 
-// changeMoving makes the change m to fs on the primary (and holds them,
-// with hold) while other backends hold drainctl's rules (strays), and
-// moves those rules over: installed on the primary first, withdrawn and
-// held as they were, then removed from where they were.
-func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []stray, hold bool) error {
+// changeMoving makes the change m to fs on the primary (and holds them as
+// hold says, unless holdOff) while other backends hold drainctl's rules
+// (strays), and moves those rules over: installed on the primary first,
+// withdrawn and held as they were, then removed from where they were.
+func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []stray, hold holdMode) error {
 	mine, err := h.primary.Status(ctx)
 	if err != nil {
 		return err
@@ -296,21 +296,13 @@ func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []
 			return fmt.Errorf("carry %v over from another backend: %w", carryApply, err)
 		}
 	}
-	var held []Forward
-	if hold {
-		held = slices.Clone(fs)
-	}
-	for _, s := range strays {
-		for _, st := range s.st {
-			if st.holding && !slices.Contains(held, st.Forward) {
-				held = append(held, st.Forward)
+	holds := carriedHolds(fs, hold, strays)
+	for _, hm := range []holdMode{holdListening, holdAll} {
+		if held := holds[hm]; len(held) > 0 {
+			// Before the strays' rules go, so a hold never lapses.
+			if err := byHold(h.primary, hm)(ctx, held...); err != nil {
+				return fmt.Errorf("hold %v (carried over from another backend): %w", held, err)
 			}
-		}
-	}
-	if len(held) > 0 {
-		// Before the strays' rules go, so a hold never lapses.
-		if err := h.primary.Hold(ctx, held...); err != nil {
-			return fmt.Errorf("hold %v (carried over from another backend): %w", held, err)
 		}
 	}
 	for _, s := range strays {
@@ -320,6 +312,29 @@ func (h *Host) changeMoving(ctx context.Context, fs []Forward, m mode, strays []
 		}
 	}
 	return nil
+}
+
+// carriedHolds lists the forwards to hold on the primary, by kind of
+// hold: fs as hold asks (none for holdOff), then those the strays hold,
+// each as it is held there.
+func carriedHolds(fs []Forward, hold holdMode, strays []stray) map[holdMode][]Forward {
+	holds := map[holdMode][]Forward{}
+	if hold != holdOff {
+		holds[hold] = slices.Clone(fs)
+	}
+	asked := func(f Forward) bool { return hold != holdOff && slices.Contains(fs, f) }
+	for _, s := range strays {
+		for _, st := range s.st {
+			switch f := st.Forward; {
+			case asked(f):
+			case st.holdingAll && !slices.Contains(holds[holdAll], f):
+				holds[holdAll] = append(holds[holdAll], f)
+			case st.holding && !st.holdingAll && !slices.Contains(holds[holdListening], f):
+				holds[holdListening] = append(holds[holdListening], f)
+			}
+		}
+	}
+	return holds
 }
 
 // carried says which forwards the strays hold that the primary must take

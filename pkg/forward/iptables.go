@@ -42,6 +42,7 @@ var iptChainOf = map[ruleKind]iptHook{
 	kindWithdraw:       iptHooks[2],
 	kindHold:           iptHooks[2],
 	kindHoldListening:  iptHooks[2],
+	kindHoldAll:        iptHooks[2],
 }
 
 // A withdrawn forward is refused twice over, and each way alone refuses:
@@ -68,11 +69,13 @@ var iptLayout = layout{
 	// is not held; a RETURN ahead of its DROP lets a connection pass when
 	// a socket listens on the port.
 	hold: []ruleKind{kindHoldListening, kindHold},
+	// A hold-all is the DROP alone, instead of those two.
+	holdAll: []ruleKind{kindHoldAll},
 }
 
 // iptState is what a forward's rules are to be: installed always,
-// withdrawn and held as told.
-type iptState struct{ withdrawn, held bool }
+// withdrawn and held (while nothing listens, or all) as told.
+type iptState struct{ withdrawn, held, heldAll bool }
 
 // iptFamily is one IP family's iptables.
 type iptFamily struct {
@@ -86,7 +89,7 @@ type iptFamily struct {
 }
 
 type iptForwarder struct {
-	modal          // Apply, Withdraw and Restore: sync; Hold and Release: hold
+	modal          // Apply, Withdraw and Restore: sync; Hold, HoldAll and Release: hold
 	variant string // "iptables-nft" or "iptables-legacy"
 	fams    []*iptFamily
 	log     *slog.Logger
@@ -171,6 +174,8 @@ func (b *iptForwarder) Close() error { return nil }
 //	filter DRAINCTL-INPUT (held only; the RETURN first):
 //	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m socket --nowildcard -m comment --comment drainctl:81:80:hold-listening -j RETURN
 //	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m comment --comment drainctl:81:80:hold -j DROP
+//	filter DRAINCTL-INPUT (held all only, instead of the two above):
+//	    ! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport 80 -m comment --comment drainctl:81:80:hold-all -j DROP
 //
 // "--dst-type LOCAL" limits the redirect to packets addressed to this host
 // (INPUT sees only those). The hold's "! -i lo" leaves the host's own
@@ -183,7 +188,7 @@ func iptSpec(f Forward, k ruleKind) string {
 	switch k {
 	case kindHoldListening:
 		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d -m socket --nowildcard %s -j RETURN", f.To, comment)
-	case kindHold:
+	case kindHold, kindHoldAll:
 		return fmt.Sprintf("! -i lo -p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j DROP", f.To, comment)
 	case kindWithdraw:
 		return fmt.Sprintf("-p tcp -m conntrack --ctstate NEW --ctorigdstport %d %s -j REJECT --reject-with tcp-reset", f.From, comment)
@@ -206,9 +211,11 @@ type iptView struct {
 	withdrawn map[Forward]bool
 	// held holds the forwards with a hold rule in this family; heldAny,
 	// set by converge, those with one in any family, so that a change
-	// completes a hold half lost rather than keeping it half.
-	held, heldAny map[Forward]bool
-	forwards      map[Forward]bool
+	// completes a hold half lost rather than keeping it half. heldAll and
+	// heldAllAny: the same for the hold-all rule.
+	held, heldAny       map[Forward]bool
+	heldAll, heldAllAny map[Forward]bool
+	forwards            map[Forward]bool
 	// problems say why the rules do not work as installed: a chain or a
 	// jump missing, or a jump that other rules come before.
 	problems []string
@@ -265,7 +272,7 @@ func (b *iptForwarder) read(ctx context.Context, cached bool) (views []*iptView,
 
 // view finds drainctl's rules in one family's tables.
 func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
-	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, held: map[Forward]bool{}, forwards: map[Forward]bool{}}
+	v := &iptView{tables: tables, withdrawn: map[Forward]bool{}, held: map[Forward]bool{}, heldAll: map[Forward]bool{}, forwards: map[Forward]bool{}}
 	var misplaced []string
 	for _, h := range iptHooks {
 		t := tables[h.table]
@@ -289,6 +296,8 @@ func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
 					misplaced = append(misplaced, fmt.Sprintf("%s: the RETURN of the hold of %s comes after its DROP in %s: connections are held even while the service listens", fam, f, h.chain))
 				}
 				v.held[f] = true
+			case kindHoldAll:
+				v.heldAll[f] = true
 			default:
 				if k != kindWithdraw && redirected[f] {
 					misplaced = append(misplaced, fmt.Sprintf("%s: the withdraw of %s comes after its REDIRECT in %s: new connections are not refused", fam, f, h.chain))
@@ -310,7 +319,7 @@ func (b *iptForwarder) view(fam string, tables map[string]*SaveTable) *iptView {
 func (v *iptView) asIs() map[Forward]iptState {
 	want := map[Forward]iptState{}
 	for f := range v.forwards {
-		want[f] = iptState{withdrawn: v.withdrawn[f], held: v.heldAny[f]}
+		want[f] = iptState{withdrawn: v.withdrawn[f], held: v.heldAny[f], heldAll: v.heldAllAny[f]}
 	}
 	return want
 }
@@ -323,23 +332,24 @@ func (b *iptForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
 	return b.converge(ctx, func(v *iptView) map[Forward]iptState {
 		want := v.asIs()
 		for _, f := range fs {
-			want[f] = iptState{withdrawn: wantWithdraw(m, v.withdrawn[f]), held: v.heldAny[f]}
+			want[f] = iptState{withdrawn: wantWithdraw(m, v.withdrawn[f]), held: v.heldAny[f], heldAll: v.heldAllAny[f]}
 		}
 		return want
 	})
 }
 
-// hold is Hold (on: fs installed as they are, and held) and Release (the
-// hold rules of fs deleted; a forward without rules stays without).
-func (b *iptForwarder) hold(ctx context.Context, fs []Forward, on bool) error {
+// hold is Hold and HoldAll (fs installed as they are, and held as h says)
+// and Release (the hold rules of fs deleted; a forward without rules
+// stays without).
+func (b *iptForwarder) hold(ctx context.Context, fs []Forward, h holdMode) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
 	return b.converge(ctx, func(v *iptView) map[Forward]iptState {
 		want := v.asIs()
 		for _, f := range fs {
-			if st, ok := want[f]; ok || on {
-				want[f] = iptState{withdrawn: st.withdrawn, held: on}
+			if st, ok := want[f]; ok || h != holdOff {
+				want[f] = iptState{withdrawn: st.withdrawn, held: h == holdListening, heldAll: h == holdAll}
 			}
 		}
 		return want
@@ -373,12 +383,13 @@ func (b *iptForwarder) converge(ctx context.Context, want func(*iptView) map[For
 	if err != nil {
 		return err
 	}
-	heldAny := map[Forward]bool{}
+	heldAny, heldAllAny := map[Forward]bool{}, map[Forward]bool{}
 	for _, v := range views {
 		maps.Copy(heldAny, v.held)
+		maps.Copy(heldAllAny, v.heldAll)
 	}
 	for _, v := range views {
-		v.heldAny = heldAny
+		v.heldAny, v.heldAllAny = heldAny, heldAllAny
 	}
 	batches := make([]string, len(b.fams))
 	commits := uint32(0)

@@ -148,7 +148,7 @@ func editChain(h iptHook, wanted map[string]Forward, order []string, have map[st
 			continue
 		}
 		_, k, _ := parseComment(c)
-		if k == kindWithdrawNat || k == kindWithdrawNatOut || k == kindHoldListening {
+		if k == kindWithdrawNat || k == kindWithdrawNatOut || k == kindHoldListening || k == kindHoldAll {
 			body = append(body, "-I "+h.chain+" 1 "+iptSpec(wanted[c], k))
 		} else {
 			body = append(body, "-A "+h.chain+" "+iptSpec(wanted[c], k))
@@ -175,8 +175,9 @@ func rewriteChain(h iptHook, wanted map[string]Forward, order []string, have map
 // iptOrder is the order of a forward's rules in a chain written whole:
 // the RETURN of a withdraw must come before the REDIRECT it bypasses, and
 // the hold's RETURN before its DROP (the REJECT and the hold match
-// different ports: their order does not matter).
-var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindWithdraw, kindHoldListening, kindHold}
+// different ports: their order does not matter). A hold-all comes
+// first: it replaces the hold, and no RETURN may come before it.
+var iptOrder = []ruleKind{kindWithdrawNat, kindPre, kindWithdrawNatOut, kindOut, kindHoldAll, kindWithdraw, kindHoldListening, kindHold}
 
 // has says whether a forward in state s has a rule of kind k.
 func (s iptState) has(k ruleKind) bool {
@@ -185,6 +186,8 @@ func (s iptState) has(k ruleKind) bool {
 		return true
 	case kindHold, kindHoldListening:
 		return s.held
+	case kindHoldAll:
+		return s.heldAll
 	}
 	return s.withdrawn
 }

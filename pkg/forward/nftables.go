@@ -37,6 +37,7 @@ var nftChainOf = map[ruleKind]string{
 	kindWithdrawOut:   nftChainWithdrawOut,
 	kindHold:          nftChainWithdrawIn,
 	kindHoldListening: nftChainWithdrawIn,
+	kindHoldAll:       nftChainWithdrawIn,
 }
 
 // nftLayout: inet rules serve IPv4 and IPv6 at once, so one copy of each.
@@ -45,11 +46,12 @@ var nftLayout = layout{
 	withdraw: []ruleKind{kindWithdraw, kindWithdrawOut},
 	refused:  []ruleKind{kindWithdraw, kindWithdrawOut},
 	hold:     []ruleKind{kindHoldListening, kindHold},
+	holdAll:  []ruleKind{kindHoldAll},
 	families: 1,
 }
 
 type nftForwarder struct {
-	modal // Apply, Withdraw and Restore: sync; Hold and Release: hold
+	modal // Apply, Withdraw and Restore: sync; Hold, HoldAll and Release: hold
 	conn  *nftables.Conn
 	log   *slog.Logger
 	table *nftables.Table
@@ -162,20 +164,21 @@ func nftCounter(r *nftables.Rule) uint64 {
 // sync brings the rules of fs to what mode asks, in one atomic batch,
 // keeping their hold rules as they are.
 func (n *nftForwarder) sync(ctx context.Context, fs []Forward, m mode) error {
-	return n.write(ctx, fs, m, false)
+	return n.write(ctx, fs, m, holdOff)
 }
 
-// hold is Hold (on: fs installed as they are, and held) and Release.
-func (n *nftForwarder) hold(ctx context.Context, fs []Forward, on bool) error {
-	if on {
-		return n.write(ctx, fs, modeKeep, true)
+// hold is Hold and HoldAll (fs installed as they are, and held as h
+// says) and Release.
+func (n *nftForwarder) hold(ctx context.Context, fs []Forward, h holdMode) error {
+	if h != holdOff {
+		return n.write(ctx, fs, modeKeep, h)
 	}
 	return n.release(ctx, fs)
 }
 
-// write brings the rules of fs to what mode asks, and holds them when
-// hold is set (else keeps their hold as it is), in one atomic batch.
-func (n *nftForwarder) write(ctx context.Context, fs []Forward, m mode, hold bool) error {
+// write brings the rules of fs to what mode asks, and holds them as hold
+// says (holdOff: keeps their hold as it is), in one atomic batch.
+func (n *nftForwarder) write(ctx context.Context, fs []Forward, m mode, hold holdMode) error {
 	if err := CheckSet(fs); err != nil {
 		return err
 	}
@@ -220,9 +223,10 @@ func (n *nftForwarder) write(ctx context.Context, fs []Forward, m mode, hold boo
 				Exprs:    nftExprs(f, k),
 				UserData: userdata.AppendString(nil, userdata.TypeComment, c),
 			}
-			if k == kindHoldListening {
+			if k == kindHoldListening || k == kindHoldAll {
 				// First in its chain, so before the hold's drop
-				// wherever that is.
+				// wherever that is (a hold-all's drop: before any
+				// accept).
 				n.conn.InsertRule(r)
 			} else {
 				n.conn.AddRule(r)
@@ -254,10 +258,11 @@ type kindOn struct {
 
 // nftWanted lists which of its rules a forward must have after a write in
 // mode m (has: whether it has one of a kind now): every apply rule, the
-// withdraw rules as m decides, and the hold rule when asked (hold) or
-// held already. A hold stays until Release deletes it: the withdraw and
-// the restore do not decide it.
-func nftWanted(m mode, hold bool, has func(ruleKind) bool) []kindOn {
+// withdraw rules as m decides, and the hold rules of the hold asked
+// (hold), or of the hold there already (holdOff). A hold stays until
+// Release deletes it: the withdraw and the restore do not decide it. A
+// Hold replaces a HoldAll, and a HoldAll a Hold.
+func nftWanted(m mode, hold holdMode, has func(ruleKind) bool) []kindOn {
 	var out []kindOn
 	for _, k := range nftLayout.apply {
 		out = append(out, kindOn{k, true})
@@ -266,9 +271,13 @@ func nftWanted(m mode, hold bool, has func(ruleKind) bool) []kindOn {
 	for _, k := range nftLayout.withdraw {
 		out = append(out, kindOn{k, withdrawn})
 	}
-	held := hold || slices.ContainsFunc(nftLayout.hold, has)
+	held := hold == holdListening || hold == holdOff && slices.ContainsFunc(nftLayout.hold, has)
 	for _, k := range nftLayout.hold {
 		out = append(out, kindOn{k, held})
+	}
+	all := hold == holdAll || hold == holdOff && slices.ContainsFunc(nftLayout.holdAll, has)
+	for _, k := range nftLayout.holdAll {
+		out = append(out, kindOn{k, all})
 	}
 	return out
 }
@@ -288,7 +297,7 @@ func (n *nftForwarder) release(ctx context.Context, fs []Forward) error {
 	}
 	changes := 0
 	for _, r := range rules {
-		if !slices.Contains(nftLayout.hold, r.kind) || !slices.Contains(fs, r.fwd) {
+		if !slices.Contains(nftLayout.hold, r.kind) && !slices.Contains(nftLayout.holdAll, r.kind) || !slices.Contains(fs, r.fwd) {
 			continue
 		}
 		if err := n.conn.DelRule(r.rule); err != nil {
@@ -363,6 +372,8 @@ func (n *nftForwarder) Status(ctx context.Context) ([]Status, error) {
 //	hold-listening, hold (filter prerouting, -150, in withdraw-in, in this order):
 //	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new socket transparent 0 accept
 //	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new counter drop
+//	hold-all (filter prerouting, -150, first in withdraw-in; instead of the two above):
+//	    meta l4proto tcp tcp dport 80 iifname != "lo" fib daddr type local ct state new counter drop
 //
 // "fib daddr type local" limits every rule to packets addressed to this
 // host: traffic routed through it (containers, VMs) is never captured.
@@ -376,9 +387,11 @@ func (n *nftForwarder) Status(ctx context.Context) ([]Status, error) {
 // next SYN as soon as it listens, and a hold left in place by mistake
 // costs nothing while the server runs. It sees sockets that are not
 // transparent (IP_TRANSPARENT), as a web server's are; for one that is,
-// the drop acts until Release.
+// the drop acts until Release. The hold-all is the drop alone: it holds
+// while a unit behind the web server restarts and the web server listens
+// all along.
 func nftExprs(f Forward, k ruleKind) []expr.Any {
-	held := k == kindHold || k == kindHoldListening
+	held := k == kindHold || k == kindHoldListening || k == kindHoldAll
 	port := f.From
 	if held {
 		port = f.To
@@ -411,7 +424,7 @@ func nftExprs(f Forward, k ruleKind) []expr.Any {
 	switch k {
 	case kindWithdraw, kindWithdrawOut:
 		return append(append(match, ctNew...), &expr.Counter{}, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
-	case kindHold:
+	case kindHold, kindHoldAll:
 		return append(append(match, ctNew...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
 	case kindHoldListening:
 		return append(append(match, ctNew...),

@@ -35,6 +35,12 @@ const (
 	// refuse.
 	kindHold          ruleKind = "hold"
 	kindHoldListening ruleKind = "hold-listening"
+	// kindHoldAll drops new connections from outside the host to the
+	// service port whether a socket listens or not (Forwarder.HoldAll):
+	// a unit behind the web server (php-fpm) restarts while the web
+	// server keeps listening. A forward has it or the two above, never
+	// both.
+	kindHoldAll ruleKind = "hold-all"
 )
 
 // The markers of what drainctl owns in netfilter, with NftTable: every
@@ -70,7 +76,7 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 		return Forward{}, "", false
 	}
 	switch k := ruleKind(parts[2]); k {
-	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold, kindHoldListening:
+	case kindPre, kindOut, kindWithdraw, kindWithdrawOut, kindWithdrawNat, kindWithdrawNatOut, kindHold, kindHoldListening, kindHoldAll:
 		return Forward{From: uint16(from), To: uint16(to)}, k, true
 	}
 	return Forward{}, "", false
@@ -78,22 +84,38 @@ func parseComment(c string) (Forward, ruleKind, bool) {
 
 // modal gives a Forwarder its Apply, Withdraw and Restore from the one
 // function that brings forwards to a mode: the three differ only in what
-// they do to the withdraw rules; and its Hold and Release from the one
-// that puts the hold rules on or off. Each backend (and Host) embeds it.
+// they do to the withdraw rules; and its Hold, HoldAll and Release from
+// the one that puts the hold rules on or off. Each backend (and Host)
+// embeds it.
 type modal struct {
 	change func(ctx context.Context, fs []Forward, m mode) error
-	hold   func(ctx context.Context, fs []Forward, on bool) error
+	hold   func(ctx context.Context, fs []Forward, h holdMode) error
 }
 
+// holdMode is what a hold call makes of the forwards' hold rules.
+type holdMode int
+
+const (
+	holdOff       holdMode = iota // Release: no hold rule
+	holdListening                 // Hold: dropped while nothing listens
+	holdAll                       // HoldAll: dropped, listening or not
+)
+
 // Hold is Forwarder.Hold: the forwards installed, withdrawn or not as
-// they were, and held.
+// they were, and held while nothing listens.
 func (c modal) Hold(ctx context.Context, fs ...Forward) error {
-	return c.hold(ctx, fs, true)
+	return c.hold(ctx, fs, holdListening)
+}
+
+// HoldAll is Forwarder.HoldAll: the forwards installed, withdrawn or not
+// as they were, and held whether anything listens or not.
+func (c modal) HoldAll(ctx context.Context, fs ...Forward) error {
+	return c.hold(ctx, fs, holdAll)
 }
 
 // Release is Forwarder.Release: the forwards' hold rules deleted.
 func (c modal) Release(ctx context.Context, fs ...Forward) error {
-	return c.hold(ctx, fs, false)
+	return c.hold(ctx, fs, holdOff)
 }
 
 // Apply is Forwarder.Apply: the forwards installed, withdrawn or not as
@@ -124,6 +146,17 @@ func byMode(f Forwarder, m mode) func(context.Context, ...Forward) error {
 	return f.Apply
 }
 
+// byHold is f's method for hold mode h (Release for holdOff).
+func byHold(f Forwarder, h holdMode) func(context.Context, ...Forward) error {
+	switch h {
+	case holdListening:
+		return f.Hold
+	case holdAll:
+		return f.HoldAll
+	}
+	return f.Release
+}
+
 // mode says what a sync does to the withdraw rule of each forward.
 type mode int
 
@@ -146,6 +179,7 @@ type layout struct {
 	withdraw []ruleKind // rules added when it is withdrawn
 	refused  []ruleKind // withdraw rules whose counters count refusals
 	hold     []ruleKind // rules added when it is held
+	holdAll  []ruleKind // rules added when it is held, listening or not
 	families int        // copies of each rule (iptables: one per IP family)
 }
 
@@ -188,17 +222,23 @@ func summarize(rules []found, l layout, plumbingOK bool) []Status {
 		applied, _ := all(f, l.apply)
 		withdrawn, someWithdraw := all(f, l.withdraw)
 		held, someHold := all(f, l.hold)
+		heldAll, someHoldAll := all(f, l.holdAll)
 		s.Applied = plumbingOK && applied
 		s.Withdrawn = plumbingOK && withdrawn
 		s.Held = plumbingOK && someHold && held
+		s.HeldAll = plumbingOK && someHoldAll && heldAll
 		s.withdrawing = someWithdraw
 		s.holding = someHold
+		s.holdingAll = someHoldAll
 		s.Want = len(l.apply) * l.families
 		if someWithdraw {
 			s.Want += len(l.withdraw) * l.families
 		}
 		if someHold {
 			s.Want += len(l.hold) * l.families
+		}
+		if someHoldAll {
+			s.Want += len(l.holdAll) * l.families
 		}
 		out = append(out, *s)
 	}

@@ -126,8 +126,8 @@ func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 	return append(out, s), nil
 }
 
-// Hold and Release hold new connections to the service port (a
-// restart's listener gap); failHold makes Hold fail.
+// Hold, HoldAll and Release hold new connections to the service port (a
+// restart's listener gap); failHold makes Hold and HoldAll fail.
 func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -137,6 +137,16 @@ func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error {
 	}
 	f.held = true
 	return f.record("hold")
+}
+func (f *fakeForwarder) HoldAll(context.Context, ...forward.Forward) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failHold {
+		f.record("hold-all-failed")
+		return errBoom
+	}
+	f.held = true
+	return f.record("hold-all")
 }
 func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error {
 	f.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 	"sync"
@@ -72,6 +73,18 @@ const HoldStopMax = 10 * time.Second
 // the hook passes the guard's instance, %i.
 var unitName = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]{1,255}\.(service|socket|target)$`)
 
+// behindWeb says whether unit runs behind the web server rather than
+// being it: php-fpm (Debian's php8.2-fpm.service, Fedora's
+// php-fpm.service), whose guard the package's generator adds. While it
+// restarts the web server listens all along and would answer its
+// requests 503: new connections are held whether it listens or not
+// (HoldAll), and its keep-alive connections closed by a graceful
+// reload.
+func behindWeb(unit string) bool {
+	ok, _ := path.Match("php*-fpm.service", unit)
+	return ok
+}
+
 // checkUnit refuses a missing or malformed unit name.
 func checkUnit(unit string) error {
 	if unit == "" {
@@ -111,6 +124,10 @@ func (r *opRun) webStop() error {
 		res.Note = "already out of rotation" + holderText(st.Holder)
 		if r.holdNew() {
 			res.Note += "; new connections held until " + r.req.Unit + " listens again"
+			if behindWeb(r.req.Unit) {
+				// The sticky users still come through the backup entry.
+				r.closeKeepAlive()
+			}
 		}
 		return nil
 	}
@@ -124,6 +141,9 @@ func (r *opRun) webStop() error {
 		return err
 	}
 	held := r.holdNew()
+	if held && behindWeb(r.req.Unit) {
+		r.closeKeepAlive()
+	}
 	h := r.holder()
 	h.Unit = r.req.Unit
 	r.hold(h, "")
@@ -196,7 +216,9 @@ type connHold struct {
 // holdNew holds new connections to the service ports through the
 // listener's gap of a restart (until WebStart, or HoldMax) or a stop (at
 // most HoldStopMax); not at a shutdown, which ends the sessions anyway.
-// A hold that fails is a warning: the restart goes on as without it.
+// For a unit behind the web server (behindWeb), whatever listens: the web
+// server does all along. A hold that fails is a warning: the restart goes
+// on as without it.
 func (r *opRun) holdNew() bool {
 	e := r.e
 	bound := HoldMax
@@ -206,7 +228,11 @@ func (r *opRun) holdNew() bool {
 	case JobStop:
 		bound = HoldStopMax
 	}
-	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, forward.Forwarder.Hold, x.all()...) }); err != nil {
+	hold := forward.Forwarder.Hold
+	if behindWeb(r.req.Unit) {
+		hold = forward.Forwarder.HoldAll
+	}
+	if err := e.fw.with(func(x fwx) error { return x.do(e.ctx, hold, x.all()...) }); err != nil {
 		r.warn(fmt.Sprintf("hold new connections during the restart: %v; they are refused while the web server does not listen", err))
 		return false
 	}
@@ -220,6 +246,40 @@ func (r *opRun) holdNew() bool {
 		e.releaseHold()
 	})
 	return true
+}
+
+// closeKeepAlive makes the web server close its keep-alive connections
+// before a unit behind it stops: the hold keeps new connections out, but
+// the load balancer's open ones (HAProxy keeps one per client session,
+// http-reuse never) would carry the sticky users' next requests to a web
+// server whose php-fpm is gone. A graceful reload (the agent's restart
+// command, as drainctl restart runs it) closes the idle ones at once and
+// the busy ones after their request; the load balancer sends the next
+// request on a new connection, held until the unit is back (a request
+// sent on one as it closes is retried: retry-on empty-response
+// conn-failure). Then the requests the old processes still run are
+// waited for (at most the web wait), so none is cut by the unit's stop.
+// A reload that fails is a warning: the unit stops all the same.
+func (r *opRun) closeKeepAlive() {
+	e := r.e
+	out, err := e.d.Runner.Restart(e.ctx)
+	r.res.Restart = &out
+	if err != nil {
+		r.warn(fmt.Sprintf("graceful reload of the web server before %s stops, to close its keep-alive connections: %v; requests on them may fail while it is down", r.req.Unit, err))
+		return
+	}
+	r.publish(Event{Op: r.op, Phase: state.Draining, Message: "web server reloaded gracefully: its keep-alive connections closed before " + r.req.Unit + " stops"})
+	// The requests in flight now, on connections the reload closes after
+	// them: a short quiet (nobody new comes, the hold keeps them out).
+	// Bounded by the web wait whatever the policy says: systemd stops
+	// the unit when the hook returns.
+	p := r.policy()
+	p.Deadline, p.OnDeadline = max(e.webWait(), p.MinWait), drain.Proceed
+	gate := make(chan drain.Opening, 1)
+	gate <- drain.Opening{Quiet: 2 * p.Poll, Grace: e.webWait()}
+	if _, err := drain.WaitGated(e.ctx, e.d.Table, p, gate, e.clock, nil); err != nil && e.ctx.Err() == nil {
+		r.warn(fmt.Sprintf("the requests in flight after the reload: %v", err))
+	}
 }
 
 // releaseHold ends the hold of new connections, if any (idempotent: at
@@ -250,7 +310,7 @@ func (e *Engine) releaseLeftHold() {
 			return err
 		}
 		for _, f := range fs {
-			if f.Held {
+			if f.Held || f.HeldAll {
 				e.log.Info("releasing the hold of new connections left by the agent's last run")
 				return x.do(e.ctx, forward.Forwarder.Release, x.all()...)
 			}

@@ -227,3 +227,72 @@ func TestWebStopBusyDuringAnOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// php-fpm's restart behind the web server: out as for the web server's,
+// but new connections held whether the web server listens or not (it
+// does all along), its keep-alive connections closed by a graceful
+// reload before php-fpm stops; back after php-fpm's start, through the
+// readiness check, the hold released first.
+func TestWebRestartBehindTheWebServer(t *testing.T) {
+	r := newRig(t, nil)
+	fpm := Request{Who: "systemd", Reason: "systemctl restart php8.2-fpm by alice (pts/0)", Unit: "php8.2-fpm.service", Job: JobRestart}
+	res, err := r.e.WebStop(fpm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := calls(r); got != "withdraw,hold-all" || !r.fw.isHeld() {
+		t.Fatalf("calls %s, held %v", got, r.fw.isHeld())
+	}
+	if strings.Join(r.run.calls, ",") != "restart" || res.Restart == nil || len(res.Warnings) != 0 {
+		t.Fatalf("runner calls %v, result %+v", r.run.calls, res)
+	}
+	if st := r.e.led.get(); st.Phase != state.Held || st.Holder == nil || st.Holder.Unit != "php8.2-fpm.service" {
+		t.Fatalf("after web-stop: %+v", st)
+	}
+	// Apache's start (at boot, say) does not put php-fpm's hold back.
+	if res, err := r.e.WebStart(started("apache2.service"), nil); err != nil || r.e.Phase() != state.Held || !strings.Contains(res.Note, "nothing to put back") {
+		t.Fatalf("another unit's start: %v %+v", err, res)
+	}
+	if _, err := r.e.WebStop(fpm, nil); err != nil {
+		t.Fatal(err)
+	}
+	ready := r.ready.calls
+	res, err = r.e.WebStart(started("php8.2-fpm.service"), nil)
+	if err != nil || r.e.Phase() != state.InService || r.fw.isHeld() || r.ready.calls != ready+1 {
+		t.Fatalf("web-start: %v %+v, held %v, ready checks %d", err, res, r.fw.isHeld(), r.ready.calls)
+	}
+	if got := calls(r); !strings.HasSuffix(got, ",release,restore") {
+		t.Fatalf("calls %s", got)
+	}
+	// A server a person holds: php-fpm's restart holds everything and
+	// closes the keep-alive connections all the same (the sticky users
+	// still come through the backup entry); it stays the person's.
+	r3 := newRig(t, nil)
+	if _, err := r3.e.Enter(alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	r3.fw.mu.Lock()
+	r3.fw.calls = nil
+	r3.fw.mu.Unlock()
+	if res, err := r3.e.WebStop(fpm, nil); err != nil || !strings.Contains(res.Note, "already out of rotation") || calls(r3) != "hold-all" ||
+		strings.Join(r3.run.calls, ",") != "restart" || r3.e.led.get().Holder.Who != "alice" {
+		t.Fatalf("php-fpm's stop of a held server: %v %+v, calls %s, runner %v", err, res, calls(r3), r3.run.calls)
+	}
+	// A reload that fails is a warning: php-fpm stops all the same.
+	r2 := newRig(t, nil)
+	r2.run.restartErr = errBoom
+	res, err = r2.e.WebStop(fpm, nil)
+	if err != nil || r2.e.Phase() != state.Held || !r2.fw.isHeld() || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "keep-alive") {
+		t.Fatalf("%v %+v", err, res)
+	}
+}
+
+// Which units run behind the web server.
+func TestBehindWeb(t *testing.T) {
+	for unit, want := range map[string]bool{"php8.2-fpm.service": true, "php-fpm.service": true, "php7.4-fpm.service": true,
+		"apache2.service": false, "nginx.service": false, "php8.2-fpm.socket": false, "myphp8.2-fpm.service": false} {
+		if got := behindWeb(unit); got != want {
+			t.Errorf("behindWeb(%q) = %v, want %v", unit, got, want)
+		}
+	}
+}

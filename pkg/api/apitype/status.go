@@ -141,6 +141,9 @@ type ForwardStatus struct {
 	// Held: new connections to the service port from outside are held
 	// (dropped while nothing listens) through a web server's restart.
 	Held bool `json:"held,omitempty"`
+	// HeldAll: they are held whatever listens, through the restart of a
+	// unit behind the web server (php-fpm).
+	HeldAll bool `json:"held_all,omitempty"`
 	// Rules is how many rules drainctl has installed, Want how many a
 	// complete forward has.
 	Rules int `json:"rules"`

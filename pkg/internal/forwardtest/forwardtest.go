@@ -82,6 +82,9 @@ func (n inNS) Restore(ctx context.Context, fs ...forward.Forward) error {
 func (n inNS) Hold(ctx context.Context, fs ...forward.Forward) error {
 	return n.ns.Do(func() error { return n.f.Hold(ctx, fs...) })
 }
+func (n inNS) HoldAll(ctx context.Context, fs ...forward.Forward) error {
+	return n.ns.Do(func() error { return n.f.HoldAll(ctx, fs...) })
+}
 func (n inNS) Release(ctx context.Context, fs ...forward.Forward) error {
 	return n.ns.Do(func() error { return n.f.Release(ctx, fs...) })
 }

@@ -151,6 +151,7 @@ func TestSystemdEveryRestart(t *testing.T) {
 			origin: []string{"unattended-upgrades", "dpkg: apache2 "}},
 		{name: "5-needrestart-connect5s", connect: 5 * time.Second, prepare: needrestart.install, actLate: needrestart.reinstall, check: needrestart.check, lines: 80,
 			origin: []string{"needrestart"}},
+		phpRestart("6-php-fpm-restart-connect5s", w.Name), // last: it makes web2's page PHP's and the readiness check that page
 	}
 	connect := 2 * time.Second // the lab's
 	var all []restartFigures

@@ -425,10 +425,16 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 	}
 
 	// A php-fpm under systemd (a stand-in unit: the image has no PHP):
-	// undrained until it wants its guard; then drained, with doctor's
-	// fix as written. Its guard is stopped first, and alone (its hook
-	// sees no stop of php-fpm), or its stop would take the server out.
+	// the package's generator gives it its guard at the daemon-reload.
+	// With the generator's drop-in masked (an empty one of the same name
+	// in /etc), undrained until it wants its guard; then drained, with
+	// doctor's fix as written. Its guard is stopped first, and alone (its
+	// hook sees no stop of php-fpm), or its stop would take the server
+	// out.
 	csh(t, c, "printf '[Service]\\nExecStart=/bin/sleep infinity\\n' >/etc/systemd/system/php8.2-fpm.service && systemctl daemon-reload && systemctl start php8.2-fpm")
+	r = cdoctor(t, c, "--listen", "1s")
+	r.expect(t, nil, append(up, disabled, guarded("apache2"), guarded("php8.2-fpm"))...)
+	csh(t, c, "systemctl stop drainctl-guard@php8.2-fpm.service && mkdir -p /etc/systemd/system/php8.2-fpm.service.d && : >/etc/systemd/system/php8.2-fpm.service.d/drainctl.conf && systemctl daemon-reload")
 	r = cdoctor(t, c, "--listen", "1s")
 	r.expect(t, nil, append(up, disabled, guarded("apache2"),
 		want{id: "restarts.guard", severity: "warning", found: "php8.2-fpm.service does not want drainctl-guard@php8.2-fpm.service"})...)
