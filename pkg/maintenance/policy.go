@@ -290,6 +290,12 @@ func (r *opRun) owedRestartUnit(why string) error {
 	e, res := r.e, r.res
 	held := r.holdNew()
 	unit := r.req.Unit
+	if held && behindWeb(unit) {
+		// php-fpm: the web server listens all along (held whatever
+		// listens); its keep-alive connections are closed first, as the
+		// guard's stop does.
+		r.closeKeepAlive()
+	}
 	if err := r.step(state.Restarting, "systemctl restart "+unit, clearOwed(unit)); err != nil {
 		return err
 	}

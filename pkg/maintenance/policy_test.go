@@ -285,19 +285,22 @@ func TestOwedActionIsTheCheapest(t *testing.T) {
 		units       string // the fake systemd's actions
 		fw          string // the forwarder's calls
 		note        string
+		reload      string // the web server's commands run
 	}{
 		{"apache's binary replaced", dpkgRestart, []string{"/usr/sbin/apache2"}, nil, nil,
-			"apache2.service", "withdraw,hold,release,restore", "restart: /usr/sbin/apache2 replaced: a new process"},
+			"apache2.service", "withdraw,hold,release,restore", "restart: /usr/sbin/apache2 replaced: a new process", ""},
 		{"nginx's binary replaced", nginx, []string{"/usr/sbin/nginx"}, nil, nil,
-			"upgrade nginx.service", "withdraw,restore", "upgrade: /usr/sbin/nginx replaced: its binary upgrade, which keeps the listener"},
+			"upgrade nginx.service", "withdraw,restore", "upgrade: /usr/sbin/nginx replaced: its binary upgrade, which keeps the listener", ""},
 		{"nginx's upgrade fails", nginx, []string{"/usr/sbin/nginx"}, nil, errors.New("exit status 2"),
-			"upgrade nginx.service,nginx.service", "withdraw,hold,release,restore", "restart: /usr/sbin/nginx replaced: its binary upgrade, which keeps the listener; the binary upgrade failed"},
-		{"restart: not the agent's web server", fpm, nil, nil, nil,
-			"php8.2-fpm.service", "withdraw,hold,release,restore", "restart: not the agent's web server"},
+			"upgrade nginx.service,nginx.service", "withdraw,hold,release,restore", "restart: /usr/sbin/nginx replaced: its binary upgrade, which keeps the listener; the binary upgrade failed", ""},
+		// php-fpm: held whatever listens (the web server does), and the
+		// web server's keep-alive connections closed by its reload first.
+		{"php-fpm, behind the web server", fpm, nil, nil, nil,
+			"php8.2-fpm.service", "withdraw,hold-all,release,restore", "restart: not the agent's web server", "restart"},
 		{"files not known", dpkgRestart, nil, errors.New("no main process"), nil,
-			"apache2.service", "withdraw,hold,release,restore", "restart: whether it runs the files on disk is not known (no main process): restarted"},
+			"apache2.service", "withdraw,hold,release,restore", "restart: whether it runs the files on disk is not known (no main process): restarted", ""},
 		{"many libraries", dpkgRestart, []string{"/a.so", "/b.so", "/c.so", "/d.so", "/e.so"}, nil, nil,
-			"apache2.service", "withdraw,hold,release,restore", "restart: /a.so, /b.so, /c.so and 2 more replaced"},
+			"apache2.service", "withdraw,hold,release,restore", "restart: /a.so, /b.so, /c.so and 2 more replaced", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -318,8 +321,8 @@ func TestOwedActionIsTheCheapest(t *testing.T) {
 			if got := calls(r); got != c.fw {
 				t.Errorf("forwarder calls %s, want %s", got, c.fw)
 			}
-			if len(r.run.calls) != 0 {
-				t.Errorf("the web server's reload ran: %v", r.run.calls)
+			if got := strings.Join(r.run.calls, ","); got != c.reload {
+				t.Errorf("the web server's commands: %q, want %q", got, c.reload)
 			}
 			if e := h.entries[0]; e.Outcome != "ok" || !strings.Contains(e.Action, c.note) {
 				t.Errorf("history: %+v, want a note with %q", e, c.note)
