@@ -52,8 +52,8 @@ func mainPID(ctx context.Context, unit string) (int, error) {
 }
 
 // Process returns the files replaced under process pid, read from
-// procRoot (/proc): its executable, and every file it maps executable
-// that the kernel marks deleted. Mappings that are not files (the heap,
+// procRoot (/proc): its executable first, then every other file it maps
+// executable that the kernel marks deleted, sorted. Mappings that are not files (the heap,
 // anonymous memory, memfd, System V shared memory, devices) are not
 // replaced files.
 func Process(procRoot string, pid int) ([]string, error) {
@@ -63,9 +63,7 @@ func Process(procRoot string, pid int) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d's executable: %w", pid, err)
 	}
-	if p, ok := strings.CutSuffix(exe, deleted); ok {
-		found = append(found, p)
-	}
+	exe, exeGone := strings.CutSuffix(exe, deleted)
 	f, err := os.Open(filepath.Join(dir, "maps"))
 	if err != nil {
 		return nil, fmt.Errorf("process %d's mappings: %w", pid, err)
@@ -74,7 +72,7 @@ func Process(procRoot string, pid int) ([]string, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
-		if p, ok := replaced(sc.Text()); ok && !slices.Contains(found, p) {
+		if p, ok := replaced(sc.Text()); ok && p != exe && !slices.Contains(found, p) {
 			found = append(found, p)
 		}
 	}
@@ -82,6 +80,10 @@ func Process(procRoot string, pid int) ([]string, error) {
 		return nil, fmt.Errorf("process %d's mappings: %w", pid, err)
 	}
 	slices.Sort(found)
+	if exeGone {
+		// What a reader looks for first: the binary.
+		found = append([]string{exe}, found...)
+	}
 	return found, nil
 }
 

@@ -47,6 +47,11 @@ func TestProcess(t *testing.T) {
 			"7f1e4e000000-7f1e4e010000 r-xp 00000000 fe:01 4401 /usr/lib/x86_64-linux-gnu/libapr-1.so.0.7.2 (deleted)\n" +
 			"7f1e4e100000-7f1e4e110000 r-xp 00010000 fe:01 4401 /usr/lib/x86_64-linux-gnu/libapr-1.so.0.7.2 (deleted)\n",
 			[]string{"/usr/lib/x86_64-linux-gnu/libapr-1.so.0.7.2"}},
+		{"the binary and modules: the binary first", "/usr/sbin/apache2 (deleted)",
+			"7f1e4d400000-7f1e4d410000 r-xp 00000000 fe:01 3301 /usr/lib/apache2/modules/mod_cgid.so (deleted)\n" +
+				"55d0c8a2e000-55d0c8ad0000 r-xp 0002e000 fe:01 1314 /usr/sbin/apache2 (deleted)\n" +
+				"7f1e4d300000-7f1e4d310000 r-xp 00000000 fe:01 3302 /usr/lib/apache2/modules/mod_alias.so (deleted)\n",
+			[]string{"/usr/sbin/apache2", "/usr/lib/apache2/modules/mod_alias.so", "/usr/lib/apache2/modules/mod_cgid.so"}},
 		{"a path with a space", "/usr/sbin/apache2",
 			"7f1e4e000000-7f1e4e010000 r-xp 00000000 fe:01 4401 /opt/my lib/x.so (deleted)\n", []string{"/opt/my lib/x.so"}},
 		{"data mapped, not executable: not loaded code", "/usr/sbin/apache2",
