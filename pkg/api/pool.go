@@ -18,6 +18,7 @@ const (
 	PathPoolRelease = "/v1/pool/release" // POST apitype.PoolRequest: free a gone host's slot
 	PathPoolPause   = "/v1/pool/pause"   // POST apitype.PoolRequest: no new slot pool-wide
 	PathPoolResume  = "/v1/pool/resume"  // POST: grant slots again
+	PathPoolSet     = "/v1/pool/set"     // POST apitype.PoolRequest: the pool's max_unavailable
 )
 
 // PoolEngine is what the pool's routes drive (maintenance.Engine).
@@ -26,6 +27,7 @@ type PoolEngine interface {
 	PoolRelease(ctx context.Context, id string, force bool, who string) (string, error)
 	PoolPause(ctx context.Context, who, reason string) error
 	PoolResume(ctx context.Context, who string) error
+	PoolSet(ctx context.Context, limit, who string) (string, error)
 }
 
 func (s *Server) routePool(e PoolEngine) {
@@ -64,6 +66,9 @@ func (s *Server) routePool(e PoolEngine) {
 	s.mux.HandleFunc("POST "+PathPoolResume, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
 		return "pool resumed: slots are granted again", e.PoolResume(ctx, req.Who)
 	}))
+	s.mux.HandleFunc("POST "+PathPoolSet, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
+		return e.PoolSet(ctx, req.MaxUnavailable, req.Who)
+	}))
 }
 
 // writeError answers with err's code: the request's fault (400), busy
@@ -101,6 +106,11 @@ func (c *Client) PoolPause(ctx context.Context, reason string) (string, error) {
 // PoolResume lets the pool grant slots again.
 func (c *Client) PoolResume(ctx context.Context) (string, error) {
 	return c.poolPost(ctx, PathPoolResume, apitype.PoolRequest{})
+}
+
+// PoolSet makes limit ("N" or "P%") the pool's max_unavailable.
+func (c *Client) PoolSet(ctx context.Context, limit string) (string, error) {
+	return c.poolPost(ctx, PathPoolSet, apitype.PoolRequest{MaxUnavailable: limit})
 }
 
 func (c *Client) poolPost(ctx context.Context, path string, body apitype.PoolRequest) (string, error) {
