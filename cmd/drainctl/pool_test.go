@@ -19,6 +19,7 @@ import (
 type fakeAgent struct {
 	mu     sync.Mutex
 	status apitype.PoolStatus
+	host   apitype.Status // GET /v1/status
 	posts  []string
 }
 
@@ -32,7 +33,11 @@ func (f *fakeAgent) serve(t *testing.T) string {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if r.Method == http.MethodGet {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/status":
+			json.NewEncoder(w).Encode(f.host)
+			return
+		case r.Method == http.MethodGet:
 			json.NewEncoder(w).Encode(f.status)
 			return
 		}
@@ -90,5 +95,22 @@ func TestPoolStatusShowsTheLimit(t *testing.T) {
 	stdout, _, _ = runCLI(t, "pool", "status", "--socket", sock)
 	if !strings.Contains(stdout, "0/0 out (max_unavailable none") || !strings.Contains(stdout, "NO SLOT IS GRANTED: pool settings of layout version 2") || strings.Contains(stdout, "file says") {
 		t.Errorf("unusable settings:\n%s", stdout)
+	}
+}
+
+// drainctl status shows the pool's limit, and says when this host's file
+// says otherwise (told, not obeyed).
+func TestStatusShowsThePoolsLimit(t *testing.T) {
+	f := &fakeAgent{host: apitype.Status{State: apitype.State{Version: 1, Phase: apitype.PhaseInService},
+		Pool: &apitype.StatusPool{Name: "web", ID: "web2", MaxUnavailable: "1", ConfiguredMaxUnavailable: "3"}}}
+	sock := f.serve(t)
+	stdout, stderr, code := runCLI(t, "status", "--socket", sock)
+	if code != 0 || !strings.Contains(stdout, "pool:     web as web2, max_unavailable 1 (the pool's)") ||
+		!strings.Contains(stdout, "this host's file says max_unavailable 3, the pool's is 1: the pool's decides") {
+		t.Errorf("exit %d:\n%s%s", code, stdout, stderr)
+	}
+	f.host.Pool.ConfiguredMaxUnavailable = "1"
+	if stdout, _, _ := runCLI(t, "status", "--socket", sock); strings.Contains(stdout, "file says") {
+		t.Errorf("the same limit said to differ:\n%s", stdout)
 	}
 }

@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -41,11 +43,8 @@ func (s *Server) routePool(e PoolEngine) {
 	})
 	post := func(f func(ctx context.Context, req apitype.PoolRequest) (string, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			var req apitype.PoolRequest
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, badBody(err))
+			req, ok := readPoolRequest(w, r)
+			if !ok {
 				return
 			}
 			req.Who = caller(r, req.Who)
@@ -69,6 +68,25 @@ func (s *Server) routePool(e PoolEngine) {
 	s.mux.HandleFunc("POST "+PathPoolSet, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
 		return e.PoolSet(ctx, req.MaxUnavailable, req.Who)
 	}))
+}
+
+// readPoolRequest reads a pool route's body as readRequest reads an
+// operation's: within bodyTimeout, one JSON object of known fields and
+// nothing after it; or it answers 400 and says so.
+func readPoolRequest(w http.ResponseWriter, r *http.Request) (apitype.PoolRequest, bool) {
+	var req apitype.PoolRequest
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, badBody(err))
+		return req, false
+	}
+	return req, true
 }
 
 // writeError answers with err's code: the request's fault (400), busy

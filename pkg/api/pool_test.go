@@ -69,6 +69,16 @@ func TestPoolSetRoute(t *testing.T) {
 	if !errors.As(err, &werr) || werr.Code != apitype.CodeBadRequest || len(e.set) != 1 {
 		t.Fatalf("an unknown field: %v (engine got %v)", err, e.set)
 	}
+	for _, body := range []string{`{"max_unavailable":"2"} {"max_unavailable":"9"}`, `{"max_unavailable":`, `[]`} {
+		resp, err := c.http().Post("http://drainctl"+PathPoolSet, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || len(e.set) != 1 {
+			t.Errorf("body %s: %s (engine got %v)", body, resp.Status, e.set)
+		}
+	}
 	ps, err := c.PoolStatus(ctx)
 	if err != nil || ps.MaxUnavailable != "1" || ps.ConfiguredMaxUnavailable != "3" || PoolLimitDiffers(ps) == "" {
 		t.Fatalf("pool status: %+v %v", ps, err)
