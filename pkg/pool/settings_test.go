@@ -218,3 +218,57 @@ func TestMalformedSettingsFailClosed(t *testing.T) {
 		t.Fatalf("the waiter once the settings were mended: %v", err)
 	}
 }
+
+// WatchSettings seeds a pool without settings, then tells each change:
+// a SetLimit, settings that cannot be read, and a deleted key seeded
+// again at once (the pool must not stay without settings).
+func TestWatchSettings(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 60*time.Second)
+	a, b := open(t, c, "web", "a", "2"), open(t, c, "web", "b", "3")
+	var seeds atomic.Int32
+	a.OnSeed(func(Settings) { seeds.Add(1) })
+	var mu sync.Mutex
+	var seen []string
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.WatchSettings(wctx, func(s *Settings, why string) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case s != nil:
+				seen = append(seen, s.MaxUnavailable.String()+" "+s.By)
+			default:
+				seen = append(seen, "unreadable: "+why)
+			}
+		})
+	}()
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) == 0 {
+			return ""
+		}
+		return seen[len(seen)-1]
+	}
+	waitFor(t, "the seed", func() bool { return last() == "2 seeded by a" })
+	if _, err := b.SetLimit(ctx, MustLimit("25%"), "root"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the change", func() bool { return last() == "25% root" })
+	if _, err := b.cli.Put(ctx, "/drainctl/pools/web/settings", "{"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "unreadable settings", func() bool { return strings.HasPrefix(last(), "unreadable: pool settings") })
+	if s, why := a.Settings(); s != nil || why == "" {
+		t.Errorf("a's last read: %+v %q", s, why)
+	}
+	if _, err := b.cli.Delete(ctx, "/drainctl/pools/web/settings"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "seeded again", func() bool { return last() == "2 seeded by a" && seeds.Load() == 2 })
+	stop()
+	<-done
+}
