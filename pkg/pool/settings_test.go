@@ -163,6 +163,27 @@ func TestGrantComparesSettings(t *testing.T) {
 	if err := <-bch; err != nil {
 		t.Fatal(err)
 	}
+
+	// Settings deleted between the decision and the grant: no limit to
+	// grant on, the grant fails, and the host seeds the pool again
+	// before it decides.
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raced.Store(0)
+	beforeGrant = func() {
+		if raced.Add(1) == 1 {
+			if _, err := admin.cli.Delete(context.Background(), "/drainctl/pools/web/settings"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if _, err := b.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.Status(ctx); err != nil || st.Settings == nil || st.Settings.By != "seeded by b" || raced.Load() < 2 {
+		t.Fatalf("granted with the settings deleted under the decision: settings %+v (%v), %d grants tried", st.Settings, err, raced.Load())
+	}
 }
 
 // Settings that cannot be read, or of a layout this drainctl does not

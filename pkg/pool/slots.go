@@ -195,8 +195,9 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 }
 
 // grant takes the slot if neither the holders, the pause nor the pool's
-// settings changed since rev, the revision the decision was made on;
-// false means they did (a limit lowered meanwhile is then obeyed). A
+// settings changed (or went) since rev, the revision the decision was
+// made on; false means they did (a limit lowered meanwhile is then
+// obeyed). A
 // grant whose answer did not come (a timeout, a connection lost) may
 // have committed: it finds out (findOut) before it says.
 func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
@@ -209,6 +210,7 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(p.settingsKey()), "<", rev+1),
+			clientv3.Compare(clientv3.CreateRevision(p.settingsKey()), ">", 0), // not deleted since
 		).Then(
 			clientv3.OpPut(p.key("holders", c.ID), string(v)),
 			clientv3.OpDelete(p.key("waiters", c.ID)),
