@@ -132,8 +132,8 @@ func (e *Engine) FollowPoolSettings(ctx context.Context) {
 	}
 	p.OnSeed(func(s pool.Settings) {
 		start := e.clock.Now()
-		e.recordAdmin(history.Entry{Op: "pool-seed", Who: s.By, Start: start,
-			Reason: fmt.Sprintf("the pool had no settings: max_unavailable %s from this host's configuration", s.MaxUnavailable)}, false)
+		e.recordAdmin(history.Entry{Op: "pool-seed", Who: "drainctl", Start: start,
+			Reason: fmt.Sprintf("the pool had no settings: this host seeded them, max_unavailable %s from its configuration", s.MaxUnavailable)}, false)
 	})
 	var last string
 	p.WatchSettings(ctx, func(s *pool.Settings, why string) {

@@ -164,7 +164,7 @@ func TestFollowPoolSettings(t *testing.T) {
 	}}
 	r, h, logs := poolAdminRig(t, p)
 	r.e.FollowPoolSettings(context.Background())
-	if len(h.entries) != 1 || h.entries[0].Op != "pool-seed" || h.entries[0].Who != "seeded by web1" || !strings.Contains(h.entries[0].Reason, "max_unavailable 3 from this host's configuration") {
+	if len(h.entries) != 1 || h.entries[0].Op != "pool-seed" || h.entries[0].Who != "drainctl" || !strings.Contains(h.entries[0].Reason, "this host seeded them, max_unavailable 3 from its configuration") {
 		t.Errorf("history %+v", h.entries)
 	}
 	out := logs.String()
