@@ -11,6 +11,7 @@ import (
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
+	"github.com/drainctl/drainctl/pkg/pool"
 )
 
 // poolCommand sees and mends the pool this host is in. It asks the
@@ -19,11 +20,13 @@ import (
 func poolCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pool",
-		Usage: "the pool of app servers this host is in: who is out, who waits; free, pause, resume",
+		Usage: "the pool of app servers this host is in: who is out, who waits; free, pause, resume, set its limit",
 		Description: "With a pool (pool: in the config file, or the agent's --pool-etcd), every\n" +
 			"operation that takes the server out first takes one of max_unavailable\n" +
 			"slots on etcd, and gives it back once the load balancers see the server\n" +
-			"back. A held slot is the host's: it survives an agent restart and a reboot.",
+			"back. A held slot is the host's: it survives an agent restart and a reboot.\n" +
+			"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
+			"new pool (the first agent's wins); drainctl pool set changes it.",
 		Subcommands: []*cli.Command{
 			{
 				Name:   "status",
@@ -53,6 +56,20 @@ func poolCommand() *cli.Command {
 				Flags:  []cli.Flag{socketFlag()},
 				Action: runPoolResume,
 			},
+			{
+				Name:      "set",
+				Usage:     "set the pool's max_unavailable, for every member whatever its file says (recorded in the history)",
+				ArgsUsage: "max-unavailable N|P%",
+				Description: "The pool's limit lives on etcd with the pool: every member's grants obey it.\n" +
+					"A host's max_unavailable (pool.max_unavailable, --pool-max-unavailable)\n" +
+					"only seeds a pool that has none; a host whose file says otherwise is told\n" +
+					"(status, pool status, doctor, the agent's log), never obeyed. A grant\n" +
+					"decided on the old limit and not yet committed decides again: a lowered\n" +
+					"limit is never exceeded. N is a count (at least 1), P% a percentage of\n" +
+					"the pool's members (rounded down, at least one server).",
+				Flags:  []cli.Flag{socketFlag()},
+				Action: runPoolSet,
+			},
 		},
 	}
 }
@@ -75,8 +92,27 @@ func runPoolStatus(c *cli.Context) error {
 // printPool shows the pool for people: a summary line, the holders, the
 // line, the members.
 func printPool(ps apitype.PoolStatus, now time.Time) {
-	fmt.Printf("pool %s: %d/%d out (max_unavailable %s, %d members); this host: %s\n",
-		safeLine(ps.Name), len(ps.Holders), ps.Allowed, ps.MaxUnavailable, api.PoolSize(ps), safeLine(ps.ID))
+	limit := ps.MaxUnavailable
+	if limit == "" {
+		limit = "none"
+	}
+	fmt.Printf("pool %s: %d/%d out (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
+		safeLine(ps.Name), len(ps.Holders), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
+	switch {
+	case ps.SettingsError != "":
+		fmt.Printf("NO SLOT IS GRANTED: %s (drainctl pool set max-unavailable N rewrites them)\n", safeLine(ps.SettingsError))
+	case ps.Settings == nil:
+		fmt.Printf("the pool has no settings yet: the first agent to ask seeds them with its max_unavailable (this host's: %s)\n", safeLine(ps.ConfiguredMaxUnavailable))
+	default:
+		by := ps.Settings.By
+		if !strings.HasPrefix(by, "seeded by ") {
+			by = "set by " + by
+		}
+		fmt.Printf("max_unavailable %s: %s, %s ago\n", safeLine(ps.Settings.MaxUnavailable), safeLine(by), ago(now, ps.Settings.Since))
+	}
+	if d := api.PoolLimitDiffers(ps); d != "" {
+		fmt.Println(safeLine(d))
+	}
 	if p := ps.Paused; p != nil {
 		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
 	}
@@ -146,6 +182,16 @@ func runPoolResume(c *cli.Context) error {
 		return err
 	}
 	return printNote(client(c).PoolResume(c.Context))
+}
+
+func runPoolSet(c *cli.Context) error {
+	if c.NArg() != 2 || (c.Args().First() != "max-unavailable" && c.Args().First() != "max_unavailable") {
+		return usagef("pool set: give max-unavailable N (a count) or max-unavailable P%% (a percentage of the members)")
+	}
+	if _, err := pool.ParseLimit(c.Args().Get(1)); err != nil {
+		return usagef("pool set: %v", err)
+	}
+	return printNote(client(c).PoolSet(c.Context, c.Args().Get(1)))
 }
 
 // printNote prints the agent's note on a pool change, or returns its error.

@@ -138,7 +138,11 @@ func showPool(st apitype.Status) {
 		fmt.Println("pool:     none: this host decides alone (pool: in the config file coordinates a pool on etcd)")
 		return
 	}
-	fmt.Printf("pool:     %s as %s, max_unavailable %s", safeLine(p.Name), safeLine(p.ID), p.MaxUnavailable)
+	limit := safeLine(p.MaxUnavailable) + " (the pool's)"
+	if p.MaxUnavailable == "" {
+		limit = "not read yet (configured " + safeLine(p.ConfiguredMaxUnavailable) + ")"
+	}
+	fmt.Printf("pool:     %s as %s, max_unavailable %s", safeLine(p.Name), safeLine(p.ID), limit)
 	if sl := st.State.Slot; sl != nil {
 		fmt.Printf("; holds a slot since %s (%s)", sl.Since.Local().Format(time.DateTime), sl.Op)
 		if sl.Release {
@@ -146,6 +150,9 @@ func showPool(st apitype.Status) {
 		}
 	}
 	fmt.Println()
+	if d := api.PoolLimitDiffers(apitype.PoolStatus{MaxUnavailable: p.MaxUnavailable, ConfiguredMaxUnavailable: p.ConfiguredMaxUnavailable}); d != "" {
+		fmt.Println("          " + safeLine(d))
+	}
 }
 
 // showOwed shows a package's restart deferred by drainctl's policy-rc.d:

@@ -48,7 +48,7 @@ func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, 
 	deps.Slots, deps.Pool, deps.PoolWait = p, p, s.Pool.Wait
 	go p.Register(ctx, 30*time.Second)
 	met.WatchPool(poolMetrics{src, p}, s.Pool.Name)
-	log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
+	log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "configured_max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
 	return func() { p.Close() }, nil
 }
 
@@ -126,6 +126,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	// start, as after a kill -9.
 	eng := maintenance.New(ctx, deps)
 	src.Engine = eng
+	go eng.FollowPoolSettings(ctx)
 	note, err := eng.Resume()
 	if err != nil {
 		return fmt.Errorf("resume from %s: %w", store.Path(), err)

@@ -180,12 +180,17 @@ func PoolStatusOf(ps maintenance.PoolStatus) apitype.PoolStatus {
 		Waiters: sliceOf(ps.Waiters, func(w pool.Waiter) apitype.Waiter {
 			return apitype.Waiter{ID: w.ID, Op: w.Op, Since: w.Since}
 		}),
-		Paused:         ptrOf(ps.Paused, func(p pool.Pause) apitype.Pause { return apitype.Pause(p) }),
-		Malformed:      sliceOf(ps.Malformed, func(m pool.Malformed) apitype.MalformedKey { return apitype.MalformedKey(m) }),
-		ID:             ps.ID,
-		MaxUnavailable: ps.MaxUnavailable,
-		Allowed:        ps.Allowed,
-		Slot:           ptrOf(ps.Slot, slotOf),
+		Paused:    ptrOf(ps.Paused, func(p pool.Pause) apitype.Pause { return apitype.Pause(p) }),
+		Malformed: sliceOf(ps.Malformed, func(m pool.Malformed) apitype.MalformedKey { return apitype.MalformedKey(m) }),
+		Settings: ptrOf(ps.Settings, func(s pool.Settings) apitype.PoolSettings {
+			return apitype.PoolSettings{Version: s.Version, MaxUnavailable: s.MaxUnavailable.String(), By: s.By, Since: s.Since}
+		}),
+		SettingsError:            ps.SettingsError,
+		ID:                       ps.ID,
+		MaxUnavailable:           ps.MaxUnavailable,
+		ConfiguredMaxUnavailable: ps.ConfiguredMaxUnavailable,
+		Allowed:                  ps.Allowed,
+		Slot:                     ptrOf(ps.Slot, slotOf),
 	}
 }
 
@@ -249,4 +254,11 @@ func ptrOf[E, T any](p *E, f func(E) T) *T {
 	}
 	v := f(*p)
 	return &v
+}
+
+// PoolLimitDiffers says how this host's configured max_unavailable
+// differs from the pool's, which decides ("" when they agree, or the
+// pool's is not known), by maintenance.LimitDiffers' rule.
+func PoolLimitDiffers(ps apitype.PoolStatus) string {
+	return maintenance.LimitDiffers(ps.MaxUnavailable, ps.ConfiguredMaxUnavailable)
 }

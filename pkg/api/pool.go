@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"time"
 
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -18,6 +20,7 @@ const (
 	PathPoolRelease = "/v1/pool/release" // POST apitype.PoolRequest: free a gone host's slot
 	PathPoolPause   = "/v1/pool/pause"   // POST apitype.PoolRequest: no new slot pool-wide
 	PathPoolResume  = "/v1/pool/resume"  // POST: grant slots again
+	PathPoolSet     = "/v1/pool/set"     // POST apitype.PoolRequest: the pool's max_unavailable
 )
 
 // PoolEngine is what the pool's routes drive (maintenance.Engine).
@@ -26,6 +29,7 @@ type PoolEngine interface {
 	PoolRelease(ctx context.Context, id string, force bool, who string) (string, error)
 	PoolPause(ctx context.Context, who, reason string) error
 	PoolResume(ctx context.Context, who string) error
+	PoolSet(ctx context.Context, limit, who string) (string, error)
 }
 
 func (s *Server) routePool(e PoolEngine) {
@@ -39,11 +43,8 @@ func (s *Server) routePool(e PoolEngine) {
 	})
 	post := func(f func(ctx context.Context, req apitype.PoolRequest) (string, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			var req apitype.PoolRequest
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, badBody(err))
+			req, ok := readPoolRequest(w, r)
+			if !ok {
 				return
 			}
 			req.Who = caller(r, req.Who)
@@ -64,6 +65,28 @@ func (s *Server) routePool(e PoolEngine) {
 	s.mux.HandleFunc("POST "+PathPoolResume, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
 		return "pool resumed: slots are granted again", e.PoolResume(ctx, req.Who)
 	}))
+	s.mux.HandleFunc("POST "+PathPoolSet, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
+		return e.PoolSet(ctx, req.MaxUnavailable, req.Who)
+	}))
+}
+
+// readPoolRequest reads a pool route's body as readRequest reads an
+// operation's: within bodyTimeout, one JSON object of known fields and
+// nothing after it; or it answers 400 and says so.
+func readPoolRequest(w http.ResponseWriter, r *http.Request) (apitype.PoolRequest, bool) {
+	var req apitype.PoolRequest
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("more than one JSON value")
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, badBody(err))
+		return req, false
+	}
+	return req, true
 }
 
 // writeError answers with err's code: the request's fault (400), busy
@@ -101,6 +124,11 @@ func (c *Client) PoolPause(ctx context.Context, reason string) (string, error) {
 // PoolResume lets the pool grant slots again.
 func (c *Client) PoolResume(ctx context.Context) (string, error) {
 	return c.poolPost(ctx, PathPoolResume, apitype.PoolRequest{})
+}
+
+// PoolSet makes limit ("N" or "P%") the pool's max_unavailable.
+func (c *Client) PoolSet(ctx context.Context, limit string) (string, error) {
+	return c.poolPost(ctx, PathPoolSet, apitype.PoolRequest{MaxUnavailable: limit})
 }
 
 func (c *Client) poolPost(ctx context.Context, path string, body apitype.PoolRequest) (string, error) {

@@ -270,8 +270,22 @@ func judgePool(f Facts) []Finding {
 		}
 		member = member || m.ID == ps.ID
 	}
-	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), max_unavailable %s allows %d out; %d out now, %d waiting; this host is %s",
-		ps.Name, len(ps.Members), live, ps.MaxUnavailable, ps.Allowed, len(ps.Holders), len(ps.Waiters), ps.ID)))
+	limit := "the pool's max_unavailable " + ps.MaxUnavailable
+	if ps.MaxUnavailable == "" {
+		limit = "no readable settings yet (this host's max_unavailable " + ps.ConfiguredMaxUnavailable + " seeds a new pool)"
+	}
+	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), %s allows %d out; %d out now, %d waiting; this host is %s",
+		ps.Name, len(ps.Members), live, limit, ps.Allowed, len(ps.Holders), len(ps.Waiters), ps.ID)))
+	switch d := api.PoolLimitDiffers(*ps); {
+	case ps.SettingsError != "":
+		out = append(out, fail(AreaPool, "pool.settings", "the pool's settings cannot be used: "+ps.SettingsError,
+			"no slot is granted to any member: every operation that takes a server out waits --pool-wait, then exits 11",
+			"drainctl pool set max-unavailable N rewrites them (settings of a newer layout: set them with the newer drainctl, or upgrade this one)"))
+	case d != "":
+		out = append(out, warn(AreaPool, "pool.limit-differs", d,
+			"this host obeys the pool's limit, not its file's: the file misleads whoever reads it",
+			"make pool.max_unavailable in the config file say "+ps.MaxUnavailable+", or drainctl pool set max-unavailable "+ps.ConfiguredMaxUnavailable+" if the file is right"))
+	}
 	if !member && f.agentUp() { // a stopped agent is no member: agent.down says so
 		out = append(out, warn(AreaPool, "pool.not-member", fmt.Sprintf("this host (%s) is not among the pool's members", ps.ID),
 			"the pool does not count it: a percentage limit is computed without it", "check that the agent registered (its log), and pool.id"))

@@ -192,6 +192,15 @@ func TestEachRule(t *testing.T) {
 			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web9", MaxUnavailable: "1", Allowed: 1,
 				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}
 		}, "pool.not-member", Warning, "web9"},
+		{"host's limit differs from the pool's", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", ConfiguredMaxUnavailable: "3", Allowed: 1,
+				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}
+		}, "pool.limit-differs", Warning, "this host's file says max_unavailable 3, the pool's is 1: the pool's decides"},
+		{"pool settings of an unknown layout", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", ConfiguredMaxUnavailable: "3",
+				SettingsError: "pool settings of layout version 2, this drainctl knows 1 only",
+				Name:          "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}
+		}, "pool.settings", Fail, "cannot be used: pool settings of layout version 2"},
 		{"reboot required", func(f *Facts) {
 			f.Reboot.Need = bootinfo.Need{Required: true, Reasons: []string{"linux-image-6.1.0-28-amd64"}}
 		}, "reboot.required", Warning, "linux-image"},

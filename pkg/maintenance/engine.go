@@ -154,7 +154,10 @@ func (e *Engine) status(fs []forward.Status) Status {
 		s.HealthChecks = hc
 	}
 	if p := e.d.Pool; p != nil {
-		s.Pool = &StatusPool{Name: e.d.Slots.Name(), ID: p.ID(), MaxUnavailable: p.Limit().String()}
+		s.Pool = &StatusPool{Name: e.d.Slots.Name(), ID: p.ID(), ConfiguredMaxUnavailable: p.Limit().String()}
+		if ps, _ := p.Settings(); ps != nil {
+			s.Pool.MaxUnavailable = ps.MaxUnavailable.String()
+		}
 	}
 	return s
 }

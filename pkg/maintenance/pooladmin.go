@@ -1,7 +1,8 @@
 package maintenance
 
 // Seeing and mending the pool from this host: its members, holders and
-// waiters, freeing the slot of a host that is gone, pausing the pool.
+// waiters, freeing the slot of a host that is gone, pausing the pool,
+// setting the pool's limit.
 
 import (
 	"context"
@@ -20,7 +21,16 @@ type PoolAdmin interface {
 	ReleaseFor(ctx context.Context, id string, force bool) (*pool.Claim, error)
 	Pause(ctx context.Context, p pool.Pause) error
 	Resume(ctx context.Context) error
+	SetLimit(ctx context.Context, l pool.Limit, by string) (*pool.Settings, error)
+	// Settings are the pool's as last read, without a request.
+	Settings() (*pool.Settings, string)
+	// WatchSettings seeds a pool without settings, then tells f of them
+	// and of each change until ctx ends.
+	WatchSettings(ctx context.Context, f func(*pool.Settings, string))
+	// OnSeed is told when this host seeds the pool's settings.
+	OnSeed(f func(pool.Settings))
 	ID() string
+	// Limit is this host's configured limit: it only seeds the pool's.
 	Limit() pool.Limit
 }
 
@@ -28,11 +38,15 @@ type PoolAdmin interface {
 // this host's view of it.
 type PoolStatus struct {
 	pool.State
-	// ID is this host in the pool; MaxUnavailable its limit, and
-	// Allowed the slots it allows for the pool's size now.
-	ID             string `json:"id"`
-	MaxUnavailable string `json:"max_unavailable"`
-	Allowed        int    `json:"allowed"`
+	// ID is this host in the pool. MaxUnavailable is the pool's limit,
+	// which decides ("" while the pool has no settings it can read), and
+	// Allowed the slots it allows for the pool's size now (0: none
+	// granted). ConfiguredMaxUnavailable is this host's file's: it only
+	// seeds a pool that has no settings.
+	ID                       string `json:"id"`
+	MaxUnavailable           string `json:"max_unavailable"`
+	ConfiguredMaxUnavailable string `json:"configured_max_unavailable"`
+	Allowed                  int    `json:"allowed"`
 	// Slot is the slot this host's state says it holds, with a pending
 	// release.
 	Slot *state.Slot `json:"slot,omitempty"`
@@ -58,8 +72,97 @@ func ReadPool(ctx context.Context, p PoolAdmin, slot *state.Slot) (PoolStatus, e
 	if err != nil {
 		return PoolStatus{}, poolErr(err)
 	}
-	return PoolStatus{State: st, ID: p.ID(), MaxUnavailable: p.Limit().String(),
-		Allowed: p.Limit().Allowed(st.Size()), Slot: slot}, nil
+	ps := PoolStatus{State: st, ID: p.ID(), ConfiguredMaxUnavailable: p.Limit().String(), Allowed: st.Allowed(), Slot: slot}
+	if st.Settings != nil {
+		ps.MaxUnavailable = st.Settings.MaxUnavailable.String()
+	}
+	return ps, nil
+}
+
+// LimitDiffers says how this host's configured limit differs from the
+// pool's, which decides ("" when they agree or the pool's is not known).
+func LimitDiffers(pools, configured string) string {
+	if pools == "" || configured == "" || pools == configured {
+		return ""
+	}
+	return fmt.Sprintf("this host's file says max_unavailable %s, the pool's is %s: the pool's decides (drainctl pool set max-unavailable changes it; the file only seeds a new pool)", configured, pools)
+}
+
+// PoolSet makes limit (N or P%) the pool's max_unavailable, for every
+// member whatever its file says, and records it in the history.
+func (e *Engine) PoolSet(ctx context.Context, limit, who string) (string, error) {
+	p, err := e.pool()
+	if err != nil {
+		return "", err
+	}
+	l, err := pool.ParseLimit(limit)
+	if err != nil {
+		return "", fail(CodeBadRequest, "", "pool set: %v", err)
+	}
+	start := e.clock.Now()
+	prev, err := p.SetLimit(ctx, l, who)
+	if errors.Is(err, pool.ErrNewerLayout) {
+		return "", fail(CodeBadRequest, "", "%v", err)
+	}
+	if err != nil {
+		return "", poolErr(err)
+	}
+	was := "the pool had no readable settings"
+	if prev != nil {
+		was = "was " + prev.MaxUnavailable.String()
+	}
+	note := fmt.Sprintf("max_unavailable %s (%s): every member's grants obey it, whatever its file says", l, was)
+	e.recordAdmin(history.Entry{Op: "pool-set", Who: who, Reason: note, Start: start}, false)
+	if d := LimitDiffers(l.String(), p.Limit().String()); d != "" {
+		note += "; " + d
+	}
+	return note, nil
+}
+
+// FollowPoolSettings seeds the pool's settings with this host's limit
+// if the pool has none (recorded in the log and the history when this
+// host is the seeder), then follows them until ctx ends: it warns, at
+// start and at each change, when this host's file says otherwise (told,
+// never obeyed), and when the pool's settings cannot be read (nothing is
+// granted). The agent runs it.
+func (e *Engine) FollowPoolSettings(ctx context.Context) {
+	p := e.d.Pool
+	if p == nil {
+		return
+	}
+	p.OnSeed(func(s pool.Settings) {
+		start := e.clock.Now()
+		e.recordAdmin(history.Entry{Op: "pool-seed", Who: "drainctl", Start: start,
+			Reason: fmt.Sprintf("the pool had no settings: this host seeded them, max_unavailable %s from its configuration", s.MaxUnavailable)}, false)
+	})
+	var last string
+	p.WatchSettings(ctx, func(s *pool.Settings, why string) {
+		now := ""
+		switch {
+		case why != "":
+			now = "unreadable: " + why
+		case s != nil:
+			now = s.MaxUnavailable.String()
+		}
+		if now == last {
+			return
+		}
+		first := last == ""
+		last = now
+		switch {
+		case why != "":
+			e.log.Error("the pool's settings cannot be used: no slot is granted until they are mended (drainctl pool set max-unavailable)", "why", why)
+		case s == nil:
+			return // deleted: seeded again at once
+		case !first:
+			e.log.Info("the pool's max_unavailable changed", "max_unavailable", now, "by", s.By)
+		}
+		if s != nil {
+			if d := LimitDiffers(now, p.Limit().String()); d != "" {
+				e.log.Warn(d, "pool_max_unavailable", now, "configured_max_unavailable", p.Limit().String())
+			}
+		}
+	})
 }
 
 // PoolRelease frees the slot of host id, one that is gone for good (a

@@ -24,7 +24,9 @@ var (
 	descSlotsHeld = prometheus.NewDesc("drainctl_pool_slots_held",
 		"Servers of the pool holding a slot (out of rotation, or on their way back).", []string{"pool"}, nil)
 	descSlotsAllowed = prometheus.NewDesc("drainctl_pool_slots_allowed",
-		"Slots this host's max_unavailable allows for the pool's size now.", []string{"pool"}, nil)
+		"Slots the pool's max_unavailable (its own, on etcd) allows for the pool's size now: 0 while its settings cannot be read (nothing is granted).", []string{"pool"}, nil)
+	descLimitMismatch = prometheus.NewDesc("drainctl_pool_limit_mismatch",
+		"1 when this host's configured max_unavailable differs from the pool's (which decides; the file only seeds a new pool).", []string{"pool"}, nil)
 	descMembers = prometheus.NewDesc("drainctl_pool_members",
 		"The pool's members by state: live (its agent's lease is current) or gone.", []string{"pool", "state"}, nil)
 	descWaiting = prometheus.NewDesc("drainctl_pool_waiting",
@@ -45,7 +47,7 @@ type poolScraper struct {
 }
 
 func (p poolScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descMembers, descWaiting, descPaused, descMalformed, descPoolUp, descEtcdErrors} {
+	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descLimitMismatch, descMembers, descWaiting, descPaused, descMalformed, descPoolUp, descEtcdErrors} {
 		ch <- d
 	}
 }
@@ -65,14 +67,17 @@ func (p poolScraper) Collect(ch chan<- prometheus.Metric) {
 				gone++
 			}
 		}
-		paused := 0.0
+		paused, mismatch := 0.0, 0.0
 		if st.Paused != nil {
 			paused = 1
+		}
+		if maintenance.LimitDiffers(st.MaxUnavailable, st.ConfiguredMaxUnavailable) != "" {
+			mismatch = 1
 		}
 		for _, m := range []struct {
 			d *prometheus.Desc
 			v float64
-		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}, {descMalformed, float64(len(st.Malformed))}} {
+		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descLimitMismatch, mismatch}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}, {descMalformed, float64(len(st.Malformed))}} {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, m.v, p.name)
 		}
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, live, p.name, "live")

@@ -14,10 +14,15 @@
 //	seen/ID      when that agent last said it was alive (no lease), so a
 //	             member that is gone is shown with the time it went.
 //	paused       present while the pool is paused: no slot is granted.
+//	settings     the pool's own settings (Settings: its max_unavailable,
+//	             a layout version), seeded by the first agent from its
+//	             configuration. Unreadable, or of a layout this drainctl
+//	             does not know: no slot is granted.
 //
-// A slot is granted by one transaction that holds only if no holder key
-// and no pause changed since the state it decided on was read, so two
-// hosts can never both take the last slot. Each pool has its own keys:
+// A slot is granted by one transaction that holds only if no holder key,
+// no pause and not the pool's settings changed since the state it
+// decided on was read, so two hosts can never both take the last slot,
+// and a limit lowered meanwhile is never exceeded. Each pool has its own keys:
 // pools sharing one etcd never block each other.
 package pool
 
@@ -87,7 +92,7 @@ type Pool struct {
 	cfg    Config
 	cli    *clientv3.Client
 	prefix string
-	mu     sync.Mutex // guards session
+	mu     sync.Mutex // guards session, onSeed, last and lastErr
 	// errs counts etcd failures by kind, for the metrics. Its own lock:
 	// failures are counted while mu is held (making the lease).
 	emu  sync.Mutex
@@ -95,6 +100,11 @@ type Pool struct {
 	// session is the lease of this agent's member and waiter keys, made
 	// on first use and made again if it expired (etcd was away too long).
 	session *concurrency.Session
+	// onSeed is told when this host seeds the pool's settings.
+	onSeed func(Settings)
+	// last is the pool's settings as last read (lastErr: why unreadable).
+	last    *Settings
+	lastErr string
 }
 
 // Open connects to etcd. It does not wait for etcd to answer: a pool
@@ -170,7 +180,8 @@ func (p *Pool) Name() string { return p.cfg.Name }
 // ID is this host's id in the pool.
 func (p *Pool) ID() string { return p.cfg.ID }
 
-// Limit is the max_unavailable this host asks with.
+// Limit is the max_unavailable this host is configured with: it only
+// seeds a pool without settings; the pool's own (Settings) decides.
 func (p *Pool) Limit() Limit { return p.cfg.Limit }
 
 func (p *Pool) key(kind, id string) string { return p.prefix + kind + "/" + id }

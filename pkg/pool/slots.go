@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,6 +20,10 @@ type Wait struct {
 	Holders []Claim `json:"holders"`
 	Ahead   int     `json:"ahead"`
 	Paused  *Pause  `json:"paused,omitempty"`
+	// Refused says why no slot is granted whatever the count: the
+	// pool's settings cannot be read, or are of a layout this drainctl
+	// does not know.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Text is one line for a terminal: "pool web: 1/1 out — web3, kernel
@@ -45,6 +50,9 @@ func (w Wait) Text(now time.Time) string {
 	if w.Ahead > 0 {
 		fmt.Fprintf(&b, "; %d waiting ahead", w.Ahead)
 	}
+	if w.Refused != "" {
+		b.WriteString("; no slot is granted: " + w.Refused)
+	}
 	if w.Paused != nil {
 		b.WriteString("; paused")
 		if w.Paused.By != "" {
@@ -60,7 +68,9 @@ func (w Wait) Text(now time.Time) string {
 // Acquire takes a slot for c.ID, waiting in line while the pool is full
 // or paused; wait, if not nil, is called each time what it waits for
 // changes. A host that holds its slot already gets it back at once
-// (after a restart or a reboot). It returns the claim held, or an error:
+// (after a restart or a reboot). The limit is the pool's (Settings), read
+// with the rest of the state; a pool without settings is seeded first
+// with this host's. It returns the claim held, or an error:
 // ctx's (the waiter's place is given up), or ErrUnavailable (nothing was
 // taken). Idempotent.
 func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, error) {
@@ -79,14 +89,14 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 	var last string
 	fast := true
 	for {
-		st, err := p.read(ctx)
+		st, err := p.readSeeded(ctx)
 		if err != nil {
 			return Claim{}, err
 		}
 		if h := st.holder(c.ID); h != nil {
 			return *h, nil
 		}
-		allowed := p.cfg.Limit.Allowed(st.Size())
+		allowed := st.Allowed()
 		if fast {
 			fast = false
 			// Another host won it, or none was free: queue.
@@ -101,7 +111,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			queued = true
 			continue // read again: the line now has this host in it
 		}
-		w := Wait{Pool: p.cfg.Name, Allowed: allowed, Holders: st.Holders, Paused: st.Paused}
+		w := Wait{Pool: p.cfg.Name, Allowed: allowed, Holders: st.Holders, Paused: st.Paused, Refused: st.SettingsError}
 		w.Ahead = slices.IndexFunc(st.Waiters, func(x Waiter) bool { return x.ID == c.ID })
 		if w.Ahead < 0 {
 			// Our waiter key is gone: the lease expired while etcd was
@@ -109,7 +119,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			queued = false
 			continue
 		}
-		if st.Paused == nil && w.Ahead < w.Allowed-len(st.Holders) {
+		if st.Paused == nil && st.SettingsError == "" && w.Ahead < w.Allowed-len(st.Holders) {
 			ok, err := p.grant(ctx, st.Revision, c)
 			if err != nil {
 				return Claim{}, err
@@ -121,8 +131,28 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			continue // someone else changed the holders: decide again
 		}
 		last = show(wait, w, last)
-		if err := p.waitTurn(ctx, st, turn{ahead: w.Ahead, holders: len(st.Holders), allowed: allowed, rev: st.Waiters[w.Ahead].rev}); err != nil {
+		if err := p.waitTurn(ctx, st, turn{ahead: w.Ahead, holders: len(st.Holders), allowed: allowed, rev: st.Waiters[w.Ahead].rev,
+			percent: st.percent()}); err != nil {
 			return Claim{}, err
+		}
+	}
+}
+
+// readSeeded reads the pool, seeding its settings first with this
+// host's limit if it has none (if no other host's did first): every
+// decision is made on the pool's own limit.
+func (p *Pool) readSeeded(ctx context.Context) (State, error) {
+	for {
+		st, err := p.read(ctx)
+		if err != nil {
+			return State{}, err
+		}
+		p.known(st.Settings, st.SettingsError)
+		if st.Settings != nil || st.SettingsError != "" {
+			return st, nil
+		}
+		if _, _, err := p.Seed(ctx); errors.Is(err, ErrUnavailable) {
+			return State{}, err
 		}
 	}
 }
@@ -142,7 +172,7 @@ func show(wait func(Wait), w Wait, last string) string {
 // another host won, hosts that came together would otherwise retry as a
 // herd; in line they are served one by one.
 func (p *Pool) tryFree(ctx context.Context, st State, c Claim, allowed int) (bool, error) {
-	if len(st.Waiters) > 0 || st.Paused != nil || len(st.Holders) >= allowed {
+	if len(st.Waiters) > 0 || st.Paused != nil || st.SettingsError != "" || len(st.Holders) >= allowed {
 		return false, nil
 	}
 	return p.grant(ctx, st.Revision, c)
@@ -164,16 +194,23 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 	return err
 }
 
-// grant takes the slot if neither the holders nor the pause changed since
-// rev, the revision the decision was made on; false means they did. A
+// grant takes the slot if neither the holders, the pause nor the pool's
+// settings changed (or went) since rev, the revision the decision was
+// made on; false means they did (a limit lowered meanwhile is then
+// obeyed). A
 // grant whose answer did not come (a timeout, a connection lost) may
 // have committed: it finds out (findOut) before it says.
 func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
+	if beforeGrant != nil {
+		beforeGrant()
+	}
 	v, _ := json.Marshal(c)
 	resp, err := call(ctx, p, "take a slot", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return p.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
+			clientv3.Compare(clientv3.ModRevision(p.settingsKey()), "<", rev+1),
+			clientv3.Compare(clientv3.CreateRevision(p.settingsKey()), ">", 0), // not deleted since
 		).Then(
 			clientv3.OpPut(p.key("holders", c.ID), string(v)),
 			clientv3.OpDelete(p.key("waiters", c.ID)),
@@ -187,6 +224,10 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 	}
 	return resp.Succeeded, nil
 }
+
+// beforeGrant, set by tests only, runs between the decision and its
+// transaction: where a concurrent change races a grant.
+var beforeGrant func()
 
 // findOutFor bounds findOut: a few tries, as etcd comes back from what
 // lost the answer (a connection reset takes the client about a second
@@ -223,6 +264,7 @@ func (p *Pool) findOut(ctx context.Context, claim string) bool {
 type turn struct {
 	ahead, holders, allowed int
 	rev                     int64
+	percent                 bool // the pool's limit is a percentage of its members
 }
 
 // waitTurn returns when the waiter's turn may have come, counting the
@@ -272,10 +314,10 @@ func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
 		}
 	case kind == "waiters", kind == "holders", kind == "seen":
 		// one behind us joined; a claim rewritten; a member seen
-	case kind == "members" && !p.cfg.Limit.percent:
+	case kind == "members" && !t.percent:
 		// only a percentage depends on the members
 	default:
-		return false // a pause or resume, a member (percentage)
+		return false // a pause or resume, the settings, a member (percentage)
 	}
 	return true
 }

@@ -41,6 +41,13 @@ type State struct {
 	// whatever it is (the budget is kept on what is there, readable or
 	// not); anything else is left aside.
 	Malformed []Malformed `json:"malformed,omitempty"`
+	// Settings are the pool's own (its max_unavailable): nil until the
+	// first agent seeds them, or when they cannot be read.
+	Settings *Settings `json:"settings,omitempty"`
+	// SettingsError says why the pool's settings cannot be used (not
+	// JSON, no limit, a layout this drainctl does not know): then no
+	// slot is granted, whatever the count (fail closed).
+	SettingsError string `json:"settings_error,omitempty"`
 	// Revision is etcd's revision the state was read at.
 	Revision int64 `json:"-"`
 }
@@ -147,13 +154,8 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 				bad(err, "when it was last seen is not known")
 			}
 			memberOf(id).LastSeen = t
-		case "paused":
-			var pz Pause
-			if err := json.Unmarshal(kv.Value, &pz); err != nil {
-				pz = Pause{Reason: "a pause record drainctl cannot read"}
-				bad(err, "the pool counts as paused")
-			}
-			st.Paused = &pz
+		case "paused", "settings":
+			st.own(kind, kv.Value, bad)
 		}
 	}
 	// First come, first served: the order the waiter keys were made.
@@ -167,9 +169,33 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 	return st, nil
 }
 
+// own reads one of the pool's own keys (kind alone, no host's id).
+func (st *State) own(kind string, v []byte, bad func(error, string)) {
+	switch kind {
+	case "paused":
+		var pz Pause
+		if err := json.Unmarshal(v, &pz); err != nil {
+			pz = Pause{Reason: "a pause record drainctl cannot read"}
+			bad(err, "the pool counts as paused")
+		}
+		st.Paused = &pz
+	case "settings":
+		ps, err := parseSettings(v)
+		if err != nil {
+			st.SettingsError = err.Error()
+			bad(err, "no slot is granted until they are mended (drainctl pool set max-unavailable)")
+			return
+		}
+		st.Settings = &ps
+	}
+}
+
+// percent says whether the pool's limit is a percentage of its members.
+func (st State) percent() bool { return st.Settings != nil && st.Settings.MaxUnavailable.percent }
+
 // kinds are the pool's keys, and whether each names a host
 // (KIND/ID) or is the pool's own (KIND alone).
-var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "paused": false}
+var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "paused": false, "settings": false}
 
 // checkID says whether a key of kind with id (what follows "KIND/") is
 // one drainctl writes: a known kind, and an id where one belongs, with
@@ -189,4 +215,12 @@ func checkID(kind, id string) error {
 }
 
 // Status reads the pool: members, holders, waiters, and whether it is paused.
-func (p *Pool) Status(ctx context.Context) (State, error) { return p.read(ctx) }
+// The pool's settings read are kept (Settings) for what asks without a
+// request.
+func (p *Pool) Status(ctx context.Context) (State, error) {
+	st, err := p.read(ctx)
+	if err == nil {
+		p.known(st.Settings, st.SettingsError)
+	}
+	return st, err
+}

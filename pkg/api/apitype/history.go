@@ -5,7 +5,7 @@ import "time"
 // HistoryEntry is one operation of GET /v1/history (drainctl history
 // --json).
 type HistoryEntry struct {
-	Op     string    `json:"op"` // an Op, or pool-release, pool-pause, pool-resume, expire
+	Op     string    `json:"op"` // an Op, or pool-release, pool-pause, pool-resume, pool-set, pool-seed, expire
 	Who    string    `json:"who"`
 	Reason string    `json:"reason,omitempty"`
 	Start  time.Time `json:"start"`

@@ -3,12 +3,14 @@ package apitype
 import "time"
 
 // PoolRequest is the body of the pool's POST routes (release, pause,
-// resume). Unknown fields are refused.
+// resume, set). Unknown fields are refused.
 type PoolRequest struct {
 	ID     string `json:"id,omitempty"` // release: whose slot
 	Force  bool   `json:"force,omitempty"`
 	Reason string `json:"reason,omitempty"` // pause: why
 	Who    string `json:"who,omitempty"`    // a label; the server adds the caller
+	// MaxUnavailable is set's new limit for the pool: "N" or "P%".
+	MaxUnavailable string `json:"max_unavailable,omitempty"`
 }
 
 // PoolAnswer is the answer of the pool's POST routes.
@@ -28,14 +30,36 @@ type PoolStatus struct {
 	// read, and what it made of each (a held slot or a pause still
 	// counts; anything else is left aside).
 	Malformed []MalformedKey `json:"malformed,omitempty"`
-	// ID is this host in the pool; MaxUnavailable its limit, and Allowed
+	// Settings are the pool's own (absent until the first agent seeds
+	// them, or when unreadable); SettingsError says why they cannot be
+	// used, and then no slot is granted.
+	Settings      *PoolSettings `json:"settings,omitempty"`
+	SettingsError string        `json:"settings_error,omitempty"`
+	// ID is this host in the pool. MaxUnavailable is the pool's limit,
+	// which decides ("" while it has no readable settings), and Allowed
 	// the slots it allows for the pool's size now.
-	ID             string `json:"id"`
-	MaxUnavailable string `json:"max_unavailable"`
-	Allowed        int    `json:"allowed"`
+	// ConfiguredMaxUnavailable is this host's file's: it only seeds a
+	// pool that has no settings, and is otherwise not obeyed.
+	ID                       string `json:"id"`
+	MaxUnavailable           string `json:"max_unavailable"`
+	ConfiguredMaxUnavailable string `json:"configured_max_unavailable"`
+	Allowed                  int    `json:"allowed"`
 	// Slot is the slot this host's state says it holds, with a pending
 	// release.
 	Slot *Slot `json:"slot,omitempty"`
+}
+
+// PoolSettings are the pool's own settings. Its fields are
+// pool.Settings'.
+type PoolSettings struct {
+	// Version is the settings' layout: a drainctl that does not know it
+	// grants nothing.
+	Version        int    `json:"version"`
+	MaxUnavailable string `json:"max_unavailable"`
+	// By is who set them ("seeded by ID": the agent that made them from
+	// its configuration).
+	By    string    `json:"by,omitempty"`
+	Since time.Time `json:"since"`
 }
 
 // MalformedKey is a key of the pool drainctl cannot read. Its fields

@@ -179,7 +179,11 @@ type LB struct {
 
 // StatusPool names this host's pool.
 type StatusPool struct {
-	Name           string `json:"name"`
-	ID             string `json:"id"`
-	MaxUnavailable string `json:"max_unavailable"`
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	// MaxUnavailable is the pool's limit as the agent last read it ("":
+	// not read yet); ConfiguredMaxUnavailable this host's file's, which
+	// only seeds a pool that has none and is otherwise not obeyed.
+	MaxUnavailable           string `json:"max_unavailable"`
+	ConfiguredMaxUnavailable string `json:"configured_max_unavailable"`
 }
