@@ -11,8 +11,9 @@
 //	             that gives up or dies holds nothing. Served in the order
 //	             the keys were made (their create revision).
 //	members/ID   a live agent, on its lease.
-//	seen/ID      when that agent last said it was alive (no lease), so a
-//	             member that is gone is shown with the time it went.
+//	seen/ID      when that member joined, and once it is gone, when it
+//	             left (no lease): written at those events only, so an
+//	             idle pool writes nothing (members.go).
 //	paused       present while the pool is paused: no slot is granted.
 //	settings     the pool's own settings (Settings: its max_unavailable,
 //	             a layout version), seeded by the first agent from its

@@ -397,33 +397,3 @@ func (p *Pool) Resume(ctx context.Context) error {
 	})
 	return err
 }
-
-// Register makes this agent a live member until ctx ends or the agent
-// dies, and records every period when it was last seen. It returns when
-// ctx ends; etcd being away only delays it (it keeps trying).
-func (p *Pool) Register(ctx context.Context, period time.Duration) {
-	for ctx.Err() == nil {
-		p.register(ctx)
-		select {
-		case <-ctx.Done():
-		case <-time.After(period):
-		}
-	}
-}
-
-// register puts the member key on the agent's lease (again, if the lease
-// was lost) and the time it was seen, which outlives the lease.
-func (p *Pool) register(ctx context.Context) error {
-	lease, err := p.lease(ctx)
-	if err != nil {
-		return err
-	}
-	seen, _ := json.Marshal(time.Now().UTC())
-	_, err = call(ctx, p, "register", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).Then(
-			clientv3.OpPut(p.key("members", p.cfg.ID), "", clientv3.WithLease(lease)),
-			clientv3.OpPut(p.key("seen", p.cfg.ID), string(seen)),
-		).Commit()
-	})
-	return err
-}

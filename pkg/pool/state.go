@@ -16,7 +16,7 @@ type Member struct {
 	ID string `json:"id"`
 	// Live: its agent's lease is current.
 	Live bool `json:"live"`
-	// LastSeen is when its agent last said it was alive.
+	// LastSeen is when it joined, or, once gone, when it left (members.go).
 	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
