@@ -8,6 +8,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -155,6 +156,10 @@ type Pool struct {
 	Configured bool
 	Status     *apitype.PoolStatus
 	Err        error
+	// Storage is etcd's, read with the pool's settings (nil: not read,
+	// StorageErr says why).
+	Storage    *pool.Storage
+	StorageErr error
 }
 
 // Reboot is whether a reboot is owed, and the maintenance window.

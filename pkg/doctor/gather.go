@@ -388,6 +388,18 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	// etcd's storage, from etcd itself (the agent does not serve it).
+	pl, err := s.Pool.Open()
+	if err != nil {
+		p.Err = err
+		return p
+	}
+	defer pl.Close()
+	if st, err := pl.Storage(ctx); err != nil {
+		p.StorageErr = err
+	} else {
+		p.Storage = &st
+	}
 	if agentUp {
 		ps, err := (&api.Client{Socket: s.Socket}).PoolStatus(ctx)
 		if err != nil {
@@ -399,12 +411,6 @@ func gatherPool(ctx context.Context, s settings.Settings, agentUp bool) Pool {
 	}
 	// No agent: ask etcd itself, as the agent would, and judge its answer
 	// as the agent would have sent it.
-	pl, err := s.Pool.Open()
-	if err != nil {
-		p.Err = err
-		return p
-	}
-	defer pl.Close()
 	ps, err := maintenance.ReadPool(ctx, pl, nil)
 	if err != nil {
 		p.Err = err

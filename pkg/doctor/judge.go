@@ -12,6 +12,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/settings"
 )
 
@@ -261,7 +262,7 @@ func judgePool(f Facts) []Finding {
 		return nil // Gather sets one of the two
 	}
 	ps := p.Status
-	var out []Finding
+	out := judgeStorage(p)
 	live := 0
 	member := false
 	for _, m := range ps.Members {
@@ -303,6 +304,52 @@ func judgePool(f Facts) []Finding {
 			"an operation now waits for a slot", "wait, or drainctl pool release ID for a host that is gone"))
 	}
 	return out
+}
+
+// storageWarn is how full etcd's database may grow, of the default
+// quota, before doctor warns; storageRevisions how many revisions an
+// etcd may keep uncompacted before it says compaction is off.
+const (
+	storageWarn      = 0.8
+	storageRevisions = 100_000
+)
+
+// judgeStorage says whether etcd's storage will keep the pool (and every
+// other user of that etcd) going: out of space (NOSPACE: every write
+// refused, so every operation fails closed), near its quota, or keeping
+// every revision for want of compaction.
+func judgeStorage(p Pool) []Finding {
+	st := p.Storage
+	if st == nil {
+		if p.StorageErr == nil {
+			return nil
+		}
+		return []Finding{warn(AreaPool, "pool.etcd-storage", fmt.Sprintf("etcd's storage could not be read: %v", p.StorageErr),
+			"doctor cannot say whether etcd is near its quota", "etcdctl endpoint status -w table; etcdctl alarm list")}
+	}
+	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+	size := fmt.Sprintf("etcd at %s: database %s (%s in use) of the default %s quota, revision %d", st.Endpoint, mb(st.DBSize), mb(st.DBSizeInUse), mb(pool.DefaultQuota), st.Revision)
+	fix := "compact and defragment (etcdctl compact REV; etcdctl defrag), then etcdctl alarm disarm; and turn auto-compaction on (etcd --auto-compaction-retention=1h: ETCD_AUTO_COMPACTION_RETENTION in /etc/default/etcd)"
+	switch {
+	case slices.Contains(st.Alarms, "NOSPACE"):
+		return []Finding{fail(AreaPool, "pool.etcd-storage", size+"; alarm NOSPACE raised",
+			"etcd refuses every write: no slot is granted or released, every operation that takes a server out fails (exit 12), and every other user of this etcd fails too", fix)}
+	case len(st.Alarms) > 0:
+		return []Finding{fail(AreaPool, "pool.etcd-storage", size+"; alarms raised: "+strings.Join(st.Alarms, ", "),
+			"etcd is not healthy: its answers cannot be trusted", "etcdctl alarm list; etcd's log")}
+	case float64(st.DBSize) >= storageWarn*pool.DefaultQuota:
+		return []Finding{warn(AreaPool, "pool.etcd-storage", size,
+			"near etcd's default quota: at the quota etcd raises NOSPACE and refuses every write (if its quota is raised, --quota-backend-bytes, judge by that)", fix)}
+	case !st.Compacted && st.Revision > storageRevisions:
+		return []Finding{warn(AreaPool, "pool.etcd-storage", size+"; nothing ever compacted",
+			"etcd keeps every revision until it is compacted, and this one never was: it grows with every write until its quota, then refuses them all (NOSPACE)",
+			"turn auto-compaction on: etcd --auto-compaction-retention=1h (ETCD_AUTO_COMPACTION_RETENTION in /etc/default/etcd), or compact from a timer")}
+	}
+	compacted := "compacted"
+	if !st.Compacted {
+		compacted = "not compacted yet"
+	}
+	return []Finding{ok(AreaPool, "pool.etcd-storage", size+", "+compacted)}
 }
 
 func judgeReboot(f Facts) []Finding {

@@ -14,6 +14,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/forward"
 	"github.com/drainctl/drainctl/pkg/haproxy"
 	"github.com/drainctl/drainctl/pkg/lbview"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/runner"
 	"github.com/drainctl/drainctl/pkg/settings"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -201,6 +202,19 @@ func TestEachRule(t *testing.T) {
 				SettingsError: "pool settings of layout version 2, this drainctl knows 1 only",
 				Name:          "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}
 		}, "pool.settings", Fail, "cannot be used: pool settings of layout version 2"},
+		{"etcd out of space", func(f *Facts) {
+			f.Pool = poolWithStorage(pool.Storage{Endpoint: "http://10.0.0.9:2379", DBSize: 2 << 30, Revision: 9_000_000, Alarms: []string{"NOSPACE"}})
+		}, "pool.etcd-storage", Fail, "alarm NOSPACE raised"},
+		{"etcd near its quota", func(f *Facts) {
+			f.Pool = poolWithStorage(pool.Storage{Endpoint: "http://10.0.0.9:2379", DBSize: 1800 << 20, Revision: 900, Compacted: true})
+		}, "pool.etcd-storage", Warning, "database 1887.4 MB"},
+		{"etcd never compacted", func(f *Facts) {
+			f.Pool = poolWithStorage(pool.Storage{Endpoint: "http://10.0.0.9:2379", DBSize: 30 << 20, Revision: 250_000})
+		}, "pool.etcd-storage", Warning, "nothing ever compacted"},
+		{"etcd's storage unreadable", func(f *Facts) {
+			f.Pool = poolWithStorage(pool.Storage{})
+			f.Pool.Storage, f.Pool.StorageErr = nil, errors.New("permission denied")
+		}, "pool.etcd-storage", Warning, "permission denied"},
 		{"reboot required", func(f *Facts) {
 			f.Reboot.Need = bootinfo.Need{Required: true, Reasons: []string{"linux-image-6.1.0-28-amd64"}}
 		}, "reboot.required", Warning, "linux-image"},
@@ -291,5 +305,21 @@ func TestSeverityJSON(t *testing.T) {
 	var s Severity
 	if err := s.UnmarshalText([]byte("bad")); err == nil {
 		t.Error("bad severity accepted")
+	}
+}
+
+// poolWithStorage is a healthy pool of two whose etcd reports st.
+func poolWithStorage(st pool.Storage) Pool {
+	return Pool{Configured: true, Storage: &st, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", ConfiguredMaxUnavailable: "1", Allowed: 1,
+		Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web2", Live: true}}}}
+}
+
+// A healthy etcd: an OK finding that says its size and revision.
+func TestEtcdStorageOK(t *testing.T) {
+	f := healthy()
+	f.Pool = poolWithStorage(pool.Storage{Endpoint: "http://10.0.0.9:2379", DBSize: 25 << 20, DBSizeInUse: 1 << 20, Revision: 5000})
+	got := find(Judge(f), "pool.etcd-storage")
+	if got == nil || got.Severity != OK || !strings.Contains(got.Found, "database 26.2 MB (1.0 MB in use) of the default 2147.5 MB quota, revision 5000, not compacted yet") {
+		t.Fatalf("pool.etcd-storage: %+v", got)
 	}
 }

@@ -545,3 +545,32 @@ func TestGrantAnswerLost(t *testing.T) {
 		return err == nil && h != nil
 	})
 }
+
+// etcd's storage as doctor reads it: the database's size, the revision,
+// whether anything was ever compacted, the alarms.
+func TestStorage(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	p := open(t, c, "web", "web1", "1")
+	ctx := ctxT(t, 20*time.Second)
+	for i := range 5 {
+		if _, err := p.cli.Put(ctx, "/drainctl/pools/web/seen/x", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := p.Storage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DBSize <= 0 || st.Revision < 6 || st.Compacted || len(st.Alarms) != 0 || st.Endpoint != c.Endpoints()[0] {
+		t.Fatalf("before compaction: %+v", st)
+	}
+	if _, err := p.cli.Compact(ctx, st.Revision); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = p.Storage(ctx); err != nil || !st.Compacted {
+		t.Fatalf("after compaction: %+v, %v", st, err)
+	}
+	if n := p.Errors(); n["timeout"]+n["auth"]+n["error"] != 0 {
+		t.Errorf("a compacted revision counted as etcd's failure: %v", n)
+	}
+}
