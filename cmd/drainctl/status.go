@@ -155,8 +155,9 @@ func showPool(st apitype.Status) {
 	}
 }
 
-// showOwed shows a package's restart deferred by drainctl's policy-rc.d:
-// the old binary serves until drainctl restarts the unit.
+// showOwed shows a package's restart taken over by drainctl's
+// policy-rc.d: the old binary serves until drainctl reloads, upgrades or
+// restarts the unit.
 func showOwed(o *apitype.Owed) {
 	if o == nil {
 		return
@@ -165,6 +166,6 @@ func showOwed(o *apitype.Owed) {
 	if o.Reason != "" {
 		what += " (" + safeLine(o.Reason) + ")"
 	}
-	fmt.Printf("owed:     %s, deferred since %s: no pool slot was free; drainctl restarts it, drained, when one is\n",
+	fmt.Printf("owed:     %s, taken over since %s: once the package manager is done (in a pool: and a slot is free) drainctl reloads, upgrades or restarts it, as the new files need, drained\n",
 		what, o.Since.Local().Format(time.DateTime))
 }

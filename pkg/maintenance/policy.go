@@ -67,6 +67,7 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 		return PolicyAnswer{Note: req.Job + " of " + req.Unit + ": not deferred (only a restart of a running unit is)"}, nil
 	}
 	var ans PolicyAnswer
+	recorded := false // a new restart owed, not one owed already
 	err := e.led.apply(func(st *state.State) {
 		// A second action on the same unit while one is owed (another
 		// package of the same upgrade) is the same restart.
@@ -80,7 +81,7 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 			return
 		}
 		o := state.Owed{Unit: req.Unit, Action: req.Job, Reason: req.Reason, Since: e.clock.Now()}
-		st.Owed = &o
+		st.Owed, recorded = &o, true
 		when := "once the package manager is done"
 		if e.d.Slots != nil {
 			when += " and pool " + e.d.Slots.Name() + " grants a slot"
@@ -92,8 +93,8 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 		// the guard drains the restart as it can.
 		return PolicyAnswer{Note: "cannot write the state file (" + err.Error() + "): not deferred"}, nil
 	}
-	if ans.Defer {
-		e.log.Info("package manager's restart deferred", "unit", req.Unit, "action", req.Job, "reason", req.Reason)
+	if recorded {
+		e.log.Info("package manager's restart taken over", "unit", req.Unit, "action", req.Job, "reason", req.Reason)
 		e.kickOwed()
 	}
 	return ans, nil
