@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -29,6 +30,13 @@ func (f *fakeSource) Connections(context.Context, func(*conntable.Conn)) error {
 // family's value (one series each here).
 func counters(t *testing.T, m *Metrics) map[string]float64 {
 	t.Helper()
+	return scrape(t, m, func(x *dto.Metric) (float64, bool) { return x.GetCounter().GetValue(), x.GetCounter() != nil })
+}
+
+// scrape scrapes /metrics as Prometheus does and returns, for each family
+// of one series, the value pick finds in it (if it is of pick's type).
+func scrape(t *testing.T, m *Metrics, pick func(*dto.Metric) (float64, bool)) map[string]float64 {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	p := expfmt.NewTextParser(model.UTF8Validation)
@@ -38,8 +46,10 @@ func counters(t *testing.T, m *Metrics) map[string]float64 {
 	}
 	got := map[string]float64{}
 	for name, mf := range mfs {
-		if ms := mf.GetMetric(); len(ms) == 1 && ms[0].GetCounter() != nil {
-			got[name] = ms[0].GetCounter().GetValue()
+		if ms := mf.GetMetric(); len(ms) == 1 {
+			if v, ok := pick(ms[0]); ok {
+				got[name] = v
+			}
 		}
 	}
 	return got

@@ -2,12 +2,9 @@ package metrics
 
 import (
 	"context"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
@@ -21,20 +18,7 @@ func (f fakePool) Errors() map[string]uint64                                  { 
 // series each here).
 func gauges(t *testing.T, m *Metrics) map[string]float64 {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for name, mf := range mfs {
-		if ms := mf.GetMetric(); len(ms) == 1 && ms[0].GetGauge() != nil {
-			got[name] = ms[0].GetGauge().GetValue()
-		}
-	}
-	return got
+	return scrape(t, m, func(x *dto.Metric) (float64, bool) { return x.GetGauge().GetValue(), x.GetGauge() != nil })
 }
 
 // The slots allowed are the pool's limit's, not this host's file's, and
