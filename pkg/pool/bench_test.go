@@ -202,3 +202,76 @@ func contend(b *testing.B, c *etcdtest.Cluster, n, slots int, hold time.Duration
 	r.handoff, r.handoff90 = handoffs(grants, releases, slots)
 	return r
 }
+
+// BenchmarkIdleMembers: 1,000 agents (each its own etcd client, in this
+// one process) in one pool on a 3-member cluster, checking their member
+// key every second (the agent does it every 30 s), idle for 10 s: the
+// revisions etcd made meanwhile (the first form of Register wrote one per
+// agent per check: 10,000 here), then the revisions in the 3 s after one
+// member's lease ends.
+// Figures in docs/benchmarks.md.
+//
+//	go test -run '^$' -bench IdleMembers -benchtime 1x ./pkg/pool
+func BenchmarkIdleMembers(b *testing.B) {
+	const n, period, idle = 1000, time.Second, 10 * time.Second
+	c := etcdtest.Start(b, 3)
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(context.Background())
+		ps := make([]*Pool, n)
+		for i := range ps {
+			p, err := Open(Config{Endpoints: c.Endpoints(), Name: "idle", ID: fmt.Sprintf("h%04d", i), Limit: MustLimit("10%"), TTL: 15 * time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ps[i] = p
+			go p.Register(ctx, period)
+		}
+		rev := func() int64 {
+			r, err := ps[0].cli.Get(context.Background(), "nothing")
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r.Header.Revision
+		}
+		// Every member joined, and its watch of the members set up.
+		for end := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			st, err := ps[0].Status(context.Background())
+			live := 0
+			for _, m := range st.Members {
+				if m.Live {
+					live++
+				}
+			}
+			if err == nil && live == n {
+				break
+			}
+			if time.Now().After(end) {
+				b.Fatalf("%d of %d members live after 2 min", live, n)
+			}
+		}
+		time.Sleep(2 * period)
+		before := rev()
+		time.Sleep(idle)
+		idleRevs := rev() - before
+		// One departure: its lease revoked (as when it expires).
+		lease, err := ps[n-1].lease(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cancelLast := rev()
+		if _, err := ps[0].cli.Revoke(context.Background(), lease); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		// The deletion and its record; its own agent (still running here)
+		// may also have joined again on a new lease by then.
+		departure := rev() - cancelLast
+		cancel()
+		for _, p := range ps {
+			p.Close()
+		}
+		b.ReportMetric(float64(idleRevs), "revisions-idle-10s")
+		b.ReportMetric(float64(n)*float64(idle/period), "revisions-idle-10s-first-form")
+		b.ReportMetric(float64(departure), "revisions-3s-after-a-departure")
+	}
+}
