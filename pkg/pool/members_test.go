@@ -21,12 +21,12 @@ func TestIdlePoolWritesNothing(t *testing.T) {
 	t.Cleanup(cancel)
 	var ps []*Pool
 	for i := range 5 {
-		p := open(t, c, "web", fmt.Sprintf("web%d", i+1), "1")
+		p := openTTL(t, c, fmt.Sprintf("web%d", i+1))
 		go p.Register(ctx, 50*time.Millisecond)
 		ps = append(ps, p)
 	}
 	// The one that dies: registered once, no loop to join again.
-	victim := open(t, c, "web", "web9", "1")
+	victim := openTTL(t, c, "web9")
 	if err := victim.register(ctxT(t, 5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -85,4 +85,17 @@ func TestIdlePoolWritesNothing(t *testing.T) {
 			t.Fatalf("web9: %+v", m)
 		}
 	}
+}
+
+// openTTL is open with the agent's lease of 15 s: a 2 s lease whose
+// keep-alive comes late on a loaded machine would end, and its member
+// join again (a write the idle count would see).
+func openTTL(t *testing.T, c *etcdtest.Cluster, id string) *Pool {
+	t.Helper()
+	p, err := Open(Config{Endpoints: c.Endpoints(), Name: "web", ID: id, Limit: MustLimit("1"), RequestTimeout: 2 * time.Second, TTL: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
