@@ -346,12 +346,7 @@ func (p *Pool) Held(ctx context.Context) (*Claim, error) {
 	if len(resp.Kvs) == 0 {
 		return nil, nil
 	}
-	var c Claim
-	if err := json.Unmarshal(resp.Kvs[0].Value, &c); err != nil {
-		// Held all the same: the key is there.
-		c = Claim{Op: "unknown"}
-	}
-	c.ID = p.cfg.ID
+	c, _ := claimOf(p.cfg.ID, resp.Kvs[0].Value) // unreadable: held all the same
 	return &c, nil
 }
 

@@ -128,12 +128,10 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		}
 		switch kind {
 		case "holders":
-			var c Claim
-			if err := json.Unmarshal(kv.Value, &c); err != nil {
-				c = Claim{Op: "unknown"}
+			c, err := claimOf(id, kv.Value)
+			if err != nil {
 				bad(err, "counted as a held slot")
 			}
-			c.ID = id
 			st.Holders = append(st.Holders, c)
 		case "waiters":
 			var w Waiter
@@ -192,6 +190,19 @@ func (st *State) own(kind string, v []byte, bad func(error, string)) {
 
 // percent says whether the pool's limit is a percentage of its members.
 func (st State) percent() bool { return st.Settings != nil && st.Settings.MaxUnavailable.percent }
+
+// claimOf reads host id's holder key: its claim, or, when the value
+// cannot be read, a claim of an unknown operation with the error: the
+// key holds the slot all the same.
+func claimOf(id string, v []byte) (Claim, error) {
+	var c Claim
+	err := json.Unmarshal(v, &c)
+	if err != nil {
+		c = Claim{Op: "unknown"}
+	}
+	c.ID = id
+	return c, err
+}
 
 // kinds are the pool's keys, and whether each names a host
 // (KIND/ID) or is the pool's own (KIND alone).
