@@ -128,25 +128,21 @@ func (f *fakeForwarder) Status(context.Context) ([]forward.Status, error) {
 
 // Hold, HoldAll and Release hold new connections to the service port (a
 // restart's listener gap); failHold makes Hold and HoldAll fail.
-func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failHold {
-		f.record("hold-failed")
-		return errBoom
-	}
-	f.held = true
-	return f.record("hold")
-}
+func (f *fakeForwarder) Hold(context.Context, ...forward.Forward) error { return f.hold("hold") }
 func (f *fakeForwarder) HoldAll(context.Context, ...forward.Forward) error {
+	return f.hold("hold-all")
+}
+
+// hold is Hold's and HoldAll's, recorded as call.
+func (f *fakeForwarder) hold(call string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failHold {
-		f.record("hold-all-failed")
+		f.record(call + "-failed")
 		return errBoom
 	}
 	f.held = true
-	return f.record("hold-all")
+	return f.record(call)
 }
 func (f *fakeForwarder) Release(context.Context, ...forward.Forward) error {
 	f.mu.Lock()
