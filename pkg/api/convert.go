@@ -174,9 +174,12 @@ func ErrorOf(err error) *apitype.Error {
 // PoolStatusOf is the pool's status on the wire.
 func PoolStatusOf(ps maintenance.PoolStatus) apitype.PoolStatus {
 	return apitype.PoolStatus{
-		Name:    ps.Name,
-		Members: sliceOf(ps.Members, func(m pool.Member) apitype.PoolMember { return apitype.PoolMember(m) }),
-		Holders: sliceOf(ps.Holders, func(c pool.Claim) apitype.Claim { return apitype.Claim(c) }),
+		Name: ps.Name,
+		Members: sliceOf(ps.Members, func(m pool.Member) apitype.PoolMember {
+			return apitype.PoolMember{ID: m.ID, Live: m.Live, LastSeen: m.LastSeen, Health: ptrOf(m.Health, func(h pool.Health) apitype.Health { return apitype.Health(h) })}
+		}),
+		Holders:     sliceOf(ps.Holders, func(c pool.Claim) apitype.Claim { return apitype.Claim(c) }),
+		Unavailable: sliceOf(ps.Unavailable, func(o pool.Out) apitype.Unavailable { return apitype.Unavailable(o) }),
 		Waiters: sliceOf(ps.Waiters, func(w pool.Waiter) apitype.Waiter {
 			return apitype.Waiter{ID: w.ID, Op: w.Op, Since: w.Since}
 		}),
@@ -220,11 +223,13 @@ func ForwardState(f apitype.ForwardStatus) string {
 		Redirected: f.Redirected, Refused: f.Refused, Held: f.Held, HeldAll: f.HeldAll, Rules: f.Rules, Want: f.Want, Problems: f.Problems}.State()
 }
 
-// PoolSize is the pool's size by pool.State.Size's rule: its live
-// members, and the gone ones that still hold a slot.
+// PoolSize is the pool's size by pool.State.Size's rule: its registered
+// members, live or gone, and any other holder.
 func PoolSize(ps apitype.PoolStatus) int {
 	return pool.State{
-		Members: sliceOf(ps.Members, func(m apitype.PoolMember) pool.Member { return pool.Member(m) }),
+		Members: sliceOf(ps.Members, func(m apitype.PoolMember) pool.Member {
+			return pool.Member{ID: m.ID, Live: m.Live, LastSeen: m.LastSeen}
+		}),
 		Holders: sliceOf(ps.Holders, func(c apitype.Claim) pool.Claim { return pool.Claim(c) }),
 	}.Size()
 }

@@ -212,7 +212,7 @@ func TestClientRulesAreTheEngines(t *testing.T) {
 	}
 	ps := maintenance.PoolStatus{State: pool.State{Members: []pool.Member{{ID: "a", Live: true}, {ID: "b"}, {ID: "c"}},
 		Holders: []pool.Claim{{ID: "c"}}}}
-	if got := api.PoolSize(api.PoolStatusOf(ps)); got != ps.Size() || got != 2 {
+	if got := api.PoolSize(api.PoolStatusOf(ps)); got != ps.Size() || got != 3 {
 		t.Errorf("pool size %d, want %d", got, ps.Size())
 	}
 	for _, d := range []maintenance.CommandDone{{}, {ExitCode: 3}, {ExitCode: -1, Signal: "SIGKILL"}} {

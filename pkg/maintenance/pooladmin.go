@@ -38,6 +38,9 @@ type PoolAdmin interface {
 // this host's view of it.
 type PoolStatus struct {
 	pool.State
+	// Unavailable is every member counted against the budget
+	// (pool.State.Unavailable), in the order the JSON has it.
+	Unavailable []pool.Out `json:"unavailable"`
 	// ID is this host in the pool. MaxUnavailable is the pool's limit,
 	// which decides ("" while the pool has no settings it can read), and
 	// Allowed the slots it allows for the pool's size now (0: none
@@ -72,7 +75,7 @@ func ReadPool(ctx context.Context, p PoolAdmin, slot *state.Slot) (PoolStatus, e
 	if err != nil {
 		return PoolStatus{}, poolErr(err)
 	}
-	ps := PoolStatus{State: st, ID: p.ID(), ConfiguredMaxUnavailable: p.Limit().String(), Allowed: st.Allowed(), Slot: slot}
+	ps := PoolStatus{State: st, Unavailable: st.Unavailable(), ID: p.ID(), ConfiguredMaxUnavailable: p.Limit().String(), Allowed: st.Allowed(), Slot: slot}
 	if st.Settings != nil {
 		ps.MaxUnavailable = st.Settings.MaxUnavailable.String()
 	}

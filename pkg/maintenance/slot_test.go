@@ -162,7 +162,7 @@ func TestPoolBusy(t *testing.T) {
 		}
 	})
 	wantCode(t, err, CodePoolBusy)
-	if len(shown) != 1 || !strings.Contains(shown[0], "pool web: 1/1 out — web3, kernel update, by root") {
+	if len(shown) != 1 || !strings.Contains(shown[0], "pool web: 1/1 unavailable — web3, kernel update, by root") {
 		t.Errorf("shown %q", shown)
 	}
 	done := make(chan struct{})

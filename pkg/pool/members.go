@@ -22,8 +22,9 @@ import (
 // or etcd away longer than the lease), and records the departure of
 // every other member once (recordDepartures). Every period it checks,
 // with a read, that its key is still on its lease. It returns when ctx
-// ends, recording this member's own departure; etcd being away only
-// delays it (it keeps trying).
+// ends, recording this member's own departure unless its lease is kept
+// for the next start (Config.LeaseFile: a restart is no departure, and
+// if no agent comes back the lease ends and the scribe records it).
 func (p *Pool) Register(ctx context.Context, period time.Duration) {
 	go p.recordDepartures(ctx)
 	for ctx.Err() == nil {
@@ -32,6 +33,9 @@ func (p *Pool) Register(ctx context.Context, period time.Duration) {
 		case <-ctx.Done():
 		case <-time.After(period):
 		}
+	}
+	if p.cfg.LeaseFile != "" {
+		return
 	}
 	// A clean stop: gone from now on (Close ends the lease).
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RequestTimeout)

@@ -10,20 +10,28 @@
 //	waiters/ID   a host waiting for a slot, on the agent's lease: a waiter
 //	             that gives up or dies holds nothing. Served in the order
 //	             the keys were made (their create revision).
-//	members/ID   a live agent, on its lease.
+//	members/ID   a live agent, on its lease. The lease outlives a clean
+//	             stop of the agent (its id is kept in the state
+//	             directory), so a restarted agent is never seen gone.
 //	seen/ID      when that member joined, and once it is gone, when it
 //	             left (no lease): written at those events only, so an
 //	             idle pool writes nothing (members.go).
+//	health/ID    the member's own account of its server: in service,
+//	             or why not, since when (no lease; health.go). Written
+//	             when it changes.
 //	paused       present while the pool is paused: no slot is granted.
 //	settings     the pool's own settings (Settings: its max_unavailable,
 //	             a layout version), seeded by the first agent from its
 //	             configuration. Unreadable, or of a layout this drainctl
 //	             does not know: no slot is granted.
 //
-// A slot is granted by one transaction that holds only if no holder key,
-// no pause and not the pool's settings changed since the state it
-// decided on was read, so two hosts can never both take the last slot,
-// and a limit lowered meanwhile is never exceeded. Each pool has its own keys:
+// The budget counts every member that is out (State.Unavailable): a
+// holder, a member whose agent is gone, one whose agent says it is out
+// of service. A slot is granted by one transaction that holds only if
+// no holder key, no member's health, no pause and not the pool's
+// settings changed since the state it decided on was read, so two hosts
+// can never both take the last unit of budget, and a limit lowered
+// meanwhile is never exceeded. Each pool has its own keys:
 // pools sharing one etcd never block each other.
 package pool
 
@@ -32,9 +40,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drainctl/drainctl/pkg/internal/atomicfile"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -59,6 +72,11 @@ type Config struct {
 	// TTL is the lease of the member and waiter keys: how long a dead
 	// agent still looks alive, or keeps its place in the queue.
 	TTL time.Duration
+	// LeaseFile, if set, keeps the lease's id across the agent's
+	// restarts: Close leaves the lease to run out its TTL instead of
+	// ending it, and the next Open takes it again while it lives, so a
+	// restarted agent is never counted as a host gone.
+	LeaseFile string
 }
 
 // Claim is a held slot: the host, the operation and who asked, and when.
@@ -106,6 +124,8 @@ type Pool struct {
 	// last is the pool's settings as last read (lastErr: why unreadable).
 	last    *Settings
 	lastErr string
+	// health is this member's health as the pool has it (nil: not read).
+	health *Health
 }
 
 // Open connects to etcd. It does not wait for etcd to answer: a pool
@@ -151,11 +171,20 @@ func Open(cfg Config) (*Pool, error) {
 	return &Pool{cfg: cfg, cli: cli, prefix: "/drainctl/pools/" + cfg.Name + "/"}, nil
 }
 
-// Close ends the agent's lease (its member and waiter keys go at once) and
-// the connection. Held slots stay: they are the host's.
+// Close ends the connection. Without a LeaseFile it ends the agent's
+// lease too (its member and waiter keys go at once); with one, the lease
+// runs out its TTL, for the next start to take again. Held slots stay:
+// they are the host's.
 func (p *Pool) Close() error {
-	if p.session != nil {
-		p.session.Close()
+	p.mu.Lock()
+	s := p.session
+	p.mu.Unlock()
+	if s != nil {
+		if p.cfg.LeaseFile != "" {
+			s.Orphan()
+		} else {
+			s.Close()
+		}
 	}
 	return p.cli.Close()
 }
@@ -233,18 +262,51 @@ func (p *Pool) lease(ctx context.Context) (clientv3.LeaseID, error) {
 			return p.session.Lease(), nil
 		}
 	}
-	// The grant is bounded like every request; the session's keepalive
-	// then runs for the life of the Pool, not of this call.
+	id, err := p.leaseID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// The session's keepalive runs for the life of the Pool, not of
+	// this call.
+	s, err := concurrency.NewSession(p.cli, concurrency.WithLease(id), concurrency.WithContext(context.Background()))
+	if err != nil {
+		return 0, p.unavailable("lease", err)
+	}
+	p.session = s
+	return s.Lease(), nil
+}
+
+// leaseID is the lease the last agent left (LeaseFile), while it lives,
+// else a new one, kept in LeaseFile for the next.
+func (p *Pool) leaseID(ctx context.Context) (clientv3.LeaseID, error) {
+	if p.cfg.LeaseFile != "" {
+		if b, err := os.ReadFile(p.cfg.LeaseFile); err == nil {
+			if id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 16, 64); err == nil {
+				ttl, err := call(ctx, p, "lease", func(ctx context.Context) (*clientv3.LeaseTimeToLiveResponse, error) {
+					return p.cli.TimeToLive(ctx, clientv3.LeaseID(id))
+				})
+				if err != nil {
+					return 0, err
+				}
+				if ttl.TTL > 0 {
+					return clientv3.LeaseID(id), nil
+				}
+			}
+		}
+	}
+	// The grant is bounded like every request.
 	g, err := call(ctx, p, "lease", func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
 		return p.cli.Grant(ctx, int64(p.cfg.TTL/time.Second))
 	})
 	if err != nil {
 		return 0, err
 	}
-	s, err := concurrency.NewSession(p.cli, concurrency.WithLease(g.ID), concurrency.WithContext(context.Background()))
-	if err != nil {
-		return 0, p.unavailable("lease", err)
+	if p.cfg.LeaseFile != "" {
+		// Not kept: the next start makes a new lease, and this host is
+		// seen gone for the old one's TTL. Worth a word, not a failure.
+		if err := atomicfile.Write(p.cfg.LeaseFile, []byte(strconv.FormatInt(int64(g.ID), 16)+"\n"), 0o600); err != nil {
+			slog.Warn("pool: cannot keep the lease for the next start", "file", p.cfg.LeaseFile, "err", err)
+		}
 	}
-	p.session = s
-	return s.Lease(), nil
+	return g.ID, nil
 }

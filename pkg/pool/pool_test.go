@@ -41,7 +41,7 @@ func TestParseLimit(t *testing.T) {
 func TestWaitText(t *testing.T) {
 	now := time.Date(2026, 12, 1, 3, 4, 0, 0, time.UTC)
 	w := Wait{Pool: "web", Allowed: 1, Holders: []Claim{{ID: "web3", Op: "reboot", Reason: "kernel update", By: "root", Since: now.Add(-4 * time.Minute)}}, Ahead: 2}
-	if got, want := w.Text(now), "pool web: 1/1 out — web3, kernel update, by root, 4m0s ago; 2 waiting ahead"; got != want {
+	if got, want := w.Text(now), "pool web: 1/1 unavailable — web3, kernel update, by root, 4m0s ago; 2 waiting ahead"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

@@ -12,40 +12,49 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Wait is what a host waiting for a slot is shown: who holds the slots,
-// how many are allowed, how many wait ahead of it, and a pause if any.
+// Wait is what a host waiting for a slot is shown: what uses the
+// budget (the slots held, and every other member out), how much is
+// allowed, how many wait ahead of it, and a pause if any.
 type Wait struct {
 	Pool    string  `json:"pool"`
 	Allowed int     `json:"allowed"`
 	Holders []Claim `json:"holders"`
-	Ahead   int     `json:"ahead"`
-	Paused  *Pause  `json:"paused,omitempty"`
+	// Unavailable is every member counted against the budget, holders
+	// first (State.Unavailable).
+	Unavailable []Out  `json:"unavailable"`
+	Ahead       int    `json:"ahead"`
+	Paused      *Pause `json:"paused,omitempty"`
 	// Refused says why no slot is granted whatever the count: the
 	// pool's settings cannot be read, or are of a layout this drainctl
 	// does not know.
 	Refused string `json:"refused,omitempty"`
 }
 
-// Text is one line for a terminal: "pool web: 1/1 out — web3, kernel
-// update, by root, 4m0s ago".
+// Text is one line for a terminal: "pool web: 1/1 unavailable — web3,
+// kernel update, by root, 4m0s ago", or for a member out without a
+// slot, "— web3: web server not answering since 03:02".
 func (w Wait) Text(now time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pool %s: %d/%d out", w.Pool, len(w.Holders), w.Allowed)
-	for i, h := range w.Holders {
+	outs := w.Unavailable
+	if outs == nil {
+		// Told by a drainctl that counted slots alone: its holders.
+		for _, h := range w.Holders {
+			outs = append(outs, Out{ID: h.ID, Slot: true})
+		}
+	}
+	fmt.Fprintf(&b, "pool %s: %d/%d unavailable", w.Pool, len(outs), w.Allowed)
+	for i, o := range outs {
 		sep := ", "
 		if i == 0 {
 			sep = " — "
 		}
-		b.WriteString(sep + h.ID)
-		if h.Reason != "" {
-			b.WriteString(", " + h.Reason)
-		} else if h.Op != "" {
-			b.WriteString(", " + h.Op)
+		b.WriteString(sep)
+		h := slices.IndexFunc(w.Holders, func(c Claim) bool { return c.ID == o.ID })
+		if h < 0 {
+			b.WriteString(o.Text())
+			continue
 		}
-		if h.By != "" {
-			b.WriteString(", by " + h.By)
-		}
-		b.WriteString(", " + now.Sub(h.Since).Round(time.Second).String() + " ago")
+		b.WriteString(w.Holders[h].text(now))
 	}
 	if w.Ahead > 0 {
 		fmt.Fprintf(&b, "; %d waiting ahead", w.Ahead)
@@ -65,10 +74,28 @@ func (w Wait) Text(now time.Time) string {
 	return b.String()
 }
 
-// Acquire takes a slot for c.ID, waiting in line while the pool is full
-// or paused; wait, if not nil, is called each time what it waits for
-// changes. A host that holds its slot already gets it back at once
-// (after a restart or a reboot). The limit is the pool's (Settings), read
+// text says a held slot for people: "web3, kernel update, by root,
+// 4m0s ago".
+func (h Claim) text(now time.Time) string {
+	s := h.ID
+	if h.Reason != "" {
+		s += ", " + h.Reason
+	} else if h.Op != "" {
+		s += ", " + h.Op
+	}
+	if h.By != "" {
+		s += ", by " + h.By
+	}
+	return s + ", " + now.Sub(h.Since).Round(time.Second).String() + " ago"
+}
+
+// Acquire takes a slot for c.ID, waiting in line while the pool's
+// budget is used (State.Unavailable: the slots held and every member
+// out otherwise) or the pool is paused; wait, if not nil, is called each
+// time what it waits for changes. A host that holds its slot already
+// gets it back at once (after a restart or a reboot), and one already
+// counted out takes one without waiting: mending it adds nothing to
+// what is out. The limit is the pool's (Settings), read
 // with the rest of the state; a pool without settings is seeded first
 // with this host's. It returns the claim held, or an error:
 // ctx's (the waiter's place is given up), or ErrUnavailable (nothing was
@@ -97,10 +124,15 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			return *h, nil
 		}
 		allowed := st.Allowed()
-		if fast {
+		outs := st.Unavailable()
+		if fast || isOut(outs, c.ID) {
 			fast = false
 			// Another host won it, or none was free: queue.
-			if ok, err := p.tryFree(ctx, st, c, allowed); err != nil || ok {
+			ok, err := p.tryFree(ctx, st, c, allowed, outs)
+			if ok {
+				queued = false // the grant deleted the waiter key
+			}
+			if err != nil || ok {
 				return c, err
 			}
 		}
@@ -111,7 +143,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			queued = true
 			continue // read again: the line now has this host in it
 		}
-		w := Wait{Pool: p.cfg.Name, Allowed: allowed, Holders: st.Holders, Paused: st.Paused, Refused: st.SettingsError}
+		w := Wait{Pool: p.cfg.Name, Allowed: allowed, Holders: st.Holders, Unavailable: outs, Paused: st.Paused, Refused: st.SettingsError}
 		w.Ahead = slices.IndexFunc(st.Waiters, func(x Waiter) bool { return x.ID == c.ID })
 		if w.Ahead < 0 {
 			// Our waiter key is gone: the lease expired while etcd was
@@ -119,7 +151,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			queued = false
 			continue
 		}
-		if st.Paused == nil && st.SettingsError == "" && w.Ahead < w.Allowed-len(st.Holders) {
+		if st.Paused == nil && st.SettingsError == "" && w.Ahead < w.Allowed-len(outs) {
 			ok, err := p.grant(ctx, st.Revision, c)
 			if err != nil {
 				return Claim{}, err
@@ -131,8 +163,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			continue // someone else changed the holders: decide again
 		}
 		last = show(wait, w, last)
-		if err := p.waitTurn(ctx, st, turn{ahead: w.Ahead, holders: len(st.Holders), allowed: allowed, rev: st.Waiters[w.Ahead].rev,
-			percent: st.percent()}); err != nil {
+		if err := p.waitTurn(ctx, st, newTurn(st, outs, w.Ahead, allowed)); err != nil {
 			return Claim{}, err
 		}
 	}
@@ -168,11 +199,15 @@ func show(wait func(Wait), w Wait, last string) string {
 }
 
 // tryFree takes a free slot without queueing when nobody waits (two
-// requests to etcd instead of five). It is tried once per Acquire: if
-// another host won, hosts that came together would otherwise retry as a
-// herd; in line they are served one by one.
-func (p *Pool) tryFree(ctx context.Context, st State, c Claim, allowed int) (bool, error) {
-	if len(st.Waiters) > 0 || st.Paused != nil || st.SettingsError != "" || len(st.Holders) >= allowed {
+// requests to etcd instead of five), or when this host is counted out
+// already, whoever waits. It is tried once per Acquire: if another host
+// won, hosts that came together would otherwise retry as a herd; in
+// line they are served one by one.
+func (p *Pool) tryFree(ctx context.Context, st State, c Claim, allowed int, outs []Out) (bool, error) {
+	if st.Paused != nil || st.SettingsError != "" {
+		return false, nil
+	}
+	if !isOut(outs, c.ID) && (len(st.Waiters) > 0 || len(outs) >= allowed) {
 		return false, nil
 	}
 	return p.grant(ctx, st.Revision, c)
@@ -194,10 +229,11 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 	return err
 }
 
-// grant takes the slot if neither the holders, the pause nor the pool's
-// settings changed (or went) since rev, the revision the decision was
-// made on; false means they did (a limit lowered meanwhile is then
-// obeyed). A
+// grant takes the slot if neither the holders, the members' health, the
+// pause nor the pool's settings changed (or went) since rev, the
+// revision the decision was made on; false means they did (a limit
+// lowered meanwhile is then obeyed, a member gone out meanwhile
+// counted). A
 // grant whose answer did not come (a timeout, a connection lost) may
 // have committed: it finds out (findOut) before it says.
 func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
@@ -208,6 +244,7 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 	resp, err := call(ctx, p, "take a slot", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return p.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
+			clientv3.Compare(clientv3.ModRevision(p.prefix+"health/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(p.settingsKey()), "<", rev+1),
 			clientv3.Compare(clientv3.CreateRevision(p.settingsKey()), ">", 0), // not deleted since
@@ -259,12 +296,27 @@ func (p *Pool) findOut(ctx context.Context, claim string) bool {
 	}
 }
 
-// turn is where a waiter stands: how many wait ahead of it, how many
-// slots are held and allowed, and its waiter key's create revision.
+// turn is where a waiter stands: how many wait ahead of it, who is
+// counted out and how many may be, and its waiter key's create revision.
 type turn struct {
-	ahead, holders, allowed int
-	rev                     int64
-	percent                 bool // the pool's limit is a percentage of its members
+	ahead, allowed int
+	rev            int64
+	// out is every member counted out; also, those counted out whether
+	// they hold a slot or not (gone, or out of service).
+	out, also map[string]bool
+}
+
+func newTurn(st State, outs []Out, ahead, allowed int) turn {
+	t := turn{ahead: ahead, allowed: allowed, rev: st.Waiters[ahead].rev, out: map[string]bool{}, also: map[string]bool{}}
+	for _, o := range outs {
+		t.out[o.ID] = true
+	}
+	for _, m := range st.Members {
+		if !m.Live || (m.Health != nil && !m.Health.InService) {
+			t.also[m.ID] = true
+		}
+	}
+	return t
 }
 
 // waitTurn returns when the waiter's turn may have come, counting the
@@ -272,7 +324,8 @@ type turn struct {
 // at each: a release wakes only the waiters it lets through, not every
 // host in line (with 200 waiting, a re-read by all at each release is
 // what etcd would otherwise serve). Any change it cannot count (a pause,
-// a member, its own key) and a periodic wake-up send it back to read.
+// a member's health or lease, its own key) and a periodic wake-up send
+// it back to read.
 func (p *Pool) waitTurn(ctx context.Context, st State, t turn) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -290,7 +343,7 @@ func (p *Pool) waitTurn(ctx context.Context, st State, t turn) error {
 					return nil
 				}
 			}
-			if t.ahead < t.allowed-t.holders {
+			if t.ahead < t.allowed-len(t.out) {
 				return nil
 			}
 		}
@@ -303,9 +356,11 @@ func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
 	del := ev.Type == clientv3.EventTypeDelete
 	switch {
 	case kind == "holders" && del:
-		t.holders--
+		if !t.also[id] {
+			delete(t.out, id) // out for its slot alone
+		}
 	case kind == "holders" && ev.IsCreate():
-		t.holders++
+		t.out[id] = true
 	case kind == "waiters" && id == p.cfg.ID:
 		return !del // our place is gone (lease expired)
 	case kind == "waiters" && del:
@@ -314,10 +369,8 @@ func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
 		}
 	case kind == "waiters", kind == "holders", kind == "seen":
 		// one behind us joined; a claim rewritten; a member seen
-	case kind == "members" && !t.percent:
-		// only a percentage depends on the members
 	default:
-		return false // a pause or resume, the settings, a member (percentage)
+		return false // a pause or resume, the settings, a member's health or lease
 	}
 	return true
 }

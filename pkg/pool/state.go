@@ -18,6 +18,10 @@ type Member struct {
 	Live bool `json:"live"`
 	// LastSeen is when it joined, or, once gone, when it left (members.go).
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Health is what its agent last said of its server (health.go); nil
+	// from an agent that says nothing (an older drainctl): in service
+	// while it is live.
+	Health *Health `json:"health,omitempty"`
 }
 
 // Waiter is a host waiting for a slot, in the order they are served.
@@ -60,13 +64,14 @@ type Malformed struct {
 	Why string `json:"why"`
 }
 
-// Size is the number of hosts the pool counts for a percentage: the live
-// members, and the holders that are not (a host rebooting is still one
-// of the pool's servers, out).
+// Size is the number of hosts the pool counts for a percentage: every
+// registered member, live or gone (until forgotten), and any other
+// holder: a dead host does not shrink the base, or the budget would
+// shrink as hosts fail and a percentage let more of what is left go.
 func (s State) Size() int {
-	n := 0
-	for _, m := range s.Members {
-		if m.Live || s.holder(m.ID) != nil {
+	n := len(s.Members)
+	for _, h := range s.Holders {
+		if s.member(h.ID) == nil {
 			n++
 		}
 	}
@@ -149,9 +154,21 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		case "seen":
 			var t time.Time
 			if err := json.Unmarshal(kv.Value, &t); err != nil {
-				bad(err, "when it was last seen is not known")
+				// Not a member on its account: a junk key must not
+				// count as a host gone (that would hold the budget).
+				bad(err, "left aside (when it was last seen is not known)")
+				continue
 			}
 			memberOf(id).LastSeen = t
+		case "health":
+			var h Health
+			if err := json.Unmarshal(kv.Value, &h); err != nil {
+				// Its agent writes it again at its next change; until
+				// then the member counts by its lease alone.
+				bad(err, "left aside (its health is not known)")
+				continue
+			}
+			memberOf(id).Health = &h
 		case "paused", "settings":
 			st.own(kind, kv.Value, bad)
 		}
@@ -206,7 +223,7 @@ func claimOf(id string, v []byte) (Claim, error) {
 
 // kinds are the pool's keys, and whether each names a host
 // (KIND/ID) or is the pool's own (KIND alone).
-var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "paused": false, "settings": false}
+var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "health": true, "paused": false, "settings": false}
 
 // checkID says whether a key of kind with id (what follows "KIND/") is
 // one drainctl writes: a known kind, and an id where one belongs, with

@@ -35,6 +35,9 @@ type PoolStatus struct {
 	// used, and then no slot is granted.
 	Settings      *PoolSettings `json:"settings,omitempty"`
 	SettingsError string        `json:"settings_error,omitempty"`
+	// Unavailable is every member counted against the budget: the
+	// holders, then the members gone or out of service, each once.
+	Unavailable []Unavailable `json:"unavailable"`
 	// ID is this host in the pool. MaxUnavailable is the pool's limit,
 	// which decides ("" while it has no readable settings), and Allowed
 	// the slots it allows for the pool's size now.
@@ -76,6 +79,29 @@ type PoolMember struct {
 	Live bool `json:"live"`
 	// LastSeen is when it joined, or, once gone, when it left.
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Health is what its agent last said of its server (absent from an
+	// agent that says nothing: an older drainctl).
+	Health *Health `json:"health,omitempty"`
+}
+
+// Health is a member's account of its server. Its fields are
+// pool.Health's.
+type Health struct {
+	// InService: its web server answers, and the load balancers that
+	// check it have their checks accepted.
+	InService bool      `json:"in_service"`
+	Why       string    `json:"why,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// Unavailable is one member counted against the pool's budget. Its
+// fields are pool.Out's.
+type Unavailable struct {
+	ID    string    `json:"id"`
+	Why   string    `json:"why"`
+	Since time.Time `json:"since,omitzero"`
+	// Slot: it holds a slot.
+	Slot bool `json:"slot,omitempty"`
 }
 
 // Claim is a held slot: the host, the operation, who asked, and when.
