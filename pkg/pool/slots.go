@@ -229,8 +229,8 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 	return err
 }
 
-// grant takes the slot if neither the holders, the members' health, the
-// pause nor the pool's settings changed (or went) since rev, the
+// grant takes the slot if neither the holders, the members' health or
+// departures, the pause nor the pool's settings changed (or went) since rev, the
 // revision the decision was made on; false means they did (a limit
 // lowered meanwhile is then obeyed, a member gone out meanwhile
 // counted). A
@@ -245,6 +245,9 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 		return p.cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"health/"), "<", rev+1).WithPrefix(),
+			// A departure recorded (or a member joining) since: a lease's
+			// end leaves no key to compare, its record does.
+			clientv3.Compare(clientv3.ModRevision(p.prefix+"seen/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(p.settingsKey()), "<", rev+1),
 			clientv3.Compare(clientv3.CreateRevision(p.settingsKey()), ">", 0), // not deleted since

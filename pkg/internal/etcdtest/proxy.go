@@ -22,6 +22,8 @@ type Proxy struct {
 	marker []byte
 	drop   time.Duration
 	until  time.Time
+	// cut: until then, nothing passes either way (Partition).
+	cut time.Time
 	// Lost counts the answers' bytes dropped.
 	lost  int
 	conns []net.Conn
@@ -51,6 +53,16 @@ func (p *Proxy) LoseAnswerTo(marker string, d time.Duration) {
 	p.marker, p.drop = []byte(marker), d
 }
 
+// Partition drops every byte, both ways, for d: the client's requests
+// never reach etcd and etcd's answers never reach it, as when a host's
+// link to etcd is cut. The connections stay open (a partition closes
+// nothing): the client finds out by its timeouts and keep-alives.
+func (p *Proxy) Partition(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = time.Now().Add(d)
+}
+
 // Lost is how many bytes from etcd were dropped so far.
 func (p *Proxy) Lost() int {
 	p.mu.Lock()
@@ -72,6 +84,13 @@ func (p *Proxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		cut := time.Now().Before(p.cut)
+		p.mu.Unlock()
+		if cut {
+			c.Close() // no new connection across a partition
+			continue
 		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -106,7 +125,11 @@ func (p *Proxy) up(c, s net.Conn) {
 					tail = seen
 				}
 			}
+			cut := time.Now().Before(p.cut)
 			p.mu.Unlock()
+			if cut {
+				continue
+			}
 			if _, werr := s.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -125,7 +148,7 @@ func (p *Proxy) down(s, c net.Conn) {
 		n, err := s.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			lose := time.Now().Before(p.until)
+			lose := time.Now().Before(p.until) || time.Now().Before(p.cut)
 			if lose {
 				p.lost += n
 			}
