@@ -40,7 +40,7 @@ func newApp() *cli.App {
 			statusCommand(),        // status.go
 			maintenanceCommand(),   // maintenance.go: enter, exit, status; maintenance_run.go: run
 			restartCommand(),       // restart.go
-			poolCommand(),          // pool.go: status, release, pause, resume
+			poolCommand(),          // pool.go: status, release, forget, pause, resume, set
 			eventsCommand(),        // events.go
 			historyCommand(),       // history.go
 			agentCommand(),         // agent.go, its settings in settings.go

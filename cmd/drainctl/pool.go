@@ -20,11 +20,14 @@ import (
 func poolCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pool",
-		Usage: "the pool of app servers this host is in: who is out, who waits; free, pause, resume, set its limit",
+		Usage: "the pool of app servers this host is in: who is out, who waits; free, forget, pause, resume, set its limit",
 		Description: "With a pool (pool: in the config file, or the agent's --pool-etcd), every\n" +
 			"operation that takes the server out first takes one of max_unavailable\n" +
 			"slots on etcd, and gives it back once the load balancers see the server\n" +
 			"back. A held slot is the host's: it survives an agent restart and a reboot.\n" +
+			"The budget counts every server out, not only the slots: a web server\n" +
+			"failing its check, load balancers refusing it, or a host whose agent is\n" +
+			"gone uses it as a slot does, until it is back (or forgotten).\n" +
 			"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
 			"new pool (the first agent's wins); drainctl pool set changes it.",
 		Subcommands: []*cli.Command{
@@ -43,6 +46,25 @@ func poolCommand() *cli.Command {
 					"--force.",
 				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "force", Usage: "free it even though the host's agent is alive"}},
 				Action: runPoolRelease,
+			},
+			{
+				Name:      "forget",
+				Usage:     "remove a host that is gone for good from the pool: it stops counting against the budget (recorded in the history)",
+				ArgsUsage: "ID",
+				Description: "A host whose agent is gone (its lease ended: powered off, unplugged, its\n" +
+					"agent stopped) counts against max_unavailable until it is back, or\n" +
+					"forgotten: while nobody knows whether it serves, the pool keeps it out.\n" +
+					"Forget a host removed for good (retired, or rebuilt under another id):\n" +
+					"its record, health, place in line and slot go, so it no longer counts\n" +
+					"against the budget nor in a percentage's base. Recorded in the history\n" +
+					"(pool-forget).\n\n" +
+					"Do not forget a host that is coming back (a reboot, a repair): counting\n" +
+					"it out while it is out is what keeps the others in. A live member (its\n" +
+					"agent runs) is refused (exit 5): stop its agent first. An id the pool\n" +
+					"does not know changes nothing. If a forgotten host's agent starts\n" +
+					"again, it joins the pool again.",
+				Flags:  []cli.Flag{socketFlag()},
+				Action: runPoolForget,
 			},
 			{
 				Name:   "pause",
@@ -168,6 +190,13 @@ func runPoolRelease(c *cli.Context) error {
 		return usagef("pool release: give one host's id (drainctl pool status lists them)")
 	}
 	return printNote(client(c).PoolRelease(c.Context, c.Args().First(), c.Bool("force")))
+}
+
+func runPoolForget(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("pool forget: give one host's id (drainctl pool status lists them)")
+	}
+	return printNote(client(c).PoolForget(c.Context, c.Args().First()))
 }
 
 func runPoolPause(c *cli.Context) error {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,12 +16,15 @@ import (
 )
 
 // fakeAgent answers the pool's routes on a socket of the test's own: the
-// pool's status as given, and each POST's body recorded.
+// pool's status as given, and each POST's body recorded, answered with
+// note (pool set's by default), or refused with refuse (409).
 type fakeAgent struct {
 	mu     sync.Mutex
 	status apitype.PoolStatus
 	host   apitype.Status // GET /v1/status
 	posts  []string
+	note   string
+	refuse *apitype.Error
 }
 
 func (f *fakeAgent) serve(t *testing.T) string {
@@ -43,7 +47,16 @@ func (f *fakeAgent) serve(t *testing.T) string {
 		}
 		b, _ := io.ReadAll(r.Body)
 		f.posts = append(f.posts, r.URL.Path+" "+strings.TrimSpace(string(b)))
-		json.NewEncoder(w).Encode(apitype.PoolAnswer{Note: "max_unavailable 2 (was 1)"})
+		if f.refuse != nil {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(apitype.ErrorBody{Error: f.refuse})
+			return
+		}
+		note := f.note
+		if note == "" {
+			note = "max_unavailable 2 (was 1)"
+		}
+		json.NewEncoder(w).Encode(apitype.PoolAnswer{Note: note})
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -69,6 +82,41 @@ func TestPoolSetCommand(t *testing.T) {
 	}
 	if len(f.posts) != 1 || f.posts[0] != `/v1/pool/set {"max_unavailable":"2"}` {
 		t.Errorf("posted %v", f.posts)
+	}
+}
+
+// pool forget ID: one id, or a usage error before the agent is asked;
+// the id is the route's body and the agent's note is printed; a live
+// member's refusal is busy, exit 5, as release's.
+func TestPoolForgetCommand(t *testing.T) {
+	f := &fakeAgent{note: "forgot web3: it no longer counts against the pool's budget nor in its size"}
+	sock := f.serve(t)
+	for _, args := range [][]string{{}, {"web3", "web4"}} {
+		if _, stderr, code := runCLI(t, append([]string{"pool", "forget", "--socket", sock}, args...)...); code != exitUsage {
+			t.Errorf("pool forget %v: exit %d, %s", args, code, stderr)
+		}
+	}
+	if len(f.posts) != 0 {
+		t.Fatalf("the agent was asked: %v", f.posts)
+	}
+	stdout, stderr, code := runCLI(t, "pool", "forget", "--socket", sock, "web3")
+	if code != 0 || stdout != f.note+"\n" {
+		t.Fatalf("pool forget: exit %d, %q, %q", code, stdout, stderr)
+	}
+	if len(f.posts) != 1 || f.posts[0] != `/v1/pool/forget {"id":"web3"}` {
+		t.Errorf("posted %v", f.posts)
+	}
+	// The completion scripts ask drainctl itself: forget is offered.
+	// urfave/cli reads the word before the cursor from os.Args, not from
+	// the arguments given, so they are the shell's here.
+	defer func(a []string) { os.Args = a }(os.Args)
+	os.Args = []string{"drainctl", "pool", "--generate-bash-completion"}
+	if out, _, _ := runCLI(t, os.Args[1:]...); !strings.Contains(out, "\nforget\n") {
+		t.Errorf("completion of pool lacks forget:\n%s", out)
+	}
+	f.refuse = &apitype.Error{Code: apitype.CodeBusy, Msg: "pool web: web1 is a live member (its agent runs): stop its agent, or remove it from the pool in its configuration, first: live member"}
+	if _, stderr, code := runCLI(t, "pool", "forget", "--socket", sock, "web1"); code != exitBusy || !strings.Contains(stderr, "web1 is a live member") {
+		t.Errorf("forget a live member: exit %d, %s", code, stderr)
 	}
 }
 
