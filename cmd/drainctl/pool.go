@@ -33,7 +33,7 @@ func poolCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:   "status",
-				Usage:  "members, who holds the slots (operation, reason, who, since), who waits, a pause",
+				Usage:  "what uses the budget (every member out, and why), each member's health, who holds the slots, who waits, a pause",
 				Flags:  []cli.Flag{socketFlag(), jsonFlag(jsonForScripts)},
 				Action: runPoolStatus,
 			},
@@ -43,7 +43,10 @@ func poolCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "A live host gives its own slot back once it is back in rotation: freeing it\n" +
 					"lets another server out while this one may still be out. Refused unless\n" +
-					"--force.",
+					"--force.\n\n" +
+					"A host that is gone still counts against the budget, its slot freed or\n" +
+					"not, until it is back: drainctl pool forget ID removes one that is gone\n" +
+					"for good.",
 				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "force", Usage: "free it even though the host's agent is alive"}},
 				Action: runPoolRelease,
 			},
@@ -111,15 +114,39 @@ func runPoolStatus(c *cli.Context) error {
 	return nil
 }
 
-// printPool shows the pool for people: a summary line, the holders, the
-// line, the members.
+// printPool shows the pool for people: what uses the budget (a summary
+// line, then one line per member counted out, as a waiter is told), the
+// settings, the holders, the line, and every member's health.
 func printPool(ps apitype.PoolStatus, now time.Time) {
 	limit := ps.MaxUnavailable
 	if limit == "" {
 		limit = "none"
 	}
-	fmt.Printf("pool %s: %d/%d out (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
-		safeLine(ps.Name), len(ps.Holders), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
+	outs := ps.Unavailable
+	if len(outs) == 0 {
+		// An agent older than the health count sends none: its holders
+		// are what it counted.
+		for _, h := range ps.Holders {
+			outs = append(outs, apitype.Unavailable{ID: h.ID, Why: "holds a slot (" + h.Op + ")", Since: h.Since, Slot: true})
+		}
+	}
+	fmt.Printf("pool %s: %d/%d unavailable (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
+		safeLine(ps.Name), len(outs), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
+	live := map[string]bool{}
+	for _, m := range ps.Members {
+		live[m.ID] = m.Live
+	}
+	for _, o := range outs {
+		// The waiter's words (pool.Out.Text), so that what a host waits
+		// for reads the same here.
+		line := "  " + safeLine(pool.Out(o).Text())
+		if !live[o.ID] {
+			// A gone host counts until it is back: its slot freed or not,
+			// only forgetting it stops that.
+			line += fmt.Sprintf(" (counted until it is back; drainctl pool forget %s if it is removed for good)", safeLine(o.ID))
+		}
+		fmt.Println(line)
+	}
 	switch {
 	case ps.SettingsError != "":
 		fmt.Printf("NO SLOT IS GRANTED: %s (drainctl pool set max-unavailable N rewrites them)\n", safeLine(ps.SettingsError))
@@ -138,17 +165,13 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 	if p := ps.Paused; p != nil {
 		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
 	}
-	live := map[string]bool{}
-	for _, m := range ps.Members {
-		live[m.ID] = m.Live
-	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	if len(ps.Holders) > 0 {
 		fmt.Fprintln(w, "HOLDER\tOP\tSINCE\tAGENT\tBY\tREASON")
 		for _, h := range ps.Holders {
 			agent := "live"
 			if !live[h.ID] {
-				agent = "gone (drainctl pool release " + h.ID + " frees it)"
+				agent = "gone"
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\t%s\t%s\n", safeLine(h.ID), safeLine(h.Op), ago(now, h.Since), agent, safeLine(h.By), safeLine(h.Reason))
 		}
@@ -159,16 +182,17 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 		}
 		fmt.Fprintf(w, "%d. %s\t%s\t%s ago\n", i+1, safeLine(q.ID), safeLine(q.Op), ago(now, q.Since))
 	}
-	w.Flush()
-	var ms []string
-	for _, m := range ps.Members {
-		s := m.ID + " live"
-		if !m.Live {
-			s = fmt.Sprintf("%s gone (last seen %s ago)", m.ID, ago(now, m.LastSeen))
-		}
-		ms = append(ms, safeLine(s))
+	if len(ps.Members) > 0 {
+		fmt.Fprintln(w, "MEMBER\tAGENT\tHEALTH")
 	}
-	fmt.Printf("members: %s\n", strings.Join(ms, ", "))
+	for _, m := range ps.Members {
+		agent := "live"
+		if !m.Live {
+			agent = "gone " + ago(now, m.LastSeen) + " ago"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", safeLine(m.ID), agent, safeLine(healthText(m, now)))
+	}
+	w.Flush()
 	if s := ps.Slot; s != nil && s.Release {
 		fmt.Println("this host's release is pending: etcd did not answer; the agent retries")
 	}
@@ -176,6 +200,32 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 		// Someone else's keys: escaped, as every text of others.
 		fmt.Printf("malformed key %s: %s (delete it with etcdctl del once understood)\n", safeLine(m.Key), safeLine(m.Why))
 	}
+}
+
+// healthText says what a member's agent last said of its server: in
+// service, or out and why, with since when. A gone member's is what it
+// said before it went: the last word known, not its state now.
+func healthText(m apitype.PoolMember, now time.Time) string {
+	h := m.Health
+	var s string
+	switch {
+	case h == nil:
+		return "not said (an agent older than the health count)"
+	case h.InService:
+		s = "in service"
+	default:
+		s = "out: " + h.Why
+		if h.Why == "" {
+			s = "out of service"
+		}
+	}
+	if !h.Since.IsZero() {
+		s += ", since " + ago(now, h.Since) + " ago"
+	}
+	if !m.Live {
+		s = "last said: " + s
+	}
+	return s
 }
 
 func ago(now, t time.Time) string {

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/api/apitype"
+	"github.com/drainctl/drainctl/pkg/pool"
 )
 
 // fakeAgent answers the pool's routes on a socket of the test's own: the
@@ -130,7 +132,7 @@ func TestPoolStatusShowsTheLimit(t *testing.T) {
 	sock := f.serve(t)
 	stdout, _, code := runCLI(t, "pool", "status", "--socket", sock)
 	for _, want := range []string{
-		"pool web: 0/1 out (max_unavailable 1, the pool's; 2 members); this host: web2, configured 3\n",
+		"pool web: 0/1 unavailable (max_unavailable 1, the pool's; 2 members); this host: web2, configured 3\n",
 		"max_unavailable 1: seeded by web1, 1h0m0s ago\n",
 		"this host's file says max_unavailable 3, the pool's is 1: the pool's decides",
 	} {
@@ -141,8 +143,70 @@ func TestPoolStatusShowsTheLimit(t *testing.T) {
 	f.status.Settings, f.status.MaxUnavailable, f.status.Allowed = nil, "", 0
 	f.status.SettingsError = "pool settings of layout version 2, this drainctl knows 1 only"
 	stdout, _, _ = runCLI(t, "pool", "status", "--socket", sock)
-	if !strings.Contains(stdout, "0/0 out (max_unavailable none") || !strings.Contains(stdout, "NO SLOT IS GRANTED: pool settings of layout version 2") || strings.Contains(stdout, "file says") {
+	if !strings.Contains(stdout, "0/0 unavailable (max_unavailable none") || !strings.Contains(stdout, "NO SLOT IS GRANTED: pool settings of layout version 2") || strings.Contains(stdout, "file says") {
 		t.Errorf("unusable settings:\n%s", stdout)
+	}
+}
+
+// pool status says what uses the budget, in the words a waiter is told:
+// a summary counting every member out, then one line each; a gone host
+// is told how to stop counting it; the members' table shows each one's
+// health, a gone one's as its last word.
+func TestPoolStatusShowsWhatUsesTheBudget(t *testing.T) {
+	now := time.Now()
+	down := now.Add(-5 * time.Minute)
+	f := &fakeAgent{status: apitype.PoolStatus{Name: "web", ID: "web1", MaxUnavailable: "1", ConfiguredMaxUnavailable: "1", Allowed: 1,
+		Settings: &apitype.PoolSettings{Version: 1, MaxUnavailable: "1", By: "seeded by web1", Since: down},
+		Members: []apitype.PoolMember{
+			{ID: "web1", Live: true, Health: &apitype.Health{InService: true, Since: now.Add(-time.Hour)}},
+			{ID: "web2", Live: true, Health: &apitype.Health{InService: true, Since: now.Add(-time.Hour)}},
+			{ID: "web3", Live: true, Health: &apitype.Health{Why: "web server not answering", Since: down}},
+		},
+		Unavailable: []apitype.Unavailable{{ID: "web3", Why: "web server not answering", Since: down}}}}
+	sock := f.serve(t)
+	stdout, stderr, code := runCLI(t, "pool", "status", "--socket", sock)
+	lines := strings.Split(stdout, "\n")
+	if code != 0 || len(lines) < 2 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	if want := "pool web: 1/1 unavailable (max_unavailable 1, the pool's; 3 members); this host: web1, configured 1"; lines[0] != want {
+		t.Errorf("summary %q, want %q", lines[0], want)
+	}
+	if want := "  " + (pool.Out{ID: "web3", Why: "web server not answering", Since: down}).Text(); lines[1] != want || !strings.HasPrefix(want, "  web3: web server not answering since ") {
+		t.Errorf("the unavailable line %q, want %q", lines[1], want)
+	}
+	for _, re := range []string{
+		`(?m)^MEMBER +AGENT +HEALTH$`,
+		`(?m)^web1 +live +in service, since 1h0m0s ago$`,
+		`(?m)^web3 +live +out: web server not answering, since 5m00s ago$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(stdout) {
+			t.Errorf("lacks %s:\n%s", re, stdout)
+		}
+	}
+	if strings.Contains(stdout, "pool forget") {
+		t.Errorf("a live member is told to be forgotten:\n%s", stdout)
+	}
+
+	// web1 takes a slot to mend web3 (counted once), web4 is gone: 3/1.
+	f.status.Members = append(f.status.Members, apitype.PoolMember{ID: "web4", LastSeen: now.Add(-20 * time.Minute),
+		Health: &apitype.Health{InService: true, Since: now.Add(-time.Hour)}})
+	f.status.Holders = []apitype.Claim{{ID: "web1", Op: "enter", Reason: "kernel update", By: "root", Since: now.Add(-time.Minute)}}
+	f.status.Unavailable = []apitype.Unavailable{
+		{ID: "web1", Why: "holds a slot (enter: kernel update, by root)", Since: now.Add(-time.Minute), Slot: true},
+		{ID: "web3", Why: "web server not answering", Since: down},
+		{ID: "web4", Why: "agent gone", Since: now.Add(-20 * time.Minute)},
+	}
+	stdout, _, _ = runCLI(t, "pool", "status", "--socket", sock)
+	for _, re := range []string{
+		`^pool web: 3/1 unavailable \(max_unavailable 1, the pool's; 4 members\)`,
+		`(?m)^  web1: holds a slot \(enter: kernel update, by root\) since .*\n  web3: web server not answering since .*\n  web4: agent gone since \S+( \S+)? \(counted until it is back; drainctl pool forget web4 if it is removed for good\)$`,
+		`(?m)^web4 +gone 20m00s ago +last said: in service, since 1h0m0s ago$`,
+		`(?m)^web1 +enter +1m00s ago +live +root +kernel update$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(stdout) {
+			t.Errorf("lacks %s:\n%s", re, stdout)
+		}
 	}
 }
 
