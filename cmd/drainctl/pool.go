@@ -122,14 +122,7 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 	if limit == "" {
 		limit = "none"
 	}
-	outs := ps.Unavailable
-	if len(outs) == 0 {
-		// An agent older than the health count sends none: its holders
-		// are what it counted.
-		for _, h := range ps.Holders {
-			outs = append(outs, apitype.Unavailable{ID: h.ID, Why: "holds a slot (" + h.Op + ")", Since: h.Since, Slot: true})
-		}
-	}
+	outs := api.PoolUnavailable(ps)
 	fmt.Printf("pool %s: %d/%d unavailable (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
 		safeLine(ps.Name), len(outs), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
 	live := map[string]bool{}
