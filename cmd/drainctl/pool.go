@@ -140,24 +140,7 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 		}
 		fmt.Println(line)
 	}
-	switch {
-	case ps.SettingsError != "":
-		fmt.Printf("NO SLOT IS GRANTED: %s (drainctl pool set max-unavailable N rewrites them)\n", safeLine(ps.SettingsError))
-	case ps.Settings == nil:
-		fmt.Printf("the pool has no settings yet: the first agent to ask seeds them with its max_unavailable (this host's: %s)\n", safeLine(ps.ConfiguredMaxUnavailable))
-	default:
-		by := ps.Settings.By
-		if !strings.HasPrefix(by, "seeded by ") {
-			by = "set by " + by
-		}
-		fmt.Printf("max_unavailable %s: %s, %s ago\n", safeLine(ps.Settings.MaxUnavailable), safeLine(by), ago(now, ps.Settings.Since))
-	}
-	if d := api.PoolLimitDiffers(ps); d != "" {
-		fmt.Println(safeLine(d))
-	}
-	if p := ps.Paused; p != nil {
-		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
-	}
+	printPoolSettings(ps, now)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	if len(ps.Holders) > 0 {
 		fmt.Fprintln(w, "HOLDER\tOP\tSINCE\tAGENT\tBY\tREASON")
@@ -192,6 +175,29 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 	for _, m := range ps.Malformed {
 		// Someone else's keys: escaped, as every text of others.
 		fmt.Printf("malformed key %s: %s (delete it with etcdctl del once understood)\n", safeLine(m.Key), safeLine(m.Why))
+	}
+}
+
+// printPoolSettings says the pool's limit and who set it, or why no
+// slot is granted, this host's file when it says otherwise, and a pause.
+func printPoolSettings(ps apitype.PoolStatus, now time.Time) {
+	switch {
+	case ps.SettingsError != "":
+		fmt.Printf("NO SLOT IS GRANTED: %s (drainctl pool set max-unavailable N rewrites them)\n", safeLine(ps.SettingsError))
+	case ps.Settings == nil:
+		fmt.Printf("the pool has no settings yet: the first agent to ask seeds them with its max_unavailable (this host's: %s)\n", safeLine(ps.ConfiguredMaxUnavailable))
+	default:
+		by := ps.Settings.By
+		if !strings.HasPrefix(by, "seeded by ") {
+			by = "set by " + by
+		}
+		fmt.Printf("max_unavailable %s: %s, %s ago\n", safeLine(ps.Settings.MaxUnavailable), safeLine(by), ago(now, ps.Settings.Since))
+	}
+	if d := api.PoolLimitDiffers(ps); d != "" {
+		fmt.Println(safeLine(d))
+	}
+	if p := ps.Paused; p != nil {
+		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
 	}
 }
 
