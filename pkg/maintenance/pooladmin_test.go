@@ -28,6 +28,9 @@ type fakePoolAdmin struct {
 	// slots, as Forget finds them; forgot the ids it was asked, and
 	// forgetErr what etcd answers.
 	gone      map[string]bool
+	// members and holders, when set, are the pool Status reads.
+	members []pool.Member
+	holders []pool.Claim
 	held      map[string]*pool.Claim
 	forgot    []string
 	forgetErr error
@@ -55,6 +58,9 @@ func (f *fakePoolAdmin) Forget(_ context.Context, id string) (pool.Forgotten, er
 func (f *fakePoolAdmin) Status(context.Context) (pool.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.members != nil {
+		return pool.State{Name: "web", Members: f.members, Holders: f.holders, Settings: f.settings}, nil
+	}
 	return pool.State{Name: "web", Members: []pool.Member{{ID: "web1", Live: true}}, Settings: f.settings}, nil
 }
 func (f *fakePoolAdmin) ReleaseFor(context.Context, string, bool) (*pool.Claim, error) {
@@ -276,5 +282,32 @@ func TestPoolForget(t *testing.T) {
 	}
 	if len(h.entries) != 2 {
 		t.Errorf("recorded %d entries, want 2 (web3, web4): %+v", len(h.entries), h.entries)
+	}
+}
+
+// pool status says what uses the budget: the holder, a member out of
+// service and a gone one, each once, while the slots held are one.
+func TestPoolStatusCountsEveryMemberOut(t *testing.T) {
+	down := time.Date(2026, 12, 7, 3, 2, 0, 0, time.UTC)
+	p := &fakePoolAdmin{settings: &pool.Settings{Version: 1, MaxUnavailable: pool.MustLimit("1")},
+		members: []pool.Member{
+			{ID: "web1", Live: true, Health: &pool.Health{InService: true}},
+			{ID: "web2", Live: true, Health: &pool.Health{InService: false, Why: "web server not answering", Since: down}},
+			{ID: "web3", LastSeen: down},
+			{ID: "web4", Live: true, Health: &pool.Health{InService: false, Why: "load balancers refuse its checks"}},
+		},
+		holders: []pool.Claim{{ID: "web4", Op: "enter", Since: down}}}
+	r, _, _ := poolAdminRig(t, p)
+	ps, err := r.e.PoolStatus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range ps.Unavailable {
+		got = append(got, o.ID+": "+o.Why)
+	}
+	want := []string{"web4: holds a slot (enter)", "web2: web server not answering", "web3: agent gone"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") || len(ps.Holders) != 1 || ps.Allowed != 1 {
+		t.Errorf("unavailable %q, want %q; holders %d, allowed %d", got, want, len(ps.Holders), ps.Allowed)
 	}
 }
