@@ -27,10 +27,10 @@ type fakePoolAdmin struct {
 	// gone are the members whose agent is gone (true: live), held their
 	// slots, as Forget finds them; forgot the ids it was asked, and
 	// forgetErr what etcd answers.
-	gone      map[string]bool
+	gone map[string]bool
 	// members and holders, when set, are the pool Status reads.
-	members []pool.Member
-	holders []pool.Claim
+	members   []pool.Member
+	holders   []pool.Claim
 	held      map[string]*pool.Claim
 	forgot    []string
 	forgetErr error
