@@ -24,10 +24,10 @@ type fakePoolAdmin struct {
 	// changes are what WatchSettings tells, in order, after the seed.
 	changes []*pool.Settings
 	seed    bool // WatchSettings seeds the pool (the pool had none)
-	// gone are the members whose agent is gone (true: live), held their
-	// slots, as Forget finds them; forgot the ids it was asked, and
+	// registered are the members Forget finds, each true while its agent
+	// is live, held their slots; forgot the ids it was asked, and
 	// forgetErr what etcd answers.
-	gone map[string]bool
+	registered map[string]bool
 	// members and holders, when set, are the pool Status reads.
 	members   []pool.Member
 	holders   []pool.Claim
@@ -45,12 +45,12 @@ func (f *fakePoolAdmin) Forget(_ context.Context, id string) (pool.Forgotten, er
 	if f.forgetErr != nil {
 		return pool.Forgotten{}, f.forgetErr
 	}
-	live, member := f.gone[id]
+	live, member := f.registered[id]
 	if live {
 		return pool.Forgotten{}, fmt.Errorf("pool web: %s is a live member (its agent runs): %w", id, pool.ErrLiveMember)
 	}
 	fg := pool.Forgotten{ID: id, Slot: f.held[id], Known: member || f.held[id] != nil}
-	delete(f.gone, id)
+	delete(f.registered, id)
 	delete(f.held, id)
 	return fg, nil
 }
@@ -225,8 +225,8 @@ func TestFollowPoolSettings(t *testing.T) {
 func TestPoolForget(t *testing.T) {
 	since := time.Date(2026, 12, 7, 3, 2, 0, 0, time.UTC)
 	p := &fakePoolAdmin{
-		gone: map[string]bool{"web1": true, "web3": false, "web4": false},
-		held: map[string]*pool.Claim{"web3": {ID: "web3", Op: "reboot", Reason: "kernel", By: "root", Since: since}},
+		registered: map[string]bool{"web1": true, "web3": false, "web4": false},
+		held:       map[string]*pool.Claim{"web3": {ID: "web3", Op: "reboot", Reason: "kernel", By: "root", Since: since}},
 	}
 	r, h, _ := poolAdminRig(t, p)
 	ctx := context.Background()
@@ -242,8 +242,8 @@ func TestPoolForget(t *testing.T) {
 		!strings.Contains(h.entries[0].Reason, "forgot web3") || !strings.Contains(h.entries[0].Reason, "freed its slot") {
 		t.Errorf("history %+v", h.entries)
 	}
-	if _, still := p.gone["web3"]; still || p.held["web3"] != nil {
-		t.Errorf("web3 still in the pool: %v %v", p.gone, p.held)
+	if _, still := p.registered["web3"]; still || p.held["web3"] != nil {
+		t.Errorf("web3 still in the pool: %v %v", p.registered, p.held)
 	}
 
 	// A gone member without a slot: forgotten, no slot said.
@@ -261,7 +261,7 @@ func TestPoolForget(t *testing.T) {
 	if CodeOf(err) != CodeBusy || !strings.Contains(err.Error(), "web1 is a live member") {
 		t.Errorf("forget a live member: %v", err)
 	}
-	if !p.gone["web1"] {
+	if !p.registered["web1"] {
 		t.Error("the live member was removed")
 	}
 
