@@ -30,7 +30,8 @@ func doctorCommand() *cli.Command {
 			"                  command, and whether systemd runs the web server;\n" +
 			"  agent           running or not, its state, drainctl.service's sandbox against\n" +
 			"                  what the agent needs (AF_PACKET, CAP_NET_ADMIN), the state file;\n" +
-			"  pool            etcd reachable, the members and the slots;\n" +
+			"  pool            etcd reachable, the members, and who uses the budget\n" +
+			"                  (slots held, servers out of service, agents gone);\n" +
 			"  reboot          whether a reboot is required, and --window;\n" +
 			"  restarts        whether the web server's (and php-fpm's) stops and restarts by\n" +
 			"                  others (dpkg, needrestart, systemctl, shutdowns) are drained by\n" +

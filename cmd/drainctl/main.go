@@ -40,7 +40,7 @@ func newApp() *cli.App {
 			statusCommand(),        // status.go
 			maintenanceCommand(),   // maintenance.go: enter, exit, status; maintenance_run.go: run
 			restartCommand(),       // restart.go
-			poolCommand(),          // pool.go: status, release, pause, resume
+			poolCommand(),          // pool.go: status, release, forget, pause, resume, set
 			eventsCommand(),        // events.go
 			historyCommand(),       // history.go
 			agentCommand(),         // agent.go, its settings in settings.go
@@ -131,13 +131,13 @@ var exitCodes = []struct {
 	{exitUsage, "bad usage or bad config: nothing was changed"},
 	{exitDeadline, "the drain deadline passed with active connections and --on-deadline abort: back in service, nothing restarted"},
 	{exitUnreachable, "no agent answers on the socket"},
-	{exitBusy, "another operation runs, or a maintenance holds the server (the message names who)"},
+	{exitBusy, "another operation runs, or a maintenance holds the server (the message names who); pool release or forget of a live member"},
 	{exitConfigTest, "the config test failed: nothing restarted, back in service"},
 	{exitNotReady, "the readiness check failed: the server stays out"},
 	{exitPermission, "the socket refused this user: use sudo or join its group"},
 	{exitRestart, "the restart command failed: the server stays out"},
 	{exitCommand, "the command of maintenance run failed or was interrupted: the server stays out (put back with --on-failure exit)"},
-	{exitPoolBusy, "no slot of the pool within --pool-wait (the message names who holds them): nothing was changed"},
+	{exitPoolBusy, "no slot of the pool within --pool-wait (the message names who uses the budget, and why): nothing was changed"},
 	{exitPoolUnavailable, "etcd did not answer (down, unreachable, no quorum): the server was not taken out"},
 	{exitOutsideWindow, "outside the --window (or it closed while waiting for a pool slot): nothing was changed"},
 	{exitRebootFailed, "the reboot command failed, or the host did not reboot: the server stays out"},

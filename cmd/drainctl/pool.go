@@ -20,17 +20,20 @@ import (
 func poolCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "pool",
-		Usage: "the pool of app servers this host is in: who is out, who waits; free, pause, resume, set its limit",
+		Usage: "the pool of app servers this host is in: who is out, who waits; free, forget, pause, resume, set its limit",
 		Description: "With a pool (pool: in the config file, or the agent's --pool-etcd), every\n" +
 			"operation that takes the server out first takes one of max_unavailable\n" +
 			"slots on etcd, and gives it back once the load balancers see the server\n" +
 			"back. A held slot is the host's: it survives an agent restart and a reboot.\n" +
+			"The budget counts every server out, not only the slots: a web server\n" +
+			"failing its check, load balancers refusing it, or a host whose agent is\n" +
+			"gone uses it as a slot does, until it is back (or forgotten).\n" +
 			"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
 			"new pool (the first agent's wins); drainctl pool set changes it.",
 		Subcommands: []*cli.Command{
 			{
 				Name:   "status",
-				Usage:  "members, who holds the slots (operation, reason, who, since), who waits, a pause",
+				Usage:  "what uses the budget (every member out, and why), each member's health, who holds the slots, who waits, a pause",
 				Flags:  []cli.Flag{socketFlag(), jsonFlag(jsonForScripts)},
 				Action: runPoolStatus,
 			},
@@ -40,9 +43,31 @@ func poolCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "A live host gives its own slot back once it is back in rotation: freeing it\n" +
 					"lets another server out while this one may still be out. Refused unless\n" +
-					"--force.",
+					"--force.\n\n" +
+					"A host that is gone still counts against the budget, its slot freed or\n" +
+					"not, until it is back: drainctl pool forget ID removes one that is gone\n" +
+					"for good.",
 				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "force", Usage: "free it even though the host's agent is alive"}},
 				Action: runPoolRelease,
+			},
+			{
+				Name:      "forget",
+				Usage:     "remove a host that is gone for good from the pool: it stops counting against the budget (recorded in the history)",
+				ArgsUsage: "ID",
+				Description: "A host whose agent is gone (its lease ended: powered off, unplugged, its\n" +
+					"agent stopped) counts against max_unavailable until it is back, or\n" +
+					"forgotten: while nobody knows whether it serves, the pool keeps it out.\n" +
+					"Forget a host removed for good (retired, or rebuilt under another id):\n" +
+					"its record, health, place in line and slot go, so it no longer counts\n" +
+					"against the budget nor in a percentage's base. Recorded in the history\n" +
+					"(pool-forget).\n\n" +
+					"Do not forget a host that is coming back (a reboot, a repair): counting\n" +
+					"it out while it is out is what keeps the others in. A live member (its\n" +
+					"agent runs) is refused (exit 5): stop its agent first. An id the pool\n" +
+					"does not know changes nothing. If a forgotten host's agent starts\n" +
+					"again, it joins the pool again.",
+				Flags:  []cli.Flag{socketFlag()},
+				Action: runPoolForget,
 			},
 			{
 				Name:   "pause",
@@ -89,15 +114,73 @@ func runPoolStatus(c *cli.Context) error {
 	return nil
 }
 
-// printPool shows the pool for people: a summary line, the holders, the
-// line, the members.
+// printPool shows the pool for people: what uses the budget (a summary
+// line, then one line per member counted out, as a waiter is told), the
+// settings, the holders, the line, and every member's health.
 func printPool(ps apitype.PoolStatus, now time.Time) {
 	limit := ps.MaxUnavailable
 	if limit == "" {
 		limit = "none"
 	}
-	fmt.Printf("pool %s: %d/%d out (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
-		safeLine(ps.Name), len(ps.Holders), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
+	outs := api.PoolUnavailable(ps)
+	fmt.Printf("pool %s: %d/%d unavailable (max_unavailable %s, the pool's; %d members); this host: %s, configured %s\n",
+		safeLine(ps.Name), len(outs), ps.Allowed, safeLine(limit), api.PoolSize(ps), safeLine(ps.ID), safeLine(ps.ConfiguredMaxUnavailable))
+	live := map[string]bool{}
+	for _, m := range ps.Members {
+		live[m.ID] = m.Live
+	}
+	for _, o := range outs {
+		// The waiter's words (pool.Out.Text), so that what a host waits
+		// for reads the same here.
+		line := "  " + safeLine(pool.Out(o).Text())
+		if !live[o.ID] {
+			// A gone host counts until it is back: its slot freed or not,
+			// only forgetting it stops that.
+			line += fmt.Sprintf(" (counted until it is back; drainctl pool forget %s if it is removed for good)", safeLine(o.ID))
+		}
+		fmt.Println(line)
+	}
+	printPoolSettings(ps, now)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if len(ps.Holders) > 0 {
+		fmt.Fprintln(w, "HOLDER\tOP\tSINCE\tAGENT\tBY\tREASON")
+		for _, h := range ps.Holders {
+			agent := "live"
+			if !live[h.ID] {
+				agent = "gone"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\t%s\t%s\n", safeLine(h.ID), safeLine(h.Op), ago(now, h.Since), agent, safeLine(h.By), safeLine(h.Reason))
+		}
+	}
+	for i, q := range ps.Waiters {
+		if i == 0 {
+			fmt.Fprintln(w, "WAITING\tOP\tSINCE")
+		}
+		fmt.Fprintf(w, "%d. %s\t%s\t%s ago\n", i+1, safeLine(q.ID), safeLine(q.Op), ago(now, q.Since))
+	}
+	if len(ps.Members) > 0 {
+		fmt.Fprintln(w, "MEMBER\tAGENT\tHEALTH")
+	}
+	for _, m := range ps.Members {
+		agent := "live"
+		if !m.Live {
+			agent = "gone " + ago(now, m.LastSeen) + " ago"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", safeLine(m.ID), agent, safeLine(healthText(m, now)))
+	}
+	w.Flush()
+	if s := ps.Slot; s != nil && s.Release {
+		fmt.Println("this host's release is pending: etcd did not answer; the agent retries")
+	}
+	for _, m := range ps.Malformed {
+		// Someone else's keys: escaped, as every text of others.
+		fmt.Printf("malformed key %s: %s (delete it with etcdctl del once understood)\n", safeLine(m.Key), safeLine(m.Why))
+	}
+}
+
+// printPoolSettings says the pool's limit and who set it, or why no
+// slot is granted, this host's file when it says otherwise, and a pause.
+func printPoolSettings(ps apitype.PoolStatus, now time.Time) {
 	switch {
 	case ps.SettingsError != "":
 		fmt.Printf("NO SLOT IS GRANTED: %s (drainctl pool set max-unavailable N rewrites them)\n", safeLine(ps.SettingsError))
@@ -116,44 +199,32 @@ func printPool(ps apitype.PoolStatus, now time.Time) {
 	if p := ps.Paused; p != nil {
 		fmt.Printf("PAUSED by %s %s ago: %s (drainctl pool resume lets the line on)\n", safeLine(p.By), ago(now, p.Since), safeLine(p.Reason))
 	}
-	live := map[string]bool{}
-	for _, m := range ps.Members {
-		live[m.ID] = m.Live
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	if len(ps.Holders) > 0 {
-		fmt.Fprintln(w, "HOLDER\tOP\tSINCE\tAGENT\tBY\tREASON")
-		for _, h := range ps.Holders {
-			agent := "live"
-			if !live[h.ID] {
-				agent = "gone (drainctl pool release " + h.ID + " frees it)"
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\t%s\t%s\n", safeLine(h.ID), safeLine(h.Op), ago(now, h.Since), agent, safeLine(h.By), safeLine(h.Reason))
+}
+
+// healthText says what a member's agent last said of its server: in
+// service, or out and why, with since when. A gone member's is what it
+// said before it went: the last word known, not its state now.
+func healthText(m apitype.PoolMember, now time.Time) string {
+	h := m.Health
+	var s string
+	switch {
+	case h == nil:
+		return "not said (an agent older than the health count)"
+	case h.InService:
+		s = "in service"
+	default:
+		s = "out: " + h.Why
+		if h.Why == "" {
+			s = "out of service"
 		}
 	}
-	for i, q := range ps.Waiters {
-		if i == 0 {
-			fmt.Fprintln(w, "WAITING\tOP\tSINCE")
-		}
-		fmt.Fprintf(w, "%d. %s\t%s\t%s ago\n", i+1, safeLine(q.ID), safeLine(q.Op), ago(now, q.Since))
+	if !h.Since.IsZero() {
+		s += ", since " + ago(now, h.Since) + " ago"
 	}
-	w.Flush()
-	var ms []string
-	for _, m := range ps.Members {
-		s := m.ID + " live"
-		if !m.Live {
-			s = fmt.Sprintf("%s gone (last seen %s ago)", m.ID, ago(now, m.LastSeen))
-		}
-		ms = append(ms, safeLine(s))
+	if !m.Live {
+		s = "last said: " + s
 	}
-	fmt.Printf("members: %s\n", strings.Join(ms, ", "))
-	if s := ps.Slot; s != nil && s.Release {
-		fmt.Println("this host's release is pending: etcd did not answer; the agent retries")
-	}
-	for _, m := range ps.Malformed {
-		// Someone else's keys: escaped, as every text of others.
-		fmt.Printf("malformed key %s: %s (delete it with etcdctl del once understood)\n", safeLine(m.Key), safeLine(m.Why))
-	}
+	return s
 }
 
 func ago(now, t time.Time) string {
@@ -168,6 +239,13 @@ func runPoolRelease(c *cli.Context) error {
 		return usagef("pool release: give one host's id (drainctl pool status lists them)")
 	}
 	return printNote(client(c).PoolRelease(c.Context, c.Args().First(), c.Bool("force")))
+}
+
+func runPoolForget(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("pool forget: give one host's id (drainctl pool status lists them)")
+	}
+	return printNote(client(c).PoolForget(c.Context, c.Args().First()))
 }
 
 func runPoolPause(c *cli.Context) error {

@@ -234,6 +234,19 @@ func PoolSize(ps apitype.PoolStatus) int {
 	}.Size()
 }
 
+// PoolUnavailable is what uses the pool's budget: ps.Unavailable, or,
+// from an agent older than the health count (it sends none), its
+// holders in pool.State.Unavailable's words: what that agent counted.
+// A newer agent's list always has its holders, so an empty one beside
+// holders can only be an older agent's.
+func PoolUnavailable(ps apitype.PoolStatus) []apitype.Unavailable {
+	if len(ps.Unavailable) > 0 || len(ps.Holders) == 0 {
+		return ps.Unavailable
+	}
+	st := pool.State{Holders: sliceOf(ps.Holders, func(c apitype.Claim) pool.Claim { return pool.Claim(c) })}
+	return sliceOf(st.Unavailable(), func(o pool.Out) apitype.Unavailable { return apitype.Unavailable(o) })
+}
+
 // CommandOutcome says how a maintenance run's command ended, for people
 // ("succeeded", "failed with exit status N", "was killed by SIGNAL"), by
 // maintenance.CommandDone.Outcome's rule.

@@ -215,6 +215,18 @@ func TestClientRulesAreTheEngines(t *testing.T) {
 	if got := api.PoolSize(api.PoolStatusOf(ps)); got != ps.Size() || got != 3 {
 		t.Errorf("pool size %d, want %d", got, ps.Size())
 	}
+	// What uses the budget: the engine's list as it is (c's slot, b gone),
+	// and from an older agent that sends none, its holders in the pool's
+	// words.
+	ps.Unavailable = ps.State.Unavailable()
+	wire := api.PoolStatusOf(ps)
+	if got := api.PoolUnavailable(wire); len(got) != 2 || got[0].ID != "c" || !got[0].Slot || got[1].ID != "b" || got[1].Why != "agent gone" {
+		t.Errorf("unavailable %+v", got)
+	}
+	wire.Unavailable = nil
+	if got := api.PoolUnavailable(wire); len(got) != 1 || got[0] != apitype.Unavailable(ps.Unavailable[0]) {
+		t.Errorf("an older agent's: %+v, want its holder %+v", got, ps.Unavailable[0])
+	}
 	for _, d := range []maintenance.CommandDone{{}, {ExitCode: 3}, {ExitCode: -1, Signal: "SIGKILL"}} {
 		wd := apitype.CommandDone(d)
 		if got := api.CommandOutcome(&wd); got != d.Outcome() {

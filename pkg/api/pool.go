@@ -18,6 +18,7 @@ import (
 const (
 	PathPool        = "/v1/pool"         // GET: the pool's status
 	PathPoolRelease = "/v1/pool/release" // POST apitype.PoolRequest: free a gone host's slot
+	PathPoolForget  = "/v1/pool/forget"  // POST apitype.PoolRequest: remove a gone host for good
 	PathPoolPause   = "/v1/pool/pause"   // POST apitype.PoolRequest: no new slot pool-wide
 	PathPoolResume  = "/v1/pool/resume"  // POST: grant slots again
 	PathPoolSet     = "/v1/pool/set"     // POST apitype.PoolRequest: the pool's max_unavailable
@@ -27,6 +28,7 @@ const (
 type PoolEngine interface {
 	PoolStatus(ctx context.Context) (maintenance.PoolStatus, error)
 	PoolRelease(ctx context.Context, id string, force bool, who string) (string, error)
+	PoolForget(ctx context.Context, id, who string) (string, error)
 	PoolPause(ctx context.Context, who, reason string) error
 	PoolResume(ctx context.Context, who string) error
 	PoolSet(ctx context.Context, limit, who string) (string, error)
@@ -58,6 +60,16 @@ func (s *Server) routePool(e PoolEngine) {
 	}
 	s.mux.HandleFunc("POST "+PathPoolRelease, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
 		return e.PoolRelease(ctx, req.ID, req.Force, req.Who)
+	}))
+	s.mux.HandleFunc("POST "+PathPoolForget, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
+		if req.Force {
+			// Forget never removes a live member, whoever asks: its
+			// agent would count it again at its next change. Refused
+			// rather than ignored, so a caller does not believe it was
+			// obeyed.
+			return "", &maintenance.Error{Code: maintenance.CodeBadRequest, Field: "force", Msg: "pool forget takes no force: a live member cannot be forgotten (stop its agent first)"}
+		}
+		return e.PoolForget(ctx, req.ID, req.Who)
 	}))
 	s.mux.HandleFunc("POST "+PathPoolPause, post(func(ctx context.Context, req apitype.PoolRequest) (string, error) {
 		return "pool paused: no slot is granted until pool resume", e.PoolPause(ctx, req.Who, req.Reason)
@@ -114,6 +126,12 @@ func (c *Client) PoolStatus(ctx context.Context) (apitype.PoolStatus, error) {
 // PoolRelease frees the slot of host id (a live member's only with force).
 func (c *Client) PoolRelease(ctx context.Context, id string, force bool) (string, error) {
 	return c.poolPost(ctx, PathPoolRelease, apitype.PoolRequest{ID: id, Force: force})
+}
+
+// PoolForget removes host id, gone for good, from the pool: it no longer
+// counts against the budget. A live member is refused (busy).
+func (c *Client) PoolForget(ctx context.Context, id string) (string, error) {
+	return c.poolPost(ctx, PathPoolForget, apitype.PoolRequest{ID: id})
 }
 
 // PoolPause stops the pool granting slots, for reason.

@@ -13,14 +13,22 @@ import (
 	"github.com/drainctl/drainctl/pkg/maintenance"
 )
 
-// fakePoolEngine answers the pool's routes, and records pool set's.
-type fakePoolEngine struct{ set []string }
+// fakePoolEngine answers the pool's routes, and records pool set's and
+// pool forget's.
+type fakePoolEngine struct{ set, forgot []string }
 
 func (f *fakePoolEngine) PoolStatus(context.Context) (maintenance.PoolStatus, error) {
 	return maintenance.PoolStatus{ID: "web1", MaxUnavailable: "1", ConfiguredMaxUnavailable: "3", Allowed: 1}, nil
 }
 func (f *fakePoolEngine) PoolRelease(context.Context, string, bool, string) (string, error) {
 	return "", nil
+}
+func (f *fakePoolEngine) PoolForget(_ context.Context, id, who string) (string, error) {
+	f.forgot = append(f.forgot, id+" by "+who)
+	if id == "web1" {
+		return "", &maintenance.Error{Code: maintenance.CodeBusy, Msg: "pool web: web1 is a live member (its agent runs): live member"}
+	}
+	return "forgot " + id, nil
 }
 func (f *fakePoolEngine) PoolPause(context.Context, string, string) error { return nil }
 func (f *fakePoolEngine) PoolResume(context.Context, string) error        { return nil }
@@ -82,5 +90,31 @@ func TestPoolSetRoute(t *testing.T) {
 	ps, err := c.PoolStatus(ctx)
 	if err != nil || ps.MaxUnavailable != "1" || ps.ConfiguredMaxUnavailable != "3" || PoolLimitDiffers(ps) == "" {
 		t.Fatalf("pool status: %+v %v", ps, err)
+	}
+}
+
+// POST /v1/pool/forget carries the id, and the caller as who, to the
+// engine and its note back; a live member's refusal is busy (409), as
+// release's; force is refused (400) before the engine is asked: no one
+// forgets a live member.
+func TestPoolForgetRoute(t *testing.T) {
+	e := &fakePoolEngine{}
+	c := servePool(t, e)
+	ctx := context.Background()
+	note, err := c.PoolForget(ctx, "web3")
+	if err != nil || note != "forgot web3" || len(e.forgot) != 1 || !strings.HasPrefix(e.forgot[0], "web3 by ") || e.forgot[0] == "web3 by " {
+		t.Fatalf("pool forget: %q %v; engine got %v", note, err, e.forgot)
+	}
+	var werr *apitype.Error
+	if _, err := c.PoolForget(ctx, "web1"); !errors.As(err, &werr) || werr.Code != apitype.CodeBusy || !strings.Contains(werr.Msg, "live member") {
+		t.Fatalf("pool forget of a live member: %v", err)
+	}
+	resp, err := c.http().Post("http://drainctl"+PathPoolForget, "application/json", strings.NewReader(`{"id":"web1","force":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || len(e.forgot) != 2 {
+		t.Errorf("forget with force: %s (engine got %v)", resp.Status, e.forgot)
 	}
 }

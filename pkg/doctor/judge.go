@@ -275,8 +275,13 @@ func judgePool(f Facts) []Finding {
 	if ps.MaxUnavailable == "" {
 		limit = "no readable settings yet (this host's max_unavailable " + ps.ConfiguredMaxUnavailable + " seeds a new pool)"
 	}
-	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), %s allows %d out; %d out now, %d waiting; this host is %s",
-		ps.Name, len(ps.Members), live, limit, ps.Allowed, len(ps.Holders), len(ps.Waiters), ps.ID)))
+	outs := api.PoolUnavailable(*ps)
+	now := fmt.Sprintf("%d unavailable now", len(outs))
+	if len(outs) > 0 {
+		now += " (" + unavailableText(outs) + ")"
+	}
+	out = append(out, ok(AreaPool, "pool.status", fmt.Sprintf("pool %s: %d members (%d live), %s allows %d out; %s, %d waiting; this host is %s",
+		ps.Name, len(ps.Members), live, limit, ps.Allowed, now, len(ps.Waiters), ps.ID)))
 	switch d := api.PoolLimitDiffers(*ps); {
 	case ps.SettingsError != "":
 		out = append(out, fail(AreaPool, "pool.settings", "the pool's settings cannot be used: "+ps.SettingsError,
@@ -295,15 +300,26 @@ func judgePool(f Facts) []Finding {
 		out = append(out, warn(AreaPool, "pool.paused", fmt.Sprintf("the pool is paused by %s: %s", ps.Paused.By, ps.Paused.Reason),
 			"no operation gets a slot: they wait --pool-wait, then exit 11", "drainctl pool resume, when it should go on"))
 	}
-	if len(ps.Holders) >= ps.Allowed && ps.Allowed > 0 {
-		var who []string
-		for _, h := range ps.Holders {
-			who = append(who, fmt.Sprintf("%s (%s since %s)", h.ID, h.Op, h.Since.Format(time.DateTime)))
-		}
-		out = append(out, warn(AreaPool, "pool.full", "every slot is taken: "+strings.Join(who, ", "),
-			"an operation now waits for a slot", "wait, or drainctl pool release ID for a host that is gone"))
+	if len(outs) >= ps.Allowed && ps.Allowed > 0 {
+		// The budget counts every member out, not only the slots: a
+		// gone host uses it until it is back or forgotten, and freeing
+		// its slot (pool release) would not give it back.
+		out = append(out, warn(AreaPool, "pool.full", fmt.Sprintf("the pool's budget is used: %d/%d unavailable: %s", len(outs), ps.Allowed, unavailableText(outs)),
+			"an operation that takes a server in service out now waits (a server already counted out still takes its slot at once)",
+			"wait for them to be back in service; drainctl pool forget ID for a host removed for good"))
 	}
 	return out
+}
+
+// unavailableText names the members that use the budget, as a waiter is
+// told of them: "web2: holds a slot (reboot) since 03:01:00, web3: agent
+// gone since 02:58:00".
+func unavailableText(outs []apitype.Unavailable) string {
+	var who []string
+	for _, o := range outs {
+		who = append(who, pool.Out(o).Text())
+	}
+	return strings.Join(who, ", ")
 }
 
 // storageWarn is how full etcd's database may grow, of the default

@@ -188,7 +188,17 @@ func TestEachRule(t *testing.T) {
 			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
 				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web2", Live: true}},
 				Holders: []apitype.Claim{{ID: "web2", Op: "reboot", Since: now}}, Paused: &apitype.Pause{By: "ops", Reason: "incident"}}}
-		}, "pool.full", Warning, "web2 (reboot since"},
+		}, "pool.full", Warning, "1/1 unavailable: web2: holds a slot (reboot) since"},
+		{"pool's budget used by a gone host, no slot held", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
+				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web3", LastSeen: now}},
+				Unavailable: []apitype.Unavailable{{ID: "web3", Why: "agent gone", Since: now}}}}
+		}, "pool.full", Warning, "1/1 unavailable: web3: agent gone since"},
+		{"the pool's status names who is out", func(f *Facts) {
+			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "2", Allowed: 2,
+				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web2", Live: true}, {ID: "web3", Live: true}},
+				Unavailable: []apitype.Unavailable{{ID: "web3", Why: "web server not answering", Since: now}}}}
+		}, "pool.status", OK, "allows 2 out; 1 unavailable now (web3: web server not answering since"},
 		{"not a member", func(f *Facts) {
 			f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web9", MaxUnavailable: "1", Allowed: 1,
 				Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}}}}

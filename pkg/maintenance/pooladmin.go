@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/history"
@@ -19,6 +20,7 @@ import (
 type PoolAdmin interface {
 	Status(ctx context.Context) (pool.State, error)
 	ReleaseFor(ctx context.Context, id string, force bool) (*pool.Claim, error)
+	Forget(ctx context.Context, id string) (pool.Forgotten, error)
 	Pause(ctx context.Context, p pool.Pause) error
 	Resume(ctx context.Context) error
 	SetLimit(ctx context.Context, l pool.Limit, by string) (*pool.Settings, error)
@@ -196,6 +198,44 @@ func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who str
 	}
 	e.recordAdmin(history.Entry{Op: "pool-release", Who: who, Reason: note, Start: start}, force)
 	return note, nil
+}
+
+// PoolForget removes host id from the pool for good: a host that is
+// gone (its agent's lease ended) counts against the budget, and in a
+// percentage's base, until it is back or forgotten, so a host retired
+// for good must be forgotten or it holds the pool's budget forever. Its
+// record, health, place in line and slot go in one transaction, which
+// holds only while the host stays gone. A live member is refused as
+// release refuses it (busy): its agent would count it again at its next
+// change. An id the pool does not know changes nothing and is not
+// recorded: nothing happened.
+func (e *Engine) PoolForget(ctx context.Context, id, who string) (string, error) {
+	p, err := e.pool()
+	if err != nil {
+		return "", err
+	}
+	// Host ids never hold "/" (pool.Open refuses one): such an id names
+	// no member, and is the caller's mistake rather than etcd's.
+	if id == "" || strings.Contains(id, "/") {
+		return "", fail(CodeBadRequest, "", "pool forget: %q is not a host id (pool status lists them)", id)
+	}
+	start := e.clock.Now()
+	f, err := p.Forget(ctx, id)
+	if errors.Is(err, pool.ErrLiveMember) {
+		return "", fail(CodeBusy, "", "%v", err)
+	}
+	if err != nil {
+		return "", poolErr(err)
+	}
+	if !f.Known {
+		return id + " is not a member of the pool: nothing to forget", nil
+	}
+	note := "forgot " + id + ": it no longer counts against the pool's budget nor in its size"
+	if c := f.Slot; c != nil {
+		note += fmt.Sprintf("; freed its slot (%s%s, since %s)", c.Op, reasonText(c.Reason), c.Since.Format(time.RFC3339))
+	}
+	e.recordAdmin(history.Entry{Op: "pool-forget", Who: who, Reason: note, Start: start}, false)
+	return note + " (if its agent starts again, it joins the pool again)", nil
 }
 
 // PoolPause stops the pool granting slots; PoolResume lets it go on.

@@ -27,8 +27,10 @@ var (
 		"Slots the pool's max_unavailable (its own, on etcd) allows for the pool's size now: 0 while its settings cannot be read (nothing is granted).", []string{"pool"}, nil)
 	descLimitMismatch = prometheus.NewDesc("drainctl_pool_limit_mismatch",
 		"1 when this host's configured max_unavailable differs from the pool's (which decides; the file only seeds a new pool).", []string{"pool"}, nil)
+	descUnavailable = prometheus.NewDesc("drainctl_pool_unavailable",
+		"Members counted against the pool's budget now: those holding a slot, out of service by their agent's account (web server failing, load balancers refusing), or whose agent is gone; compare with drainctl_pool_slots_allowed.", []string{"pool"}, nil)
 	descMembers = prometheus.NewDesc("drainctl_pool_members",
-		"The pool's members by state: live (its agent's lease is current) or gone.", []string{"pool", "state"}, nil)
+		"The pool's members by state: live (its agent's lease is current) or gone (counted against the budget until back, or forgotten with drainctl pool forget).", []string{"pool", "state"}, nil)
 	descWaiting = prometheus.NewDesc("drainctl_pool_waiting",
 		"Hosts waiting in line for a slot.", []string{"pool"}, nil)
 	descPaused = prometheus.NewDesc("drainctl_pool_paused",
@@ -47,7 +49,7 @@ type poolScraper struct {
 }
 
 func (p poolScraper) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descLimitMismatch, descMembers, descWaiting, descPaused, descMalformed, descPoolUp, descEtcdErrors} {
+	for _, d := range []*prometheus.Desc{descSlotsHeld, descSlotsAllowed, descUnavailable, descLimitMismatch, descMembers, descWaiting, descPaused, descMalformed, descPoolUp, descEtcdErrors} {
 		ch <- d
 	}
 }
@@ -77,7 +79,7 @@ func (p poolScraper) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range []struct {
 			d *prometheus.Desc
 			v float64
-		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descLimitMismatch, mismatch}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}, {descMalformed, float64(len(st.Malformed))}} {
+		}{{descSlotsHeld, float64(len(st.Holders))}, {descSlotsAllowed, float64(st.Allowed)}, {descUnavailable, float64(len(st.Unavailable))}, {descLimitMismatch, mismatch}, {descWaiting, float64(len(st.Waiters))}, {descPaused, paused}, {descMalformed, float64(len(st.Malformed))}} {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.GaugeValue, m.v, p.name)
 		}
 		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, live, p.name, "live")

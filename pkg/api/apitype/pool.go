@@ -2,10 +2,10 @@ package apitype
 
 import "time"
 
-// PoolRequest is the body of the pool's POST routes (release, pause,
+// PoolRequest is the body of the pool's POST routes (release, forget, pause,
 // resume, set). Unknown fields are refused.
 type PoolRequest struct {
-	ID     string `json:"id,omitempty"` // release: whose slot
+	ID     string `json:"id,omitempty"` // release: whose slot; forget: which host
 	Force  bool   `json:"force,omitempty"`
 	Reason string `json:"reason,omitempty"` // pause: why
 	Who    string `json:"who,omitempty"`    // a label; the server adds the caller
