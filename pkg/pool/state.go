@@ -149,26 +149,8 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 			w.ID = id
 			w.rev = kv.CreateRevision
 			waiters = append(waiters, w)
-		case "members":
-			memberOf(id).Live = true
-		case "seen":
-			var t time.Time
-			if err := json.Unmarshal(kv.Value, &t); err != nil {
-				// Not a member on its account: a junk key must not
-				// count as a host gone (that would hold the budget).
-				bad(err, "left aside (when it was last seen is not known)")
-				continue
-			}
-			memberOf(id).LastSeen = t
-		case "health":
-			var h Health
-			if err := json.Unmarshal(kv.Value, &h); err != nil {
-				// Its agent writes it again at its next change; until
-				// then the member counts by its lease alone.
-				bad(err, "left aside (its health is not known)")
-				continue
-			}
-			memberOf(id).Health = &h
+		case "members", "seen", "health":
+			memberKey(kind, kv.Value, func() *Member { return memberOf(id) }, bad)
 		case "paused", "settings":
 			st.own(kind, kv.Value, bad)
 		}
@@ -182,6 +164,33 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Holders, func(a, b Claim) int { return a.Since.Compare(b.Since) })
 	return st, nil
+}
+
+// memberKey reads one of a member's keys into its record (member makes
+// it): a member exists for a key that can be read.
+func memberKey(kind string, v []byte, member func() *Member, bad func(error, string)) {
+	switch kind {
+	case "members":
+		member().Live = true
+	case "seen":
+		var t time.Time
+		if err := json.Unmarshal(v, &t); err != nil {
+			// Not a member on its account: a junk key must not count
+			// as a host gone (that would hold the budget).
+			bad(err, "left aside (when it was last seen is not known)")
+			return
+		}
+		member().LastSeen = t
+	case "health":
+		var h Health
+		if err := json.Unmarshal(v, &h); err != nil {
+			// Its agent writes it again at its next change; until then
+			// the member counts by its lease alone.
+			bad(err, "left aside (its health is not known)")
+			return
+		}
+		member().Health = &h
+	}
 }
 
 // own reads one of the pool's own keys (kind alone, no host's id).
