@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,17 @@ func (k *checker) follow(ctx context.Context, cli *clientv3.Client, prefix strin
 		}
 		k.mu.Unlock()
 	}
+}
+
+// longestGap is the longest time between two grants.
+func (k *checker) longestGap() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var gap time.Duration
+	for i := 1; i < len(k.grants); i++ {
+		gap = max(gap, k.grants[i].Sub(k.grants[i-1]))
+	}
+	return gap
 }
 
 // grantsAfter is how many grants were seen after t, and the first.
@@ -213,7 +225,12 @@ func (f *faultLab) spawn(id string) *exec.Cmd {
 		f.t.Fatal(err)
 	}
 	f.procs = append(f.procs, cmd)
-	f.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	f.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	return cmd
 }
 
@@ -229,7 +246,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		ctx := context.Background()
+		// SIGTERM ends it as the agent's stop does: what it holds is
+		// given back first.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
 		go p.Register(ctx, 200*time.Millisecond)
 		p.PublishHealth(ctx, Health{InService: true}) //nolint:errcheck // the checker sees what it made
 		cycle(ctx, p)
@@ -270,8 +290,15 @@ func (f *faultLab) end(healed time.Time, settle time.Duration) time.Duration {
 	f.stop()
 	f.wg.Wait()
 	for _, cmd := range f.procs {
-		cmd.Process.Kill()
-		cmd.Wait()
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
 	}
 	n, first := f.k.grantsAfter(healed)
 	time.Sleep(300 * time.Millisecond) // the last events reach the checker
@@ -394,6 +421,7 @@ func BenchmarkPoolFaults(b *testing.B) {
 				b.ReportMetric(float64(len(f.k.over)), "over-budget")
 				f.k.mu.Unlock()
 				b.ReportMetric(unstick.Seconds(), "s-heal-to-grant")
+				b.ReportMetric(f.k.longestGap().Seconds(), "s-longest-without-grant")
 			}
 		})
 	}
