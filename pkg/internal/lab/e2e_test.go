@@ -5,6 +5,7 @@ package lab
 // project's proof: no failed request, no sticky user moved.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,7 +65,7 @@ func startLabWith(t testing.TB, o Options) *Lab {
 	if len(id) > 10 {
 		id = id[:10] // namespace and interface names stay short
 	}
-	o.Binary, o.ID, o.Dir = binary, id, filepath.Join(os.TempDir(), "drainctl-e2e-"+id)
+	o.Binary, o.ID, o.Dir = cmp.Or(o.Binary, binary), id, filepath.Join(os.TempDir(), "drainctl-e2e-"+id)
 	if o.Deadline == 0 {
 		o.Deadline = 3 * time.Second
 	}

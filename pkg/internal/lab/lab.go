@@ -258,7 +258,7 @@ func (l *Lab) startWeb(w *Web) error {
 		return err
 	}
 	l.pids = append(l.pids, pid)
-	if _, err := w.ns.Exec(l.o.Binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
+	if _, err := w.ns.Exec(w.binary, "forward", "apply", "--backend", l.o.Backend); err != nil {
 		return err
 	}
 	if l.o.Pattern == Naive {
@@ -290,7 +290,7 @@ func (w *Web) socketPath() string { return filepath.Join(w.dir, "agent.sock") }
 // socket.
 func (l *Lab) StartAgent(w *Web) error {
 	w.Socket = w.socketPath()
-	cmd := w.ns.Command(append([]string{l.o.Binary, "agent"}, l.agentSettings(w)...)...)
+	cmd := w.ns.Command(append([]string{w.binary, "agent"}, l.agentSettings(w)...)...)
 	// Appended to, so a restarted agent's log follows the first one's.
 	logf, err := os.OpenFile(filepath.Join(w.dir, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
