@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +265,78 @@ func TestRBACNoCredentials(t *testing.T) {
 	}
 	if _, err := Open(Config{Endpoints: c.Endpoints(), Name: "web", ID: "web1", Username: "web1", Password: "wrong", RequestTimeout: 2 * time.Second}); err == nil || !strings.Contains(err.Error(), "authentication failed") {
 		t.Errorf("open with a wrong password: %v; want authentication failed", err)
+	}
+}
+
+// scripts/etcd-roles' commands, run by etcdctl on a real etcd, make
+// the roles HostGrants and AdminGrants say, and turn auth on: a host's
+// user takes its slot and may not pause; the admin's may. Run again to
+// add a host once auth is on (as root), they change nothing else.
+func TestRBACScript(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 30*time.Second)
+	dir := t.TempDir()
+	for _, u := range []string{"alice", "drainctl-web-web1", "drainctl-web-web2", "drainctl-web-web3", "root"} {
+		if err := os.WriteFile(filepath.Join(dir, u), []byte("pw-"+u+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(env []string, args ...string) string {
+		t.Helper()
+		script, err := exec.Command("../../scripts/etcd-roles", append([]string{"-p", dir}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("etcd-roles %v: %v", args, err)
+		}
+		sh := exec.Command("sh", "-e")
+		sh.Stdin = bytes.NewReader(script)
+		sh.Env = append(os.Environ(), append(env, "ETCDCTL_ENDPOINTS="+c.Endpoints()[0], "ETCDCTL_API=3")...)
+		if out, err := sh.CombinedOutput(); err != nil {
+			t.Fatalf("its commands: %v\n%s\n%s", err, out, script)
+		}
+		return string(script)
+	}
+	script := run(nil, "-e", "-a", "alice", "web", "web1", "web2")
+
+	// The script's grants are the pool's own idea of them.
+	var got []Grant
+	for _, l := range strings.Split(script, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 || f[1] != "role" || f[2] != "grant-permission" || f[3] != "drainctl-web-host-web1" {
+			continue
+		}
+		g := Grant{Prefix: slices.Contains(f, "--prefix=true"), Write: slices.Contains(f, "readwrite"), Key: f[len(f)-1]}
+		got = append(got, g)
+	}
+	if want := HostGrants("web", "web1"); !slices.Equal(got, want) {
+		t.Errorf("the script grants web1\n%+v\nHostGrants says\n%+v", got, want)
+	}
+
+	as := func(id, user string) *Pool { return openAs(t, c, id, user, "pw-"+user) }
+	web1, alice := as("web1", "drainctl-web-web1"), as("alice", "alice")
+	if _, err := alice.SetLimit(ctx, MustLimit("1"), "alice"); err != nil {
+		t.Fatalf("alice sets the limit: %v", err)
+	}
+	if _, err := web1.Acquire(ctx, Claim{Op: "restart"}, nil); err != nil {
+		t.Fatalf("web1 takes its slot: %v", err)
+	}
+	if err := web1.Pause(ctx, Pause{By: "web1"}); !errors.Is(err, ErrDenied) {
+		t.Errorf("web1 pauses: %v; want refused", err)
+	}
+	if err := alice.Pause(ctx, Pause{By: "alice"}); err != nil {
+		t.Errorf("alice pauses: %v", err)
+	}
+
+	// Again with a new host, as root now that auth is on.
+	run([]string{"ETCDCTL_USER=root", "ETCDCTL_PASSWORD=pw-root"}, "-e", "-a", "alice", "web", "web1", "web3")
+	web3 := as("web3", "drainctl-web-web3")
+	if err := web3.PublishHealth(ctx, Health{InService: true}); err != nil {
+		t.Errorf("web3 publishes its health: %v", err)
+	}
+	if _, err := web3.ReleaseFor(ctx, "web1", true); !errors.Is(err, ErrDenied) {
+		t.Errorf("web3 frees web1's slot: %v; want refused", err)
+	}
+	if h, err := web1.Held(ctx); err != nil || h == nil {
+		t.Errorf("web1's slot after the script ran again: %v, %v", h, err)
 	}
 }
 
