@@ -91,7 +91,8 @@ func (p *Pool) deniedCause(err error) string {
 	switch {
 	case errors.Is(err, rpctypes.ErrPermissionDenied):
 		return fmt.Sprintf("etcd user %q may not do this (%v): a host's etcd role grants it its own keys only; "+
-			"pause, resume, set, release another host's slot and forget take an admin's etcd credentials (docs/rbac.md)", p.cfg.Username, err)
+			"pause, resume, set, release another host's slot and forget take an admin's etcd credentials "+
+			"(drainctl pool ... --admin-config FILE, or --pool-username and --pool-password-file; docs/rbac.md)", p.cfg.Username, err)
 	case errors.Is(err, rpctypes.ErrAuthFailed):
 		return fmt.Sprintf("etcd user %q: wrong user name or password (%v)", p.cfg.Username, err)
 	case errors.Is(err, rpctypes.ErrUserEmpty):
