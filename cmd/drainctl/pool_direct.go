@@ -36,7 +36,7 @@ const adminConfigFlag = "admin-config"
 // parsers), with these words and an environment variable each.
 var directUsage = map[string]string{
 	settings.KeyPoolEtcd:         "reach etcd directly at these client `URL`s, as the admin, not through this host's agent (default: the config file's pool.etcd)",
-	settings.KeyPoolName:         "the pool's `NAME` (default: the config file's pool.name)",
+	settings.KeyPoolName:         "the pool's `NAME` (default: the config file's pool.name, else default)",
 	settings.KeyPoolUsername:     "the admin's etcd `USER` (a host's credentials may not administer a pool under etcd's RBAC)",
 	settings.KeyPoolPasswordFile: "`FILE` holding that user's password (mode 0600 or stricter)",
 	settings.KeyPoolCAFile:       "`FILE`: the CA of etcd's certificate (default: the config file's pool.ca_file)",

@@ -270,3 +270,14 @@ func authEtcd(t *testing.T, users map[string][]pool.Grant) string {
 	must(cli.AuthEnable(ctx))
 	return client
 }
+
+// The direct flags say one default each (the config file's, in words),
+// and each has its environment variable.
+func TestDirectFlagsHelp(t *testing.T) {
+	for _, f := range poolDirectFlags() {
+		s := f.String()
+		if strings.Count(s, "(default") > 1 || !strings.Contains(s, "$DRAINCTL_") {
+			t.Errorf("--%s: %s", f.Names()[0], s)
+		}
+	}
+}

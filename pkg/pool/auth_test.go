@@ -177,6 +177,14 @@ func TestRBACHostConfinedToItsKeys(t *testing.T) {
 	}
 	n = auth(web1)
 	denied(t, "resume", web1, n, web1.Resume(ctx))
+	// etcd judges both branches of a transaction, whatever its compare:
+	// a create-only write is refused even where it would write nothing
+	// (why the settings' watch reads before it seeds).
+	n = auth(web1)
+	denied(t, "pause a paused pool", web1, n, web1.Pause(ctx, Pause{By: "web1"}))
+	n = auth(web1)
+	_, _, err = web1.Seed(ctx)
+	denied(t, "seed settings that exist", web1, n, err)
 	st, err := web1.Status(ctx)
 	if err != nil {
 		t.Fatalf("web1 reads the pool: %v", err)
