@@ -150,6 +150,11 @@ func TestRBACHostConfinedToItsKeys(t *testing.T) {
 	if err := web1.Release(ctx); err != nil {
 		t.Fatalf("web1 gives its slot back: %v", err)
 	}
+	// doctor's look at etcd's storage (status, the oldest revision,
+	// the alarms) needs no more than a host's role.
+	if _, err := web1.Storage(ctx); err != nil {
+		t.Errorf("web1 reads etcd's storage: %v", err)
+	}
 	// web2, whose agent publishes its health and then stops, takes the
 	// pool's one slot.
 	if err := web2.PublishHealth(ctx, Health{InService: true}); err != nil {
