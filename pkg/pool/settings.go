@@ -209,7 +209,7 @@ func (p *Pool) WatchSettings(ctx context.Context, f func(s *Settings, why string
 			continue
 		}
 		f(s, why)
-		// Watched from the revision the seed read at: no change is
+		// Watched from the revision they were read at: no change is
 		// missed between the two. A watch that ends (etcd away, a
 		// compaction past rev) reads again.
 		wctx, cancel := context.WithCancel(ctx)
