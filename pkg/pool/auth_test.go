@@ -281,6 +281,41 @@ func TestRBACNoCredentials(t *testing.T) {
 	}
 }
 
+// A host's role is enough for its agent's restart to keep its lease
+// (Config.LeaseFile): the lease is asked after (TimeToLive, no key
+// named) and taken again, and the member stays the same member.
+func TestRBACLeaseKeptAcrossRestart(t *testing.T) {
+	c := rbacCluster(t)
+	ctx := ctxT(t, 20*time.Second)
+	file := filepath.Join(t.TempDir(), "lease")
+	start := func() *Pool {
+		p, err := Open(Config{Endpoints: c.Endpoints(), Name: "web", ID: "web1", Username: "web1", Password: "pw-web1",
+			RequestTimeout: 2 * time.Second, TTL: 5 * time.Second, LeaseFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.register(ctx); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+		return p
+	}
+	lease := func(p *Pool) int64 {
+		r, err := p.cli.Get(ctx, p.key("members", "web1"))
+		if err != nil || len(r.Kvs) == 0 {
+			t.Fatalf("web1's member key: %v", err)
+		}
+		return r.Kvs[0].Lease
+	}
+	first := start()
+	was := lease(first)
+	first.Close() // orphans the lease: a restart, not a departure
+	again := start()
+	defer again.Close()
+	if now := lease(again); now != was || again.Errors()["auth"] != 0 {
+		t.Errorf("after a restart, lease %x (was %x), %d refused; want the same lease, none refused", now, was, again.Errors()["auth"])
+	}
+}
+
 // scripts/etcd-roles' commands, run by etcdctl on a real etcd, make
 // the roles HostGrants and AdminGrants say, and turn auth on: a host's
 // user takes its slot and may not pause; the admin's may. Run again to
