@@ -10,10 +10,14 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -126,11 +130,30 @@ func scribe(live map[string]bool) string {
 }
 
 // recordDeparture writes now into id's seen key, if id has not joined
-// again meanwhile.
+// again meanwhile. Under etcd's RBAC a host may write its own keys only
+// (HostGrants): the write is refused, and that is no failure of this
+// host's nor of etcd's. It is said once (a gone member's "last seen"
+// then stays when it joined) and neither counted as an etcd error nor
+// retried: one refused request per departure, by the scribe alone.
 func (p *Pool) recordDeparture(ctx context.Context, id string) {
 	seen, _ := json.Marshal(time.Now().UTC())
-	call(ctx, p, "record "+id+"'s departure", func(ctx context.Context) (*clientv3.TxnResponse, error) { //nolint:errcheck // best effort: seen stays the join's time
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).
-			Then(clientv3.OpPut(p.key("seen", id), string(seen))).Commit()
-	})
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+	defer cancel()
+	_, err := p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).
+		Then(clientv3.OpPut(p.key("seen", id), string(seen))).Commit()
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		if !scribeDenied.Swap(true) {
+			slog.Info("pool: etcd's access control lets this host write its own keys only, so it does not record when other members leave; a gone member's last seen stays when it joined",
+				"pool", p.cfg.Name, "id", p.cfg.ID, "gone", id)
+		}
+	default:
+		p.unavailable("record "+id+"'s departure", err) //nolint:errcheck // counted; best effort: seen stays the join's time
+	}
 }
+
+// scribeDenied: a refused departure record was said already. Once per
+// process: an agent is in one pool, and the roles do not change by
+// themselves.
+var scribeDenied atomic.Bool

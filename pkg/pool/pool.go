@@ -226,8 +226,8 @@ func (p *Pool) unavailable(what string, err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		cause, kind = fmt.Sprintf("no answer within %v (etcd down, unreachable, or without quorum)", p.cfg.RequestTimeout), "timeout"
-	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken):
-		kind = "auth"
+	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrUserEmpty):
+		cause, kind = p.deniedCause(err), "auth"
 	}
 	p.emu.Lock()
 	if p.errs == nil {
@@ -235,6 +235,11 @@ func (p *Pool) unavailable(what string, err error) error {
 	}
 	p.errs[kind]++
 	p.emu.Unlock()
+	if kind == "auth" {
+		// Refused, not unreachable: ErrDenied is ErrUnavailable too
+		// (nothing was done), but says so.
+		return fmt.Errorf("pool %s: %s: %w at %s: %s", p.cfg.Name, what, &deniedError{err}, strings.Join(p.cfg.Endpoints, ","), cause)
+	}
 	return fmt.Errorf("pool %s: %s: etcd at %s: %s: %w", p.cfg.Name, what, strings.Join(p.cfg.Endpoints, ","), cause, ErrUnavailable)
 }
 

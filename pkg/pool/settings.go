@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -95,6 +96,13 @@ func (p *Pool) seed(ctx context.Context) (*Settings, bool, int64, error) {
 		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 			Then(clientv3.OpPut(k, string(v))).Else(clientv3.OpGet(k)).Commit()
 	})
+	if errors.Is(err, rpctypes.ErrPermissionDenied) {
+		// Under etcd's RBAC the settings are the admin's: a host may
+		// not seed them, and must not guess a limit (fail closed).
+		why := fmt.Sprintf("pool %s has no settings and this host (%s) may not seed them: an admin runs drainctl pool set max-unavailable N", p.cfg.Name, p.cfg.ID)
+		p.known(nil, why)
+		return nil, false, 0, fmt.Errorf("%s (%w)", why, err)
+	}
 	if err != nil {
 		return nil, false, 0, err
 	}
@@ -195,17 +203,13 @@ func (p *Pool) known(s *Settings, why string) {
 func (p *Pool) WatchSettings(ctx context.Context, f func(s *Settings, why string)) {
 	k := p.settingsKey()
 	for ctx.Err() == nil {
-		s, _, rev, err := p.seed(ctx)
-		if err != nil && errors.Is(err, ErrUnavailable) {
+		s, rev, why, err := p.current(ctx)
+		if err != nil {
 			sleep(ctx, time.Second)
 			continue
 		}
-		why := ""
-		if err != nil {
-			why = err.Error()
-		}
 		f(s, why)
-		// Watched from the revision the seed read at: no change is
+		// Watched from the revision they were read at: no change is
 		// missed between the two. A watch that ends (etcd away, a
 		// compaction past rev) reads again.
 		wctx, cancel := context.WithCancel(ctx)
@@ -230,6 +234,45 @@ func (p *Pool) WatchSettings(ctx context.Context, f func(s *Settings, why string
 		cancel()
 		sleep(ctx, time.Second)
 	}
+}
+
+// current reads the pool's settings, seeding them if there are none:
+// the settings (nil and why when unusable or absent) and the revision
+// they were read at. A host that may not seed them (etcd's RBAC: the
+// settings are the admin's) is told why and watches for the admin's:
+// it does not ask again every second, each a refused request. err is
+// etcd away.
+func (p *Pool) current(ctx context.Context) (*Settings, int64, string, error) {
+	k := p.settingsKey()
+	resp, err := call(ctx, p, "read the pool's settings", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return p.cli.Get(ctx, k)
+	})
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if len(resp.Kvs) > 0 {
+		s, err := parseSettings(resp.Kvs[0].Value)
+		if err != nil {
+			p.known(nil, err.Error())
+			return nil, resp.Header.Revision, err.Error(), nil
+		}
+		p.known(&s, "")
+		return &s, resp.Header.Revision, "", nil
+	}
+	// Seeded only when there are none: under RBAC the seed's write is
+	// refused even when its compare would not hold, and a refusal at
+	// every start would count as an etcd error.
+	s, _, rev, err := p.seed(ctx)
+	switch {
+	case errors.Is(err, rpctypes.ErrPermissionDenied):
+		_, why := p.Settings()
+		return nil, resp.Header.Revision, why, nil
+	case errors.Is(err, ErrUnavailable):
+		return nil, 0, "", err
+	case err != nil:
+		return nil, rev, err.Error(), nil
+	}
+	return s, rev, "", nil
 }
 
 func deleted(evs []*clientv3.Event) bool {
