@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -29,7 +30,12 @@ func poolCommand() *cli.Command {
 			"failing its check, load balancers refusing it, or a host whose agent is\n" +
 			"gone uses it as a slot does, until it is back (or forgotten).\n" +
 			"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
-			"new pool (the first agent's wins); drainctl pool set changes it.",
+			"new pool (the first agent's wins); drainctl pool set changes it.\n\n" +
+			"Administration (release, forget, pause, resume, set) goes through this\n" +
+			"host's agent, with the host's etcd credentials; where etcd's access control\n" +
+			"confines a host to its own keys (docs/rbac.md), give the admin's own with\n" +
+			"--admin-config FILE (or --pool-username and --pool-password-file): the\n" +
+			"command then asks etcd directly, not the agent.",
 		Subcommands: []*cli.Command{
 			{
 				Name:   "status",
@@ -47,7 +53,7 @@ func poolCommand() *cli.Command {
 					"A host that is gone still counts against the budget, its slot freed or\n" +
 					"not, until it is back: drainctl pool forget ID removes one that is gone\n" +
 					"for good.",
-				Flags:  []cli.Flag{socketFlag(), &cli.BoolFlag{Name: "force", Usage: "free it even though the host's agent is alive"}},
+				Flags:  append([]cli.Flag{socketFlag(), &cli.BoolFlag{Name: "force", Usage: "free it even though the host's agent is alive"}}, poolDirectFlags()...),
 				Action: runPoolRelease,
 			},
 			{
@@ -66,19 +72,19 @@ func poolCommand() *cli.Command {
 					"agent runs) is refused (exit 5): stop its agent first. An id the pool\n" +
 					"does not know changes nothing. If a forgotten host's agent starts\n" +
 					"again, it joins the pool again.",
-				Flags:  []cli.Flag{socketFlag()},
+				Flags:  append([]cli.Flag{socketFlag()}, poolDirectFlags()...),
 				Action: runPoolForget,
 			},
 			{
 				Name:   "pause",
 				Usage:  "grant no new slot, pool-wide (held slots stay held): to stop a bad patch rolling on",
-				Flags:  []cli.Flag{socketFlag(), &cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (shown to every waiter)"}},
+				Flags:  append([]cli.Flag{socketFlag(), &cli.StringFlag{Name: "reason", Aliases: []string{"r"}, Usage: "why (shown to every waiter)"}}, poolDirectFlags()...),
 				Action: runPoolPause,
 			},
 			{
 				Name:   "resume",
 				Usage:  "grant slots again: the line goes on, first come, first served",
-				Flags:  []cli.Flag{socketFlag()},
+				Flags:  append([]cli.Flag{socketFlag()}, poolDirectFlags()...),
 				Action: runPoolResume,
 			},
 			{
@@ -92,7 +98,7 @@ func poolCommand() *cli.Command {
 					"decided on the old limit and not yet committed decides again: a lowered\n" +
 					"limit is never exceeded. N is a count (at least 1), P% a percentage of\n" +
 					"the pool's members (rounded down, at least one server).",
-				Flags:  []cli.Flag{socketFlag()},
+				Flags:  append([]cli.Flag{socketFlag()}, poolDirectFlags()...),
 				Action: runPoolSet,
 			},
 		},
@@ -238,12 +244,22 @@ func runPoolRelease(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("pool release: give one host's id (drainctl pool status lists them)")
 	}
+	if ran, err := withDirectPool(c, func(ctx context.Context, d directAdmin) (string, error) {
+		return d.release(ctx, c.Args().First(), c.Bool("force"))
+	}); ran {
+		return err
+	}
 	return printNote(client(c).PoolRelease(c.Context, c.Args().First(), c.Bool("force")))
 }
 
 func runPoolForget(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("pool forget: give one host's id (drainctl pool status lists them)")
+	}
+	if ran, err := withDirectPool(c, func(ctx context.Context, d directAdmin) (string, error) {
+		return d.forget(ctx, c.Args().First())
+	}); ran {
+		return err
 	}
 	return printNote(client(c).PoolForget(c.Context, c.Args().First()))
 }
@@ -252,11 +268,21 @@ func runPoolPause(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
+	if ran, err := withDirectPool(c, func(ctx context.Context, d directAdmin) (string, error) {
+		return d.pause(ctx, c.String("reason"))
+	}); ran {
+		return err
+	}
 	return printNote(client(c).PoolPause(c.Context, c.String("reason")))
 }
 
 func runPoolResume(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
+		return err
+	}
+	if ran, err := withDirectPool(c, func(ctx context.Context, d directAdmin) (string, error) {
+		return d.resume(ctx)
+	}); ran {
 		return err
 	}
 	return printNote(client(c).PoolResume(c.Context))
@@ -268,6 +294,11 @@ func runPoolSet(c *cli.Context) error {
 	}
 	if _, err := pool.ParseLimit(c.Args().Get(1)); err != nil {
 		return usagef("pool set: %v", err)
+	}
+	if ran, err := withDirectPool(c, func(ctx context.Context, d directAdmin) (string, error) {
+		return d.set(ctx, c.Args().Get(1))
+	}); ran {
+		return err
 	}
 	return printNote(client(c).PoolSet(c.Context, c.Args().Get(1)))
 }
