@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -18,7 +19,14 @@ import (
 // SettingsVersion is the layout of the settings key this drainctl reads
 // and writes. A key of another version is refused, never guessed at: no
 // slot is granted on a layout this drainctl does not understand.
-const SettingsVersion = 1
+//
+// Layout 2 (this drainctl) counts every member out against the budget
+// (health.go), where layout 1 counted the slots alone: an agent of
+// layout 1 would grant on a rule that lets the last server standing go.
+// So the first agent of layout 2 moves the pool to it (migrate), and
+// from then on layout 1's agents grant nothing, and say so, until they
+// are upgraded: a budget on two rules is none.
+const SettingsVersion = 2
 
 // Settings are the pool's: the limit every member's grant decides on,
 // who set it and when.
@@ -49,8 +57,8 @@ func parseSettings(b []byte) (Settings, error) {
 	switch {
 	case v.Version == nil:
 		return Settings{}, errors.New("pool settings: no layout version")
-	case *v.Version != SettingsVersion:
-		return Settings{}, fmt.Errorf("pool settings of layout version %d, this drainctl knows %d only (a newer drainctl wrote them: upgrade this one): %w", *v.Version, SettingsVersion, ErrNewerLayout)
+	case *v.Version < 1 || *v.Version > SettingsVersion:
+		return Settings{}, fmt.Errorf("pool settings of layout version %d, this drainctl knows 1 to %d only (a newer drainctl wrote them: upgrade this one): %w", *v.Version, SettingsVersion, ErrNewerLayout)
 	}
 	var s Settings
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -256,6 +264,11 @@ func (p *Pool) current(ctx context.Context) (*Settings, int64, string, error) {
 			p.known(nil, err.Error())
 			return nil, resp.Header.Revision, err.Error(), nil
 		}
+		if s.Version < SettingsVersion {
+			if m, rev, ok := p.migrate(ctx, s, resp.Kvs[0].ModRevision); ok {
+				return m, rev, "", nil
+			}
+		}
 		p.known(&s, "")
 		return &s, resp.Header.Revision, "", nil
 	}
@@ -273,6 +286,30 @@ func (p *Pool) current(ctx context.Context) (*Settings, int64, string, error) {
 		return nil, rev, err.Error(), nil
 	}
 	return s, rev, "", nil
+}
+
+// migrate rewrites settings of an older layout as this drainctl's, the
+// limit and who set it kept, if nobody changed them since rev: true and
+// the new settings and revision if it did. Refused (etcd's RBAC: the
+// settings are the admin's) or failed, they stay as they are, readable
+// by both, until an admin's drainctl pool set writes this layout.
+func (p *Pool) migrate(ctx context.Context, old Settings, rev int64) (*Settings, int64, bool) {
+	s := old
+	s.Version = SettingsVersion
+	v, _ := json.Marshal(s)
+	k := p.settingsKey()
+	resp, err := call(ctx, p, "move the pool's settings to layout "+fmt.Sprint(SettingsVersion), func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpPut(k, string(v))).Commit()
+	})
+	if err != nil || !resp.Succeeded {
+		if err != nil {
+			slog.Info("pool settings stay of layout 1 (agents of the last release still grant on the slots alone)", "pool", p.cfg.Name, "err", err)
+		}
+		return nil, 0, false
+	}
+	slog.Warn("pool settings moved to layout 2: the budget counts every member out; agents of the last release grant nothing until upgraded", "pool", p.cfg.Name, "max_unavailable", s.MaxUnavailable.String())
+	p.known(&s, "")
+	return &s, resp.Header.Revision, true
 }
 
 func deleted(evs []*clientv3.Event) bool {

@@ -199,7 +199,7 @@ func TestMalformedSettingsFailClosed(t *testing.T) {
 		{`{"version":1}`, "no max_unavailable"},
 		{`{"max_unavailable":"1"}`, "no layout version"},
 		{`{"version":1,"max_unavailable":"0"}`, "at least 1"},
-		{`{"version":2,"max_unavailable":"5","zones":"x"}`, "layout version 2"}, // last: SetLimit below
+		{`{"version":3,"max_unavailable":"5","zones":"x"}`, "layout version 3"}, // last: SetLimit below
 	} {
 		value, why := bad.value, bad.why
 		if _, err := a.cli.Put(ctx, key, value); err != nil {
@@ -225,7 +225,7 @@ func TestMalformedSettingsFailClosed(t *testing.T) {
 	}
 	// The newer layout is left to the newer drainctl.
 	if _, err := a.SetLimit(ctx, MustLimit("1"), "root"); !errors.Is(err, ErrNewerLayout) {
-		t.Fatalf("SetLimit over layout 2: %v", err)
+		t.Fatalf("SetLimit over layout 3: %v", err)
 	}
 	if _, err := a.cli.Put(ctx, key, "{"); err != nil {
 		t.Fatal(err)
@@ -292,4 +292,33 @@ func TestWatchSettings(t *testing.T) {
 	waitFor(t, "seeded again", func() bool { return last() == "2 seeded by a" && seeds.Load() == 2 })
 	stop()
 	<-done
+}
+
+// Settings of layout 1 (the last release's, whose agents count the slots
+// alone) are read, and moved to layout 2 by the first agent of this one
+// that watches them, the limit and who set it kept; a layout 1 read by
+// an agent of the last release would then refuse to grant.
+func TestSettingsMigrated(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := ctxT(t, 30*time.Second)
+	a := open(t, c, "web", "a", "3")
+	key := "/drainctl/pools/web/settings"
+	if _, err := a.cli.Put(ctx, key, `{"version":1,"max_unavailable":"2","by":"seeded by old1","since":"2026-12-01T03:00:00Z"}`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Status(ctx)
+	if err != nil || st.Settings == nil || st.Settings.Version != 1 || st.Allowed() != 2 {
+		t.Fatalf("layout 1 read: %+v %q %v", st.Settings, st.SettingsError, err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan *Settings, 4)
+	go a.WatchSettings(wctx, func(s *Settings, _ string) { got <- s })
+	if s := <-got; s == nil || s.Version != 2 || s.MaxUnavailable.String() != "2" || s.By != "seeded by old1" {
+		t.Fatalf("watched: %+v, want layout 2, limit 2, by seeded by old1", s)
+	}
+	r, err := a.cli.Get(ctx, key)
+	if err != nil || len(r.Kvs) != 1 || !strings.Contains(string(r.Kvs[0].Value), `"version":2`) {
+		t.Fatalf("the key after the migration: %v %v", r, err)
+	}
 }
