@@ -4,9 +4,11 @@ package ready
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -29,12 +31,7 @@ type Check struct {
 func (c Check) Wait(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	client := &http.Client{
-		// Redirects are answers, not followed: a 301 to the login page is
-		// what this server says, and where it points may be elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	}
+	client := newClient()
 	interval := c.Interval
 	if interval <= 0 {
 		interval = 200 * time.Millisecond
@@ -58,8 +55,36 @@ func (c Check) Wait(ctx context.Context) error {
 	}
 }
 
+// Probe makes one attempt of the check, bounded by AttemptTimeout: the
+// agent's watch of its own server's health (pkg/health), which keeps its
+// own count of failures rather than retrying here.
+func (c Check) Probe(ctx context.Context) error {
+	err := c.once(ctx, newClient())
+	var ue *url.Error
+	if err == nil || errors.As(err, &ue) {
+		return err // a url.Error names the request already: Get "URL": ...
+	}
+	return fmt.Errorf("%s: %w", c.URL, err)
+}
+
+// AttemptTimeout bounds one attempt: a server slower than that to answer
+// a plain GET is not ready to serve users.
+const AttemptTimeout = 2 * time.Second
+
+// newClient is a client for the check: no connection kept (each attempt
+// asks the server as a new user would), no proxy from the environment
+// (the check asks this host's own server).
+func newClient() *http.Client {
+	return &http.Client{
+		// Redirects are answers, not followed: a 301 to the login page is
+		// what this server says, and where it points may be elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	}
+}
+
 func (c Check) once(ctx context.Context, client *http.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 	if err != nil {

@@ -82,3 +82,29 @@ func TestParseStatuses(t *testing.T) {
 		t.Errorf("Has is wrong for %v", s)
 	}
 }
+
+// Probe makes one attempt, and says what the server answered (or not)
+// with the URL asked: the agent's health says it for people.
+func TestProbe(t *testing.T) {
+	var n atomic.Int32
+	status := atomic.Int32{}
+	status.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	c := Check{URL: srv.URL + "/", Timeout: 5 * time.Second, Interval: time.Millisecond}
+	err := c.Probe(context.Background())
+	if err == nil || !strings.Contains(err.Error(), srv.URL+"/: status 503, want 200-399") || n.Load() != 1 {
+		t.Fatalf("a 503: %v after %d attempts, want one attempt and its status", err, n.Load())
+	}
+	status.Store(http.StatusOK)
+	if err := c.Probe(context.Background()); err != nil || n.Load() != 2 {
+		t.Fatalf("a 200: %v after %d attempts", err, n.Load())
+	}
+	c.URL = "http://127.0.0.1:1/"
+	if err := c.Probe(context.Background()); err == nil || !strings.Contains(err.Error(), `Get "http://127.0.0.1:1/"`) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("nothing listening: %v", err)
+	}
+}
