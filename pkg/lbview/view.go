@@ -140,6 +140,12 @@ type source struct {
 	// remembered: known from before the agent started (Remember), not
 	// seen checking since. Expected by confirmations until ForgetAfter.
 	remembered bool
+	// pending counts the checks since the last answer (each once: a
+	// SYN retransmitted comes from the same port), since pendingSince,
+	// the first of them; lastAttempt is the last check's address.
+	pending      int
+	pendingSince time.Time
+	lastAttempt  netip.AddrPort
 }
 
 const (
@@ -194,6 +200,13 @@ func (v *View) Record(port uint16, p Packet) {
 		src.Last = p.Time
 		src.times = appendBounded(src.times, p.Time, keepTimes)
 		src.Interval = median(src.times)
+		if p.Remote != src.lastAttempt {
+			if src.pending == 0 {
+				src.pendingSince = p.Time
+			}
+			src.pending++
+			src.lastAttempt = p.Remote
+		}
 	case Accepted, Refused:
 		if p.Kind == Accepted {
 			src.Accepted++
@@ -201,6 +214,9 @@ func (v *View) Record(port uint16, p Packet) {
 			src.Refused++
 		}
 		src.answers = appendBounded(src.answers, answer{p.Time, p.Kind == Refused}, keepAnswers)
+		// The next check counts even from the same port (a load balancer
+		// with a fixed source port).
+		src.pending, src.lastAttempt = 0, netip.AddrPort{}
 	}
 	close(v.changed)
 	v.changed = make(chan struct{})
