@@ -27,10 +27,11 @@ import (
 // row ready again, as HAProxy's fall and rise judge a server. One
 // failed probe (a request that met a graceful reload) takes nothing out,
 // and one success does not put back a server that fails every other
-// request. Its zero value needs SetDefaults or Fall and Rise set.
+// request.
 type Readiness struct {
-	// Fall and Rise: probes in a row that decide (default 2 and 2).
+	// Fall and Rise: probes in a row that decide (below 1: 1).
 	Fall, Rise int
+
 	known, ready bool
 	fails, oks   int
 	// why is the failure that made it not ready, kept while it stays so:

@@ -28,7 +28,10 @@ func TestJudge(t *testing.T) {
 		{"not decided, and the load balancers refuse: still wait for the readiness check",
 			func(in Inputs) Inputs { in.ReadyKnown, in.Down = false, []lbview.Down{refusing}; return in }, pool.Health{}, false},
 		{"held, readiness not decided: the maintenance decides alone",
-			func(in Inputs) Inputs { in.InService, in.PhaseWhy, in.ReadyKnown = false, "in maintenance (held)", false; return in },
+			func(in Inputs) Inputs {
+				in.InService, in.PhaseWhy, in.ReadyKnown = false, "in maintenance (held)", false
+				return in
+			},
 			pool.Health{Why: "in maintenance (held)"}, true},
 		{"held and the web server down: the maintenance says why",
 			func(in Inputs) Inputs {
