@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -99,10 +100,28 @@ func secretFile(key, path string) error {
 	return nil
 }
 
-// Open makes the pool.Pool of the settings (it dials nothing yet): the
-// agent's, and drainctl doctor's when no agent answers.
-func (p Pool) Open() (*pool.Pool, error) {
-	cfg := pool.Config{Endpoints: p.Etcd, Name: p.Name, ID: p.ID, Limit: p.MaxUnavailable, Username: p.Username}
+// PoolLeaseFile is the file of the state directory that keeps the
+// agent's pool lease (its id) from one start to the next.
+const PoolLeaseFile = "pool-lease"
+
+// Open makes the pool.Pool of the settings (it dials nothing yet), for
+// what is not the agent: drainctl doctor's when no agent answers. Its
+// lease, if it makes one, is its own and ends with Close.
+func (p Pool) Open() (*pool.Pool, error) { return p.open("") }
+
+// OpenAgent makes the agent's pool.Pool: Open's, with its lease kept in
+// stateDir (PoolLeaseFile). A restart of the agent (systemctl restart,
+// a package upgrade) then takes the same lease again while it lives:
+// the host's member key never ends, and the pool never counts it as a
+// host gone, nor writes its departure and return. Only the agent keeps
+// it: another process taking the agent's lease would keep a live agent's
+// member alive after the agent died, or end it with its own Close.
+func (p Pool) OpenAgent(stateDir string) (*pool.Pool, error) {
+	return p.open(filepath.Join(stateDir, PoolLeaseFile))
+}
+
+func (p Pool) open(leaseFile string) (*pool.Pool, error) {
+	cfg := pool.Config{Endpoints: p.Etcd, Name: p.Name, ID: p.ID, Limit: p.MaxUnavailable, Username: p.Username, LeaseFile: leaseFile}
 	if p.PasswordFile != "" {
 		b, err := os.ReadFile(p.PasswordFile)
 		if err != nil {

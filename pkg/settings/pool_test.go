@@ -5,9 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/drainctl/drainctl/pkg/internal/etcdtest"
 	"github.com/drainctl/drainctl/pkg/internal/nstest"
@@ -102,5 +105,84 @@ func TestPoolOverTLS(t *testing.T) {
 	defer q.Close()
 	if _, err := q.Acquire(ctx, pool.Claim{Op: "restart"}, nil); !errors.Is(err, pool.ErrUnavailable) {
 		t.Fatalf("without a client certificate: %v, want refused", err)
+	}
+}
+
+// The agent's pool keeps its lease in the state directory: stopped, it
+// leaves the lease to run (its member key stays), and the next start
+// takes the same lease again and keeps it alive, writing nothing — a
+// restart of the agent is no departure and no return.
+func TestAgentKeepsItsLease(t *testing.T) {
+	nstest.RequireRoot(t) // real etcd: a kernel-tier test
+	c := etcdtest.Start(t, 1)
+	s := Defaults().Pool
+	s.Etcd, s.ID, s.Name = c.Endpoints(), "web1", "lease"
+	dir := t.TempDir()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	member := "/drainctl/pools/lease/members/web1"
+	// start runs an agent's membership until the returned stop, which
+	// stops it as the agent does (Register's end, then Close).
+	start := func() func() {
+		p, err := s.OpenAgent(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); p.Register(rctx, time.Hour) }()
+		return func() { rcancel(); <-done; p.Close() }
+	}
+	memberLease := func() (clientv3.LeaseID, int64) {
+		r, err := cli.Get(ctx, member)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Kvs) == 0 {
+			return 0, r.Header.Revision
+		}
+		return clientv3.LeaseID(r.Kvs[0].Lease), r.Header.Revision
+	}
+	ttl := func(id clientv3.LeaseID) int64 {
+		r, err := cli.TimeToLive(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.TTL
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %v", what, ctx.Err())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	stop := start()
+	wait("the member registered", func() bool { id, _ := memberLease(); return id != 0 })
+	lease, rev := memberLease()
+	kept, err := os.ReadFile(filepath.Join(dir, PoolLeaseFile))
+	if err != nil || strings.TrimSpace(string(kept)) != strconv.FormatInt(int64(lease), 16) {
+		t.Fatalf("%s: %q, %v; want the lease %x", PoolLeaseFile, kept, err, int64(lease))
+	}
+	stop()
+	if id, _ := memberLease(); id != lease {
+		t.Fatalf("after the stop the member key's lease is %x, want %x still", int64(id), int64(lease))
+	}
+	// Nobody keeps it alive now: its time to live runs down.
+	wait("the lease running down", func() bool { return ttl(lease) <= 13 })
+
+	stop = start()
+	defer stop()
+	wait("the restarted agent keeping the lease alive", func() bool { return ttl(lease) >= 14 })
+	if id, after := memberLease(); id != lease || after != rev {
+		t.Fatalf("after the restart: member on lease %x, %d revisions; want lease %x and none", int64(id), after-rev, int64(lease))
 	}
 }
