@@ -62,7 +62,8 @@ func TestWatchOnEtcd(t *testing.T) {
 	// watch runs a Watch on p until the returned stop.
 	watch := func(p *pool.Pool, period time.Duration) (*counted, func()) {
 		pub := &counted{Pool: p}
-		w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: check, Pool: pub, Period: period}
+		w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: check, Pool: pub,
+			Period: period, FastPeriod: min(period, FastPeriod), JudgeEvery: min(period, JudgeEvery)}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(ctx) }()

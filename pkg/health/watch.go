@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -30,12 +31,27 @@ type LoadBalancers interface {
 // (PhaseOf of its state).
 type Phase func() (inService bool, why string)
 
-// Period is how often the agent judges its server: a change is in the
-// pool within Fall (or Rise) periods and a request, a few seconds.
+// Period is how often the agent probes its web server while it is
+// ready: a failure is in the pool within Fall periods and a request, a
+// few seconds.
 const Period = time.Second
 
-// Watch judges this host's server every Period and keeps the pool's
-// record of it current.
+// FastPeriod is how often it probes while the web server is not ready,
+// or not known yet: a server back (after a maintenance that stopped it)
+// is counted back within Rise of these, about as soon as the load
+// balancers put it back, and the next host of the pool does not wait on
+// a record that lags.
+const FastPeriod = 200 * time.Millisecond
+
+// JudgeEvery is how often the judgement is made again between probes:
+// the engine's phase and the load balancers' view are in memory, and
+// the pool is written only when the judgement changes, so a restore the
+// load balancers confirmed is in the pool within this and a request,
+// about when the engine gives its slot back.
+const JudgeEvery = 100 * time.Millisecond
+
+// Watch judges this host's server and keeps the pool's record of it
+// current.
 type Watch struct {
 	Phase Phase
 	Ready Prober
@@ -45,15 +61,16 @@ type Watch struct {
 	Pool          Publisher
 	// Fall and Rise of the readiness check (default 2 and 2).
 	Fall, Rise int
-	// Period between judgements (default Period).
-	Period time.Duration
-	Log    *slog.Logger
+	// Period, FastPeriod and JudgeEvery replace the defaults of the same
+	// names (the tests').
+	Period, FastPeriod, JudgeEvery time.Duration
+	Log                            *slog.Logger
 }
 
 // Run judges and publishes until ctx ends. It publishes nothing before
 // its first judgement is complete (Judge), and then only changes reach
 // etcd (the Publisher's rule). An etcd that does not answer is told once
-// at warn, and the next period tries again. When ctx ends it just stops:
+// at warn, and tried again a Period later. When ctx ends it just stops:
 // a stopping agent says nothing of its server (its record stays as it
 // was, as its lease does, for the next start).
 func (w *Watch) Run(ctx context.Context) {
@@ -61,55 +78,92 @@ func (w *Watch) Run(ctx context.Context) {
 	if log == nil {
 		log = slog.Default()
 	}
-	period := w.Period
-	if period <= 0 {
-		period = Period
-	}
-	r := Readiness{Fall: cmpOr(w.Fall, 2), Rise: cmpOr(w.Rise, 2)}
-	var judged *pool.Health // the last judgement, for the log
-	failing := false        // etcd failed last time: told already
-	tick := time.NewTicker(period)
+	period, fast, every := orDefault(w.Period, Period), orDefault(w.FastPeriod, FastPeriod), orDefault(w.JudgeEvery, JudgeEvery)
+	r := Readiness{Fall: cmp.Or(w.Fall, 2), Rise: cmp.Or(w.Rise, 2)}
+	// The probes run on their own (one may take AttemptTimeout): each
+	// result is judged, and published, before the next probe starts.
+	results, judged := make(chan error), make(chan bool)
+	go w.probe(ctx, results, judged, period, fast)
+
+	var last *pool.Health // the last judgement, for the log
+	var failed time.Time  // etcd's last failure: told once, tried again a period later
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	for {
+		probed := false
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-results:
+			r.Add(err)
+			probed = true
+		case <-tick.C:
+		}
+		in := Inputs{}
+		in.InService, in.PhaseWhy = w.Phase()
+		in.ReadyKnown, in.Ready, in.ReadyWhy = r.Verdict()
+		if w.LoadBalancers != nil {
+			in.Down = w.LoadBalancers.Down(time.Now())
+		}
+		h, complete := Judge(in)
+		if complete && (last == nil || last.InService != h.InService || last.Why != h.Why) {
+			logChange(log, h)
+			last = &h
+		}
+		if complete && (failed.IsZero() || time.Since(failed) >= period) {
+			if err := w.Pool.PublishHealth(ctx, h); err != nil && ctx.Err() == nil {
+				if failed.IsZero() {
+					log.Warn("health: cannot publish to the pool; trying again", "every", period, "err", err)
+				} else {
+					log.Debug("health: cannot publish to the pool", "err", err)
+				}
+				failed = time.Now()
+			} else if err == nil && !failed.IsZero() {
+				log.Info("health: published to the pool again", "in_service", h.InService)
+				failed = time.Time{}
+			}
+		}
+		if probed {
+			_, ready, _ := r.Verdict()
+			select {
+			case judged <- ready:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// probe probes the web server until ctx ends: a Period apart while it is
+// ready, FastPeriod while not (or not known yet). Each result waits for
+// its judgement, which says which.
+func (w *Watch) probe(ctx context.Context, results chan<- error, judged <-chan bool, period, fast time.Duration) {
 	for {
 		err := w.Ready.Probe(ctx)
 		if ctx.Err() != nil {
 			return // a probe cut short by the stop says nothing of the server
 		}
-		r.Add(err)
-		if h, ok := w.judge(&r); ok {
-			if judged == nil || judged.InService != h.InService || judged.Why != h.Why {
-				logChange(log, h)
-				judged = &h
-			}
-			if err := w.Pool.PublishHealth(ctx, h); err != nil && ctx.Err() == nil {
-				if !failing {
-					log.Warn("health: cannot publish to the pool; trying again every period", "period", period, "err", err)
-				} else {
-					log.Debug("health: cannot publish to the pool", "err", err)
-				}
-				failing = true
-			} else if err == nil && failing {
-				log.Info("health: published to the pool again", "in_service", h.InService)
-				failing = false
-			}
+		var ready bool
+		select {
+		case results <- err:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case ready = <-judged:
+		case <-ctx.Done():
+			return
+		}
+		next := fast
+		if ready {
+			next = period
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(next):
 		}
 	}
-}
-
-// judge gathers the inputs now and judges.
-func (w *Watch) judge(r *Readiness) (pool.Health, bool) {
-	in := Inputs{}
-	in.InService, in.PhaseWhy = w.Phase()
-	in.ReadyKnown, in.Ready, in.ReadyWhy = r.Verdict()
-	if w.LoadBalancers != nil {
-		in.Down = w.LoadBalancers.Down(time.Now())
-	}
-	return Judge(in)
 }
 
 func logChange(log *slog.Logger, h pool.Health) {
@@ -120,9 +174,9 @@ func logChange(log *slog.Logger, h pool.Health) {
 	log.Info("health: out of service: " + h.Why)
 }
 
-func cmpOr(a, b int) int {
-	if a > 0 {
-		return a
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
-	return b
+	return def
 }

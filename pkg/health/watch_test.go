@@ -129,7 +129,7 @@ func TestWatch(t *testing.T) {
 	pub, lbs, phase := &fakePool{}, &fakeLBs{}, &fakePhase{in: true}
 	var logs syncBuffer
 	w := &Watch{Phase: phase.get, Ready: probe, LoadBalancers: lbs, Pool: pub, Fall: 2, Rise: 2,
-		Period: time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		Period: time.Millisecond, FastPeriod: time.Millisecond, JudgeEvery: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
@@ -205,7 +205,7 @@ func TestWatch(t *testing.T) {
 func TestWatchFailingFromTheStart(t *testing.T) {
 	probe := steppedProber{asked: make(chan struct{}), results: make(chan error)}
 	pub := &fakePool{}
-	w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: probe, Pool: pub, Period: time.Millisecond}
+	w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: probe, Pool: pub, Period: time.Millisecond, FastPeriod: time.Millisecond, JudgeEvery: time.Hour}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
@@ -218,4 +218,42 @@ func TestWatchFailingFromTheStart(t *testing.T) {
 	if len(got) != 1 || got[0] != (pool.Health{Why: "web server not answering: status 503, want 200-399"}) {
 		t.Fatalf("published %+v after 2 failed probes (the default fall)", got)
 	}
+}
+
+// Between probes the judgement is made again from what is in memory:
+// a maintenance, or a load balancer that takes the host out, reaches
+// the pool without waiting for the next probe (a Period away).
+func TestWatchJudgesBetweenProbes(t *testing.T) {
+	probe := steppedProber{asked: make(chan struct{}), results: make(chan error)}
+	pub, lbs, phase := &fakePool{}, &fakeLBs{}, &fakePhase{in: true}
+	w := &Watch{Phase: phase.get, Ready: probe, LoadBalancers: lbs, Pool: pub, Fall: 2, Rise: 2,
+		Period: time.Hour, FastPeriod: time.Millisecond, JudgeEvery: time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	for range 2 {
+		<-probe.asked
+		probe.results <- nil
+	}
+	// The next probe is an hour away: from now on only the judge runs.
+	waitPublished := func(want pool.Health) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			got := pub.taken()
+			if len(got) > 0 && got[len(got)-1] == want {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("after 10 s: %+v not published", want)
+			}
+		}
+	}
+	waitPublished(pool.Health{InService: true})
+	phase.set(false, "in maintenance (held)")
+	waitPublished(pool.Health{Why: "in maintenance (held)"})
+	phase.set(true, "")
+	lbs.set(unanswered)
+	waitPublished(pool.Health{Why: "load balancer 10.0.0.3: checks on port 81 unanswered"})
+	lbs.set()
+	waitPublished(pool.Health{InService: true})
 }
