@@ -20,6 +20,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/health"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/lbview"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -35,21 +36,50 @@ type commands struct{ test, restart runner.Command }
 type metricsSource struct{ *maintenance.Engine }
 
 // joinPool opens the pool, when one is configured, and gives it to the
-// engine and the metrics; the agent is a live member while it runs (its
-// lease ends with it). close ends the membership.
-func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, met *metrics.Metrics, src *metricsSource, log *slog.Logger) (close func(), err error) {
+// engine and the metrics; the agent is a live member while it runs. Its
+// lease is kept in the state directory (settings.PoolLeaseFile): close
+// ends the connection and leaves the lease to run out, so an agent that
+// restarts takes it again and its host is never seen gone meanwhile.
+// The pool is nil without one.
+func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, met *metrics.Metrics, src *metricsSource, log *slog.Logger) (p *pool.Pool, close func(), err error) {
 	if !s.Pool.Enabled() {
-		return func() {}, nil
+		return nil, func() {}, nil
 	}
-	p, err := s.Pool.Open()
+	p, err = s.Pool.OpenAgent(s.StateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	deps.Slots, deps.Pool, deps.PoolWait = p, p, s.Pool.Wait
 	go p.Register(ctx, 30*time.Second)
 	met.WatchPool(poolMetrics{src, p}, s.Pool.Name)
 	log.Info("pool", "name", s.Pool.Name, "id", s.Pool.ID, "configured_max_unavailable", s.Pool.MaxUnavailable.String(), "etcd", s.Pool.Etcd)
-	return func() { p.Close() }, nil
+	return p, func() { p.Close() }, nil
+}
+
+// watchHealth keeps this host's health in the pool (pkg/health) until
+// the returned stop: the engine's phase, the readiness check, and the
+// load balancers' view when the agent watches their checks (without it
+// the host is judged by its readiness alone). The pool counts a host
+// that is out against its budget, whatever took it out.
+func watchHealth(ctx context.Context, s settings.Settings, p *pool.Pool, eng *maintenance.Engine, views lbview.Views, log *slog.Logger) (stop func()) {
+	w := &health.Watch{
+		Phase: func() (bool, string) {
+			// The phase alone is enough in service (the common case,
+			// every second); out, the state says which maintenance.
+			if eng.Phase() == state.InService {
+				return true, ""
+			}
+			return health.PhaseOf(eng.Snapshot().State)
+		},
+		Ready: s.Ready, Pool: p, Fall: s.Checks.Fall, Rise: s.Checks.Rise, Log: log,
+	}
+	if len(views) > 0 {
+		w.LoadBalancers = views
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	return func() { cancel(); <-done }
 }
 
 // poolMetrics is what the pool's metrics read.
@@ -116,7 +146,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	if len(views) > 0 {
 		deps.Rotation = views
 	}
-	closePool, err := joinPool(ctx, s, &deps, met, &src, log)
+	pl, closePool, err := joinPool(ctx, s, &deps, met, &src, log)
 	if err != nil {
 		return err
 	}
@@ -132,6 +162,11 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 		return fmt.Errorf("resume from %s: %w", store.Path(), err)
 	}
 	log.Info("resumed", "state", note)
+	if pl != nil {
+		// After the resume: the phase is then the one the agent keeps.
+		// Stopped before the pool closes (deferred later, run earlier).
+		defer watchHealth(ctx, s, pl, eng, views, log)()
+	}
 
 	ln, err := api.Listen(s.Socket, gid)
 	if err != nil {
