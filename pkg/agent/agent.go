@@ -62,14 +62,27 @@ func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, 
 // the host is judged by its readiness alone). The pool counts a host
 // that is out against its budget, whatever took it out.
 func watchHealth(ctx context.Context, s settings.Settings, p *pool.Pool, eng *maintenance.Engine, views lbview.Views, log *slog.Logger) (stop func()) {
+	// The phase alone is enough in service (the common case); out, the
+	// state says which maintenance, read once per phase: the judge asks
+	// every 100 ms, and a snapshot may read the forwards. Called from the
+	// watch's one goroutine only.
+	var (
+		lastPhase state.Phase
+		in        bool
+		why       string
+	)
 	w := &health.Watch{
 		Phase: func() (bool, string) {
-			// The phase alone is enough in service (the common case,
-			// every second); out, the state says which maintenance.
-			if eng.Phase() == state.InService {
+			ph := eng.Phase()
+			if ph == state.InService {
+				lastPhase = ph
 				return true, ""
 			}
-			return health.PhaseOf(eng.Snapshot().State)
+			if ph != lastPhase {
+				in, why = health.PhaseOf(eng.Snapshot().State)
+				lastPhase = ph
+			}
+			return in, why
 		},
 		Ready: s.Ready, Pool: p, Fall: s.Checks.Fall, Rise: s.Checks.Rise, Log: log,
 	}
