@@ -60,8 +60,11 @@ func joinPool(ctx context.Context, s settings.Settings, deps *maintenance.Deps, 
 // the returned stop: the engine's phase, the readiness check, and the
 // load balancers' view when the agent watches their checks (without it
 // the host is judged by its readiness alone). The pool counts a host
-// that is out against its budget, whatever took it out.
+// that is out against its budget, whatever took it out. No pool: nothing.
 func watchHealth(ctx context.Context, s settings.Settings, p *pool.Pool, eng *maintenance.Engine, views lbview.Views, log *slog.Logger) (stop func()) {
+	if p == nil {
+		return func() {}
+	}
 	// The phase alone is enough in service (the common case); out, the
 	// state says which maintenance, read once per phase: the judge asks
 	// every 100 ms, and a snapshot may read the forwards. Called from the
@@ -154,11 +157,8 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 		Observer: met, Log: log, WebWait: s.WebUnitWait, WebUnit: runner.Presets[s.WebServer].Unit,
 	}
 	withReboots(&deps, s)
-	views, agentView, closeViews := startViews(s, log)
+	views, agentView, closeViews := startViews(s, &deps, log)
 	defer closeViews()
-	if len(views) > 0 {
-		deps.Rotation = views
-	}
 	pl, closePool, err := joinPool(ctx, s, &deps, met, &src, log)
 	if err != nil {
 		return err
@@ -175,11 +175,9 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 		return fmt.Errorf("resume from %s: %w", store.Path(), err)
 	}
 	log.Info("resumed", "state", note)
-	if pl != nil {
-		// After the resume: the phase is then the one the agent keeps.
-		// Stopped before the pool closes (deferred later, run earlier).
-		defer watchHealth(ctx, s, pl, eng, views, log)()
-	}
+	// After the resume (the phase is then the one the agent keeps);
+	// stopped before the pool closes (deferred later, run earlier).
+	defer watchHealth(ctx, s, pl, eng, views, log)()
 
 	ln, err := api.Listen(s.Socket, gid)
 	if err != nil {
@@ -226,9 +224,10 @@ func openForwarder(ctx context.Context, s settings.Settings, store *state.Store,
 
 // startViews starts the load balancers' view: the checks of the forward
 // ports, and HAProxy's agent-check queries when the agent answers them
-// (agentView, which serveAgentCheck feeds). Without the capture (no
+// (agentView, which serveAgentCheck feeds), and gives it to the engine
+// (deps.Rotation, left nil without a view). Without the capture (no
 // CAP_NET_RAW) the agent still runs: withdraws then wait min-wait.
-func startViews(s settings.Settings, log *slog.Logger) (views lbview.Views, agentView *lbview.View, closeAll func()) {
+func startViews(s settings.Settings, deps *maintenance.Deps, log *slog.Logger) (views lbview.Views, agentView *lbview.View, closeAll func()) {
 	closeAll = func() {}
 	if !s.Checks.Watch {
 		return nil, nil, closeAll
@@ -253,6 +252,9 @@ func startViews(s settings.Settings, log *slog.Logger) (views lbview.Views, agen
 		p, _ := strconv.ParseUint(port, 10, 16)
 		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}})
 		views = append(views, agentView)
+	}
+	if len(views) > 0 {
+		deps.Rotation = views
 	}
 	return views, agentView, closeAll
 }

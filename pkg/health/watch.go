@@ -74,63 +74,78 @@ type Watch struct {
 // a stopping agent says nothing of its server (its record stays as it
 // was, as its lease does, for the next start).
 func (w *Watch) Run(ctx context.Context) {
-	log := w.Log
-	if log == nil {
-		log = slog.Default()
+	st := &watchState{w: w, log: w.Log, period: orDefault(w.Period, Period),
+		r: Readiness{Fall: cmp.Or(w.Fall, 2), Rise: cmp.Or(w.Rise, 2)}}
+	if st.log == nil {
+		st.log = slog.Default()
 	}
-	period, fast, every := orDefault(w.Period, Period), orDefault(w.FastPeriod, FastPeriod), orDefault(w.JudgeEvery, JudgeEvery)
-	r := Readiness{Fall: cmp.Or(w.Fall, 2), Rise: cmp.Or(w.Rise, 2)}
 	// The probes run on their own (one may take AttemptTimeout): each
 	// result is judged, and published, before the next probe starts.
 	results, judged := make(chan error), make(chan bool)
-	go w.probe(ctx, results, judged, period, fast)
-
-	var last *pool.Health // the last judgement, for the log
-	var failed time.Time  // etcd's last failure: told once, tried again a period later
-	tick := time.NewTicker(every)
+	go w.probe(ctx, results, judged, st.period, orDefault(w.FastPeriod, FastPeriod))
+	tick := time.NewTicker(orDefault(w.JudgeEvery, JudgeEvery))
 	defer tick.Stop()
 	for {
-		probed := false
 		select {
 		case <-ctx.Done():
 			return
 		case err := <-results:
-			r.Add(err)
-			probed = true
-		case <-tick.C:
-		}
-		in := Inputs{}
-		in.InService, in.PhaseWhy = w.Phase()
-		in.ReadyKnown, in.Ready, in.ReadyWhy = r.Verdict()
-		if w.LoadBalancers != nil {
-			in.Down = w.LoadBalancers.Down(time.Now())
-		}
-		h, complete := Judge(in)
-		if complete && (last == nil || last.InService != h.InService || last.Why != h.Why) {
-			logChange(log, h)
-			last = &h
-		}
-		if complete && (failed.IsZero() || time.Since(failed) >= period) {
-			if err := w.Pool.PublishHealth(ctx, h); err != nil && ctx.Err() == nil {
-				if failed.IsZero() {
-					log.Warn("health: cannot publish to the pool; trying again", "every", period, "err", err)
-				} else {
-					log.Debug("health: cannot publish to the pool", "err", err)
-				}
-				failed = time.Now()
-			} else if err == nil && !failed.IsZero() {
-				log.Info("health: published to the pool again", "in_service", h.InService)
-				failed = time.Time{}
-			}
-		}
-		if probed {
-			_, ready, _ := r.Verdict()
+			st.r.Add(err)
+			st.round(ctx)
+			_, ready, _ := st.r.Verdict()
 			select {
 			case judged <- ready:
 			case <-ctx.Done():
 				return
 			}
+		case <-tick.C:
+			st.round(ctx)
 		}
+	}
+}
+
+// watchState is what Run keeps from one judgement to the next.
+type watchState struct {
+	w      *Watch
+	log    *slog.Logger
+	period time.Duration
+	r      Readiness
+	last   *pool.Health // the last judgement, for the log
+	failed time.Time    // etcd's last failure: told once, tried again a period later
+}
+
+// round judges now, and publishes the judgement once it is complete.
+func (st *watchState) round(ctx context.Context) {
+	in := Inputs{}
+	in.InService, in.PhaseWhy = st.w.Phase()
+	in.ReadyKnown, in.Ready, in.ReadyWhy = st.r.Verdict()
+	if st.w.LoadBalancers != nil {
+		in.Down = st.w.LoadBalancers.Down(time.Now())
+	}
+	h, complete := Judge(in)
+	if !complete {
+		return
+	}
+	if st.last == nil || st.last.InService != h.InService || st.last.Why != h.Why {
+		logChange(st.log, h)
+		st.last = &h
+	}
+	if !st.failed.IsZero() && time.Since(st.failed) < st.period {
+		return
+	}
+	err := st.w.Pool.PublishHealth(ctx, h)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The stop cut the request short: nothing to say.
+	case err != nil && st.failed.IsZero():
+		st.log.Warn("health: cannot publish to the pool; trying again", "every", st.period, "err", err)
+		st.failed = time.Now()
+	case err != nil:
+		st.log.Debug("health: cannot publish to the pool", "err", err)
+		st.failed = time.Now()
+	case !st.failed.IsZero():
+		st.log.Info("health: published to the pool again", "in_service", h.InService)
+		st.failed = time.Time{}
 	}
 }
 
