@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -62,7 +63,7 @@ func TestWatchOnEtcd(t *testing.T) {
 	// watch runs a Watch on p until the returned stop.
 	watch := func(p *pool.Pool, period time.Duration) (*counted, func()) {
 		pub := &counted{Pool: p}
-		w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: check, Pool: pub,
+		w := &Watch{Phase: func() (bool, string) { return true, "" }, Ready: check, Pool: pub, Log: slog.New(slog.DiscardHandler),
 			Period: period, FastPeriod: min(period, FastPeriod), JudgeEvery: min(period, JudgeEvery)}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
