@@ -18,24 +18,28 @@ import (
 // poolCommand sees and mends the pool this host is in. It asks the
 // agent, which asks etcd with its own settings and credentials: the
 // operator needs neither.
+// poolDescription is pool's --help: what a pool is, what counts against
+// its budget, and how an admin reaches it.
+const poolDescription = "With a pool (pool: in the config file, or the agent's --pool-etcd), every\n" +
+	"operation that takes the server out first takes one of max_unavailable\n" +
+	"slots on etcd, and gives it back once the load balancers see the server\n" +
+	"back. A held slot is the host's: it survives an agent restart and a reboot.\n" +
+	"The budget counts every server out, not only the slots: a web server\n" +
+	"failing its check, load balancers refusing it, or a host whose agent is\n" +
+	"gone uses it as a slot does, until it is back (or forgotten).\n" +
+	"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
+	"new pool (the first agent's wins); drainctl pool set changes it.\n\n" +
+	"Administration (release, forget, pause, resume, set) goes through this\n" +
+	"host's agent, with the host's etcd credentials; where etcd's access control\n" +
+	"confines a host to its own keys (docs/rbac.md), give the admin's own with\n" +
+	"--admin-config FILE (or --pool-username and --pool-password-file): the\n" +
+	"command then asks etcd directly, not the agent."
+
 func poolCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "pool",
-		Usage: "the pool of app servers this host is in: who is out, who waits; free, forget, pause, resume, set its limit",
-		Description: "With a pool (pool: in the config file, or the agent's --pool-etcd), every\n" +
-			"operation that takes the server out first takes one of max_unavailable\n" +
-			"slots on etcd, and gives it back once the load balancers see the server\n" +
-			"back. A held slot is the host's: it survives an agent restart and a reboot.\n" +
-			"The budget counts every server out, not only the slots: a web server\n" +
-			"failing its check, load balancers refusing it, or a host whose agent is\n" +
-			"gone uses it as a slot does, until it is back (or forgotten).\n" +
-			"max_unavailable is the pool's, stored on etcd: a host's file only seeds a\n" +
-			"new pool (the first agent's wins); drainctl pool set changes it.\n\n" +
-			"Administration (release, forget, pause, resume, set) goes through this\n" +
-			"host's agent, with the host's etcd credentials; where etcd's access control\n" +
-			"confines a host to its own keys (docs/rbac.md), give the admin's own with\n" +
-			"--admin-config FILE (or --pool-username and --pool-password-file): the\n" +
-			"command then asks etcd directly, not the agent.",
+		Name:        "pool",
+		Usage:       "the pool of app servers this host is in: who is out, who waits; free, forget, pause, resume, set its limit",
+		Description: poolDescription,
 		Subcommands: []*cli.Command{
 			{
 				Name:   "status",

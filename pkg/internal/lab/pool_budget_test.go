@@ -137,14 +137,16 @@ func TestE2EPoolBudget(t *testing.T) {
 	waitUnavailable(t, ctx, w1, 25*time.Second, map[string]string{"web3": "agent gone"})
 	done = runAsync(ctx, w1, "cron, web3 off")
 	stillWaiting(t, l, done, w1, "web3 is powered off")
-	mustDrainctl(t, ctx, w2, 0, "pool", "forget", "web3")
-	finished(t, done, w1, "web3 was forgotten", "web3: agent gone")
-	backInService(t, ctx, l, w1)
 	down.stop()
 	<-down.done
 	if p := down.peak.Load(); p != 1 {
 		t.Errorf("HAProxy showed %d primaries DOWN at once while web3 was out; the budget is 1", p)
 	}
+	// Forgetting web3 is the operator saying it is gone for good: web1
+	// then goes out (HAProxy shows web3, still off, DOWN beside it).
+	mustDrainctl(t, ctx, w2, 0, "pool", "forget", "web3")
+	finished(t, done, w1, "web3 was forgotten", "web3: agent gone")
+	backInService(t, ctx, l, w1)
 
 	// web3 back (a forgotten host that returns joins again), web2's file
 	// says 3, and a junk key: the cron runs at once still go one by one.
