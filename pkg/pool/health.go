@@ -119,8 +119,8 @@ func (p *Pool) PublishHealth(ctx context.Context, h Health) error {
 	p.mu.Unlock()
 	k := p.key("health", p.cfg.ID)
 	if last == nil {
-		resp, err := call(ctx, p, "read this host's health", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return p.cli.Get(ctx, k)
+		resp, err := call(ctx, p, "read this host's health", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, k)
 		})
 		if err != nil {
 			return err
@@ -145,8 +145,8 @@ func (p *Pool) PublishHealth(ctx context.Context, h Health) error {
 		h.Since = time.Now().UTC()
 	}
 	v, _ := json.Marshal(h)
-	if _, err := call(ctx, p, "publish this host's health", func(ctx context.Context) (*clientv3.PutResponse, error) {
-		return p.cli.Put(ctx, k, string(v))
+	if _, err := call(ctx, p, "publish this host's health", func(ctx context.Context, cli *clientv3.Client) (*clientv3.PutResponse, error) {
+		return cli.Put(ctx, k, string(v))
 	}); err != nil {
 		return err
 	}
@@ -192,8 +192,8 @@ func (p *Pool) Forget(ctx context.Context, id string) (Forgotten, error) {
 	for _, kind := range []string{"holders", "waiters", "seen", "health"} {
 		ops = append(ops, clientv3.OpDelete(p.key(kind, id)))
 	}
-	resp, err := call(ctx, p, "forget "+id, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).Then(ops...).Commit()
+	resp, err := call(ctx, p, "forget "+id, func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).Then(ops...).Commit()
 	})
 	if err != nil {
 		return Forgotten{}, err

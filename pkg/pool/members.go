@@ -45,7 +45,9 @@ func (p *Pool) Register(ctx context.Context, period time.Duration) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RequestTimeout)
 	defer cancel()
 	seen, _ := json.Marshal(time.Now().UTC())
-	p.cli.Put(lctx, p.key("seen", p.cfg.ID), string(seen)) //nolint:errcheck // etcd away: seen stays the join's time
+	if cli, err := p.client(lctx); err == nil {
+		cli.Put(lctx, p.key("seen", p.cfg.ID), string(seen)) //nolint:errcheck // etcd away: seen stays the join's time
+	}
 }
 
 // register puts the member key on the agent's lease, unless it is there
@@ -58,8 +60,8 @@ func (p *Pool) register(ctx context.Context) error {
 	}
 	seen, _ := json.Marshal(time.Now().UTC())
 	k := p.key("members", p.cfg.ID)
-	_, err = call(ctx, p, "register", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(k), "=", lease)).Else(
+	_, err = call(ctx, p, "register", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.LeaseValue(k), "=", lease)).Else(
 			clientv3.OpPut(k, "", clientv3.WithLease(lease)),
 			clientv3.OpPut(p.key("seen", p.cfg.ID), string(seen)),
 		).Commit()
@@ -87,8 +89,8 @@ func (p *Pool) recordDepartures(ctx context.Context) {
 // watchMembers reads the members and follows them until the watch ends.
 func (p *Pool) watchMembers(ctx context.Context) {
 	prefix := p.prefix + "members/"
-	resp, err := call(ctx, p, "read the members", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return p.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := call(ctx, p, "read the members", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	})
 	if err != nil {
 		return
@@ -97,9 +99,13 @@ func (p *Pool) watchMembers(ctx context.Context) {
 	for _, kv := range resp.Kvs {
 		live[strings.TrimPrefix(string(kv.Key), prefix)] = true
 	}
+	cli, err := p.client(ctx)
+	if err != nil {
+		return
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for r := range p.cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
+	for r := range cli.Watch(clientv3.WithRequireLeader(wctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1)) {
 		if r.Err() != nil {
 			return
 		}
@@ -139,8 +145,11 @@ func (p *Pool) recordDeparture(ctx context.Context, id string) {
 	seen, _ := json.Marshal(time.Now().UTC())
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	_, err := p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).
-		Then(clientv3.OpPut(p.key("seen", id), string(seen))).Commit()
+	cli, err := p.client(ctx)
+	if err == nil {
+		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).
+			Then(clientv3.OpPut(p.key("seen", id), string(seen))).Commit()
+	}
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 	case errors.Is(err, rpctypes.ErrPermissionDenied):

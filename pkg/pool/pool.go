@@ -55,6 +55,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config says which pool this host is in and how to reach its etcd.
@@ -109,9 +111,21 @@ var ErrLiveMember = errors.New("live member")
 // Pool is this host's handle on its pool. Safe for concurrent use.
 type Pool struct {
 	cfg    Config
-	cli    *clientv3.Client
 	prefix string
-	mu     sync.Mutex // guards session, onSeed, last and lastErr
+	// ccfg makes the etcd client. With credentials, making it logs in,
+	// so it waits for etcd: one made while etcd does not answer is made
+	// again later (client).
+	ccfg clientv3.Config
+	cmu  sync.Mutex // guards cli, dialing, dialErr and closed
+	// cli is the etcd client, nil until made (client): use client(),
+	// never cli, outside Open and tests.
+	cli *clientv3.Client
+	// dialing is closed when the attempt in flight to make cli ends
+	// (nil: none in flight); dialErr is why the last attempt failed.
+	dialing chan struct{}
+	dialErr error
+	closed  bool
+	mu      sync.Mutex // guards session, onSeed, last and lastErr
 	// errs counts etcd failures by kind, for the metrics. Its own lock:
 	// failures are counted while mu is held (making the lease).
 	emu  sync.Mutex
@@ -128,8 +142,19 @@ type Pool struct {
 	health *Health
 }
 
-// Open connects to etcd. It does not wait for etcd to answer: a pool
-// whose etcd is down still opens, and each operation then fails closed.
+// Open connects to etcd. Only its configuration can make it fail (no
+// endpoints, no name or id, a name or id with a /, credentials etcd
+// refuses), never etcd being away: a pool whose etcd is down still
+// opens, and each operation then fails closed (ErrUnavailable) until
+// etcd answers. Without credentials it does not wait for etcd. With a
+// Username, etcd's client logs in as it is made, so Open waits for
+// that, at most about the request timeout: credentials refused while
+// etcd answers fail Open with ErrDenied (a wrong password is mended in
+// the configuration, like a bad name); no answer in time, the Pool
+// opens without its client, and each request first makes it (logs in),
+// within the request's own timeout, until one does. Refused then, the
+// request fails with ErrDenied as any other would. So an agent that
+// starts while etcd is away runs, and joins its pool once etcd is back.
 func Open(cfg Config) (*Pool, error) {
 	if len(cfg.Endpoints) == 0 || cfg.Name == "" || cfg.ID == "" {
 		return nil, errors.New("pool: endpoints, name and id are required")
@@ -143,7 +168,7 @@ func Open(cfg Config) (*Pool, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 15 * time.Second
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	p := &Pool{cfg: cfg, prefix: "/drainctl/pools/" + cfg.Name + "/", ccfg: clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.RequestTimeout,
 		TLS:         cfg.TLS,
@@ -164,17 +189,107 @@ func Open(cfg Config) (*Pool, error) {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: cfg.RequestTimeout,
 		})},
-	})
-	if err != nil {
+	}}
+	// The attempt is bounded by DialTimeout; the margin lets it end on
+	// its own rather than be abandoned a moment before it answers.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.RequestTimeout+time.Second)
+	defer cancel()
+	_, err := p.client(ctx)
+	switch {
+	case err == nil, unanswered(err):
+	case refused(err):
+		return nil, p.unavailable("log in", err)
+	default:
 		return nil, fmt.Errorf("pool %s: etcd client for %s: %w", cfg.Name, strings.Join(cfg.Endpoints, ","), err)
 	}
-	return &Pool{cfg: cfg, cli: cli, prefix: "/drainctl/pools/" + cfg.Name + "/"}, nil
+	return p, nil
+}
+
+// client is the etcd client, made now if it is not yet: at most one
+// attempt at a time, which the callers share, each waiting for it no
+// longer than its ctx. An attempt ends within the request timeout
+// (DialTimeout: only logging in waits for etcd) and is not tied to any
+// caller's ctx: a client made after its callers gave up is kept for the
+// next. A failed attempt is not retried here, but by the next request.
+func (p *Pool) client(ctx context.Context) (*clientv3.Client, error) {
+	p.cmu.Lock()
+	if p.cli != nil || p.closed {
+		defer p.cmu.Unlock()
+		if p.cli == nil {
+			return nil, errClosed
+		}
+		return p.cli, nil
+	}
+	if p.dialing == nil {
+		p.dialing = make(chan struct{})
+		go p.dial(p.dialing)
+	}
+	done := p.dialing
+	p.cmu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if p.cli != nil {
+		return p.cli, nil
+	}
+	if p.closed {
+		return nil, errClosed
+	}
+	if unanswered(p.dialErr) {
+		// Worded and counted as any request etcd did not answer.
+		return nil, context.DeadlineExceeded
+	}
+	return nil, p.dialErr
+}
+
+// errClosed: the Pool was closed before its client was made.
+var errClosed = errors.New("pool closed")
+
+// dial makes the client, once, and says so by closing done.
+func (p *Pool) dial(done chan struct{}) {
+	cli, err := clientv3.New(p.ccfg)
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	switch {
+	case err != nil:
+		p.dialErr = err
+	case p.closed:
+		cli.Close()
+	default:
+		p.cli, p.dialErr = cli, nil
+	}
+	p.dialing = nil
+	close(done)
+}
+
+// unanswered says err is etcd not answering (down, unreachable, no
+// quorum), not refusing: what the client's login at its making fails
+// with while etcd is away.
+func unanswered(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable:
+		return true
+	}
+	return false
+}
+
+// refused says err is etcd's access control refusing a request.
+func refused(err error) bool {
+	return errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrAuthFailed) ||
+		errors.Is(err, rpctypes.ErrInvalidAuthToken) || errors.Is(err, rpctypes.ErrUserEmpty)
 }
 
 // Close ends the connection. Without a LeaseFile it ends the agent's
 // lease too (its member and waiter keys go at once); with one, the lease
 // runs out its TTL, for the next start to take again. Held slots stay:
-// they are the host's.
+// they are the host's. A client still being made is closed once made.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	s := p.session
@@ -186,7 +301,14 @@ func (p *Pool) Close() error {
 			s.Close()
 		}
 	}
-	return p.cli.Close()
+	p.cmu.Lock()
+	cli := p.cli
+	p.closed = true
+	p.cmu.Unlock()
+	if cli == nil {
+		return nil
+	}
+	return cli.Close()
 }
 
 // ErrorKinds are the kinds Errors counts: no answer in time (down,
@@ -226,7 +348,7 @@ func (p *Pool) unavailable(what string, err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		cause, kind = fmt.Sprintf("no answer within %v (etcd down, unreachable, or without quorum)", p.cfg.RequestTimeout), "timeout"
-	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken), errors.Is(err, rpctypes.ErrUserEmpty):
+	case refused(err):
 		cause, kind = p.deniedCause(err), "auth"
 	}
 	p.emu.Lock()
@@ -243,11 +365,16 @@ func (p *Pool) unavailable(what string, err error) error {
 	return fmt.Errorf("pool %s: %s: etcd at %s: %s: %w", p.cfg.Name, what, strings.Join(p.cfg.Endpoints, ","), cause, ErrUnavailable)
 }
 
-// call runs one request to etcd, bounded by the request timeout and ctx.
-func call[T any](ctx context.Context, p *Pool, what string, f func(context.Context) (T, error)) (T, error) {
+// call runs one request to etcd, bounded by the request timeout and ctx,
+// on the etcd client (made first if it is not yet: Open).
+func call[T any](ctx context.Context, p *Pool, what string, f func(context.Context, *clientv3.Client) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
-	v, err := f(ctx)
+	var v T
+	cli, err := p.client(ctx)
+	if err == nil {
+		v, err = f(ctx, cli)
+	}
 	if err != nil {
 		var zero T
 		return zero, p.unavailable(what, err)
@@ -273,7 +400,11 @@ func (p *Pool) lease(ctx context.Context) (clientv3.LeaseID, error) {
 	}
 	// The session's keepalive runs for the life of the Pool, not of
 	// this call.
-	s, err := concurrency.NewSession(p.cli, concurrency.WithLease(id), concurrency.WithContext(context.Background()))
+	cli, err := p.client(ctx)
+	if err != nil {
+		return 0, p.unavailable("lease", err)
+	}
+	s, err := concurrency.NewSession(cli, concurrency.WithLease(id), concurrency.WithContext(context.Background()))
 	if err != nil {
 		return 0, p.unavailable("lease", err)
 	}
@@ -287,8 +418,8 @@ func (p *Pool) leaseID(ctx context.Context) (clientv3.LeaseID, error) {
 	if p.cfg.LeaseFile != "" {
 		if b, err := os.ReadFile(p.cfg.LeaseFile); err == nil {
 			if id, err := strconv.ParseInt(strings.TrimSpace(string(b)), 16, 64); err == nil {
-				ttl, err := call(ctx, p, "lease", func(ctx context.Context) (*clientv3.LeaseTimeToLiveResponse, error) {
-					return p.cli.TimeToLive(ctx, clientv3.LeaseID(id))
+				ttl, err := call(ctx, p, "lease", func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseTimeToLiveResponse, error) {
+					return cli.TimeToLive(ctx, clientv3.LeaseID(id))
 				})
 				if err != nil {
 					return 0, err
@@ -300,8 +431,8 @@ func (p *Pool) leaseID(ctx context.Context) (clientv3.LeaseID, error) {
 		}
 	}
 	// The grant is bounded like every request.
-	g, err := call(ctx, p, "lease", func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
-		return p.cli.Grant(ctx, int64(p.cfg.TTL/time.Second))
+	g, err := call(ctx, p, "lease", func(ctx context.Context, cli *clientv3.Client) (*clientv3.LeaseGrantResponse, error) {
+		return cli.Grant(ctx, int64(p.cfg.TTL/time.Second))
 	})
 	if err != nil {
 		return 0, err

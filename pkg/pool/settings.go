@@ -100,8 +100,8 @@ func (p *Pool) seed(ctx context.Context) (*Settings, bool, int64, error) {
 	}
 	v, _ := json.Marshal(s)
 	k := p.settingsKey()
-	resp, err := call(ctx, p, "seed the pool's settings", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+	resp, err := call(ctx, p, "seed the pool's settings", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 			Then(clientv3.OpPut(k, string(v))).Else(clientv3.OpGet(k)).Commit()
 	})
 	if errors.Is(err, rpctypes.ErrPermissionDenied) {
@@ -156,8 +156,8 @@ func (p *Pool) OnSeed(f func(Settings)) {
 func (p *Pool) SetLimit(ctx context.Context, l Limit, by string) (*Settings, error) {
 	k := p.settingsKey()
 	for {
-		resp, err := call(ctx, p, "read the pool's settings", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return p.cli.Get(ctx, k)
+		resp, err := call(ctx, p, "read the pool's settings", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, k)
 		})
 		if err != nil {
 			return nil, err
@@ -176,8 +176,8 @@ func (p *Pool) SetLimit(ctx context.Context, l Limit, by string) (*Settings, err
 		}
 		s := Settings{Version: SettingsVersion, MaxUnavailable: l, By: by, Since: time.Now().UTC()}
 		v, _ := json.Marshal(s)
-		txn, err := call(ctx, p, "set the pool's settings", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-			return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpPut(k, string(v))).Commit()
+		txn, err := call(ctx, p, "set the pool's settings", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+			return cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpPut(k, string(v))).Commit()
 		})
 		if err != nil {
 			return nil, err
@@ -220,8 +220,12 @@ func (p *Pool) WatchSettings(ctx context.Context, f func(s *Settings, why string
 		// Watched from the revision they were read at: no change is
 		// missed between the two. A watch that ends (etcd away, a
 		// compaction past rev) reads again.
+		cli, err := p.client(ctx)
+		if err != nil {
+			continue // read again: current makes the client or fails
+		}
 		wctx, cancel := context.WithCancel(ctx)
-		for r := range p.cli.Watch(clientv3.WithRequireLeader(wctx), k, clientv3.WithRev(rev+1)) {
+		for r := range cli.Watch(clientv3.WithRequireLeader(wctx), k, clientv3.WithRev(rev+1)) {
 			if r.Err() != nil {
 				break
 			}
@@ -252,8 +256,8 @@ func (p *Pool) WatchSettings(ctx context.Context, f func(s *Settings, why string
 // etcd away.
 func (p *Pool) current(ctx context.Context) (*Settings, int64, string, error) {
 	k := p.settingsKey()
-	resp, err := call(ctx, p, "read the pool's settings", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return p.cli.Get(ctx, k)
+	resp, err := call(ctx, p, "read the pool's settings", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, k)
 	})
 	if err != nil {
 		return nil, 0, "", err
@@ -298,8 +302,8 @@ func (p *Pool) migrate(ctx context.Context, old Settings, rev int64) (*Settings,
 	s.Version = SettingsVersion
 	v, _ := json.Marshal(s)
 	k := p.settingsKey()
-	resp, err := call(ctx, p, "move the pool's settings to layout "+fmt.Sprint(SettingsVersion), func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpPut(k, string(v))).Commit()
+	resp, err := call(ctx, p, "move the pool's settings to layout "+fmt.Sprint(SettingsVersion), func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", rev)).Then(clientv3.OpPut(k, string(v))).Commit()
 	})
 	if err != nil || !resp.Succeeded {
 		if err != nil {

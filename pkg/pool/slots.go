@@ -108,9 +108,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 	queued := false
 	defer func() {
 		if queued {
-			// Leave the line whatever happened: a waiter that gave up
-			// must not keep its place (the lease would end it, later).
-			p.cli.Delete(context.WithoutCancel(ctx), p.key("waiters", c.ID))
+			p.leaveLine(context.WithoutCancel(ctx))
 		}
 	}()
 	var last string
@@ -222,8 +220,8 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 	}
 	v, _ := json.Marshal(Waiter{Op: c.Op, Since: c.Since})
 	k := p.key("waiters", c.ID)
-	_, err = call(ctx, p, "join the line", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+	_, err = call(ctx, p, "join the line", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 			Then(clientv3.OpPut(k, string(v), clientv3.WithLease(lease))).Commit()
 	})
 	return err
@@ -241,8 +239,8 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 		beforeGrant()
 	}
 	v, _ := json.Marshal(c)
-	resp, err := call(ctx, p, "take a slot", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(
+	resp, err := call(ctx, p, "take a slot", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"health/"), "<", rev+1).WithPrefix(),
 			// A departure recorded (or a member joining) since: a lease's
@@ -269,6 +267,14 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 // transaction: where a concurrent change races a grant.
 var beforeGrant func()
 
+// leaveLine deletes this host's waiter key whatever happened: a waiter
+// that gave up must not keep its place (the lease would end it, later).
+func (p *Pool) leaveLine(ctx context.Context) {
+	if cli, err := p.client(ctx); err == nil {
+		cli.Delete(ctx, p.key("waiters", p.cfg.ID))
+	}
+}
+
 // findOutFor bounds findOut: a few tries, as etcd comes back from what
 // lost the answer (a connection reset takes the client about a second
 // to make again).
@@ -286,7 +292,11 @@ func (p *Pool) findOut(ctx context.Context, claim string) bool {
 		// Each try bounded on its own: a connection that swallows the
 		// answers holds a request until its deadline.
 		actx, acancel := context.WithTimeout(ctx, time.Second)
-		resp, err := p.cli.Get(actx, p.key("holders", p.cfg.ID))
+		cli, err := p.client(actx)
+		var resp *clientv3.GetResponse
+		if err == nil {
+			resp, err = cli.Get(actx, p.key("holders", p.cfg.ID))
+		}
 		acancel()
 		if err == nil {
 			return len(resp.Kvs) > 0 && string(resp.Kvs[0].Value) == claim
@@ -332,7 +342,11 @@ func newTurn(st State, outs []Out, ahead, allowed int) turn {
 func (p *Pool) waitTurn(ctx context.Context, st State, t turn) error {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	wch := p.cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(st.Revision+1), clientv3.WithPrevKV())
+	cli, err := p.client(wctx)
+	if err != nil {
+		return p.unavailable("watch the pool", err)
+	}
+	wch := cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(st.Revision+1), clientv3.WithPrevKV())
 	for {
 		select {
 		case <-ctx.Done():
@@ -382,8 +396,8 @@ func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
 // is no error. Failing to reach etcd is ErrUnavailable: the caller
 // retries, since the slot stays held until it succeeds.
 func (p *Pool) Release(ctx context.Context) error {
-	_, err := call(ctx, p, "release the slot", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
-		return p.cli.Delete(ctx, p.key("holders", p.cfg.ID))
+	_, err := call(ctx, p, "release the slot", func(ctx context.Context, cli *clientv3.Client) (*clientv3.DeleteResponse, error) {
+		return cli.Delete(ctx, p.key("holders", p.cfg.ID))
 	})
 	return err
 }
@@ -393,8 +407,8 @@ func (p *Pool) Release(ctx context.Context) error {
 // whose answer was lost), and a pool of thousands must not be read
 // whole by each of its hosts every minute.
 func (p *Pool) Held(ctx context.Context) (*Claim, error) {
-	resp, err := call(ctx, p, "read this host's slot", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return p.cli.Get(ctx, p.key("holders", p.cfg.ID))
+	resp, err := call(ctx, p, "read this host's slot", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, p.key("holders", p.cfg.ID))
 	})
 	if err != nil {
 		return nil, err
@@ -421,8 +435,8 @@ func (p *Pool) ReleaseFor(ctx context.Context, id string, force bool) (*Claim, e
 	if m := st.member(id); m != nil && m.Live && !force {
 		return nil, fmt.Errorf("pool %s: %s is a live member: its agent releases the slot once the server is back in rotation (--force frees it anyway): %w", p.cfg.Name, id, ErrLiveMember)
 	}
-	_, err = call(ctx, p, "release "+id+"'s slot", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
-		return p.cli.Delete(ctx, p.key("holders", id))
+	_, err = call(ctx, p, "release "+id+"'s slot", func(ctx context.Context, cli *clientv3.Client) (*clientv3.DeleteResponse, error) {
+		return cli.Delete(ctx, p.key("holders", id))
 	})
 	return h, err
 }
@@ -435,16 +449,16 @@ func (p *Pool) Pause(ctx context.Context, pz Pause) error {
 	}
 	v, _ := json.Marshal(pz)
 	k := p.prefix + "paused"
-	_, err := call(ctx, p, "pause", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return p.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(v))).Commit()
+	_, err := call(ctx, p, "pause", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).Then(clientv3.OpPut(k, string(v))).Commit()
 	})
 	return err
 }
 
 // Resume lets the pool grant slots again. Idempotent.
 func (p *Pool) Resume(ctx context.Context) error {
-	_, err := call(ctx, p, "resume", func(ctx context.Context) (*clientv3.DeleteResponse, error) {
-		return p.cli.Delete(ctx, p.prefix+"paused")
+	_, err := call(ctx, p, "resume", func(ctx context.Context, cli *clientv3.Client) (*clientv3.DeleteResponse, error) {
+		return cli.Delete(ctx, p.prefix+"paused")
 	})
 	return err
 }

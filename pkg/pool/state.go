@@ -99,8 +99,8 @@ func (s State) member(id string) *Member {
 // read fetches every key of the pool in one request, so what a grant
 // decides on is one consistent revision.
 func (p *Pool) read(ctx context.Context) (State, error) {
-	resp, err := call(ctx, p, "read the pool", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return p.cli.Get(ctx, p.prefix, clientv3.WithPrefix())
+	resp, err := call(ctx, p, "read the pool", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, p.prefix, clientv3.WithPrefix())
 	})
 	if err != nil {
 		return State{}, err

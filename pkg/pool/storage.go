@@ -41,8 +41,8 @@ func (p *Pool) Storage(ctx context.Context) (Storage, error) {
 	var st Storage
 	var errs []error
 	for _, ep := range p.cfg.Endpoints {
-		s, err := call(ctx, p, "read etcd's status", func(ctx context.Context) (*clientv3.StatusResponse, error) {
-			return p.cli.Status(ctx, ep)
+		s, err := call(ctx, p, "read etcd's status", func(ctx context.Context, cli *clientv3.Client) (*clientv3.StatusResponse, error) {
+			return cli.Status(ctx, ep)
 		})
 		if err != nil {
 			errs = append(errs, err)
@@ -57,7 +57,10 @@ func (p *Pool) Storage(ctx context.Context) (Storage, error) {
 	// Revision 1 readable: nothing was ever compacted. Not through
 	// call: "compacted" is an answer, not a failure to count.
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-	_, err := p.cli.Get(rctx, p.prefix, clientv3.WithRev(1), clientv3.WithCountOnly())
+	cli, err := p.client(rctx)
+	if err == nil {
+		_, err = cli.Get(rctx, p.prefix, clientv3.WithRev(1), clientv3.WithCountOnly())
+	}
 	cancel()
 	switch {
 	case errors.Is(err, rpctypes.ErrCompacted):
@@ -65,8 +68,8 @@ func (p *Pool) Storage(ctx context.Context) (Storage, error) {
 	case err != nil:
 		return st, fmt.Errorf("etcd at %s: the oldest revision: %w", st.Endpoint, err)
 	}
-	alarms, err := call(ctx, p, "list etcd's alarms", func(ctx context.Context) (*clientv3.AlarmResponse, error) {
-		return p.cli.AlarmList(ctx)
+	alarms, err := call(ctx, p, "list etcd's alarms", func(ctx context.Context, cli *clientv3.Client) (*clientv3.AlarmResponse, error) {
+		return cli.AlarmList(ctx)
 	})
 	if err != nil {
 		return st, err
