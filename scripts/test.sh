@@ -43,7 +43,7 @@ status=0
 pkgs=$(go list ./... | grep -v '/pkg/internal/lab$')
 alone='^(TestSystemdEveryRestart|TestSystemdPoolUnattended|TestSystemdDeferredUpgrade|TestSystemdNginxUpgrade)$'
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -skip "$alone" $pkgs >"$log" 2>&1 || status=$?
-DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 15m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
+DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 25m -v ./pkg/internal/lab >>"$log" 2>&1 || status=$?
 DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" ./pkg/internal/integration >>"$log" 2>&1 || status=$?
 # Fuzz targets, briefly: the parsers of what drainctl reads from clients,
 # files and the kernel. A crash fails the run (its input is saved under

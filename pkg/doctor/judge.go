@@ -300,7 +300,12 @@ func judgePool(f Facts) []Finding {
 		out = append(out, warn(AreaPool, "pool.paused", fmt.Sprintf("the pool is paused by %s: %s", ps.Paused.By, ps.Paused.Reason),
 			"no operation gets a slot: they wait --pool-wait, then exit 11", "drainctl pool resume, when it should go on"))
 	}
-	if len(outs) >= ps.Allowed && ps.Allowed > 0 {
+	// This host's own trouble (its web server down, its checks refused)
+	// is its own findings' to report, and would not make it wait: it
+	// takes its slot at once. The pool is full for it when the others,
+	// or a slot it holds, use the budget.
+	others := slices.DeleteFunc(slices.Clone(outs), func(o apitype.Unavailable) bool { return o.ID == ps.ID && !o.Slot })
+	if len(others) >= ps.Allowed && ps.Allowed > 0 {
 		// The budget counts every member out, not only the slots: a
 		// gone host uses it until it is back or forgotten, and freeing
 		// its slot (pool release) would not give it back.

@@ -333,3 +333,21 @@ func TestEtcdStorageOK(t *testing.T) {
 		t.Fatalf("pool.etcd-storage: %+v", got)
 	}
 }
+
+// The pool is not full for a host whose own trouble uses the budget: it
+// takes its slot at once, and its trouble is its own findings' to say;
+// a slot it holds, or another member out, does fill it.
+func TestPoolFullIsTheOthers(t *testing.T) {
+	now := time.Now()
+	f := healthy()
+	f.Pool = Pool{Configured: true, Status: &apitype.PoolStatus{ID: "web1", MaxUnavailable: "1", Allowed: 1,
+		Name: "app", Members: []apitype.PoolMember{{ID: "web1", Live: true}, {ID: "web2", Live: true}},
+		Unavailable: []apitype.Unavailable{{ID: "web1", Why: "web server not answering", Since: now}}}}
+	if got := find(Judge(f), "pool.full"); got != nil {
+		t.Errorf("pool.full for this host's own trouble: %+v", got)
+	}
+	f.Pool.Status.Unavailable[0].Slot = true
+	if got := find(Judge(f), "pool.full"); got == nil {
+		t.Error("no pool.full while this host holds the pool's one slot")
+	}
+}

@@ -316,7 +316,7 @@ func doctorHealthy(t *testing.T, l *Lab, h hostEnv) {
 		d.finding(t, "web.commands", doctor.OK, "web server apache", strings.Join(w.configTestCmd(), " "), w.ReloadCommand())
 		d.finding(t, "web.configtest", doctor.OK, w.ConfigFile())
 		d.finding(t, "web.ready", doctor.OK, "http://127.0.0.1:80/")
-		d.finding(t, "pool.status", doctor.OK, "pool web: 2 members (2 live)", "0 out now", "this host is "+w.Name)
+		d.finding(t, "pool.status", doctor.OK, "pool web: 2 members (2 live)", "0 unavailable now", "this host is "+w.Name)
 		if h.systemd {
 			d.none(t, "agent.no-systemd")
 		} else {
@@ -410,8 +410,8 @@ func doctorHeld(t *testing.T, l *Lab, h hostEnv) {
 	// pool.full is the truth: max_unavailable 1, and web1 holds the slot.
 	h.expect(Apache, true, []string{"agent.held", "pool.full"}, nil).check(t, h, d)
 	d.finding(t, "agent.held", doctor.Warning, "held", "doctor lab hold")
-	d.finding(t, "pool.full", doctor.Warning, "web1 (enter since")
-	d.finding(t, "pool.status", doctor.OK, "1 out now")
+	d.finding(t, "pool.full", doctor.Warning, "web1: holds a slot (enter")
+	d.finding(t, "pool.status", doctor.OK, "1 unavailable now")
 	d.finding(t, "agent.state-file", doctor.OK, "state.json: held")
 	d.none(t, "agent.running", "checks.refused", "checks.unanswered")
 	// The withdrawn forward refuses every check: the load balancer is
