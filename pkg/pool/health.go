@@ -9,6 +9,7 @@ package pool
 // PodDisruptionBudget counts the pods that are not ready.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,7 +58,8 @@ func (o Out) Text() string {
 // sinceLayout is how a time is said: its time of day when it is today,
 // its date too when not.
 func sinceLayout(t time.Time) string {
-	if y, m, d := t.Local().Date(); time.Now().Year() == y && time.Now().Month() == m && time.Now().Day() == d {
+	y, m, d := t.Local().Date()
+	if ny, nm, nd := time.Now().Date(); ny == y && nm == m && nd == d {
 		return "15:04:05"
 	}
 	return "2006-01-02 15:04"
@@ -90,18 +92,11 @@ func (s State) Unavailable() []Out {
 		case !m.Live:
 			others = append(others, Out{ID: m.ID, Why: "agent gone", Since: m.LastSeen})
 		case m.Health != nil && !m.Health.InService:
-			others = append(others, Out{ID: m.ID, Why: cmpOr(m.Health.Why, "out of service"), Since: m.Health.Since})
+			others = append(others, Out{ID: m.ID, Why: cmp.Or(m.Health.Why, "out of service"), Since: m.Health.Since})
 		}
 	}
 	slices.SortFunc(others, func(a, b Out) int { return strings.Compare(a.ID, b.ID) })
 	return append(out, others...)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // isOut says whether id is counted against the budget.
@@ -172,7 +167,7 @@ type Forgotten struct {
 // count again at its next change; stop it first. One transaction, which
 // holds only if the member has not come back meanwhile.
 func (p *Pool) Forget(ctx context.Context, id string) (Forgotten, error) {
-	if err := checkID("members", id); err != nil || id == "" {
+	if err := checkID("members", id); err != nil {
 		return Forgotten{}, fmt.Errorf("pool %s: %q is not a member id", p.cfg.Name, id)
 	}
 	st, err := p.read(ctx)

@@ -38,9 +38,7 @@ func (w Wait) Text(now time.Time) string {
 	outs := w.Unavailable
 	if outs == nil {
 		// Told by a drainctl that counted slots alone: its holders.
-		for _, h := range w.Holders {
-			outs = append(outs, Out{ID: h.ID, Slot: true})
-		}
+		outs = State{Holders: w.Holders}.Unavailable()
 	}
 	fmt.Fprintf(&b, "pool %s: %d/%d unavailable", w.Pool, len(outs), w.Allowed)
 	for i, o := range outs {
