@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/user"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -226,14 +225,7 @@ func (d directAdmin) release(ctx context.Context, id string, force bool) (string
 	if err != nil {
 		return "", directErr(err)
 	}
-	if c == nil {
-		return id + " holds no slot: nothing to release", nil
-	}
-	reason := ""
-	if c.Reason != "" {
-		reason = ": " + c.Reason
-	}
-	return fmt.Sprintf("freed the slot of %s (%s%s, since %s)", id, c.Op, reason, c.Since.Format(time.RFC3339)), nil
+	return maintenance.ReleaseNote(id, c), nil
 }
 
 func (d directAdmin) forget(ctx context.Context, id string) (string, error) {
@@ -244,14 +236,8 @@ func (d directAdmin) forget(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", directErr(err)
 	}
-	if !f.Known {
-		return id + " is not a member of the pool: nothing to forget", nil
-	}
-	note := "forgot " + id + ": it no longer counts against the pool's budget nor in its size"
-	if c := f.Slot; c != nil {
-		note += fmt.Sprintf("; freed its slot (%s, since %s)", c.Op, c.Since.Format(time.RFC3339))
-	}
-	return note + " (if its agent starts again, it joins the pool again)", nil
+	_, told := maintenance.ForgetNote(f)
+	return told, nil
 }
 
 func (d directAdmin) pause(ctx context.Context, reason string) (string, error) {
@@ -277,11 +263,7 @@ func (d directAdmin) set(ctx context.Context, limit string) (string, error) {
 	if err != nil {
 		return "", directErr(err)
 	}
-	was := "the pool had no readable settings"
-	if prev != nil {
-		was = "was " + prev.MaxUnavailable.String()
-	}
-	return fmt.Sprintf("pool %s: max_unavailable %s (%s): every member's grants obey it, whatever its file says", d.p.Name(), l, was), nil
+	return "pool " + d.p.Name() + ": " + maintenance.SetNote(l, prev), nil
 }
 
 // status is the pool as the admin's credentials read it. It is no

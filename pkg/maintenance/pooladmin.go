@@ -112,11 +112,7 @@ func (e *Engine) PoolSet(ctx context.Context, limit, who string) (string, error)
 	if err != nil {
 		return "", poolErr(err)
 	}
-	was := "the pool had no readable settings"
-	if prev != nil {
-		was = "was " + prev.MaxUnavailable.String()
-	}
-	note := fmt.Sprintf("max_unavailable %s (%s): every member's grants obey it, whatever its file says", l, was)
+	note := SetNote(l, prev)
 	e.recordAdmin(history.Entry{Op: "pool-set", Who: who, Reason: note, Start: start}, false)
 	if d := LimitDiffers(l.String(), p.Limit().String()); d != "" {
 		note += "; " + d
@@ -188,10 +184,10 @@ func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who str
 	if err != nil {
 		return "", poolErr(err)
 	}
+	note := ReleaseNote(id, c)
 	if c == nil {
-		return id + " holds no slot: nothing to release", nil
+		return note, nil
 	}
-	note := fmt.Sprintf("freed the slot of %s (%s%s, since %s)", id, c.Op, reasonText(c.Reason), c.Since.Format(time.RFC3339))
 	if id == p.ID() {
 		// This host's own: the state must not owe it any more.
 		e.setSlot(func(*state.Slot) *state.Slot { return nil })
@@ -227,15 +223,12 @@ func (e *Engine) PoolForget(ctx context.Context, id, who string) (string, error)
 	if err != nil {
 		return "", poolErr(err)
 	}
+	note, told := ForgetNote(f)
 	if !f.Known {
-		return id + " is not a member of the pool: nothing to forget", nil
-	}
-	note := "forgot " + id + ": it no longer counts against the pool's budget nor in its size"
-	if c := f.Slot; c != nil {
-		note += fmt.Sprintf("; freed its slot (%s%s, since %s)", c.Op, reasonText(c.Reason), c.Since.Format(time.RFC3339))
+		return told, nil
 	}
 	e.recordAdmin(history.Entry{Op: "pool-forget", Who: who, Reason: note, Start: start}, false)
-	return note + " (if its agent starts again, it joins the pool again)", nil
+	return told, nil
 }
 
 // PoolPause stops the pool granting slots; PoolResume lets it go on.
@@ -289,6 +282,39 @@ func poolErr(err error) error {
 		return fail(CodePoolUnavailable, "", "%v", err)
 	}
 	return fail(CodeInternal, "", "%v", err)
+}
+
+// The notes of the pool's administration, said the same whether the
+// agent did it or an admin's drainctl did it on etcd directly.
+
+// SetNote says a limit set, and what it replaced (nil: none readable).
+func SetNote(l pool.Limit, prev *pool.Settings) string {
+	was := "the pool had no readable settings"
+	if prev != nil {
+		was = "was " + prev.MaxUnavailable.String()
+	}
+	return fmt.Sprintf("max_unavailable %s (%s): every member's grants obey it, whatever its file says", l, was)
+}
+
+// ReleaseNote says the slot of id freed (c), or that it held none (nil).
+func ReleaseNote(id string, c *pool.Claim) string {
+	if c == nil {
+		return id + " holds no slot: nothing to release"
+	}
+	return fmt.Sprintf("freed the slot of %s (%s%s, since %s)", id, c.Op, reasonText(c.Reason), c.Since.Format(time.RFC3339))
+}
+
+// ForgetNote says a member forgotten: the record the history keeps, and
+// what the caller is told (with what happens if it comes back).
+func ForgetNote(f pool.Forgotten) (record, told string) {
+	if !f.Known {
+		return "", f.ID + " is not a member of the pool: nothing to forget"
+	}
+	note := "forgot " + f.ID + ": it no longer counts against the pool's budget nor in its size"
+	if c := f.Slot; c != nil {
+		note += fmt.Sprintf("; freed its slot (%s%s, since %s)", c.Op, reasonText(c.Reason), c.Since.Format(time.RFC3339))
+	}
+	return note, note + " (if its agent starts again, it joins the pool again)"
 }
 
 func reasonText(r string) string {
