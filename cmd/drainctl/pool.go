@@ -212,23 +212,25 @@ func printPoolSettings(ps apitype.PoolStatus, now time.Time) {
 }
 
 // healthText says what a member's agent last said of its server: in
-// service, or out and why, with since when. A gone member's is what it
-// said before it went: the last word known, not its state now.
+// service (no record: an agent keeps none while its server is in
+// service, and an agent older than the health count says nothing), or
+// out and why, with since when. A gone member's is what it said before
+// it went, or, when its departure was recorded, since when it is gone.
 func healthText(m apitype.PoolMember, now time.Time) string {
 	h := m.Health
 	var s string
 	switch {
-	case h == nil:
-		return "not said (an agent older than the health count)"
-	case h.InService:
+	case h == nil || h.InService || (h.Gone && m.Live):
 		s = "in service"
+	case h.Gone:
+		return "agent gone, since " + ago(now, h.Since) + " ago"
 	default:
 		s = "out: " + h.Why
 		if h.Why == "" {
 			s = "out of service"
 		}
 	}
-	if !h.Since.IsZero() {
+	if h != nil && !h.Gone && !h.Since.IsZero() {
 		s += ", since " + ago(now, h.Since) + " ago"
 	}
 	if !m.Live {

@@ -39,8 +39,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// On a real etcd: the judgement published again and again makes no
-// revision; a new agent process (a new Pool, as after a restart) that
+// On a real etcd: an in-service judgement makes no record, and,
+// published again and again, no revision; a new agent process (a new Pool, as after a restart) that
 // judges the same writes nothing either, so a restart never shows a
 // healthy host out, not even for a moment; a change (the web server
 // answering 503) is in the pool's status within fall periods and a
@@ -86,14 +86,14 @@ func TestWatchOnEtcd(t *testing.T) {
 	}
 	const fast = 20 * time.Millisecond
 
+	// In service, the pool keeps no record of it: the judgement,
+	// published 20 times, writes nothing at all.
 	p1 := openPool()
-	pub, stop := watch(p1, fast)
-	waitFor(t, "web1 in service in the pool", func() bool { h, _ := health(p1); return h != nil && h.InService })
 	_, rev := health(p1)
-	n := pub.n.Load()
-	waitFor(t, "20 more publishes", func() bool { return pub.n.Load() >= n+20 })
-	if h, after := health(p1); after != rev || !h.InService {
-		t.Fatalf("the same judgement published 20 times made %d revisions (%+v)", after-rev, h)
+	pub, stop := watch(p1, fast)
+	waitFor(t, "20 publishes", func() bool { return pub.n.Load() >= 20 })
+	if h, after := health(p1); after != rev || h != nil {
+		t.Fatalf("an in-service judgement published 20 times made %d revisions (%+v); want none, and no record", after-rev, h)
 	}
 	stop()
 
@@ -101,7 +101,7 @@ func TestWatchOnEtcd(t *testing.T) {
 	p2 := openPool()
 	pub, stop = watch(p2, fast)
 	waitFor(t, "the new agent's first 10 publishes", func() bool { return pub.n.Load() >= 10 })
-	if h, after := health(p2); after != rev || !h.InService {
+	if h, after := health(p2); after != rev || h != nil {
 		t.Fatalf("a restarted agent judging the same made %d revisions (%+v)", after-rev, h)
 	}
 	stop()
@@ -128,8 +128,14 @@ func TestWatchOnEtcd(t *testing.T) {
 	p3 := openPool()
 	pub, stop = watch(p3, fast)
 	waitFor(t, "the third agent's first 10 publishes", func() bool { return pub.n.Load() >= 10 })
-	if h, after := health(p3); after != rev || h.InService || !strings.Contains(h.Why, "status 503") {
+	if h, after := health(p3); after != rev || h == nil || h.InService || !strings.Contains(h.Why, "status 503") {
 		t.Fatalf("a restarted agent judging the same (out) made %d revisions (%+v)", after-rev, h)
+	}
+	// Back: the record goes, in one revision.
+	status.Store(http.StatusOK)
+	waitFor(t, "web1's record gone", func() bool { h, _ := health(p3); return h == nil })
+	if _, after := health(p3); after != rev+1 {
+		t.Errorf("back in service made %d revisions, want 1 (the record's deletion)", after-rev)
 	}
 	stop()
 }

@@ -22,8 +22,12 @@ import (
 
 // Health is a member's own account of its server, in health/ID (no
 // lease: it is the host's, and says how the host was last seen when its
-// agent is gone). Written by its agent when it changes, never
-// periodically.
+// agent is gone). The key is there only while the member is out of
+// service: its agent writes it when it goes out (or out for another
+// reason) and deletes it when it is back, never periodically. So what a
+// grant reads of the members' health (every key under health/) is what
+// is out, not the whole fleet: at 5,000 members, in service, a handful
+// of keys, not 5,000.
 type Health struct {
 	// InService: the server is in rotation as far as its agent sees:
 	// the web server answers its readiness check, and the load
@@ -33,6 +37,11 @@ type Health struct {
 	Why string `json:"why,omitempty"`
 	// Since is when it last went in or out of service.
 	Since time.Time `json:"since"`
+	// Gone: written not by its agent but by the member that saw its
+	// lease end (recordDeparture): "agent gone" since then. Ignored once
+	// the member is live again (its agent deletes it at its next
+	// judgement).
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Out is one member counted against the pool's budget, and why.
@@ -91,7 +100,7 @@ func (s State) Unavailable() []Out {
 		switch {
 		case !m.Live:
 			others = append(others, Out{ID: m.ID, Why: "agent gone", Since: m.LastSeen})
-		case m.Health != nil && !m.Health.InService:
+		case m.Health != nil && !m.Health.InService && !m.Health.Gone:
 			others = append(others, Out{ID: m.ID, Why: cmp.Or(m.Health.Why, "out of service"), Since: m.Health.Since})
 		}
 	}
@@ -104,10 +113,13 @@ func isOut(outs []Out, id string) bool {
 	return slices.ContainsFunc(outs, func(o Out) bool { return o.ID == id })
 }
 
-// PublishHealth writes this member's health if it changed from what the
-// pool has: an agent whose server stays as it was writes nothing (no
-// revision), whatever it is asked, and a restarted agent that finds the
-// same account there writes nothing either.
+// PublishHealth makes the pool's record of this member say h, if it
+// does not already: out of service, its health key holds why; in
+// service, there is none (deleted). An agent whose server stays as it
+// was writes nothing (no revision), whatever it is asked, and a
+// restarted agent that finds the same account there writes nothing
+// either. A record the pool has that this agent did not write (its
+// departure, recorded while it was gone) is replaced at the first call.
 func (p *Pool) PublishHealth(ctx context.Context, h Health) error {
 	p.mu.Lock()
 	last := p.health
@@ -120,35 +132,60 @@ func (p *Pool) PublishHealth(ctx context.Context, h Health) error {
 		if err != nil {
 			return err
 		}
+		was := Health{InService: true} // no record: in service
 		if len(resp.Kvs) > 0 {
-			var was Health
-			if json.Unmarshal(resp.Kvs[0].Value, &was) == nil {
-				last = &was
+			if err := json.Unmarshal(resp.Kvs[0].Value, &was); err != nil || was.InService {
+				// Unreadable, or an in-service record (an earlier
+				// build's): not this agent's account, replaced as a
+				// departure record is.
+				was = Health{Gone: true}
 			}
 		}
+		last = &was
 	}
-	if last != nil && last.InService == h.InService && last.Why == h.Why {
-		p.mu.Lock()
-		p.health = last
-		p.mu.Unlock()
+	if last.InService == h.InService && last.Why == h.Why && !last.Gone {
+		p.setHealth(last)
 		return nil
 	}
-	if last != nil && last.InService == h.InService {
+	if h.InService {
+		h = Health{InService: true}
+		if _, err := call(ctx, p, "publish this host's health", func(ctx context.Context, cli *clientv3.Client) (*clientv3.DeleteResponse, error) {
+			return cli.Delete(ctx, k)
+		}); err != nil {
+			return err
+		}
+		p.setHealth(&h)
+		return nil
+	}
+	if !last.InService && !last.Gone {
 		h.Since = last.Since // still out, for another reason: out since the first
 	}
 	if h.Since.IsZero() {
 		h.Since = time.Now().UTC()
 	}
+	h.Gone = false
 	v, _ := json.Marshal(h)
-	if _, err := call(ctx, p, "publish this host's health", func(ctx context.Context, cli *clientv3.Client) (*clientv3.PutResponse, error) {
-		return cli.Put(ctx, k, string(v))
+	// Out without a slot adds to what is out: the budget key is touched
+	// with it, so a grant decided before fails (grant). With a slot it
+	// adds nothing, and touching the key would fail every grant in
+	// flight for nothing.
+	if _, err := call(ctx, p, "publish this host's health", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("holders", p.cfg.ID)), ">", 0)).
+			Then(clientv3.OpPut(k, string(v))).
+			Else(clientv3.OpPut(k, string(v)), clientv3.OpPut(p.budgetKey(), p.cfg.ID+" out of service")).Commit()
 	}); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.health = &h
-	p.mu.Unlock()
+	p.setHealth(&h)
 	return nil
+}
+
+// setHealth keeps what the pool now has of this member's health (nil:
+// not known, read it again at the next PublishHealth).
+func (p *Pool) setHealth(h *Health) {
+	p.mu.Lock()
+	p.health = h
+	p.mu.Unlock()
 }
 
 // Forgotten is what Forget removed of a member.

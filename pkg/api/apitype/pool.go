@@ -79,8 +79,9 @@ type PoolMember struct {
 	Live bool `json:"live"`
 	// LastSeen is when it joined, or, once gone, when it left.
 	LastSeen time.Time `json:"last_seen,omitzero"`
-	// Health is what its agent last said of its server (absent from an
-	// agent that says nothing: an older drainctl).
+	// Health is what its agent last said of its server: absent while it
+	// is in service (an agent keeps no record then, and an older
+	// drainctl says nothing).
 	Health *Health `json:"health,omitempty"`
 }
 
@@ -92,6 +93,9 @@ type Health struct {
 	InService bool      `json:"in_service"`
 	Why       string    `json:"why,omitempty"`
 	Since     time.Time `json:"since"`
+	// Gone: a record of its departure (its agent's lease ended at
+	// Since), written by the member before it in the pool.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // Unavailable is one member counted against the pool's budget. Its
