@@ -58,10 +58,11 @@ func Prefix(name string) string { return "/drainctl/pools/" + name + "/" }
 // the whole pool (the grant decides on every member's keys, in one read,
 // and compares the holders' and health's ranges), and read and write on
 // its own keys, each exactly (never a prefix: web1's would be web10's
-// too). Not the seen/ of others: a host that could write them could
-// make up members or erase a gone one's record, so the departures the
-// scribe sees are not recorded under these grants (recordDeparture) and
-// a gone member's "last seen" stays when it joined. Not paused nor
+// too). Not the seen/ or health/ of others: a host that could write
+// them could make up members or erase a gone one's record, so the
+// departures a host sees are not recorded under these grants
+// (recordDeparture) and a gone member's "last seen" stays when it
+// joined (the budget counts it gone by its lease all the same). Not paused nor
 // settings: those are the admin's.
 func HostGrants(name, id string) []Grant {
 	g := []Grant{{Key: Prefix(name), Prefix: true}}
@@ -75,7 +76,11 @@ func HostGrants(name, id string) []Grant {
 	for _, kind := range own {
 		g = append(g, Grant{Key: Prefix(name) + kind + "/" + id, Write: true})
 	}
-	return g
+	// The budget key: touched when this host goes out of service without
+	// a slot, so that a grant decided before fails. Its value means
+	// nothing; a host that touches it for no reason makes grants decide
+	// again, no more.
+	return append(g, Grant{Key: Prefix(name) + "budget", Write: true})
 }
 
 // AdminGrants are what pool administration needs: read and write on all

@@ -155,9 +155,9 @@ func TestRBACHostConfinedToItsKeys(t *testing.T) {
 	if _, err := web1.Storage(ctx); err != nil {
 		t.Errorf("web1 reads etcd's storage: %v", err)
 	}
-	// web2, whose agent publishes its health and then stops, takes the
-	// pool's one slot.
-	if err := web2.PublishHealth(ctx, Health{InService: true}); err != nil {
+	// web2, whose agent says its server is out and then stops, takes
+	// the pool's one slot (at once: it is out already).
+	if err := web2.PublishHealth(ctx, Health{Why: "web server not answering"}); err != nil {
 		t.Fatalf("web2 publishes its health: %v", err)
 	}
 	if _, err := web2.Acquire(ctx, Claim{Op: "reboot"}, nil); err != nil {

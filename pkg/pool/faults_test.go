@@ -73,9 +73,17 @@ func (k *checker) follow(ctx context.Context, cli *clientv3.Client, prefix strin
 				k.grants = append(k.grants, time.Now())
 			case "health":
 				var h Health
-				if !del && json.Unmarshal(ev.Kv.Value, &h) == nil && !h.InService {
+				ok := !del && json.Unmarshal(ev.Kv.Value, &h) == nil
+				switch {
+				case ok && h.Gone:
+					// A departure record: gone while its lease is.
+					delete(k.sick, id)
+					if !k.live[id] {
+						k.gone[id] = true
+					}
+				case ok && !h.InService:
 					k.sick[id] = true
-				} else {
+				default:
 					delete(k.sick, id)
 				}
 			case "members":

@@ -16,9 +16,11 @@
 //	seen/ID      when that member joined, and once it is gone, when it
 //	             left (no lease): written at those events only, so an
 //	             idle pool writes nothing (members.go).
-//	health/ID    the member's own account of its server: in service,
-//	             or why not, since when (no lease; health.go). Written
-//	             when it changes.
+//	health/ID    while the member is out of service, its own account of
+//	             why, since when (no lease; health.go): there is none
+//	             for a member in service, so what a grant reads is what
+//	             is out (budget.go). Or the record of its departure,
+//	             written by the member before it in the order of ids.
 //	paused       present while the pool is paused: no slot is granted.
 //	settings     the pool's own settings (Settings: its max_unavailable,
 //	             a layout version), seeded by the first agent from its
@@ -45,6 +47,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/internal/atomicfile"
@@ -140,6 +143,9 @@ type Pool struct {
 	lastErr string
 	// health is this member's health as the pool has it (nil: not read).
 	health *Health
+	// reads counts this host's reads of the pool (read, readBudget): the
+	// tests see that a waiter counts what it is told instead.
+	reads atomic.Int64
 }
 
 // Open connects to etcd. Only its configuration can make it fail (no

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 		}
 	}()
 	var last string
-	fast := true
+	fast, lost := true, 0
 	for {
 		st, err := p.readSeeded(ctx)
 		if err != nil {
@@ -147,22 +148,43 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 			queued = false
 			continue
 		}
-		if st.Paused == nil && st.SettingsError == "" && w.Ahead < w.Allowed-len(outs) {
-			ok, err := p.grant(ctx, st.Revision, c)
-			if err != nil {
-				return Claim{}, err
-			}
-			if ok {
-				queued = false // the grant deleted the waiter key
-				return c, nil
-			}
-			continue // someone else changed the holders: decide again
+		ok, err := p.takeTurn(ctx, st, w, c, func() { last = show(wait, w, last) }, &lost)
+		if ok {
+			queued = false // the grant deleted the waiter key
+			return c, nil
 		}
-		last = show(wait, w, last)
-		if err := p.waitTurn(ctx, st, newTurn(st, outs, w.Ahead, allowed)); err != nil {
+		if err != nil {
 			return Claim{}, err
 		}
 	}
+}
+
+// takeTurn grants c if its turn has come by the state read (w), or,
+// after shown is called, when it comes by the watch's count (waitTurn);
+// false: not granted, read the pool again (what the watch could not
+// count, or something counted changed since the decision: then after a
+// few milliseconds more at each such miss, counted in lost, so waiters
+// whose turns came together do not read and try in lockstep).
+func (p *Pool) takeTurn(ctx context.Context, st State, w Wait, c Claim, shown func(), lost *int) (bool, error) {
+	rev := int64(0) // the revision the turn came at, 0: not come
+	if st.Paused == nil && st.SettingsError == "" && w.Ahead < w.Allowed-len(w.Unavailable) {
+		rev = st.Revision
+	} else {
+		shown()
+		var err error
+		if rev, err = p.waitTurn(ctx, st, newTurn(st, w.Ahead)); err != nil || rev == 0 {
+			return false, err
+		}
+	}
+	// The turn came, by the read or by the watch's count (current at
+	// rev: the decision needs no read of its own).
+	ok, err := p.grant(ctx, rev, c)
+	if err != nil || ok {
+		return ok, err
+	}
+	traced("grant lost")
+	*lost++
+	return false, sleepCtx(ctx, rand.N(time.Duration(min(*lost, 5))*10*time.Millisecond))
 }
 
 // readSeeded reads the pool, seeding its settings first with this
@@ -170,7 +192,7 @@ func (p *Pool) Acquire(ctx context.Context, c Claim, wait func(Wait)) (Claim, er
 // decision is made on the pool's own limit.
 func (p *Pool) readSeeded(ctx context.Context) (State, error) {
 	for {
-		st, err := p.read(ctx)
+		st, err := p.readBudget(ctx)
 		if err != nil {
 			return State{}, err
 		}
@@ -226,10 +248,11 @@ func (p *Pool) queue(ctx context.Context, c Claim) error {
 }
 
 // grant takes the slot if neither the holders, the members' health or
-// departures, the pause nor the pool's settings changed (or went) since rev, the
-// revision the decision was made on; false means they did (a limit
-// lowered meanwhile is then obeyed, a member gone out meanwhile
-// counted). A
+// departures, the pause nor the pool's settings changed (or went) since
+// rev, the revision the decision was made on; false means they did (a
+// limit lowered meanwhile is then obeyed, a member gone out meanwhile
+// counted). A member joining is not compared: it only adds to the base.
+// A
 // grant whose answer did not come (a timeout, a connection lost) may
 // have committed: it finds out (findOut) before it says.
 func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
@@ -240,10 +263,13 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 	resp, err := call(ctx, p, "take a slot", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
 		return cli.Txn(ctx).If(
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"holders/"), "<", rev+1).WithPrefix(),
-			clientv3.Compare(clientv3.ModRevision(p.prefix+"health/"), "<", rev+1).WithPrefix(),
-			// A departure recorded (or a member joining) since: a lease's
-			// end leaves no key to compare, its record does.
-			clientv3.Compare(clientv3.ModRevision(p.prefix+"seen/"), "<", rev+1).WithPrefix(),
+			// A member gone out of service since, or a departure recorded
+			// (a lease's end leaves no key to compare, its record does):
+			// each touches the budget key (budgetKey). Not the health/
+			// range: a holder's own record (withdrawn, in maintenance)
+			// changes nothing that is counted, and at 17 grants a second
+			// those records made most grants fail and read again.
+			clientv3.Compare(clientv3.ModRevision(p.budgetKey()), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(p.prefix+"paused"), "<", rev+1),
 			clientv3.Compare(clientv3.ModRevision(p.settingsKey()), "<", rev+1),
 			clientv3.Compare(clientv3.CreateRevision(p.settingsKey()), ">", 0), // not deleted since
@@ -259,6 +285,23 @@ func (p *Pool) grant(ctx context.Context, rev int64, c Claim) (bool, error) {
 		return false, fmt.Errorf("%w (it may still commit: the agent asks the pool until it knows)", err)
 	}
 	return resp.Succeeded, nil
+}
+
+// budgetKey is the key every change that may add a member to what is
+// out touches, other than a grant (which the holders' compare sees): a
+// member without a slot going out of service, a departure recorded. Its
+// value says who touched it last; a grant compares its mod revision.
+func (p *Pool) budgetKey() string { return p.prefix + "budget" }
+
+// trace, set by benchmarks only, is told what a waiter did and why
+// ("read", "read whole", "grant", "grant lost", "wake: ..."): where
+// etcd's work comes from.
+var trace func(what string)
+
+func traced(what string) {
+	if trace != nil {
+		trace(what)
+	}
 }
 
 // beforeGrant, set by tests only, runs between the decision and its
@@ -307,87 +350,178 @@ func (p *Pool) findOut(ctx context.Context, claim string) bool {
 	}
 }
 
-// turn is where a waiter stands: how many wait ahead of it, who is
-// counted out and how many may be, and its waiter key's create revision.
+// turn is where a waiter stands, kept from the events of its watch:
+// which waiters are ahead of it, what is counted out (by why, so a
+// member back from one is still counted for another), and the pool's
+// size and limit (a percentage moves with the members).
 type turn struct {
-	ahead, allowed int
-	rev            int64
-	// out is every member counted out; also, those counted out whether
-	// they hold a slot or not (gone, or out of service).
-	out, also map[string]bool
+	ahead                 map[string]bool
+	holders, health, gone map[string]bool
+	size                  int
+	limit                 Limit
+	// blocked: paused, or the settings unusable; no turn comes.
+	blocked bool
 }
 
-func newTurn(st State, outs []Out, ahead, allowed int) turn {
-	t := turn{ahead: ahead, allowed: allowed, rev: st.Waiters[ahead].rev, out: map[string]bool{}, also: map[string]bool{}}
-	for _, o := range outs {
-		t.out[o.ID] = true
+func newTurn(st State, ahead int) turn {
+	t := turn{ahead: map[string]bool{}, holders: map[string]bool{}, health: map[string]bool{}, gone: map[string]bool{}, size: st.Size()}
+	if st.Settings != nil {
+		t.limit = st.Settings.MaxUnavailable
+	}
+	t.blocked = st.Paused != nil || st.Settings == nil || st.SettingsError != ""
+	for _, w := range st.Waiters[:ahead] {
+		t.ahead[w.ID] = true
+	}
+	for _, h := range st.Holders {
+		t.holders[h.ID] = true
 	}
 	for _, m := range st.Members {
-		if !m.Live || (m.Health != nil && !m.Health.InService) {
-			t.also[m.ID] = true
+		switch {
+		case !m.Live:
+			t.gone[m.ID] = true
+		case m.Health != nil && !m.Health.InService && !m.Health.Gone:
+			t.health[m.ID] = true
 		}
 	}
 	return t
 }
 
-// waitTurn returns when the waiter's turn may have come, counting the
-// pool's changes from the watch itself instead of reading the pool again
-// at each: a release wakes only the waiters it lets through, not every
-// host in line (with 200 waiting, a re-read by all at each release is
-// what etcd would otherwise serve). Any change it cannot count (a pause,
-// a member's health or lease, its own key) and a periodic wake-up send
-// it back to read.
-func (p *Pool) waitTurn(ctx context.Context, st State, t turn) error {
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// out is how many members are counted out: each once, whatever why.
+func (t *turn) out() int {
+	n := len(t.holders)
+	for id := range t.health {
+		if !t.holders[id] {
+			n++
+		}
+	}
+	for id := range t.gone {
+		if !t.holders[id] && !t.health[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// may says whether the waiter's turn may have come: fewer ahead of it
+// than the budget left. Never while the pool is paused or its settings
+// unusable: only their change (count's false) sends it back to read.
+func (t *turn) may() bool {
+	return !t.blocked && len(t.ahead) < t.limit.Allowed(t.size)-t.out()
+}
+
+// waitTurn returns when the waiter's turn has come by its count: the
+// revision its count is current at, which a grant can be decided on
+// without reading the pool (its transaction's compares catch any change
+// counted since). It counts the pool's changes from the watch itself:
+// a release, a member out of service or back, a member leaving or
+// joining reaches every waiter as one event, and a waiter neither reads
+// the pool at each (with 500 waiting, a read by each at every change is
+// what etcd would otherwise serve) nor when its turn comes (at 5,000
+// members and 17 grants a second, those reads were most of etcd's
+// work). The watch asks for no previous values (etcd reads one for each
+// event and each watcher): the waiters ahead are known by id. What it
+// cannot count (a pause, the settings, a record it cannot read, its own
+// place gone) returns 0, to read again, and so does a wake-up about once
+// a minute (jittered, so the waiters of a pool do not read together): a
+// safety net, not the rule.
+func (p *Pool) waitTurn(ctx context.Context, st State, t turn) (int64, error) {
+	wctx, cancel := context.WithTimeout(ctx, wakeUp())
 	defer cancel()
 	cli, err := p.client(wctx)
 	if err != nil {
-		return p.unavailable("watch the pool", err)
+		return 0, p.unavailable("watch the pool", err)
 	}
-	wch := cli.Watch(clientv3.WithRequireLeader(wctx), p.prefix, clientv3.WithPrefix(), clientv3.WithRev(st.Revision+1), clientv3.WithPrevKV())
+	rev := st.Revision
+	// Not WithRequireLeader: that ends every waiter's watch at each
+	// election, and every waiter of the pool then reads it at once (at
+	// 5,000 members, on an etcd short of CPU, that herd made the next
+	// election). A waiter whose etcd member is cut off sees nothing until
+	// it is back, or until its wake-up reads and fails.
+	wch := cli.Watch(wctx, p.prefix, clientv3.WithPrefix(), clientv3.WithRev(st.Revision+1))
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case r, ok := <-wch:
 			if !ok || r.Err() != nil {
-				return nil
+				traced("wake: watch ended")
+				return 0, nil
 			}
 			for _, ev := range r.Events {
 				if !t.count(p, ev) {
-					return nil
+					traced("wake: cannot count " + strings.SplitN(strings.TrimPrefix(string(ev.Kv.Key), p.prefix), "/", 2)[0])
+					return 0, nil
 				}
+				// A revision's events come in one response (no
+				// fragments asked): the count is whole at each.
+				rev = ev.Kv.ModRevision
 			}
-			if t.ahead < t.allowed-len(t.out) {
-				return nil
+			if t.may() {
+				traced("wake: turn")
+				return rev, nil
 			}
 		}
 	}
+}
+
+// wakeUp is how long a waiter waits on its watch before it reads the
+// pool again whatever it saw: 45 to 75 s.
+func wakeUp() time.Duration {
+	return 45*time.Second + rand.N(30*time.Second)
 }
 
 // count applies one event to the turn; false means read the pool again.
 func (t *turn) count(p *Pool, ev *clientv3.Event) bool {
 	kind, id, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), p.prefix), "/")
 	del := ev.Type == clientv3.EventTypeDelete
-	switch {
-	case kind == "holders" && del:
-		if !t.also[id] {
-			delete(t.out, id) // out for its slot alone
+	switch kind {
+	case "holders":
+		set(t.holders, id, !del)
+	case "waiters":
+		if id == p.cfg.ID {
+			return !del // our place is gone (lease expired)
 		}
-	case kind == "holders" && ev.IsCreate():
-		t.out[id] = true
-	case kind == "waiters" && id == p.cfg.ID:
-		return !del // our place is gone (lease expired)
-	case kind == "waiters" && del:
-		if ev.PrevKv != nil && ev.PrevKv.CreateRevision < t.rev {
-			t.ahead--
+		if del {
+			delete(t.ahead, id) // served, or gave up; one behind us joined otherwise
 		}
-	case kind == "waiters", kind == "holders", kind == "seen":
-		// one behind us joined; a claim rewritten; a member seen
+	case "health":
+		if id == p.cfg.ID {
+			return false // this host out: it may take its slot at once (Acquire)
+		}
+		var h Health
+		if !del && json.Unmarshal(ev.Kv.Value, &h) != nil {
+			return false
+		}
+		out := !del && !h.InService
+		set(t.health, id, out && !h.Gone)
+		if out && h.Gone {
+			t.gone[id] = true
+		}
+	case "members":
+		set(t.gone, id, del)
+	case "budget":
+		// touched with a change counted by its own key
+	case "seen":
+		if ev.IsCreate() {
+			t.size++ // a member joined
+		} else if del {
+			t.size-- // forgotten
+			delete(t.gone, id)
+			delete(t.health, id)
+		}
 	default:
-		return false // a pause or resume, the settings, a member's health or lease
+		return false // a pause or resume, the settings, a key drainctl does not write
 	}
 	return true
+}
+
+// set puts id in s, or takes it out.
+func set(s map[string]bool, id string, in bool) {
+	if in {
+		s[id] = true
+	} else {
+		delete(s, id)
+	}
 }
 
 // Release frees this host's slot. Idempotent: releasing a slot not held
@@ -459,4 +593,14 @@ func (p *Pool) Resume(ctx context.Context) error {
 		return cli.Delete(ctx, p.prefix+"paused")
 	})
 	return err
+}
+
+// sleepCtx sleeps d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -54,6 +55,9 @@ type State struct {
 	SettingsError string `json:"settings_error,omitempty"`
 	// Revision is etcd's revision the state was read at.
 	Revision int64 `json:"-"`
+	// registered is how many members the pool has, when Members lists
+	// only those out (readBudget); 0: Members is every one.
+	registered int
 }
 
 // Malformed is one key of the pool drainctl could not read.
@@ -65,17 +69,15 @@ type Malformed struct {
 }
 
 // Size is the number of hosts the pool counts for a percentage: every
-// registered member, live or gone (until forgotten), and any other
-// holder: a dead host does not shrink the base, or the budget would
-// shrink as hosts fail and a percentage let more of what is left go.
+// registered member, live or gone (until forgotten): a dead host does
+// not shrink the base, or the budget would shrink as hosts fail and a
+// percentage let more of what is left go. A holder that never
+// registered (a key written by hand) is not in the base.
 func (s State) Size() int {
-	n := len(s.Members)
-	for _, h := range s.Holders {
-		if s.member(h.ID) == nil {
-			n++
-		}
+	if s.registered > 0 {
+		return s.registered
 	}
-	return n
+	return len(s.Members)
 }
 
 func (s State) holder(id string) *Claim {
@@ -99,13 +101,19 @@ func (s State) member(id string) *Member {
 // read fetches every key of the pool in one request, so what a grant
 // decides on is one consistent revision.
 func (p *Pool) read(ctx context.Context) (State, error) {
+	p.reads.Add(1)
 	resp, err := call(ctx, p, "read the pool", func(ctx context.Context, cli *clientv3.Client) (*clientv3.GetResponse, error) {
 		return cli.Get(ctx, p.prefix, clientv3.WithPrefix())
 	})
 	if err != nil {
 		return State{}, err
 	}
-	st := State{Name: p.cfg.Name, Revision: resp.Header.Revision}
+	return p.stateOf(resp.Header.Revision, resp.Kvs), nil
+}
+
+// stateOf makes the pool's state of its keys read at revision rev.
+func (p *Pool) stateOf(rev int64, kvs []*mvccpb.KeyValue) State {
+	st := State{Name: p.cfg.Name, Revision: rev}
 	var waiters []Waiter
 	members := map[string]*Member{}
 	memberOf := func(id string) *Member {
@@ -114,7 +122,7 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 		}
 		return members[id]
 	}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		key := string(kv.Key)
 		kind, id, _ := strings.Cut(strings.TrimPrefix(key, p.prefix), "/")
 		bad := func(err error, made string) {
@@ -163,7 +171,7 @@ func (p *Pool) read(ctx context.Context) (State, error) {
 	}
 	slices.SortFunc(st.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.Holders, func(a, b Claim) int { return a.Since.Compare(b.Since) })
-	return st, nil
+	return st
 }
 
 // memberKey reads one of a member's keys into its record (member makes
@@ -232,7 +240,7 @@ func claimOf(id string, v []byte) (Claim, error) {
 
 // kinds are the pool's keys, and whether each names a host
 // (KIND/ID) or is the pool's own (KIND alone).
-var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "health": true, "paused": false, "settings": false}
+var kinds = map[string]bool{"holders": true, "waiters": true, "members": true, "seen": true, "health": true, "paused": false, "settings": false, "budget": false}
 
 // checkID says whether a key of kind with id (what follows "KIND/") is
 // one drainctl writes: a known kind, and an id where one belongs, with
