@@ -63,7 +63,9 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
-			c := etcdtest.Start(b, 3)
+			// etcd's own timers: the tests' fast elections make a
+			// leader change at every stall of a machine this loaded.
+			c := etcdtest.StartDefaultTimers(b, 3)
 			for b.Loop() {
 				r := fleet(b, c, n, hold, idle)
 				r.report(b)
@@ -104,7 +106,8 @@ type fleetResult struct {
 	idleRevs, idleRequests      int64
 	rollRevs, rollRequests      int64
 	setupCPU, idleCPU, rollCPU  float64 // etcd's CPU seconds, its three members
-	readFor                     time.Duration
+	readFor, decisionFor        time.Duration
+	decisionKeys                int
 	readCPU                     float64
 	readBytes                   int
 	handoffs                    []time.Duration
@@ -139,6 +142,8 @@ func (r fleetResult) report(b *testing.B) {
 	b.ReportMetric(float64(r.gone), "leases-lost-rolling")
 	b.ReportMetric(float64(r.retries), "acquires-retried")
 	b.ReportMetric(ms(r.readFor), "ms-read-pool")
+	b.ReportMetric(ms(r.decisionFor), "ms-decision-read-midroll")
+	b.ReportMetric(float64(r.decisionKeys), "keys-decision-read-midroll")
 	b.ReportMetric(float64(r.readBytes)/1e3, "kB-pool")
 	b.ReportMetric(r.readCPU*1000, "etcd-cpu-ms/read-pool")
 	b.ReportMetric(r.setupFor.Seconds(), "s-setup")
@@ -278,10 +283,10 @@ func fleet(b *testing.B, c *etcdtest.Cluster, n int, hold, idle time.Duration) f
 	say(n, "registered in %v", time.Since(start).Round(time.Second))
 	rctx, stopMembers := context.WithCancel(ctx)
 	defer stopMembers()
-	// The agents start over a while, fleetStarts a second, not all in
-	// one instant: each reads every member when it starts (the watch of
-	// departures), so a start of all at once is the square of the pool in
-	// keys read at once.
+	// The agents start over a while, fleetStarts a second, as a fleet's
+	// agents come up (each reads one key at its start, its successor in
+	// the ring of departures: an earlier form read every member, the
+	// square of the pool in keys when all started at once).
 	for i, p := range ps {
 		if i%fleetStarts == fleetStarts-1 {
 			time.Sleep(time.Second)
@@ -351,6 +356,24 @@ func (r *fleetResult) readCost(ctx context.Context, b *testing.B, p *Pool, cpu f
 	say(r.n, "one read of the pool: %d keys, %d kB, %v, etcd's CPU %.1f ms", len(resp.Kvs), r.readBytes/1000, r.readFor.Round(time.Millisecond), r.readCPU*1000)
 }
 
+// decisionCost times the decision's read (readBudget) in the middle of
+// the roll, when the budget is in use: what it reads then is the
+// holders, the members out of service and the line.
+func (r *fleetResult) decisionCost(ctx context.Context, p *Pool) {
+	const reads = 5
+	start := time.Now()
+	for range reads {
+		st, err := p.readBudget(ctx)
+		if err != nil {
+			say(r.n, "decision's read: %v", err)
+			return
+		}
+		r.decisionKeys = max(r.decisionKeys, len(st.Holders)+len(st.Members)+len(st.Waiters))
+	}
+	r.decisionFor = time.Since(start) / reads
+	say(r.n, "one decision's read mid-roll: %d keys, %v", r.decisionKeys, r.decisionFor.Round(time.Millisecond))
+}
+
 // roll takes every member out once, each starting at a random moment of
 // the time the roll takes at full budget, and checks the budget with a
 // watcher.
@@ -395,7 +418,29 @@ func (r *fleetResult) roll(ctx context.Context, b *testing.B, c *etcdtest.Cluste
 		}
 	}()
 	var wg sync.WaitGroup
-	for _, p := range ps {
+	wg.Go(func() {
+		sleep(rctx, r.spread/2)
+		r.decisionCost(rctx, ps[0])
+	})
+	// What the waiters do, every 10 s: where etcd's work comes from.
+	var tmu sync.Mutex
+	traces := map[string]int{}
+	trace = func(what string) { tmu.Lock(); traces[what]++; tmu.Unlock() }
+	defer func() { trace = nil }()
+	grants := 0
+	beforeGrant = func() { tmu.Lock(); grants++; tmu.Unlock() }
+	defer func() { beforeGrant = nil }()
+	wg.Go(func() {
+		for rctx.Err() == nil {
+			sleep(rctx, 10*time.Second)
+			tmu.Lock()
+			say(r.n, "last 10 s: %d grants tried, %v; %d waiting, %d out", grants, traces, w.nowWaiting.Load(), w.nowOut.Load())
+			clear(traces)
+			grants = 0
+			tmu.Unlock()
+		}
+	})
+	for i, p := range ps {
 		delay := time.Duration(rng.Int64N(int64(r.spread)))
 		wg.Go(func() {
 			sleep(rctx, delay)
@@ -418,7 +463,18 @@ func (r *fleetResult) roll(ctx context.Context, b *testing.B, c *etcdtest.Cluste
 				}
 				sleep(rctx, time.Second)
 			}
+			// As an agent's: its server withdrawn, its health says so;
+			// restored, it says in service, then the slot is given back.
+			health := func(h Health) {
+				if !out[i] {
+					for p.PublishHealth(ctx, h) != nil && ctx.Err() == nil {
+						time.Sleep(100 * time.Millisecond)
+					}
+				}
+			}
+			health(Health{Why: "bench: in maintenance"})
 			time.Sleep(r.hold)
+			health(Health{InService: true})
 			for p.Release(ctx) != nil && ctx.Err() == nil {
 				time.Sleep(100 * time.Millisecond)
 			}
@@ -466,19 +522,20 @@ type budgetWatch struct {
 	maxOut, maxAtGrant, maxHeld, maxWaiting, gone int
 	over                                          string
 	rev                                           atomic.Int64
+	nowWaiting, nowOut                            atomic.Int64 // for the progress lines
 	done                                          chan struct{}
 	cancel                                        context.CancelFunc
 }
 
 type fleetMember struct {
-	live, seen, holder, health, outOfService, waiting bool
+	live, seen, holder, health, outOfService, goneRecord, waiting bool
 }
 
 func (m *fleetMember) known() bool { return m.live || m.seen || m.health || m.holder }
 
 // out is State.Unavailable's rule.
 func (m *fleetMember) out() bool {
-	return m.holder || (m.health && m.outOfService) || (!m.live && (m.seen || m.health))
+	return m.holder || (m.health && m.outOfService && (!m.goneRecord || !m.live)) || (!m.live && (m.seen || m.health))
 }
 
 func watchBudget(ctx context.Context, p *Pool) (*budgetWatch, error) {
@@ -553,7 +610,7 @@ func (w *budgetWatch) apply(key string, v []byte, del bool) bool {
 	case "health":
 		var h Health
 		m.health = !del && json.Unmarshal(v, &h) == nil
-		m.outOfService = !h.InService
+		m.outOfService, m.goneRecord = !h.InService, h.Gone
 	default:
 		return false
 	}
@@ -574,6 +631,8 @@ func b2i(v bool) int {
 // check looks at the pool after one revision: was members were out
 // before it; grant, a slot was granted in it.
 func (w *budgetWatch) check(was int, grant bool, now time.Time) {
+	w.nowWaiting.Store(int64(w.waiting))
+	w.nowOut.Store(int64(w.count))
 	w.maxOut, w.maxHeld, w.maxWaiting = max(w.maxOut, w.count), max(w.maxHeld, w.held), max(w.maxWaiting, w.waiting)
 	if grant {
 		w.maxAtGrant = max(w.maxAtGrant, w.count)

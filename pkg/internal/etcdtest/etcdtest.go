@@ -68,10 +68,29 @@ func Start(t testing.TB, n int) *Cluster {
 	return StartOn(t, hosts, nil)
 }
 
+// StartDefaultTimers is Start with etcd's own heartbeat and election
+// timeout (100 ms, 1 s) rather than the tests' fast elections: for a
+// load that starves etcd of CPU (a benchmark at fleet scale), where a
+// 500 ms election timeout makes a leader change at every stall.
+func StartDefaultTimers(t testing.TB, n int) *Cluster {
+	t.Helper()
+	hosts := make([]string, n)
+	for i := range hosts {
+		hosts[i] = "127.0.0.1"
+	}
+	return startOn(t, hosts, nil, []string{"--heartbeat-interval", "100", "--election-timeout", "1000", "--enable-pprof"})
+}
+
 // StartOn runs one member on each address in hosts; prefixes[i], if
 // given, is the command prefix that puts member i in its namespace
 // (ip netns exec NS).
 func StartOn(t testing.TB, hosts []string, prefixes [][]string) *Cluster {
+	t.Helper()
+	return startOn(t, hosts, prefixes, nil)
+}
+
+// startOn is StartOn, with extra flags for every member.
+func startOn(t testing.TB, hosts []string, prefixes [][]string, extra []string) *Cluster {
 	t.Helper()
 	nstest.RequireCmd(t, "etcd")
 	c := &Cluster{}
@@ -91,6 +110,7 @@ func StartOn(t testing.TB, hosts []string, prefixes [][]string) *Cluster {
 		if prefixes != nil {
 			m.ns = prefixes[i]
 		}
+		m.extra = append(m.extra, extra...)
 		c.Members = append(c.Members, m)
 		initial = append(initial, m.Name+"="+m.peer)
 	}
