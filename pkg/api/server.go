@@ -249,7 +249,7 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		req := EngineRequest(wreq)
 		req.Who = caller(r, req.Who)
 		if cred := peer(r); cred != nil {
-			req.PID = int(cred.Pid)
+			req.PID, req.Root = int(cred.Pid), cred.Uid == 0
 		}
 		// A caller that hangs up while its operation waits for a pool
 		// slot leaves the line.
