@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -320,6 +321,8 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Bounded: the last history.Max at most, read from the file's end.
+	n = min(cmp.Or(n, history.Max), history.Max)
 	entries, err := s.e.History(n)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, internalError(err))
