@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drainctl/drainctl/pkg/drain"
+	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
 )
 
@@ -148,5 +149,29 @@ func TestRunOutputCleaned(t *testing.T) {
 	kept := hist.entries[1].CommandOutput
 	if strings.ContainsAny(kept, "\x1b\r\u202e") || !strings.Contains(kept, "E: \ufffd[2Jbroken \ufffdevil\nfaked line") || len(kept) > 4<<10 {
 		t.Errorf("history's output (%d bytes) ends %q", len(kept), kept[max(0, len(kept)-60):])
+	}
+}
+
+// The pool's administration takes free text too (who, a pause's
+// reason): bounded and clean as an operation's, refused otherwise and
+// nothing recorded.
+func TestPoolAdminFreeTextRefused(t *testing.T) {
+	p := &fakePoolAdmin{settings: &pool.Settings{Version: 1, MaxUnavailable: pool.MustLimit("1")}}
+	r, hist, _ := poolAdminRig(t, p)
+	err := r.e.PoolPause(t.Context(), "alice (uid 1000, pid 7)", "patch night\nop=pool-resume who=root")
+	if CodeOf(err) != CodeBadRequest || !strings.Contains(err.Error(), "U+000A") {
+		t.Errorf("pause with a newline in its reason: %v", err)
+	}
+	if _, err := r.e.PoolSet(t.Context(), "2", "alice\r"+strings.Repeat("x", 10)); CodeOf(err) != CodeBadRequest {
+		t.Errorf("set by a who with a carriage return: %v", err)
+	}
+	if _, err := r.e.PoolRelease(t.Context(), "web2", true, strings.Repeat("w", MaxWho+1)); CodeOf(err) != CodeBadRequest {
+		t.Errorf("release by a who too long: %v", err)
+	}
+	if len(hist.entries) != 0 || len(p.sets) != 0 {
+		t.Errorf("refused administrations recorded %+v, set %v", hist.entries, p.sets)
+	}
+	if err := r.e.PoolPause(t.Context(), "alice (uid 1000, pid 7)", "patch night"); err != nil {
+		t.Errorf("a plain pause: %v", err)
 	}
 }
