@@ -175,3 +175,17 @@ func TestPoolAdminFreeTextRefused(t *testing.T) {
 		t.Errorf("a plain pause: %v", err)
 	}
 }
+
+// policy-rc.d's request is checked too: its reason would become the
+// owed restart's, in the state, the history and the journal.
+func TestWebPolicyFreeTextRefused(t *testing.T) {
+	r := newRig(t, nil)
+	req := dpkgRestart
+	req.Reason = "dpkg: apache2\u202e"
+	if _, err := r.e.WebPolicy(req); CodeOf(err) != CodeBadRequest || FieldOf(err) != "reason" {
+		t.Fatalf("%v: want a bad request about the reason", err)
+	}
+	if r.store.st.Owed != nil {
+		t.Fatalf("owed %+v after a refused request", r.store.st.Owed)
+	}
+}
