@@ -3,6 +3,7 @@ package history
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -11,19 +12,19 @@ import (
 
 // LastLines reads the last n lines (all with n <= 0) of what r holds up
 // to size, oldest first, from the end backwards: the lines that are JSON
-// and at most max bytes long. Whatever the file holds, it reads no more
-// than it must and holds no more than n lines of max bytes: a line of
+// and at most maxLen bytes long. Whatever the file holds, it reads no more
+// than it must and holds no more than n lines of maxLen bytes: a line of
 // gigabytes is skipped in passing, not read into memory.
-func LastLines(r io.ReaderAt, size int64, n, max int) ([][]byte, error) {
-	return lastLines(r, size, n, max, 64<<10)
+func LastLines(r io.ReaderAt, size int64, n, maxLen int) ([][]byte, error) {
+	return lastLines(r, size, n, maxLen, 64<<10)
 }
 
-// lastLines is LastLines reading chunk bytes at a time.
-func lastLines(r io.ReaderAt, size int64, n, max, chunk int) ([][]byte, error) {
+// lastLines is LastLines reading chunkSize bytes at a time.
+func lastLines(r io.ReaderAt, size int64, n, maxLen, chunkSize int) ([][]byte, error) {
 	var (
 		out  [][]byte // newest first
 		cur  []byte   // the line being read, its end first found
-		long bool     // cur is over max: skipped
+		long bool     // cur is over maxLen: skipped
 	)
 	emit := func() {
 		if !long && len(cur) > 0 && json.Valid(cur) {
@@ -31,18 +32,18 @@ func lastLines(r io.ReaderAt, size int64, n, max, chunk int) ([][]byte, error) {
 		}
 		cur, long = nil, false
 	}
-	buf := make([]byte, chunk)
+	buf := make([]byte, chunkSize)
 	for pos := size; pos > 0 && (n <= 0 || len(out) < n); {
 		k := int(min(int64(len(buf)), pos))
 		pos -= int64(k)
 		chunk := buf[:k]
-		if _, err := r.ReadAt(chunk, pos); err != nil && err != io.EOF {
+		if _, err := r.ReadAt(chunk, pos); err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
 		for end := k; ; {
 			i := bytes.LastIndexByte(chunk[:end], '\n')
 			if seg := chunk[i+1 : end]; !long {
-				if len(cur)+len(seg) > max {
+				if len(cur)+len(seg) > maxLen {
 					cur, long = nil, true
 				} else {
 					cur = append(append(make([]byte, 0, len(seg)+len(cur)), seg...), cur...)
