@@ -37,12 +37,12 @@ func unsafe(r rune) bool {
 	return unicode.IsControl(r) || IsBidi(r) || r == utf8.RuneError
 }
 
-// Check refuses s when it is longer than max bytes, is not valid UTF-8,
+// Check refuses s when it is longer than maxLen bytes, is not valid UTF-8,
 // or holds a control or bidi-override character; what names the field
 // in the error (e.g. "reason").
-func Check(what, s string, max int) error {
-	if len(s) > max {
-		return fmt.Errorf("%s: %d bytes, at most %d", what, len(s), max)
+func Check(what, s string, maxLen int) error {
+	if len(s) > maxLen {
+		return fmt.Errorf("%s: %d bytes, at most %d", what, len(s), maxLen)
 	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s: not valid UTF-8", what)
@@ -80,13 +80,13 @@ func Clean(s string) string {
 	return b.String()
 }
 
-// Tail is the last max bytes of s (all of s when it is shorter), cut at
+// Tail is the last maxLen bytes of s (all of s when it is shorter), cut at
 // a character's start so that no rune is split.
-func Tail(s string, max int) string {
-	if len(s) <= max {
+func Tail(s string, maxLen int) string {
+	if len(s) <= maxLen {
 		return s
 	}
-	s = s[len(s)-max:]
+	s = s[len(s)-maxLen:]
 	for i := 0; i < len(s) && i < utf8.UTFMax; i++ {
 		if utf8.RuneStart(s[i]) {
 			return s[i:]
