@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
-
-	"github.com/drainctl/drainctl/pkg/freetext"
 )
 
 // Defaults for Apache on Debian. The restart command is chosen when the
@@ -126,21 +124,21 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // String is the end kept, "…" first when the output was longer, cut at
-// a character's start and without bidi overrides or control characters
-// other than newlines and tabs (the output is shown to people and kept
-// in the history).
+// a character's start. Control characters are left as the command wrote
+// them: the commands are the operator's, and whoever shows the output
+// escapes them (the CLI's safeText).
 func (t *tailBuffer) String() string {
 	s := string(t.b)
 	if len(s) > t.max {
 		s, t.dropped = s[len(s)-t.max:], true
 	}
-	if t.dropped {
-		for i := 0; i < utf8.UTFMax-1 && s != "" && !utf8.RuneStart(s[0]); i++ {
-			s = s[1:] // the rest of a character cut in two
-		}
-		return "…" + freetext.Clean(s)
+	if !t.dropped {
+		return s
 	}
-	return freetext.Clean(s)
+	for i := 0; i < utf8.UTFMax-1 && s != "" && !utf8.RuneStart(s[0]); i++ {
+		s = s[1:] // the rest of a character cut in two
+	}
+	return "…" + s
 }
 
 func lastLine(s string) string {
