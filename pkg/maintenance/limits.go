@@ -48,6 +48,9 @@ const (
 	MaxCommand = 4 << 10
 	MaxLog     = 4 << 10
 	MaxSignal  = 32
+	// MaxID bounds a host's id in the pool's administration (a host
+	// name is at most 253 bytes).
+	MaxID = 253
 	// MaxOutput is how much of a run's output its exit may carry: the
 	// end of it (the whole is in the run's log).
 	MaxOutput = 16 << 10

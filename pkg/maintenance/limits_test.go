@@ -168,6 +168,9 @@ func TestPoolAdminFreeTextRefused(t *testing.T) {
 	if _, err := r.e.PoolRelease(t.Context(), "web2", true, strings.Repeat("w", MaxWho+1)); CodeOf(err) != CodeBadRequest {
 		t.Errorf("release by a who too long: %v", err)
 	}
+	if _, err := r.e.PoolForget(t.Context(), "web2\x1b[2J", "alice"); CodeOf(err) != CodeBadRequest || len(p.forgot) != 0 {
+		t.Errorf("forget of an id with an escape: %v (forgot %v)", err, p.forgot)
+	}
 	if len(hist.entries) != 0 || len(p.sets) != 0 {
 		t.Errorf("refused administrations recorded %+v, set %v", hist.entries, p.sets)
 	}
