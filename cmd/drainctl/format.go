@@ -11,6 +11,7 @@ import (
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/conntable"
 	"github.com/drainctl/drainctl/pkg/forward"
+	"github.com/drainctl/drainctl/pkg/freetext"
 )
 
 // How drainctl writes for people: durations, sizes, ports and forwards,
@@ -115,14 +116,17 @@ func progressPrinter(asJSON bool) func(apitype.DrainEvent) {
 // safeLine shows a string from a client or the agent (a reason, a name, a
 // note) on one line with its control characters escaped: a reason must
 // not clear the operator's screen, move the cursor, or fake a line of
-// output. safeText does the same but keeps newlines and tabs, for
-// messages and command output made of several lines.
+// output. Bidi overrides and isolates (U+202A–U+202E, U+2066–U+2069) are
+// escaped too (\u202e): they would show the text around them in another
+// order than it is. Escaped rather than dropped, so that the operator
+// sees something was there. safeText does the same but keeps newlines
+// and tabs, for messages and command output made of several lines.
 func safeLine(s string) string { return escapeControls(s, false) }
 
 func safeText(s string) string { return escapeControls(s, true) }
 
 func escapeControls(s string, keepLines bool) string {
-	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar }) < 0 {
+	if strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || freetext.IsBidi(r) || r == unicode.ReplacementChar }) < 0 {
 		return s
 	}
 	var b strings.Builder
@@ -136,8 +140,10 @@ func escapeControls(s string, keepLines bool) string {
 			b.WriteString(`\t`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case unicode.IsControl(r):
+		case unicode.IsControl(r) && r < 0x100:
 			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || freetext.IsBidi(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)
 		}

@@ -11,11 +11,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/drainctl/drainctl/pkg/api"
 	"github.com/drainctl/drainctl/pkg/api/apitype"
+	"github.com/drainctl/drainctl/pkg/freetext"
 	"github.com/drainctl/drainctl/pkg/supervise"
 )
 
@@ -195,15 +198,48 @@ func needsQuoting(r rune) bool {
 }
 
 // shellQuote writes args as one shell command line, for people and the
-// record (the command itself runs without a shell).
+// record (the command itself runs without a shell). A word with a
+// control or bidi character, or a byte that is not UTF-8, is written in
+// bash's $'...' form with those escaped: the record stays one line that
+// shows what ran, and the agent (which refuses such characters in a
+// command) takes it.
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		if a != "" && !strings.ContainsFunc(a, needsQuoting) {
+		switch {
+		case a != "" && !strings.ContainsFunc(a, needsQuoting):
 			q[i] = a
-		} else {
+		case freetext.Check("", a, len(a)) != nil:
+			q[i] = ansiQuote(a)
+		default:
 			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 	}
 	return strings.Join(q, " ")
+}
+
+// ansiQuote writes a in bash's $'...' form, its control and bidi
+// characters and invalid bytes escaped.
+func ansiQuote(a string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for len(a) > 0 {
+		r, n := utf8.DecodeRuneInString(a)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, a[0])
+		case r == '\'' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r) || freetext.IsBidi(r) || r == utf8.RuneError:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		a = a[n:]
+	}
+	b.WriteByte('\'')
+	return b.String()
 }

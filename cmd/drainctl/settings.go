@@ -184,6 +184,9 @@ func loadConfig(c *cli.Context, s *settings.Settings) (*config.Source, error) {
 func agentSettings(c *cli.Context) (settings.Settings, error) {
 	s := settings.Defaults()
 	src, err := loadConfig(c, &s)
+	if err == nil {
+		err = config.CheckFile(src.Path) // it defines the commands run as root
+	}
 	if err != nil {
 		return s, usageError{err}
 	}

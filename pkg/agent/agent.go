@@ -154,7 +154,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	deps := maintenance.Deps{
 		Forwarder: fw, Forwards: s.Forwards, Table: table, Policy: s.Policy,
 		Runner: commands{s.ConfigTest, s.Restart}, Ready: s.Ready, Store: store, History: hist,
-		Observer: met, Log: log, WebWait: s.WebUnitWait, WebUnit: runner.Presets[s.WebServer].Unit,
+		Observer: met, Log: log, WebWait: s.WebUnitWait, WebUnit: runner.Presets[s.WebServer].Unit, Limits: s.Limits,
 	}
 	withReboots(&deps, s)
 	views, agentView, closeViews := startViews(s, &deps, log)

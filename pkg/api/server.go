@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -249,7 +250,7 @@ func (s *Server) op(op state.Op, run func(maintenance.Request, func(maintenance.
 		req := EngineRequest(wreq)
 		req.Who = caller(r, req.Who)
 		if cred := peer(r); cred != nil {
-			req.PID = int(cred.Pid)
+			req.PID, req.Root = int(cred.Pid), cred.Uid == 0
 		}
 		// A caller that hangs up while its operation waits for a pool
 		// slot leaves the line.
@@ -320,6 +321,8 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Bounded: the last history.Max at most, read from the file's end.
+	n = min(cmp.Or(n, history.Max), history.Max)
 	entries, err := s.e.History(n)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, internalError(err))

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/drainctl/drainctl/pkg/internal/fileowner"
 	"github.com/drainctl/drainctl/pkg/settings"
 )
 
@@ -45,6 +46,26 @@ func Load(path string, s *settings.Settings) (*Source, error) {
 	}
 	src.Path = path
 	return src, nil
+}
+
+// CheckFile refuses a config file that another user than root (or the
+// agent's own user) owns, or that its group or others may write: the
+// file defines the commands the agent runs as root, so whoever can
+// change it can run anything as root. The agent and config check call
+// it on the file they load; no file (path "", or /dev/null) is not
+// checked.
+func CheckFile(path string) error {
+	if path == "" || path == os.DevNull { // no file, or the empty one
+		return nil
+	}
+	fi, err := fileowner.Stat("config", path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if m := fi.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("config %s: mode %04o lets its group or others change it, and it defines the commands the agent runs as root: chmod go-w %s", path, m, path)
+	}
+	return nil
 }
 
 // LoadDefault lays DefaultPath over s if it exists; when it does not, s

@@ -5,11 +5,11 @@
 package history
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -70,6 +70,16 @@ type Entry struct {
 // Max is how many entries the file keeps.
 const Max = 1000
 
+// MaxLine bounds an entry's line in the file: a longer entry is cut to
+// fit (fit), so that the file, and every read of it, stays bounded.
+const MaxLine = 16 << 10
+
+// readMax is the longest line a read takes: an entry written before
+// MaxLine existed may be longer than it. A longer line (a file written
+// by something else, or damaged) is skipped as a line that is not JSON
+// is, instead of failing every read and append after it.
+const readMax = 1 << 20
+
 // Store is the history file. Its methods are safe for concurrent use.
 type Store struct {
 	path string
@@ -82,26 +92,41 @@ type Store struct {
 const fileName = "history.jsonl"
 
 // Open opens (or will create) the history file in dir, keeping the last
-// max entries.
+// max entries. It counts the file's lines as it reads them, whatever
+// the file's size.
 func Open(dir string, max int) (*Store, error) {
 	s := &Store{path: filepath.Join(dir, fileName), max: max}
-	b, err := os.ReadFile(s.path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	f, err := os.Open(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	s.lines = bytes.Count(b, []byte("\n"))
-	return s, nil
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		s.lines += bytes.Count(buf[:n], []byte("\n"))
+		if errors.Is(err, io.EOF) {
+			return s, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+	}
 }
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
 
-// Append adds an entry. The file is appended to (a log, not replaced) and
-// synced, its directory too when the file is new; once it holds a tenth
-// more than max entries it is rewritten with the last max (a new file,
-// renamed over the old: a crash leaves one or the other).
+// Append adds an entry, cut to MaxLine if it is longer. The file is
+// appended to (a log, not replaced) and synced, its directory too when
+// the file is new; once it holds a tenth more than max entries it is
+// rewritten with the last max (a new file, renamed over the old: a
+// crash leaves one or the other).
 func (s *Store) Append(e Entry) error {
-	line, err := json.Marshal(e)
+	line, err := fit(e)
 	if err != nil {
 		return err
 	}
@@ -141,12 +166,9 @@ func (s *Store) Append(e Entry) error {
 }
 
 func (s *Store) compact() error {
-	all, err := s.read()
+	all, err := s.read(s.max)
 	if err != nil {
 		return err
-	}
-	if len(all) > s.max {
-		all = all[len(all)-s.max:]
 	}
 	var buf bytes.Buffer
 	for _, l := range all {
@@ -160,9 +182,11 @@ func (s *Store) compact() error {
 	return nil
 }
 
-// read returns the file's lines; a line that is not JSON (a write cut by
-// a crash) is skipped.
-func (s *Store) read() ([][]byte, error) {
+// read returns the file's last n lines (all with n <= 0), oldest first,
+// reading from the end: a request for the last ten reads about ten. A
+// line that is not JSON (a write cut by a crash), or longer than
+// readMax, is skipped.
+func (s *Store) read(n int) ([][]byte, error) {
 	f, err := os.Open(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -171,27 +195,24 @@ func (s *Store) read() ([][]byte, error) {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	defer f.Close()
-	var out [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		if json.Valid(sc.Bytes()) {
-			out = append(out, append([]byte(nil), sc.Bytes()...))
-		}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
 	}
-	return out, sc.Err()
+	out, err := LastLines(f, fi.Size(), n, readMax)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return out, nil
 }
 
 // List returns the last n entries (all with n <= 0), oldest first.
 func (s *Store) List(n int) ([]Entry, error) {
 	s.mu.Lock()
-	lines, err := s.read()
+	lines, err := s.read(n)
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
-	}
-	if n > 0 && len(lines) > n {
-		lines = lines[len(lines)-n:]
 	}
 	out := make([]Entry, 0, len(lines))
 	for _, l := range lines {

@@ -63,6 +63,9 @@ func (e *Engine) WebPolicy(req Request) (PolicyAnswer, error) {
 	if err := checkUnit(req.Unit); err != nil {
 		return PolicyAnswer{}, err
 	}
+	if err := checkText(req); err != nil { // its reason becomes the owed restart's
+		return PolicyAnswer{}, err
+	}
 	if !slices.Contains(deferrable, req.Job) {
 		return PolicyAnswer{Note: req.Job + " of " + req.Unit + ": not deferred (only a restart of a running unit is)"}, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/freetext"
 	"github.com/drainctl/drainctl/pkg/history"
 	"github.com/drainctl/drainctl/pkg/pool"
 	"github.com/drainctl/drainctl/pkg/state"
@@ -96,7 +97,7 @@ func LimitDiffers(pools, configured string) string {
 // PoolSet makes limit (N or P%) the pool's max_unavailable, for every
 // member whatever its file says, and records it in the history.
 func (e *Engine) PoolSet(ctx context.Context, limit, who string) (string, error) {
-	p, err := e.pool()
+	p, err := e.adminPool(who, "", "")
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +170,7 @@ func (e *Engine) FollowPoolSettings(ctx context.Context) {
 // PoolRelease frees the slot of host id, one that is gone for good (a
 // live member's only with force), and records it in the history.
 func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who string) (string, error) {
-	p, err := e.pool()
+	p, err := e.adminPool(who, "", id)
 	if err != nil {
 		return "", err
 	}
@@ -206,7 +207,7 @@ func (e *Engine) PoolRelease(ctx context.Context, id string, force bool, who str
 // change. An id the pool does not know changes nothing and is not
 // recorded: nothing happened.
 func (e *Engine) PoolForget(ctx context.Context, id, who string) (string, error) {
-	p, err := e.pool()
+	p, err := e.adminPool(who, "", id)
 	if err != nil {
 		return "", err
 	}
@@ -233,7 +234,7 @@ func (e *Engine) PoolForget(ctx context.Context, id, who string) (string, error)
 
 // PoolPause stops the pool granting slots; PoolResume lets it go on.
 func (e *Engine) PoolPause(ctx context.Context, who, reason string) error {
-	p, err := e.pool()
+	p, err := e.adminPool(who, reason, "")
 	if err != nil {
 		return err
 	}
@@ -247,7 +248,7 @@ func (e *Engine) PoolPause(ctx context.Context, who, reason string) error {
 
 // PoolResume lets a paused pool grant slots again.
 func (e *Engine) PoolResume(ctx context.Context, who string) error {
-	p, err := e.pool()
+	p, err := e.adminPool(who, "", "")
 	if err != nil {
 		return err
 	}
@@ -322,4 +323,18 @@ func reasonText(r string) string {
 		return ""
 	}
 	return ": " + r
+}
+
+// adminPool is the pool for an administration by who, for reason, of
+// host id (""; none): their free text bounded and clean
+// (freetext.Check) as an operation's is, for the history, the journal
+// and the pool's own records.
+func (e *Engine) adminPool(who, reason, id string) (PoolAdmin, error) {
+	if err := checkText(Request{Who: who, Reason: reason}); err != nil {
+		return nil, err
+	}
+	if err := freetext.Check("id", id, MaxID); err != nil {
+		return nil, badField("id", "%v; nothing was changed", err)
+	}
+	return e.pool()
 }

@@ -74,6 +74,9 @@ func checkRequest(op state.Op, req Request) (window.Window, error) {
 	if req.Who == "" {
 		return window.Window{}, badField("who", "who is required")
 	}
+	if err := checkText(req); err != nil {
+		return window.Window{}, err
+	}
 	for _, d := range []struct {
 		field, word string
 		neg         bool

@@ -58,13 +58,18 @@ func (e *Engine) operate(op state.Op, req Request, progress func(Event), body fu
 }
 
 // prepare checks the request once, whoever runs it next: checkRequest,
-// the request's deadline against the agent's policy (a deadline shorter
-// than min-wait is refused before anything is withdrawn, not found out in
-// the middle of the drain), and the window, kept parsed on the run.
+// the agent's ceilings and its policy as a floor (checkCeilings), the
+// request's deadline against the agent's policy (a deadline shorter
+// than min-wait is refused before anything is withdrawn, not found out
+// in the middle of the drain), and the window, kept parsed on the run.
+// The run keeps the request cleaned (a command's output made safe).
 func (e *Engine) prepare(op state.Op, req Request, progress func(Event)) (*opRun, error) {
-	r := &opRun{e: e, op: op, req: req, progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
+	r := &opRun{e: e, op: op, req: cleaned(req), progress: progress, res: &Result{Op: op}, start: e.clock.Now()}
 	var err error
 	if r.win, err = checkRequest(op, req); err != nil {
+		return r, err
+	}
+	if err := checkCeilings(req, e.d.Policy, e.d.Limits); err != nil {
 		return r, err
 	}
 	if err := r.policy().Validate(); err != nil {

@@ -82,6 +82,9 @@ type Deps struct {
 	// PoolWait is how long an operation waits for a slot unless its
 	// request says (0: DefaultPoolWait).
 	PoolWait time.Duration
+	// Limits are the most a request may ask (limits.go); zero fields are
+	// their defaults.
+	Limits Limits
 	// Boot and Rebooter make reboots possible (nil: a reboot is refused).
 	// The boot id must change within RebootTimeout of the reboot command
 	// (0: DefaultRebootTimeout), else the server is held. BootReady is the
@@ -164,6 +167,10 @@ type Request struct {
 	// PID is the caller's process, from the kernel (the API server sets
 	// it from the socket's peer credentials; a client cannot).
 	PID int `json:"-"`
+	// Root says the caller is root, from the kernel (the API server sets
+	// it from the socket's peer credentials; a client cannot): only root
+	// may ask for a drain policy looser than the agent's (limits.go).
+	Root bool `json:"-"`
 	// TTL (enter) ends the hold by itself.
 	TTL time.Duration `json:"ttl_ms,omitempty"`
 	// Deadline overrides the drain policy's deadline, as OnDeadline its

@@ -4,7 +4,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults for Apache on Debian. The restart command is chosen when the
@@ -80,11 +80,14 @@ func (c Command) RunWith(ctx context.Context, env []string) (Output, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	// Only the end is kept as it comes: a command that prints 100 MB
+	// must not make the agent hold 100 MB (the same writer for both, so
+	// exec calls it from one goroutine at a time).
+	buf := &tailBuffer{max: keep}
+	cmd.Stdout, cmd.Stderr = buf, buf
 	start := time.Now()
 	err := cmd.Run()
-	out := Output{Command: c.Line, Output: tail(buf.String()), ExitCode: cmd.ProcessState.ExitCode(), Duration: time.Since(start)}
+	out := Output{Command: c.Line, Output: buf.String(), ExitCode: cmd.ProcessState.ExitCode(), Duration: time.Since(start)}
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		return out, fmt.Errorf("%q timed out after %v", c.Line, c.Timeout)
@@ -94,11 +97,48 @@ func (c Command) RunWith(ctx context.Context, env []string) (Output, error) {
 	return out, nil
 }
 
-func tail(s string) string {
-	if len(s) > keep {
-		return "…" + s[len(s)-keep:]
+// tailBuffer keeps the last max bytes written to it, in at most twice
+// that much memory, and says whether it dropped any.
+type tailBuffer struct {
+	max     int
+	b       []byte
+	dropped bool
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) >= t.max {
+		t.dropped = t.dropped || len(t.b) > 0 || len(p) > t.max
+		t.b = append(t.b[:0], p[len(p)-t.max:]...)
+		return n, nil
 	}
-	return s
+	if len(t.b)+len(p) > 2*t.max {
+		// Slide the end down once the buffer is full: every byte is
+		// copied at most once more, whatever the output's length.
+		keep := t.max - len(p)
+		copy(t.b, t.b[len(t.b)-keep:])
+		t.b, t.dropped = t.b[:keep], true
+	}
+	t.b = append(t.b, p...)
+	return n, nil
+}
+
+// String is the end kept, "…" first when the output was longer, cut at
+// a character's start. Control characters are left as the command wrote
+// them: the commands are the operator's, and whoever shows the output
+// escapes them (the CLI's safeText).
+func (t *tailBuffer) String() string {
+	s := string(t.b)
+	if len(s) > t.max {
+		s, t.dropped = s[len(s)-t.max:], true
+	}
+	if !t.dropped {
+		return s
+	}
+	for i := 0; i < utf8.UTFMax-1 && s != "" && !utf8.RuneStart(s[0]); i++ {
+		s = s[1:] // the rest of a character cut in two
+	}
+	return "…" + s
 }
 
 func lastLine(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,50 @@ func TestNginxReload(t *testing.T) {
 	}
 	if _, err := ParseWebServer("lighttpd"); err == nil || !strings.Contains(err.Error(), "apache, nginx or custom") {
 		t.Errorf("unknown web server: %v", err)
+	}
+}
+
+// A command's output is kept as it comes, its end only: 64 MB of output
+// costs the agent its 16 KiB, not 64 MB (it once buffered all of it
+// before trimming: 100 MB of output, 351 MiB of RSS). The end is what
+// the command printed last.
+func TestOutputBounded(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out, err := Command{Line: "head -c 67108864 /dev/zero | tr '\\0' x; printf '\\033[2J\\nthe end\\n'", Timeout: time.Minute}.Run(context.Background())
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("64 MB of output allocated %d MiB", grew>>20)
+	}
+	if !strings.HasPrefix(out.Output, "…xxx") || !strings.HasSuffix(out.Output, "x\x1b[2J\nthe end\n") || len(out.Output) > keep+len("…")+8 {
+		t.Errorf("kept %d bytes: %.20q … %q", len(out.Output), out.Output, out.Output[max(0, len(out.Output)-30):])
+	}
+}
+
+// The tail buffer keeps exactly the last bytes, whatever the writes'
+// sizes.
+func TestTailBuffer(t *testing.T) {
+	var all strings.Builder
+	b := &tailBuffer{max: 100}
+	for i := range 500 {
+		chunk := strings.Repeat(string(rune('a'+i%26)), i%150)
+		all.WriteString(chunk)
+		b.Write([]byte(chunk))
+		if cap(b.b) > 4*b.max {
+			t.Fatalf("buffer grew to %d", cap(b.b))
+		}
+	}
+	s := all.String()
+	if got := b.String(); got != "…"+s[len(s)-100:] {
+		t.Errorf("kept %q, want the last 100 bytes %q", got, s[len(s)-100:])
+	}
+	small := &tailBuffer{max: 100}
+	small.Write([]byte("short\n"))
+	if small.String() != "short\n" {
+		t.Errorf("short output: %q", small.String())
 	}
 }

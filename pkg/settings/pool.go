@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drainctl/drainctl/pkg/internal/fileowner"
 	"github.com/drainctl/drainctl/pkg/pool"
 )
 
@@ -84,15 +85,19 @@ func (p Pool) validate() error {
 	return nil
 }
 
-// secretFile refuses a key or password file others can read: a secret
-// that leaked is not one.
+// secretFile refuses a key or password file others can read (a secret
+// that leaked is not one), or that another user owns (they could change
+// it, or make it readable, at will).
 func secretFile(key, path string) error {
 	if path == "" {
 		return nil
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	fi, err := fileowner.Stat(key, path)
+	if fi == nil {
 		return invalid(key, "%s: %v", key, err)
+	}
+	if err != nil {
+		return invalid(key, "%v", err)
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
 		return invalid(key, "%s %s: mode %04o lets others read it: chmod 600 %s", key, path, m, path)

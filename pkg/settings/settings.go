@@ -90,6 +90,9 @@ type Settings struct {
 	// the TTL of a hold checked); nftables changes are reported by the
 	// kernel.
 	Reconcile time.Duration `json:"-"`
+	// Limits are the most a request may ask: a hold's TTL, a drain
+	// deadline, a pool wait (maintenance.Limits).
+	Limits maintenance.Limits `json:"-"`
 }
 
 // Checks says whether and how the agent watches the load balancers'
@@ -162,6 +165,9 @@ func Defaults() Settings {
 		// backups only once every primary is out), a wait long enough
 		// for a pool started by cron at one minute to go through.
 		Pool: Pool{Etcd: []string{}, Name: "default", MaxUnavailable: pool.MustLimit("1"), Wait: maintenance.DefaultPoolWait},
+		// Far past what an operation needs, far short of the years a typo
+		// or a hostile client asks for (maintenance.Limits).
+		Limits: maintenance.Limits{MaxTTL: maintenance.DefaultMaxTTL, MaxDeadline: maintenance.DefaultMaxDeadline, MaxPoolWait: maintenance.DefaultMaxPoolWait},
 	}
 }
 

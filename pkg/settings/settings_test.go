@@ -125,6 +125,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{KeyWebServer, `web server "lighttpd": want apache, nginx or custom`, func(s *Settings) { s.WebServer = "lighttpd" }},
 		{KeyConfigTestCmd, "web_server custom has no preset", func(s *Settings) { s.WebServer, s.ConfigTest.Line = "custom", "auto" }},
 		{KeyRebootCmd, "reboot command: must be set", func(s *Settings) { s.Reboot.Command.Line = "" }},
+		{KeyMaxTTL, "max ttl 0s: must be positive", func(s *Settings) { s.Limits.MaxTTL = 0 }},
+		{KeyMaxDeadline, "max deadline 30s: below drain.deadline 1m0s", func(s *Settings) { s.Limits.MaxDeadline = 30 * time.Second }},
+		{KeyMaxPoolWait, "max pool wait 1h0m0s: below pool.wait 2h0m0s", func(s *Settings) { s.Limits.MaxPoolWait = time.Hour }},
 	} {
 		s := Defaults()
 		s.Restart.Line = "true"

@@ -134,6 +134,9 @@ const (
 	KeyPoolKeyFile        = "pool.key_file"
 	KeyPoolUsername       = "pool.username"
 	KeyPoolPasswordFile   = "pool.password_file"
+	KeyMaxTTL             = "limits.max_ttl"
+	KeyMaxDeadline        = "limits.max_deadline"
+	KeyMaxPoolWait        = "limits.max_pool_wait"
 )
 
 // All is every setting, in the order of the config file
@@ -141,7 +144,7 @@ const (
 // setting is adding its declaration here (and its field to Settings).
 func All() []*Setting { return table }
 
-var table = append(append(append(agentTable(), drainTable()...), commandTable()...), poolTable()...)
+var table = append(append(append(append(agentTable(), drainTable()...), commandTable()...), poolTable()...), limitsTable()...)
 
 // agentTable: where the agent works, and how it watches the checks.
 func agentTable() []*Setting {
@@ -317,3 +320,37 @@ func (st *Setting) jsonOf(s Settings) any { return st.v.json(s) }
 
 // setJSON reads the setting's JSON value into s.
 func (st *Setting) setJSON(s *Settings, raw json.RawMessage) error { return st.v.setJSON(s, raw) }
+
+// limitsTable: the most a request may ask (maintenance.Limits). A
+// request over one is refused, root's too; the agent's own settings must
+// fit under them.
+func limitsTable() []*Setting {
+	d := func(get func(*Settings) *time.Duration) value { return duration(get) }
+	return []*Setting{
+		{Key: KeyMaxTTL, Doc: "a hold's TTL (maintenance enter --ttl) may be at most `DURATION` (a hold without one lasts until maintenance exit)",
+			v:     d(func(s *Settings) *time.Duration { return &s.Limits.MaxTTL }),
+			check: func(s Settings) error { return atLeast("max ttl", s.Limits.MaxTTL, "", 0) }},
+		{Key: KeyMaxDeadline, Doc: "a request's drain deadline may be at most `DURATION`; only root may ask for more than drain.deadline (others may only shorten it, or make on_deadline abort)",
+			v: d(func(s *Settings) *time.Duration { return &s.Limits.MaxDeadline }),
+			check: func(s Settings) error {
+				return atLeast("max deadline", s.Limits.MaxDeadline, KeyDeadline, s.Policy.Deadline)
+			}},
+		{Key: KeyMaxPoolWait, Doc: "a request may wait at most `DURATION` for a pool slot",
+			v: d(func(s *Settings) *time.Duration { return &s.Limits.MaxPoolWait }),
+			check: func(s Settings) error {
+				return atLeast("max pool wait", s.Limits.MaxPoolWait, KeyPoolWait, s.Pool.Wait)
+			}},
+	}
+}
+
+// atLeast refuses a limit that is not positive, or below the agent's
+// own setting of what it bounds (key's value v; none: "").
+func atLeast(what string, limit time.Duration, key string, v time.Duration) error {
+	if limit <= 0 {
+		return fmt.Errorf("%s %v: must be positive", what, limit)
+	}
+	if key != "" && limit < v {
+		return fmt.Errorf("%s %v: below %s %v, which it bounds", what, limit, key, v)
+	}
+	return nil
+}

@@ -582,7 +582,11 @@ func TestAgentHistory(t *testing.T) {
 	if _, stderr, code := h.ctl(t, "restart", "--reason", "config change"); code != 0 {
 		t.Fatal(stderr)
 	}
-	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "kernel\x1b[2J"); code != 0 {
+	// A reason that would drive a terminal is refused, and not recorded.
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "kernel\x1b[2J"); code != exitUsage || !strings.Contains(stderr, "U+001B") {
+		t.Fatalf("a reason with an escape: exit %d, want %d: %s", code, exitUsage, stderr)
+	}
+	if _, stderr, code := h.ctl(t, "maintenance", "enter", "--reason", "kernel"); code != 0 {
 		t.Fatal(stderr)
 	}
 	if _, _, code := h.ctl(t, "restart"); code != exitBusy {
