@@ -210,9 +210,8 @@ func readRequest(w http.ResponseWriter, r *http.Request) (apitype.Request, bool)
 // it slowly, or never finishes, is cut off instead of holding a
 // connection (and, with many, the agent's descriptors). The deadline is
 // lifted once it is read: an operation's answer streams for as long as
-// it runs, and a deadline left set would end the request's context
-// under a pool call that outlasts it (net/http's read of the closed
-// body fails, and it cancels the request).
+// it runs. Operations and the pool's routes share this one reader, so
+// that a route added later cannot forget the deadline.
 func readBody(w http.ResponseWriter, r *http.Request, decode func(io.Reader) error) bool {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyTimeout))

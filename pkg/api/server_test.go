@@ -156,10 +156,10 @@ func (slowPool) PoolSet(ctx context.Context, _, _ string) (string, error) {
 	}
 }
 
-// A pool route's body deadline ends with the body: a pool call that
-// outlasts it keeps its context (it was cancelled when net/http's read
-// after the body hit the deadline), and a stalled body is cut off with
-// 400, as an operation's is.
+// A pool route's body must arrive within the body deadline: a stalled
+// body is cut off with 400, as an operation's is, instead of holding the
+// connection. The deadline ends with the body: a pool call that outlasts
+// it keeps its request's context.
 func TestPoolBodyDeadline(t *testing.T) {
 	old := bodyTimeout
 	bodyTimeout = 300 * time.Millisecond
@@ -237,8 +237,11 @@ func TestEventSubscribersCapped(t *testing.T) {
 		}
 	}
 	resp, cancel := subscribe()
+	cancels = append(cancels, cancel)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("a third subscriber: 200, want 503")
+	}
 	b, _ := io.ReadAll(resp.Body)
-	cancel()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"overloaded"`) || !strings.Contains(string(b), "too many event subscribers") {
 		t.Fatalf("a third subscriber: %s %s", resp.Status, b)
 	}
