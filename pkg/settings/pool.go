@@ -79,15 +79,12 @@ func (p Pool) validate() error {
 	if (p.Username == "") != (p.PasswordFile == "") {
 		return invalid(KeyPoolUsername, "pool username and password_file: give both or neither")
 	}
-	if err := p.checkCleartext(); err != nil {
-		return err
-	}
 	for _, f := range []struct{ key, path string }{{KeyPoolKeyFile, p.KeyFile}, {KeyPoolPasswordFile, p.PasswordFile}} {
 		if err := secretFile(f.key, f.path); err != nil {
 			return err
 		}
 	}
-	return nil
+	return p.checkCleartext()
 }
 
 // checkCleartext refuses credentials that an http:// endpoint would send
