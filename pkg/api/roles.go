@@ -6,6 +6,7 @@ package api
 // has one group and so cannot tell a reader from an operator.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -190,4 +191,11 @@ func (a Access) operatorName() string {
 		return "drainctl"
 	}
 	return a.Operators.Name
+}
+
+// IsForbidden says whether err is the agent's refusal of a route to the
+// caller's role (403 forbidden).
+func IsForbidden(err error) bool {
+	var e *apitype.Error
+	return errors.As(err, &e) && e.Code == apitype.CodeForbidden
 }
