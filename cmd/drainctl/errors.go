@@ -56,6 +56,7 @@ var exitByCode = map[apitype.Code]int{
 	apitype.CodePoolUnavailable: exitPoolUnavailable,
 	apitype.CodeOutsideWindow:   exitOutsideWindow,
 	apitype.CodeRebootFailed:    exitRebootFailed,
+	apitype.CodeForbidden:       exitForbidden,
 }
 
 // usageError marks errors in what the user asked for, as opposed to

@@ -118,6 +118,10 @@ const (
 	// will be lost, or drainctl's commands will fail).
 	exitDoctorWarning = 15
 	exitDoctorFail    = 16
+	// exitForbidden: the agent refused the command to this user's role
+	// (the message names the group to join); not 8, where the socket
+	// itself refused the connection.
+	exitForbidden = 17
 )
 
 // exitCodes describes each code for drainctl(8); README.md's table says
@@ -143,4 +147,5 @@ var exitCodes = []struct {
 	{exitRebootFailed, "the reboot command failed, or the host did not reboot: the server stays out"},
 	{exitDoctorWarning, "doctor: warnings, nothing worse"},
 	{exitDoctorFail, "doctor: a finding that will lose requests or make drainctl's commands fail"},
+	{exitForbidden, "your role may not: the agent refused this command to this user (the message names the group to join, or says it is root's): nothing was changed"},
 }

@@ -34,18 +34,19 @@ const adminConfigFlag = "admin-config"
 // reaching etcd directly; the flags are the agent's (same names, same
 // parsers), with these words and an environment variable each.
 var directUsage = map[string]string{
-	settings.KeyPoolEtcd:         "reach etcd directly at these client `URL`s, as the admin, not through this host's agent (default: the config file's pool.etcd)",
-	settings.KeyPoolName:         "the pool's `NAME` (default: the config file's pool.name, else default)",
-	settings.KeyPoolUsername:     "the admin's etcd `USER` (a host's credentials may not administer a pool under etcd's RBAC)",
-	settings.KeyPoolPasswordFile: "`FILE` holding that user's password (mode 0600 or stricter)",
-	settings.KeyPoolCAFile:       "`FILE`: the CA of etcd's certificate (default: the config file's pool.ca_file)",
-	settings.KeyPoolCertFile:     "`FILE`: the admin's client certificate for etcd",
-	settings.KeyPoolKeyFile:      "`FILE`: its key (mode 0600 or stricter)",
+	settings.KeyPoolEtcd:          "reach etcd directly at these client `URL`s, as the admin, not through this host's agent (default: the config file's pool.etcd)",
+	settings.KeyPoolName:          "the pool's `NAME` (default: the config file's pool.name, else default)",
+	settings.KeyPoolUsername:      "the admin's etcd `USER` (a host's credentials may not administer a pool under etcd's RBAC)",
+	settings.KeyPoolPasswordFile:  "`FILE` holding that user's password (mode 0600 or stricter)",
+	settings.KeyPoolCAFile:        "`FILE`: the CA of etcd's certificate (default: the config file's pool.ca_file)",
+	settings.KeyPoolCertFile:      "`FILE`: the admin's client certificate for etcd",
+	settings.KeyPoolKeyFile:       "`FILE`: its key (mode 0600 or stricter)",
+	settings.KeyPoolInsecureCreds: "allow these credentials with an http:// endpoint, which sends them in clear (labs only)",
 }
 
 // directKeys are the pool's settings an admin gives, in the table's order.
 var directKeys = []string{settings.KeyPoolEtcd, settings.KeyPoolName, settings.KeyPoolCAFile,
-	settings.KeyPoolCertFile, settings.KeyPoolKeyFile, settings.KeyPoolUsername, settings.KeyPoolPasswordFile}
+	settings.KeyPoolCertFile, settings.KeyPoolKeyFile, settings.KeyPoolUsername, settings.KeyPoolPasswordFile, settings.KeyPoolInsecureCreds}
 
 // directEnv is a setting's environment variable: DRAINCTL_POOL_ETCD for
 // --pool-etcd.
@@ -67,6 +68,8 @@ func directSettings() []setting {
 			f.Usage, f.EnvVars, f.Value, f.DefaultText = directUsage[key], env, "", ""
 		case *cli.StringSliceFlag:
 			f.Usage, f.EnvVars, f.DefaultText = directUsage[key], env, ""
+		case *cli.BoolFlag:
+			f.Usage, f.EnvVars = directUsage[key], env
 		}
 		sts = append(sts, s)
 	}

@@ -68,7 +68,7 @@ func TestDirectPoolSettings(t *testing.T) {
 	clearDirectEnv(t)
 	dir := t.TempDir()
 	hostPw := write(t, dir, "host-pw", "host\n")
-	host := write(t, dir, "host.yaml", "pool:\n  etcd: [http://192.0.2.1:2379]\n  name: web\n  username: web1\n  password_file: "+hostPw+"\n")
+	host := write(t, dir, "host.yaml", "pool:\n  etcd: [http://192.0.2.1:2379]\n  name: web\n  insecure_credentials: true\n  username: web1\n  password_file: "+hostPw+"\n")
 	adminPw := write(t, dir, "admin-pw", "admin\n")
 	admin := write(t, dir, "admin.yaml", "pool:\n  username: alice\n  password_file: "+adminPw+"\n")
 	get := func(args ...string) (settings.Pool, bool, error) {
@@ -125,9 +125,9 @@ func TestDirectAdminOnRBAC(t *testing.T) {
 	clearDirectEnv(t)
 	endpoint := authEtcd(t, map[string][]pool.Grant{"web1": pool.HostGrants("web", "web1"), "web2": pool.HostGrants("web", "web2"), "alice": pool.AdminGrants("web")})
 	dir := t.TempDir()
-	admin := write(t, dir, "admin.yaml", "pool:\n  etcd: ["+endpoint+"]\n  name: web\n  username: alice\n  password_file: "+write(t, dir, "alice", "pw-alice\n")+"\n")
+	admin := write(t, dir, "admin.yaml", "pool:\n  etcd: ["+endpoint+"]\n  name: web\n  insecure_credentials: true\n  username: alice\n  password_file: "+write(t, dir, "alice", "pw-alice\n")+"\n")
 	asAdmin := []string{"--config", os.DevNull, "--admin-config", admin}
-	asHost := []string{"--config", os.DevNull, "--pool-etcd", endpoint, "--pool-name", "web", "--pool-username", "web1", "--pool-password-file", write(t, dir, "web1", "pw-web1\n")}
+	asHost := []string{"--config", os.DevNull, "--pool-etcd", endpoint, "--pool-name", "web", "--pool-insecure-credentials", "--pool-username", "web1", "--pool-password-file", write(t, dir, "web1", "pw-web1\n")}
 
 	// web2 holds a slot and is gone (its agent stopped): what an admin
 	// mends, and web1 may not.

@@ -244,7 +244,7 @@ func TestSettingsOldSpellings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := settingsOf(t, "", nil, "--restart-cmd", "true", "--pool-etcd", "http://10.0.0.5:2379,http://10.0.0.6:2379", "--pool-id", "web1",
+	p, err := settingsOf(t, "", nil, "--restart-cmd", "true", "--pool-etcd", "https://10.0.0.5:2379,https://10.0.0.6:2379", "--pool-id", "web1",
 		"--pool-ca", ca, "--pool-cert", cert, "--pool-key", key, "--pool-user", "drainctl", "--pool-password-file", pw)
 	if err != nil {
 		t.Fatal(err)

@@ -126,10 +126,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	gid, _ := s.SocketGID()
-	if s.SocketGroup == "" && gid == 0 {
-		log.Warn("group drainctl does not exist: only root can use the socket", "socket", s.Socket)
-	}
+	gid, access := socketAccess(s, log)
 	store, err := state.Open(s.StateDir)
 	if err != nil {
 		return err
@@ -184,6 +181,7 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 		return err
 	}
 	srv := api.NewServer(eng, log)
+	srv.SetAccess(access)
 	srv.HandleMetrics(met.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, ln) }()
@@ -203,6 +201,29 @@ func Run(ctx context.Context, s settings.Settings, log *slog.Logger, onReady fun
 	}
 
 	return watchAndRepair(ctx, s, eng, log, errc)
+}
+
+// socketAccess is the socket's group and who may do what on it (its
+// groups resolved once, here), and the warnings of the start: no
+// operator group, credentials in clear.
+func socketAccess(s settings.Settings, log *slog.Logger) (int, api.Access) {
+	gid, _ := s.SocketGID()
+	access, _ := s.SocketAccess() // Validate resolved the same groups
+	if access.Operators == nil {
+		log.Warn("group drainctl does not exist: only root can operate on the socket", "socket", s.Socket)
+	}
+	if w := s.Pool.InsecureWarning(); w != "" {
+		log.Warn(w)
+	}
+	log.Info("socket roles", "operate", groupName(access.Operators), "read", groupName(access.Readers), "read_all", access.ReadAll)
+	return gid, access
+}
+
+func groupName(g *api.Group) string {
+	if g == nil {
+		return "none"
+	}
+	return g.Name
 }
 
 // openForwarder opens the backend that holds drainctl's rules. The state

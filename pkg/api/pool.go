@@ -7,8 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
-	"time"
 
 	"github.com/drainctl/drainctl/pkg/api/apitype"
 	"github.com/drainctl/drainctl/pkg/maintenance"
@@ -83,22 +83,20 @@ func (s *Server) routePool(e PoolEngine) {
 }
 
 // readPoolRequest reads a pool route's body as readRequest reads an
-// operation's: within bodyTimeout, one JSON object of known fields and
-// nothing after it; or it answers 400 and says so.
+// operation's (readBody): within bodyTimeout, one JSON object of known
+// fields and nothing after it; or it answers 400 and says so.
 func readPoolRequest(w http.ResponseWriter, r *http.Request) (apitype.PoolRequest, bool) {
 	var req apitype.PoolRequest
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&req)
-	if err == nil && dec.More() {
-		err = errors.New("more than one JSON value")
-	}
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, badBody(err))
-		return req, false
-	}
-	return req, true
+	ok := readBody(w, r, func(rd io.Reader) error {
+		dec := json.NewDecoder(rd)
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&req)
+		if err == nil && dec.More() {
+			err = errors.New("more than one JSON value")
+		}
+		return err
+	})
+	return req, ok
 }
 
 // writeError answers with err's code: the request's fault (400), busy

@@ -10,10 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,10 +40,29 @@ type Engine interface {
 
 // Server serves the API for one engine.
 type Server struct {
-	e   Engine
-	log *slog.Logger
-	mux *http.ServeMux
+	e      Engine
+	log    *slog.Logger
+	mux    *http.ServeMux
+	access Access
+	lim    limits
+	subs   atomic.Int32 // /v1/events subscribers now
 }
+
+// limits bound what clients hold of the agent (tests shorten them).
+type limits struct {
+	conns, connsPerUser int
+	subscribers         int32
+	idle                time.Duration
+}
+
+// Server's limits: idle keep-alive connections are closed after a
+// minute; past 32 event subscribers a new one is refused (503), for
+// each holds a goroutine and a buffer of the engine's.
+var defaultLimits = limits{conns: maxConns, connsPerUser: maxConnsPerUser, subscribers: 32, idle: time.Minute}
+
+// SetAccess says who may do what (roles.go). Until it is called only
+// root may do anything.
+func (s *Server) SetAccess(a Access) { s.access = a }
 
 // PathMetrics serves the metrics (Prometheus' text format), when the
 // server is given them.
@@ -55,7 +73,7 @@ func (s *Server) HandleMetrics(h http.Handler) { s.mux.Handle("GET "+PathMetrics
 
 // NewServer routes the API.
 func NewServer(e Engine, log *slog.Logger) *Server {
-	s := &Server{e: e, log: log, mux: http.NewServeMux()}
+	s := &Server{e: e, log: log, mux: http.NewServeMux(), lim: defaultLimits}
 	s.mux.HandleFunc("GET "+PathStatus, s.status)
 	s.mux.HandleFunc("POST "+PathEnter, s.op(state.OpEnter, e.Enter))
 	s.mux.HandleFunc("POST "+PathExit, s.op(state.OpExit, e.Exit))
@@ -70,65 +88,23 @@ func NewServer(e Engine, log *slog.Logger) *Server {
 	return s
 }
 
-// Listen creates the unix socket at path: mode 0660, owned by root and
-// group gid. A stale socket (no agent answers on it) is replaced; a live
-// agent's is not.
-func Listen(path string, gid int) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
-	}
-	if _, err := os.Lstat(path); err == nil {
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("another drainctl agent is already listening on %s", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-		}
-	}
-	// Created with no access, then opened up: no moment where others can
-	// connect.
-	old := syscall.Umask(0o777)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	if err := os.Chown(path, 0, gid); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("socket group: %w", err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("socket mode: %w", err)
-	}
-	return ln, nil
-}
-
-type credKey struct{}
+type peerKey struct{}
 
 // Serve serves on ln until ctx ends. Every connection carries its peer's
-// credentials (SO_PEERCRED), from which requests are attributed.
+// credentials (SO_PEERCRED), from which requests are attributed and
+// each route's role is checked (roles.go).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{
-		Handler:           s.mux,
+		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: bodyTimeout,
 		MaxHeaderBytes:    maxBody,
 		// No ReadTimeout or WriteTimeout: answers stream for as long as
-		// an operation runs. Each handler bounds the body it reads.
+		// an operation runs. Each handler bounds the body it reads; an
+		// idle keep-alive connection is closed.
+		IdleTimeout: s.lim.idle,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if uc, ok := c.(*net.UnixConn); ok {
-				if raw, err := uc.SyscallConn(); err == nil {
-					var cred *syscall.Ucred
-					raw.Control(func(fd uintptr) {
-						cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-					})
-					if cred != nil {
-						return context.WithValue(ctx, credKey{}, cred)
-					}
-				}
+			if pc, ok := c.(*peerConn); ok && pc.peer != nil {
+				return context.WithValue(ctx, peerKey{}, pc.peer)
 			}
 			return ctx
 		},
@@ -139,16 +115,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer cancel()
 		hs.Shutdown(sctx)
 	}()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := hs.Serve(newPeerListener(ln, s.lim.conns, s.lim.connsPerUser)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
+// serveHTTP checks the caller's role before the route reads anything.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.allowed(w, r) {
+		s.mux.ServeHTTP(w, r)
+	}
+}
+
+// peerInfo is the connection's peer, nil if unknown.
+func peerInfo(r *http.Request) *Peer {
+	p, _ := r.Context().Value(peerKey{}).(*Peer)
+	return p
+}
+
 // peer is the credentials of the connection's process, nil if unknown.
 func peer(r *http.Request) *syscall.Ucred {
-	cred, _ := r.Context().Value(credKey{}).(*syscall.Ucred)
-	return cred
+	if p := peerInfo(r); p != nil {
+		return p.Cred
+	}
+	return nil
 }
 
 // caller names the peer: "alice (uid 1000)", plus what the client says
@@ -201,27 +192,36 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // Limits on what a client sends.
-const (
-	maxBody     = 64 << 10
-	bodyTimeout = 5 * time.Second
-)
+const maxBody = 64 << 10
+
+// bodyTimeout bounds the wait for a request's header and body (a
+// variable for the tests to shorten).
+var bodyTimeout = 5 * time.Second
 
 // readRequest reads an operation's request body, or answers 400 and
+// says so (readBody).
+func readRequest(w http.ResponseWriter, r *http.Request) (apitype.Request, bool) {
+	var req apitype.Request
+	ok := readBody(w, r, func(rd io.Reader) (err error) { req, err = DecodeRequest(rd); return err })
+	return req, ok
+}
+
+// readBody decodes a request's body with decode, or answers 400 and
 // says so. The body must arrive within bodyTimeout: a client that sends
 // it slowly, or never finishes, is cut off instead of holding a
 // connection (and, with many, the agent's descriptors). The deadline is
 // lifted once it is read: an operation's answer streams for as long as
-// it runs.
-func readRequest(w http.ResponseWriter, r *http.Request) (apitype.Request, bool) {
+// it runs. Operations and the pool's routes share this one reader, so
+// that a route added later cannot forget the deadline.
+func readBody(w http.ResponseWriter, r *http.Request, decode func(io.Reader) error) bool {
 	rc := http.NewResponseController(w)
 	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
-	req, err := DecodeRequest(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
+	if err := decode(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
 		writeJSON(w, http.StatusBadRequest, badBody(err))
-		return req, false
+		return false
 	}
 	rc.SetReadDeadline(time.Time{})
-	return req, true
+	return true
 }
 
 // DecodeRequest reads an operation's request body: one JSON object with
@@ -336,6 +336,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 
 // events streams every engine event until the client goes away.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	if s.subs.Add(1) > s.lim.subscribers {
+		s.subs.Add(-1)
+		msg := fmt.Sprintf("too many event subscribers (%d): try again once one has left", s.lim.subscribers)
+		writeJSON(w, http.StatusServiceUnavailable, apitype.ErrorBody{Error: &apitype.Error{Code: apitype.CodeOverloaded, Msg: msg}})
+		return
+	}
+	defer s.subs.Add(-1)
 	ch, cancel := s.e.Subscribe()
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")

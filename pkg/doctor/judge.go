@@ -92,7 +92,7 @@ func judgeAgent(f Facts) []Finding {
 	a := f.Agent
 	var out []Finding
 	switch {
-	case errors.Is(a.Err, api.ErrPermission):
+	case errors.Is(a.Err, api.ErrPermission) || api.IsForbidden(a.Err): // the socket's refusal, or the role's
 		out = append(out, warn(AreaAgent, "agent.permission", "the agent's socket "+a.Socket+" refused this user",
 			"doctor cannot read the agent's state, the load balancers it sees, or the pool", "run drainctl doctor as root"))
 	case a.Err != nil || a.Status == nil:

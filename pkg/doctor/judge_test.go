@@ -163,6 +163,9 @@ func TestEachRule(t *testing.T) {
 		{"reload around systemd", func(f *Facts) { f.Web.Restart = "apache2ctl -k graceful" }, "web.bypasses-systemd", Warning, "goes around it"},
 		{"agent down", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrUnreachable }, "agent.down", Fail, "not running"},
 		{"socket refuses", func(f *Facts) { f.Agent.Status, f.Agent.Err = nil, api.ErrPermission }, "agent.permission", Warning, "refused this user"},
+		{"role refuses", func(f *Facts) {
+			f.Agent.Status, f.Agent.Err = nil, &apitype.Error{Code: apitype.CodeForbidden, Msg: "GET /v1/status needs the read role"}
+		}, "agent.permission", Warning, "refused this user"},
 		{"held", func(f *Facts) {
 			f.Agent.Status.State.Phase = apitype.PhaseHeld
 			f.Agent.Status.State.Holder = &apitype.Holder{Who: "uid 0", Reason: "kernel", Since: now}

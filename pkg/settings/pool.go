@@ -39,6 +39,9 @@ type Pool struct {
 	PasswordFile string
 	// Wait is how long an operation waits for a slot unless it says.
 	Wait time.Duration
+	// InsecureCredentials allows credentials (a password, a client key)
+	// with an http:// endpoint, which sends them in clear: labs only.
+	InsecureCredentials bool
 }
 
 // Enabled says whether a pool is configured.
@@ -82,7 +85,41 @@ func (p Pool) validate() error {
 			return err
 		}
 	}
+	return p.checkCleartext()
+}
+
+// checkCleartext refuses credentials that an http:// endpoint would send
+// in clear (etcd's client drops TLS for http, and ca_file with it),
+// unless InsecureCredentials allows it.
+func (p Pool) checkCleartext() error {
+	if p.InsecureCredentials || (p.Username == "" && p.KeyFile == "") {
+		return nil
+	}
+	for _, e := range p.Etcd {
+		if strings.HasPrefix(strings.ToLower(e), "http://") {
+			what := "username and password"
+			if p.Username == "" {
+				what = "client key"
+			}
+			return invalid(KeyPoolEtcd, "pool etcd endpoint %s is http://: the pool's %s would cross the network in clear; use https:// "+
+				"(with ca_file), or set %s: true for a lab", e, what, KeyPoolInsecureCreds)
+		}
+	}
 	return nil
+}
+
+// InsecureWarning is the warning of every start whose credentials go in
+// clear (InsecureCredentials allowed it); empty if none do.
+func (p Pool) InsecureWarning() string {
+	if !p.Enabled() || !p.InsecureCredentials || (p.Username == "" && p.KeyFile == "") {
+		return ""
+	}
+	for _, e := range p.Etcd {
+		if strings.HasPrefix(strings.ToLower(e), "http://") {
+			return fmt.Sprintf("INSECURE: the pool's credentials cross the network in clear to %s (pool.insecure_credentials: true); use https:// outside a lab", e)
+		}
+	}
+	return ""
 }
 
 // secretFile refuses a key or password file others can read (a secret

@@ -65,6 +65,7 @@ func TestPoolValidate(t *testing.T) {
 		}
 	}
 	p := good
+	p.Etcd = []string{"https://10.0.0.5:2379"} // credentials only over TLS (TestPoolCredentialsOnlyOverTLS)
 	p.CertFile, p.KeyFile, p.Username, p.PasswordFile = file("c2.pem", 0o644), file("k2.pem", 0o600), "drainctl", file("pw2", 0o400)
 	if err := p.validate(); err != nil {
 		t.Errorf("secrets of mode 0600 and 0400: %v", err)
@@ -184,5 +185,60 @@ func TestAgentKeepsItsLease(t *testing.T) {
 	wait("the restarted agent keeping the lease alive", func() bool { return ttl(lease) >= 14 })
 	if id, after := memberLease(); id != lease || after != rev {
 		t.Fatalf("after the restart: member on lease %x, %d revisions; want lease %x and none", int64(id), after-rev, int64(lease))
+	}
+}
+
+// Credentials (a password, a client key) with an http:// endpoint would
+// cross the network in clear: refused at start, naming the endpoint and
+// the setting that allows it; allowed with pool.insecure_credentials,
+// which then warns (the agent logs InsecureWarning at every start).
+// Over https, or with no credentials, nothing is said.
+func TestPoolCredentialsOnlyOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	secret := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := Defaults().Pool
+	base.ID = "web1"
+	login := func(p *Pool) { p.Username, p.PasswordFile = "web1", secret("pw") }
+	clientKey := func(p *Pool) { p.CertFile, p.KeyFile = secret("c.pem"), secret("k.pem") }
+	for _, c := range []struct {
+		name  string
+		etcd  []string
+		creds func(*Pool)
+		want  string // the error; "" for none
+	}{
+		{"password over http", []string{"https://10.0.0.5:2379", "http://10.0.0.6:2379"}, login, "http://10.0.0.6:2379 is http://: the pool's username and password would cross the network in clear"},
+		{"client key over http", []string{"HTTP://10.0.0.6:2379"}, clientKey, "client key would cross the network in clear"},
+		{"password over https", []string{"https://10.0.0.5:2379"}, login, ""},
+		{"client key over https", []string{"https://10.0.0.5:2379"}, clientKey, ""},
+		{"no credentials over http", []string{"http://10.0.0.6:2379"}, func(*Pool) {}, ""},
+	} {
+		p := base
+		p.Etcd = c.etcd
+		c.creds(&p)
+		err := p.validate()
+		var se *SettingError
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "pool.insecure_credentials: true") ||
+			!errors.As(err, &se) || se.Key != KeyPoolEtcd):
+			t.Errorf("%s: %v; want a pool.etcd error saying %q and naming pool.insecure_credentials", c.name, err, c.want)
+		}
+		if w := p.InsecureWarning(); w != "" {
+			t.Errorf("%s: warned %q without pool.insecure_credentials", c.name, w)
+		}
+		p.InsecureCredentials = true
+		if err := p.validate(); err != nil {
+			t.Errorf("%s, with pool.insecure_credentials: %v", c.name, err)
+		}
+		if w := p.InsecureWarning(); (w != "") != (c.want != "") || (w != "" && !strings.Contains(w, "INSECURE")) {
+			t.Errorf("%s, with pool.insecure_credentials: warning %q", c.name, w)
+		}
 	}
 }

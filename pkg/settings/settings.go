@@ -41,6 +41,12 @@ type Settings struct {
 	// drainctl if that group exists (the package creates it), else root
 	// only; a group named here must exist.
 	SocketGroup string `json:"-"`
+	// SocketReadGroup may read (status, history, events, metrics, the
+	// pool's status) but not operate: a group name or number. Empty
+	// means drainctl-ro if that group exists, else none.
+	SocketReadGroup string `json:"-"`
+	// SocketReadAll lets every local user read.
+	SocketReadAll bool `json:"-"`
 	// StateDir holds the state file and the history.
 	StateDir string `json:"-"`
 	// Backend is the netfilter backend of the forwards, or auto to follow
@@ -124,8 +130,11 @@ type Reboot struct {
 }
 
 // DefaultSocketGroup is the group an empty SocketGroup means, if it
-// exists.
-const DefaultSocketGroup = "drainctl"
+// exists; DefaultSocketReadGroup the one an empty SocketReadGroup means.
+const (
+	DefaultSocketGroup     = "drainctl"
+	DefaultSocketReadGroup = "drainctl-ro"
+)
 
 // Defaults are the settings with nothing configured: every default of the
 // agent is here, and the flags and the man pages show these as theirs.
@@ -313,17 +322,55 @@ func (s Settings) SocketGID() (int, error) { return groupID(s.SocketGroup) }
 // groupID resolves the socket's group. The default group may be missing
 // (then only root can use the socket); a group asked for must exist.
 func groupID(name string) (int, error) {
+	g, ok, err := lookupGroup(name, DefaultSocketGroup, "socket group")
+	if !ok {
+		return 0, err
+	}
+	return g.GID, nil
+}
+
+// lookupGroup resolves a group of the socket's roles: a name or a
+// number; empty means def, which may be missing (ok false, no error). A
+// group asked for must exist.
+func lookupGroup(name, def, what string) (api.Group, bool, error) {
 	if name == "" {
-		if g, err := user.LookupGroup(DefaultSocketGroup); err == nil {
-			return strconv.Atoi(g.Gid)
+		if g, err := user.LookupGroup(def); err == nil {
+			gid, err := strconv.Atoi(g.Gid)
+			return api.Group{Name: g.Name, GID: gid}, err == nil, err
 		}
-		return 0, nil
+		return api.Group{}, false, nil
 	}
-	if g, err := user.LookupGroup(name); err == nil {
-		return strconv.Atoi(g.Gid)
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		g, err = user.LookupGroupId(name)
 	}
-	if g, err := user.LookupGroupId(name); err == nil {
-		return strconv.Atoi(g.Gid)
+	if err != nil {
+		return api.Group{}, false, errors.New(what + " " + strconv.Quote(name) + " does not exist (create it with groupadd, or choose another)")
 	}
-	return 0, errors.New("socket group " + strconv.Quote(name) + " does not exist (create it with groupadd, or choose another)")
+	gid, err := strconv.Atoi(g.Gid)
+	return api.Group{Name: g.Name, GID: gid}, err == nil, err
+}
+
+// SocketAccess is who may do what on the socket (api.Access), its
+// groups resolved now, once: the socket group operates, the read group
+// reads (or everyone, with SocketReadAll). Without a socket group (the
+// default one missing) only root operates, as the socket's group is
+// then root's.
+func (s Settings) SocketAccess() (api.Access, error) {
+	a := api.Access{ReadAll: s.SocketReadAll}
+	op, ok, err := lookupGroup(s.SocketGroup, DefaultSocketGroup, "socket group")
+	if err != nil {
+		return a, err
+	}
+	if ok {
+		a.Operators = &op
+	}
+	rd, ok, err := lookupGroup(s.SocketReadGroup, DefaultSocketReadGroup, "socket read group")
+	if err != nil {
+		return a, err
+	}
+	if ok {
+		a.Readers = &rd
+	}
+	return a, nil
 }

@@ -145,3 +145,22 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		}
 	}
 }
+
+// The socket's roles: its groups given by name or number resolve once,
+// to their gid and name; a read group asked for must exist; the default
+// ones may be missing (then no such role but root's).
+func TestSocketAccess(t *testing.T) {
+	s := Defaults()
+	s.SocketGroup, s.SocketReadGroup, s.SocketReadAll = "root", "0", true
+	a, err := s.SocketAccess()
+	if err != nil || a.Operators == nil || a.Operators.GID != 0 || a.Readers == nil || a.Readers.GID != 0 || a.Readers.Name != "root" || !a.ReadAll {
+		t.Fatalf("root and 0: %+v %v", a, err)
+	}
+	s.SocketReadGroup = "no-such-group-here"
+	if _, err := s.SocketAccess(); err == nil || !strings.Contains(err.Error(), `socket read group "no-such-group-here" does not exist`) {
+		t.Fatalf("a missing read group: %v", err)
+	}
+	if err := Lookup(KeySocketReadGroup).check(s); err == nil {
+		t.Fatal("Validate takes a missing read group")
+	}
+}

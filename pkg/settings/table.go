@@ -96,6 +96,8 @@ const (
 	KeyForwards           = "forwards"
 	KeySocket             = "socket"
 	KeySocketGroup        = "socket_group"
+	KeySocketReadGroup    = "socket_read_group"
+	KeySocketReadAll      = "socket_read_all"
 	KeyStateDir           = "state_dir"
 	KeyReconcile          = "reconcile_interval"
 	KeyMetricsListen      = "metrics_listen"
@@ -137,6 +139,7 @@ const (
 	KeyMaxTTL             = "limits.max_ttl"
 	KeyMaxDeadline        = "limits.max_deadline"
 	KeyMaxPoolWait        = "limits.max_pool_wait"
+	KeyPoolInsecureCreds  = "pool.insecure_credentials"
 )
 
 // All is every setting, in the order of the config file
@@ -160,6 +163,15 @@ func agentTable() []*Setting {
 		{Key: KeySocketGroup, DefaultText: "drainctl if it exists, else root only", Doc: "`GROUP` allowed to use the socket",
 			v:     text(func(s *Settings) *string { return &s.SocketGroup }),
 			check: func(s Settings) error { _, err := groupID(s.SocketGroup); return err }},
+		{Key: KeySocketReadGroup, DefaultText: "drainctl-ro if it exists, else none",
+			Doc: "`GROUP` allowed to read on the socket (status, history, events, metrics, pool status), not to operate",
+			v:   text(func(s *Settings) *string { return &s.SocketReadGroup }),
+			check: func(s Settings) error {
+				_, _, err := lookupGroup(s.SocketReadGroup, DefaultSocketReadGroup, "socket read group")
+				return err
+			}},
+		{Key: KeySocketReadAll, Doc: "let every local user read on the socket (status, history, events, metrics, pool status)",
+			v: boolean(func(s *Settings) *bool { return &s.SocketReadAll })},
 		{Key: KeyStateDir, Doc: "`DIR` for the state file and the history",
 			v: text(func(s *Settings) *string { return &s.StateDir })},
 		{Key: KeyReconcile, Doc: "poll iptables-legacy's fingerprint every `DURATION` (nftables changes are reported by the kernel)",
@@ -312,6 +324,8 @@ func poolTable() []*Setting {
 			v: t(func(p *Pool) *string { return &p.Username })},
 		{Key: KeyPoolPasswordFile, Doc: "`FILE` holding that user's password (mode 0600 or stricter)",
 			v: t(func(p *Pool) *string { return &p.PasswordFile })},
+		{Key: KeyPoolInsecureCreds, Doc: "allow a username and password or a client key with an http:// etcd endpoint, which sends them in clear (labs only; a warning at every start)",
+			v: boolean(func(s *Settings) *bool { return &s.Pool.InsecureCredentials })},
 	}
 }
 

@@ -28,6 +28,13 @@ const (
 	// resumes at the agent's next start.
 	CodeStopping Code = "agent-stopping"
 	CodeInternal Code = "internal" // netfilter or the state file failed; the message says where
+	// CodeForbidden: the caller's role may not use the route (the
+	// message names the group to join); nothing was done. The socket's
+	// own refusal (connect's EACCES) is the client's ErrPermission.
+	CodeForbidden Code = "forbidden"
+	// CodeOverloaded: the agent has too many connections or event
+	// subscribers; nothing was done, try again later.
+	CodeOverloaded Code = "overloaded"
 )
 
 // Error is a failure, in an operation's result line or as the body of

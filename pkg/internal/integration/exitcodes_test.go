@@ -18,4 +18,6 @@ const (
 	// doctor's: its worst finding a warning, a failure.
 	exitDoctorWarning = 15
 	exitDoctorFail    = 16
+	// exitForbidden: the agent refused the command to the caller's role.
+	exitForbidden = 17
 )
