@@ -7,57 +7,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
-// stateOfKeys reads keys as read does, key by key, without etcd: the
-// same checks (checkID) and readers (claimOf, memberKey, own) in the
-// same dispatch. pairs alternate a key (after the pool's prefix) and its
-// value.
+// stateOfKeys reads keys as read does (stateOf), without etcd. pairs
+// alternate a key (after the pool's prefix) and its value.
 func stateOfKeys(pairs [][]byte) (st State, holderKeys int) {
-	members := map[string]*Member{}
+	p := &Pool{cfg: Config{Name: "web"}, prefix: Prefix("web")}
+	var kvs []*mvccpb.KeyValue
 	for i := 0; i+1 < len(pairs); i += 2 {
-		key, v := string(pairs[i]), pairs[i+1]
-		kind, id, _ := strings.Cut(key, "/")
-		bad := func(err error, made string) {
-			st.Malformed = append(st.Malformed, Malformed{Key: key, Why: err.Error() + ": " + made})
-		}
-		if kind == "holders" {
+		if kind, _, _ := strings.Cut(string(pairs[i]), "/"); kind == "holders" {
 			holderKeys++
 		}
-		if err := checkID(kind, id); err != nil {
-			if kind == "holders" {
-				st.Holders = append(st.Holders, Claim{ID: id, Op: "unknown"})
-			}
-			bad(err, "")
-			continue
-		}
-		switch kind {
-		case "holders":
-			c, err := claimOf(id, v)
-			if err != nil {
-				bad(err, "counted as a held slot")
-			}
-			st.Holders = append(st.Holders, c)
-		case "waiters":
-			var w Waiter
-			if json.Unmarshal(v, &w) == nil {
-				st.Waiters = append(st.Waiters, w)
-			}
-		case "members", "seen", "health":
-			memberKey(kind, v, func() *Member {
-				if members[id] == nil {
-					members[id] = &Member{ID: id}
-				}
-				return members[id]
-			}, bad)
-		case "paused", "settings":
-			st.own(kind, v, bad)
-		}
+		kvs = append(kvs, &mvccpb.KeyValue{Key: append([]byte(p.prefix), pairs[i]...), Value: pairs[i+1], CreateRevision: int64(i + 1)})
 	}
-	for _, m := range members {
-		st.Members = append(st.Members, *m)
-	}
-	return st, holderKeys
+	return p.stateOf(1, kvs), holderKeys
 }
 
 // FuzzReadKeys gives the pool's reader any keys and values, as a
