@@ -13,6 +13,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -27,11 +28,13 @@ import (
 // recorded gone: health.go), line, pause and settings, and counts its
 // members registered (seen/) and live (members/). When every member not
 // live is named by its departure record (live + recorded gone =
-// registered), that is the whole picture of what is out; when not (a
-// departure nobody recorded: its predecessor died with it, or etcd's
-// access control refused the record; or a key written by hand), it reads
-// the whole pool instead (read), which names each member by its keys.
-// Members then lists only the members out, and Size is the count.
+// registered; a record whose member is live again, its agent not yet
+// through its first judgement, is read and set aside: liveAgain), that
+// is the whole picture of what is out, and Members lists only the
+// members out, Size the count. When not (a departure nobody recorded:
+// its predecessor died with it, or etcd's access control refused the
+// record; or a key written by hand), it reads the whole pool instead
+// (read), which names each member by its keys.
 func (p *Pool) readBudget(ctx context.Context) (State, error) {
 	p.reads.Add(1)
 	traced("read")
@@ -56,25 +59,66 @@ func (p *Pool) readBudget(ctx context.Context) (State, error) {
 	}
 	live, registered := resp.Responses[5].GetResponseRange().Count, resp.Responses[6].GetResponseRange().Count
 	st := p.stateOf(resp.Header.Revision, kvs)
-	gone := 0
-	for _, m := range st.Members {
-		if m.Health != nil && m.Health.Gone {
-			gone++
+	back, err := p.liveAgain(ctx, st)
+	if err != nil {
+		return State{}, err
+	}
+	recorded := 0
+	for i := range st.Members {
+		m := &st.Members[i]
+		m.Live = m.Health == nil || !m.Health.Gone || back[m.ID]
+		if !m.Live {
+			m.LastSeen = m.Health.Since
+			recorded++
 		}
 	}
-	if live+int64(gone) != registered {
+	if back == nil || live+int64(recorded) != registered {
+		// A member gone with no record of its departure, too many
+		// records to check, or a key written by hand: every key, then,
+		// which names each member by its keys and sets junk aside (a
+		// count cannot tell a junk seen key from a member gone).
 		traced("read whole")
 		return p.read(ctx)
 	}
-	for i := range st.Members {
-		m := &st.Members[i]
-		m.Live = m.Health == nil || !m.Health.Gone
-		if !m.Live {
-			m.LastSeen = m.Health.Since
-		}
-	}
 	st.registered = int(registered)
 	return st, nil
+}
+
+// maxRecordsChecked bounds the departure records whose member readBudget
+// checks is live again (one key each, in one transaction): past it, the
+// whole pool is read instead.
+const maxRecordsChecked = 100
+
+// liveAgain says which members with a departure record in st are live
+// again at st's revision (their agent back, its own account not written
+// yet): a read of each one's member key, at that revision. Nil when there
+// are more than maxRecordsChecked records.
+func (p *Pool) liveAgain(ctx context.Context, st State) (map[string]bool, error) {
+	var ops []clientv3.Op
+	for _, m := range st.Members {
+		if m.Health != nil && m.Health.Gone {
+			ops = append(ops, clientv3.OpGet(p.key("members", m.ID), clientv3.WithKeysOnly(), clientv3.WithRev(st.Revision)))
+		}
+	}
+	back := map[string]bool{}
+	switch {
+	case len(ops) == 0:
+		return back, nil
+	case len(ops) > maxRecordsChecked:
+		return nil, nil
+	}
+	resp, err := call(ctx, p, "read the pool", func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return readOnly(ctx, cli.Txn(ctx).Then(ops...))
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range resp.Responses {
+		for _, kv := range r.GetResponseRange().Kvs {
+			back[strings.TrimPrefix(string(kv.Key), p.prefix+"members/")] = true
+		}
+	}
+	return back, nil
 }
 
 // readOnly commits a transaction of reads, again while etcd answers

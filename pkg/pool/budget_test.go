@@ -17,7 +17,8 @@ import (
 // members out; what it counts is the whole read's, whether a gone member
 // is named by its departure record or (no record: nobody saw it go) only
 // by its lease, which the read finds from the counts and then reads the
-// whole pool for.
+// whole pool for. A record whose member is back (its agent not through
+// its first judgement yet) does not send it to the whole pool.
 func TestBudgetReadIsWhatIsOut(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	ctx := ctxT(t, 60*time.Second)
@@ -104,7 +105,9 @@ func TestBudgetReadIsWhatIsOut(t *testing.T) {
 	if err := m6.register(ctx); err != nil {
 		t.Fatal(err)
 	}
-	same("m6 back, its record still there")
+	if n := same("m6 back, its record still there"); n != 2 {
+		t.Errorf("m6 back, its departure record still there: the decision's read listed %d members, want m5 and m6 (m6 live: its record set aside, no whole read)", n)
+	}
 	mustPublish(t, m6, Health{InService: true})
 	if n := healthKeys(); n != 1 {
 		t.Errorf("m6 back in service: %d health keys, want m5's alone", n)
@@ -200,12 +203,22 @@ func TestTurnCountsAsTheReadDoes(t *testing.T) {
 	if _, _, err := a.Seed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st, err := a.readBudget(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Turns kept from the events, each from a decision's read made at
+	// a different point (so some start with members gone unnamed).
+	type kept struct {
+		t    turn
+		rev  int64
+		from string
 	}
-	kept := newTurn(st, 0)
-	rev := st.Revision
+	var turns []*kept
+	keep := func(from string) {
+		st, err := a.readBudget(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		turns = append(turns, &kept{newTurn(st, 0), st.Revision, from})
+	}
+	keep("the start")
 	leaseOf := func(p *Pool) clientv3.LeaseID {
 		l, err := p.lease(ctx)
 		if err != nil {
@@ -226,6 +239,8 @@ func TestTurnCountsAsTheReadDoes(t *testing.T) {
 		{"d's departure recorded", func() error { a.recordDeparture(ctx, "d"); return nil }},
 		{"f joins", func() error { return open(t, c, "web", "f", "40%").register(ctx) }},
 		{"e gone, unrecorded", func() error { _, err := ps[4].cli.Revoke(ctx, leaseOf(ps[4])); return err }},
+		{"b gone, unrecorded", func() error { _, err := ps[1].cli.Revoke(ctx, leaseOf(ps[1])); return err }},
+		{"b back (its agent started again)", func() error { return open(t, c, "web", "b", "40%").register(ctx) }},
 		{"d back (its agent started again)", func() error { return open(t, c, "web", "d", "40%").register(ctx) }},
 		{"e forgotten", func() error { _, err := a.Forget(ctx, "e"); return err }},
 		{"c back in service", func() error { return ps[2].PublishHealth(ctx, Health{InService: true}) }},
@@ -234,32 +249,34 @@ func TestTurnCountsAsTheReadDoes(t *testing.T) {
 		if err := ch.do(); err != nil {
 			t.Fatalf("%s: %v", ch.what, err)
 		}
-		r, err := a.cli.Get(ctx, a.prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		r, err := a.cli.Get(ctx, "nothing")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, stop := context.WithCancel(ctx)
-		w := a.cli.Watch(wctx, a.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for got := rev; got < r.Header.Revision; {
-			resp := <-w
-			for _, ev := range resp.Events {
-				if !kept.count(a, ev) {
-					t.Fatalf("%s: the turn could not count %s", ch.what, ev.Kv.Key)
-				}
-				got = ev.Kv.ModRevision
-			}
-		}
-		stop()
-		rev = r.Header.Revision
+		now := r.Header.Revision
 		st, err := a.read(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fresh := newTurn(st, 0)
-		if kept.out() != fresh.out() || kept.size != fresh.size || kept.limit.Allowed(kept.size) != st.Allowed() {
-			t.Errorf("after %s: the kept turn counts %d out of %d, a new read %d out of %d (%d allowed)",
-				ch.what, kept.out(), kept.size, fresh.out(), fresh.size, st.Allowed())
+		for _, k := range turns {
+			wctx, stop := context.WithCancel(ctx)
+			w := a.cli.Watch(wctx, a.prefix, clientv3.WithPrefix(), clientv3.WithRev(k.rev+1))
+			for k.rev < now {
+				for _, ev := range (<-w).Events {
+					if !k.t.count(a, ev) {
+						t.Fatalf("%s: the turn kept since %s could not count %s", ch.what, k.from, ev.Kv.Key)
+					}
+					k.rev = ev.Kv.ModRevision
+				}
+			}
+			stop()
+			if k.t.out() != fresh.out() || k.t.size != fresh.size || k.t.limit.Allowed(k.t.size) != st.Allowed() {
+				t.Errorf("after %s: the turn kept since %s counts %d out of %d, a new read %d out of %d (%d allowed)",
+					ch.what, k.from, k.t.out(), k.t.size, fresh.out(), fresh.size, st.Allowed())
+			}
 		}
+		keep(ch.what)
 	}
 }
 
