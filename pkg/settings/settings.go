@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/user"
@@ -70,6 +71,11 @@ type Settings struct {
 	AgentCheckListen string `json:"-"`
 	// Checks is the load balancers' view.
 	Checks Checks `json:"-"`
+	// LoadBalancers, when not empty, are the addresses or networks of the
+	// load balancers: the view learns only sources within them (a SYN's
+	// source address can be anyone's). Empty: any source may be learned,
+	// steady ones ranking above newcomers (pkg/lbview).
+	LoadBalancers []netip.Prefix `json:"-"`
 	// Build describes this binary, for drainctl_build_info; the CLI sets
 	// it, it is no setting of the file (the JSON prints it after them).
 	Build metrics.Build `json:"-"`

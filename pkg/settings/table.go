@@ -134,6 +134,7 @@ const (
 	KeyPoolKeyFile        = "pool.key_file"
 	KeyPoolUsername       = "pool.username"
 	KeyPoolPasswordFile   = "pool.password_file"
+	KeyLoadBalancers      = "health_checks.load_balancers"
 )
 
 // All is every setting, in the order of the config file
@@ -180,6 +181,8 @@ func agentTable() []*Setting {
 			v: count(func(s *Settings) *int { return &s.Checks.Fall }), check: func(s Settings) error { return checkCount("fall", s.Checks.Fall) }},
 		{Key: KeyRise, OldFlags: []string{"rise"}, Doc: "HAProxy's rise: `N` accepted checks put it back",
 			v: count(func(s *Settings) *int { return &s.Checks.Rise }), check: func(s Settings) error { return checkCount("rise", s.Checks.Rise) }},
+		{Key: KeyLoadBalancers, Doc: "the load balancers' addresses or networks (`CIDR`, repeatable): only their checks are learned, so that SYNs from spoofed addresses cannot take their place; empty: any source, steady ones ranking above newcomers",
+			v: listOf(func(s *Settings) *[]netip.Prefix { return &s.LoadBalancers }, ParsePrefix, netip.Prefix.String)},
 	}
 }
 
