@@ -150,6 +150,8 @@ func Defaults() Settings {
 		Restart: runner.Command{Line: runner.AutoRestart, Timeout: 60 * time.Second},
 		// haproxy-config writes fall 2 rise 2 on the primary entries.
 		Checks: Checks{Watch: true, Fall: 2, Rise: 2},
+		// Any source may be learned, steady ones ranking first.
+		LoadBalancers: []netip.Prefix{},
 		// A restarted Apache answers within a second or two; 15 s covers
 		// a slow application's first request.
 		Ready: ready.Check{Accept: ready.MustStatuses(ready.DefaultStatuses), Timeout: 15 * time.Second},
