@@ -6,6 +6,7 @@ package doctor
 // and when many new ones arrive at once.
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -20,6 +21,11 @@ import (
 // balancers, and more than start together.
 const floodAt = 8
 
+// captureMaxSources bounds the sources doctor's own capture keeps: more
+// than the agent's 64, so that a flood shows whole in the few seconds it
+// listens (its Newcomers count what it could not keep).
+const captureMaxSources = 1024
+
 // learned lists the sources checking the forward ports: the agent's (it
 // knows whether they are steady), then those only doctor's capture saw.
 func (f Facts) learned() []lbview.LB {
@@ -33,9 +39,15 @@ func (f Facts) learned() []lbview.LB {
 }
 
 // flooded says whether the forward ports see a flood of new sources.
-func (f Facts) flooded() bool {
+func (f Facts) flooded() bool { return f.newSources() >= floodAt }
+
+// newSources is how many new sources (not steady load balancers) check
+// the forward ports: the learned ones, or, when a flood churns the views
+// (its sources evict each other before they are listed), the sources
+// doctor's capture met beyond those it lists.
+func (f Facts) newSources() int {
 	_, fresh, _ := splitLearned(f)
-	return len(fresh) >= floodAt
+	return max(len(fresh), f.Checks.Newcomers-len(sourcesOn(f.Checks.Seen, f.forwardPorts())))
 }
 
 // splitLearned sorts the learned sources: steady load balancers, new
@@ -83,13 +95,13 @@ func judgeLearned(f Facts) []Finding {
 		found += fmt.Sprintf(" %d new (not steady for %s yet) %s;", len(fresh), lbview.Seconds(lbview.SteadyAfter), names(fresh))
 	}
 	out = append(out, ok(AreaChecks, "checks.learned", strings.TrimSuffix(found, ";")))
-	if len(fresh) >= floodAt {
+	if n := f.newSources(); n >= floodAt {
 		impact := "none of them counts while a steady load balancer does: they evict none, and no confirmation waits for them"
 		if len(steady) == 0 {
 			impact = "no load balancer is steady yet (the agent just started, or watches no checks): until one is, those answered count, and a withdraw waits for their confirmations"
 		}
 		out = append(out, warn(AreaChecks, "checks.flood",
-			fmt.Sprintf("a flood: %d sources check %s without being steady load balancers (%s): SYNs from spoofed addresses, or a scan", len(fresh), lbview.PortsText(f.forwardPorts()), names(fresh)),
+			fmt.Sprintf("a flood: %d sources check %s without being steady load balancers (%s): SYNs from spoofed addresses, or a scan", n, lbview.PortsText(f.forwardPorts()), cmp.Or(names(fresh), "too many to be kept")),
 			impact,
 			fmt.Sprintf("set %s to the load balancers' addresses or networks: then only their checks are learned; find where the SYNs come from (tcpdump -ni any 'tcp[tcpflags] == tcp-syn and dst port %d')", settings.KeyLoadBalancers, f.forwardPorts()[0])))
 	}

@@ -46,6 +46,13 @@ func TestLearnedSourcesAndFlood(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d checks.forward-port findings in a flood, want the steady load balancer's alone", n)
 	}
+	// A flood bigger than the views: its sources evict each other before
+	// they are listed; doctor's capture counted them.
+	f = healthy()
+	f.Checks.Agent, f.Checks.Seen, f.Checks.Newcomers = []lbview.LB{real}, []lbview.LB{real}, 500
+	if fl := find(Judge(f), "checks.flood"); fl == nil || !strings.Contains(fl.Found, "499 sources check port 81") {
+		t.Errorf("a flood the views could not keep: checks.flood %+v", fl)
+	}
 	f = healthy()
 	f.Settings.LoadBalancers = []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}
 	if o := find(Judge(f), "checks.outside"); o == nil || !strings.Contains(o.Found, "10.0.0.2 (port 81) check port 81 but are outside health_checks.load_balancers") {

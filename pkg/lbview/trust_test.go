@@ -50,6 +50,9 @@ func TestSteadyLoadBalancerOutranksAFlood(t *testing.T) {
 	if got := downs(v, now); got != nil {
 		t.Errorf("the flood's refused checks: %v, want nobody seeing the host down", got)
 	}
+	if n := v.Newcomers(81); n < 200 {
+		t.Errorf("newcomers on port 81: %d, want the flood's 200 and more (each evicted one counts again)", n)
+	}
 }
 
 // A newcomer takes no place from a steady load balancer still checking:

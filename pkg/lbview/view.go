@@ -168,12 +168,26 @@ type View struct {
 	srcs    map[Key]*source
 	changed chan struct{} // closed and replaced at every packet
 	pruned  time.Time     // the last pruneLocked
+	// newcomers counts the sources new to the view, by port: each time
+	// one is recorded for the first time (or again after it was evicted),
+	// or refused a place. A flood bigger than the view shows here, not in
+	// its list (its sources evict each other before their third check).
+	newcomers map[uint16]int
 }
 
 // New returns an empty view.
 func New(s Settings) *View {
 	s.defaults()
-	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{})}
+	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{}), newcomers: map[uint16]int{}}
+}
+
+// Newcomers says how many times a source new to the view checked port
+// since the view began (a source evicted and seen again counts again):
+// doctor's measure of a flood.
+func (v *View) Newcomers(port uint16) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.newcomers[port]
 }
 
 // Ports are the ports whose checks the view is fed.
@@ -190,6 +204,7 @@ func (v *View) Record(port uint16, p Packet) {
 	v.pruneLocked(p.Time)
 	src := v.srcs[k]
 	if src == nil {
+		v.newcomers[port]++
 		if len(v.srcs) >= v.s.MaxSources && !v.evictLocked(p.Time) {
 			return // every place is a steady load balancer's
 		}

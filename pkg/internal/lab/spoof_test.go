@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,8 @@ func synFlood(t *testing.T, l *Lab, dst netip.Addr, n int) (stop func()) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), floodMax)
 	var wg sync.WaitGroup
+	var sent, failed atomic.Int64
+	var firstErr atomic.Value
 	wg.Go(func() {
 		defer unix.Close(fd)
 		tick := time.NewTicker(floodEvery)
@@ -65,7 +68,12 @@ func synFlood(t *testing.T, l *Lab, dst netip.Addr, n int) (stop func()) {
 		to := &unix.SockaddrInet4{Addr: dst.As4()}
 		for {
 			for i, s := range srcs {
-				unix.Sendto(fd, synPacket(s, dst, uint16(20000+i), 81), 0, to)
+				if err := unix.Sendto(fd, synPacket(s, dst, uint16(20000+i), 81), 0, to); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				} else {
+					sent.Add(1)
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -75,7 +83,13 @@ func synFlood(t *testing.T, l *Lab, dst netip.Addr, n int) (stop func()) {
 		}
 	})
 	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			t.Logf("flood: %d SYNs sent, %d failed (%v)", sent.Load(), failed.Load(), firstErr.Load())
+		})
+	}
 	t.Cleanup(stop)
 	return stop
 }
