@@ -154,73 +154,10 @@ func floodConfirmedBy(t *testing.T, what string, c *apitype.Confirmation) []stri
 	return out
 }
 
-// TestE2ESpoofedSYNFlood: a pool of two servers behind real HAProxy,
-// under the e2e load. Once web1's agent counts its HAProxy as steady, a
-// flood of SYNs from 240 spoofed addresses (120 answered, 120 never
-// answered) hits web1's forward port: the HAProxy stays in the agent's
-// view (not evicted) and doctor flags the flood. Then, while web1
-// restarts, a flood of 50 (40 never answered) that the view can hold:
-// the restart still waits for the real HAProxy and only for it (out and
-// back confirmed by 198.18.1.1 alone), the pool slot is released at once
-// after the restart (no unanswered source holds it), and no request
-// fails, no user moves.
-func TestE2ESpoofedSYNFlood(t *testing.T) {
-	l := startLabWith(t, Options{Backend: "nftables", Pattern: Recommended, Servers: 2, Pool: &PoolOptions{MaxUnavailable: "1"}})
-	ctx := context.Background()
-	w := l.Webs[0]
-	real := ActiveLB4(1)
-	if _, err := w.ns.Exec("ip", "route", "add", answeredNet, "via", real); err != nil {
-		t.Fatal(err)
-	}
-	run := users(t, l)
-	// The real HAProxy becomes steady (lbview.SteadyAfter of checks).
-	deadline := time.Now().Add(lbview.SteadyAfter + 30*time.Second)
-	for steady := false; !steady; time.Sleep(time.Second) {
-		for _, lb := range agentLBs(t, ctx, w) {
-			steady = steady || (lb.Addr.String() == real && lb.Steady())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never steady in %s's view: %+v", real, w.Name, agentLBs(t, ctx, w))
-		}
-	}
-	stop := synFlood(t, l, netip.MustParseAddr(w.Addr), 120, 120)
-	time.Sleep(3 * time.Second) // every source has sent 3 SYNs and more
-	lbs := agentLBs(t, ctx, w)
-	kept := false
-	for _, lb := range lbs {
-		kept = kept || (lb.Addr.String() == real && lb.Active)
-	}
-	t.Logf("%s's view during the flood: %d sources, %s kept and counted: %v", w.Name, len(lbs), real, kept)
-	if !kept || len(lbs) > 64 {
-		t.Errorf("during the flood %s's view holds %d sources, %s kept and counted: %v", w.Name, len(lbs), real, kept)
-	}
-	r, code, err := w.Doctor(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fl := r.Find("checks.flood"); len(fl) != 1 || !strings.Contains(fl[0].Found, "sources check port 81") {
-		t.Errorf("doctor during the flood (exit %d): checks.flood %+v\n%s", code, fl, r)
-	}
-
-	stop()
-	// During the restart, a flood the view can hold (50 sources: none is
-	// evicted before its third SYN), 40 of them never answered: they must
-	// not be waited for, nor keep the slot.
-	stop = synFlood(t, l, netip.MustParseAddr(w.Addr), 10, 40)
-	time.Sleep(3 * time.Second)
-	inView, counted := 0, 0
-	for _, lb := range agentLBs(t, ctx, w) {
-		if netip.MustParsePrefix(answeredNet).Contains(lb.Addr) || netip.MustParsePrefix(unansweredNet).Contains(lb.Addr) {
-			inView++
-			if lb.Active {
-				counted++
-			}
-		}
-	}
-	t.Logf("the second flood in %s's view: %d sources, %d counted", w.Name, inView, counted)
-	if inView < 40 || counted != 0 {
-		t.Errorf("the second flood: %d of its 50 sources in the view, %d counted; want 40 or more, none counted", inView, counted)
-	}
+// restartUnderFlood restarts w while a flood runs: out and back must be
+// confirmed by real alone, and the pool slot released within 15 s.
+func restartUnderFlood(t *testing.T, ctx context.Context, w *Web, real string) {
+	t.Helper()
 	t.Logf("%s restart of %s under the flood", time.Now().Format("15:04:05.000"), w.Name)
 	out, code, err := w.Drainctl(ctx, "restart", "--reason", "e2e flood", "--json")
 	if err != nil || code != 0 {
@@ -245,6 +182,86 @@ func TestE2ESpoofedSYNFlood(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// floodInView counts the flood's sources in w's agent's view, and those
+// of them that count (Active).
+func floodInView(t *testing.T, ctx context.Context, w *Web) (inView, counted int) {
+	t.Helper()
+	for _, lb := range agentLBs(t, ctx, w) {
+		if netip.MustParsePrefix(answeredNet).Contains(lb.Addr) || netip.MustParsePrefix(unansweredNet).Contains(lb.Addr) {
+			inView++
+			if lb.Active {
+				counted++
+			}
+		}
+	}
+	return inView, counted
+}
+
+// TestE2ESpoofedSYNFlood: a pool of two servers behind real HAProxy,
+// under the e2e load. Once web1's agent counts its HAProxy as steady:
+//
+//   - a flood of 50 spoofed sources the view can hold (40 never
+//     answered) during a restart of web1: they are in the view, none
+//     counts, the restart waits for the real HAProxy and only for it
+//     (out and back confirmed by 198.18.1.1 alone), and the pool slot is
+//     released at once after it (no unanswered source holds it);
+//   - then a flood of 240 (120 answered, 120 never answered), more than
+//     the view holds, during a second restart: the HAProxy stays in the
+//     view (not evicted) and alone confirms, doctor flags the flood, the
+//     slot is released;
+//
+// and no request fails, no user moves.
+func TestE2ESpoofedSYNFlood(t *testing.T) {
+	l := startLabWith(t, Options{Backend: "nftables", Pattern: Recommended, Servers: 2, Pool: &PoolOptions{MaxUnavailable: "1"}})
+	ctx := context.Background()
+	w := l.Webs[0]
+	real := ActiveLB4(1)
+	if _, err := w.ns.Exec("ip", "route", "add", answeredNet, "via", real); err != nil {
+		t.Fatal(err)
+	}
+	run := users(t, l)
+	// The real HAProxy becomes steady (lbview.SteadyAfter of checks).
+	deadline := time.Now().Add(lbview.SteadyAfter + 30*time.Second)
+	for steady := false; !steady; time.Sleep(time.Second) {
+		for _, lb := range agentLBs(t, ctx, w) {
+			steady = steady || (lb.Addr.String() == real && lb.Steady())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never steady in %s's view: %+v", real, w.Name, agentLBs(t, ctx, w))
+		}
+	}
+
+	stop := synFlood(t, l, netip.MustParseAddr(w.Addr), 10, 40)
+	time.Sleep(3 * time.Second) // every source has sent 3 SYNs and more
+	inView, counted := floodInView(t, ctx, w)
+	t.Logf("the flood of 50 in %s's view: %d sources, %d counted", w.Name, inView, counted)
+	if inView != 50 || counted != 0 {
+		t.Errorf("the flood of 50: %d of its sources in the view, %d counted; want all 50, none counted", inView, counted)
+	}
+	restartUnderFlood(t, ctx, w, real)
+	stop()
+
+	stop = synFlood(t, l, netip.MustParseAddr(w.Addr), 120, 120)
+	time.Sleep(3 * time.Second)
+	lbs := agentLBs(t, ctx, w)
+	kept := false
+	for _, lb := range lbs {
+		kept = kept || (lb.Addr.String() == real && lb.Active)
+	}
+	t.Logf("%s's view during the flood of 240: %d sources, %s kept and counted: %v", w.Name, len(lbs), real, kept)
+	if !kept || len(lbs) > 64 {
+		t.Errorf("during the flood of 240 %s's view holds %d sources, %s kept and counted: %v", w.Name, len(lbs), real, kept)
+	}
+	r, code, err := w.Doctor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl := r.Find("checks.flood"); len(fl) != 1 || !strings.Contains(fl[0].Found, "sources check port 81") {
+		t.Errorf("doctor during the flood (exit %d): checks.flood %+v\n%s", code, fl, r)
+	}
+	restartUnderFlood(t, ctx, w, real)
 	backInService(t, ctx, l, w)
 	stop()
 	noLoss(t, l, run)
