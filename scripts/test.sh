@@ -53,7 +53,8 @@ DRAINCTL_REQUIRE_KERNEL_TESTS=1 go test -count=1 -timeout 10m -v -run "$alone" .
 # were still busy (twice in this session's runs, no input at fault).
 for target in "pkg/api FuzzDecodeRequest" "pkg/config FuzzParse" "pkg/state FuzzParse" \
 	"pkg/haproxy FuzzCheck" "pkg/conntable FuzzNetlinkDecoders" "pkg/forward FuzzParseSave" \
-	"pkg/history FuzzLastLines" "pkg/pool FuzzReadKeys"; do
+	"pkg/history FuzzLastLines" "pkg/pool FuzzReadKeys" \
+	"pkg/lbview FuzzParse" "pkg/lbview FuzzLoad" "pkg/agentcheck FuzzLikeAgentCheck"; do
 	set -- $target
 	echo "=== FUZZ $1 $2" >>"$log"
 	go test "./$1" -run '^$' -fuzz "^$2\$" -fuzztime "${DRAINCTL_FUZZTIME:-50000x}" >>"$log" 2>&1 || { echo "--- FAIL: fuzz $1 $2" >>"$log"; status=1; }

@@ -257,7 +257,7 @@ func startViews(s settings.Settings, deps *maintenance.Deps, log *slog.Logger) (
 	for _, f := range s.Forwards {
 		ports = append(ports, f.From)
 	}
-	w, err := lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise}, log)
+	w, err := lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise, Allow: s.LoadBalancers}, log)
 	if err != nil {
 		log.Warn("cannot watch the load balancers' health checks: withdraws wait min-wait and nothing confirms them", "err", err)
 	} else {
@@ -271,7 +271,7 @@ func startViews(s settings.Settings, deps *maintenance.Deps, log *slog.Logger) (
 		// takes the server out, one "ready" puts it back.
 		_, port, _ := net.SplitHostPort(s.AgentCheckListen)
 		p, _ := strconv.ParseUint(port, 10, 16)
-		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}})
+		agentView = lbview.New(lbview.Settings{Fall: 1, Rise: 1, Ports: []uint16{uint16(p)}, Allow: s.LoadBalancers})
 		views = append(views, agentView)
 	}
 	if len(views) > 0 {

@@ -123,6 +123,10 @@ type Checks struct {
 	// Seen are the sources doctor's capture saw, on the forward ports and
 	// the service ports (LB.Port says which).
 	Seen []lbview.LB
+	// Newcomers counts the sources new to doctor's capture on the forward
+	// ports (lbview's Newcomers): more than Seen lists when a flood
+	// churns the view.
+	Newcomers int
 	// Agent are the agent's load balancers; AgentWatching says whether it
 	// watches at all (an agent's status without health checks).
 	Agent         []lbview.LB

@@ -83,7 +83,7 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 			ports = append(ports, fw.From, fw.To)
 		}
 		var err error
-		if watch, err = lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise, MinChecks: captureMinChecks}, o.Log); err != nil {
+		if watch, err = lbview.Start(ports, lbview.Settings{Fall: s.Checks.Fall, Rise: s.Checks.Rise, MinChecks: captureMinChecks, MaxSources: captureMaxSources}, o.Log); err != nil {
 			f.Checks.CaptureErr = err
 		}
 	} else {
@@ -116,6 +116,9 @@ func Gather(ctx context.Context, o Options) (Facts, error) {
 		case <-ctx.Done():
 		}
 		f.Checks.Seen = remote(watch.LoadBalancers(), local)
+		for _, fw := range s.Forwards {
+			f.Checks.Newcomers += watch.Newcomers(fw.From)
+		}
 		watch.Close()
 		f.Checks.Listened = time.Since(start)
 	}

@@ -120,8 +120,13 @@ func (f Facts) checkers() []lbview.LB {
 			byKey[l.Key()] = l
 		}
 	}
+	flooded, watching := f.flooded(), f.Checks.AgentWatching
 	for _, l := range sourcesOn(f.Checks.Seen, f.forwardPorts()) {
-		if a, ok := byKey[l.Key()]; ok && a.Interval > 0 && l.Interval == 0 {
+		a, ok := byKey[l.Key()]
+		if flooded && watching && !ok {
+			continue // the flood's: judgeLearned says it, once
+		}
+		if ok && a.Interval > 0 && l.Interval == 0 {
 			l.Interval = a.Interval
 		}
 		byKey[l.Key()] = l
@@ -176,6 +181,7 @@ func judgeChecks(f Facts) []Finding {
 	}
 	checkers := f.checkers()
 	now := f.Now
+	out = append(out, judgeLearned(f)...)
 	for _, l := range checkers {
 		out = append(out, ok(AreaChecks, "checks.forward-port", l.Describe(now)))
 		out = append(out, judgeAnswers(f, l)...)

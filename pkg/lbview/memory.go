@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -24,12 +25,15 @@ const ForgetAfter = 24 * time.Hour
 
 // Remember puts load balancers known before (Save's) in the view as if
 // they had just been counted: a confirmation expects each until it is
-// silent for ForgetAfter. Ones the view knows already are left as they are.
+// silent for ForgetAfter. Ones the view knows already are left as they
+// are. Ones outside Settings.Allow are skipped, and so are ones that are
+// not steady (a file of an older drainctl may list a burst of spoofed
+// SYNs).
 func (v *View) Remember(lbs []LB, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, l := range lbs {
-		if now.Sub(l.Last) > ForgetAfter || !l.Addr.IsValid() {
+		if now.Sub(l.Last) > ForgetAfter || !l.Addr.IsValid() || !l.Steady() || !v.allowed(l.Addr) {
 			continue
 		}
 		k := l.Key()
@@ -42,11 +46,19 @@ func (v *View) Remember(lbs []LB, now time.Time) {
 	}
 }
 
-// Save writes lbs to path atomically and durably (a new file renamed over
-// the old, file and directory fsynced), so a crash leaves the old list or
-// the new one.
+// Save writes the steady ones of lbs to path atomically and durably (a
+// new file renamed over the old, file and directory fsynced), so a crash
+// leaves the old list or the new one. Only steady ones: what is
+// remembered is expected by every confirmation for a day, and a source
+// that merely sent a few SYNs (anyone can, from any address) must not be.
 func Save(path string, lbs []LB) error {
-	b, err := json.MarshalIndent(lbs, "", "  ")
+	keep := []LB{}
+	for _, l := range lbs {
+		if l.Steady() {
+			keep = append(keep, l)
+		}
+	}
+	b, err := json.MarshalIndent(keep, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -56,14 +68,28 @@ func Save(path string, lbs []LB) error {
 	return nil
 }
 
-// Load reads what Save wrote; a missing file is an empty list.
+// maxMemory bounds the file Load reads: Save writes at most MaxSources
+// entries of a few hundred bytes each.
+const maxMemory = 1 << 20
+
+// Load reads what Save wrote; a missing file is an empty list. A file
+// over maxMemory is refused unread, with the rest of the agent going on
+// without it.
 func Load(path string) ([]LB, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load the load balancers: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxMemory+1))
+	if err != nil {
+		return nil, fmt.Errorf("load the load balancers: %w", err)
+	}
+	if len(b) > maxMemory {
+		return nil, fmt.Errorf("load the load balancers from %s: over %d bytes, not a list drainctl wrote", path, maxMemory)
 	}
 	var lbs []LB
 	if err := json.Unmarshal(b, &lbs); err != nil {

@@ -17,14 +17,15 @@ func TestRememberedLoadBalancersAreExpected(t *testing.T) {
 	before := New(Settings{Fall: 2, Rise: 2})
 	now := time.Now()
 	gone := netip.MustParseAddr("10.0.0.9")
-	feed(before, lb4, now.Add(-time.Second), 100*time.Millisecond, 10, Accepted)
-	feed(before, gone, now.Add(-time.Second), 100*time.Millisecond, 10, Accepted)
+	// Both steady (only steady ones are saved): 25 s of checks.
+	feed(before, lb4, now.Add(-25*time.Second), 500*time.Millisecond, 50, Accepted)
+	feed(before, gone, now.Add(-25*time.Second), 500*time.Millisecond, 50, Accepted)
 	path := filepath.Join(t.TempDir(), "loadbalancers.json")
 	if err := Save(path, before.LoadBalancers()); err != nil {
 		t.Fatal(err)
 	}
 	lbs, err := Load(path)
-	if err != nil || len(lbs) != 2 || lbs[0].Interval != 100*time.Millisecond {
+	if err != nil || len(lbs) != 2 || lbs[0].Interval != 500*time.Millisecond {
 		t.Fatalf("load: %+v %v", lbs, err)
 	}
 	old := LB{Addr: netip.MustParseAddr("10.0.0.77"), Port: 81, Checks: 50, Last: now.Add(-ForgetAfter - time.Minute)}

@@ -37,9 +37,16 @@ type Settings struct {
 	// last check is more recent than max(Active, 4 check intervals).
 	// Default 10 s.
 	Active time.Duration
-	// MaxSources bounds the sources kept; the least recently seen go.
-	// Default 64.
+	// MaxSources bounds the sources kept. When it is reached a newcomer
+	// takes the place of the least trusted source (trust.go): one never
+	// answered, else one not steady yet, else a steady one gone silent;
+	// never that of a steady load balancer still checking (the newcomer
+	// is dropped instead). Default 64.
 	MaxSources int
+	// Allow, when not empty, are the only addresses or networks whose
+	// checks the view records (health_checks.load_balancers): the
+	// load balancers the operator names. Empty: any source may be learned.
+	Allow []netip.Prefix
 	// Ports are the ports whose checks the view is fed (for messages).
 	Ports []uint16
 }
@@ -160,12 +167,27 @@ type View struct {
 	mu      sync.Mutex
 	srcs    map[Key]*source
 	changed chan struct{} // closed and replaced at every packet
+	pruned  time.Time     // the last pruneLocked
+	// newcomers counts the sources new to the view, by port: each time
+	// one is recorded for the first time (or again after it was evicted),
+	// or refused a place. A flood bigger than the view shows here, not in
+	// its list (its sources evict each other before their third check).
+	newcomers map[uint16]int
 }
 
 // New returns an empty view.
 func New(s Settings) *View {
 	s.defaults()
-	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{})}
+	return &View{s: s, srcs: map[Key]*source{}, changed: make(chan struct{}), newcomers: map[uint16]int{}}
+}
+
+// Newcomers says how many times a source new to the view checked port
+// since the view began (a source evicted and seen again counts again):
+// doctor's measure of a flood.
+func (v *View) Newcomers(port uint16) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.newcomers[port]
 }
 
 // Ports are the ports whose checks the view is fed.
@@ -176,10 +198,15 @@ func (v *View) Record(port uint16, p Packet) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	k := Key{p.Remote.Addr().Unmap(), port}
+	if !v.allowed(k.Addr) {
+		return
+	}
+	v.pruneLocked(p.Time)
 	src := v.srcs[k]
 	if src == nil {
-		if len(v.srcs) >= v.s.MaxSources {
-			v.evictLocked()
+		v.newcomers[port]++
+		if len(v.srcs) >= v.s.MaxSources && !v.evictLocked(p.Time) {
+			return // every place is a steady load balancer's
 		}
 		src = &source{LB: LB{Addr: k.Addr, Port: port, First: p.Time}}
 		v.srcs[k] = src
@@ -243,28 +270,21 @@ func median(ts []time.Time) time.Duration {
 	return gaps[len(gaps)/2]
 }
 
-func (v *View) evictLocked() {
-	var oldest *source
-	for _, s := range v.srcs {
-		if oldest == nil || s.Last.Before(oldest.Last) {
-			oldest = s
-		}
-	}
-	delete(v.srcs, oldest.Key())
-}
-
-// LoadBalancers lists the sources that count as load balancers (MinChecks
-// checks or more), by address, with Active as of now.
+// LoadBalancers lists the sources learned (MinChecks checks or more), by
+// address, with Active as of now: what the agent's status and doctor
+// show, flood included. Active is true only of the ones that count
+// (trust.go): the ones a confirmation waits for.
 func (v *View) LoadBalancers() []LB { return v.listAt(time.Now()) }
 
 func (v *View) listAt(t time.Time) []LB {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []LB
+	peersUntil, trusted := v.trustedSinceLocked()
 	for _, s := range v.srcs {
 		if s.Checks >= uint64(v.s.MinChecks) {
 			l := s.LB
-			l.Active = v.activeAt(l, t)
+			l.Active = v.activeAt(l, t) && v.countsLocked(s, trusted, peersUntil)
 			out = append(out, l)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/user"
@@ -76,6 +77,11 @@ type Settings struct {
 	AgentCheckListen string `json:"-"`
 	// Checks is the load balancers' view.
 	Checks Checks `json:"-"`
+	// LoadBalancers, when not empty, are the addresses or networks of the
+	// load balancers: the view learns only sources within them (a SYN's
+	// source address can be anyone's). Empty: any source may be learned,
+	// steady ones ranking above newcomers (pkg/lbview).
+	LoadBalancers []netip.Prefix `json:"-"`
 	// Build describes this binary, for drainctl_build_info; the CLI sets
 	// it, it is no setting of the file (the JSON prints it after them).
 	Build metrics.Build `json:"-"`
@@ -156,6 +162,8 @@ func Defaults() Settings {
 		Restart: runner.Command{Line: runner.AutoRestart, Timeout: 60 * time.Second},
 		// haproxy-config writes fall 2 rise 2 on the primary entries.
 		Checks: Checks{Watch: true, Fall: 2, Rise: 2},
+		// Any source may be learned, steady ones ranking first.
+		LoadBalancers: []netip.Prefix{},
 		// A restarted Apache answers within a second or two; 15 s covers
 		// a slow application's first request.
 		Ready: ready.Check{Accept: ready.MustStatuses(ready.DefaultStatuses), Timeout: 15 * time.Second},

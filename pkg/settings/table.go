@@ -140,6 +140,7 @@ const (
 	KeyMaxDeadline        = "limits.max_deadline"
 	KeyMaxPoolWait        = "limits.max_pool_wait"
 	KeyPoolInsecureCreds  = "pool.insecure_credentials"
+	KeyLoadBalancers      = "health_checks.load_balancers"
 )
 
 // All is every setting, in the order of the config file
@@ -195,6 +196,8 @@ func agentTable() []*Setting {
 			v: count(func(s *Settings) *int { return &s.Checks.Fall }), check: func(s Settings) error { return checkCount("fall", s.Checks.Fall) }},
 		{Key: KeyRise, OldFlags: []string{"rise"}, Doc: "HAProxy's rise: `N` accepted checks put it back",
 			v: count(func(s *Settings) *int { return &s.Checks.Rise }), check: func(s Settings) error { return checkCount("rise", s.Checks.Rise) }},
+		{Key: KeyLoadBalancers, Doc: "the load balancers' addresses or networks (`CIDR`, repeatable): only their checks are learned, so that SYNs from spoofed addresses cannot take their place; empty: any source, steady ones ranking above newcomers",
+			v: listOf(func(s *Settings) *[]netip.Prefix { return &s.LoadBalancers }, ParsePrefix, netip.Prefix.String)},
 	}
 }
 
