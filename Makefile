@@ -31,10 +31,15 @@ TOOL = $(GO) tool -modfile=$(HERE)scripts/tools/go.mod
 BIN ?= bin
 DIST ?= dist
 
+# The binary the package ships: CGO_ENABLED=0 so that a host with a C
+# compiler and one without build the same binary (Go's own linker, no
+# libc linked); a PIE (-buildmode=pie) with full RELRO (-bindnow: the
+# GOT read-only after start), as Debian's hardening asks. docs/design.md,
+# "The package's binary", says why not cgo.
 build:
 	$(need-version)
-	$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(BIN)/drainctl ./cmd/drainctl
-	$(GO) build -o $(BIN)/drainctl-lab ./pkg/internal/demo
+	CGO_ENABLED=0 $(GO) build -trimpath -buildmode=pie -ldflags "-s -w -bindnow $(LDFLAGS)" -o $(BIN)/drainctl ./cmd/drainctl
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/drainctl-lab ./pkg/internal/demo
 
 ## demo: real HAProxy and Apache in namespaces, users under load, web1
 ## restarted by drainctl and the naive way, a report side by side (root;
@@ -67,18 +72,25 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkForward -benchtime 200x -count 3 ./pkg/forward
 	$(GO) test -run '^$$' -bench BenchmarkConnTable -benchtime 20x ./pkg/conntable
 
-## package: dist/drainctl_VERSION_ARCH.deb and dist/drainctl-VERSION.ARCH.rpm,
+## package: dist/drainctl_VERSION-1_ARCH.deb and dist/drainctl-VERSION-1.ARCH.rpm,
 ## built by nfpm (a Go tool of scripts/tools/go.mod, which pins it; the
 ## module proxy serves it): the binary, both units, the config as a
 ## conffile, the drainctl group (sysusers.d), man pages and bash/zsh
-## completion
+## completion, the copyright file and a changelog of this version
+## (lintian and rpmlint clean: TestPackageLint)
 package: build
 	rm -rf $(DIST) && mkdir -p $(DIST)/man $(DIST)/completion
 	$(BIN)/drainctl man $(DIST)/man && gzip -9n $(DIST)/man/*.8
 	$(BIN)/drainctl completion bash > $(DIST)/completion/drainctl
 	$(BIN)/drainctl completion zsh > $(DIST)/completion/_drainctl
+	# The changelog of this version, the .deb's (VERSION-1, nfpm.yaml's
+	# release) and the .rpm's.
+	$(HERE)scripts/package/changelog $(VERSION)-1 $(BUILD_DATE) > $(DIST)/changelog.yml
 	# nfpm expands the environment in its fields, not in contents' paths.
-	sed 's|$${BIN}|$(BIN)|g; s|$${DIST}|$(DIST)|g' scripts/package/nfpm.yaml > $(DIST)/nfpm.yaml
+	for f in $(DIST)/man/*.8.gz; do \
+		echo "  - {src: $$f, dst: /usr/share/man/man8/$${f##*/}, type: doc, file_info: {mode: 0644}}"; \
+	done > $(DIST)/man.yaml
+	sed 's|$${BIN}|$(BIN)|g; s|$${DIST}|$(DIST)|g; /# @rpm-man-pages@/r $(DIST)/man.yaml' scripts/package/nfpm.yaml > $(DIST)/nfpm.yaml
 	for p in deb rpm; do \
 		VERSION=$(VERSION) ARCH=$(ARCH) $(TOOL) nfpm package \
 			--config $(DIST)/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \

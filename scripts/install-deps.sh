@@ -11,6 +11,8 @@ set -euo pipefail
 # nginx app servers (Options.WebServer, make demo WEB=nginx).
 PKGS=(iptables nftables conntrack haproxy apache2 iproute2 curl sudo make ufw systemd rpm util-linux
 	openssh-server openssh-client ansible-core jq etcd-server etcd-client openssl nginx-light)
+# lintian and rpmlint: TestPackageLint judges the .deb and the .rpm with them.
+PKGS+=(lintian rpmlint)
 # The systemd tier (pkg/internal/nspawn): systemd-nspawn and debootstrap,
 # and dpkg-dev for dpkg-scanpackages (the local repository an upgrade by
 # unattended-upgrades installs from), without their recommends:

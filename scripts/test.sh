@@ -19,6 +19,7 @@ go tool -modfile=scripts/tools/go.mod golangci-lint run ./...
 # The shell tools: syntax (their behaviour is tested by the Go tests).
 bash -n scripts/contrib/drainctl-roll scripts/install-deps.sh scripts/test.sh
 sh -n scripts/contrib/cron/drainctl-patch systemd/generators/drainctl-guard-generator scripts/package/policy-rc.d scripts/package/postinst scripts/package/prerm scripts/package/postrm scripts/package/version
+sh -n scripts/package/changelog
 
 log=$(mktemp /tmp/drainctl-test-XXXXXX.log)
 # The systemd tier's container root (pkg/internal/nspawn): one debootstrap
