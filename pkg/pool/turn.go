@@ -187,4 +187,3 @@ func set(s map[string]bool, id string, in bool) {
 		delete(s, id)
 	}
 }
-
