@@ -60,7 +60,9 @@ func installAndStart(t *testing.T, c *nspawn.Container, deb string) (mainPID int
 	t.Logf("dpkg -i in %v", time.Since(begin).Round(time.Millisecond))
 	csh(t, c, "systemctl is-enabled -q drainctl && ! systemctl is-active -q drainctl")
 	// Type=notify: start returns once the agent said it is ready.
-	csh(t, c, "systemctl start drainctl && systemctl is-active -q drainctl")
+	// A start that fails shows the unit's journal (a sandbox that
+	// forbids what the agent or its ExecStartPre needs).
+	csh(t, c, "systemctl start drainctl && systemctl is-active -q drainctl || { journalctl -q -u drainctl --no-pager -n 40; exit 1; }")
 	return unitPID(t, c, "drainctl")
 }
 
