@@ -389,7 +389,9 @@ func doctorUnderSystemd(t *testing.T, c *nspawn.Container, haproxyCfg string) {
 	if st, out := cstatus(t, c); st.HealthChecks != nil {
 		t.Fatalf("the agent watches the checks without AF_PACKET:\n%s", out)
 	}
-	journal := csh(t, c, "journalctl -q -u drainctl --no-pager -n 30")
+	// The journal may lag behind the agent's start on a loaded machine:
+	// a few seconds for the line.
+	journal := csh(t, c, "for i in $(seq 50); do journalctl -q -u drainctl --no-pager -n 30 | grep -q 'cannot watch the load balancers' && break; sleep 0.2; done; journalctl -q -u drainctl --no-pager -n 30")
 	if !strings.Contains(journal, "cannot watch the load balancers' health checks") || !strings.Contains(journal, "address family not supported") {
 		t.Fatalf("the agent's log does not say it cannot watch:\n%s", journal)
 	}
