@@ -117,6 +117,17 @@ func (u *reloadRun) check(t *testing.T, c *nspawn.Container) {
 	if pid := unitPID(t, c, "apache2"); pid != u.mainPID {
 		t.Errorf("Apache's main process %d, before %d: restarted, where a reload would do", pid, u.mainPID)
 	}
+	action := lastOwedAction(t, c)
+	if !strings.HasPrefix(action, "reload: ") {
+		t.Errorf("the last restart owed did %q, want a reload", action)
+	}
+	t.Logf("Apache reloaded, main PID %d kept; the history's action: %s", u.mainPID, action)
+}
+
+// lastOwedAction is the action of the last restart owed in the history
+// (the newest of the last five entries with one).
+func lastOwedAction(t *testing.T, c *nspawn.Container) string {
+	t.Helper()
 	out := csh(t, c, "drainctl history -n 5 --json")
 	var es []apitype.HistoryEntry
 	if err := json.Unmarshal([]byte(out), &es); err != nil {
@@ -128,8 +139,5 @@ func (u *reloadRun) check(t *testing.T, c *nspawn.Container) {
 			action = e.Action
 		}
 	}
-	if !strings.HasPrefix(action, "reload: ") {
-		t.Errorf("the last restart owed did %q, want a reload", action)
-	}
-	t.Logf("Apache reloaded, main PID %d kept; the history's action: %s", u.mainPID, action)
+	return action
 }
