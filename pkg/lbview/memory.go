@@ -26,14 +26,14 @@ const ForgetAfter = 24 * time.Hour
 // Remember puts load balancers known before (Save's) in the view as if
 // they had just been counted: a confirmation expects each until it is
 // silent for ForgetAfter. Ones the view knows already are left as they
-// are. Ones outside Settings.Allow are skipped, and so are ones that are
-// not steady (a file of an older drainctl may list a burst of spoofed
-// SYNs).
+// are. Ones outside Settings.Allow are skipped, and so are ones not
+// worth remembering (a file of an older drainctl may list a burst of
+// spoofed SYNs).
 func (v *View) Remember(lbs []LB, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, l := range lbs {
-		if now.Sub(l.Last) > ForgetAfter || !l.Addr.IsValid() || !l.Steady() || !v.allowed(l.Addr) {
+		if now.Sub(l.Last) > ForgetAfter || !l.Addr.IsValid() || !worthRemembering(l) || !v.allowed(l.Addr) {
 			continue
 		}
 		k := l.Key()
@@ -46,15 +46,25 @@ func (v *View) Remember(lbs []LB, now time.Time) {
 	}
 }
 
-// Save writes the steady ones of lbs to path atomically and durably (a
-// new file renamed over the old, file and directory fsynced), so a crash
-// leaves the old list or the new one. Only steady ones: what is
-// remembered is expected by every confirmation for a day, and a source
-// that merely sent a few SYNs (anyone can, from any address) must not be.
+// worthRemembering says whether l is kept across the agent's restarts:
+// steady, or counted when listed (Active: checking, and no steady source
+// outranked it) and answered. What is remembered is expected by every
+// confirmation for a day, and a source that merely sent a few SYNs
+// (anyone can, from any address) must not be; but a host rebooted a few
+// seconds after its agent started (before any load balancer could be
+// steady) must still wait, after the boot, for the one it counted, or
+// its restore is confirmed by nobody.
+func worthRemembering(l LB) bool {
+	return l.Steady() || (l.Active && l.Accepted+l.Refused > 0 && l.Checks >= SteadyChecks)
+}
+
+// Save writes the ones of lbs worth remembering to path atomically and
+// durably (a new file renamed over the old, file and directory
+// fsynced), so a crash leaves the old list or the new one.
 func Save(path string, lbs []LB) error {
 	keep := []LB{}
 	for _, l := range lbs {
-		if l.Steady() {
+		if worthRemembering(l) {
 			keep = append(keep, l)
 		}
 	}

@@ -53,3 +53,26 @@ func TestRememberedLoadBalancersAreExpected(t *testing.T) {
 		t.Errorf("a missing file: %v %v", lbs, err)
 	}
 }
+
+// A load balancer counted and answered is remembered even before it is
+// steady: a host rebooted seconds after its agent started must still wait
+// for it after the boot (TestE2ERebootUnderLoad failed without this). A
+// newcomer outranked (not counted) or never answered is not.
+func TestCountedLoadBalancerRemembered(t *testing.T) {
+	t0 := time.Now()
+	lb := func(addr string, active bool, answered uint64) LB {
+		return LB{Addr: netip.MustParseAddr(addr), Port: 81, Checks: 9, Accepted: answered, Interval: 200 * time.Millisecond,
+			First: t0, Last: t0.Add(1600 * time.Millisecond), Active: active}
+	}
+	path := filepath.Join(t.TempDir(), "lbs.json")
+	if err := Save(path, []LB{lb("198.18.1.1", true, 9), lb("198.18.9.9", false, 9), lb("198.18.9.8", true, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Addr.String() != "198.18.1.1" {
+		t.Fatalf("remembered %+v; want 198.18.1.1 alone (counted and answered)", got)
+	}
+}
