@@ -44,14 +44,21 @@ func (p *Pool) Register(ctx context.Context, period time.Duration) {
 	// A clean stop: gone from now on (Close ends the lease).
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RequestTimeout)
 	defer cancel()
+	if cli, err := p.client(lctx); err == nil {
+		cli.Txn(lctx).Then(p.departure(p.cfg.ID)...).Commit() //nolint:errcheck // etcd away: seen stays the join's time
+	}
+}
+
+// departure is the record of member id's departure, now: when it left
+// (seen), an "agent gone" health record (what names it gone without a
+// read of every member), and the budget key touched (a grant decided
+// before fails).
+func (p *Pool) departure(id string) []clientv3.Op {
 	now := time.Now().UTC()
 	seen, _ := json.Marshal(now)
 	gone, _ := json.Marshal(Health{Why: "agent gone", Since: now, Gone: true})
-	if cli, err := p.client(lctx); err == nil {
-		//nolint:errcheck // etcd away: seen stays the join's time
-		cli.Txn(lctx).Then(clientv3.OpPut(p.key("seen", p.cfg.ID), string(seen)), clientv3.OpPut(p.key("health", p.cfg.ID), string(gone)),
-			clientv3.OpPut(p.budgetKey(), p.cfg.ID+" gone")).Commit()
-	}
+	return []clientv3.Op{clientv3.OpPut(p.key("seen", id), string(seen)), clientv3.OpPut(p.key("health", id), string(gone)),
+		clientv3.OpPut(p.budgetKey(), id+" gone")}
 }
 
 // register puts the member key on the agent's lease, unless it is there
@@ -230,16 +237,12 @@ func (p *Pool) successor(ctx context.Context, prefix, own string, at int64) (str
 // it joined; the budget counts it by its lease) and neither counted as
 // an etcd error nor retried: one refused request per departure.
 func (p *Pool) recordDeparture(ctx context.Context, id string) {
-	now := time.Now().UTC()
-	seen, _ := json.Marshal(now)
-	gone, _ := json.Marshal(Health{Why: "agent gone", Since: now, Gone: true})
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
 	defer cancel()
 	cli, err := p.client(ctx)
 	if err == nil {
 		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.key("members", id)), "=", 0)).
-			Then(clientv3.OpPut(p.key("seen", id), string(seen)), clientv3.OpPut(p.key("health", id), string(gone)),
-				clientv3.OpPut(p.budgetKey(), id+" gone")).Commit()
+			Then(p.departure(id)...).Commit()
 	}
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):

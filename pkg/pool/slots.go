@@ -184,7 +184,8 @@ func (p *Pool) takeTurn(ctx context.Context, st State, w Wait, c Claim, shown fu
 	}
 	traced("grant lost")
 	*lost++
-	return false, sleepCtx(ctx, rand.N(time.Duration(min(*lost, 5))*10*time.Millisecond))
+	sleep(ctx, rand.N(time.Duration(min(*lost, 5))*10*time.Millisecond))
+	return false, ctx.Err()
 }
 
 // readSeeded reads the pool, seeding its settings first with this
@@ -419,14 +420,4 @@ func (p *Pool) Resume(ctx context.Context) error {
 		return cli.Delete(ctx, p.prefix+"paused")
 	})
 	return err
-}
-
-// sleepCtx sleeps d, or until ctx ends (its error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
